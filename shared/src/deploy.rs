@@ -1,0 +1,160 @@
+//! Deploying definitions: files → validated definitions → new versions in a store,
+//! only where something changed. Shared by `hookflow serve` and `hookflow deploy`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::model::{DeployedWorkflow, WorkflowDefinition};
+use crate::nodes::NodeRegistry;
+use crate::ports::{Store, StoreError};
+use crate::time::now_rfc3339;
+use crate::validate::{self, Problem};
+
+/// A definition file that could not be used, with every reason.
+#[derive(Debug)]
+pub struct FileProblems {
+    pub file: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+impl std::fmt::Display for FileProblems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for p in &self.problems {
+            writeln!(f, "{}: {p}", self.file.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and validates one definition file.
+pub fn load_file(file: &Path, registry: &NodeRegistry) -> Result<WorkflowDefinition, FileProblems> {
+    let fail = |message: String| FileProblems {
+        file: file.to_path_buf(),
+        problems: vec![Problem {
+            path: String::new(),
+            message,
+        }],
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let doc: Value =
+        serde_json::from_str(&text).map_err(|e| fail(format!("not valid JSON: {e}")))?;
+    validate::validate(&doc, registry).map_err(|problems| FileProblems {
+        file: file.to_path_buf(),
+        problems,
+    })
+}
+
+/// The `*.json` files of a directory, or the file itself, sorted by name.
+pub fn definition_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Loads every definition under the given paths; on any problem, returns them all.
+pub fn load_all(
+    paths: &[PathBuf],
+    registry: &NodeRegistry,
+) -> Result<Vec<WorkflowDefinition>, Vec<FileProblems>> {
+    let mut defs = Vec::new();
+    let mut problems = Vec::new();
+    for path in paths {
+        let files = match definition_files(path) {
+            Ok(files) => files,
+            Err(e) => {
+                problems.push(FileProblems {
+                    file: path.clone(),
+                    problems: vec![Problem {
+                        path: String::new(),
+                        message: format!("cannot read: {e}"),
+                    }],
+                });
+                continue;
+            }
+        };
+        for file in files {
+            match load_file(&file, registry) {
+                Ok(def) => defs.push((file, def)),
+                Err(p) => problems.push(p),
+            }
+        }
+    }
+    // Two files with one key would overwrite each other's versions in turn.
+    for (i, (file, def)) in defs.iter().enumerate() {
+        if let Some((first, _)) = defs[..i].iter().find(|(_, d)| d.key == def.key) {
+            problems.push(FileProblems {
+                file: file.clone(),
+                problems: vec![Problem {
+                    path: "key".into(),
+                    message: format!("{:?} is also the key of {}", def.key, first.display()),
+                }],
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(defs.into_iter().map(|(_, d)| d).collect())
+    } else {
+        Err(problems)
+    }
+}
+
+/// What deploying one definition did.
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    pub workflow: Arc<DeployedWorkflow>,
+    /// `false` when the definition equalled the current version.
+    pub changed: bool,
+}
+
+/// Deploys a definition as a new version when it differs from the current one.
+/// A definition without a hook id keeps the one its key already has, or gets a new
+/// random one (128 bits).
+pub async fn deploy(
+    store: &dyn Store,
+    mut definition: WorkflowDefinition,
+) -> Result<Deployed, StoreError> {
+    let current = store.current_workflow(&definition.key).await?;
+    let hook_id = definition
+        .trigger
+        .hook_id
+        .clone()
+        .or_else(|| current.as_ref().map(|c| c.hook_id.clone()))
+        .unwrap_or_else(new_hook_id);
+    definition.trigger.hook_id = Some(hook_id.clone());
+    if let Some(current) = current.as_ref().filter(|c| c.definition == definition) {
+        return Ok(Deployed {
+            workflow: Arc::clone(current),
+            changed: false,
+        });
+    }
+    let workflow = DeployedWorkflow {
+        key: definition.key.clone(),
+        version: current.map_or(1, |c| c.version + 1),
+        hook_id,
+        definition,
+        deployed_at: now_rfc3339(),
+    };
+    store.publish(&workflow).await?;
+    Ok(Deployed {
+        workflow: Arc::new(workflow),
+        changed: true,
+    })
+}
+
+/// 128 random bits as 32 lowercase hex characters: URL-safe and unguessable.
+pub fn new_hook_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// The path a hook answers on.
+pub fn webhook_path(hook_id: &str) -> String {
+    format!("/api/webhook:trigger/{hook_id}")
+}

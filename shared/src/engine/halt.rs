@@ -1,0 +1,66 @@
+//! How a run stops early: a node's own stop, and the halt that carries it up
+//! through every enclosing branch to the execution.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::model::{ExecutionStatus, JobStatus};
+
+/// An HTTP answer chosen by a workflow (response node), free of any HTTP library.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reply {
+    pub status_code: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+/// Why a node did not simply resolve.
+#[derive(Debug)]
+pub enum NodeStop {
+    /// The node failed with this result; the execution fails.
+    Fail(Value),
+    /// Something went wrong running the node; the execution errors.
+    Error(String),
+    /// `end`: the whole execution ends, resolved or failed.
+    End { resolved: bool },
+    /// `response`: the sync answer is set and the execution resolves.
+    Respond(Reply),
+    /// A branch this node ran was halted; the halt travels on.
+    Halted(Halt),
+}
+
+impl From<Halt> for NodeStop {
+    fn from(h: Halt) -> Self {
+        NodeStop::Halted(h)
+    }
+}
+
+/// The end of a run before the main line finished.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Halt {
+    pub status: ExecutionStatus,
+    pub reply: Option<Reply>,
+}
+
+impl Halt {
+    pub fn new(status: ExecutionStatus) -> Self {
+        Self {
+            status,
+            reply: None,
+        }
+    }
+
+    /// The status a branching node's own job takes when a halt passes through it.
+    pub fn job_status(&self) -> JobStatus {
+        match self.status {
+            ExecutionStatus::Resolved => JobStatus::Resolved,
+            ExecutionStatus::Failed => JobStatus::Failed,
+            ExecutionStatus::Aborted => JobStatus::Aborted,
+            ExecutionStatus::Canceled => JobStatus::Canceled,
+            ExecutionStatus::Error | ExecutionStatus::Queued | ExecutionStatus::Started => {
+                JobStatus::Error
+            }
+        }
+    }
+}

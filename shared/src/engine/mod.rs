@@ -1,0 +1,13 @@
+//! The engine: walks a workflow's node graph and records one job per node run.
+//!
+//! It knows nothing of HTTP, AWS or storage. A run takes a [`RunState`] (context,
+//! variables, jobs so far) and ends in an [`Outcome`]; callers record it. Node types
+//! plug in through [`crate::nodes::NodeType`], so new types touch no code here.
+
+mod halt;
+mod state;
+mod walk;
+
+pub use halt::{Halt, NodeStop, Reply};
+pub use state::{RunContext, RunState};
+pub use walk::{Engine, Limits, Outcome};

@@ -1,0 +1,204 @@
+//! What a run knows while it runs: the trigger context, finished nodes' results,
+//! loop scopes, the output and the jobs so far.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use super::halt::{Halt, NodeStop};
+use super::walk::Engine;
+use crate::model::{ExecutionStatus, Job, JobStatus, NodeDefinition};
+use crate::path::{self, Segment};
+use crate::template::{self, Variables};
+use crate::time::now_rfc3339;
+
+pub struct RunState {
+    execution_id: String,
+    context: Value,
+    env: Arc<Value>,
+    /// `$jobsMapByNodeKey`: node key → latest result.
+    results: Value,
+    /// `$scopes`: node key → loop variables.
+    scopes: Value,
+    output: Value,
+    jobs: Vec<Job>,
+    node_runs: usize,
+}
+
+impl RunState {
+    /// `env` is the object of exposed environment variables (`$env`).
+    pub fn new(execution_id: impl Into<String>, context: Value, env: Arc<Value>) -> Self {
+        Self {
+            execution_id: execution_id.into(),
+            context,
+            env,
+            results: Value::Object(Map::new()),
+            scopes: Value::Object(Map::new()),
+            output: Value::Null,
+            jobs: Vec::new(),
+            node_runs: 0,
+        }
+    }
+
+    pub fn execution_id(&self) -> &str {
+        &self.execution_id
+    }
+
+    pub fn context(&self) -> &Value {
+        &self.context
+    }
+
+    pub fn output(&self) -> &Value {
+        &self.output
+    }
+
+    pub fn jobs(&self) -> &[Job] {
+        &self.jobs
+    }
+
+    /// Hands the recorded pieces over once the run is over.
+    pub fn into_parts(self) -> (Value, Value, Vec<Job>) {
+        (self.context, self.output, self.jobs)
+    }
+
+    /// Marks jobs still pending (a timed-out run) as aborted.
+    pub fn abort_pending(&mut self) {
+        let now = now_rfc3339();
+        for job in self
+            .jobs
+            .iter_mut()
+            .filter(|j| j.status == JobStatus::Pending)
+        {
+            job.status = JobStatus::Aborted;
+            job.finished_at = Some(now.clone());
+        }
+    }
+
+    /// Counts one more node run; `false` once the cap is passed.
+    pub(super) fn count_node_run(&mut self, cap: usize) -> bool {
+        self.node_runs += 1;
+        self.node_runs <= cap
+    }
+
+    pub(super) fn start_job(&mut self, node: &NodeDefinition) -> usize {
+        self.jobs.push(Job {
+            node_key: node.key.clone(),
+            node_type: node.kind.clone(),
+            status: JobStatus::Pending,
+            result: Value::Null,
+            started_at: now_rfc3339(),
+            finished_at: None,
+        });
+        self.jobs.len() - 1
+    }
+
+    fn set_job_result(&mut self, index: usize, result: Value) {
+        let key = self.jobs[index].node_key.clone();
+        if let Value::Object(map) = &mut self.results {
+            map.insert(key, result.clone());
+        }
+        self.jobs[index].result = result;
+    }
+
+    pub(super) fn finish_job(&mut self, index: usize, status: JobStatus, result: Value) {
+        self.set_job_result(index, result);
+        let job = &mut self.jobs[index];
+        job.status = status;
+        job.finished_at = Some(now_rfc3339());
+    }
+
+    /// Records how a node stopped and turns it into the halt that ends the run.
+    pub(super) fn stop_job(&mut self, index: usize, stop: NodeStop) -> Halt {
+        let (status, result, halt) = match stop {
+            NodeStop::Fail(result) => (
+                JobStatus::Failed,
+                Some(result),
+                Halt::new(ExecutionStatus::Failed),
+            ),
+            NodeStop::Error(message) => (
+                JobStatus::Error,
+                Some(json!({ "message": message })),
+                Halt::new(ExecutionStatus::Error),
+            ),
+            NodeStop::End { resolved } => {
+                let (job, exec) = if resolved {
+                    (JobStatus::Resolved, ExecutionStatus::Resolved)
+                } else {
+                    (JobStatus::Failed, ExecutionStatus::Failed)
+                };
+                (job, Some(Value::Null), Halt::new(exec))
+            }
+            NodeStop::Respond(reply) => {
+                let result = serde_json::to_value(&reply).unwrap_or(Value::Null);
+                let halt = Halt {
+                    status: ExecutionStatus::Resolved,
+                    reply: Some(reply),
+                };
+                (JobStatus::Resolved, Some(result), halt)
+            }
+            NodeStop::Halted(halt) => (halt.job_status(), None, halt),
+        };
+        let result = result.unwrap_or_else(|| self.jobs[index].result.clone());
+        self.finish_job(index, status, result);
+        halt
+    }
+
+    /// Records a node that could not even start (unknown type).
+    pub(super) fn error_job(&mut self, node: &NodeDefinition, message: String) -> Halt {
+        let index = self.start_job(node);
+        self.stop_job(index, NodeStop::Error(message))
+    }
+}
+
+impl Variables for RunState {
+    fn lookup(&self, root: &str, path: &[Segment]) -> Option<Value> {
+        let base = match root {
+            "$context" => &self.context,
+            "$jobsMapByNodeKey" => &self.results,
+            "$scopes" => &self.scopes,
+            "$env" => self.env.as_ref(),
+            "$system" => return self.system(path),
+            _ => return None,
+        };
+        path::get(base, path).cloned()
+    }
+}
+
+impl RunState {
+    fn system(&self, path: &[Segment]) -> Option<Value> {
+        let system = json!({ "now": now_rfc3339(), "executionId": self.execution_id });
+        path::get(&system, path).cloned()
+    }
+}
+
+/// A node's view of the run while it runs.
+pub struct RunContext<'a> {
+    pub(super) engine: &'a Engine,
+    pub(super) state: &'a mut RunState,
+    pub(super) job: usize,
+}
+
+impl RunContext<'_> {
+    /// Renders templates inside a config value against the run's variables.
+    pub fn render(&self, value: &Value) -> Value {
+        template::render(value, &*self.state)
+    }
+
+    /// Sets this node's result before it finishes, so its own branches can read it.
+    pub fn set_result(&mut self, result: Value) {
+        self.state.set_job_result(self.job, result);
+    }
+
+    /// Sets the execution's output.
+    pub fn set_output(&mut self, output: Value) {
+        self.state.output = output;
+    }
+
+    /// Runs one of the node's branches to its end (a missing branch is empty).
+    pub async fn run_branch(&mut self, node: &NodeDefinition, index: &str) -> Result<(), Halt> {
+        match node.branch(index) {
+            Some(nodes) => self.engine.run_nodes(nodes, self.state).await,
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Execution and job records (spec section 7), and the message that carries an async run.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionStatus {
+    Queued,
+    Started,
+    Resolved,
+    Failed,
+    Error,
+    Aborted,
+    Canceled,
+}
+
+impl ExecutionStatus {
+    /// A finished execution is never run again, whatever the queue redelivers.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Queued | Self::Started)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Started => "started",
+            Self::Resolved => "resolved",
+            Self::Failed => "failed",
+            Self::Error => "error",
+            Self::Aborted => "aborted",
+            Self::Canceled => "canceled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Pending,
+    Resolved,
+    Failed,
+    Error,
+    Aborted,
+    Canceled,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Resolved => "resolved",
+            Self::Failed => "failed",
+            Self::Error => "error",
+            Self::Aborted => "aborted",
+            Self::Canceled => "canceled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    pub node_key: String,
+    pub node_type: String,
+    pub status: JobStatus,
+    pub result: Value,
+    pub started_at: String,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Execution {
+    pub id: String,
+    pub workflow_key: String,
+    pub workflow_version: u32,
+    pub status: ExecutionStatus,
+    pub context: Value,
+    pub output: Value,
+    pub jobs: Vec<Job>,
+    pub created_at: String,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+}
+
+/// What the queue carries for one async run: enough to run it without asking the
+/// webhook again. The execution id is fixed at accept time, so a redelivered message
+/// maps onto the same execution record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunMessage {
+    pub execution_id: String,
+    pub workflow_key: String,
+    pub workflow_version: u32,
+    pub context: Value,
+    pub accepted_at: String,
+}

@@ -1,0 +1,11 @@
+//! The data hookflow works on: workflow definitions and execution records.
+
+mod execution;
+mod workflow;
+
+pub use execution::{Execution, ExecutionStatus, Job, JobStatus, RunMessage};
+pub use workflow::{
+    BasicAuth, DEFAULT_SYNC_TIMEOUT_MS, DeclaredPath, DeployedWorkflow, HeaderDeclaration,
+    NameValue, NodeDefinition, RequestDeclarations, TriggerDefinition, TriggerResponse,
+    WorkflowDefinition, WorkflowOptions,
+};

@@ -1,0 +1,188 @@
+//! The workflow definition format (spec section 2), as it is read from a JSON file.
+//!
+//! Deserialising is lenient about defaults; the rules themselves live in
+//! [`crate::validate`], which reports every problem with its JSON path before a
+//! definition is ever turned into these types.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Sync runs answer before API Gateway's own 30 s limit.
+pub const DEFAULT_SYNC_TIMEOUT_MS: u64 = 25_000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowDefinition {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub sync: bool,
+    #[serde(default)]
+    pub options: WorkflowOptions,
+    pub trigger: TriggerDefinition,
+    #[serde(default)]
+    pub nodes: Vec<NodeDefinition>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl WorkflowDefinition {
+    /// The time a sync run may take before it is aborted and answered with 504.
+    pub fn sync_timeout_ms(&self) -> u64 {
+        self.options.timeout_ms.unwrap_or(DEFAULT_SYNC_TIMEOUT_MS)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerDefinition {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_id: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "basic_auth_or_false",
+        serialize_with = "basic_auth_or_false_out"
+    )]
+    pub basic_authentication: Option<BasicAuth>,
+    #[serde(default)]
+    pub request: RequestDeclarations,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<TriggerResponse>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: String,
+}
+
+/// `basicAuthentication` is `false`, `null`, absent, or `{username, password}`.
+fn basic_auth_or_false<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<BasicAuth>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null | Value::Bool(false) => Ok(None),
+        other => serde_json::from_value(other)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
+}
+
+fn basic_auth_or_false_out<S: serde::Serializer>(
+    auth: &Option<BasicAuth>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match auth {
+        Some(a) => a.serialize(s),
+        None => s.serialize_bool(false),
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestDeclarations {
+    #[serde(default)]
+    pub headers: Vec<HeaderDeclaration>,
+    #[serde(default)]
+    pub query: Vec<DeclaredPath>,
+    #[serde(default)]
+    pub body: Vec<DeclaredPath>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeaderDeclaration {
+    pub key: String,
+}
+
+/// A documented variable path with an optional display name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeclaredPath {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+}
+
+/// The immediate answer of an async workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerResponse {
+    #[serde(default = "ok_status")]
+    pub status_code: u16,
+    #[serde(default)]
+    pub headers: Vec<NameValue>,
+    #[serde(default = "ok_body")]
+    pub body: Value,
+}
+
+impl Default for TriggerResponse {
+    fn default() -> Self {
+        Self {
+            status_code: ok_status(),
+            headers: Vec::new(),
+            body: ok_body(),
+        }
+    }
+}
+
+fn ok_status() -> u16 {
+    200
+}
+
+fn ok_body() -> Value {
+    Value::String("ok".into())
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NameValue {
+    pub name: String,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeDefinition {
+    pub key: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default = "empty_object")]
+    pub config: Value,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub branches: BTreeMap<String, Vec<NodeDefinition>>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+impl NodeDefinition {
+    pub fn branch(&self, index: &str) -> Option<&[NodeDefinition]> {
+        self.branches.get(index).map(Vec::as_slice)
+    }
+}
+
+/// A definition as deployed: one version of one key, with its hook id settled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployedWorkflow {
+    pub key: String,
+    pub version: u32,
+    pub hook_id: String,
+    pub definition: WorkflowDefinition,
+    pub deployed_at: String,
+}

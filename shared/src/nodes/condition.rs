@@ -1,0 +1,112 @@
+//! `condition`: tests a calculation; branch `"1"` runs when true, `"0"` when false.
+//! With `rejectOnFalse`, a false result fails the execution instead.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::{NodeType, basic};
+use crate::engine::{NodeStop, RunContext};
+use crate::model::NodeDefinition;
+use crate::validate::Checker;
+
+pub struct Condition;
+
+#[async_trait]
+impl NodeType for Condition {
+    fn name(&self) -> &'static str {
+        "condition"
+    }
+
+    fn allows_branch(&self, _config: &Value, index: &str) -> bool {
+        matches!(index, "0" | "1")
+    }
+
+    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
+        check.optional_bool(config, "rejectOnFalse", at);
+        match config.get("calculation") {
+            Some(calc) => basic::validate(calc, &format!("{at}.calculation"), check),
+            None => check.error(format!("{at}.calculation"), "is required"),
+        }
+    }
+
+    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
+        let calculation = node.config.get("calculation").unwrap_or(&Value::Null);
+        let passed = basic::evaluate(calculation, &|v| cx.render(v));
+        let reject = node.config.get("rejectOnFalse").and_then(Value::as_bool) == Some(true);
+        if !passed && reject {
+            return Err(NodeStop::Fail(Value::Bool(false)));
+        }
+        cx.set_result(Value::Bool(passed));
+        cx.run_branch(node, if passed { "1" } else { "0" }).await?;
+        Ok(Value::Bool(passed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::model::ExecutionStatus;
+    use crate::nodes::test_support::{run, trail};
+
+    fn paid_check(reject: bool) -> serde_json::Value {
+        json!([
+            {"key": "paid", "type": "condition", "config": {
+                "rejectOnFalse": reject,
+                "calculation": {"calculator": "equal", "operands": ["{{$context.status}}", "paid"]}
+            }, "branches": {
+                "1": [{"key": "yes", "type": "output", "config": {"value": "took {{$jobsMapByNodeKey.paid}}"}}],
+                "0": [{"key": "no", "type": "output", "config": {"value": "took false"}}]
+            }},
+            {"key": "after", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.paid}}"}}
+        ])
+    }
+
+    #[tokio::test]
+    async fn true_runs_branch_one_then_continues() {
+        let (outcome, jobs, output) = run(paid_check(false), json!({"status": "paid"})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Resolved);
+        assert_eq!(
+            trail(&jobs),
+            [
+                ("paid".into(), "resolved"),
+                ("yes".into(), "resolved"),
+                ("after".into(), "resolved")
+            ]
+        );
+        assert_eq!(jobs[1].result, json!("took true"));
+        assert_eq!(output, json!(true));
+    }
+
+    #[tokio::test]
+    async fn false_runs_branch_zero() {
+        let (outcome, jobs, output) = run(paid_check(false), json!({"status": "void"})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Resolved);
+        assert_eq!(jobs[1].node_key, "no");
+        assert_eq!(output, json!(false));
+    }
+
+    #[tokio::test]
+    async fn reject_on_false_fails_the_execution() {
+        let (outcome, jobs, _) = run(paid_check(true), json!({"status": "void"})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Failed);
+        assert_eq!(trail(&jobs), [("paid".into(), "failed")]);
+        assert_eq!(jobs[0].result, json!(false));
+    }
+
+    #[tokio::test]
+    async fn missing_branch_just_continues() {
+        let nodes = json!([
+            {"key": "c", "type": "condition", "config": {"calculation": {"calculator": "gt", "operands": [1, 2]}},
+             "branches": {"1": [{"key": "x", "type": "output", "config": {"value": 1}}]}},
+            {"key": "o", "type": "output", "config": {"value": 2}}
+        ]);
+        let (outcome, jobs, output) = run(nodes, json!({})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Resolved);
+        assert_eq!(
+            trail(&jobs),
+            [("c".into(), "resolved"), ("o".into(), "resolved")]
+        );
+        assert_eq!(output, json!(2));
+    }
+}

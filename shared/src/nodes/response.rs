@@ -1,0 +1,95 @@
+//! `response`: sets a sync webhook's answer and ends the execution as resolved.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::{Mode, NodeType};
+use crate::engine::{NodeStop, Reply, RunContext};
+use crate::model::NodeDefinition;
+use crate::validate::Checker;
+
+pub struct Response;
+
+#[async_trait]
+impl NodeType for Response {
+    fn name(&self) -> &'static str {
+        "response"
+    }
+
+    fn mode(&self) -> Mode {
+        Mode::SyncOnly
+    }
+
+    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
+        check.status_code(config.get("statusCode"), &format!("{at}.statusCode"));
+        check.name_values(config.get("headers"), &format!("{at}.headers"));
+    }
+
+    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
+        let config = &node.config;
+        let status_code = config
+            .get("statusCode")
+            .and_then(Value::as_u64)
+            .and_then(|c| u16::try_from(c).ok())
+            .unwrap_or(200);
+        let headers = render_headers(config.get("headers"), cx);
+        let body = cx.render(config.get("body").unwrap_or(&Value::Null));
+        Err(NodeStop::Respond(Reply {
+            status_code,
+            headers,
+            body,
+        }))
+    }
+}
+
+/// `[{name, value}]` with each value rendered to text.
+pub fn render_headers(headers: Option<&Value>, cx: &RunContext<'_>) -> Vec<(String, String)> {
+    headers
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|h| {
+            let name = h.get("name")?.as_str()?.to_string();
+            let value = match cx.render(h.get("value").unwrap_or(&Value::Null)) {
+                Value::String(s) => s,
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            Some((name, value))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::model::ExecutionStatus;
+    use crate::nodes::test_support::{run, trail};
+
+    #[tokio::test]
+    async fn response_inside_a_branch_answers_and_ends_everything() {
+        let nodes = json!([
+            {"key": "c", "type": "condition", "config": {"calculation": {"calculator": "equal", "operands": [1, 1]}},
+             "branches": {"1": [
+                {"key": "r", "type": "response", "config": {
+                    "statusCode": 201,
+                    "headers": [{"name": "X-Order", "value": "{{$context.id}}"}],
+                    "body": {"id": "{{$context.id}}"}}},
+                {"key": "unreached", "type": "output", "config": {"value": 1}}
+             ]}},
+            {"key": "after", "type": "output", "config": {"value": 2}}
+        ]);
+        let (outcome, jobs, _) = run(nodes, json!({"id": 7})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Resolved);
+        let reply = outcome.reply.expect("a reply");
+        assert_eq!(reply.status_code, 201);
+        assert_eq!(reply.headers, [("X-Order".to_string(), "7".to_string())]);
+        assert_eq!(reply.body, json!({"id": 7}));
+        assert_eq!(
+            trail(&jobs),
+            [("c".into(), "resolved"), ("r".into(), "resolved")]
+        );
+        assert_eq!(jobs[1].result["statusCode"], json!(201));
+    }
+}

@@ -1,0 +1,16 @@
+//! The embedded adapters: one SQLite file (WAL, `synchronous=FULL`) holds workflows,
+//! executions and the queue, so `hookflow serve` needs nothing installed and a
+//! restart loses nothing.
+//!
+//! Why SQLite: it is durable on power loss, and its WAL lets `hookflow executions`
+//! read the file while a server writes it (redb and sled lock the file to one
+//! process). Every write goes through one writer thread that commits whatever has
+//! queued up in one transaction: concurrent requests share one fsync (group commit).
+
+mod db;
+mod queue;
+mod store;
+
+pub use db::Database;
+pub use queue::EmbeddedQueue;
+pub use store::EmbeddedStore;

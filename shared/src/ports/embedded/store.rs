@@ -1,0 +1,236 @@
+//! [`Store`] on the embedded SQLite file. Records are stored as JSON text; the
+//! columns beside them exist only for lookups and ordering.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::db::Database;
+use crate::model::{DeployedWorkflow, Execution};
+use crate::ports::{Store, StoreError};
+
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+impl EmbeddedStore {
+    pub fn new(db: Arc<Database>) -> Self {
+        Self { db }
+    }
+}
+
+fn backend(e: String) -> StoreError {
+    StoreError::Backend(e)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(text: String) -> rusqlite::Result<T> {
+    serde_json::from_str(&text).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+fn one_workflow(
+    conn: &Connection,
+    sql: &str,
+    key: &str,
+) -> rusqlite::Result<Option<Arc<DeployedWorkflow>>> {
+    conn.prepare_cached(sql)?
+        .query_row([key], |row| row.get::<_, String>(0))
+        .optional()?
+        .map(|text| decode(text).map(Arc::new))
+        .transpose()
+}
+
+const CURRENT_BY_KEY: &str = "SELECT v.record FROM workflows w
+    JOIN workflow_versions v ON v.key = w.key AND v.version = w.current_version
+    WHERE w.key = ?1";
+const CURRENT_BY_HOOK: &str = "SELECT v.record FROM workflows w
+    JOIN workflow_versions v ON v.key = w.key AND v.version = w.current_version
+    WHERE w.hook_id = ?1";
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn current_workflow(
+        &self,
+        key: &str,
+    ) -> Result<Option<Arc<DeployedWorkflow>>, StoreError> {
+        let key = key.to_string();
+        self.db
+            .read(move |conn| one_workflow(conn, CURRENT_BY_KEY, &key))
+            .await
+            .map_err(backend)
+    }
+
+    async fn workflow_version(
+        &self,
+        key: &str,
+        version: u32,
+    ) -> Result<Option<Arc<DeployedWorkflow>>, StoreError> {
+        let key = key.to_string();
+        self.db
+            .read(move |conn| {
+                conn.prepare_cached(
+                    "SELECT record FROM workflow_versions WHERE key = ?1 AND version = ?2",
+                )?
+                .query_row(params![key, version], |row| row.get::<_, String>(0))
+                .optional()?
+                .map(|text| decode(text).map(Arc::new))
+                .transpose()
+            })
+            .await
+            .map_err(backend)
+    }
+
+    async fn workflow_by_hook(
+        &self,
+        hook_id: &str,
+    ) -> Result<Option<Arc<DeployedWorkflow>>, StoreError> {
+        let hook_id = hook_id.to_string();
+        self.db
+            .read(move |conn| one_workflow(conn, CURRENT_BY_HOOK, &hook_id))
+            .await
+            .map_err(backend)
+    }
+
+    async fn list_workflows(&self) -> Result<Vec<Arc<DeployedWorkflow>>, StoreError> {
+        self.db
+            .read(|conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT v.record FROM workflows w
+                     JOIN workflow_versions v ON v.key = w.key AND v.version = w.current_version
+                     ORDER BY w.key",
+                )?;
+                let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+                rows.map(|r| r.and_then(decode).map(Arc::new)).collect()
+            })
+            .await
+            .map_err(backend)
+    }
+
+    async fn publish(&self, workflow: &DeployedWorkflow) -> Result<(), StoreError> {
+        let record = encode(workflow)?;
+        let (key, version, hook_id) = (
+            workflow.key.clone(),
+            workflow.version,
+            workflow.hook_id.clone(),
+        );
+        // The checks run inside the write so that two deploys cannot interleave.
+        let owner: Option<String> = {
+            let hook_id = hook_id.clone();
+            self.db
+                .read(move |conn| {
+                    conn.query_row(
+                        "SELECT key FROM workflows WHERE hook_id = ?1",
+                        [hook_id],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                })
+                .await
+                .map_err(backend)?
+        };
+        if let Some(owner) = owner.filter(|o| *o != key) {
+            return Err(StoreError::HookTaken { hook_id, owner });
+        }
+        let applied = {
+            let (key, hook_id) = (key.clone(), hook_id.clone());
+            self.db
+                .write(Box::new(move |conn| {
+                    let inserted = conn.execute(
+                        "INSERT OR IGNORE INTO workflow_versions (key, version, hook_id, record) VALUES (?1, ?2, ?3, ?4)",
+                        params![key, version, hook_id, record],
+                    )?;
+                    if inserted == 0 {
+                        return Ok(false);
+                    }
+                    conn.execute(
+                        "INSERT INTO workflows (key, current_version, hook_id) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (key) DO UPDATE SET current_version = ?2, hook_id = ?3",
+                        params![key, version, hook_id],
+                    )?;
+                    Ok(true)
+                }))
+                .await
+        };
+        match applied {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(StoreError::VersionConflict { key, version }),
+            Err(e) if e.contains("UNIQUE") => Err(StoreError::HookTaken {
+                hook_id,
+                owner: "another workflow".into(),
+            }),
+            Err(e) => Err(StoreError::Backend(e)),
+        }
+    }
+
+    async fn insert_execution(&self, execution: &Execution) -> Result<bool, StoreError> {
+        let record = encode(execution)?;
+        let (id, key) = (execution.id.clone(), execution.workflow_key.clone());
+        self.db
+            .write(Box::new(move |conn| {
+                let n = conn
+                    .prepare_cached("INSERT OR IGNORE INTO executions (id, workflow_key, record) VALUES (?1, ?2, ?3)")?
+                    .execute(params![id, key, record])?;
+                Ok(n == 1)
+            }))
+            .await
+            .map_err(backend)
+    }
+
+    async fn save_execution(&self, execution: &Execution) -> Result<(), StoreError> {
+        let record = encode(execution)?;
+        let (id, key) = (execution.id.clone(), execution.workflow_key.clone());
+        self.db
+            .write(Box::new(move |conn| {
+                conn.prepare_cached("INSERT OR REPLACE INTO executions (id, workflow_key, record) VALUES (?1, ?2, ?3)")?
+                    .execute(params![id, key, record])?;
+                Ok(true)
+            }))
+            .await
+            .map(drop)
+            .map_err(backend)
+    }
+
+    async fn execution(&self, id: &str) -> Result<Option<Execution>, StoreError> {
+        let id = id.to_string();
+        self.db
+            .read(move |conn| {
+                conn.prepare_cached("SELECT record FROM executions WHERE id = ?1")?
+                    .query_row([id], |row| row.get::<_, String>(0))
+                    .optional()?
+                    .map(decode)
+                    .transpose()
+            })
+            .await
+            .map_err(backend)
+    }
+
+    async fn list_executions(
+        &self,
+        workflow_key: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Execution>, StoreError> {
+        let key = workflow_key.map(str::to_string);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.db
+            .read(move |conn| {
+                // Ids are UUIDv7: ordering by id is ordering by creation time.
+                let (sql, key) = match &key {
+                    Some(k) => (
+                        "SELECT record FROM executions WHERE workflow_key = ?1 ORDER BY id DESC LIMIT ?2",
+                        k.as_str(),
+                    ),
+                    None => ("SELECT record FROM executions WHERE ?1 = ?1 ORDER BY id DESC LIMIT ?2", ""),
+                };
+                let mut stmt = conn.prepare_cached(sql)?;
+                let rows = stmt.query_map(params![key, limit], |row| row.get::<_, String>(0))?;
+                rows.map(|r| r.and_then(decode)).collect()
+            })
+            .await
+            .map_err(backend)
+    }
+}

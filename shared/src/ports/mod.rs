@@ -1,0 +1,100 @@
+//! Ports: what the application needs from storage and queueing, as traits.
+//! [`embedded`] implements both on one local SQLite file; the AWS adapters
+//! (DynamoDB, SQS) implement the same traits.
+
+pub mod embedded;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::model::{DeployedWorkflow, Execution, RunMessage};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("hook id {hook_id:?} already belongs to workflow {owner:?}")]
+    HookTaken { hook_id: String, owner: String },
+    #[error("workflow {key:?} changed while deploying (version {version} exists); deploy again")]
+    VersionConflict { key: String, version: u32 },
+    #[error("store unavailable: {0}")]
+    Backend(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue unavailable: {0}")]
+    Backend(String),
+}
+
+/// Workflows with their versions, and execution records.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// The current version of a workflow key.
+    async fn current_workflow(
+        &self,
+        key: &str,
+    ) -> Result<Option<Arc<DeployedWorkflow>>, StoreError>;
+
+    /// One version of a workflow key.
+    async fn workflow_version(
+        &self,
+        key: &str,
+        version: u32,
+    ) -> Result<Option<Arc<DeployedWorkflow>>, StoreError>;
+
+    /// The current version of the workflow that owns a hook id (enabled or not).
+    async fn workflow_by_hook(
+        &self,
+        hook_id: &str,
+    ) -> Result<Option<Arc<DeployedWorkflow>>, StoreError>;
+
+    /// The current version of every workflow, by key.
+    async fn list_workflows(&self) -> Result<Vec<Arc<DeployedWorkflow>>, StoreError>;
+
+    /// Records a new version and makes it current. Fails when the version exists
+    /// already (a concurrent deploy) or the hook id belongs to another key.
+    async fn publish(&self, workflow: &DeployedWorkflow) -> Result<(), StoreError>;
+
+    /// Records a new execution; `false` when one with this id exists already, so a
+    /// redelivered run is recorded once.
+    async fn insert_execution(&self, execution: &Execution) -> Result<bool, StoreError>;
+
+    /// Writes an execution's current state over the previous one.
+    async fn save_execution(&self, execution: &Execution) -> Result<(), StoreError>;
+
+    async fn execution(&self, id: &str) -> Result<Option<Execution>, StoreError>;
+
+    /// Executions newest first, of one workflow or of all.
+    async fn list_executions(
+        &self,
+        workflow_key: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Execution>, StoreError>;
+}
+
+/// One message handed to a worker. `body` is the raw text, so a message that does not
+/// parse can be reported rather than lost.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub receipt: String,
+    pub body: String,
+    /// 1 on the first delivery.
+    pub attempt: u32,
+}
+
+/// Async runs waiting for a worker.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Durably enqueues a run: when this returns `Ok`, the run will be delivered.
+    async fn enqueue(&self, run: &RunMessage) -> Result<(), QueueError>;
+
+    /// Waits up to `wait` for at most `max` deliveries (fewer, or none, on timeout).
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError>;
+
+    /// The run is done (or can never be done): do not deliver it again.
+    async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError>;
+
+    /// The run could not be processed now: deliver it again after `delay`.
+    async fn retry(&self, delivery: &Delivery, delay: Duration) -> Result<(), QueueError>;
+}

@@ -1,0 +1,90 @@
+//! Runs one workflow version to an execution record. Shared by the sync webhook path
+//! and the async worker, so both record executions the same way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::engine::{Engine, Reply, RunState};
+use crate::model::{DeployedWorkflow, Execution, ExecutionStatus};
+use crate::time::now_rfc3339;
+
+/// A finished (or aborted) run.
+#[derive(Debug)]
+pub struct Finished {
+    pub execution: Execution,
+    /// What a response node answered, if one ran.
+    pub reply: Option<Reply>,
+    pub timed_out: bool,
+}
+
+pub struct Runner {
+    engine: Arc<Engine>,
+    /// `$env`: only the variables the deployment exposes.
+    env: Arc<Value>,
+}
+
+impl Runner {
+    pub fn new(engine: Arc<Engine>, env: Arc<Value>) -> Self {
+        Self { engine, env }
+    }
+
+    /// A new execution record in the `started` state.
+    pub fn started(
+        workflow: &DeployedWorkflow,
+        id: &str,
+        context: Value,
+        created_at: String,
+    ) -> Execution {
+        Execution {
+            id: id.to_string(),
+            workflow_key: workflow.key.clone(),
+            workflow_version: workflow.version,
+            status: ExecutionStatus::Started,
+            context,
+            output: Value::Null,
+            jobs: Vec::new(),
+            created_at,
+            finished_at: None,
+        }
+    }
+
+    /// Runs the workflow; past `timeout` the run is dropped where it stands and
+    /// recorded as aborted.
+    pub async fn run(
+        &self,
+        mut execution: Execution,
+        workflow: &DeployedWorkflow,
+        timeout: Option<Duration>,
+    ) -> Finished {
+        let context = std::mem::take(&mut execution.context);
+        let mut state = RunState::new(execution.id.clone(), context, Arc::clone(&self.env));
+        let nodes = &workflow.definition.nodes;
+        let outcome = match timeout {
+            Some(limit) => tokio::time::timeout(limit, self.engine.run(nodes, &mut state))
+                .await
+                .ok(),
+            None => Some(self.engine.run(nodes, &mut state).await),
+        };
+        let timed_out = outcome.is_none();
+        if timed_out {
+            state.abort_pending();
+        }
+        let (status, reply) = match outcome {
+            Some(o) => (o.status, o.reply),
+            None => (ExecutionStatus::Aborted, None),
+        };
+        let (context, output, jobs) = state.into_parts();
+        execution.context = context;
+        execution.output = output;
+        execution.jobs = jobs;
+        execution.status = status;
+        execution.finished_at = Some(now_rfc3339());
+        Finished {
+            execution,
+            reply,
+            timed_out,
+        }
+    }
+}

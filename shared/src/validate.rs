@@ -1,0 +1,657 @@
+//! Workflow definition rules (spec section 2). Every problem is reported with its
+//! JSON path, so a user fixes a file in one pass rather than one error at a time.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::model::WorkflowDefinition;
+use crate::nodes::{Mode, NodeRegistry};
+use crate::path;
+use crate::template;
+
+const ROOT_FIELDS: [&str; 8] = [
+    "key",
+    "title",
+    "description",
+    "enabled",
+    "sync",
+    "options",
+    "trigger",
+    "nodes",
+];
+const TRIGGER_FIELDS: [&str; 5] = [
+    "type",
+    "hookId",
+    "basicAuthentication",
+    "request",
+    "response",
+];
+const NODE_FIELDS: [&str; 6] = ["key", "type", "title", "description", "config", "branches"];
+/// Lambda's own ceiling; a sync answer past API Gateway's 30 s is cut off anyway.
+const MAX_TIMEOUT_MS: u64 = 900_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Collects problems; node types use it to check their config.
+pub struct Checker<'a> {
+    problems: &'a mut Vec<Problem>,
+}
+
+impl<'a> Checker<'a> {
+    pub fn new(problems: &'a mut Vec<Problem>) -> Self {
+        Self { problems }
+    }
+
+    pub fn error(&mut self, path: impl AsRef<str>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.as_ref().to_string(),
+            message: message.into(),
+        });
+    }
+
+    pub fn optional_bool(&mut self, object: &Value, field: &str, at: &str) {
+        if object.get(field).is_some_and(|v| !v.is_boolean()) {
+            self.error(join(at, field), "must be true or false");
+        }
+    }
+
+    /// An HTTP status a workflow may answer with (absent means 200).
+    pub fn status_code(&mut self, value: Option<&Value>, at: &str) {
+        match value {
+            None => {}
+            Some(v) if v.as_u64().is_some_and(|c| (200..=599).contains(&c)) => {}
+            Some(_) => self.error(at, "must be 200..=599"),
+        }
+    }
+
+    /// `[{name, value}]` HTTP headers.
+    pub fn name_values(&mut self, value: Option<&Value>, at: &str) {
+        let Some(value) = value else { return };
+        let Some(items) = value.as_array() else {
+            self.error(at, "must be an array of {name, value}");
+            return;
+        };
+        for (i, item) in items.iter().enumerate() {
+            match item.get("name").and_then(Value::as_str) {
+                Some(name) if is_header_name(name) => {}
+                Some(_) => self.error(format!("{at}[{i}].name"), "is not a valid header name"),
+                None => self.error(format!("{at}[{i}].name"), "is required"),
+            }
+            if item
+                .get("value")
+                .is_some_and(|v| v.is_object() || v.is_array())
+            {
+                self.error(format!("{at}[{i}].value"), "must be text");
+            }
+        }
+    }
+}
+
+/// RFC 9110 token characters.
+pub fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Checks a definition and, when it is valid, returns it typed.
+pub fn validate(doc: &Value, registry: &NodeRegistry) -> Result<WorkflowDefinition, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut check = Checker::new(&mut problems);
+    check_root(doc, registry, &mut check);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    serde_json::from_value(doc.clone()).map_err(|e| {
+        vec![Problem {
+            path: String::new(),
+            message: e.to_string(),
+        }]
+    })
+}
+
+fn check_root(doc: &Value, registry: &NodeRegistry, check: &mut Checker) {
+    let Some(root) = doc.as_object() else {
+        check.error("", "a workflow definition must be a JSON object");
+        return;
+    };
+    unknown_fields(root, &ROOT_FIELDS, "", check);
+    match root.get("key").and_then(Value::as_str) {
+        Some(key) if is_identifier(key, 128) => {}
+        Some(_) => check.error(
+            "key",
+            "must be 1..=128 characters of letters, digits, '-', '_' or '.'",
+        ),
+        None => check.error("key", "is required (a string)"),
+    }
+    if root.get("title").is_some_and(|t| !t.is_string()) {
+        check.error("title", "must be a string");
+    }
+    check.optional_bool(doc, "enabled", "");
+    check.optional_bool(doc, "sync", "");
+    let sync = root.get("sync").and_then(Value::as_bool).unwrap_or(false);
+    if let Some(options) = root.get("options") {
+        match options.get("timeoutMs") {
+            None => {}
+            Some(t)
+                if t.as_u64()
+                    .is_some_and(|t| (1..=MAX_TIMEOUT_MS).contains(&t)) => {}
+            Some(_) => check.error("options.timeoutMs", format!("must be 1..={MAX_TIMEOUT_MS}")),
+        }
+    }
+    let node_keys = collect_node_keys(root.get("nodes"));
+    match root.get("trigger") {
+        Some(trigger) => check_trigger(trigger, sync, &node_keys, check),
+        None => check.error("trigger", "is required"),
+    }
+    match root.get("nodes") {
+        None => {}
+        Some(Value::Array(nodes)) => {
+            let mut seen = HashSet::new();
+            let cx = NodeCheck {
+                registry,
+                sync,
+                node_keys: &node_keys,
+            };
+            check_nodes(nodes, "nodes", &cx, &mut seen, check);
+        }
+        Some(_) => check.error("nodes", "must be an array"),
+    }
+}
+
+/// Fixed facts every node check needs.
+struct NodeCheck<'a> {
+    registry: &'a NodeRegistry,
+    sync: bool,
+    node_keys: &'a HashSet<String>,
+}
+
+fn check_trigger(trigger: &Value, sync: bool, node_keys: &HashSet<String>, check: &mut Checker) {
+    let Some(map) = trigger.as_object() else {
+        check.error("trigger", "must be an object");
+        return;
+    };
+    unknown_fields(map, &TRIGGER_FIELDS, "trigger", check);
+    match map.get("type").and_then(Value::as_str) {
+        Some("webhook") => {}
+        _ => check.error("trigger.type", "must be \"webhook\""),
+    }
+    match map.get("hookId") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(id)) if is_url_safe(id) => {}
+        Some(_) => check.error(
+            "trigger.hookId",
+            "must be 1..=128 URL-safe characters (letters, digits, '-', '_')",
+        ),
+    }
+    match map.get("basicAuthentication") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+        Some(Value::Object(auth)) => {
+            match auth.get("username").and_then(Value::as_str) {
+                Some(u) if !u.is_empty() && !u.contains(':') => {}
+                _ => check.error(
+                    "trigger.basicAuthentication.username",
+                    "is required: a non-empty string without ':'",
+                ),
+            }
+            match auth.get("password").and_then(Value::as_str) {
+                Some(p) if !p.is_empty() => {}
+                _ => check.error(
+                    "trigger.basicAuthentication.password",
+                    "is required: a non-empty string",
+                ),
+            }
+        }
+        Some(_) => check.error(
+            "trigger.basicAuthentication",
+            "must be false or {\"username\": ..., \"password\": ...}",
+        ),
+    }
+    if let Some(request) = map.get("request") {
+        check_request(request, check);
+    }
+    if let Some(response) = map.get("response") {
+        if sync {
+            check.error(
+                "trigger.response",
+                "applies to async workflows only; a sync workflow answers with a response node",
+            );
+        } else if response.is_object() {
+            check.status_code(response.get("statusCode"), "trigger.response.statusCode");
+            check.name_values(response.get("headers"), "trigger.response.headers");
+            check_templates(response, "trigger.response", node_keys, check);
+        } else {
+            check.error(
+                "trigger.response",
+                "must be an object {statusCode, headers, body}",
+            );
+        }
+    }
+}
+
+fn check_request(request: &Value, check: &mut Checker) {
+    if !request.is_object() {
+        check.error("trigger.request", "must be an object");
+        return;
+    }
+    for part in ["headers", "query", "body"] {
+        let at = format!("trigger.request.{part}");
+        let Some(items) = request.get(part) else {
+            continue;
+        };
+        let Some(items) = items.as_array() else {
+            check.error(&at, "must be an array of {key, alias}");
+            continue;
+        };
+        for (i, item) in items.iter().enumerate() {
+            let key = item.get("key").and_then(Value::as_str);
+            let valid = match key {
+                Some(k) if part == "headers" => is_header_name(k),
+                Some(k) => path::parse(k).is_some(),
+                None => false,
+            };
+            if !valid {
+                let what = if part == "headers" {
+                    "a header name"
+                } else {
+                    "a path such as a.b[0].c"
+                };
+                check.error(format!("{at}[{i}].key"), format!("must be {what}"));
+            }
+            if item.get("alias").is_some_and(|a| !a.is_string()) {
+                check.error(format!("{at}[{i}].alias"), "must be a string");
+            }
+        }
+    }
+}
+
+fn check_nodes(
+    nodes: &[Value],
+    at: &str,
+    cx: &NodeCheck,
+    seen: &mut HashSet<String>,
+    check: &mut Checker,
+) {
+    for (i, node) in nodes.iter().enumerate() {
+        check_node(node, &format!("{at}[{i}]"), cx, seen, check);
+    }
+}
+
+fn check_node(
+    node: &Value,
+    at: &str,
+    cx: &NodeCheck,
+    seen: &mut HashSet<String>,
+    check: &mut Checker,
+) {
+    let Some(map) = node.as_object() else {
+        check.error(at, "a node must be an object {key, type, config}");
+        return;
+    };
+    unknown_fields(map, &NODE_FIELDS, at, check);
+    match map.get("key").and_then(Value::as_str) {
+        Some(key) if is_identifier(key, 128) => {
+            if !seen.insert(key.to_string()) {
+                check.error(
+                    format!("{at}.key"),
+                    format!("{key:?} is used by another node"),
+                );
+            }
+        }
+        _ => check.error(
+            format!("{at}.key"),
+            "is required: 1..=128 letters, digits, '-', '_' or '.'",
+        ),
+    }
+    let config = map
+        .get("config")
+        .cloned()
+        .unwrap_or(Value::Object(Map::new()));
+    if !config.is_object() {
+        check.error(format!("{at}.config"), "must be an object");
+    }
+    let kind = match map.get("type").and_then(Value::as_str) {
+        Some(name) => match cx.registry.get(name) {
+            Some(kind) => Some(kind),
+            None => {
+                check.error(
+                    format!("{at}.type"),
+                    format!(
+                        "unknown node type {name:?}; known: {}",
+                        cx.registry.names().join(", ")
+                    ),
+                );
+                None
+            }
+        },
+        None => {
+            check.error(format!("{at}.type"), "is required");
+            None
+        }
+    };
+    if let Some(kind) = kind {
+        match kind.mode() {
+            Mode::SyncOnly if !cx.sync => check.error(
+                format!("{at}.type"),
+                format!(
+                    "{:?} nodes work in sync workflows only (\"sync\": true)",
+                    kind.name()
+                ),
+            ),
+            Mode::AsyncOnly if cx.sync => check.error(
+                format!("{at}.type"),
+                format!(
+                    "{:?} nodes work in async workflows only (\"sync\": false)",
+                    kind.name()
+                ),
+            ),
+            _ => {}
+        }
+        if config.is_object() {
+            kind.validate(&config, &format!("{at}.config"), check);
+        }
+    }
+    check_templates(&config, &format!("{at}.config"), cx.node_keys, check);
+    match map.get("branches") {
+        None => {}
+        Some(Value::Object(branches)) => {
+            for (index, nodes) in branches {
+                let branch_at = format!("{at}.branches.{index}");
+                if let Some(kind) = kind {
+                    if !kind.allows_branch(&config, index) {
+                        check.error(
+                            &branch_at,
+                            format!("{:?} nodes have no branch {index:?}", kind.name()),
+                        );
+                    }
+                }
+                match nodes.as_array() {
+                    Some(nodes) => check_nodes(nodes, &branch_at, cx, seen, check),
+                    None => check.error(&branch_at, "must be an array of nodes"),
+                }
+            }
+        }
+        Some(_) => check.error(
+            format!("{at}.branches"),
+            "must be an object of branch index → nodes",
+        ),
+    }
+}
+
+/// Every `{{ }}` reference must name a known root and a well-formed path; a
+/// `$jobsMapByNodeKey` reference must name a node of this workflow.
+fn check_templates(value: &Value, at: &str, node_keys: &HashSet<String>, check: &mut Checker) {
+    match value {
+        Value::String(s) => {
+            for reference in template::references(s) {
+                let segments = path::parse(reference);
+                let root = segments.as_ref().and_then(|s| match s.first() {
+                    Some(path::Segment::Key(k)) => Some(k.as_str()),
+                    _ => None,
+                });
+                match root {
+                    None => check.error(
+                        at,
+                        format!("{{{{{reference}}}}} is not a valid variable path"),
+                    ),
+                    Some(root) if !template::ROOTS.contains(&root) => check.error(
+                        at,
+                        format!(
+                            "{{{{{reference}}}}} starts with an unknown variable; use one of {}",
+                            template::ROOTS.join(", ")
+                        ),
+                    ),
+                    Some("$jobsMapByNodeKey") => {
+                        let node = segments.as_ref().and_then(|s| match s.get(1) {
+                            Some(path::Segment::Key(k)) => Some(k),
+                            _ => None,
+                        });
+                        if !node.is_some_and(|k| node_keys.contains(k)) {
+                            check.error(
+                                at,
+                                format!("{{{{{reference}}}}} names no node of this workflow"),
+                            );
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                check_templates(item, &format!("{at}[{i}]"), node_keys, check);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                check_templates(v, &format!("{at}.{k}"), node_keys, check);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn collect_node_keys(nodes: Option<&Value>) -> HashSet<String> {
+    let mut keys = HashSet::new();
+    fn walk(nodes: &Value, keys: &mut HashSet<String>) {
+        for node in nodes.as_array().into_iter().flatten() {
+            if let Some(k) = node.get("key").and_then(Value::as_str) {
+                keys.insert(k.to_string());
+            }
+            for branch in node
+                .get("branches")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flat_map(|b| b.values())
+            {
+                walk(branch, keys);
+            }
+        }
+    }
+    if let Some(nodes) = nodes {
+        walk(nodes, &mut keys);
+    }
+    keys
+}
+
+fn unknown_fields(map: &Map<String, Value>, known: &[&str], at: &str, check: &mut Checker) {
+    for field in map.keys().filter(|k| !known.contains(&k.as_str())) {
+        check.error(
+            join(at, field),
+            format!("unknown field; expected one of {}", known.join(", ")),
+        );
+    }
+}
+
+/// `at.field`, or `field` at the root.
+fn join(at: &str, field: &str) -> String {
+    if at.is_empty() {
+        field.to_string()
+    } else {
+        format!("{at}.{field}")
+    }
+}
+
+fn is_identifier(s: &str, max: usize) -> bool {
+    (1..=max).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// Characters that need no escaping in a URL path segment.
+pub fn is_url_safe(s: &str) -> bool {
+    (1..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn problems(doc: Value) -> Vec<String> {
+        validate(&doc, &NodeRegistry::builtin())
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    fn spec_example() -> Value {
+        json!({
+            "key": "payment-callback", "title": "Payment provider callback", "enabled": true, "sync": true,
+            "options": {"timeoutMs": 25000},
+            "trigger": {"type": "webhook", "hookId": "pay-3kq9x0v2m1",
+                "basicAuthentication": {"username": "acme", "password": "s3cret"},
+                "request": {"headers": [{"key": "x-request-id"}], "query": [{"key": "query[0].a", "alias": "First A"}],
+                            "body": [{"key": "order.id", "alias": "Order"}, {"key": "status"}]}},
+            "nodes": [{"key": "paid", "type": "condition", "config": {"rejectOnFalse": false,
+                "calculation": {"group": {"type": "and", "calculations": [
+                    {"calculator": "equal", "operands": ["{{$context.body.status}}", "paid"]}]}}},
+                "branches": {
+                    "1": [{"key": "ok", "type": "response", "config": {"statusCode": 200, "body": {"received": "{{$context.body.order.id}}"}}}],
+                    "0": [{"key": "nope", "type": "response", "config": {"statusCode": 422, "body": {"error": "unexpected status {{$context.body.status}}"}}}]
+                }}]
+        })
+    }
+
+    #[test]
+    fn the_spec_example_is_valid() {
+        let def = validate(&spec_example(), &NodeRegistry::builtin()).expect("valid");
+        assert_eq!(def.key, "payment-callback");
+        assert!(def.sync);
+        assert_eq!(def.trigger.basic_authentication.unwrap().username, "acme");
+        assert_eq!(def.nodes[0].branches["1"][0].key, "ok");
+    }
+
+    #[test]
+    fn a_minimal_async_definition_is_valid() {
+        let def = validate(
+            &json!({"key": "k", "trigger": {"type": "webhook"}}),
+            &NodeRegistry::builtin(),
+        )
+        .unwrap();
+        assert!(!def.sync);
+        assert!(def.enabled);
+        assert_eq!(def.trigger.hook_id, None);
+    }
+
+    #[test]
+    fn lists_every_problem_with_its_path() {
+        let mut doc = spec_example();
+        doc["nodes"][0]["branches"]["1"][0]["config"]["statusCode"] = json!(700);
+        doc["nodes"][0]["branches"]["0"][0]["key"] = json!("paid");
+        doc["nodes"][0]["config"]["calculation"]["group"]["calculations"][0]["calculator"] =
+            json!("equals");
+        doc["trigger"]["basicAuthentication"] = json!({"username": "a:b"});
+        doc["trigger"]["hookId"] = json!("has space");
+        doc["sync"] = json!("yes");
+        doc["snyc"] = json!(true);
+        let found = problems(doc);
+        let expected = [
+            "snyc: unknown field",
+            "sync: must be true or false",
+            "trigger.hookId: must be",
+            "trigger.basicAuthentication.username: is required",
+            "trigger.basicAuthentication.password: is required",
+            "nodes[0].config.calculation.group.calculations[0].calculator: unknown calculator \"equals\"",
+            "nodes[0].branches.0[0].key: \"paid\" is used by another node",
+            "nodes[0].branches.1[0].config.statusCode: must be 200..=599",
+        ];
+        for e in expected {
+            assert!(
+                found.iter().any(|f| f.starts_with(e)),
+                "missing {e:?} in {found:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn response_nodes_need_a_sync_workflow() {
+        let mut doc = spec_example();
+        doc["sync"] = json!(false);
+        let found = problems(doc);
+        assert!(found.iter().any(|f| {
+            f.starts_with("nodes[0].branches.1[0].type: \"response\" nodes work in sync")
+        }));
+        assert!(
+            found
+                .iter()
+                .any(|f| f.starts_with("nodes[0].branches.0[0].type: \"response\""))
+        );
+    }
+
+    #[test]
+    fn sync_workflows_have_no_trigger_response() {
+        let mut doc = spec_example();
+        doc["trigger"]["response"] = json!({"statusCode": 202});
+        assert!(problems(doc)[0].starts_with("trigger.response: applies to async workflows only"));
+    }
+
+    #[test]
+    fn required_fields_and_types() {
+        let found =
+            problems(json!({"nodes": [{"type": "output"}, 5], "options": {"timeoutMs": 0}}));
+        for e in [
+            "key: is required",
+            "options.timeoutMs: must be",
+            "trigger: is required",
+            "nodes[0].key: is required",
+            "nodes[1]: a node must be",
+        ] {
+            assert!(
+                found.iter().any(|f| f.starts_with(e)),
+                "missing {e:?} in {found:#?}"
+            );
+        }
+        assert_eq!(
+            problems(json!([1])),
+            ["a workflow definition must be a JSON object"]
+        );
+    }
+
+    #[test]
+    fn unknown_types_branches_and_variables() {
+        let doc = json!({"key": "k", "trigger": {"type": "webhook", "response": {"body": "{{$context.body.x}} {{$nope.y}}"}},
+        "nodes": [
+            {"key": "a", "type": "teleport"},
+            {"key": "b", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.zzz}}"}, "branches": {"1": []}},
+            {"key": "c", "type": "condition", "config": {"calculation": {"calculator": "equal", "operands": ["{{$jobsMapByNodeKey.b}}", 1]}}, "branches": {"2": []}},
+            {"key": "d", "type": "end", "config": {"endStatus": 0}}
+        ]});
+        let found = problems(doc);
+        for e in [
+            "trigger.response.body: {{$nope.y}} starts with an unknown variable",
+            "nodes[0].type: unknown node type \"teleport\"",
+            "nodes[1].config.value: {{$jobsMapByNodeKey.zzz}} names no node",
+            "nodes[1].branches.1: \"output\" nodes have no branch \"1\"",
+            "nodes[2].branches.2: \"condition\" nodes have no branch \"2\"",
+            "nodes[3].config.endStatus: must be 1 (resolved) or -1 (failed)",
+        ] {
+            assert!(
+                found.iter().any(|f| f.starts_with(e)),
+                "missing {e:?} in {found:#?}"
+            );
+        }
+        assert_eq!(found.len(), 6, "{found:#?}");
+    }
+}

@@ -1,0 +1,137 @@
+//! HTTP answers: JSON errors, response-node replies and async trigger responses.
+
+use lambda_http::http::{HeaderName, HeaderValue, StatusCode};
+use lambda_http::{Body, Response};
+use serde_json::{Map, Value, json};
+
+use crate::engine::Reply;
+use crate::model::TriggerResponse;
+use crate::template;
+
+pub fn set_header(response: &mut Response<Body>, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        response.headers_mut().insert(name, v);
+    }
+}
+
+pub fn json(status: StatusCode, body: &Value) -> Response<Body> {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    set_header(&mut response, "content-type", "application/json");
+    response
+}
+
+pub fn error(status: StatusCode, message: &str) -> Response<Body> {
+    json(status, &json!({ "error": message }))
+}
+
+/// A workflow-chosen answer. A JSON string is sent as text, anything else as JSON,
+/// unless the workflow set `Content-Type` itself.
+pub fn from_reply(reply: &Reply) -> Response<Body> {
+    let status = StatusCode::from_u16(reply.status_code).unwrap_or(StatusCode::OK);
+    let (text, default_type) = match &reply.body {
+        Value::String(s) => (s.clone(), "text/plain; charset=utf-8"),
+        other => (other.to_string(), "application/json"),
+    };
+    let mut response = Response::new(Body::from(text));
+    *response.status_mut() = status;
+    for (name, value) in &reply.headers {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            (Ok(n), Ok(v)) => {
+                response.headers_mut().append(n, v);
+            }
+            _ => {
+                tracing::warn!(header = %name, "skipping a response header that is not valid HTTP")
+            }
+        }
+    }
+    if !response.headers().contains_key("content-type") {
+        set_header(&mut response, "content-type", default_type);
+    }
+    response
+}
+
+/// The configured immediate answer of an async workflow; its templates may read
+/// `$context` and `$system.executionId`.
+pub fn trigger_response(
+    configured: &TriggerResponse,
+    context: &Value,
+    execution_id: &str,
+) -> Response<Body> {
+    let mut vars = Map::new();
+    vars.insert("$context".into(), context.clone());
+    vars.insert(
+        "$system".into(),
+        json!({ "executionId": execution_id, "now": crate::time::now_rfc3339() }),
+    );
+    let render_text = |v: &Value| match template::render(v, &vars) {
+        Value::String(s) => s,
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let reply = Reply {
+        status_code: configured.status_code,
+        headers: configured
+            .headers
+            .iter()
+            .map(|h| (h.name.clone(), render_text(&h.value)))
+            .collect(),
+        body: template::render(&configured.body, &vars),
+    };
+    from_reply(&reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::NameValue;
+
+    fn content_type(r: &Response<Body>) -> &str {
+        r.headers()["content-type"].to_str().unwrap()
+    }
+
+    #[test]
+    fn strings_are_text_and_the_rest_json() {
+        let text = from_reply(&Reply {
+            status_code: 201,
+            headers: vec![],
+            body: json!("ok"),
+        });
+        assert_eq!(text.status(), 201);
+        assert_eq!(content_type(&text), "text/plain; charset=utf-8");
+        assert_eq!(text.body().as_ref(), b"ok");
+        let obj = from_reply(&Reply {
+            status_code: 200,
+            headers: vec![],
+            body: json!({"a": 1}),
+        });
+        assert_eq!(content_type(&obj), "application/json");
+        assert_eq!(obj.body().as_ref(), br#"{"a":1}"#);
+        let set = from_reply(&Reply {
+            status_code: 200,
+            headers: vec![("Content-Type".into(), "application/xml".into())],
+            body: json!("<a/>"),
+        });
+        assert_eq!(content_type(&set), "application/xml");
+        assert_eq!(set.body().as_ref(), b"<a/>");
+    }
+
+    #[test]
+    fn trigger_response_reads_the_context() {
+        let configured = TriggerResponse {
+            status_code: 202,
+            headers: vec![NameValue {
+                name: "X-Order".into(),
+                value: json!("{{$context.body.id}}"),
+            }],
+            body: json!({"accepted": "{{$context.body.id}}", "execution": "{{$system.executionId}}"}),
+        };
+        let r = trigger_response(&configured, &json!({"body": {"id": 9}}), "e-1");
+        assert_eq!(r.status(), 202);
+        assert_eq!(r.headers()["x-order"], "9");
+        assert_eq!(r.body().as_ref(), br#"{"accepted":9,"execution":"e-1"}"#);
+    }
+}

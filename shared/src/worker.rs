@@ -1,0 +1,185 @@
+//! Runs what the queue delivers. The same [`Worker::process`] serves the in-process
+//! worker of `hookflow serve` and the worker Lambda's SQS batches.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::{Semaphore, watch};
+
+use crate::model::{Execution, ExecutionStatus, RunMessage};
+use crate::ports::{Delivery, Queue, Store};
+use crate::run::Runner;
+use crate::time::now_rfc3339;
+
+/// After this many deliveries a run that keeps failing to be recorded is given up
+/// and recorded as `error`, so nothing stays `started` forever.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+#[derive(Debug, PartialEq)]
+pub enum Processed {
+    /// Recorded (now or by an earlier delivery): never deliver again.
+    Done,
+    /// Could not be recorded now (store unavailable): deliver again later.
+    Retry(String),
+    /// Not a run message at all: report it, do not retry.
+    Poison(String),
+}
+
+pub struct Worker {
+    store: Arc<dyn Store>,
+    runner: Arc<Runner>,
+}
+
+impl Worker {
+    pub fn new(store: Arc<dyn Store>, runner: Arc<Runner>) -> Self {
+        Self { store, runner }
+    }
+
+    /// Runs one delivered message to a recorded execution.
+    pub async fn process(&self, body: &str, attempt: u32) -> Processed {
+        let message: RunMessage = match serde_json::from_str(body) {
+            Ok(m) => m,
+            Err(e) => return Processed::Poison(format!("not a run message: {e}")),
+        };
+        match self.try_process(&message, attempt).await {
+            Ok(()) => Processed::Done,
+            Err(e) => Processed::Retry(e),
+        }
+    }
+
+    async fn try_process(&self, message: &RunMessage, attempt: u32) -> Result<(), String> {
+        let existing = self
+            .store
+            .execution(&message.execution_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        if existing.as_ref().is_some_and(|e| e.status.is_final()) {
+            return Ok(());
+        }
+        let workflow = self
+            .store
+            .workflow_version(&message.workflow_key, message.workflow_version)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(workflow) = workflow else {
+            let reason = format!(
+                "workflow {:?} version {} is not deployed",
+                message.workflow_key, message.workflow_version
+            );
+            return self.record_error(message, &reason).await;
+        };
+        if attempt > MAX_ATTEMPTS {
+            return self
+                .record_error(
+                    message,
+                    "the run was delivered too many times without finishing",
+                )
+                .await;
+        }
+        let execution = Runner::started(
+            &workflow,
+            &message.execution_id,
+            message.context.clone(),
+            message.accepted_at.clone(),
+        );
+        self.store
+            .save_execution(&execution)
+            .await
+            .map_err(|e| e.to_string())?;
+        let finished = self.runner.run(execution, &workflow, None).await;
+        self.store
+            .save_execution(&finished.execution)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn record_error(&self, message: &RunMessage, reason: &str) -> Result<(), String> {
+        tracing::warn!(execution_id = %message.execution_id, reason, "run recorded as error");
+        let execution = Execution {
+            id: message.execution_id.clone(),
+            workflow_key: message.workflow_key.clone(),
+            workflow_version: message.workflow_version,
+            status: ExecutionStatus::Error,
+            context: message.context.clone(),
+            output: json!({ "error": reason }),
+            jobs: Vec::new(),
+            created_at: message.accepted_at.clone(),
+            finished_at: Some(now_rfc3339()),
+        };
+        self.store
+            .save_execution(&execution)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Pulls runs from a queue and processes up to `concurrency` at once until
+/// `shutdown` turns true; then waits up to `grace` for runs in flight. Runs that do
+/// not finish in time stay in the queue for the next start.
+pub async fn run_queue(
+    worker: Arc<Worker>,
+    queue: Arc<dyn Queue>,
+    concurrency: usize,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let slots = Arc::new(Semaphore::new(concurrency));
+    loop {
+        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+            break;
+        };
+        let deliveries = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            received = queue.receive(slots.available_permits() + 1, Duration::from_secs(1)) => received,
+        };
+        let deliveries = match deliveries {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot receive runs; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let mut permit = Some(permit);
+        for delivery in deliveries {
+            let permit = match permit.take() {
+                Some(p) => p,
+                None => Arc::clone(&slots)
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore open"),
+            };
+            let (worker, queue) = (Arc::clone(&worker), Arc::clone(&queue));
+            tokio::spawn(async move {
+                settle(&worker, queue.as_ref(), &delivery).await;
+                drop(permit);
+            });
+        }
+    }
+    let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
+    if tokio::time::timeout(grace, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!("runs still in flight at shutdown stay queued for the next start");
+    }
+}
+
+async fn settle(worker: &Worker, queue: &dyn Queue, delivery: &Delivery) {
+    let outcome = match worker.process(&delivery.body, delivery.attempt).await {
+        Processed::Done => queue.ack(delivery).await,
+        Processed::Poison(reason) => {
+            tracing::error!(receipt = %delivery.receipt, reason, "dropping a message that is not a run");
+            queue.ack(delivery).await
+        }
+        Processed::Retry(reason) => {
+            tracing::warn!(receipt = %delivery.receipt, reason, attempt = delivery.attempt, "run will be retried");
+            let backoff = Duration::from_millis(250 * 2u64.pow(delivery.attempt.min(6)));
+            queue.retry(delivery, backoff).await
+        }
+    };
+    if let Err(e) = outcome {
+        tracing::error!(receipt = %delivery.receipt, error = %e, "cannot settle a delivery");
+    }
+}
