@@ -4,6 +4,7 @@
 //! [`webhook`] turns an HTTP request into a run and its answer; [`ports`] holds the
 //! store and queue traits with their adapters; [`worker`] runs what the queue delivers.
 
+pub mod app;
 pub mod deploy;
 pub mod engine;
 pub mod model;

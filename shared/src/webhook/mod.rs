@@ -21,6 +21,7 @@ use crate::run::Runner;
 use crate::time::now_rfc3339;
 
 pub use cache::HookCache;
+pub use reply::error as error_response;
 pub use route::hook_id_from_path;
 
 /// The default request body limit: 1 MiB.

@@ -1,0 +1,194 @@
+//! `hookflow executions list|show`: read recorded executions.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use chrono::DateTime;
+use hookflow::model::Execution;
+use hookflow::ports::Store;
+use hookflow::ports::embedded::{Database, EmbeddedStore};
+use serde_json::Value;
+
+#[derive(clap::Subcommand)]
+pub enum ExecutionsCommand {
+    /// Executions, newest first.
+    List {
+        /// Only executions of this workflow key.
+        #[arg(long)]
+        workflow: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON (an array of execution records, jobs included).
+        #[arg(long)]
+        json: bool,
+        /// The embedded store's directory (as given to `hookflow serve --data`).
+        #[arg(long, default_value = ".hookflow")]
+        data: PathBuf,
+    },
+    /// One execution with its jobs.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = ".hookflow")]
+        data: PathBuf,
+    },
+}
+
+pub fn run(command: ExecutionsCommand) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match command {
+            ExecutionsCommand::List {
+                workflow,
+                limit,
+                json,
+                data,
+            } => {
+                let store = open(&data)?;
+                let executions = store.list_executions(workflow.as_deref(), limit).await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&executions)?);
+                } else {
+                    print_list(&executions);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            ExecutionsCommand::Show { id, json, data } => {
+                let store = open(&data)?;
+                let Some(execution) = store.execution(&id).await? else {
+                    eprintln!("error: no execution {id:?} in {}", data.display());
+                    return Ok(ExitCode::FAILURE);
+                };
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&execution)?);
+                } else {
+                    print_one(&execution);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}
+
+fn open(data: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    anyhow::ensure!(
+        data.join("hookflow.db").exists(),
+        "no hookflow data in {} (start `hookflow serve --data {}` first)",
+        data.display(),
+        data.display()
+    );
+    let db = Database::open(data)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("cannot open {}", data.display()))?;
+    Ok(Arc::new(EmbeddedStore::new(db)))
+}
+
+fn duration(from: &str, to: Option<&str>) -> String {
+    let parse = |s: &str| DateTime::parse_from_rfc3339(s).ok();
+    match (parse(from), to.and_then(parse)) {
+        (Some(a), Some(b)) => format!("{} ms", (b - a).num_milliseconds()),
+        _ => "-".into(),
+    }
+}
+
+fn print_list(executions: &[Execution]) {
+    if executions.is_empty() {
+        println!("no executions");
+        return;
+    }
+    let key_width = executions
+        .iter()
+        .map(|e| e.workflow_key.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    println!(
+        "{:<36}  {:<key_width$}  {:>4}  {:<9}  {:<24}  DURATION",
+        "ID", "WORKFLOW", "VER", "STATUS", "CREATED"
+    );
+    for e in executions {
+        println!(
+            "{:<36}  {:<key_width$}  {:>4}  {:<9}  {:<24}  {}",
+            e.id,
+            e.workflow_key,
+            e.workflow_version,
+            e.status.as_str(),
+            e.created_at,
+            duration(&e.created_at, e.finished_at.as_deref()),
+        );
+    }
+}
+
+fn print_one(e: &Execution) {
+    println!("Execution  {}", e.id);
+    println!("Workflow   {} v{}", e.workflow_key, e.workflow_version);
+    println!("Status     {}", e.status.as_str());
+    println!("Created    {}", e.created_at);
+    match &e.finished_at {
+        Some(f) => println!("Finished   {f} ({})", duration(&e.created_at, Some(f))),
+        None => println!("Finished   -"),
+    }
+    println!();
+    if e.jobs.is_empty() {
+        println!("Jobs       none");
+    } else {
+        let key_width = e
+            .jobs
+            .iter()
+            .map(|j| j.node_key.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        let type_width = e
+            .jobs
+            .iter()
+            .map(|j| j.node_type.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        println!("Jobs");
+        println!(
+            "  {:>3}  {:<key_width$}  {:<type_width$}  {:<9}  {:>8}  RESULT",
+            "#", "NODE", "TYPE", "STATUS", "TIME"
+        );
+        for (i, j) in e.jobs.iter().enumerate() {
+            println!(
+                "  {:>3}  {:<key_width$}  {:<type_width$}  {:<9}  {:>8}  {}",
+                i + 1,
+                j.node_key,
+                j.node_type,
+                j.status.as_str(),
+                duration(&j.started_at, j.finished_at.as_deref()),
+                short(&j.result),
+            );
+        }
+    }
+    println!();
+    println!("Context");
+    println!("{}", indent(&e.context));
+    println!("Output");
+    println!("{}", indent(&e.output));
+}
+
+fn short(v: &Value) -> String {
+    let text = v.to_string();
+    if text.chars().count() > 60 {
+        format!("{}…", text.chars().take(59).collect::<String>())
+    } else {
+        text
+    }
+}
+
+fn indent(v: &Value) -> String {
+    serde_json::to_string_pretty(v)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

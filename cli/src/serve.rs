@@ -1,0 +1,164 @@
+//! `hookflow serve`: the webhook endpoint on localhost with an embedded durable store
+//! and an in-process worker.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hookflow::app::{App, Settings};
+use hookflow::deploy::{self, webhook_path};
+use hookflow::nodes::NodeRegistry;
+use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
+use hookflow::webhook::DEFAULT_MAX_BODY;
+use hookflow::worker;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::http_server;
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// A directory of workflow definitions (*.json); each is deployed as a new
+    /// version when it changed.
+    #[arg(long)]
+    workflows: Option<PathBuf>,
+    /// Where the embedded store keeps workflows, executions and queued runs.
+    #[arg(long, default_value = ".hookflow")]
+    data: PathBuf,
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    addr: String,
+    /// Environment variables workflows may read as `$env.NAME` (comma-separated).
+    #[arg(
+        long = "expose-env",
+        env = "HOOKFLOW_EXPOSE_ENV",
+        value_delimiter = ','
+    )]
+    expose_env: Vec<String>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, default_value_t = DEFAULT_MAX_BODY)]
+    max_body: usize,
+    /// Async runs executed at once.
+    #[arg(long, default_value_t = 16)]
+    workers: usize,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "hookflow=info,warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let registry = NodeRegistry::builtin();
+    let definitions = match &args.workflows {
+        Some(dir) => match deploy::load_all(std::slice::from_ref(dir), &registry) {
+            Ok(defs) => defs,
+            Err(problems) => {
+                for p in problems {
+                    eprint!("{p}");
+                }
+                eprintln!("error: fix the workflow definitions above, then start again");
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+        None => Vec::new(),
+    };
+
+    let db = Database::open(&args.data).map_err(anyhow::Error::msg)?;
+    let store = Arc::new(EmbeddedStore::new(Arc::clone(&db)));
+    let queue = Arc::new(EmbeddedQueue::open(db).await?);
+    let waiting = queue.depth().await?;
+    let settings = Settings {
+        exposed_env: args.expose_env.clone(),
+        max_body: args.max_body,
+        ..Settings::default()
+    };
+    let app = App::new(store, queue, &settings);
+
+    let mut deployed = Vec::new();
+    for definition in definitions {
+        let key = definition.key.clone();
+        let result = deploy::deploy(app.store.as_ref(), definition)
+            .await
+            .with_context(|| format!("cannot deploy {key:?}"))?;
+        deployed.push(result);
+    }
+
+    let listener = TcpListener::bind(&args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let base = format!("http://{}", listener.local_addr()?);
+    println!(
+        "hookflow listening on {base} (data in {})",
+        args.data.display()
+    );
+    for d in &deployed {
+        let w = &d.workflow;
+        println!(
+            "  POST {base}{}  {} v{}{} ({}{})",
+            webhook_path(&w.hook_id),
+            w.key,
+            w.version,
+            if d.changed { " deployed" } else { "" },
+            if w.definition.sync { "sync" } else { "async" },
+            if w.definition.enabled {
+                ""
+            } else {
+                ", disabled"
+            },
+        );
+    }
+    if waiting > 0 {
+        println!("  resuming {waiting} queued run(s) from the last start");
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let worker_loop = tokio::spawn(worker::run_queue(
+        Arc::clone(&app.worker),
+        Arc::clone(&app.queue),
+        args.workers.max(1),
+        stop_rx,
+        Duration::from_secs(10),
+    ));
+    http_server::serve(
+        listener,
+        Arc::clone(&app.webhook),
+        shutdown_signal(),
+        Duration::from_secs(30),
+    )
+    .await;
+    let _ = stop_tx.send(true);
+    let _ = worker_loop.await;
+    println!("hookflow stopped; queued runs stay queued for the next start");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C, or SIGTERM from a process manager.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
