@@ -40,7 +40,8 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = DEFAULT_MAX_BODY)]
     max_body: usize,
-    /// Async runs executed at once.
+    /// Async runs executed at once; 0 accepts and queues runs without running them
+    /// (they run at the next start with workers).
     #[arg(long, default_value_t = 16)]
     workers: usize,
 }
@@ -125,13 +126,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let worker_loop = tokio::spawn(worker::run_queue(
-        Arc::clone(&app.worker),
-        Arc::clone(&app.queue),
-        args.workers.max(1),
-        stop_rx,
-        Duration::from_secs(10),
-    ));
+    let worker_loop = (args.workers > 0).then(|| {
+        tokio::spawn(worker::run_queue(
+            Arc::clone(&app.worker),
+            Arc::clone(&app.queue),
+            args.workers,
+            stop_rx,
+            Duration::from_secs(10),
+        ))
+    });
+    if worker_loop.is_none() {
+        println!("  workers: 0 (async runs are queued, not run, until a start with workers)");
+    }
     http_server::serve(
         listener,
         Arc::clone(&app.webhook),
@@ -140,7 +146,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     )
     .await;
     let _ = stop_tx.send(true);
-    let _ = worker_loop.await;
+    if let Some(worker_loop) = worker_loop {
+        let _ = worker_loop.await;
+    }
     println!("hookflow stopped; queued runs stay queued for the next start");
     Ok(ExitCode::SUCCESS)
 }

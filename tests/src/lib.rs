@@ -1,1 +1,204 @@
+//! Test harness: starts the real `hookflow` binary on a free loopback port with
+//! fixture workflows, and reads its store through `hookflow executions`.
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The `hookflow` binary of this build profile, built once per test run.
+pub fn hookflow_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // target/<profile>/deps/<test-exe> → target/<profile>/hookflow
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target profile dir");
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "--quiet", "-p", "hookflow-cli", "--bin", "hookflow"]);
+        if release {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo build");
+        assert!(status.success(), "building hookflow failed");
+        profile_dir.join("hookflow")
+    })
+}
+
+/// Runs `hookflow ARGS...` and returns (exit success, stdout, stderr).
+pub fn hookflow(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(hookflow_bin())
+        .args(args)
+        .output()
+        .expect("run hookflow");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A running `hookflow serve` with its own workflows and data directories.
+pub struct Server {
+    dir: TempDir,
+    child: Option<Child>,
+    pub base: String,
+    /// The lines it printed at start.
+    pub banner: Vec<String>,
+    extra_args: Vec<String>,
+}
+
+impl Server {
+    /// Writes each definition to `<key>.json` and starts a server on them.
+    pub fn start(workflows: &[Value]) -> Self {
+        Self::start_with(workflows, &[])
+    }
+
+    pub fn start_with(workflows: &[Value], extra_args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
+        for w in workflows {
+            let key = w["key"].as_str().expect("fixture has a key");
+            let file = dir.path().join("workflows").join(format!("{key}.json"));
+            std::fs::write(file, serde_json::to_vec_pretty(w).unwrap()).unwrap();
+        }
+        let mut server = Self {
+            dir,
+            child: None,
+            base: String::new(),
+            banner: Vec::new(),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+        };
+        server.launch();
+        server
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn launch(&mut self) {
+        let mut child = Command::new(hookflow_bin())
+            .arg("serve")
+            .arg("--workflows")
+            .arg(self.dir.path().join("workflows"))
+            .arg("--data")
+            .arg(self.data_dir())
+            .args(["--addr", "127.0.0.1:0"])
+            .args(&self.extra_args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start hookflow serve");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines
+            .next()
+            .expect("hookflow serve printed nothing")
+            .expect("read banner");
+        let base = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {first:?}"))
+            .to_string();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        self.banner = std::iter::once(first).chain(rx.try_iter()).collect();
+        self.base = base;
+        self.child = Some(child);
+    }
+
+    /// The full URL of a hook id.
+    pub fn hook_url(&self, hook_id: &str) -> String {
+        format!("{}/api/webhook:trigger/{hook_id}", self.base)
+    }
+
+    /// Stops gracefully (SIGINT, as Ctrl-C) and waits for the exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(status)) = child.try_wait() {
+                    assert!(status.success(), "hookflow serve exited with {status}");
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            panic!("hookflow serve did not stop within 20 s of SIGINT");
+        }
+    }
+
+    /// Kills the process outright, as a crash would.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts again on the same data, optionally with other arguments.
+    pub fn restart_with(&mut self, extra_args: &[&str]) {
+        self.stop();
+        self.extra_args = extra_args.iter().map(|s| s.to_string()).collect();
+        self.launch();
+    }
+
+    /// `hookflow executions show ID --json` on this server's data.
+    pub fn execution(&self, id: &str) -> Option<Value> {
+        let data = self.data_dir();
+        let (ok, out, _) = hookflow(&["executions", "show", id, "--json", "--data", data.to_str().unwrap()]);
+        ok.then(|| serde_json::from_str(&out).expect("executions show prints JSON"))
+    }
+
+    /// `hookflow executions list --json` on this server's data.
+    pub fn executions(&self, workflow: Option<&str>) -> Vec<Value> {
+        let data = self.data_dir();
+        let mut args = vec!["executions", "list", "--json", "--limit", "1000", "--data", data.to_str().unwrap()];
+        if let Some(w) = workflow {
+            args.extend(["--workflow", w]);
+        }
+        let (ok, out, err) = hookflow(&args);
+        assert!(ok, "executions list failed: {err}");
+        serde_json::from_str::<Vec<Value>>(&out).expect("executions list prints a JSON array")
+    }
+
+    /// Polls until the execution has `status`, and returns it.
+    pub fn wait_for_execution(&self, id: &str, status: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let found = self.execution(id);
+            if found.as_ref().is_some_and(|e| e["status"] == status) {
+                return found.unwrap();
+            }
+            assert!(Instant::now() < deadline, "execution {id} never became {status}: {found:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.crash();
+    }
+}
+
+/// A reqwest client that does not follow redirects or keep state.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}

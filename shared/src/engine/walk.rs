@@ -71,6 +71,8 @@ impl Engine {
     ) -> BoxFuture<'a, Result<(), Halt>> {
         Box::pin(async move {
             for node in nodes {
+                // Lets a timeout around the run fire even when no node ever waits.
+                tokio::task::consume_budget().await;
                 if !state.count_node_run(self.limits.max_node_runs) {
                     let message = format!(
                         "the execution ran more than {} nodes and was stopped",

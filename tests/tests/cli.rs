@@ -1,0 +1,63 @@
+//! The `hookflow` commands that need no server: validate and parse-sample.
+
+use hookflow_tests::hookflow;
+
+#[test]
+fn validate_lists_every_problem_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"key": "k", "sync": true, "trigger": {"type": "webhook", "response": {"body": "x"}},
+            "nodes": [{"key": "c", "type": "condition", "config": {"calculation": {"calculator": "same"}},
+                       "branches": {"1": [{"key": "r", "type": "response", "config": {"statusCode": 700}}]}}]}"#,
+    )
+    .unwrap();
+    let (ok, out, _) = hookflow(&["validate", bad.to_str().unwrap()]);
+    assert!(!ok);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(out.contains("trigger.response: applies to async workflows only"));
+    assert!(out.contains("nodes[0].config.calculation.calculator: unknown calculator \"same\""));
+    assert!(out.contains("nodes[0].branches.1[0].config.statusCode: must be 200..=599"));
+    assert!(lines.iter().all(|l| l.starts_with(bad.to_str().unwrap())));
+}
+
+#[test]
+fn validate_summarises_valid_files() {
+    let (ok, out, err) = hookflow(&["validate", concat!(env!("CARGO_MANIFEST_DIR"), "/../examples")]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("payment-callback.json: ok: payment-callback (sync, hook pay-3kq9x0v2m1, 3 nodes)"), "{out}");
+    assert_eq!(out.lines().count(), std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples")).unwrap().count());
+}
+
+#[test]
+fn validate_reports_broken_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.json");
+    std::fs::write(&file, "{\"key\": ").unwrap();
+    let (ok, out, _) = hookflow(&["validate", file.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(out.contains("not valid JSON"), "{out}");
+}
+
+#[test]
+fn parse_sample_prints_paths() {
+    let (ok, out, _) = hookflow(&["parse-sample", "--json", r#"{"a": 1, "b": {"c": 2}}"#]);
+    assert!(ok);
+    assert_eq!(out, "a\nb\nb.c\n");
+    let (ok, out, _) = hookflow(&["parse-sample", "--url", "http://localhost:13000/api/webhook:trigger/1hfmkioou0d?query[0][a]=1"]);
+    assert!(ok);
+    assert_eq!(out, "query\nquery[0]\nquery[0].a\n");
+    let (ok, _, err) = hookflow(&["parse-sample", "--json", "{nope"]);
+    assert!(!ok);
+    assert!(err.contains("not valid JSON"));
+}
+
+#[test]
+fn executions_without_data_explain_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, err) = hookflow(&["executions", "list", "--data", dir.path().join("none").to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("no hookflow data"), "{err}");
+}
