@@ -30,9 +30,7 @@ pub fn parse(path: &str) -> Option<Vec<Segment>> {
                     segments.push(Segment::Key(std::mem::take(&mut current)));
                 }
                 after_bracket = false;
-                if chars.peek().is_none() {
-                    return None;
-                }
+                chars.peek()?;
             }
             '[' => {
                 if !current.is_empty() {

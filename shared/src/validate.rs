@@ -374,13 +374,13 @@ fn check_node(
         Some(Value::Object(branches)) => {
             for (index, nodes) in branches {
                 let branch_at = format!("{at}.branches.{index}");
-                if let Some(kind) = kind {
-                    if !kind.allows_branch(&config, index) {
-                        check.error(
-                            &branch_at,
-                            format!("{:?} nodes have no branch {index:?}", kind.name()),
-                        );
-                    }
+                if let Some(kind) = kind
+                    && !kind.allows_branch(&config, index)
+                {
+                    check.error(
+                        &branch_at,
+                        format!("{:?} nodes have no branch {index:?}", kind.name()),
+                    );
                 }
                 match nodes.as_array() {
                     Some(nodes) => check_nodes(nodes, &branch_at, cx, seen, check),

@@ -16,11 +16,21 @@ pub fn hookflow_bin() -> &'static Path {
     BIN.get_or_init(|| {
         // target/<profile>/deps/<test-exe> → target/<profile>/hookflow
         let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target profile dir");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target profile dir");
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
-        build.args(["build", "--quiet", "-p", "hookflow-cli", "--bin", "hookflow"]);
+        build.args([
+            "build",
+            "--quiet",
+            "-p",
+            "hookflow-cli",
+            "--bin",
+            "hookflow",
+        ]);
         if release {
             build.arg("--release");
         }
@@ -126,7 +136,9 @@ impl Server {
     /// Stops gracefully (SIGINT, as Ctrl-C) and waits for the exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
                 if let Ok(Some(status)) = child.try_wait() {
@@ -158,14 +170,29 @@ impl Server {
     /// `hookflow executions show ID --json` on this server's data.
     pub fn execution(&self, id: &str) -> Option<Value> {
         let data = self.data_dir();
-        let (ok, out, _) = hookflow(&["executions", "show", id, "--json", "--data", data.to_str().unwrap()]);
+        let (ok, out, _) = hookflow(&[
+            "executions",
+            "show",
+            id,
+            "--json",
+            "--data",
+            data.to_str().unwrap(),
+        ]);
         ok.then(|| serde_json::from_str(&out).expect("executions show prints JSON"))
     }
 
     /// `hookflow executions list --json` on this server's data.
     pub fn executions(&self, workflow: Option<&str>) -> Vec<Value> {
         let data = self.data_dir();
-        let mut args = vec!["executions", "list", "--json", "--limit", "1000", "--data", data.to_str().unwrap()];
+        let mut args = vec![
+            "executions",
+            "list",
+            "--json",
+            "--limit",
+            "1000",
+            "--data",
+            data.to_str().unwrap(),
+        ];
         if let Some(w) = workflow {
             args.extend(["--workflow", w]);
         }
@@ -182,7 +209,10 @@ impl Server {
             if found.as_ref().is_some_and(|e| e["status"] == status) {
                 return found.unwrap();
             }
-            assert!(Instant::now() < deadline, "execution {id} never became {status}: {found:?}");
+            assert!(
+                Instant::now() < deadline,
+                "execution {id} never became {status}: {found:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -25,10 +25,23 @@ fn validate_lists_every_problem_and_fails() {
 
 #[test]
 fn validate_summarises_valid_files() {
-    let (ok, out, err) = hookflow(&["validate", concat!(env!("CARGO_MANIFEST_DIR"), "/../examples")]);
+    let (ok, out, err) = hookflow(&[
+        "validate",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"),
+    ]);
     assert!(ok, "{out}{err}");
-    assert!(out.contains("payment-callback.json: ok: payment-callback (sync, hook pay-3kq9x0v2m1, 3 nodes)"), "{out}");
-    assert_eq!(out.lines().count(), std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples")).unwrap().count());
+    assert!(
+        out.contains(
+            "payment-callback.json: ok: payment-callback (sync, hook pay-3kq9x0v2m1, 3 nodes)"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().count(),
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"))
+            .unwrap()
+            .count()
+    );
 }
 
 #[test]
@@ -46,7 +59,11 @@ fn parse_sample_prints_paths() {
     let (ok, out, _) = hookflow(&["parse-sample", "--json", r#"{"a": 1, "b": {"c": 2}}"#]);
     assert!(ok);
     assert_eq!(out, "a\nb\nb.c\n");
-    let (ok, out, _) = hookflow(&["parse-sample", "--url", "http://localhost:13000/api/webhook:trigger/1hfmkioou0d?query[0][a]=1"]);
+    let (ok, out, _) = hookflow(&[
+        "parse-sample",
+        "--url",
+        "http://localhost:13000/api/webhook:trigger/1hfmkioou0d?query[0][a]=1",
+    ]);
     assert!(ok);
     assert_eq!(out, "query\nquery[0]\nquery[0].a\n");
     let (ok, _, err) = hookflow(&["parse-sample", "--json", "{nope"]);
@@ -57,7 +74,12 @@ fn parse_sample_prints_paths() {
 #[test]
 fn executions_without_data_explain_themselves() {
     let dir = tempfile::tempdir().unwrap();
-    let (ok, _, err) = hookflow(&["executions", "list", "--data", dir.path().join("none").to_str().unwrap()]);
+    let (ok, _, err) = hookflow(&[
+        "executions",
+        "list",
+        "--data",
+        dir.path().join("none").to_str().unwrap(),
+    ]);
     assert!(!ok);
     assert!(err.contains("no hookflow data"), "{err}");
 }

@@ -12,7 +12,10 @@ fn payment_callback() -> Value {
 const PAY: &str = "pay-3kq9x0v2m1";
 
 fn basic(user: &str, password: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
 }
 
 async fn body_json(response: reqwest::Response) -> Value {
@@ -43,25 +46,57 @@ async fn status_table_in_order() {
     assert_eq!(unknown.status(), 404);
     assert_eq!(off.status(), 404);
     assert_eq!(body_json(unknown).await, body_json(off).await);
-    let elsewhere = http.post(format!("{}/api/other", server.base)).send().await.unwrap();
+    let elsewhere = http
+        .post(format!("{}/api/other", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(elsewhere.status(), 404);
 
     // 401 before looking at the body.
-    let r = http.post(server.hook_url(PAY)).body("{not json").header("content-type", "application/json").send().await.unwrap();
+    let r = http
+        .post(server.hook_url(PAY))
+        .body("{not json")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["www-authenticate"], "Basic realm=\"hookflow\"");
     assert!(body_json(r).await["error"].is_string());
 
     // 413 past 1 MiB, before JSON parsing.
     let big = format!("\"{}\"", "x".repeat(1 << 20));
-    let r = http.post(server.hook_url("open-hook")).header("content-type", "application/json").body(big).send().await.unwrap();
+    let r = http
+        .post(server.hook_url("open-hook"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
-    assert!(body_json(r).await["error"].as_str().unwrap().contains("larger than"));
+    assert!(
+        body_json(r).await["error"]
+            .as_str()
+            .unwrap()
+            .contains("larger than")
+    );
 
     // 400 for a JSON content type with a body that is not JSON.
-    let r = http.post(server.hook_url("open-hook")).header("content-type", "application/json; charset=utf-8").body("{oops").send().await.unwrap();
+    let r = http
+        .post(server.hook_url("open-hook"))
+        .header("content-type", "application/json; charset=utf-8")
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    assert!(body_json(r).await["error"].as_str().unwrap().contains("not valid JSON"));
+    assert!(
+        body_json(r).await["error"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
 
     // Nothing above ran a workflow.
     assert!(server.executions(None).is_empty());
@@ -72,17 +107,37 @@ async fn basic_auth_right_and_wrong() {
     let server = Server::start(&[payment_callback()]);
     let http = client();
     let paid = json!({"status": "paid", "order": {"id": "A-1"}});
-    for wrong in [basic("acme", "wrong"), basic("other", "s3cret"), basic("acme", "s3cret2"), "Bearer s3cret".into()] {
-        let r = http.post(server.hook_url(PAY)).header("authorization", wrong).json(&paid).send().await.unwrap();
+    for wrong in [
+        basic("acme", "wrong"),
+        basic("other", "s3cret"),
+        basic("acme", "s3cret2"),
+        "Bearer s3cret".into(),
+    ] {
+        let r = http
+            .post(server.hook_url(PAY))
+            .header("authorization", wrong)
+            .json(&paid)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 401);
     }
-    let r = http.post(server.hook_url(PAY)).header("authorization", basic("acme", "s3cret")).json(&paid).send().await.unwrap();
+    let r = http
+        .post(server.hook_url(PAY))
+        .header("authorization", basic("acme", "s3cret"))
+        .json(&paid)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     // Credentials never reach the execution record.
     let executions = server.executions(Some("payment-callback"));
     assert_eq!(executions.len(), 1);
     let recorded = executions[0].to_string();
-    assert!(!recorded.contains("s3cret") && !recorded.contains("authorization"), "{recorded}");
+    assert!(
+        !recorded.contains("s3cret") && !recorded.contains("authorization"),
+        "{recorded}"
+    );
 }
 
 #[tokio::test]
@@ -112,51 +167,112 @@ async fn sync_success_and_failure_branches() {
         .await
         .unwrap();
     assert_eq!(r.status(), 422);
-    assert_eq!(body_json(r).await, json!({"error": "unexpected status void"}));
+    assert_eq!(
+        body_json(r).await,
+        json!({"error": "unexpected status void"})
+    );
 
     let executions = server.executions(Some("payment-callback"));
     assert_eq!(executions.len(), 2);
     // Newest first: the failure branch, then the success branch.
     let (failure, success) = (&executions[0], &executions[1]);
     assert_eq!(success["status"], "resolved");
-    assert_eq!(success["context"]["headers"], json!({"x-request-id": "req-7"}));
+    assert_eq!(
+        success["context"]["headers"],
+        json!({"x-request-id": "req-7"})
+    );
     assert_eq!(success["context"]["query"], json!({"query": [{"a": "x"}]}));
     let trail = |e: &Value| -> Vec<(String, String)> {
-        e["jobs"].as_array().unwrap().iter()
-            .map(|j| (j["nodeKey"].as_str().unwrap().into(), j["status"].as_str().unwrap().into()))
+        e["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| {
+                (
+                    j["nodeKey"].as_str().unwrap().into(),
+                    j["status"].as_str().unwrap().into(),
+                )
+            })
             .collect()
     };
-    assert_eq!(trail(success), [("paid".into(), "resolved".into()), ("ok".into(), "resolved".into())]);
-    assert_eq!(trail(failure), [("paid".into(), "resolved".into()), ("nope".into(), "resolved".into())]);
+    assert_eq!(
+        trail(success),
+        [
+            ("paid".into(), "resolved".into()),
+            ("ok".into(), "resolved".into())
+        ]
+    );
+    assert_eq!(
+        trail(failure),
+        [
+            ("paid".into(), "resolved".into()),
+            ("nope".into(), "resolved".into())
+        ]
+    );
     assert_eq!(failure["jobs"][0]["result"], json!(false));
-    for field in ["id", "workflowKey", "workflowVersion", "status", "context", "output", "jobs", "createdAt", "finishedAt"] {
+    for field in [
+        "id",
+        "workflowKey",
+        "workflowVersion",
+        "status",
+        "context",
+        "output",
+        "jobs",
+        "createdAt",
+        "finishedAt",
+    ] {
         assert!(success.get(field).is_some(), "missing {field}");
     }
 }
 
 #[tokio::test]
 async fn sync_without_a_response_node_answers_200_or_500() {
-    let resolves = sync_flow("resolves", "resolves-hook", json!([{"key": "o", "type": "output", "config": {"value": 1}}]));
-    let fails = sync_flow("fails", "fails-hook", json!([
-        {"key": "check", "type": "condition", "config": {"rejectOnFalse": true,
-          "calculation": {"calculator": "equal", "operands": ["{{$context.body.ok}}", true]}}}
-    ]));
+    let resolves = sync_flow(
+        "resolves",
+        "resolves-hook",
+        json!([{"key": "o", "type": "output", "config": {"value": 1}}]),
+    );
+    let fails = sync_flow(
+        "fails",
+        "fails-hook",
+        json!([
+            {"key": "check", "type": "condition", "config": {"rejectOnFalse": true,
+              "calculation": {"calculator": "equal", "operands": ["{{$context.body.ok}}", true]}}}
+        ]),
+    );
     let server = Server::start(&[resolves, fails]);
     let http = client();
 
-    let r = http.post(server.hook_url("resolves-hook")).send().await.unwrap();
+    let r = http
+        .post(server.hook_url("resolves-hook"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let body = body_json(r).await;
     assert_eq!(body["status"], "resolved");
-    let recorded = server.execution(body["executionId"].as_str().unwrap()).expect("recorded");
+    let recorded = server
+        .execution(body["executionId"].as_str().unwrap())
+        .expect("recorded");
     assert_eq!(recorded["output"], json!(1));
 
-    let r = http.post(server.hook_url("fails-hook")).json(&json!({"ok": false})).send().await.unwrap();
+    let r = http
+        .post(server.hook_url("fails-hook"))
+        .json(&json!({"ok": false}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 500);
     let body = body_json(r).await;
-    assert_eq!(body.as_object().unwrap().len(), 2, "no internal detail: {body}");
+    assert_eq!(
+        body.as_object().unwrap().len(),
+        2,
+        "no internal detail: {body}"
+    );
     assert_eq!(body["status"], "failed");
-    let recorded = server.execution(body["executionId"].as_str().unwrap()).expect("recorded");
+    let recorded = server
+        .execution(body["executionId"].as_str().unwrap())
+        .expect("recorded");
     assert_eq!(recorded["status"], "failed");
     assert_eq!(recorded["jobs"][0]["status"], "failed");
 }
@@ -170,16 +286,27 @@ async fn sync_timeout_answers_504_and_records_aborted() {
     let slow = json!({"key": "slow", "sync": true, "options": {"timeoutMs": 5},
         "trigger": {"type": "webhook", "hookId": "slow-hook"}, "nodes": nodes});
     let server = Server::start(&[slow]);
-    let body: serde_json::Map<String, Value> = (0..3000).map(|i| (format!("field{i}"), json!(i))).collect();
-    let r = client().post(server.hook_url("slow-hook")).json(&body).send().await.unwrap();
+    let body: serde_json::Map<String, Value> =
+        (0..3000).map(|i| (format!("field{i}"), json!(i))).collect();
+    let r = client()
+        .post(server.hook_url("slow-hook"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 504);
     let answer = body_json(r).await;
     assert!(answer["error"].as_str().unwrap().contains("5 ms"));
-    let recorded = server.execution(answer["executionId"].as_str().unwrap()).expect("recorded");
+    let recorded = server
+        .execution(answer["executionId"].as_str().unwrap())
+        .expect("recorded");
     assert_eq!(recorded["status"], "aborted");
     let jobs = recorded["jobs"].as_array().unwrap();
     assert!(jobs.len() < 9000, "the run was cut short");
-    assert!(jobs.iter().all(|j| j["status"] == "resolved" || j["status"] == "aborted"));
+    assert!(
+        jobs.iter()
+            .all(|j| j["status"] == "resolved" || j["status"] == "aborted")
+    );
 }
 
 fn async_flow() -> Value {
@@ -220,7 +347,10 @@ async fn async_run_answers_at_once_then_resolves_with_jobs() {
     assert_eq!(jobs[0]["nodeKey"], "big");
     assert_eq!(jobs[0]["result"], json!(true));
     assert_eq!(jobs[1]["nodeKey"], "flag");
-    assert!(jobs.iter().all(|j| j["status"] == "resolved" && j["finishedAt"].is_string()));
+    assert!(
+        jobs.iter()
+            .all(|j| j["status"] == "resolved" && j["finishedAt"].is_string())
+    );
 }
 
 #[tokio::test]
@@ -238,13 +368,25 @@ async fn accepted_runs_survive_a_restart_and_a_crash() {
             .await
             .unwrap();
         assert_eq!(r.status(), 202);
-        ids.push(body_json(r).await["executionId"].as_str().unwrap().to_string());
+        ids.push(
+            body_json(r).await["executionId"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     assert!(server.executions(None).is_empty(), "nothing ran yet");
 
     // A graceful restart, still without workers, keeps them queued.
     server.restart_with(&["--workers", "0"]);
-    assert!(server.banner.iter().any(|l| l.contains("resuming 3 queued run(s)")), "{:?}", server.banner);
+    assert!(
+        server
+            .banner
+            .iter()
+            .any(|l| l.contains("resuming 3 queued run(s)")),
+        "{:?}",
+        server.banner
+    );
 
     // A crash (SIGKILL) right after accepting one more loses nothing either.
     let r = http
@@ -255,7 +397,12 @@ async fn accepted_runs_survive_a_restart_and_a_crash() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    ids.push(body_json(r).await["executionId"].as_str().unwrap().to_string());
+    ids.push(
+        body_json(r).await["executionId"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
     server.crash();
 
     server.restart_with(&[]);
@@ -263,25 +410,64 @@ async fn accepted_runs_survive_a_restart_and_a_crash() {
         let execution = server.wait_for_execution(id, "resolved");
         assert_eq!(execution["jobs"][0]["nodeKey"], "big");
     }
-    assert_eq!(server.execution(&ids[3]).unwrap()["output"], json!({"review": "o-crash"}));
+    assert_eq!(
+        server.execution(&ids[3]).unwrap()["output"],
+        json!({"review": "o-crash"})
+    );
     assert_eq!(server.executions(Some("orders")).len(), 4);
 }
 
 #[tokio::test]
 async fn serve_redeploys_only_changed_definitions() {
-    let mut flow = sync_flow("versioned", "versioned-hook", json!([{"key": "o", "type": "output", "config": {"value": 1}}]));
+    let mut flow = sync_flow(
+        "versioned",
+        "versioned-hook",
+        json!([{"key": "o", "type": "output", "config": {"value": 1}}]),
+    );
     let mut server = Server::start(&[flow.clone()]);
-    assert!(server.banner.iter().any(|l| l.contains("versioned v1 deployed")), "{:?}", server.banner);
+    assert!(
+        server
+            .banner
+            .iter()
+            .any(|l| l.contains("versioned v1 deployed")),
+        "{:?}",
+        server.banner
+    );
     server.restart_with(&[]);
-    assert!(server.banner.iter().any(|l| l.contains("versioned v1 (sync)")), "{:?}", server.banner);
+    assert!(
+        server
+            .banner
+            .iter()
+            .any(|l| l.contains("versioned v1 (sync)")),
+        "{:?}",
+        server.banner
+    );
 
     flow["nodes"][0]["config"]["value"] = json!(2);
-    let file = server.data_dir().parent().unwrap().join("workflows/versioned.json");
+    let file = server
+        .data_dir()
+        .parent()
+        .unwrap()
+        .join("workflows/versioned.json");
     std::fs::write(file, flow.to_string()).unwrap();
     server.restart_with(&[]);
-    assert!(server.banner.iter().any(|l| l.contains("versioned v2 deployed")), "{:?}", server.banner);
-    let r = client().post(server.hook_url("versioned-hook")).send().await.unwrap();
-    let id = body_json(r).await["executionId"].as_str().unwrap().to_string();
+    assert!(
+        server
+            .banner
+            .iter()
+            .any(|l| l.contains("versioned v2 deployed")),
+        "{:?}",
+        server.banner
+    );
+    let r = client()
+        .post(server.hook_url("versioned-hook"))
+        .send()
+        .await
+        .unwrap();
+    let id = body_json(r).await["executionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let execution = server.execution(&id).unwrap();
     assert_eq!(execution["workflowVersion"], 2);
     assert_eq!(execution["output"], 2);
@@ -293,8 +479,22 @@ async fn invalid_workflows_stop_serve_with_every_problem() {
         "nodes": [{"key": "r", "type": "response", "config": {"statusCode": 99}}]});
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("bad.json"), bad.to_string()).unwrap();
-    let (ok, _, err) = hookflow(&["serve", "--workflows", dir.path().to_str().unwrap(), "--data", dir.path().join("d").to_str().unwrap(), "--addr", "127.0.0.1:0"]);
+    let (ok, _, err) = hookflow(&[
+        "serve",
+        "--workflows",
+        dir.path().to_str().unwrap(),
+        "--data",
+        dir.path().join("d").to_str().unwrap(),
+        "--addr",
+        "127.0.0.1:0",
+    ]);
     assert!(!ok);
-    assert!(err.contains("nodes[0].type: \"response\" nodes work in sync workflows only"), "{err}");
-    assert!(err.contains("nodes[0].config.statusCode: must be 200..=599"), "{err}");
+    assert!(
+        err.contains("nodes[0].type: \"response\" nodes work in sync workflows only"),
+        "{err}"
+    );
+    assert!(
+        err.contains("nodes[0].config.statusCode: must be 200..=599"),
+        "{err}"
+    );
 }

@@ -33,10 +33,10 @@ impl HookCache {
         store: &dyn Store,
         hook_id: &str,
     ) -> Result<Option<Arc<DeployedWorkflow>>, StoreError> {
-        if let Some((at, found)) = self.entries.lock().expect("hook cache").get(hook_id) {
-            if at.elapsed() < self.ttl {
-                return Ok(found.clone());
-            }
+        if let Some((at, found)) = self.entries.lock().expect("hook cache").get(hook_id)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(found.clone());
         }
         let found = store.workflow_by_hook(hook_id).await?;
         if !self.ttl.is_zero() {

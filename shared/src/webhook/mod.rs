@@ -87,17 +87,17 @@ impl WebhookService {
                 );
             }
         };
-        if let Some(expected) = &workflow.definition.trigger.basic_authentication {
-            if !auth::basic_matches(request.headers(), expected) {
-                let mut response =
-                    reply::error(StatusCode::UNAUTHORIZED, "missing or wrong credentials");
-                reply::set_header(
-                    &mut response,
-                    "www-authenticate",
-                    "Basic realm=\"hookflow\"",
-                );
-                return response;
-            }
+        if let Some(expected) = &workflow.definition.trigger.basic_authentication
+            && !auth::basic_matches(request.headers(), expected)
+        {
+            let mut response =
+                reply::error(StatusCode::UNAUTHORIZED, "missing or wrong credentials");
+            reply::set_header(
+                &mut response,
+                "www-authenticate",
+                "Basic realm=\"hookflow\"",
+            );
+            return response;
         }
         if request.body().len() > self.max_body {
             let message = format!("the request body is larger than {} bytes", self.max_body);
@@ -239,7 +239,12 @@ mod tests {
         let response = app.webhook.handle(post("async-hook", "{}")).await;
         assert_eq!(response.status(), 503);
         let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
-        assert!(body["error"].as_str().unwrap().contains("could not be queued"));
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("could not be queued")
+        );
     }
 
     #[tokio::test]
@@ -249,7 +254,10 @@ mod tests {
         let response = app.webhook.handle(post("async-hook", r#"{"x": 1}"#)).await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.body().as_ref(), b"ok");
-        assert_eq!(response.headers()["content-type"], "text/plain; charset=utf-8");
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/plain; charset=utf-8"
+        );
         let delivered = app.queue.receive(10, Duration::from_secs(1)).await.unwrap();
         assert_eq!(delivered.len(), 1);
         let message: RunMessage = serde_json::from_str(&delivered[0].body).unwrap();
@@ -263,15 +271,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let app = app_with_queue(dir.path(), None).await;
         app.webhook.handle(post("async-hook", "{}")).await;
-        let delivery = app.queue.receive(1, Duration::from_secs(1)).await.unwrap().remove(0);
-        assert_eq!(app.worker.process(&delivery.body, 1).await, crate::worker::Processed::Done);
+        let delivery = app
+            .queue
+            .receive(1, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(
+            app.worker.process(&delivery.body, 1).await,
+            crate::worker::Processed::Done
+        );
         let first = app.store.list_executions(None, 10).await.unwrap();
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].status, crate::model::ExecutionStatus::Resolved);
         // The same message again changes nothing.
-        assert_eq!(app.worker.process(&delivery.body, 2).await, crate::worker::Processed::Done);
+        assert_eq!(
+            app.worker.process(&delivery.body, 2).await,
+            crate::worker::Processed::Done
+        );
         assert_eq!(app.store.list_executions(None, 10).await.unwrap(), first);
         // A message that is not a run is reported as poison, not retried.
-        assert!(matches!(app.worker.process("{garbage", 1).await, crate::worker::Processed::Poison(_)));
+        assert!(matches!(
+            app.worker.process("{garbage", 1).await,
+            crate::worker::Processed::Poison(_)
+        ));
     }
 }
