@@ -232,3 +232,28 @@ pub fn client() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// The moto endpoint the test command started (`AWS_ENDPOINT_URL`), with the SDK
+/// environment checked. Tests that need AWS fail loudly without it rather than skip.
+pub fn moto_endpoint() -> String {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        panic!("AWS_ENDPOINT_URL is not set: run ./scripts/test, which starts moto_server for these tests")
+    });
+    assert!(
+        endpoint.contains("127.0.0.1") || endpoint.contains("localhost"),
+        "tests talk to a loopback endpoint only, not {endpoint}"
+    );
+    endpoint
+}
+
+/// A name no other test uses, for tables and queues on the shared moto server.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+    )
+}

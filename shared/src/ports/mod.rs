@@ -2,6 +2,7 @@
 //! [`embedded`] implements both on one local SQLite file; the AWS adapters
 //! (DynamoDB, SQS) implement the same traits.
 
+pub mod aws;
 pub mod embedded;
 
 use std::sync::Arc;

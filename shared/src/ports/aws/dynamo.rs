@@ -1,0 +1,347 @@
+//! [`Store`] on one DynamoDB table (see [`super::item`] for its shape).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    Projection, ProjectionType, Put, ScalarAttributeType, TimeToLiveSpecification,
+    TransactWriteItem,
+};
+
+use super::item::{self, Item, get_s, n, s};
+use crate::model::{DeployedWorkflow, Execution};
+use crate::ports::{Store, StoreError};
+
+const GSI: &str = "gsi1";
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    /// How long executions are kept (TTL); `None` keeps them forever.
+    retention: Option<Duration>,
+}
+
+fn backend<E: std::error::Error + 'static>(e: E) -> StoreError {
+    StoreError::Backend(DisplayErrorContext(e).to_string())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
+    let text = get_s(item, "record").ok_or_else(|| StoreError::Backend("item without a record".into()))?;
+    serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("unreadable record: {e}")))
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>, retention: Option<Duration>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            retention,
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(out.item)
+    }
+
+    fn execution_item(&self, execution: &Execution) -> Item {
+        let mut item = Item::new();
+        item.insert("pk".into(), s(item::execution_pk(&execution.id)));
+        item.insert("sk".into(), s("EX"));
+        item.insert("gsi1pk".into(), s(item::executions_gsi_pk(&execution.workflow_key)));
+        item.insert("gsi1sk".into(), s(&execution.id));
+        item.insert("status".into(), s(execution.status.as_str()));
+        item.insert("record".into(), s(item::execution_record(execution)));
+        if let Some(keep) = self.retention {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            item.insert("expiresAt".into(), n((now + keep).as_secs()));
+        }
+        item
+    }
+
+    async fn query_executions(&self, key: &str, limit: usize) -> Result<Vec<Execution>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        while out.len() < limit {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI)
+                .key_condition_expression("gsi1pk = :p")
+                .expression_attribute_values(":p", s(item::executions_gsi_pk(key)))
+                .scan_index_forward(false)
+                .limit(i32::try_from(limit - out.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            // The index projects keys only; read each record from the table.
+            for found in page.items() {
+                if let Some(id) = get_s(found, "gsi1sk")
+                    && let Some(e) = self.execution(id).await?
+                {
+                    out.push(e);
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn current_workflow(&self, key: &str) -> Result<Option<Arc<DeployedWorkflow>>, StoreError> {
+        match self.get(item::workflow_pk(key), "CURRENT").await? {
+            Some(found) => decode(&found).map(|w| Some(Arc::new(w))),
+            None => Ok(None),
+        }
+    }
+
+    async fn workflow_version(&self, key: &str, version: u32) -> Result<Option<Arc<DeployedWorkflow>>, StoreError> {
+        match self.get(item::workflow_pk(key), &item::version_sk(version)).await? {
+            Some(found) => decode(&found).map(|w| Some(Arc::new(w))),
+            None => Ok(None),
+        }
+    }
+
+    async fn workflow_by_hook(&self, hook_id: &str) -> Result<Option<Arc<DeployedWorkflow>>, StoreError> {
+        match self.get(item::hook_pk(hook_id), "HOOK").await? {
+            Some(found) => decode(&found).map(|w| Some(Arc::new(w))),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_workflows(&self) -> Result<Vec<Arc<DeployedWorkflow>>, StoreError> {
+        // Deploys are rare and workflows few: a filtered scan of the pointers is fine
+        // for the CLI (the webhook never lists).
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :c")
+                .expression_attribute_values(":c", s("CURRENT"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            for found in page.items() {
+                out.push(Arc::new(decode(found)?));
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        out.sort_by(|a: &Arc<DeployedWorkflow>, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn publish(&self, workflow: &DeployedWorkflow) -> Result<(), StoreError> {
+        let record = serde_json::to_string(workflow).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let previous = self.current_workflow(&workflow.key).await?;
+        let pk = item::workflow_pk(&workflow.key);
+        let put = |pk: String, sk: String, condition: Option<&str>| -> Result<TransactWriteItem, StoreError> {
+            let mut p = Put::builder()
+                .table_name(&self.table)
+                .item("pk", s(pk))
+                .item("sk", s(sk))
+                .item("record", s(&record))
+                .item("workflowKey", s(&workflow.key))
+                .item("version", n(workflow.version));
+            if let Some(c) = condition {
+                p = p
+                    .condition_expression(c)
+                    .expression_attribute_values(":key", s(&workflow.key));
+            }
+            Ok(TransactWriteItem::builder().put(p.build().map_err(build_error)?).build())
+        };
+        let mut items = vec![
+            // The version must be new: a concurrent deploy of the same key loses.
+            put(pk.clone(), item::version_sk(workflow.version), Some("attribute_not_exists(pk) AND :key = :key"))?,
+            put(pk, "CURRENT".into(), None)?,
+            // The hook id must be free or already this key's.
+            put(
+                item::hook_pk(&workflow.hook_id),
+                "HOOK".into(),
+                Some("attribute_not_exists(pk) OR workflowKey = :key"),
+            )?,
+        ];
+        if let Some(old) = previous.filter(|p| p.hook_id != workflow.hook_id) {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .key("pk", s(item::hook_pk(&old.hook_id)))
+                .key("sk", s("HOOK"))
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_transaction_canceled_exception() => {
+                let reasons: Vec<String> = match e.err() {
+                    TransactWriteItemsError::TransactionCanceledException(t) => t
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code().unwrap_or("").to_string())
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                if reasons.first().is_some_and(|c| c == "ConditionalCheckFailed") {
+                    Err(StoreError::VersionConflict {
+                        key: workflow.key.clone(),
+                        version: workflow.version,
+                    })
+                } else {
+                    let owner = self
+                        .get(item::hook_pk(&workflow.hook_id), "HOOK")
+                        .await?
+                        .and_then(|i| get_s(&i, "workflowKey").map(str::to_string))
+                        .unwrap_or_else(|| "another workflow".into());
+                    Err(StoreError::HookTaken {
+                        hook_id: workflow.hook_id.clone(),
+                        owner,
+                    })
+                }
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn insert_execution(&self, execution: &Execution) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.execution_item(execution)))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn save_execution(&self, execution: &Execution) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.execution_item(execution)))
+            .send()
+            .await
+            .map(drop)
+            .map_err(backend)
+    }
+
+    async fn execution(&self, id: &str) -> Result<Option<Execution>, StoreError> {
+        match self.get(item::execution_pk(id), "EX").await? {
+            Some(found) => decode(&found).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_executions(&self, workflow_key: Option<&str>, limit: usize) -> Result<Vec<Execution>, StoreError> {
+        if let Some(key) = workflow_key {
+            return self.query_executions(key, limit).await;
+        }
+        // All workflows: newest of each, merged. No GSI with one hot partition key.
+        let mut all = Vec::new();
+        for w in self.list_workflows().await? {
+            all.extend(self.query_executions(&w.key, limit).await?);
+        }
+        all.sort_by(|a, b| b.id.cmp(&a.id));
+        all.truncate(limit);
+        Ok(all)
+    }
+}
+
+/// Creates the table (for local endpoints and tests; on AWS the SAM template does it).
+/// An existing table is left as it is.
+pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(build_error)
+    };
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(build_error)
+    };
+    let gsi = GlobalSecondaryIndex::builder()
+        .index_name(GSI)
+        .key_schema(key("gsi1pk", KeyType::Hash)?)
+        .key_schema(key("gsi1sk", KeyType::Range)?)
+        .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+        .build()
+        .map_err(build_error)?;
+    let result = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .attribute_definitions(attr("pk")?)
+        .attribute_definitions(attr("sk")?)
+        .attribute_definitions(attr("gsi1pk")?)
+        .attribute_definitions(attr("gsi1sk")?)
+        .global_secondary_indexes(gsi)
+        .send()
+        .await;
+    match result {
+        Ok(_) => {}
+        Err(SdkError::ServiceError(e)) if e.err().is_resource_in_use_exception() => return Ok(()),
+        Err(e) => return Err(backend(e)),
+    }
+    let ttl = TimeToLiveSpecification::builder()
+        .attribute_name("expiresAt")
+        .enabled(true)
+        .build()
+        .map_err(build_error)?;
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(ttl)
+        .send()
+        .await
+        .map_err(backend)?;
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! Item shapes of the hookflow table and the 400 KB item limit.
+//!
+//! One table, keys `pk`/`sk`:
+//! - `WF#<key>` / `V#<version>`: one workflow version (`record`: JSON).
+//! - `WF#<key>` / `CURRENT`: the current version's number, hook id and record.
+//! - `HOOK#<hookId>` / `HOOK`: the hook's workflow key and its current record, so the
+//!   webhook's lookup is one `GetItem`.
+//! - `EX#<id>` / `EX`: an execution (`record`), with `gsi1pk = WFEX#<key>` and
+//!   `gsi1sk = <id>` (UUIDv7, time-ordered) for listing a workflow's executions newest
+//!   first, and `expiresAt` (epoch seconds) for TTL retention.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Value, json};
+
+use crate::model::Execution;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// DynamoDB's item limit is 400 KB; this leaves room for keys and attribute names.
+pub const MAX_RECORD_BYTES: usize = 380_000;
+
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+pub fn workflow_pk(key: &str) -> String {
+    format!("WF#{key}")
+}
+
+pub fn version_sk(version: u32) -> String {
+    format!("V#{version:010}")
+}
+
+pub fn hook_pk(hook_id: &str) -> String {
+    format!("HOOK#{hook_id}")
+}
+
+pub fn execution_pk(id: &str) -> String {
+    format!("EX#{id}")
+}
+
+pub fn executions_gsi_pk(key: &str) -> String {
+    format!("WFEX#{key}")
+}
+
+/// The execution as JSON text that fits in one item: job results (largest first)
+/// and then the context are replaced by `{"truncated": true, "bytes": N}` until it fits.
+/// A record is never refused for its size.
+pub fn execution_record(execution: &Execution) -> String {
+    let text = serde_json::to_string(execution).unwrap_or_default();
+    if text.len() <= MAX_RECORD_BYTES {
+        return text;
+    }
+    let mut trimmed = execution.clone();
+    let mut sizes: Vec<(usize, usize)> = trimmed
+        .jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.result.to_string().len(), i))
+        .collect();
+    sizes.sort_unstable_by(|a, b| b.cmp(a));
+    let mut total = text.len();
+    for (size, i) in sizes {
+        if total <= MAX_RECORD_BYTES || size < 64 {
+            break;
+        }
+        trimmed.jobs[i].result = marker(size);
+        total -= size.saturating_sub(48);
+    }
+    let mut text = serde_json::to_string(&trimmed).unwrap_or_default();
+    for field in ["context", "output"] {
+        if text.len() <= MAX_RECORD_BYTES {
+            break;
+        }
+        let value = if field == "context" { &mut trimmed.context } else { &mut trimmed.output };
+        *value = marker(value.to_string().len());
+        text = serde_json::to_string(&trimmed).unwrap_or_default();
+    }
+    if text.len() > MAX_RECORD_BYTES {
+        // Thousands of small jobs: keep the first ones and say how many were dropped.
+        let keep = trimmed.jobs.len() * MAX_RECORD_BYTES / text.len();
+        let dropped = trimmed.jobs.len() - keep;
+        trimmed.jobs.truncate(keep.saturating_sub(1));
+        trimmed.output = json!({ "truncated": true, "droppedJobs": dropped, "output": trimmed.output });
+        text = serde_json::to_string(&trimmed).unwrap_or_default();
+    }
+    text
+}
+
+fn marker(bytes: usize) -> Value {
+    json!({ "truncated": true, "bytes": bytes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ExecutionStatus, Job, JobStatus};
+
+    fn execution(results: Vec<Value>) -> Execution {
+        Execution {
+            id: "e".into(),
+            workflow_key: "k".into(),
+            workflow_version: 1,
+            status: ExecutionStatus::Resolved,
+            context: json!({"body": "small"}),
+            output: Value::Null,
+            jobs: results
+                .into_iter()
+                .enumerate()
+                .map(|(i, result)| Job {
+                    node_key: format!("n{i}"),
+                    node_type: "output".into(),
+                    status: JobStatus::Resolved,
+                    result,
+                    started_at: "t".into(),
+                    finished_at: Some("t".into()),
+                })
+                .collect(),
+            created_at: "t".into(),
+            finished_at: Some("t".into()),
+        }
+    }
+
+    #[test]
+    fn small_records_are_untouched() {
+        let e = execution(vec![json!("a"), json!({"b": 1})]);
+        assert_eq!(execution_record(&e), serde_json::to_string(&e).unwrap());
+    }
+
+    #[test]
+    fn large_job_results_become_markers() {
+        let big = json!("x".repeat(300_000));
+        let e = execution(vec![json!("keep"), big.clone(), big]);
+        let text = execution_record(&e);
+        assert!(text.len() <= MAX_RECORD_BYTES);
+        let back: Execution = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.jobs[0].result, json!("keep"));
+        assert_eq!(back.jobs.len(), 3);
+        assert!(back.jobs.iter().filter(|j| j.result["truncated"] == true).count() >= 1);
+    }
+
+    #[test]
+    fn huge_context_and_many_jobs_still_fit() {
+        let mut e = execution((0..20_000).map(|i| json!(i)).collect());
+        e.context = json!("y".repeat(500_000));
+        let text = execution_record(&e);
+        assert!(text.len() <= MAX_RECORD_BYTES, "{}", text.len());
+        let back: Execution = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.context["truncated"], true);
+    }
+}

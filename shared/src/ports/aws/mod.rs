@@ -1,0 +1,16 @@
+//! The AWS adapters: [`DynamoStore`] (one DynamoDB table) and [`SqsQueue`].
+//!
+//! Both honour the standard AWS environment (`AWS_ENDPOINT_URL`, `AWS_PROFILE`,
+//! `AWS_REGION`), so the same code talks to AWS or to a local endpoint such as moto.
+
+mod dynamo;
+mod item;
+mod sqs;
+
+pub use dynamo::{DynamoStore, create_table};
+pub use sqs::{SqsQueue, create_queue};
+
+/// Loads the AWS configuration once (per cold start, per CLI run).
+pub async fn load_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
