@@ -1,6 +1,6 @@
 //! `hookflow executions list|show`: read recorded executions.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use chrono::DateTime;
 use hookflow::model::Execution;
 use hookflow::ports::Store;
+use hookflow::ports::aws::{self, DynamoStore};
 use hookflow::ports::embedded::{Database, EmbeddedStore};
 use serde_json::Value;
 
@@ -23,18 +24,28 @@ pub enum ExecutionsCommand {
         /// Print JSON (an array of execution records, jobs included).
         #[arg(long)]
         json: bool,
-        /// The embedded store's directory (as given to `hookflow serve --data`).
-        #[arg(long, default_value = ".hookflow")]
-        data: PathBuf,
+        #[command(flatten)]
+        source: Source,
     },
     /// One execution with its jobs.
     Show {
         id: String,
         #[arg(long)]
         json: bool,
-        #[arg(long, default_value = ".hookflow")]
-        data: PathBuf,
+        #[command(flatten)]
+        source: Source,
     },
+}
+
+/// Where executions are read from.
+#[derive(clap::Args)]
+pub struct Source {
+    /// The embedded store's directory (as given to `hookflow serve --data`).
+    #[arg(long, default_value = ".hookflow")]
+    data: PathBuf,
+    /// Read a deployed stack's DynamoDB table instead of the embedded store.
+    #[arg(long, env = "HOOKFLOW_TABLE")]
+    table: Option<String>,
 }
 
 pub fn run(command: ExecutionsCommand) -> anyhow::Result<ExitCode> {
@@ -47,9 +58,9 @@ pub fn run(command: ExecutionsCommand) -> anyhow::Result<ExitCode> {
                 workflow,
                 limit,
                 json,
-                data,
+                source,
             } => {
-                let store = open(&data)?;
+                let store = open(&source).await?;
                 let executions = store.list_executions(workflow.as_deref(), limit).await?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&executions)?);
@@ -58,10 +69,10 @@ pub fn run(command: ExecutionsCommand) -> anyhow::Result<ExitCode> {
                 }
                 Ok(ExitCode::SUCCESS)
             }
-            ExecutionsCommand::Show { id, json, data } => {
-                let store = open(&data)?;
+            ExecutionsCommand::Show { id, json, source } => {
+                let store = open(&source).await?;
                 let Some(execution) = store.execution(&id).await? else {
-                    eprintln!("error: no execution {id:?} in {}", data.display());
+                    eprintln!("error: no execution {id:?}");
                     return Ok(ExitCode::FAILURE);
                 };
                 if json {
@@ -75,7 +86,12 @@ pub fn run(command: ExecutionsCommand) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn open(data: &Path) -> anyhow::Result<Arc<dyn Store>> {
+async fn open(source: &Source) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(table) = &source.table {
+        let config = aws::load_config().await;
+        return Ok(Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table, None)));
+    }
+    let data = source.data.as_path();
     anyhow::ensure!(
         data.join("hookflow.db").exists(),
         "no hookflow data in {} (start `hookflow serve --data {}` first)",

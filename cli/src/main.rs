@@ -1,5 +1,6 @@
 //! `hookflow`: run webhook workflows locally, validate definitions, read executions.
 
+mod deploy;
 mod executions;
 mod http_server;
 mod serve;
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// Serve the webhook endpoint locally, with an embedded store and worker.
     Serve(serve::ServeArgs),
+    /// Validate definitions and deploy them to a stack's DynamoDB table.
+    Deploy(deploy::DeployArgs),
     /// Check workflow definition files; every problem is listed with its JSON path.
     Validate {
         /// Definition files or directories of *.json files.
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Deploy(args) => deploy::run(args),
         Command::Validate { files } => validate::run(&files),
         Command::Executions { command } => executions::run(command),
         Command::ParseSample { json, url } => parse_sample(json, url),

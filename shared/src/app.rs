@@ -77,3 +77,54 @@ pub fn exposed_env(names: &[String]) -> Value {
     }
     Value::Object(env)
 }
+
+/// The Lambdas' configuration, read from their environment once per cold start.
+#[derive(Debug, Clone)]
+pub struct AwsEnv {
+    /// `HOOKFLOW_TABLE`
+    pub table: String,
+    /// `HOOKFLOW_QUEUE_URL`
+    pub queue_url: String,
+    /// `HOOKFLOW_RETENTION_DAYS` (default 30; 0 keeps executions forever).
+    pub retention: Option<Duration>,
+    /// `HOOKFLOW_HOOK_CACHE_TTL_MS` (default 5000), `HOOKFLOW_EXPOSED_ENV`
+    /// (comma-separated names), `HOOKFLOW_MAX_BODY` (bytes).
+    pub settings: Settings,
+}
+
+impl AwsEnv {
+    pub fn from_env() -> Result<Self, String> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let number = |name: &str, default: u64| -> Result<u64, String> {
+            var(name).map_or(Ok(default), |v| {
+                v.trim().parse().map_err(|_| format!("{name} must be a whole number, not {v:?}"))
+            })
+        };
+        let table = var("HOOKFLOW_TABLE").ok_or("HOOKFLOW_TABLE is not set")?;
+        let queue_url = var("HOOKFLOW_QUEUE_URL").ok_or("HOOKFLOW_QUEUE_URL is not set")?;
+        let days = number("HOOKFLOW_RETENTION_DAYS", 30)?;
+        let settings = Settings {
+            exposed_env: var("HOOKFLOW_EXPOSED_ENV")
+                .map(|v| v.split(',').map(|n| n.trim().to_string()).collect())
+                .unwrap_or_default(),
+            hook_cache_ttl: Duration::from_millis(number("HOOKFLOW_HOOK_CACHE_TTL_MS", 5_000)?),
+            max_body: usize::try_from(number("HOOKFLOW_MAX_BODY", DEFAULT_MAX_BODY as u64)?)
+                .map_err(|e| e.to_string())?,
+            limits: Limits::default(),
+        };
+        Ok(Self {
+            table,
+            queue_url,
+            retention: (days > 0).then(|| Duration::from_secs(days * 86_400)),
+            settings,
+        })
+    }
+
+    /// The app on DynamoDB and SQS with the given clients (built once by the caller).
+    pub fn app(&self, dynamo: aws_sdk_dynamodb::Client, sqs: aws_sdk_sqs::Client) -> App {
+        use crate::ports::aws::{DynamoStore, SqsQueue};
+        let store = Arc::new(DynamoStore::new(dynamo, &self.table, self.retention));
+        let queue = Arc::new(SqsQueue::new(sqs, &self.queue_url));
+        App::new(store, queue, &self.settings)
+    }
+}

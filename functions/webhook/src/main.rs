@@ -1,11 +1,8 @@
-//! The webhook Lambda. It will run `hookflow::webhook::WebhookService` on DynamoDB and
-//! SQS once those adapters land (the AWS issue); until then it refuses to start, so a
-//! deployment cannot silently accept runs it has nowhere to keep.
+//! The webhook Lambda's entry point: configuration and clients once per cold start.
 
-fn main() {
-    eprintln!(
-        "hookflow webhook Lambda: the DynamoDB/SQS adapters are not built yet; \
-         use `hookflow serve` locally (see README)"
-    );
-    std::process::exit(1);
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let app = hookflow_webhook::app_from_env().await?;
+    hookflow_webhook::run(app).await
 }

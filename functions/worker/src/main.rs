@@ -1,10 +1,8 @@
-//! The worker Lambda. It will feed SQS batches to `hookflow::worker::Worker` once the
-//! AWS adapters land (the AWS issue); until then it refuses to start.
+//! The worker Lambda's entry point: configuration and clients once per cold start.
 
-fn main() {
-    eprintln!(
-        "hookflow worker Lambda: the DynamoDB/SQS adapters are not built yet; \
-         use `hookflow serve` locally (see README)"
-    );
-    std::process::exit(1);
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let app = hookflow_worker::app_from_env().await?;
+    hookflow_worker::run(app).await
 }

@@ -1,0 +1,54 @@
+//! `hookflow deploy --table NAME FILE_OR_DIR...`: validate and write definitions to the
+//! DynamoDB table of a deployed stack (a new version only where one changed).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use hookflow::deploy::{self, webhook_path};
+use hookflow::nodes::NodeRegistry;
+use hookflow::ports::aws::{self, DynamoStore};
+
+#[derive(clap::Args)]
+pub struct DeployArgs {
+    /// The stack's DynamoDB table (the `TableName` output of the SAM stack).
+    #[arg(long, env = "HOOKFLOW_TABLE")]
+    table: String,
+    /// Definition files, or directories of *.json files.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
+    let registry = NodeRegistry::builtin();
+    let definitions = match deploy::load_all(&args.paths, &registry) {
+        Ok(defs) => defs,
+        Err(problems) => {
+            for p in problems {
+                print!("{p}");
+            }
+            eprintln!("error: nothing was deployed; fix the definitions above first");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let config = aws::load_config().await;
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &args.table, None);
+        for definition in definitions {
+            let key = definition.key.clone();
+            let done = deploy::deploy(&store, definition)
+                .await
+                .with_context(|| format!("cannot deploy {key:?} to table {}", args.table))?;
+            let w = &done.workflow;
+            println!(
+                "{} v{} {}  POST {}",
+                w.key,
+                w.version,
+                if done.changed { "deployed" } else { "unchanged" },
+                webhook_path(&w.hook_id)
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
