@@ -31,7 +31,9 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let config = aws::load_config().await;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &args.table, None);
@@ -45,7 +47,11 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
                 "{} v{} {}  POST {}",
                 w.key,
                 w.version,
-                if done.changed { "deployed" } else { "unchanged" },
+                if done.changed {
+                    "deployed"
+                } else {
+                    "unchanged"
+                },
                 webhook_path(&w.hook_id)
             );
         }

@@ -89,7 +89,11 @@ pub fn run(command: ExecutionsCommand) -> anyhow::Result<ExitCode> {
 async fn open(source: &Source) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(table) = &source.table {
         let config = aws::load_config().await;
-        return Ok(Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table, None)));
+        return Ok(Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&config),
+            table,
+            None,
+        )));
     }
     let data = source.data.as_path();
     anyhow::ensure!(

@@ -97,7 +97,9 @@ impl AwsEnv {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let number = |name: &str, default: u64| -> Result<u64, String> {
             var(name).map_or(Ok(default), |v| {
-                v.trim().parse().map_err(|_| format!("{name} must be a whole number, not {v:?}"))
+                v.trim()
+                    .parse()
+                    .map_err(|_| format!("{name} must be a whole number, not {v:?}"))
             })
         };
         let table = var("HOOKFLOW_TABLE").ok_or("HOOKFLOW_TABLE is not set")?;

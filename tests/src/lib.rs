@@ -23,14 +23,9 @@ pub fn hookflow_bin() -> &'static Path {
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
-        build.args([
-            "build",
-            "--quiet",
-            "-p",
-            "hookflow-cli",
-            "--bin",
-            "hookflow",
-        ]);
+        // The whole workspace, as the test command builds it: building one package
+        // resolves other features and would rebuild the crates a second time.
+        build.args(["build", "--quiet", "--workspace"]);
         if release {
             build.arg("--release");
         }
@@ -254,6 +249,9 @@ pub fn unique_name(prefix: &str) -> String {
         "{prefix}-{}-{}-{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
     )
 }

@@ -36,9 +36,15 @@ async fn moto() -> Backend {
     let table = unique_name("contract");
     aws::create_table(&dynamo, &table).await.unwrap();
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let url = aws::create_queue(&sqs, &unique_name("contract")).await.unwrap();
+    let url = aws::create_queue(&sqs, &unique_name("contract"))
+        .await
+        .unwrap();
     Backend {
-        store: Arc::new(DynamoStore::new(dynamo, table, Some(Duration::from_secs(86_400)))),
+        store: Arc::new(DynamoStore::new(
+            dynamo,
+            table,
+            Some(Duration::from_secs(86_400)),
+        )),
         queue: Arc::new(SqsQueue::new(sqs, url)),
         _dir: None,
     }
@@ -69,18 +75,39 @@ fn execution(id: &str, key: &str, status: ExecutionStatus) -> Execution {
 
 async fn deploys_versions_and_finds_hooks(b: Backend) {
     let store = b.store.as_ref();
-    let first = deploy::deploy(store, definition("pay", Some("pay-hook"), 1)).await.unwrap();
+    let first = deploy::deploy(store, definition("pay", Some("pay-hook"), 1))
+        .await
+        .unwrap();
     assert!(first.changed);
     assert_eq!(first.workflow.version, 1);
-    let again = deploy::deploy(store, definition("pay", Some("pay-hook"), 1)).await.unwrap();
-    assert!(!again.changed, "an unchanged definition is not a new version");
+    let again = deploy::deploy(store, definition("pay", Some("pay-hook"), 1))
+        .await
+        .unwrap();
+    assert!(
+        !again.changed,
+        "an unchanged definition is not a new version"
+    );
     assert_eq!(again.workflow.version, 1);
-    let second = deploy::deploy(store, definition("pay", Some("pay-hook"), 2)).await.unwrap();
+    let second = deploy::deploy(store, definition("pay", Some("pay-hook"), 2))
+        .await
+        .unwrap();
     assert_eq!(second.workflow.version, 2);
 
-    let by_hook = store.workflow_by_hook("pay-hook").await.unwrap().expect("hook found");
+    let by_hook = store
+        .workflow_by_hook("pay-hook")
+        .await
+        .unwrap()
+        .expect("hook found");
     assert_eq!((by_hook.key.as_str(), by_hook.version), ("pay", 2));
-    assert_eq!(store.current_workflow("pay").await.unwrap().unwrap().version, 2);
+    assert_eq!(
+        store
+            .current_workflow("pay")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
     let v1 = store.workflow_version("pay", 1).await.unwrap().unwrap();
     assert_eq!(v1.definition.nodes[0].config["value"], 1);
     assert!(store.workflow_version("pay", 3).await.unwrap().is_none());
@@ -88,26 +115,53 @@ async fn deploys_versions_and_finds_hooks(b: Backend) {
     assert!(store.current_workflow("nope").await.unwrap().is_none());
 
     // A generated hook id is kept for the key across versions.
-    let generated = deploy::deploy(store, definition("gen", None, 1)).await.unwrap();
+    let generated = deploy::deploy(store, definition("gen", None, 1))
+        .await
+        .unwrap();
     assert_eq!(generated.workflow.hook_id.len(), 32);
-    let next = deploy::deploy(store, definition("gen", None, 2)).await.unwrap();
+    let next = deploy::deploy(store, definition("gen", None, 2))
+        .await
+        .unwrap();
     assert_eq!(next.workflow.hook_id, generated.workflow.hook_id);
 
     // Moving a key to a new hook id frees the old one.
-    deploy::deploy(store, definition("pay", Some("pay-hook-2"), 2)).await.unwrap();
+    deploy::deploy(store, definition("pay", Some("pay-hook-2"), 2))
+        .await
+        .unwrap();
     assert!(store.workflow_by_hook("pay-hook").await.unwrap().is_none());
-    assert_eq!(store.workflow_by_hook("pay-hook-2").await.unwrap().unwrap().version, 3);
+    assert_eq!(
+        store
+            .workflow_by_hook("pay-hook-2")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        3
+    );
 
-    let keys: Vec<String> = store.list_workflows().await.unwrap().iter().map(|w| w.key.clone()).collect();
+    let keys: Vec<String> = store
+        .list_workflows()
+        .await
+        .unwrap()
+        .iter()
+        .map(|w| w.key.clone())
+        .collect();
     assert_eq!(keys, ["gen", "pay"]);
 }
 
 async fn refuses_taken_hooks_and_stale_versions(b: Backend) {
     let store = b.store.as_ref();
-    deploy::deploy(store, definition("a", Some("shared-hook"), 1)).await.unwrap();
-    let err = deploy::deploy(store, definition("b", Some("shared-hook"), 1)).await.unwrap_err();
+    deploy::deploy(store, definition("a", Some("shared-hook"), 1))
+        .await
+        .unwrap();
+    let err = deploy::deploy(store, definition("b", Some("shared-hook"), 1))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::HookTaken { .. }), "{err}");
-    assert!(store.current_workflow("b").await.unwrap().is_none(), "nothing of b was written");
+    assert!(
+        store.current_workflow("b").await.unwrap().is_none(),
+        "nothing of b was written"
+    );
     // Publishing a version that exists (a concurrent deploy) is refused.
     let current = store.current_workflow("a").await.unwrap().unwrap();
     let err = store.publish(&current).await.unwrap_err();
@@ -116,13 +170,28 @@ async fn refuses_taken_hooks_and_stale_versions(b: Backend) {
 
 async fn records_executions_once_and_lists_newest_first(b: Backend) {
     let store = b.store.as_ref();
-    let ids: Vec<String> = (0..3).map(|_| hookflow::webhook::new_execution_id()).collect();
+    let ids: Vec<String> = (0..3)
+        .map(|_| hookflow::webhook::new_execution_id())
+        .collect();
     for id in &ids {
-        assert!(store.insert_execution(&execution(id, "k1", ExecutionStatus::Started)).await.unwrap());
+        assert!(
+            store
+                .insert_execution(&execution(id, "k1", ExecutionStatus::Started))
+                .await
+                .unwrap()
+        );
     }
-    assert!(!store.insert_execution(&execution(&ids[0], "k1", ExecutionStatus::Started)).await.unwrap());
+    assert!(
+        !store
+            .insert_execution(&execution(&ids[0], "k1", ExecutionStatus::Started))
+            .await
+            .unwrap()
+    );
     let other = hookflow::webhook::new_execution_id();
-    store.insert_execution(&execution(&other, "k2", ExecutionStatus::Started)).await.unwrap();
+    store
+        .insert_execution(&execution(&other, "k2", ExecutionStatus::Started))
+        .await
+        .unwrap();
 
     let mut done = execution(&ids[1], "k1", ExecutionStatus::Resolved);
     done.output = json!({"ok": true});
@@ -130,7 +199,13 @@ async fn records_executions_once_and_lists_newest_first(b: Backend) {
     assert_eq!(store.execution(&ids[1]).await.unwrap().unwrap(), done);
     assert!(store.execution("missing").await.unwrap().is_none());
 
-    let k1: Vec<String> = store.list_executions(Some("k1"), 10).await.unwrap().into_iter().map(|e| e.id).collect();
+    let k1: Vec<String> = store
+        .list_executions(Some("k1"), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
     assert_eq!(k1, [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
     let two = store.list_executions(Some("k1"), 2).await.unwrap();
     assert_eq!(two.len(), 2);
@@ -139,15 +214,28 @@ async fn records_executions_once_and_lists_newest_first(b: Backend) {
 
 async fn lists_all_executions_newest_first(b: Backend) {
     let store = b.store.as_ref();
-    deploy::deploy(store, definition("k1", None, 1)).await.unwrap();
-    deploy::deploy(store, definition("k2", None, 1)).await.unwrap();
+    deploy::deploy(store, definition("k1", None, 1))
+        .await
+        .unwrap();
+    deploy::deploy(store, definition("k2", None, 1))
+        .await
+        .unwrap();
     let mut ids = Vec::new();
     for key in ["k1", "k2", "k1"] {
         let id = hookflow::webhook::new_execution_id();
-        store.insert_execution(&execution(&id, key, ExecutionStatus::Resolved)).await.unwrap();
+        store
+            .insert_execution(&execution(&id, key, ExecutionStatus::Resolved))
+            .await
+            .unwrap();
         ids.push(id);
     }
-    let all: Vec<String> = store.list_executions(None, 10).await.unwrap().into_iter().map(|e| e.id).collect();
+    let all: Vec<String> = store
+        .list_executions(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
     assert_eq!(all, [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
 }
 
@@ -163,7 +251,13 @@ fn run(id: &str) -> RunMessage {
 
 async fn delivers_acks_and_retries(b: Backend) {
     let queue = b.queue.as_ref();
-    assert!(queue.receive(10, Duration::from_millis(200)).await.unwrap().is_empty());
+    assert!(
+        queue
+            .receive(10, Duration::from_millis(200))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     queue.enqueue(&run("r1")).await.unwrap();
     let got = queue.receive(10, Duration::from_secs(2)).await.unwrap();
     assert_eq!(got.len(), 1);
@@ -180,7 +274,13 @@ async fn delivers_acks_and_retries(b: Backend) {
 
     // Acked: never delivered again.
     queue.ack(&again[0]).await.unwrap();
-    assert!(queue.receive(10, Duration::from_secs(1)).await.unwrap().is_empty());
+    assert!(
+        queue
+            .receive(10, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 macro_rules! contract {

@@ -59,17 +59,31 @@ async fn stack_with_queue_endpoint(sqs_endpoint: Option<&str>) -> Stack {
     moto_endpoint();
     let config = aws::load_config().await;
     let table = unique_name("hookflow");
-    aws::create_table(&aws_sdk_dynamodb::Client::new(&config), &table).await.unwrap();
+    aws::create_table(&aws_sdk_dynamodb::Client::new(&config), &table)
+        .await
+        .unwrap();
     let plain_sqs = aws_sdk_sqs::Client::new(&config);
-    let queue_url = aws::create_queue(&plain_sqs, &unique_name("runs")).await.unwrap();
+    let queue_url = aws::create_queue(&plain_sqs, &unique_name("runs"))
+        .await
+        .unwrap();
 
-    let (ok, out, err) = hookflow(&["deploy", "--table", &table, concat!(env!("CARGO_MANIFEST_DIR"), "/../examples")]);
+    let (ok, out, err) = hookflow(&[
+        "deploy",
+        "--table",
+        &table,
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"),
+    ]);
     assert!(ok, "hookflow deploy failed: {out}{err}");
-    assert!(out.contains("payment-callback v1 deployed  POST /api/webhook:trigger/pay-3kq9x0v2m1"), "{out}");
+    assert!(
+        out.contains("payment-callback v1 deployed  POST /api/webhook:trigger/pay-3kq9x0v2m1"),
+        "{out}"
+    );
 
     let calls = Calls::default();
     let dynamo = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&config).interceptor(calls.clone()).build(),
+        aws_sdk_dynamodb::config::Builder::from(&config)
+            .interceptor(calls.clone())
+            .build(),
     );
     let mut sqs_config = aws_sdk_sqs::config::Builder::from(&config).interceptor(calls.clone());
     if let Some(endpoint) = sqs_endpoint {
@@ -83,12 +97,18 @@ async fn stack_with_queue_endpoint(sqs_endpoint: Option<&str>) -> Stack {
         settings: Settings::default(),
     };
     let app = env.app(dynamo, sqs);
-    Stack { env, app, calls, queue: SqsQueue::new(plain_sqs, queue_url) }
+    Stack {
+        env,
+        app,
+        calls,
+        queue: SqsQueue::new(plain_sqs, queue_url),
+    }
 }
 
 fn api_event(name: &str) -> lambda_http::Request {
     let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
-    lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap()).expect("an API Gateway event")
+    lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap())
+        .expect("an API Gateway event")
 }
 
 fn sqs_event_of(bodies: &[(&str, &str)]) -> SqsEvent {
@@ -101,11 +121,19 @@ fn sqs_event_of(bodies: &[(&str, &str)]) -> SqsEvent {
 }
 
 fn body_of(response: &lambda_http::Response<lambda_http::Body>) -> Value {
-    serde_json::from_slice(response.body().as_ref()).unwrap_or_else(|_| json!(String::from_utf8_lossy(response.body().as_ref())))
+    serde_json::from_slice(response.body().as_ref())
+        .unwrap_or_else(|_| json!(String::from_utf8_lossy(response.body().as_ref())))
 }
 
 async fn resolved_execution(stack: &Stack, id: &str) -> Value {
-    let (ok, out, err) = hookflow(&["executions", "show", id, "--json", "--table", &stack.env.table]);
+    let (ok, out, err) = hookflow(&[
+        "executions",
+        "show",
+        id,
+        "--json",
+        "--table",
+        &stack.env.table,
+    ]);
     assert!(ok, "executions show failed: {err}");
     serde_json::from_str(&out).unwrap()
 }
@@ -113,56 +141,117 @@ async fn resolved_execution(stack: &Stack, id: &str) -> Value {
 #[tokio::test]
 async fn async_run_through_webhook_sqs_and_worker() {
     let stack = stack().await;
-    let response = hookflow_webhook::handle(&stack.app, api_event("apigw-basic-auth.json")).await.unwrap();
+    let response = hookflow_webhook::handle(&stack.app, api_event("apigw-basic-auth.json"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202);
     assert_eq!(response.headers()["x-delivery"], "d-42");
-    let id = body_of(&response)["executionId"].as_str().unwrap().to_string();
+    let id = body_of(&response)["executionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // Cold: one GetItem for the hook, one SendMessage.
     assert_eq!(stack.calls.take(), 2, "cold async path");
 
     // Warm, hook cached: the async path is one SendMessage.
-    let again = hookflow_webhook::handle(&stack.app, api_event("apigw-basic-auth.json")).await.unwrap();
+    let again = hookflow_webhook::handle(&stack.app, api_event("apigw-basic-auth.json"))
+        .await
+        .unwrap();
     assert_eq!(again.status(), 202);
     assert_eq!(stack.calls.take(), 1, "warm async path");
 
-    let messages = stack.queue.receive(10, Duration::from_secs(2)).await.unwrap();
+    let messages = stack
+        .queue
+        .receive(10, Duration::from_secs(2))
+        .await
+        .unwrap();
     assert_eq!(messages.len(), 2);
-    let first = messages.iter().find(|m| m.body.contains(&id)).expect("the run's message");
-    let batch = hookflow_worker::handle(Arc::clone(&stack.app.worker), sqs_event_of(&[("m-1", &first.body)])).await;
+    let first = messages
+        .iter()
+        .find(|m| m.body.contains(&id))
+        .expect("the run's message");
+    let batch = hookflow_worker::handle(
+        Arc::clone(&stack.app.worker),
+        sqs_event_of(&[("m-1", &first.body)]),
+    )
+    .await;
     assert!(batch.batch_item_failures.is_empty());
 
     let execution = resolved_execution(&stack, &id).await;
     assert_eq!(execution["status"], "resolved");
     assert_eq!(execution["workflowKey"], "git-push");
-    assert_eq!(execution["output"], json!({"deploy": "acme/app", "commit": "4f2c1a9"}));
-    let jobs: Vec<&str> = execution["jobs"].as_array().unwrap().iter().map(|j| j["nodeKey"].as_str().unwrap()).collect();
+    assert_eq!(
+        execution["output"],
+        json!({"deploy": "acme/app", "commit": "4f2c1a9"})
+    );
+    let jobs: Vec<&str> = execution["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["nodeKey"].as_str().unwrap())
+        .collect();
     assert_eq!(jobs, ["is-main", "deploy-note"]);
     assert!(!execution.to_string().contains("authorization"));
 
     // The same message delivered twice is one execution.
     let before = resolved_execution(&stack, &id).await;
-    let batch = hookflow_worker::handle(Arc::clone(&stack.app.worker), sqs_event_of(&[("m-1", &first.body)])).await;
+    let batch = hookflow_worker::handle(
+        Arc::clone(&stack.app.worker),
+        sqs_event_of(&[("m-1", &first.body)]),
+    )
+    .await;
     assert!(batch.batch_item_failures.is_empty());
     assert_eq!(resolved_execution(&stack, &id).await, before);
-    let (_, out, _) = hookflow(&["executions", "list", "--json", "--workflow", "git-push", "--table", &stack.env.table]);
-    let ids: Vec<Value> = serde_json::from_str::<Vec<Value>>(&out).unwrap().into_iter().map(|e| e["id"].clone()).collect();
-    assert_eq!(ids, [json!(id)], "one execution for the run delivered twice; the other run was never delivered");
+    let (_, out, _) = hookflow(&[
+        "executions",
+        "list",
+        "--json",
+        "--workflow",
+        "git-push",
+        "--table",
+        &stack.env.table,
+    ]);
+    let ids: Vec<Value> = serde_json::from_str::<Vec<Value>>(&out)
+        .unwrap()
+        .into_iter()
+        .map(|e| e["id"].clone())
+        .collect();
+    assert_eq!(
+        ids,
+        [json!(id)],
+        "one execution for the run delivered twice; the other run was never delivered"
+    );
 }
 
 #[tokio::test]
 async fn sync_runs_answer_from_the_response_node_and_are_recorded() {
     let stack = stack().await;
-    let response = hookflow_webhook::handle(&stack.app, api_event("apigw-post-json.json")).await.unwrap();
+    let response = hookflow_webhook::handle(&stack.app, api_event("apigw-post-json.json"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(body_of(&response), json!({"received": "A-1"}));
     assert_eq!(stack.calls.take(), 2, "cold sync path: GetItem + PutItem");
 
-    let response = hookflow_webhook::handle(&stack.app, api_event("apigw-base64-body.json")).await.unwrap();
+    let response = hookflow_webhook::handle(&stack.app, api_event("apigw-base64-body.json"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 422);
-    assert_eq!(body_of(&response), json!({"error": "unexpected status refunded"}));
+    assert_eq!(
+        body_of(&response),
+        json!({"error": "unexpected status refunded"})
+    );
     assert_eq!(stack.calls.take(), 1, "warm sync path: PutItem");
 
-    let (_, out, _) = hookflow(&["executions", "list", "--json", "--workflow", "payment-callback", "--table", &stack.env.table]);
+    let (_, out, _) = hookflow(&[
+        "executions",
+        "list",
+        "--json",
+        "--workflow",
+        "payment-callback",
+        "--table",
+        &stack.env.table,
+    ]);
     let executions: Vec<Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(executions.len(), 2);
     let paid = &executions[1];
@@ -175,7 +264,9 @@ async fn sync_runs_answer_from_the_response_node_and_are_recorded() {
 #[tokio::test]
 async fn wrong_method_and_the_sample_sqs_event() {
     let stack = stack().await;
-    let response = hookflow_webhook::handle(&stack.app, api_event("apigw-get.json")).await.unwrap();
+    let response = hookflow_webhook::handle(&stack.app, api_event("apigw-get.json"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 405);
     assert_eq!(response.headers()["allow"], "POST");
 
@@ -191,17 +282,34 @@ async fn wrong_method_and_the_sample_sqs_event() {
 #[tokio::test]
 async fn poison_messages_are_dropped_and_unrecordable_runs_come_back() {
     let stack = stack().await;
-    let batch = hookflow_worker::handle(Arc::clone(&stack.app.worker), sqs_event_of(&[("bad", "{not a run")])).await;
-    assert!(batch.batch_item_failures.is_empty(), "poison is reported in the log, not retried forever");
+    let batch = hookflow_worker::handle(
+        Arc::clone(&stack.app.worker),
+        sqs_event_of(&[("bad", "{not a run")]),
+    )
+    .await;
+    assert!(
+        batch.batch_item_failures.is_empty(),
+        "poison is reported in the log, not retried forever"
+    );
 
     // A run whose table is gone cannot be recorded: it comes back as a batch failure.
-    let broken = AwsEnv { table: unique_name("missing"), ..stack.env.clone() };
+    let broken = AwsEnv {
+        table: unique_name("missing"),
+        ..stack.env.clone()
+    };
     let config = aws::load_config().await;
-    let app = broken.app(aws_sdk_dynamodb::Client::new(&config), aws_sdk_sqs::Client::new(&config));
+    let app = broken.app(
+        aws_sdk_dynamodb::Client::new(&config),
+        aws_sdk_sqs::Client::new(&config),
+    );
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/sqs-run.json");
     let event: SqsEvent = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let batch = hookflow_worker::handle(Arc::clone(&app.worker), event).await;
-    let failed: Vec<&str> = batch.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    let failed: Vec<&str> = batch
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
     assert_eq!(failed, ["5f1a2b3c-0000-4000-8000-000000000001"]);
 }
 
@@ -212,11 +320,28 @@ async fn unreachable_sqs_answers_503_and_loses_nothing() {
     let endpoint = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
     let stack = stack_with_queue_endpoint(Some(&endpoint)).await;
-    let response = hookflow_webhook::handle(&stack.app, api_event("apigw-basic-auth.json")).await.unwrap();
+    let response = hookflow_webhook::handle(&stack.app, api_event("apigw-basic-auth.json"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 503);
-    assert!(body_of(&response)["error"].as_str().unwrap().contains("retry later"));
+    assert!(
+        body_of(&response)["error"]
+            .as_str()
+            .unwrap()
+            .contains("retry later")
+    );
     // Nothing was acknowledged, so nothing can be missing: no message, no execution.
-    assert!(stack.queue.receive(10, Duration::from_secs(1)).await.unwrap().is_empty());
+    assert!(
+        stack
+            .queue
+            .receive(10, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let (_, out, _) = hookflow(&["executions", "list", "--json", "--table", &stack.env.table]);
-    assert_eq!(serde_json::from_str::<Vec<Value>>(&out).unwrap(), Vec::<Value>::new());
+    assert_eq!(
+        serde_json::from_str::<Vec<Value>>(&out).unwrap(),
+        Vec::<Value>::new()
+    );
 }

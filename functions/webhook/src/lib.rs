@@ -11,7 +11,10 @@ use lambda_http::{Body, Error, Request, Response};
 pub async fn app_from_env() -> Result<App, Error> {
     let env = AwsEnv::from_env()?;
     let config = aws::load_config().await;
-    Ok(env.app(aws_sdk_dynamodb::Client::new(&config), aws_sdk_sqs::Client::new(&config)))
+    Ok(env.app(
+        aws_sdk_dynamodb::Client::new(&config),
+        aws_sdk_sqs::Client::new(&config),
+    ))
 }
 
 /// One invocation.

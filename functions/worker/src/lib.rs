@@ -14,7 +14,10 @@ use tokio::task::JoinSet;
 pub async fn app_from_env() -> Result<App, Error> {
     let env = AwsEnv::from_env()?;
     let config = aws::load_config().await;
-    Ok(env.app(aws_sdk_dynamodb::Client::new(&config), aws_sdk_sqs::Client::new(&config)))
+    Ok(env.app(
+        aws_sdk_dynamodb::Client::new(&config),
+        aws_sdk_sqs::Client::new(&config),
+    ))
 }
 
 /// Runs every message of a batch at once. A run already finished is not run again;
@@ -64,9 +67,11 @@ pub async fn handle(worker: Arc<Worker>, event: SqsEvent) -> SqsBatchResponse {
 
 pub async fn run(app: App) -> Result<(), Error> {
     let worker = Arc::clone(&app.worker);
-    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let worker = Arc::clone(&worker);
-        async move { Ok::<_, Error>(handle(worker, event.payload).await) }
-    }))
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: LambdaEvent<SqsEvent>| {
+            let worker = Arc::clone(&worker);
+            async move { Ok::<_, Error>(handle(worker, event.payload).await) }
+        },
+    ))
     .await
 }

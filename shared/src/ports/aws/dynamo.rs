@@ -32,7 +32,8 @@ fn backend<E: std::error::Error + 'static>(e: E) -> StoreError {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
-    let text = get_s(item, "record").ok_or_else(|| StoreError::Backend("item without a record".into()))?;
+    let text =
+        get_s(item, "record").ok_or_else(|| StoreError::Backend("item without a record".into()))?;
     serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("unreadable record: {e}")))
 }
 
@@ -71,18 +72,27 @@ impl DynamoStore {
         let mut item = Item::new();
         item.insert("pk".into(), s(item::execution_pk(&execution.id)));
         item.insert("sk".into(), s("EX"));
-        item.insert("gsi1pk".into(), s(item::executions_gsi_pk(&execution.workflow_key)));
+        item.insert(
+            "gsi1pk".into(),
+            s(item::executions_gsi_pk(&execution.workflow_key)),
+        );
         item.insert("gsi1sk".into(), s(&execution.id));
         item.insert("status".into(), s(execution.status.as_str()));
         item.insert("record".into(), s(item::execution_record(execution)));
         if let Some(keep) = self.retention {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
             item.insert("expiresAt".into(), n((now + keep).as_secs()));
         }
         item
     }
 
-    async fn query_executions(&self, key: &str, limit: usize) -> Result<Vec<Execution>, StoreError> {
+    async fn query_executions(
+        &self,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<Execution>, StoreError> {
         let mut out = Vec::new();
         let mut start = None;
         while out.len() < limit {
@@ -118,21 +128,34 @@ impl DynamoStore {
 
 #[async_trait]
 impl Store for DynamoStore {
-    async fn current_workflow(&self, key: &str) -> Result<Option<Arc<DeployedWorkflow>>, StoreError> {
+    async fn current_workflow(
+        &self,
+        key: &str,
+    ) -> Result<Option<Arc<DeployedWorkflow>>, StoreError> {
         match self.get(item::workflow_pk(key), "CURRENT").await? {
             Some(found) => decode(&found).map(|w| Some(Arc::new(w))),
             None => Ok(None),
         }
     }
 
-    async fn workflow_version(&self, key: &str, version: u32) -> Result<Option<Arc<DeployedWorkflow>>, StoreError> {
-        match self.get(item::workflow_pk(key), &item::version_sk(version)).await? {
+    async fn workflow_version(
+        &self,
+        key: &str,
+        version: u32,
+    ) -> Result<Option<Arc<DeployedWorkflow>>, StoreError> {
+        match self
+            .get(item::workflow_pk(key), &item::version_sk(version))
+            .await?
+        {
             Some(found) => decode(&found).map(|w| Some(Arc::new(w))),
             None => Ok(None),
         }
     }
 
-    async fn workflow_by_hook(&self, hook_id: &str) -> Result<Option<Arc<DeployedWorkflow>>, StoreError> {
+    async fn workflow_by_hook(
+        &self,
+        hook_id: &str,
+    ) -> Result<Option<Arc<DeployedWorkflow>>, StoreError> {
         match self.get(item::hook_pk(hook_id), "HOOK").await? {
             Some(found) => decode(&found).map(|w| Some(Arc::new(w))),
             None => Ok(None),
@@ -168,10 +191,14 @@ impl Store for DynamoStore {
     }
 
     async fn publish(&self, workflow: &DeployedWorkflow) -> Result<(), StoreError> {
-        let record = serde_json::to_string(workflow).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let record =
+            serde_json::to_string(workflow).map_err(|e| StoreError::Backend(e.to_string()))?;
         let previous = self.current_workflow(&workflow.key).await?;
         let pk = item::workflow_pk(&workflow.key);
-        let put = |pk: String, sk: String, condition: Option<&str>| -> Result<TransactWriteItem, StoreError> {
+        let put = |pk: String,
+                   sk: String,
+                   condition: Option<&str>|
+         -> Result<TransactWriteItem, StoreError> {
             let mut p = Put::builder()
                 .table_name(&self.table)
                 .item("pk", s(pk))
@@ -184,11 +211,17 @@ impl Store for DynamoStore {
                     .condition_expression(c)
                     .expression_attribute_values(":key", s(&workflow.key));
             }
-            Ok(TransactWriteItem::builder().put(p.build().map_err(build_error)?).build())
+            Ok(TransactWriteItem::builder()
+                .put(p.build().map_err(build_error)?)
+                .build())
         };
         let mut items = vec![
             // The version must be new: a concurrent deploy of the same key loses.
-            put(pk.clone(), item::version_sk(workflow.version), Some("attribute_not_exists(pk) AND :key = :key"))?,
+            put(
+                pk.clone(),
+                item::version_sk(workflow.version),
+                Some("attribute_not_exists(pk) AND :key = :key"),
+            )?,
             put(pk, "CURRENT".into(), None)?,
             // The hook id must be free or already this key's.
             put(
@@ -223,7 +256,10 @@ impl Store for DynamoStore {
                         .collect(),
                     _ => Vec::new(),
                 };
-                if reasons.first().is_some_and(|c| c == "ConditionalCheckFailed") {
+                if reasons
+                    .first()
+                    .is_some_and(|c| c == "ConditionalCheckFailed")
+                {
                     Err(StoreError::VersionConflict {
                         key: workflow.key.clone(),
                         version: workflow.version,
@@ -255,7 +291,9 @@ impl Store for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
             Err(e) => Err(backend(e)),
         }
     }
@@ -278,7 +316,11 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn list_executions(&self, workflow_key: Option<&str>, limit: usize) -> Result<Vec<Execution>, StoreError> {
+    async fn list_executions(
+        &self,
+        workflow_key: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Execution>, StoreError> {
         if let Some(key) = workflow_key {
             return self.query_executions(key, limit).await;
         }
@@ -297,7 +339,11 @@ impl Store for DynamoStore {
 /// An existing table is left as it is.
 pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
     let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(build_error)
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(build_error)
     };
     let attr = |name: &str| {
         AttributeDefinition::builder()
@@ -310,7 +356,11 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .index_name(GSI)
         .key_schema(key("gsi1pk", KeyType::Hash)?)
         .key_schema(key("gsi1sk", KeyType::Range)?)
-        .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        )
         .build()
         .map_err(build_error)?;
     let result = client

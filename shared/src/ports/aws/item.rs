@@ -30,7 +30,9 @@ pub fn n(value: impl ToString) -> AttributeValue {
 }
 
 pub fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
 }
 
 pub fn workflow_pk(key: &str) -> String {
@@ -82,7 +84,11 @@ pub fn execution_record(execution: &Execution) -> String {
         if text.len() <= MAX_RECORD_BYTES {
             break;
         }
-        let value = if field == "context" { &mut trimmed.context } else { &mut trimmed.output };
+        let value = if field == "context" {
+            &mut trimmed.context
+        } else {
+            &mut trimmed.output
+        };
         *value = marker(value.to_string().len());
         text = serde_json::to_string(&trimmed).unwrap_or_default();
     }
@@ -91,7 +97,8 @@ pub fn execution_record(execution: &Execution) -> String {
         let keep = trimmed.jobs.len() * MAX_RECORD_BYTES / text.len();
         let dropped = trimmed.jobs.len() - keep;
         trimmed.jobs.truncate(keep.saturating_sub(1));
-        trimmed.output = json!({ "truncated": true, "droppedJobs": dropped, "output": trimmed.output });
+        trimmed.output =
+            json!({ "truncated": true, "droppedJobs": dropped, "output": trimmed.output });
         text = serde_json::to_string(&trimmed).unwrap_or_default();
     }
     text
@@ -146,7 +153,13 @@ mod tests {
         let back: Execution = serde_json::from_str(&text).unwrap();
         assert_eq!(back.jobs[0].result, json!("keep"));
         assert_eq!(back.jobs.len(), 3);
-        assert!(back.jobs.iter().filter(|j| j.result["truncated"] == true).count() >= 1);
+        assert!(
+            back.jobs
+                .iter()
+                .filter(|j| j.result["truncated"] == true)
+                .count()
+                >= 1
+        );
     }
 
     #[test]

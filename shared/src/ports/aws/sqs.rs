@@ -104,7 +104,12 @@ impl Queue for SqsQueue {
 /// Creates a queue and returns its URL (for local endpoints and tests; on AWS the SAM
 /// template does it).
 pub async fn create_queue(client: &Client, name: &str) -> Result<String, QueueError> {
-    let out = client.create_queue().queue_name(name).send().await.map_err(backend)?;
+    let out = client
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(backend)?;
     out.queue_url
         .ok_or_else(|| QueueError::Backend("CreateQueue returned no URL".into()))
 }
