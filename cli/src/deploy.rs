@@ -58,3 +58,32 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     })
 }
+
+/// `hookflow init-local-aws`: creates the table and queue on a local AWS-compatible
+/// endpoint (moto, LocalStack), for running the Lambdas or `hookflow deploy` locally.
+#[derive(clap::Args)]
+pub struct InitLocalArgs {
+    #[arg(long, default_value = "hookflow")]
+    table: String,
+    #[arg(long, default_value = "hookflow-runs")]
+    queue: String,
+}
+
+pub fn init_local(args: InitLocalArgs) -> anyhow::Result<ExitCode> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    anyhow::ensure!(
+        !endpoint.is_empty(),
+        "AWS_ENDPOINT_URL is not set; on AWS the SAM template creates the table and queue"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let config = aws::load_config().await;
+        aws::create_table(&aws_sdk_dynamodb::Client::new(&config), &args.table).await?;
+        let url = aws::create_queue(&aws_sdk_sqs::Client::new(&config), &args.queue).await?;
+        println!("HOOKFLOW_TABLE={}", args.table);
+        println!("HOOKFLOW_QUEUE_URL={url}");
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -28,6 +28,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Validate definitions and deploy them to a stack's DynamoDB table.
     Deploy(deploy::DeployArgs),
+    /// Create the table and queue on a local AWS endpoint (AWS_ENDPOINT_URL).
+    InitLocalAws(deploy::InitLocalArgs),
     /// Check workflow definition files; every problem is listed with its JSON path.
     Validate {
         /// Definition files or directories of *.json files.
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Deploy(args) => deploy::run(args),
+        Command::InitLocalAws(args) => deploy::init_local(args),
         Command::Validate { files } => validate::run(&files),
         Command::Executions { command } => executions::run(command),
         Command::ParseSample { json, url } => parse_sample(json, url),

@@ -10,28 +10,24 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
-/// The `hookflow` binary of this build profile, built once per test run.
+/// The `hookflow` binary that `cargo test --workspace` built beside the tests (the
+/// cli package's own integration tests make cargo build it, with the same features).
 pub fn hookflow_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         // target/<profile>/deps/<test-exe> → target/<profile>/hookflow
         let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe
+        let bin = exe
             .parent()
             .and_then(Path::parent)
-            .expect("target profile dir");
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        // The whole workspace, as the test command builds it: building one package
-        // resolves other features and would rebuild the crates a second time.
-        build.args(["build", "--quiet", "--workspace"]);
-        if release {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run cargo build");
-        assert!(status.success(), "building hookflow failed");
-        profile_dir.join("hookflow")
+            .expect("target profile dir")
+            .join("hookflow");
+        assert!(
+            bin.exists(),
+            "{} is missing: run `cargo test --workspace` (or ./scripts/test), which builds it",
+            bin.display()
+        );
+        bin
     })
 }
 

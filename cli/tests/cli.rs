@@ -1,6 +1,19 @@
 //! The `hookflow` commands that need no server: validate and parse-sample.
 
-use hookflow_tests::hookflow;
+use std::process::Command;
+
+/// Runs this package's `hookflow` and returns (exit success, stdout, stderr).
+fn hookflow(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hookflow"))
+        .args(args)
+        .output()
+        .expect("run hookflow");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
 
 #[test]
 fn validate_lists_every_problem_and_fails() {
