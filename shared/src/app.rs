@@ -122,6 +122,16 @@ impl AwsEnv {
         })
     }
 
+    /// The Lambdas' start: configuration from the environment, SDK clients built once.
+    pub async fn app_from_env() -> Result<App, String> {
+        let env = Self::from_env()?;
+        let config = crate::ports::aws::load_config().await;
+        Ok(env.app(
+            aws_sdk_dynamodb::Client::new(&config),
+            aws_sdk_sqs::Client::new(&config),
+        ))
+    }
+
     /// The app on DynamoDB and SQS with the given clients (built once by the caller).
     pub fn app(&self, dynamo: aws_sdk_dynamodb::Client, sqs: aws_sdk_sqs::Client) -> App {
         use crate::ports::aws::{DynamoStore, SqsQueue};

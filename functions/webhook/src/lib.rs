@@ -3,19 +3,8 @@
 
 use std::sync::Arc;
 
-use hookflow::app::{App, AwsEnv};
-use hookflow::ports::aws;
+use hookflow::app::App;
 use lambda_http::{Body, Error, Request, Response};
-
-/// Builds everything a warm container keeps: configuration, SDK clients, the hook cache.
-pub async fn app_from_env() -> Result<App, Error> {
-    let env = AwsEnv::from_env()?;
-    let config = aws::load_config().await;
-    Ok(env.app(
-        aws_sdk_dynamodb::Client::new(&config),
-        aws_sdk_sqs::Client::new(&config),
-    ))
-}
 
 /// One invocation.
 pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error> {

@@ -3,6 +3,6 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
-    let app = hookflow_webhook::app_from_env().await?;
+    let app = hookflow::app::AwsEnv::app_from_env().await?;
     hookflow_webhook::run(app).await
 }

@@ -5,20 +5,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use hookflow::app::{App, AwsEnv};
-use hookflow::ports::aws;
+use hookflow::app::App;
 use hookflow::worker::{Processed, Worker};
 use lambda_runtime::{Error, LambdaEvent};
 use tokio::task::JoinSet;
-
-pub async fn app_from_env() -> Result<App, Error> {
-    let env = AwsEnv::from_env()?;
-    let config = aws::load_config().await;
-    Ok(env.app(
-        aws_sdk_dynamodb::Client::new(&config),
-        aws_sdk_sqs::Client::new(&config),
-    ))
-}
 
 /// Runs every message of a batch at once. A run already finished is not run again;
 /// a poison message is reported in the log and dropped (not retried forever); a run

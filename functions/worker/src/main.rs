@@ -3,6 +3,6 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let app = hookflow_worker::app_from_env().await?;
+    let app = hookflow::app::AwsEnv::app_from_env().await?;
     hookflow_worker::run(app).await
 }
