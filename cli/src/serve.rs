@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use hookflow::app::{App, Settings};
 use hookflow::deploy::{self, webhook_path};
-use hookflow::nodes::NodeRegistry;
+use hookflow::nodes::request::guard::NetworkPolicy;
+use hookflow::nodes::{NodeRegistry, NodeSettings};
 use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
 use hookflow::webhook::DEFAULT_MAX_BODY;
 use hookflow::worker;
@@ -40,6 +41,13 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = DEFAULT_MAX_BODY)]
     max_body: usize,
+    /// Let HTTP request nodes reach loopback addresses (local services in development).
+    #[arg(long)]
+    allow_loopback_requests: bool,
+    /// Let HTTP request nodes reach private network ranges (10/8, 172.16/12, 192.168/16, ...).
+    /// Cloud metadata and link-local addresses are refused always.
+    #[arg(long)]
+    allow_private_requests: bool,
     /// Async runs executed at once; 0 accepts and queues runs without running them
     /// (they run at the next start with workers).
     #[arg(long, default_value_t = 16)]
@@ -84,6 +92,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let settings = Settings {
         exposed_env: args.expose_env.clone(),
         max_body: args.max_body,
+        nodes: NodeSettings {
+            network: NetworkPolicy {
+                allow_loopback: args.allow_loopback_requests,
+                allow_private: args.allow_private_requests,
+            },
+            ..NodeSettings::default()
+        },
         ..Settings::default()
     };
     let app = App::new(store, queue, &settings);

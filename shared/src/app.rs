@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::engine::{Engine, Limits};
-use crate::nodes::NodeRegistry;
+use crate::nodes::request::guard::NetworkPolicy;
+use crate::nodes::{NodeRegistry, NodeSettings};
 use crate::ports::{Queue, Store};
 use crate::run::Runner;
 use crate::webhook::{DEFAULT_MAX_BODY, WebhookService};
@@ -20,6 +21,7 @@ pub struct Settings {
     pub hook_cache_ttl: Duration,
     pub max_body: usize,
     pub limits: Limits,
+    pub nodes: NodeSettings,
 }
 
 impl Default for Settings {
@@ -29,6 +31,7 @@ impl Default for Settings {
             hook_cache_ttl: Duration::from_secs(5),
             max_body: DEFAULT_MAX_BODY,
             limits: Limits::default(),
+            nodes: NodeSettings::default(),
         }
     }
 }
@@ -113,6 +116,14 @@ impl AwsEnv {
             max_body: usize::try_from(number("HOOKFLOW_MAX_BODY", DEFAULT_MAX_BODY as u64)?)
                 .map_err(|e| e.to_string())?,
             limits: Limits::default(),
+            nodes: NodeSettings {
+                network: NetworkPolicy {
+                    allow_loopback: false,
+                    allow_private: var("HOOKFLOW_ALLOW_PRIVATE_REQUESTS")
+                        .is_some_and(|v| v == "true"),
+                },
+                ..NodeSettings::default()
+            },
         };
         Ok(Self {
             table,

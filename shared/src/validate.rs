@@ -103,6 +103,14 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// A string that is a well-formed variable path (`a.b[0]`).
+pub fn is_path(value: Option<&Value>) -> bool {
+    value
+        .and_then(Value::as_str)
+        .and_then(path::parse)
+        .is_some()
+}
+
 /// RFC 9110 token characters.
 pub fn is_header_name(name: &str) -> bool {
     !name.is_empty()

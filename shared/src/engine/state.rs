@@ -184,6 +184,11 @@ impl RunContext<'_> {
         template::render(value, &*self.state)
     }
 
+    /// The value of one variable path (`$context.body.id`); missing is null.
+    pub fn resolve(&self, reference: &str) -> Value {
+        template::resolve(reference, &*self.state)
+    }
+
     /// Sets this node's result before it finishes, so its own branches can read it.
     pub fn set_result(&mut self, result: Value) {
         self.state.set_job_result(self.job, result);

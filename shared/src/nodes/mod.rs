@@ -2,9 +2,14 @@
 //! them by name in a [`NodeRegistry`], so adding a type touches no engine code.
 
 mod basic;
+mod calculation;
 mod condition;
+mod date_calculation;
 mod end;
+mod json_query;
+mod json_variable_mapping;
 mod output;
+pub mod request;
 mod response;
 
 use std::collections::HashMap;
@@ -48,6 +53,23 @@ pub trait NodeType: Send + Sync {
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop>;
 }
 
+/// What a deployment decides for its node types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeSettings {
+    /// Where HTTP nodes may connect beyond the public internet.
+    pub network: request::guard::NetworkPolicy,
+    pub max_response_bytes: usize,
+}
+
+impl Default for NodeSettings {
+    fn default() -> Self {
+        Self {
+            network: request::guard::NetworkPolicy::default(),
+            max_response_bytes: request::DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+}
+
 /// The node types a deployment knows, by name.
 pub struct NodeRegistry {
     types: HashMap<&'static str, Arc<dyn NodeType>>,
@@ -60,13 +82,27 @@ impl NodeRegistry {
         }
     }
 
-    /// Every built-in node type.
+    /// Every built-in node type, with the default network policy (HTTP nodes reach
+    /// public addresses only).
     pub fn builtin() -> Self {
+        Self::builtin_with(&NodeSettings::default())
+    }
+
+    /// Every built-in node type, configured for a deployment.
+    pub fn builtin_with(settings: &NodeSettings) -> Self {
         let mut registry = Self::empty();
         registry.register(condition::Condition);
         registry.register(response::Response);
         registry.register(end::End);
         registry.register(output::Output);
+        registry.register(calculation::Calculation);
+        registry.register(request::Request::new(
+            settings.network,
+            settings.max_response_bytes,
+        ));
+        registry.register(json_query::JsonQuery);
+        registry.register(date_calculation::DateCalculation);
+        registry.register(json_variable_mapping::JsonVariableMapping);
         registry
     }
 
@@ -106,8 +142,17 @@ pub(crate) mod test_support {
         context: Value,
         limits: Limits,
     ) -> (Outcome, Vec<Job>, Value) {
+        run_on(NodeRegistry::builtin(), nodes, context, limits).await
+    }
+
+    pub async fn run_on(
+        registry: NodeRegistry,
+        nodes: Value,
+        context: Value,
+        limits: Limits,
+    ) -> (Outcome, Vec<Job>, Value) {
         let nodes: Vec<NodeDefinition> = serde_json::from_value(nodes).expect("node list");
-        let engine = Engine::new(Arc::new(NodeRegistry::builtin()), limits);
+        let engine = Engine::new(Arc::new(registry), limits);
         let mut state = RunState::new("exec-1", context, Arc::new(json!({"REGION": "eu"})));
         let outcome = engine.run(&nodes, &mut state).await;
         let (_, output, jobs) = state.into_parts();

@@ -21,6 +21,7 @@ use crate::run::Runner;
 use crate::time::now_rfc3339;
 
 pub use cache::HookCache;
+pub use context::is_json_type;
 pub use reply::error as error_response;
 pub use route::hook_id_from_path;
 

@@ -1,0 +1,453 @@
+//! `dateCalculation`: a value (a date, or a number with `inputType: "number"`) passed
+//! through `steps`, each `{function, arguments}`, with dayjs's semantics (NocoBase's
+//! date library). Dates use `chrono`, time zones `chrono-tz` (IANA names).
+
+mod format;
+mod units;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+use serde_json::{Value, json};
+
+use super::NodeType;
+use super::calculation::number;
+use crate::engine::{NodeStop, RunContext};
+use crate::model::NodeDefinition;
+use crate::validate::Checker;
+use units::Unit;
+
+pub type Date = DateTime<Tz>;
+
+const FUNCTIONS: [&str; 13] = [
+    "add",
+    "subtract",
+    "diff",
+    "get",
+    "startOfTime",
+    "endOfTime",
+    "isLeapYear",
+    "format",
+    "transDuration",
+    "toTimestamp",
+    "tsToDate",
+    "changeTimezone",
+    "now",
+];
+
+/// The value flowing through the steps.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Current {
+    Date(Date),
+    Other(Value),
+}
+
+pub struct DateCalculation;
+
+#[async_trait]
+impl NodeType for DateCalculation {
+    fn name(&self) -> &'static str {
+        "dateCalculation"
+    }
+
+    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
+        if config.get("input").is_none() {
+            check.error(
+                format!("{at}.input"),
+                "is required (a date, a number or a {{variable}})",
+            );
+        }
+        match config.get("inputType") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(t)) if t == "date" || t == "number" => {}
+            Some(_) => check.error(format!("{at}.inputType"), "must be \"date\" or \"number\""),
+        }
+        let Some(steps) = config.get("steps").and_then(Value::as_array) else {
+            check.error(
+                format!("{at}.steps"),
+                "is required: an array of {function, arguments}",
+            );
+            return;
+        };
+        for (i, step) in steps.iter().enumerate() {
+            let step_at = format!("{at}.steps[{i}]");
+            match step.get("function").and_then(Value::as_str) {
+                Some(f) if FUNCTIONS.contains(&f) => {}
+                _ => {
+                    check.error(
+                        format!("{step_at}.function"),
+                        format!("must be one of {}", FUNCTIONS.join(", ")),
+                    );
+                    continue;
+                }
+            }
+            let args = step.get("arguments").cloned().unwrap_or(json!({}));
+            for field in ["unit", "unitBefore", "unitAfter"] {
+                if let Some(Value::String(u)) = args.get(field)
+                    && Unit::parse(u).is_none()
+                {
+                    check.error(
+                        format!("{step_at}.arguments.{field}"),
+                        format!("unknown unit {u:?}"),
+                    );
+                }
+            }
+            if let Some(Value::String(tz)) = args.get("timezone")
+                && !tz.contains("{{")
+                && tz.parse::<Tz>().is_err()
+            {
+                check.error(
+                    format!("{step_at}.arguments.timezone"),
+                    format!("unknown time zone {tz:?} (use an IANA name)"),
+                );
+            }
+        }
+    }
+
+    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
+        let config = cx.render(&node.config);
+        let fail = |message: String| NodeStop::Fail(json!({ "message": message }));
+        let input = config.get("input").cloned().unwrap_or(Value::Null);
+        let mut current = if config.get("inputType").and_then(Value::as_str) == Some("number") {
+            Current::Other(input)
+        } else {
+            Current::Date(parse_date(&input).map_err(fail)?)
+        };
+        for (i, step) in config
+            .get("steps")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let function = step.get("function").and_then(Value::as_str).unwrap_or("");
+            let args = step.get("arguments").cloned().unwrap_or(json!({}));
+            current = apply(function, &args, current)
+                .map_err(|e| fail(format!("step {} ({function}): {e}", i + 1)))?;
+        }
+        Ok(output(&current))
+    }
+}
+
+/// A date from an ISO 8601 / RFC 3339 string, a `YYYY-MM-DD[ HH:mm[:ss]]` string (UTC),
+/// or a millisecond timestamp.
+pub fn parse_date(value: &Value) -> Result<Date, String> {
+    let utc = |d: DateTime<Utc>| d.with_timezone(&Tz::UTC);
+    match value {
+        Value::Number(n) => {
+            let ms = n.as_f64().ok_or("not a timestamp")? as i64;
+            Utc.timestamp_millis_opt(ms)
+                .single()
+                .map(utc)
+                .ok_or_else(|| format!("{ms} is out of range"))
+        }
+        Value::String(s) => {
+            let s = s.trim();
+            if let Ok(d) = DateTime::parse_from_rfc3339(s) {
+                return Ok(d.with_timezone(&Tz::UTC));
+            }
+            for f in [
+                "%Y-%m-%dT%H:%M:%S%.f",
+                "%Y-%m-%d %H:%M:%S%.f",
+                "%Y-%m-%dT%H:%M",
+                "%Y-%m-%d %H:%M",
+            ] {
+                if let Ok(d) = NaiveDateTime::parse_from_str(s, f) {
+                    return Ok(utc(d.and_utc()));
+                }
+            }
+            if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+                return Ok(utc(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()));
+            }
+            if let Ok(ms) = s.parse::<i64>() {
+                return parse_date(&json!(ms));
+            }
+            Err(format!("{s:?} is not a date"))
+        }
+        other => Err(format!("{other} is not a date")),
+    }
+}
+
+fn output(current: &Current) -> Value {
+    match current {
+        Current::Date(d) => Value::String(format::iso(d)),
+        Current::Other(v) => v.clone(),
+    }
+}
+
+fn date_of(current: &Current) -> Result<Date, String> {
+    match current {
+        Current::Date(d) => Ok(*d),
+        Current::Other(v) => parse_date(v),
+    }
+}
+
+fn unit_arg(args: &Value, name: &str, default: Unit) -> Result<Unit, String> {
+    match args.get(name).and_then(Value::as_str) {
+        None => Ok(default),
+        Some(u) => Unit::parse(u).ok_or_else(|| format!("unknown unit {u:?}")),
+    }
+}
+
+fn number_arg(args: &Value, name: &str) -> Result<f64, String> {
+    match args.get(name) {
+        Some(Value::Number(n)) => n.as_f64().ok_or_else(|| format!("{name} is not a number")),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name} {s:?} is not a number")),
+        _ => Err(format!("{name} is required (a number)")),
+    }
+}
+
+fn flag(args: &Value, name: &str) -> bool {
+    args.get(name).and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// Applies one step.
+pub fn apply(function: &str, args: &Value, current: Current) -> Result<Current, String> {
+    let date = || date_of(&current);
+    Ok(match function {
+        "add" | "subtract" => {
+            let amount = number_arg(args, "number")?;
+            let amount = if function == "subtract" {
+                -amount
+            } else {
+                amount
+            };
+            Current::Date(units::add(
+                date()?,
+                amount,
+                unit_arg(args, "unit", Unit::Day)?,
+            )?)
+        }
+        "diff" => {
+            let other = parse_date(args.get("date").unwrap_or(&Value::Null))?;
+            let mut value = units::diff(date()?, other, unit_arg(args, "unit", Unit::Day)?);
+            if flag(args, "isAbs") {
+                value = value.abs();
+            }
+            if flag(args, "round") {
+                value = value.trunc();
+            }
+            Current::Other(number(value))
+        }
+        "get" => Current::Other(json!(get(&date()?, unit_arg(args, "unit", Unit::Day)?))),
+        "startOfTime" => Current::Date(units::start_of(
+            date()?,
+            unit_arg(args, "unit", Unit::Day)?,
+        )?),
+        "endOfTime" => Current::Date(units::end_of(date()?, unit_arg(args, "unit", Unit::Day)?)?),
+        "isLeapYear" => {
+            let year = date()?.year();
+            Current::Other(json!((year % 4 == 0 && year % 100 != 0) || year % 400 == 0))
+        }
+        "format" => {
+            let pattern = args
+                .get("format")
+                .and_then(Value::as_str)
+                .unwrap_or("YYYY-MM-DDTHH:mm:ssZ");
+            Current::Other(Value::String(format::format(&date()?, pattern)))
+        }
+        "transDuration" => {
+            let value = match &current {
+                Current::Other(v) => number_arg(&json!({ "v": v }), "v")?,
+                Current::Date(_) => return Err("needs a number (a duration), not a date".into()),
+            };
+            let before = unit_arg(args, "unitBefore", Unit::Millisecond)?;
+            let after = unit_arg(args, "unitAfter", Unit::Millisecond)?;
+            let mut converted = value * before.fixed_ms()? / after.fixed_ms()?;
+            if flag(args, "round") {
+                converted = converted.round();
+            }
+            Current::Other(number(converted))
+        }
+        "toTimestamp" => {
+            let ms = date()?.timestamp_millis();
+            let unit = unit_arg(args, "unit", Unit::Millisecond)?;
+            Current::Other(match unit {
+                Unit::Second => json!(ms.div_euclid(1000)),
+                _ => json!(ms),
+            })
+        }
+        "tsToDate" => {
+            let raw = match &current {
+                Current::Other(v) => number_arg(&json!({ "v": v }), "v")?,
+                Current::Date(d) => d.timestamp_millis() as f64,
+            };
+            let ms = match unit_arg(args, "unit", Unit::Millisecond)? {
+                Unit::Second => raw * 1000.0,
+                _ => raw,
+            };
+            Current::Date(parse_date(&json!(ms as i64))?)
+        }
+        "changeTimezone" => {
+            let name = args
+                .get("timezone")
+                .and_then(Value::as_str)
+                .ok_or("timezone is required")?;
+            let tz: Tz = name
+                .parse()
+                .map_err(|_| format!("unknown time zone {name:?}"))?;
+            Current::Date(date()?.with_timezone(&tz))
+        }
+        "now" => Current::Date(Utc::now().with_timezone(&Tz::UTC)),
+        other => return Err(format!("unknown function {other:?}")),
+    })
+}
+
+/// dayjs's `get`: month is 0-based, `day` is the weekday (0 = Sunday), `date` the day
+/// of the month.
+fn get(d: &Date, unit: Unit) -> i64 {
+    match unit {
+        Unit::Year => i64::from(d.year()),
+        Unit::Quarter => i64::from(d.month0() / 3 + 1),
+        Unit::Month => i64::from(d.month0()),
+        Unit::Week => i64::from(d.iso_week().week()),
+        Unit::Day => i64::from(d.weekday().num_days_from_sunday()),
+        Unit::Date => i64::from(d.day()),
+        Unit::Hour => i64::from(d.hour()),
+        Unit::Minute => i64::from(d.minute()),
+        Unit::Second => i64::from(d.second()),
+        Unit::Millisecond => i64::from(d.timestamp_subsec_millis()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ExecutionStatus;
+    use crate::nodes::test_support::run;
+
+    fn steps(input: Value, steps: Value) -> Result<Value, String> {
+        let mut current = Current::Date(parse_date(&input)?);
+        for s in steps.as_array().unwrap() {
+            current = apply(s["function"].as_str().unwrap(), &s["arguments"], current)?;
+        }
+        Ok(output(&current))
+    }
+
+    #[test]
+    fn add_subtract_and_month_ends() {
+        let r = steps(
+            json!("2024-01-31T10:00:00Z"),
+            json!([{"function": "add", "arguments": {"number": 1, "unit": "month"}}]),
+        );
+        assert_eq!(r.unwrap(), json!("2024-02-29T10:00:00.000Z"));
+        let r = steps(
+            json!("2024-03-01"),
+            json!([{"function": "subtract", "arguments": {"number": 36, "unit": "hour"}}]),
+        );
+        assert_eq!(r.unwrap(), json!("2024-02-28T12:00:00.000Z"));
+        let r = steps(
+            json!("2024-01-01"),
+            json!([{"function": "add", "arguments": {"number": "2", "unit": "week"}}]),
+        );
+        assert_eq!(r.unwrap(), json!("2024-01-15T00:00:00.000Z"));
+    }
+
+    #[test]
+    fn diff_in_units() {
+        let diff = |unit: &str, round: bool| {
+            steps(json!("2024-03-15T12:00:00Z"), json!([{"function": "diff", "arguments": {"date": "2024-01-01T00:00:00Z", "unit": unit, "round": round}}])).unwrap()
+        };
+        assert_eq!(diff("day", true), json!(74));
+        assert_eq!(diff("day", false), json!(74.5));
+        assert_eq!(diff("month", true), json!(2));
+        assert_eq!(diff("hour", false), json!(1788));
+        let r = steps(
+            json!("2024-01-01"),
+            json!([{"function": "diff", "arguments": {"date": "2024-01-03", "unit": "day", "isAbs": true}}]),
+        );
+        assert_eq!(r.unwrap(), json!(2));
+    }
+
+    #[test]
+    fn start_end_get_and_leap_years() {
+        let r = steps(
+            json!("2024-05-15T13:45:10Z"),
+            json!([{"function": "startOfTime", "arguments": {"unit": "month"}}]),
+        );
+        assert_eq!(r.unwrap(), json!("2024-05-01T00:00:00.000Z"));
+        let r = steps(
+            json!("2024-05-15T13:45:10Z"),
+            json!([{"function": "endOfTime", "arguments": {"unit": "day"}}]),
+        );
+        assert_eq!(r.unwrap(), json!("2024-05-15T23:59:59.999Z"));
+        let r = steps(
+            json!("2024-05-15T13:45:10Z"),
+            json!([{"function": "get", "arguments": {"unit": "month"}}]),
+        );
+        assert_eq!(r.unwrap(), json!(4));
+        assert_eq!(
+            steps(
+                json!("2024-02-01"),
+                json!([{"function": "isLeapYear", "arguments": {}}])
+            )
+            .unwrap(),
+            json!(true)
+        );
+        assert_eq!(
+            steps(
+                json!("1900-02-01"),
+                json!([{"function": "isLeapYear", "arguments": {}}])
+            )
+            .unwrap(),
+            json!(false)
+        );
+    }
+
+    #[test]
+    fn format_timezones_and_timestamps() {
+        let r = steps(
+            json!("2024-07-04T18:30:05Z"),
+            json!([
+                {"function": "changeTimezone", "arguments": {"timezone": "Asia/Tokyo"}},
+                {"function": "format", "arguments": {"format": "YYYY/MM/DD HH:mm:ss Z [day] d"}}
+            ]),
+        );
+        assert_eq!(r.unwrap(), json!("2024/07/05 03:30:05 +09:00 day 5"));
+        let r = steps(
+            json!("2024-01-01T00:00:00Z"),
+            json!([{"function": "toTimestamp", "arguments": {"unit": "second"}}]),
+        );
+        assert_eq!(r.unwrap(), json!(1704067200));
+        let r = steps(
+            json!("2024-01-01T00:00:00Z"),
+            json!([
+                {"function": "toTimestamp", "arguments": {}},
+                {"function": "tsToDate", "arguments": {}},
+                {"function": "changeTimezone", "arguments": {"timezone": "America/New_York"}}
+            ]),
+        );
+        assert_eq!(r.unwrap(), json!("2023-12-31T19:00:00.000-05:00"));
+        assert!(
+            steps(
+                json!("2024-01-01"),
+                json!([{"function": "changeTimezone", "arguments": {"timezone": "Mars/Olympus"}}])
+            )
+            .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn durations_from_numbers_flow_into_later_nodes() {
+        let nodes = json!([
+            {"key": "mins", "type": "dateCalculation", "config": {"input": "{{$context.seconds}}", "inputType": "number",
+                "steps": [{"function": "transDuration", "arguments": {"unitBefore": "second", "unitAfter": "minute", "round": true}}]}},
+            {"key": "out", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.mins}} min"}}
+        ]);
+        let (outcome, _, output) = run(nodes, json!({"seconds": 151})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Resolved);
+        assert_eq!(output, json!("3 min"));
+        let nodes = json!([{"key": "d", "type": "dateCalculation", "config": {"input": "not a date", "steps": []}}]);
+        let (outcome, jobs, _) = run(nodes, json!({})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Failed);
+        assert!(
+            jobs[0].result["message"]
+                .as_str()
+                .unwrap()
+                .contains("not a date")
+        );
+    }
+}

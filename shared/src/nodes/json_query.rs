@@ -1,0 +1,252 @@
+//! `json-query`: queries a JSON value with JMESPath (`jmespath` crate), JSONPath
+//! (RFC 9535, `serde_json_path` crate) or JSONata (`jsonata-rs` crate), optionally
+//! mapping the result into named fields with `model: [{path, alias}]`.
+
+use async_trait::async_trait;
+use serde_json::{Map, Value, json};
+
+use super::NodeType;
+use crate::engine::{NodeStop, RunContext};
+use crate::model::NodeDefinition;
+use crate::path;
+use crate::validate::{Checker, is_path};
+
+const ENGINES: [&str; 3] = ["jmespath", "jsonpath", "jsonata"];
+/// JSONata may recurse; these bound one evaluation.
+const JSONATA_MAX_DEPTH: usize = 200;
+const JSONATA_TIME_LIMIT_MS: usize = 1000;
+
+pub struct JsonQuery;
+
+#[async_trait]
+impl NodeType for JsonQuery {
+    fn name(&self) -> &'static str {
+        "json-query"
+    }
+
+    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
+        let engine = match config.get("engine") {
+            None => "jmespath",
+            Some(Value::String(e)) if ENGINES.contains(&e.as_str()) => e.as_str(),
+            Some(_) => {
+                check.error(
+                    format!("{at}.engine"),
+                    "must be \"jmespath\", \"jsonpath\" or \"jsonata\"",
+                );
+                return;
+            }
+        };
+        match config.get("expression").and_then(Value::as_str) {
+            Some(expr) => {
+                if let Err(e) = query(engine, expr, &Value::Null, true) {
+                    check.error(format!("{at}.expression"), e);
+                }
+            }
+            None => check.error(format!("{at}.expression"), "is required (a string)"),
+        }
+        if config.get("source").is_none() {
+            check.error(
+                format!("{at}.source"),
+                "is required (usually a {{variable}})",
+            );
+        }
+        if let Some(model) = config.get("model") {
+            let Some(items) = model.as_array() else {
+                check.error(format!("{at}.model"), "must be an array of {path, alias}");
+                return;
+            };
+            for (i, item) in items.iter().enumerate() {
+                if !is_path(item.get("path")) {
+                    check.error(
+                        format!("{at}.model[{i}].path"),
+                        "must be a path such as a.b[0]",
+                    );
+                }
+            }
+        }
+    }
+
+    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
+        let config = &node.config;
+        let engine = config
+            .get("engine")
+            .and_then(Value::as_str)
+            .unwrap_or("jmespath");
+        let expression = config
+            .get("expression")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let source = cx.render(config.get("source").unwrap_or(&Value::Null));
+        let result = query(engine, expression, &source, false)
+            .map_err(|message| NodeStop::Fail(json!({ "message": message })))?;
+        Ok(match config.get("model").and_then(Value::as_array) {
+            Some(model) if !model.is_empty() => apply_model(&result, model),
+            _ => result,
+        })
+    }
+}
+
+/// Runs a query; with `compile_only`, only checks that it parses.
+fn query(
+    engine: &str,
+    expression: &str,
+    source: &Value,
+    compile_only: bool,
+) -> Result<Value, String> {
+    match engine {
+        "jsonpath" => {
+            let parsed = serde_json_path::JsonPath::parse(expression)
+                .map_err(|e| format!("not a JSONPath: {e}"))?;
+            if compile_only {
+                return Ok(Value::Null);
+            }
+            Ok(Value::Array(
+                parsed.query(source).all().into_iter().cloned().collect(),
+            ))
+        }
+        "jsonata" => {
+            let arena = bumpalo::Bump::new();
+            let parsed = jsonata_rs::JsonAta::new(expression, &arena)
+                .map_err(|e| format!("not a JSONata expression: {e}"))?;
+            if compile_only {
+                return Ok(Value::Null);
+            }
+            let input = source.to_string();
+            let result = parsed
+                .evaluate_timeboxed(
+                    Some(&input),
+                    Some(JSONATA_MAX_DEPTH),
+                    Some(JSONATA_TIME_LIMIT_MS),
+                )
+                .map_err(|e| e.to_string())?;
+            if result.is_undefined() {
+                return Ok(Value::Null);
+            }
+            serde_json::from_str(&result.serialize(false)).map_err(|e| e.to_string())
+        }
+        _ => {
+            let parsed = jmespath::compile(expression)
+                .map_err(|e| format!("not a JMESPath expression: {e}"))?;
+            if compile_only {
+                return Ok(Value::Null);
+            }
+            let found = parsed.search(source).map_err(|e| e.to_string())?;
+            serde_json::to_value(&*found).map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// `model: [{path, alias}]` turns each result object (or each item of a result
+/// array) into an object of the named fields.
+fn apply_model(result: &Value, model: &[Value]) -> Value {
+    let pick = |item: &Value| {
+        let mut out = Map::new();
+        for field in model {
+            let Some(p) = field.get("path").and_then(Value::as_str) else {
+                continue;
+            };
+            let name = field
+                .get("alias")
+                .and_then(Value::as_str)
+                .filter(|a| !a.is_empty())
+                .unwrap_or(p);
+            let value = path::parse(p)
+                .and_then(|segs| path::get(item, &segs).cloned())
+                .unwrap_or(Value::Null);
+            out.insert(name.to_string(), value);
+        }
+        Value::Object(out)
+    };
+    match result {
+        Value::Array(items) => Value::Array(items.iter().map(pick).collect()),
+        other => pick(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ExecutionStatus;
+    use crate::nodes::test_support::run;
+
+    fn orders() -> Value {
+        json!({"orders": [{"id": 1, "total": 30, "customer": {"name": "Ann"}}, {"id": 2, "total": 120, "customer": {"name": "Bo"}}]})
+    }
+
+    #[test]
+    fn each_engine_queries() {
+        assert_eq!(
+            query("jmespath", "orders[?total > `100`].id", &orders(), false).unwrap(),
+            json!([2])
+        );
+        assert_eq!(
+            query(
+                "jsonpath",
+                "$.orders[?@.total > 100].customer.name",
+                &orders(),
+                false
+            )
+            .unwrap(),
+            json!(["Bo"])
+        );
+        assert_eq!(
+            query("jsonata", "$sum(orders.total)", &orders(), false).unwrap(),
+            json!(150)
+        );
+        assert_eq!(
+            query("jsonata", "nothing.here", &orders(), false).unwrap(),
+            Value::Null
+        );
+        assert_eq!(
+            query("jmespath", "nothing", &orders(), false).unwrap(),
+            Value::Null
+        );
+    }
+
+    #[test]
+    fn bad_expressions_are_reported() {
+        for engine in ENGINES {
+            assert!(
+                query(engine, "[[[", &Value::Null, true).is_err(),
+                "{engine}"
+            );
+        }
+    }
+
+    #[test]
+    fn model_names_the_fields() {
+        let model = vec![
+            json!({"path": "id", "alias": "orderId"}),
+            json!({"path": "customer.name", "alias": "name"}),
+        ];
+        let all = query("jmespath", "orders", &orders(), false).unwrap();
+        assert_eq!(
+            apply_model(&all, &model),
+            json!([{"orderId": 1, "name": "Ann"}, {"orderId": 2, "name": "Bo"}])
+        );
+        assert_eq!(
+            apply_model(&json!({"id": 9}), &model),
+            json!({"orderId": 9, "name": null})
+        );
+    }
+
+    #[tokio::test]
+    async fn the_result_flows_into_later_nodes() {
+        let nodes = json!([
+            {"key": "big", "type": "json-query", "config": {"engine": "jmespath", "source": "{{$context.body}}",
+                "expression": "orders[?total > `100`]", "model": [{"path": "customer.name", "alias": "name"}]}},
+            {"key": "out", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.big[0].name}}"}}
+        ]);
+        let (outcome, _, output) = run(nodes, json!({"body": orders()})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Resolved);
+        assert_eq!(output, json!("Bo"));
+    }
+
+    #[tokio::test]
+    async fn a_failing_query_fails_the_node() {
+        let nodes = json!([{"key": "q", "type": "json-query", "config": {"engine": "jsonata", "source": "{{$context}}", "expression": "$number(\"x\") + $undefinedFn()"}}]);
+        let (outcome, jobs, _) = run(nodes, json!({})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Failed);
+        assert!(jobs[0].result["message"].is_string());
+    }
+}
