@@ -88,6 +88,7 @@ impl RunState {
             result: Value::Null,
             started_at: now_rfc3339(),
             finished_at: None,
+            log: Vec::new(),
         });
         self.jobs.len() - 1
     }
@@ -192,6 +193,11 @@ impl RunContext<'_> {
     /// Sets this node's result before it finishes, so its own branches can read it.
     pub fn set_result(&mut self, result: Value) {
         self.state.set_job_result(self.job, result);
+    }
+
+    /// Adds a line to this node's log.
+    pub fn log(&mut self, line: String) {
+        self.state.jobs[self.job].log.push(line);
     }
 
     /// Sets the execution's output.

@@ -68,6 +68,9 @@ pub struct Job {
     pub started_at: String,
     #[serde(default)]
     pub finished_at: Option<String>,
+    /// Lines the node wrote (a script's `console.log`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

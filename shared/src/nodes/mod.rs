@@ -11,6 +11,7 @@ mod json_variable_mapping;
 mod output;
 pub mod request;
 mod response;
+pub mod script;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -59,6 +60,8 @@ pub struct NodeSettings {
     /// Where HTTP nodes may connect beyond the public internet.
     pub network: request::guard::NetworkPolicy,
     pub max_response_bytes: usize,
+    /// The memory cap of one script run.
+    pub script_memory_bytes: usize,
 }
 
 impl Default for NodeSettings {
@@ -66,6 +69,7 @@ impl Default for NodeSettings {
         Self {
             network: request::guard::NetworkPolicy::default(),
             max_response_bytes: request::DEFAULT_MAX_RESPONSE_BYTES,
+            script_memory_bytes: script::DEFAULT_MEMORY_BYTES,
         }
     }
 }
@@ -103,6 +107,7 @@ impl NodeRegistry {
         registry.register(json_query::JsonQuery);
         registry.register(date_calculation::DateCalculation);
         registry.register(json_variable_mapping::JsonVariableMapping);
+        registry.register(script::Script::new(settings.script_memory_bytes));
         registry
     }
 

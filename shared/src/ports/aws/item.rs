@@ -131,6 +131,7 @@ mod tests {
                     result,
                     started_at: "t".into(),
                     finished_at: Some("t".into()),
+                    log: Vec::new(),
                 })
                 .collect(),
             created_at: "t".into(),

@@ -1,0 +1,330 @@
+//! `script`: sandboxed JavaScript on QuickJS (`rquickjs`). `content` is the body of a
+//! function whose `arguments` (`[{name, value}]`, values templated) are its
+//! parameters; its return value, as JSON, is the node's result.
+//!
+//! The sandbox is QuickJS's core language only: no `require`, no file, network or
+//! process access (the std/os modules are never loaded). Each run gets a fresh runtime
+//! with a memory cap and an interrupt deadline, on a blocking thread so a busy script
+//! never stalls the async workers. `console.log` lines go into the job's log.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use rquickjs::{CatchResultExt, Context, Function, Runtime};
+use serde_json::{Value, json};
+
+use super::NodeType;
+use crate::engine::{NodeStop, RunContext};
+use crate::model::NodeDefinition;
+use crate::validate::Checker;
+
+const DEFAULT_TIMEOUT_MS: u64 = 1_000;
+const MAX_TIMEOUT_MS: u64 = 60_000;
+/// The default memory cap of one script run.
+pub const DEFAULT_MEMORY_BYTES: usize = 64 << 20;
+
+pub struct Script {
+    memory_bytes: usize,
+}
+
+impl Script {
+    pub fn new(memory_bytes: usize) -> Self {
+        Self { memory_bytes }
+    }
+}
+
+/// What a script run produced.
+#[derive(Debug, PartialEq)]
+pub struct ScriptOutcome {
+    pub result: Result<Value, String>,
+    pub logs: Vec<String>,
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+}
+
+/// Runs a script to its result (blocking: call it off the async threads).
+pub fn run_script(
+    content: &str,
+    arguments: &[(String, Value)],
+    timeout: Duration,
+    memory_bytes: usize,
+) -> ScriptOutcome {
+    let fail = |message: String| ScriptOutcome {
+        result: Err(message),
+        logs: Vec::new(),
+    };
+    let runtime = match Runtime::new() {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the script engine: {e}")),
+    };
+    runtime.set_memory_limit(memory_bytes);
+    runtime.set_max_stack_size(1 << 20);
+    let deadline = Instant::now() + timeout;
+    runtime.set_interrupt_handler(Some(Box::new(move || Instant::now() >= deadline)));
+    let context = match Context::full(&runtime) {
+        Ok(c) => c,
+        Err(e) => return fail(format!("cannot start the script engine: {e}")),
+    };
+    let names: Vec<&str> = arguments.iter().map(|(n, _)| n.as_str()).collect();
+    let values = Value::Array(arguments.iter().map(|(_, v)| v.clone()).collect()).to_string();
+    // The glue keeps console.log lines and turns the result into JSON inside the sandbox.
+    let source = format!(
+        "(function (__hookflow_args) {{\n\
+           const __hookflow_logs = [];\n\
+           globalThis.console = {{ log: (...a) => {{ __hookflow_logs.push(a.map(x => typeof x === 'string' ? x : JSON.stringify(x)).join(' ')); }} }};\n\
+           console.info = console.warn = console.error = console.debug = console.log;\n\
+           const __hookflow_result = (function ({names}) {{\n{content}\n}}).apply(null, __hookflow_args);\n\
+           return JSON.stringify({{ result: __hookflow_result === undefined ? null : __hookflow_result, logs: __hookflow_logs }});\n\
+         }})",
+        names = names.join(", "),
+    );
+    let outcome = context.with(|ctx| -> Result<String, String> {
+        let describe = |e: rquickjs::CaughtError<'_>| {
+            let text = e.to_string();
+            if Instant::now() >= deadline {
+                format!(
+                    "the script ran longer than {} ms and was stopped",
+                    timeout.as_millis()
+                )
+            } else if text.contains("out of memory")
+                || text.contains("InternalError: out of memory")
+            {
+                format!(
+                    "the script used more than {} MiB and was stopped",
+                    memory_bytes >> 20
+                )
+            } else {
+                text
+            }
+        };
+        let glue: Function = ctx.eval(source.as_str()).catch(&ctx).map_err(describe)?;
+        let args = ctx
+            .json_parse(values.as_str())
+            .catch(&ctx)
+            .map_err(describe)?;
+        glue.call::<_, String>((args,))
+            .catch(&ctx)
+            .map_err(describe)
+    });
+    match outcome {
+        Ok(text) => match serde_json::from_str::<Value>(&text) {
+            Ok(mut v) => ScriptOutcome {
+                result: Ok(v["result"].take()),
+                logs: serde_json::from_value(v["logs"].take()).unwrap_or_default(),
+            },
+            Err(e) => fail(format!("the script's result is not JSON: {e}")),
+        },
+        Err(message) => fail(message),
+    }
+}
+
+#[async_trait]
+impl NodeType for Script {
+    fn name(&self) -> &'static str {
+        "script"
+    }
+
+    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
+        if !config.get("content").is_some_and(Value::is_string) {
+            check.error(
+                format!("{at}.content"),
+                "is required: the body of a JavaScript function",
+            );
+        }
+        if let Some(args) = config.get("arguments") {
+            match args.as_array() {
+                Some(items) => {
+                    for (i, a) in items.iter().enumerate() {
+                        if !a
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .is_some_and(is_identifier)
+                        {
+                            check.error(
+                                format!("{at}.arguments[{i}].name"),
+                                "must be a JavaScript identifier",
+                            );
+                        }
+                    }
+                }
+                None => check.error(
+                    format!("{at}.arguments"),
+                    "must be an array of {name, value}",
+                ),
+            }
+        }
+        if let Some(t) = config.get("timeout")
+            && !t
+                .as_u64()
+                .is_some_and(|t| (1..=MAX_TIMEOUT_MS).contains(&t))
+        {
+            check.error(
+                format!("{at}.timeout"),
+                format!("must be 1..={MAX_TIMEOUT_MS} (ms)"),
+            );
+        }
+        check.optional_bool(config, "continue", at);
+    }
+
+    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
+        let config = &node.config;
+        let content = config
+            .get("content")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let arguments: Vec<(String, Value)> = config
+            .get("arguments")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|a| {
+                let name = a.get("name")?.as_str()?.to_string();
+                Some((name, cx.render(a.get("value").unwrap_or(&Value::Null))))
+            })
+            .collect();
+        let timeout = Duration::from_millis(
+            config
+                .get("timeout")
+                .and_then(Value::as_u64)
+                .unwrap_or(DEFAULT_TIMEOUT_MS),
+        );
+        let memory = self.memory_bytes;
+        let outcome =
+            tokio::task::spawn_blocking(move || run_script(&content, &arguments, timeout, memory))
+                .await
+                .map_err(|e| NodeStop::Error(format!("the script engine failed: {e}")))?;
+        for line in outcome.logs {
+            cx.log(line);
+        }
+        let keep_going = config.get("continue").and_then(Value::as_bool) == Some(true);
+        match outcome.result {
+            Ok(value) => Ok(value),
+            Err(message) if keep_going => Ok(json!({ "error": message })),
+            Err(message) => Err(NodeStop::Fail(json!({ "message": message }))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ExecutionStatus;
+    use crate::nodes::test_support::run;
+
+    fn script(content: &str, args: &[(&str, Value)]) -> ScriptOutcome {
+        let args: Vec<(String, Value)> = args
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.clone()))
+            .collect();
+        run_script(content, &args, Duration::from_millis(500), 16 << 20)
+    }
+
+    #[test]
+    fn returns_json_and_sees_its_arguments() {
+        let out = script(
+            "return { total: price * qty, name: customer.name.toUpperCase() };",
+            &[
+                ("price", json!(2.5)),
+                ("qty", json!(4)),
+                ("customer", json!({"name": "ann"})),
+            ],
+        );
+        assert_eq!(out.result, Ok(json!({"total": 10, "name": "ANN"})));
+        assert_eq!(script("", &[]).result, Ok(Value::Null));
+        assert_eq!(
+            script("return [1, 'a', null, true];", &[]).result,
+            Ok(json!([1, "a", null, true]))
+        );
+    }
+
+    #[test]
+    fn console_log_lines_are_kept() {
+        let out = script(
+            "console.log('hello', 42, {a: 1}); console.warn('careful'); return 1;",
+            &[],
+        );
+        assert_eq!(out.logs, ["hello 42 {\"a\":1}", "careful"]);
+    }
+
+    #[test]
+    fn no_file_network_or_process_access() {
+        for probe in [
+            "return typeof require",
+            "return typeof process",
+            "return typeof fetch",
+            "return typeof std",
+            "return typeof os",
+            "return typeof XMLHttpRequest",
+        ] {
+            assert_eq!(script(probe, &[]).result, Ok(json!("undefined")), "{probe}");
+        }
+        // Module loading is not configured: importing the std or os modules fails.
+        assert!(
+            script("return import('os').then(() => 'loaded')", &[])
+                .result
+                .is_ok_and(|v| v != json!("loaded"))
+        );
+    }
+
+    #[test]
+    fn an_infinite_loop_stops_at_the_timeout() {
+        let started = Instant::now();
+        let out = run_script("while (true) {}", &[], Duration::from_millis(200), 16 << 20);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let message = out.result.unwrap_err();
+        assert!(message.contains("longer than 200 ms"), "{message}");
+    }
+
+    #[test]
+    fn a_memory_bomb_stops_at_the_cap() {
+        let started = Instant::now();
+        let out = run_script(
+            "let a = []; while (true) { a.push('x'.repeat(1024 * 1024)); }",
+            &[],
+            Duration::from_secs(5),
+            16 << 20,
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let message = out.result.unwrap_err();
+        assert!(message.contains("more than 16 MiB"), "{message}");
+    }
+
+    #[test]
+    fn errors_are_reported() {
+        let message = script("throw new Error('boom')", &[]).result.unwrap_err();
+        assert!(message.contains("boom"), "{message}");
+        let message = script("return (", &[]).result.unwrap_err();
+        assert!(
+            message.to_lowercase().contains("syntax") || message.contains("expect"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn results_flow_on_and_failures_fail_unless_continue() {
+        let nodes = json!([
+            {"key": "s", "type": "script", "config": {"content": "console.log('n is', n); return n * 2;",
+                "arguments": [{"name": "n", "value": "{{$context.n}}"}]}},
+            {"key": "out", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.s}}"}}
+        ]);
+        let (outcome, jobs, output) = run(nodes, json!({"n": 21})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Resolved, "{jobs:?}");
+        assert_eq!(output, json!(42));
+        assert_eq!(jobs[0].log, ["n is 21"]);
+
+        let failing = |keep_going: bool| json!([{"key": "s", "type": "script", "config": {"content": "throw new Error('nope')", "continue": keep_going}}]);
+        let (outcome, jobs, _) = run(failing(false), json!({})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Failed);
+        assert!(jobs[0].result["message"].as_str().unwrap().contains("nope"));
+        let (outcome, jobs, _) = run(failing(true), json!({})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Resolved);
+        assert!(jobs[0].result["error"].as_str().unwrap().contains("nope"));
+    }
+}
