@@ -45,10 +45,8 @@ pub struct App {
 
 impl App {
     pub fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>, settings: &Settings) -> Self {
-        let engine = Arc::new(Engine::new(
-            Arc::new(NodeRegistry::builtin()),
-            settings.limits.clone(),
-        ));
+        let registry = NodeRegistry::builtin_with(&settings.nodes);
+        let engine = Arc::new(Engine::new(Arc::new(registry), settings.limits.clone()));
         let runner = Arc::new(Runner::new(
             engine,
             Arc::new(exposed_env(&settings.exposed_env)),

@@ -52,6 +52,7 @@ pub struct Server {
     /// The lines it printed at start.
     pub banner: Vec<String>,
     extra_args: Vec<String>,
+    envs: Vec<(String, String)>,
 }
 
 impl Server {
@@ -61,6 +62,11 @@ impl Server {
     }
 
     pub fn start_with(workflows: &[Value], extra_args: &[&str]) -> Self {
+        Self::start_with_env(workflows, extra_args, &[])
+    }
+
+    /// Also sets environment variables of the server process.
+    pub fn start_with_env(workflows: &[Value], extra_args: &[&str], envs: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
         for w in workflows {
@@ -74,6 +80,10 @@ impl Server {
             base: String::new(),
             banner: Vec::new(),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            envs: envs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         server.launch();
         server
@@ -92,6 +102,7 @@ impl Server {
             .arg(self.data_dir())
             .args(["--addr", "127.0.0.1:0"])
             .args(&self.extra_args)
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -250,4 +261,49 @@ pub fn unique_name(prefix: &str) -> String {
             .unwrap()
             .subsec_nanos()
     )
+}
+
+/// A tiny HTTP server on loopback that answers `{"ok":true}` to everything and hands
+/// each raw request (head and body) to the test.
+pub fn recording_server() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut raw = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = stream.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                raw.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&raw).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if raw.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            let body = "{\"ok\":true}";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tx.send(String::from_utf8_lossy(&raw).to_string());
+        }
+    });
+    (url, rx)
 }

@@ -1,0 +1,125 @@
+//! The example workflows, served by the real `hookflow serve`: every data and
+//! integration node answers through HTTP as the README promises.
+
+use std::time::Duration;
+
+use hookflow_tests::{Server, client, recording_server};
+use serde_json::{Value, json};
+
+fn example(name: &str) -> Value {
+    let path = format!("{}/../examples/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn order_pricing_calculates_and_dates() {
+    let server = Server::start(&[example("order-pricing.json")]);
+    let r = client()
+        .post(server.hook_url("order-pricing-8d2f"))
+        .json(&json!({"price": "19.99", "qty": 6, "orderedAt": "2026-11-28T10:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"subtotal": 119.94, "discount": 11.99, "payBy": "2026-12-28"})
+    );
+}
+
+#[tokio::test]
+async fn chat_event_queries_maps_and_scripts() {
+    let server = Server::start(&[example("chat-event-mapping.json")]);
+    let event = json!({"event": {"type": "message", "channel": "C1", "text": "Prod is DOWN urgent",
+        "blocks": [{"type": "mention", "user": "U1"}, {"type": "text"}, {"type": "mention", "user": "U2"}]}});
+    let r = client()
+        .post(server.hook_url("chat-event-41c7"))
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"channel": "C1", "mentioned": [{"user": "U1"}, {"user": "U2"}], "urgency": {"score": 2, "page": true}})
+    );
+    let executions = server.executions(Some("chat-event"));
+    let script_job = executions[0]["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["nodeKey"] == "urgency")
+        .unwrap()
+        .clone();
+    assert_eq!(script_job["log"], json!(["urgency score 2"]));
+}
+
+#[tokio::test]
+async fn forward_posts_to_the_configured_service() {
+    let (target, requests) = recording_server();
+    let url = format!("{target}/inbound");
+    let server = Server::start_with_env(
+        &[example("forward-to-service.json")],
+        &["--expose-env", "FORWARD_URL", "--allow-loopback-requests"],
+        &[("FORWARD_URL", &url), ("NOT_EXPOSED", "secret")],
+    );
+    let r = client()
+        .post(server.hook_url("forward-6e90"))
+        .header("x-request-id", "req-9")
+        .json(&json!({"invoice": "INV-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "ok");
+    let raw = requests
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the service got the request");
+    assert!(
+        raw.starts_with("POST /inbound?source=hookflow HTTP/1.1"),
+        "{raw}"
+    );
+    assert!(
+        raw.to_ascii_lowercase().contains("x-request-id: req-9"),
+        "{raw}"
+    );
+    let body: Value = serde_json::from_str(&raw[raw.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+    assert_eq!(body["received"], json!({"invoice": "INV-1"}));
+    let executions = server.executions(Some("forward"));
+    let id = executions[0]["id"].as_str().unwrap();
+    let execution = server.wait_for_execution(id, "resolved");
+    assert_eq!(execution["output"], json!({"status": 200}));
+}
+
+#[tokio::test]
+async fn http_nodes_are_refused_loopback_unless_allowed() {
+    let (target, requests) = recording_server();
+    let server = Server::start_with_env(
+        &[example("forward-to-service.json")],
+        &["--expose-env", "FORWARD_URL"],
+        &[("FORWARD_URL", &format!("{target}/inbound"))],
+    );
+    let r = client()
+        .post(server.hook_url("forward-6e90"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = loop {
+        if let Some(e) = server.executions(Some("forward")).first() {
+            break e["id"].as_str().unwrap().to_string();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let execution = server.wait_for_execution(&id, "failed");
+    assert!(
+        execution["jobs"][0]["result"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("loopback")
+    );
+    assert!(requests.try_recv().is_err(), "nothing reached the service");
+}
