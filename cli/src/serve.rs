@@ -11,7 +11,9 @@ use hookflow::app::{App, Settings};
 use hookflow::deploy::{self, webhook_path};
 use hookflow::nodes::request::guard::NetworkPolicy;
 use hookflow::nodes::{NodeRegistry, NodeSettings};
+use hookflow::ports::aws::{self, DynamoStore, SqsQueue};
 use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
+use hookflow::ports::{Queue, Store};
 use hookflow::webhook::DEFAULT_MAX_BODY;
 use hookflow::worker;
 use tokio::net::TcpListener;
@@ -28,6 +30,12 @@ pub struct ServeArgs {
     /// Where the embedded store keeps workflows, executions and queued runs.
     #[arg(long, default_value = ".hookflow")]
     data: PathBuf,
+    /// With AWS_ENDPOINT_URL set: the DynamoDB table to use (created when missing).
+    #[arg(long, env = "HOOKFLOW_TABLE", default_value = "hookflow")]
+    table: String,
+    /// With AWS_ENDPOINT_URL set: the SQS queue name to use (created when missing).
+    #[arg(long, default_value = "hookflow-runs")]
+    queue: String,
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:3000")]
     addr: String,
@@ -85,10 +93,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         None => Vec::new(),
     };
 
-    let db = Database::open(&args.data).map_err(anyhow::Error::msg)?;
-    let store = Arc::new(EmbeddedStore::new(Arc::clone(&db)));
-    let queue = Arc::new(EmbeddedQueue::open(db).await?);
-    let waiting = queue.depth().await?;
+    let backend = open_backend(&args).await?;
     let settings = Settings {
         exposed_env: args.expose_env.clone(),
         max_body: args.max_body,
@@ -101,7 +106,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         },
         ..Settings::default()
     };
-    let app = App::new(store, queue, &settings);
+    let app = App::new(backend.store, backend.queue, &settings);
 
     let mut deployed = Vec::new();
     for definition in definitions {
@@ -116,10 +121,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     let base = format!("http://{}", listener.local_addr()?);
-    println!(
-        "hookflow listening on {base} (data in {})",
-        args.data.display()
-    );
+    println!("hookflow listening on {base} ({})", backend.description);
     for d in &deployed {
         let w = &d.workflow;
         println!(
@@ -136,7 +138,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             },
         );
     }
-    if waiting > 0 {
+    if backend.waiting > 0 {
+        let waiting = backend.waiting;
         println!("  resuming {waiting} queued run(s) from the last start");
     }
 
@@ -166,6 +169,51 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     println!("hookflow stopped; queued runs stay queued for the next start");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where workflows, executions and queued runs live.
+struct Backend {
+    store: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
+    /// Runs left queued by an earlier process (embedded only).
+    waiting: usize,
+    description: String,
+}
+
+/// The embedded store, or, when `AWS_ENDPOINT_URL` points at an AWS-compatible
+/// endpoint (moto, LocalStack), DynamoDB and SQS there (created when missing).
+async fn open_backend(args: &ServeArgs) -> anyhow::Result<Backend> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    if endpoint.is_empty() {
+        let db = Database::open(&args.data).map_err(anyhow::Error::msg)?;
+        let store = Arc::new(EmbeddedStore::new(Arc::clone(&db)));
+        let queue = Arc::new(EmbeddedQueue::open(db).await?);
+        let waiting = queue.depth().await?;
+        return Ok(Backend {
+            store,
+            queue,
+            waiting,
+            description: format!("data in {}", args.data.display()),
+        });
+    }
+    let config = aws::load_config().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    aws::create_table(&dynamo, &args.table)
+        .await
+        .with_context(|| format!("cannot prepare table {} at {endpoint}", args.table))?;
+    let queue_url = aws::create_queue(&sqs, &args.queue)
+        .await
+        .with_context(|| format!("cannot prepare queue {} at {endpoint}", args.queue))?;
+    Ok(Backend {
+        store: Arc::new(DynamoStore::new(dynamo, &args.table, None)),
+        queue: Arc::new(SqsQueue::new(sqs, queue_url)),
+        waiting: 0,
+        description: format!(
+            "DynamoDB table {} and SQS queue {} at {endpoint}",
+            args.table, args.queue
+        ),
+    })
 }
 
 /// Ctrl-C, or SIGTERM from a process manager.

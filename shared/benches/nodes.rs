@@ -18,7 +18,11 @@ fn measure(name: &str, runs: usize, mut f: impl FnMut()) {
         .collect();
     times.sort();
     let pick = |q: f64| times[((times.len() as f64 - 1.0) * q) as usize];
-    println!("{name:<48} median {:>10.1?}  p99 {:>10.1?}  ({runs} runs)", pick(0.5), pick(0.99));
+    println!(
+        "{name:<48} median {:>10.1?}  p99 {:>10.1?}  ({runs} runs)",
+        pick(0.5),
+        pick(0.99)
+    );
 }
 
 fn main() {
@@ -28,9 +32,17 @@ fn main() {
         let out = run_script("return 1;", &[], timeout, memory);
         assert_eq!(out.result, Ok(json!(1)));
     });
-    let args = vec![("order".to_string(), json!({"items": (0..50).map(|i| json!({"sku": i, "price": i})).collect::<Vec<_>>()}))];
+    let args = vec![(
+        "order".to_string(),
+        json!({"items": (0..50).map(|i| json!({"sku": i, "price": i})).collect::<Vec<_>>()}),
+    )];
     measure("script: cold start + sum of 50 items", 300, || {
-        let out = run_script("return order.items.reduce((s, i) => s + i.price, 0);", &args, timeout, memory);
+        let out = run_script(
+            "return order.items.reduce((s, i) => s + i.price, 0);",
+            &args,
+            timeout,
+            memory,
+        );
         assert_eq!(out.result, Ok(json!(1225)));
     });
 }

@@ -345,3 +345,64 @@ async fn unreachable_sqs_answers_503_and_loses_nothing() {
         Vec::<Value>::new()
     );
 }
+
+#[tokio::test]
+async fn serve_uses_dynamodb_and_sqs_when_pointed_at_an_endpoint() {
+    let endpoint = moto_endpoint();
+    let table = unique_name("serve");
+    let queue = unique_name("serve-runs");
+    let workflows: Vec<Value> = ["git-push-async.json", "payment-callback.json"]
+        .iter()
+        .map(|f| {
+            serde_json::from_str(
+                &std::fs::read_to_string(format!("{}/../examples/{f}", env!("CARGO_MANIFEST_DIR")))
+                    .unwrap(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let server = hookflow_tests::Server::start_with_env(
+        &workflows,
+        &["--table", &table, "--queue", &queue],
+        &[("AWS_ENDPOINT_URL", &endpoint)],
+    );
+    assert!(
+        server.banner[0].contains(&format!("DynamoDB table {table}")),
+        "{:?}",
+        server.banner
+    );
+    let http = hookflow_tests::client();
+    let r = http
+        .post(server.hook_url("git-push-7f3a9c21d4"))
+        .basic_auth("ci", Some("push-hook-secret"))
+        .json(&json!({"ref": "refs/heads/main", "repository": {"full_name": "acme/app"}, "after": "c0ffee"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["executionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (ok, out, _) = hookflow(&["executions", "show", &id, "--json", "--table", &table]);
+        if ok && serde_json::from_str::<Value>(&out).unwrap()["status"] == "resolved" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never resolved in DynamoDB"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let r = http
+        .post(server.hook_url("pay-3kq9x0v2m1"))
+        .basic_auth("acme", Some("s3cret"))
+        .json(&json!({"status": "paid", "order": {"id": "A-9"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"received": "A-9"}));
+}
