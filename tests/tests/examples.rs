@@ -123,3 +123,29 @@ async fn http_nodes_are_refused_loopback_unless_allowed() {
     );
     assert!(requests.try_recv().is_err(), "nothing reached the service");
 }
+
+#[tokio::test]
+async fn order_fulfilment_loops_routes_and_checks_in_parallel() {
+    let server = Server::start(&[example("order-fulfilment.json")]);
+    let order = json!({"email": "ann@example.com", "items": [{"sku": "a", "qty": 4}, {"sku": "b", "qty": 8}]});
+    let r = client()
+        .post(server.hook_url("order-fulfilment-2b7a"))
+        .json(&order)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"units": 12, "route": 2, "checks": ["resolved", "resolved"], "inStock": true})
+    );
+    let execution = &server.executions(Some("order-fulfilment"))[0];
+    let adds = execution["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["nodeKey"] == "add-units")
+        .count();
+    assert_eq!(adds, 2, "one job per loop iteration");
+}

@@ -41,13 +41,27 @@ impl From<Halt> for NodeStop {
 pub struct Halt {
     pub status: ExecutionStatus,
     pub reply: Option<Reply>,
+    /// `end`, `response` or a safety limit: the whole execution ends here, whatever
+    /// the enclosing loops or parallel branches would do with a failure.
+    pub terminal: bool,
 }
 
 impl Halt {
+    /// A failure that enclosing nodes may handle (a loop's `exit`, parallel modes).
     pub fn new(status: ExecutionStatus) -> Self {
         Self {
             status,
             reply: None,
+            terminal: false,
+        }
+    }
+
+    /// An end of the whole execution.
+    pub fn terminal(status: ExecutionStatus, reply: Option<Reply>) -> Self {
+        Self {
+            status,
+            reply,
+            terminal: true,
         }
     }
 
@@ -64,3 +78,10 @@ impl Halt {
         }
     }
 }
+
+/// How each branch of a parallel run ended: `None` while running (or canceled).
+pub type BranchOutcome = Option<Result<(), Halt>>;
+
+/// Decides a parallel run from its branches' outcomes so far: `Some(resolved?)` once
+/// settled.
+pub type Decider<'a> = &'a (dyn Fn(&[BranchOutcome]) -> Option<bool> + Sync);

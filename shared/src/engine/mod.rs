@@ -8,6 +8,6 @@ mod halt;
 mod state;
 mod walk;
 
-pub use halt::{Halt, NodeStop, Reply};
+pub use halt::{BranchOutcome, Decider, Halt, NodeStop, Reply};
 pub use state::{RunContext, RunState};
 pub use walk::{Engine, Limits, Outcome};

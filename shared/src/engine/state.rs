@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::halt::{Halt, NodeStop};
+use super::halt::{BranchOutcome, Decider, Halt, NodeStop};
 use super::walk::Engine;
 use crate::model::{ExecutionStatus, Job, JobStatus, NodeDefinition};
 use crate::path::{self, Segment};
@@ -127,14 +127,11 @@ impl RunState {
                 } else {
                     (JobStatus::Failed, ExecutionStatus::Failed)
                 };
-                (job, Some(Value::Null), Halt::new(exec))
+                (job, Some(Value::Null), Halt::terminal(exec, None))
             }
             NodeStop::Respond(reply) => {
                 let result = serde_json::to_value(&reply).unwrap_or(Value::Null);
-                let halt = Halt {
-                    status: ExecutionStatus::Resolved,
-                    reply: Some(reply),
-                };
+                let halt = Halt::terminal(ExecutionStatus::Resolved, Some(reply));
                 (JobStatus::Resolved, Some(result), halt)
             }
             NodeStop::Halted(halt) => (halt.job_status(), None, halt),
@@ -144,10 +141,84 @@ impl RunState {
         halt
     }
 
-    /// Records a node that could not even start (unknown type).
-    pub(super) fn error_job(&mut self, node: &NodeDefinition, message: String) -> Halt {
+    /// Records a node that could not even start (unknown type, a limit reached).
+    pub(super) fn error_job(
+        &mut self,
+        node: &NodeDefinition,
+        message: String,
+        terminal: bool,
+    ) -> Halt {
         let index = self.start_job(node);
-        self.stop_job(index, NodeStop::Error(message))
+        let mut halt = self.stop_job(index, NodeStop::Error(message));
+        halt.terminal = terminal;
+        halt
+    }
+
+    /// A copy for one parallel branch: the same variables, no jobs of its own yet.
+    pub(super) fn fork(&self) -> RunState {
+        RunState {
+            execution_id: self.execution_id.clone(),
+            context: self.context.clone(),
+            env: Arc::clone(&self.env),
+            results: self.results.clone(),
+            scopes: self.scopes.clone(),
+            output: self.output.clone(),
+            jobs: Vec::new(),
+            node_runs: self.node_runs,
+        }
+    }
+
+    /// Takes a finished (or canceled) branch back: its jobs after ours, its results
+    /// and output over ours; jobs it left pending are recorded as `canceled`.
+    pub(super) fn join(&mut self, mut branch: RunState, canceled: bool) {
+        if canceled {
+            let now = now_rfc3339();
+            for job in branch
+                .jobs
+                .iter_mut()
+                .filter(|j| j.status == JobStatus::Pending)
+            {
+                job.status = JobStatus::Canceled;
+                job.finished_at = Some(now.clone());
+            }
+        }
+        if let (Value::Object(ours), Value::Object(theirs)) = (&mut self.results, branch.results) {
+            for (key, value) in theirs {
+                if branch.jobs.iter().any(|j| j.node_key == key) {
+                    ours.insert(key, value);
+                }
+            }
+        }
+        if branch.output != self.output && !branch.output.is_null() {
+            self.output = branch.output;
+        }
+        self.jobs.append(&mut branch.jobs);
+    }
+
+    /// Node runs so far (forks start from the parent's count).
+    pub(super) fn node_runs(&self) -> usize {
+        self.node_runs
+    }
+
+    pub(super) fn add_node_runs(&mut self, runs: usize) {
+        self.node_runs += runs;
+    }
+
+    /// Sets (or, with `None`, removes) the loop variables of a loop node.
+    pub(super) fn set_scope(&mut self, key: &str, scope: Option<Value>) {
+        if let Value::Object(map) = &mut self.scopes {
+            match scope {
+                Some(v) => map.insert(key.to_string(), v),
+                None => map.remove(key),
+            };
+        }
+    }
+
+    /// Writes a value as another node's result (a `variable` node assigning).
+    pub(super) fn assign_result(&mut self, key: &str, value: Value) {
+        if let Value::Object(map) = &mut self.results {
+            map.insert(key.to_string(), value);
+        }
     }
 }
 
@@ -203,6 +274,33 @@ impl RunContext<'_> {
     /// Sets the execution's output.
     pub fn set_output(&mut self, output: Value) {
         self.state.output = output;
+    }
+
+    /// Sets the loop variables `$scopes.<this node>` (or removes them with `None`).
+    pub fn set_scope(&mut self, key: &str, scope: Option<Value>) {
+        self.state.set_scope(key, scope);
+    }
+
+    /// Overwrites another node's result, as later `$jobsMapByNodeKey` reads see it.
+    pub fn assign_result(&mut self, key: &str, value: Value) {
+        self.state.assign_result(key, value);
+    }
+
+    /// The engine's limits (loop iteration cap, ...).
+    pub fn limits(&self) -> &super::Limits {
+        self.engine.limits()
+    }
+
+    /// Runs several of the node's branches concurrently; see [`super::Engine::run_parallel`].
+    pub async fn run_branches_concurrently(
+        &mut self,
+        node: &NodeDefinition,
+        indexes: &[String],
+        decide: Decider<'_>,
+    ) -> Result<Vec<BranchOutcome>, Halt> {
+        self.engine
+            .run_parallel(node, indexes, self.state, decide)
+            .await
     }
 
     /// Runs one of the node's branches to its end (a missing branch is empty).

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use super::halt::{Halt, Reply};
+use super::halt::{BranchOutcome, Decider, Halt, Reply};
 use super::state::{RunContext, RunState};
 use crate::model::{ExecutionStatus, JobStatus, NodeDefinition};
 use crate::nodes::NodeRegistry;
@@ -17,12 +17,15 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_node_runs: usize,
+    /// Iterations one loop node may run.
+    pub max_loop_iterations: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_node_runs: 10_000,
+            max_loop_iterations: 1_000,
         }
     }
 }
@@ -47,6 +50,63 @@ impl Engine {
 
     pub fn registry(&self) -> &NodeRegistry {
         &self.registry
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Runs branches concurrently, each on its own fork of the state. After each branch
+    /// finishes, `decide` sees every branch's outcome so far (`None` = still running)
+    /// and answers `Some(resolved?)` once the outcome is settled; branches still
+    /// running then are dropped and their pending jobs recorded as `canceled`. A
+    /// terminal halt (`end`, `response`) in any branch ends everything at once.
+    /// Returns each branch's outcome in branch order (`None` = canceled).
+    pub(super) async fn run_parallel(
+        &self,
+        node: &NodeDefinition,
+        indexes: &[String],
+        state: &mut RunState,
+        decide: Decider<'_>,
+    ) -> Result<Vec<BranchOutcome>, Halt> {
+        use futures_util::stream::{FuturesUnordered, StreamExt};
+
+        let empty: Vec<NodeDefinition> = Vec::new();
+        let mut forks: Vec<RunState> = indexes.iter().map(|_| state.fork()).collect();
+        let mut outcomes: Vec<BranchOutcome> = vec![None; indexes.len()];
+        let mut terminal = None;
+        {
+            let mut running: FuturesUnordered<_> = forks
+                .iter_mut()
+                .zip(indexes)
+                .enumerate()
+                .map(|(i, (fork, index))| {
+                    let nodes = node.branch(index).unwrap_or(&empty);
+                    async move { (i, self.run_nodes(nodes, fork).await) }
+                })
+                .collect();
+            while let Some((i, outcome)) = running.next().await {
+                if let Err(halt) = &outcome
+                    && halt.terminal
+                {
+                    terminal = Some(halt.clone());
+                }
+                outcomes[i] = Some(outcome);
+                if terminal.is_some() || decide(&outcomes).is_some() {
+                    break;
+                }
+            }
+        }
+        let base = state.node_runs();
+        let branch_runs: usize = forks.iter().map(|f| f.node_runs() - base).sum();
+        for (i, fork) in forks.into_iter().enumerate() {
+            state.join(fork, outcomes[i].is_none());
+        }
+        state.add_node_runs(branch_runs);
+        match terminal {
+            Some(halt) => Err(halt),
+            None => Ok(outcomes),
+        }
     }
 
     /// Runs a workflow's main line to its end.
@@ -78,11 +138,11 @@ impl Engine {
                         "the execution ran more than {} nodes and was stopped",
                         self.limits.max_node_runs
                     );
-                    return Err(state.error_job(node, message));
+                    return Err(state.error_job(node, message, true));
                 }
                 let Some(kind) = self.registry.get(&node.kind) else {
                     let message = format!("unknown node type {:?}", node.kind);
-                    return Err(state.error_job(node, message));
+                    return Err(state.error_job(node, message, false));
                 };
                 let job = state.start_job(node);
                 let result = {

@@ -8,10 +8,14 @@ mod date_calculation;
 mod end;
 mod json_query;
 mod json_variable_mapping;
+mod loop_node;
+mod multi_conditions;
 mod output;
+mod parallel;
 pub mod request;
 mod response;
 pub mod script;
+mod variable;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -108,6 +112,10 @@ impl NodeRegistry {
         registry.register(date_calculation::DateCalculation);
         registry.register(json_variable_mapping::JsonVariableMapping);
         registry.register(script::Script::new(settings.script_memory_bytes));
+        registry.register(multi_conditions::MultiConditions);
+        registry.register(loop_node::Loop);
+        registry.register(parallel::Parallel);
+        registry.register(variable::Variable);
         registry
     }
 

@@ -58,7 +58,15 @@ mod tests {
         let nodes = json!([
             {"key": "a", "type": "output"}, {"key": "b", "type": "output"}, {"key": "c", "type": "output"}
         ]);
-        let (outcome, jobs, _) = run_with(nodes, json!({}), Limits { max_node_runs: 2 }).await;
+        let (outcome, jobs, _) = run_with(
+            nodes,
+            json!({}),
+            Limits {
+                max_node_runs: 2,
+                ..Limits::default()
+            },
+        )
+        .await;
         assert_eq!(outcome.status, ExecutionStatus::Error);
         assert_eq!(trail(&jobs).last().unwrap(), &("c".to_string(), "error"));
         assert!(

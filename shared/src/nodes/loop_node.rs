@@ -1,0 +1,286 @@
+//! `loop`: runs branch `"0"` once per item of `target` (an array), `target` times (a
+//! number), or once (anything else), with `$scopes.<loop key>` = `{item, index,
+//! length}`. An optional `condition` (`checkpoint` 0: before, 1: after each
+//! iteration; `continueOnFalse`; `calculation`) stops or skips iterations. `exit`
+//! decides what a failed iteration does: 0 fail the execution, 1 break, 2 continue.
+//! Result: `{looped, done, broken}`. Iterations are capped.
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::{NodeType, basic};
+use crate::engine::{NodeStop, RunContext};
+use crate::model::NodeDefinition;
+use crate::validate::Checker;
+
+pub struct Loop;
+
+/// What to do after a condition check.
+enum Check {
+    Go,
+    Skip,
+    Break,
+}
+
+#[async_trait]
+impl NodeType for Loop {
+    fn name(&self) -> &'static str {
+        "loop"
+    }
+
+    fn allows_branch(&self, _config: &Value, index: &str) -> bool {
+        index == "0"
+    }
+
+    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
+        if config.get("target").is_none() {
+            check.error(
+                format!("{at}.target"),
+                "is required: an array, a number, or a {{variable}}",
+            );
+        }
+        match config.get("exit") {
+            None => {}
+            Some(e) if matches!(e.as_u64(), Some(0..=2)) => {}
+            Some(_) => check.error(
+                format!("{at}.exit"),
+                "must be 0 (fail), 1 (break) or 2 (continue)",
+            ),
+        }
+        if let Some(condition) = config
+            .get("condition")
+            .filter(|c| !c.is_null() && *c != &Value::Bool(false))
+        {
+            let at = format!("{at}.condition");
+            match condition.get("checkpoint") {
+                None => {}
+                Some(c) if matches!(c.as_u64(), Some(0 | 1)) => {}
+                Some(_) => check.error(
+                    format!("{at}.checkpoint"),
+                    "must be 0 (before) or 1 (after each iteration)",
+                ),
+            }
+            check.optional_bool(condition, "continueOnFalse", &at);
+            match condition.get("calculation") {
+                Some(calc) => basic::validate(calc, &format!("{at}.calculation"), check),
+                None => check.error(format!("{at}.calculation"), "is required"),
+            }
+        }
+    }
+
+    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
+        let target = cx.render(node.config.get("target").unwrap_or(&Value::Null));
+        let items: Vec<Value> = match target {
+            Value::Array(items) => items,
+            Value::Number(n) => (0..n.as_u64().unwrap_or(0)).map(|i| json!(i)).collect(),
+            Value::String(ref s) if s.trim().parse::<u64>().is_ok() => {
+                (0..s.trim().parse::<u64>().unwrap_or(0))
+                    .map(|i| json!(i))
+                    .collect()
+            }
+            other => vec![other],
+        };
+        let cap = cx.limits().max_loop_iterations;
+        if items.len() > cap {
+            return Err(NodeStop::Fail(json!({
+                "message": format!("the loop would run {} iterations; the limit is {cap}", items.len())
+            })));
+        }
+        let condition = node.config.get("condition").filter(|c| c.is_object());
+        let checkpoint = condition
+            .and_then(|c| c.get("checkpoint"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let exit = node.config.get("exit").and_then(Value::as_u64).unwrap_or(0);
+        let length = items.len();
+        let (mut looped, mut broken) = (0usize, false);
+        let test = |cx: &RunContext<'_>| -> Check {
+            let Some(c) = condition else { return Check::Go };
+            if basic::evaluate(c.get("calculation").unwrap_or(&Value::Null), &|v| {
+                cx.render(v)
+            }) {
+                Check::Go
+            } else if c.get("continueOnFalse").and_then(Value::as_bool) == Some(true) {
+                Check::Skip
+            } else {
+                Check::Break
+            }
+        };
+        for (index, item) in items.into_iter().enumerate() {
+            cx.set_scope(
+                &node.key,
+                Some(json!({ "item": item, "index": index, "length": length })),
+            );
+            if checkpoint == 0 {
+                match test(cx) {
+                    Check::Go => {}
+                    Check::Skip => continue,
+                    Check::Break => {
+                        broken = true;
+                        break;
+                    }
+                }
+            }
+            looped += 1;
+            cx.set_result(json!({ "looped": looped, "done": index, "broken": false }));
+            if let Err(halt) = cx.run_branch(node, "0").await {
+                if halt.terminal || exit == 0 {
+                    cx.set_scope(&node.key, None);
+                    return Err(halt.into());
+                }
+                if exit == 1 {
+                    broken = true;
+                    break;
+                }
+                continue;
+            }
+            if checkpoint == 1 {
+                match test(cx) {
+                    Check::Go | Check::Skip => {}
+                    Check::Break => {
+                        broken = true;
+                        break;
+                    }
+                }
+            }
+        }
+        cx.set_scope(&node.key, None);
+        Ok(json!({ "looped": looped, "done": looped, "broken": broken }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use crate::engine::Limits;
+    use crate::model::ExecutionStatus;
+    use crate::nodes::test_support::{run, run_with};
+
+    fn collect(target: Value) -> Value {
+        json!([
+            {"key": "acc", "type": "variable", "config": {"target": null, "value": ""}},
+            {"key": "each", "type": "loop", "config": {"target": target}, "branches": {"0": [
+                {"key": "add", "type": "variable", "config": {"target": "acc",
+                    "value": "{{$jobsMapByNodeKey.acc}}[{{$scopes.each.index}}/{{$scopes.each.length}}:{{$scopes.each.item}}]"}}
+            ]}},
+            {"key": "out", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.acc}}"}}
+        ])
+    }
+
+    #[tokio::test]
+    async fn arrays_numbers_and_single_items() {
+        let (_, _, output) = run(
+            collect(json!("{{$context.items}}")),
+            json!({"items": ["a", "b"]}),
+        )
+        .await;
+        assert_eq!(output, json!("[0/2:a][1/2:b]"));
+        let (_, _, output) = run(collect(json!(3)), json!({})).await;
+        assert_eq!(output, json!("[0/3:0][1/3:1][2/3:2]"));
+        let (_, jobs, output) = run(collect(json!({"one": 1})), json!({})).await;
+        assert_eq!(output, json!("[0/1:{\"one\":1}]"));
+        assert_eq!(
+            jobs[1].result,
+            json!({"looped": 1, "done": 1, "broken": false})
+        );
+    }
+
+    #[tokio::test]
+    async fn nested_loops_have_their_own_scopes() {
+        let nodes = json!([
+            {"key": "acc", "type": "variable", "config": {"target": null, "value": ""}},
+            {"key": "outer", "type": "loop", "config": {"target": ["x", "y"]}, "branches": {"0": [
+                {"key": "inner", "type": "loop", "config": {"target": 2}, "branches": {"0": [
+                    {"key": "add", "type": "variable", "config": {"target": "acc",
+                        "value": "{{$jobsMapByNodeKey.acc}}{{$scopes.outer.item}}{{$scopes.inner.index}} "}}
+                ]}}
+            ]}},
+            {"key": "out", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.acc}}"}}
+        ]);
+        let (outcome, _, output) = run(nodes, json!({})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Resolved);
+        assert_eq!(output, json!("x0 x1 y0 y1 "));
+    }
+
+    fn with_condition(checkpoint: u64, continue_on_false: bool) -> Value {
+        json!([
+            {"key": "acc", "type": "variable", "config": {"target": null, "value": ""}},
+            {"key": "each", "type": "loop", "config": {"target": [1, 5, 2, 7],
+                "condition": {"checkpoint": checkpoint, "continueOnFalse": continue_on_false,
+                    "calculation": {"calculator": "lt", "operands": ["{{$scopes.each.item}}", 5]}}},
+             "branches": {"0": [{"key": "add", "type": "variable", "config": {"target": "acc", "value": "{{$jobsMapByNodeKey.acc}}{{$scopes.each.item}}"}}]}},
+            {"key": "out", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.acc}}|{{$jobsMapByNodeKey.each.broken}}"}}
+        ])
+    }
+
+    #[tokio::test]
+    async fn conditions_before_and_after_each_iteration() {
+        assert_eq!(
+            run(with_condition(0, false), json!({})).await.2,
+            json!("1|true")
+        );
+        assert_eq!(
+            run(with_condition(0, true), json!({})).await.2,
+            json!("12|false")
+        );
+        assert_eq!(
+            run(with_condition(1, false), json!({})).await.2,
+            json!("15|true")
+        );
+    }
+
+    fn failing(exit: u64) -> Value {
+        json!([
+            {"key": "acc", "type": "variable", "config": {"target": null, "value": ""}},
+            {"key": "each", "type": "loop", "config": {"target": [1, 2, 3], "exit": exit}, "branches": {"0": [
+                {"key": "check", "type": "condition", "config": {"rejectOnFalse": true,
+                    "calculation": {"calculator": "notEqual", "operands": ["{{$scopes.each.item}}", 2]}}},
+                {"key": "add", "type": "variable", "config": {"target": "acc", "value": "{{$jobsMapByNodeKey.acc}}{{$scopes.each.item}}"}}
+            ]}},
+            {"key": "out", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.acc}}"}}
+        ])
+    }
+
+    #[tokio::test]
+    async fn exit_modes_on_a_failed_iteration() {
+        let (outcome, _, _) = run(failing(0), json!({})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Failed);
+        let (outcome, _, output) = run(failing(1), json!({})).await;
+        assert_eq!(
+            (outcome.status, output),
+            (ExecutionStatus::Resolved, json!("1"))
+        );
+        let (outcome, _, output) = run(failing(2), json!({})).await;
+        assert_eq!(
+            (outcome.status, output),
+            (ExecutionStatus::Resolved, json!("13"))
+        );
+    }
+
+    #[tokio::test]
+    async fn end_inside_a_loop_ends_everything_and_the_cap_fails_clearly() {
+        let nodes = json!([
+            {"key": "each", "type": "loop", "config": {"target": 5, "exit": 2}, "branches": {"0": [
+                {"key": "stop", "type": "end", "config": {"endStatus": 1}}
+            ]}},
+            {"key": "never", "type": "output", "config": {"value": 1}}
+        ]);
+        let (outcome, jobs, _) = run(nodes, json!({})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Resolved);
+        assert_eq!(jobs.len(), 2, "one iteration, then the end: {jobs:?}");
+        let nodes = json!([{"key": "each", "type": "loop", "config": {"target": 50}, "branches": {"0": []}}]);
+        let limits = Limits {
+            max_loop_iterations: 10,
+            ..Limits::default()
+        };
+        let (outcome, jobs, _) = run_with(nodes, json!({}), limits).await;
+        assert_eq!(outcome.status, ExecutionStatus::Failed);
+        assert!(
+            jobs[0].result["message"]
+                .as_str()
+                .unwrap()
+                .contains("the limit is 10")
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! `multi-conditions`: `conditions: [{calculation}]` tested in order; the first true
+//! one runs branch `"1".."n"`; none true runs branch `"0"` when present, else the
+//! execution continues (`continueOnNoMatch`) or fails. Result: the branch taken
+//! (1-based), or 0 when none matched.
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::{NodeType, basic};
+use crate::engine::{NodeStop, RunContext};
+use crate::model::NodeDefinition;
+use crate::validate::Checker;
+
+pub struct MultiConditions;
+
+fn conditions(config: &Value) -> &[Value] {
+    config
+        .get("conditions")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl NodeType for MultiConditions {
+    fn name(&self) -> &'static str {
+        "multi-conditions"
+    }
+
+    fn allows_branch(&self, config: &Value, index: &str) -> bool {
+        index
+            .parse::<usize>()
+            .is_ok_and(|i| i <= conditions(config).len() && index == i.to_string())
+    }
+
+    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
+        match config.get("conditions").and_then(Value::as_array) {
+            Some(items) if !items.is_empty() => {
+                for (i, c) in items.iter().enumerate() {
+                    match c.get("calculation") {
+                        Some(calc) => basic::validate(
+                            calc,
+                            &format!("{at}.conditions[{i}].calculation"),
+                            check,
+                        ),
+                        None => {
+                            check.error(format!("{at}.conditions[{i}].calculation"), "is required")
+                        }
+                    }
+                }
+            }
+            _ => check.error(
+                format!("{at}.conditions"),
+                "is required: a non-empty array of {calculation}",
+            ),
+        }
+        check.optional_bool(config, "continueOnNoMatch", at);
+    }
+
+    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
+        let matched = conditions(&node.config)
+            .iter()
+            .position(|c| {
+                basic::evaluate(c.get("calculation").unwrap_or(&Value::Null), &|v| {
+                    cx.render(v)
+                })
+            })
+            .map(|i| i + 1);
+        match matched {
+            Some(branch) => {
+                cx.set_result(json!(branch));
+                cx.run_branch(node, &branch.to_string()).await?;
+                Ok(json!(branch))
+            }
+            None if node.branch("0").is_some() => {
+                cx.set_result(json!(0));
+                cx.run_branch(node, "0").await?;
+                Ok(json!(0))
+            }
+            None if node
+                .config
+                .get("continueOnNoMatch")
+                .and_then(Value::as_bool)
+                == Some(true) =>
+            {
+                Ok(json!(0))
+            }
+            None => Err(NodeStop::Fail(json!({ "message": "no condition matched" }))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use crate::model::ExecutionStatus;
+    use crate::nodes::test_support::{run, trail};
+
+    fn routing(otherwise: bool, continue_on_no_match: bool) -> Value {
+        let mut node = json!({"key": "route", "type": "multi-conditions", "config": {
+        "continueOnNoMatch": continue_on_no_match,
+        "conditions": [
+            {"calculation": {"calculator": "equal", "operands": ["{{$context.kind}}", "a"]}},
+            {"calculation": {"calculator": "startsWith", "operands": ["{{$context.kind}}", "b"]}},
+            {"calculation": {"calculator": "startsWith", "operands": ["{{$context.kind}}", "bb"]}}
+        ]},
+        "branches": {
+            "1": [{"key": "one", "type": "output", "config": {"value": 1}}],
+            "2": [{"key": "two", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.route}}"}}],
+            "3": [{"key": "three", "type": "output", "config": {"value": 3}}]
+        }});
+        if otherwise {
+            node["branches"]["0"] =
+                json!([{"key": "other", "type": "output", "config": {"value": 0}}]);
+        }
+        json!([node, {"key": "after", "type": "end", "config": {"endStatus": 1}}])
+    }
+
+    #[tokio::test]
+    async fn the_first_true_condition_wins() {
+        let (outcome, jobs, output) = run(routing(true, false), json!({"kind": "bbq"})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Resolved);
+        assert_eq!(
+            trail(&jobs),
+            [
+                ("route".into(), "resolved"),
+                ("two".into(), "resolved"),
+                ("after".into(), "resolved")
+            ]
+        );
+        assert_eq!(output, json!(2));
+    }
+
+    #[tokio::test]
+    async fn otherwise_continue_or_fail() {
+        let (_, jobs, output) = run(routing(true, false), json!({"kind": "z"})).await;
+        assert_eq!(jobs[1].node_key, "other");
+        assert_eq!(output, json!(0));
+        let (outcome, jobs, _) = run(routing(false, true), json!({"kind": "z"})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Resolved);
+        assert_eq!(
+            trail(&jobs),
+            [("route".into(), "resolved"), ("after".into(), "resolved")]
+        );
+        let (outcome, jobs, _) = run(routing(false, false), json!({"kind": "z"})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Failed);
+        assert_eq!(trail(&jobs), [("route".into(), "failed")]);
+    }
+}

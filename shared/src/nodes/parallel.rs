@@ -1,0 +1,245 @@
+//! `parallel`: runs branches `"0".."n-1"` concurrently. `mode`: `all` resolves when
+//! every branch resolves and fails at the first failure; `any` resolves at the first
+//! resolved branch and fails when all fail; `race` follows the first branch to
+//! finish; `allSettled` waits for all and resolves. Branches that no longer matter
+//! are canceled (their jobs recorded as `canceled`). Result: each branch's status, in
+//! branch order.
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::NodeType;
+use crate::engine::{BranchOutcome, Halt, NodeStop, RunContext};
+use crate::model::{ExecutionStatus, NodeDefinition};
+use crate::validate::Checker;
+
+const MODES: [&str; 4] = ["all", "any", "race", "allSettled"];
+
+pub struct Parallel;
+
+type Outcomes = [BranchOutcome];
+
+/// `Some(resolved?)` once the mode's outcome is settled.
+fn decide(mode: &str, outcomes: &Outcomes) -> Option<bool> {
+    let done = || outcomes.iter().all(Option::is_some);
+    let any_ok = outcomes.iter().any(|o| matches!(o, Some(Ok(()))));
+    let any_failed = outcomes.iter().any(|o| matches!(o, Some(Err(_))));
+    match mode {
+        "any" => {
+            if any_ok {
+                Some(true)
+            } else if done() {
+                Some(false)
+            } else {
+                None
+            }
+        }
+        "race" => outcomes.iter().flatten().next().map(Result::is_ok),
+        "allSettled" => done().then_some(true),
+        _ => {
+            if any_failed {
+                Some(false)
+            } else if done() {
+                Some(true)
+            } else {
+                None
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl NodeType for Parallel {
+    fn name(&self) -> &'static str {
+        "parallel"
+    }
+
+    fn allows_branch(&self, _config: &Value, index: &str) -> bool {
+        index.parse::<usize>().is_ok_and(|i| index == i.to_string())
+    }
+
+    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
+        match config.get("mode") {
+            None => {}
+            Some(Value::String(m)) if MODES.contains(&m.as_str()) => {}
+            Some(_) => check.error(
+                format!("{at}.mode"),
+                format!("must be one of {}", MODES.join(", ")),
+            ),
+        }
+    }
+
+    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
+        let mode = node
+            .config
+            .get("mode")
+            .and_then(Value::as_str)
+            .unwrap_or("all")
+            .to_string();
+        let mut indexes: Vec<String> = node.branches.keys().cloned().collect();
+        indexes.sort_by_key(|i| i.parse::<usize>().unwrap_or(usize::MAX));
+        let decider = |outcomes: &Outcomes| decide(&mode, outcomes);
+        let outcomes = cx
+            .run_branches_concurrently(node, &indexes, &decider)
+            .await?;
+        let statuses: Vec<Value> = outcomes
+            .iter()
+            .map(|o| match o {
+                None => json!("canceled"),
+                Some(Ok(())) => json!("resolved"),
+                Some(Err(h)) => json!(h.job_status().as_str()),
+            })
+            .collect();
+        let result = Value::Array(statuses);
+        if decide(&mode, &outcomes).unwrap_or(true) {
+            return Ok(result);
+        }
+        // The branch failure that decided the outcome (the first one, in branch order).
+        let status = outcomes
+            .iter()
+            .flatten()
+            .find_map(|o| o.as_ref().err().map(|h| h.status))
+            .unwrap_or(ExecutionStatus::Failed);
+        cx.set_result(result);
+        Err(NodeStop::Halted(Halt::new(status)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use crate::model::ExecutionStatus;
+    use crate::nodes::test_support::run;
+
+    /// Branch 0 resolves after a short loop; branch 1 fails at once or resolves; branch 2
+    /// resolves.
+    fn three_branches(mode: &str, second_fails: bool) -> Value {
+        json!([
+            {"key": "p", "type": "parallel", "config": {"mode": mode}, "branches": {
+                "0": [{"key": "a", "type": "output", "config": {"value": "a"}}],
+                "1": [{"key": "b", "type": "condition", "config": {"rejectOnFalse": true,
+                        "calculation": {"calculator": "equal", "operands": [second_fails, false]}}}],
+                "2": [{"key": "c", "type": "output", "config": {"value": "c"}}]
+            }},
+            {"key": "after", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.p}}"}}
+        ])
+    }
+
+    #[tokio::test]
+    async fn all_resolves_when_every_branch_resolves() {
+        let (outcome, jobs, output) = run(three_branches("all", false), json!({})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Resolved);
+        assert_eq!(output, json!(["resolved", "resolved", "resolved"]));
+        let keys: Vec<&str> = jobs.iter().map(|j| j.node_key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["p", "a", "b", "c", "after"],
+            "branch jobs in branch order"
+        );
+    }
+
+    #[tokio::test]
+    async fn all_fails_at_the_first_failure() {
+        let (outcome, jobs, _) = run(three_branches("all", true), json!({})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Failed);
+        assert_eq!(jobs[0].status.as_str(), "failed");
+        assert!(
+            jobs.iter().all(|j| j.node_key != "after"),
+            "no node after the parallel ran"
+        );
+    }
+
+    #[tokio::test]
+    async fn any_race_and_all_settled() {
+        let (outcome, _, _) = run(three_branches("any", true), json!({})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Resolved);
+        let (outcome, _, output) = run(three_branches("allSettled", true), json!({})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Resolved);
+        assert_eq!(output, json!(["resolved", "failed", "resolved"]));
+        // The first branch to finish decides; the others no longer matter.
+        let (outcome, _, output) = run(three_branches("race", false), json!({})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Resolved);
+        let statuses = output.as_array().unwrap();
+        assert_eq!(
+            statuses.iter().filter(|s| *s == "resolved").count(),
+            1,
+            "{output}"
+        );
+        assert_eq!(
+            statuses.iter().filter(|s| *s == "canceled").count(),
+            2,
+            "{output}"
+        );
+    }
+
+    #[tokio::test]
+    async fn any_fails_when_every_branch_fails() {
+        let nodes = json!([{"key": "p", "type": "parallel", "config": {"mode": "any"}, "branches": {
+            "0": [{"key": "x", "type": "end", "config": {"endStatus": -1}}],
+            "1": [{"key": "y", "type": "condition", "config": {"rejectOnFalse": true, "calculation": {"calculator": "equal", "operands": [1, 2]}}}]
+        }}]);
+        let (outcome, jobs, _) = run(nodes, json!({})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Failed, "{jobs:?}");
+    }
+
+    #[tokio::test]
+    async fn slow_branches_are_canceled_when_the_outcome_is_settled() {
+        // Both branches loop (yielding to each other as they go); the short one wins.
+        let nodes = json!([
+            {"key": "p", "type": "parallel", "config": {"mode": "any"}, "branches": {
+                "0": [{"key": "fast", "type": "loop", "config": {"target": 300}, "branches": {"0": [
+                    {"key": "tock", "type": "output", "config": {"value": 1}}
+                ]}}],
+                "1": [{"key": "slow", "type": "loop", "config": {"target": 900}, "branches": {"0": [
+                    {"key": "tick", "type": "output", "config": {"value": "{{$scopes.slow.index}}"}}
+                ]}}]
+            }},
+            {"key": "after", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.p}}"}}
+        ]);
+        let (outcome, jobs, output) = run(nodes, json!({})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Resolved);
+        assert_eq!(output, json!(["resolved", "canceled"]));
+        let slow = jobs.iter().find(|j| j.node_key == "slow").unwrap();
+        assert_eq!(slow.status.as_str(), "canceled");
+        let ticks = jobs.iter().filter(|j| j.node_key == "tick").count();
+        assert!(
+            ticks > 0 && ticks < 900,
+            "the slow branch ran and was cut short: {ticks}"
+        );
+    }
+
+    #[tokio::test]
+    async fn nesting_a_loop_in_a_parallel_branch_in_a_condition() {
+        let nodes = json!([
+            {"key": "c", "type": "condition", "config": {"calculation": {"calculator": "gt", "operands": ["{{$context.n}}", 0]}},
+             "branches": {"1": [
+                {"key": "p", "type": "parallel", "config": {"mode": "all"}, "branches": {
+                    "0": [{"key": "l", "type": "loop", "config": {"target": "{{$context.n}}"}, "branches": {"0": [
+                        {"key": "v", "type": "output", "config": {"value": "{{$scopes.l.index}}"}}
+                    ]}}],
+                    "1": [{"key": "w", "type": "output", "config": {"value": "w"}}]
+                }}
+             ]}},
+            {"key": "end", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.l.looped}}/{{$jobsMapByNodeKey.p}}"}}
+        ]);
+        let (outcome, jobs, output) = run(nodes, json!({"n": 3})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Resolved);
+        assert_eq!(output, json!("3/[\"resolved\",\"resolved\"]"));
+        assert_eq!(jobs.iter().filter(|j| j.node_key == "v").count(), 3);
+    }
+
+    #[tokio::test]
+    async fn end_in_a_branch_ends_the_execution() {
+        let nodes = json!([
+            {"key": "p", "type": "parallel", "config": {"mode": "allSettled"}, "branches": {
+                "0": [{"key": "stop", "type": "end", "config": {"endStatus": 1}}],
+                "1": [{"key": "w", "type": "output", "config": {"value": 1}}]
+            }},
+            {"key": "never", "type": "output", "config": {"value": 2}}
+        ]);
+        let (outcome, jobs, _) = run(nodes, json!({})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Resolved);
+        assert!(jobs.iter().all(|j| j.node_key != "never"));
+    }
+}

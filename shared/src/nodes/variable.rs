@@ -1,0 +1,63 @@
+//! `variable`: with `target: null` declares a variable whose value is the node's
+//! result; with `target: "<key of a declaring node>"` assigns to it, and later reads
+//! of `$jobsMapByNodeKey.<that key>` see the new value.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::NodeType;
+use crate::engine::{NodeStop, RunContext};
+use crate::model::NodeDefinition;
+use crate::validate::Checker;
+
+pub struct Variable;
+
+#[async_trait]
+impl NodeType for Variable {
+    fn name(&self) -> &'static str {
+        "variable"
+    }
+
+    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
+        match config.get("target") {
+            None | Some(Value::Null) | Some(Value::String(_)) => {}
+            Some(_) => check.error(
+                format!("{at}.target"),
+                "must be null (declare) or the key of a declaring variable node",
+            ),
+        }
+    }
+
+    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
+        let value = cx.render(node.config.get("value").unwrap_or(&Value::Null));
+        if let Some(target) = node.config.get("target").and_then(Value::as_str) {
+            cx.assign_result(target, value.clone());
+        }
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::model::ExecutionStatus;
+    use crate::nodes::test_support::run;
+
+    #[tokio::test]
+    async fn declare_then_assign() {
+        let nodes = json!([
+            {"key": "count", "type": "variable", "config": {"target": null, "value": 1}},
+            {"key": "bump", "type": "variable", "config": {"target": "count", "value": "{{$context.n}}"}},
+            {"key": "out", "type": "output", "config": {"value": "count is {{$jobsMapByNodeKey.count}}"}}
+        ]);
+        let (outcome, jobs, output) = run(nodes, json!({"n": 5})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Resolved);
+        assert_eq!(
+            jobs[0].result,
+            json!(1),
+            "the declaring job keeps what it declared"
+        );
+        assert_eq!(output, json!("count is 5"));
+    }
+}
