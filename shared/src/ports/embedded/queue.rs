@@ -1,49 +1,61 @@
 //! [`Queue`] on the embedded SQLite file. A run is a row from enqueue until ack; the
 //! rows still there when the process starts (queued, or interrupted mid-run) are
-//! delivered again. In between, deliveries travel through an in-process channel.
+//! delivered again.
+//!
+//! Up to [`BUFFER`] deliveries wait in memory; past that a run stays only in SQLite
+//! and is read back when the buffer runs dry, so a large backlog costs disk, not RAM.
 
-use std::sync::Arc;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::params;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::Notify;
 
 use super::db::Database;
 use crate::model::RunMessage;
 use crate::ports::{Delivery, Queue, QueueError};
 
+/// Deliveries held in memory at most.
+pub const BUFFER: usize = 1024;
+
+#[derive(Default)]
+struct Pending {
+    /// Ready to hand out, oldest first.
+    ready: VecDeque<Delivery>,
+    /// Receipts handed out (or waiting to be retried) and not settled yet.
+    taken: HashSet<String>,
+    /// Some rows are only in SQLite (the buffer was full, or the process restarted).
+    spilled: bool,
+    /// Counts deliveries left to SQLite, so a refill that raced one does not clear
+    /// `spilled` and strand it.
+    spills: u64,
+}
+
 pub struct EmbeddedQueue {
     db: Arc<Database>,
-    sender: mpsc::UnboundedSender<Delivery>,
-    receiver: Mutex<mpsc::UnboundedReceiver<Delivery>>,
+    buffer: usize,
+    pending: Arc<Mutex<Pending>>,
+    wake: Arc<Notify>,
 }
 
 impl EmbeddedQueue {
-    /// Opens the queue and schedules every run left over from an earlier process.
+    /// Opens the queue; runs left over from an earlier process are delivered first.
     pub async fn open(db: Arc<Database>) -> Result<Self, QueueError> {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        let leftovers = db
-            .read(|conn| {
-                let mut stmt = conn.prepare("SELECT id, body, attempts FROM queue ORDER BY id")?;
-                let rows = stmt.query_map([], |r| {
-                    Ok(Delivery {
-                        receipt: r.get(0)?,
-                        body: r.get(1)?,
-                        attempt: r.get::<_, u32>(2)? + 1,
-                    })
-                })?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .await
-            .map_err(QueueError::Backend)?;
-        for delivery in leftovers {
-            let _ = sender.send(delivery);
-        }
+        Self::with_buffer(db, BUFFER).await
+    }
+
+    pub async fn with_buffer(db: Arc<Database>, buffer: usize) -> Result<Self, QueueError> {
+        let pending = Pending {
+            spilled: true,
+            ..Pending::default()
+        };
         Ok(Self {
             db,
-            sender,
-            receiver: Mutex::new(receiver),
+            buffer: buffer.max(1),
+            pending: Arc::new(Mutex::new(pending)),
+            wake: Arc::new(Notify::new()),
         })
     }
 
@@ -56,10 +68,85 @@ impl EmbeddedQueue {
             .map_err(QueueError::Backend)
     }
 
-    fn deliver(&self, delivery: Delivery) {
-        // The receiver lives as long as the queue; a send can only fail at shutdown,
-        // and the row stays for the next start.
-        let _ = self.sender.send(delivery);
+    /// Puts a delivery in the buffer, or leaves it to SQLite when the buffer is full.
+    fn offer(pending: &Mutex<Pending>, wake: &Notify, buffer: usize, delivery: Delivery) {
+        let mut p = pending.lock().expect("queue state");
+        p.taken.remove(&delivery.receipt);
+        if p.ready.len() < buffer && !p.spilled {
+            p.ready.push_back(delivery);
+        } else {
+            p.spilled = true;
+            p.spills += 1;
+        }
+        drop(p);
+        wake.notify_one();
+    }
+
+    /// Refills the buffer from SQLite with rows nobody holds.
+    async fn refill(&self) -> Result<(), QueueError> {
+        let (skip, room, spills) = {
+            let p = self.pending.lock().expect("queue state");
+            if !p.spilled || p.ready.len() >= self.buffer {
+                return Ok(());
+            }
+            let skip: HashSet<String> = p
+                .taken
+                .iter()
+                .cloned()
+                .chain(p.ready.iter().map(|d| d.receipt.clone()))
+                .collect();
+            (skip, self.buffer - p.ready.len(), p.spills)
+        };
+        let limit = i64::try_from(room + skip.len()).unwrap_or(i64::MAX);
+        let rows = self
+            .db
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached("SELECT id, body, attempts FROM queue ORDER BY id LIMIT ?1")?;
+                let rows = stmt.query_map([limit], |r| {
+                    Ok(Delivery {
+                        receipt: r.get(0)?,
+                        body: r.get(1)?,
+                        attempt: r.get::<_, u32>(2)? + 1,
+                    })
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await
+            .map_err(QueueError::Backend)?;
+        let fetched = rows.len();
+        let mut p = self.pending.lock().expect("queue state");
+        let fresh: Vec<Delivery> = rows
+            .into_iter()
+            .filter(|d| !skip.contains(&d.receipt))
+            .take(room)
+            .collect();
+        // Everything in SQLite is now in memory or held, unless the page was full.
+        if fetched < usize::try_from(limit).unwrap_or(usize::MAX)
+            && fresh.len() < room
+            && p.spills == spills
+        {
+            p.spilled = false;
+        }
+        let known: HashSet<String> = p
+            .taken
+            .iter()
+            .chain(p.ready.iter().map(|d| &d.receipt))
+            .cloned()
+            .collect();
+        p.ready
+            .extend(fresh.into_iter().filter(|d| !known.contains(&d.receipt)));
+        Ok(())
+    }
+
+    fn take(&self, max: usize) -> Vec<Delivery> {
+        let mut p = self.pending.lock().expect("queue state");
+        let n = max.min(p.ready.len());
+        let out: Vec<Delivery> = p.ready.drain(..n).collect();
+        for d in &out {
+            p.taken.insert(d.receipt.clone());
+        }
+        out
     }
 }
 
@@ -78,33 +165,35 @@ impl Queue for EmbeddedQueue {
             }))
             .await
             .map_err(QueueError::Backend)?;
-        self.deliver(Delivery {
+        let delivery = Delivery {
             receipt: id,
             body,
             attempt: 1,
-        });
+        };
+        Self::offer(&self.pending, &self.wake, self.buffer, delivery);
         Ok(())
     }
 
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
-        let mut receiver = self.receiver.lock().await;
-        let mut out = Vec::new();
-        match tokio::time::timeout(wait, receiver.recv()).await {
-            Ok(Some(first)) => out.push(first),
-            Ok(None) | Err(_) => return Ok(out),
-        }
-        while out.len() < max {
-            match receiver.try_recv() {
-                Ok(d) => out.push(d),
-                Err(_) => break,
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Register for a wake-up before looking, so an enqueue in between is not missed.
+            let notified = self.wake.notified();
+            self.refill().await?;
+            let out = self.take(max);
+            if !out.is_empty() {
+                return Ok(out);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(Vec::new());
             }
         }
-        Ok(out)
     }
 
     async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError> {
         let id = delivery.receipt.clone();
-        self.db
+        let result = self
+            .db
             .write(Box::new(move |conn| {
                 conn.prepare_cached("DELETE FROM queue WHERE id = ?1")?
                     .execute([id])?;
@@ -112,7 +201,15 @@ impl Queue for EmbeddedQueue {
             }))
             .await
             .map(drop)
-            .map_err(QueueError::Backend)
+            .map_err(QueueError::Backend);
+        if result.is_ok() {
+            self.pending
+                .lock()
+                .expect("queue state")
+                .taken
+                .remove(&delivery.receipt);
+        }
+        result
     }
 
     async fn retry(&self, delivery: &Delivery, delay: Duration) -> Result<(), QueueError> {
@@ -129,11 +226,91 @@ impl Queue for EmbeddedQueue {
             attempt: delivery.attempt + 1,
             ..delivery.clone()
         };
-        let sender = self.sender.clone();
+        let (pending, wake, buffer) = (
+            Arc::clone(&self.pending),
+            Arc::clone(&self.wake),
+            self.buffer,
+        );
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let _ = sender.send(again);
+            Self::offer(&pending, &wake, buffer, again);
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(n: usize) -> RunMessage {
+        RunMessage {
+            execution_id: format!("run-{n:06}"),
+            workflow_key: "k".into(),
+            workflow_version: 1,
+            context: json!({"n": n}),
+            accepted_at: "t".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_backlog_larger_than_the_buffer_is_delivered_once_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = EmbeddedQueue::with_buffer(Database::open(dir.path()).unwrap(), 8)
+            .await
+            .unwrap();
+        for n in 0..100 {
+            queue.enqueue(&run(n)).await.unwrap();
+        }
+        assert!(
+            queue.pending.lock().unwrap().ready.len() <= 8,
+            "memory holds the buffer only"
+        );
+        let mut seen = HashSet::new();
+        loop {
+            let batch = queue.receive(5, Duration::from_millis(200)).await.unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            for d in batch {
+                assert!(
+                    seen.insert(d.receipt.clone()),
+                    "{} delivered twice",
+                    d.receipt
+                );
+                queue.ack(&d).await.unwrap();
+            }
+        }
+        assert_eq!(seen.len(), 100);
+        assert_eq!(queue.depth().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn unsettled_runs_come_back_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let queue = EmbeddedQueue::open(Database::open(dir.path()).unwrap())
+                .await
+                .unwrap();
+            queue.enqueue(&run(1)).await.unwrap();
+            queue.enqueue(&run(2)).await.unwrap();
+            let got = queue.receive(1, Duration::from_secs(1)).await.unwrap();
+            queue.ack(&got[0]).await.unwrap();
+            // run 2 was never received; a third is received but never settled.
+            queue.enqueue(&run(3)).await.unwrap();
+            let _taken = queue.receive(10, Duration::from_secs(1)).await.unwrap();
+        }
+        let queue = EmbeddedQueue::open(Database::open(dir.path()).unwrap())
+            .await
+            .unwrap();
+        let again: Vec<String> = queue
+            .receive(10, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.receipt)
+            .collect();
+        assert_eq!(again, ["run-000002", "run-000003"]);
     }
 }
