@@ -2,6 +2,7 @@
 //! loop scopes, the output and the jobs so far.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Map, Value, json};
 
@@ -22,7 +23,8 @@ pub struct RunState {
     scopes: Value,
     output: Value,
     jobs: Vec<Job>,
-    node_runs: usize,
+    /// Shared with parallel forks, so the cap counts every branch.
+    node_runs: Arc<AtomicUsize>,
 }
 
 impl RunState {
@@ -36,7 +38,7 @@ impl RunState {
             scopes: Value::Object(Map::new()),
             output: Value::Null,
             jobs: Vec::new(),
-            node_runs: 0,
+            node_runs: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -50,6 +52,11 @@ impl RunState {
 
     pub fn output(&self) -> &Value {
         &self.output
+    }
+
+    /// `$jobsMapByNodeKey` as it stands.
+    pub fn results(&self) -> &Value {
+        &self.results
     }
 
     pub fn jobs(&self) -> &[Job] {
@@ -76,8 +83,7 @@ impl RunState {
 
     /// Counts one more node run; `false` once the cap is passed.
     pub(super) fn count_node_run(&mut self, cap: usize) -> bool {
-        self.node_runs += 1;
-        self.node_runs <= cap
+        self.node_runs.fetch_add(1, Ordering::Relaxed) < cap
     }
 
     pub(super) fn start_job(&mut self, node: &NodeDefinition) -> usize {
@@ -164,13 +170,15 @@ impl RunState {
             scopes: self.scopes.clone(),
             output: self.output.clone(),
             jobs: Vec::new(),
-            node_runs: self.node_runs,
+            node_runs: Arc::clone(&self.node_runs),
         }
     }
 
     /// Takes a finished (or canceled) branch back: its jobs after ours, its results
     /// and output over ours; jobs it left pending are recorded as `canceled`.
-    pub(super) fn join(&mut self, mut branch: RunState, canceled: bool) {
+    /// `base` is the results map as it was at the fork: a branch's changes are the
+    /// keys whose value differs from it (a node's own result, or a variable assigned).
+    pub(super) fn join(&mut self, mut branch: RunState, canceled: bool, base: &Value) {
         if canceled {
             let now = now_rfc3339();
             for job in branch
@@ -184,7 +192,7 @@ impl RunState {
         }
         if let (Value::Object(ours), Value::Object(theirs)) = (&mut self.results, branch.results) {
             for (key, value) in theirs {
-                if branch.jobs.iter().any(|j| j.node_key == key) {
+                if base.get(&key) != Some(&value) {
                     ours.insert(key, value);
                 }
             }
@@ -193,15 +201,6 @@ impl RunState {
             self.output = branch.output;
         }
         self.jobs.append(&mut branch.jobs);
-    }
-
-    /// Node runs so far (forks start from the parent's count).
-    pub(super) fn node_runs(&self) -> usize {
-        self.node_runs
-    }
-
-    pub(super) fn add_node_runs(&mut self, runs: usize) {
-        self.node_runs += runs;
     }
 
     /// Sets (or, with `None`, removes) the loop variables of a loop node.

@@ -97,12 +97,10 @@ impl Engine {
                 }
             }
         }
-        let base = state.node_runs();
-        let branch_runs: usize = forks.iter().map(|f| f.node_runs() - base).sum();
+        let base = state.results().clone();
         for (i, fork) in forks.into_iter().enumerate() {
-            state.join(fork, outcomes[i].is_none());
+            state.join(fork, outcomes[i].is_none(), &base);
         }
-        state.add_node_runs(branch_runs);
         match terminal {
             Some(halt) => Err(halt),
             None => Ok(outcomes),

@@ -230,6 +230,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn assignments_in_branches_are_seen_after_the_join() {
+        let nodes = json!([
+            {"key": "count", "type": "variable", "config": {"target": null, "value": 1}},
+            {"key": "p", "type": "parallel", "config": {"mode": "all"}, "branches": {
+                "0": [{"key": "bump", "type": "variable", "config": {"target": "count", "value": 2}}],
+                "1": [{"key": "other", "type": "output", "config": {"value": "x"}}]
+            }},
+            {"key": "out", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.count}}"}}
+        ]);
+        let (_, _, output) = run(nodes, json!({})).await;
+        assert_eq!(output, json!(2));
+    }
+
+    #[tokio::test]
+    async fn the_node_run_cap_counts_every_branch() {
+        let branch = |key: &str| {
+            json!([{"key": key, "type": "loop", "config": {"target": 40}, "branches": {"0": [
+            {"key": format!("{key}-tick"), "type": "output", "config": {"value": 1}}]}}])
+        };
+        let nodes = json!([{"key": "p", "type": "parallel", "config": {"mode": "allSettled"},
+            "branches": {"0": branch("a"), "1": branch("b"), "2": branch("c")}}]);
+        let limits = crate::engine::Limits {
+            max_node_runs: 60,
+            ..crate::engine::Limits::default()
+        };
+        let (_, jobs, _) = crate::nodes::test_support::run_with(nodes, json!({}), limits).await;
+        assert!(jobs.len() <= 61, "{} jobs ran past a cap of 60", jobs.len());
+    }
+
+    #[tokio::test]
     async fn end_in_a_branch_ends_the_execution() {
         let nodes = json!([
             {"key": "p", "type": "parallel", "config": {"mode": "allSettled"}, "branches": {

@@ -69,9 +69,24 @@ impl EmbeddedQueue {
     }
 
     /// Puts a delivery in the buffer, or leaves it to SQLite when the buffer is full.
-    fn offer(pending: &Mutex<Pending>, wake: &Notify, buffer: usize, delivery: Delivery) {
+    ///
+    /// A fresh run that a refill already picked up (it read the committed row first)
+    /// is not added twice; a retried one is released by its holder here.
+    fn offer(
+        pending: &Mutex<Pending>,
+        wake: &Notify,
+        buffer: usize,
+        delivery: Delivery,
+        retried: bool,
+    ) {
         let mut p = pending.lock().expect("queue state");
-        p.taken.remove(&delivery.receipt);
+        if retried {
+            p.taken.remove(&delivery.receipt);
+        } else if p.taken.contains(&delivery.receipt)
+            || p.ready.iter().any(|d| d.receipt == delivery.receipt)
+        {
+            return;
+        }
         if p.ready.len() < buffer && !p.spilled {
             p.ready.push_back(delivery);
         } else {
@@ -170,7 +185,7 @@ impl Queue for EmbeddedQueue {
             body,
             attempt: 1,
         };
-        Self::offer(&self.pending, &self.wake, self.buffer, delivery);
+        Self::offer(&self.pending, &self.wake, self.buffer, delivery, false);
         Ok(())
     }
 
@@ -202,26 +217,30 @@ impl Queue for EmbeddedQueue {
             .await
             .map(drop)
             .map_err(QueueError::Backend);
-        if result.is_ok() {
-            self.pending
-                .lock()
-                .expect("queue state")
-                .taken
-                .remove(&delivery.receipt);
+        // Released either way: if the row is still there, a refill delivers it again.
+        let mut p = self.pending.lock().expect("queue state");
+        p.taken.remove(&delivery.receipt);
+        if result.is_err() {
+            p.spilled = true;
+            p.spills += 1;
         }
         result
     }
 
     async fn retry(&self, delivery: &Delivery, delay: Duration) -> Result<(), QueueError> {
         let id = delivery.receipt.clone();
-        self.db
+        let counted = self
+            .db
             .write(Box::new(move |conn| {
                 conn.prepare_cached("UPDATE queue SET attempts = attempts + 1 WHERE id = ?1")?
                     .execute([id])?;
                 Ok(true)
             }))
             .await
-            .map_err(QueueError::Backend)?;
+            .map(drop)
+            .map_err(QueueError::Backend);
+        // Offered again even when the count could not be written: a run must not stay
+        // held until a restart.
         let again = Delivery {
             attempt: delivery.attempt + 1,
             ..delivery.clone()
@@ -233,9 +252,9 @@ impl Queue for EmbeddedQueue {
         );
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            Self::offer(&pending, &wake, buffer, again);
+            Self::offer(&pending, &wake, buffer, again, true);
         });
-        Ok(())
+        counted
     }
 }
 
