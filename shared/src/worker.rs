@@ -83,14 +83,21 @@ impl Worker {
             message.context.clone(),
             message.accepted_at.clone(),
         );
-        self.store
-            .save_execution(&execution)
+        // Conditional writes: a delivery that finds the run finished by another one
+        // (a duplicate, or a redelivery racing the first) leaves that record alone.
+        if !self
+            .store
+            .save_unless_finished(&execution)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+        {
+            return Ok(());
+        }
         let finished = self.runner.run(execution, &workflow, None).await;
         self.store
-            .save_execution(&finished.execution)
+            .save_unless_finished(&finished.execution)
             .await
+            .map(drop)
             .map_err(|e| e.to_string())
     }
 
@@ -108,8 +115,9 @@ impl Worker {
             finished_at: Some(now_rfc3339()),
         };
         self.store
-            .save_execution(&execution)
+            .save_unless_finished(&execution)
             .await
+            .map(drop)
             .map_err(|e| e.to_string())
     }
 }

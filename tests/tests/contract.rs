@@ -212,6 +212,24 @@ async fn records_executions_once_and_lists_newest_first(b: Backend) {
     assert_eq!(two[0].id, ids[2]);
 }
 
+async fn a_finished_record_is_never_overwritten_by_a_late_delivery(b: Backend) {
+    let store = b.store.as_ref();
+    let id = hookflow::webhook::new_execution_id();
+    assert!(
+        store
+            .save_unless_finished(&execution(&id, "k", ExecutionStatus::Started))
+            .await
+            .unwrap()
+    );
+    let mut done = execution(&id, "k", ExecutionStatus::Resolved);
+    done.output = json!("first");
+    assert!(store.save_unless_finished(&done).await.unwrap());
+    let mut late = execution(&id, "k", ExecutionStatus::Started);
+    late.output = json!("late");
+    assert!(!store.save_unless_finished(&late).await.unwrap());
+    assert_eq!(store.execution(&id).await.unwrap().unwrap(), done);
+}
+
 async fn lists_all_executions_newest_first(b: Backend) {
     let store = b.store.as_ref();
     deploy::deploy(store, definition("k1", None, 1))
@@ -298,6 +316,7 @@ contract!(
     deploys_versions_and_finds_hooks,
     refuses_taken_hooks_and_stale_versions,
     records_executions_once_and_lists_newest_first,
+    a_finished_record_is_never_overwritten_by_a_late_delivery,
     lists_all_executions_newest_first,
     delivers_acks_and_retries,
 );

@@ -64,6 +64,10 @@ pub trait Store: Send + Sync {
     /// Writes an execution's current state over the previous one.
     async fn save_execution(&self, execution: &Execution) -> Result<(), StoreError>;
 
+    /// Writes an execution unless its recorded state is already final; `false` when a
+    /// finished record was left as it is (another delivery of the run finished first).
+    async fn save_unless_finished(&self, execution: &Execution) -> Result<bool, StoreError>;
+
     async fn execution(&self, id: &str) -> Result<Option<Execution>, StoreError>;
 
     /// Executions newest first, of one workflow or of all.

@@ -309,6 +309,27 @@ impl Store for DynamoStore {
             .map_err(backend)
     }
 
+    async fn save_unless_finished(&self, execution: &Execution) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.execution_item(execution)))
+            .condition_expression("attribute_not_exists(pk) OR #status IN (:queued, :started)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":queued", s("queued"))
+            .expression_attribute_values(":started", s("started"))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
     async fn execution(&self, id: &str) -> Result<Option<Execution>, StoreError> {
         match self.get(item::execution_pk(id), "EX").await? {
             Some(found) => decode(&found).map(Some),

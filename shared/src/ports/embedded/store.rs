@@ -195,6 +195,24 @@ impl Store for EmbeddedStore {
             .map_err(backend)
     }
 
+    async fn save_unless_finished(&self, execution: &Execution) -> Result<bool, StoreError> {
+        let record = encode(execution)?;
+        let (id, key) = (execution.id.clone(), execution.workflow_key.clone());
+        self.db
+            .write(Box::new(move |conn| {
+                let n = conn
+                    .prepare_cached(
+                        "INSERT INTO executions (id, workflow_key, record) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (id) DO UPDATE SET record = excluded.record
+                         WHERE json_extract(executions.record, '$.status') IN ('queued', 'started')",
+                    )?
+                    .execute(params![id, key, record])?;
+                Ok(n == 1)
+            }))
+            .await
+            .map_err(backend)
+    }
+
     async fn execution(&self, id: &str) -> Result<Option<Execution>, StoreError> {
         let id = id.to_string();
         self.db
