@@ -148,6 +148,9 @@ fn print_one(e: &Execution) {
     println!("Execution  {}", e.id);
     println!("Workflow   {} v{}", e.workflow_key, e.workflow_version);
     println!("Status     {}", e.status.as_str());
+    if let Some(parent) = &e.parent_execution_id {
+        println!("Parent     {parent} (called as a subflow)");
+    }
     println!("Created    {}", e.created_at);
     match &e.finished_at {
         Some(f) => println!("Finished   {f} ({})", duration(&e.created_at, Some(f))),

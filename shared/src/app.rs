@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::engine::{Engine, Limits};
+use crate::engine::{Engine, Limits, Subflows};
 use crate::nodes::request::guard::NetworkPolicy;
 use crate::nodes::{NodeRegistry, NodeSettings};
 use crate::ports::{Queue, Store};
 use crate::run::Runner;
+use crate::subflows::{DEFAULT_MAX_DEPTH, SubflowService};
 use crate::webhook::{DEFAULT_MAX_BODY, WebhookService};
 use crate::worker::Worker;
 
@@ -41,6 +42,8 @@ pub struct App {
     pub queue: Arc<dyn Queue>,
     pub webhook: Arc<WebhookService>,
     pub worker: Arc<Worker>,
+    /// Kept alive here: the engine holds it weakly.
+    _subflows: Arc<dyn Subflows>,
 }
 
 impl App {
@@ -48,9 +51,15 @@ impl App {
         let registry = NodeRegistry::builtin_with(&settings.nodes);
         let engine = Arc::new(Engine::new(Arc::new(registry), settings.limits.clone()));
         let runner = Arc::new(Runner::new(
-            engine,
+            Arc::clone(&engine),
             Arc::new(exposed_env(&settings.exposed_env)),
         ));
+        let subflows: Arc<dyn Subflows> = Arc::new(SubflowService::new(
+            Arc::clone(&store),
+            Arc::clone(&runner),
+            DEFAULT_MAX_DEPTH,
+        ));
+        engine.set_subflows(Arc::downgrade(&subflows));
         let webhook = Arc::new(WebhookService::new(
             Arc::clone(&store),
             Arc::clone(&queue),
@@ -64,6 +73,7 @@ impl App {
             queue,
             webhook,
             worker,
+            _subflows: subflows,
         }
     }
 }

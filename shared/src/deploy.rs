@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::model::{DeployedWorkflow, WorkflowDefinition};
+use crate::model::{DeployedWorkflow, NodeDefinition, WorkflowDefinition};
 use crate::nodes::NodeRegistry;
 use crate::ports::{Store, StoreError};
 use crate::time::now_rfc3339;
@@ -129,6 +129,9 @@ pub async fn deploy(
         .or_else(|| current.as_ref().map(|c| c.hook_id.clone()))
         .unwrap_or_else(new_hook_id);
     definition.trigger.hook_id = Some(hook_id.clone());
+    if definition.sync {
+        check_sync_subflows(store, &definition.nodes, "nodes").await?;
+    }
     if let Some(current) = current.as_ref().filter(|c| c.definition == definition) {
         return Ok(Deployed {
             workflow: Arc::clone(current),
@@ -147,6 +150,36 @@ pub async fn deploy(
         workflow: Arc::new(workflow),
         changed: true,
     })
+}
+
+/// A sync workflow may call only sync workflows: checked here for targets that are
+/// deployed already (the rest is checked when the call runs).
+async fn check_sync_subflows(
+    store: &dyn Store,
+    nodes: &[NodeDefinition],
+    at: &str,
+) -> Result<(), StoreError> {
+    for (i, node) in nodes.iter().enumerate() {
+        let here = format!("{at}[{i}]");
+        if node.kind == "subflow"
+            && let Some(target) = node.config.get("workflow").and_then(Value::as_str)
+            && let Some(child) = store.current_workflow(target).await?
+            && !child.definition.sync
+        {
+            return Err(StoreError::InvalidDefinition(format!(
+                "{here}.config.workflow: {target:?} is async; a sync workflow may call only sync workflows"
+            )));
+        }
+        for (index, branch) in &node.branches {
+            Box::pin(check_sync_subflows(
+                store,
+                branch,
+                &format!("{here}.branches.{index}"),
+            ))
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// 128 random bits as 32 lowercase hex characters: URL-safe and unguessable.

@@ -14,6 +14,7 @@ pub mod ports;
 pub mod qs;
 pub mod run;
 pub mod sample;
+pub mod subflows;
 pub mod template;
 pub mod time;
 pub mod validate;

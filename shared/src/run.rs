@@ -47,6 +47,7 @@ impl Runner {
             jobs: Vec::new(),
             created_at,
             finished_at: None,
+            parent_execution_id: None,
         }
     }
 
@@ -54,12 +55,24 @@ impl Runner {
     /// recorded as aborted.
     pub async fn run(
         &self,
-        mut execution: Execution,
+        execution: Execution,
         workflow: &DeployedWorkflow,
         timeout: Option<Duration>,
     ) -> Finished {
+        self.run_at_depth(execution, workflow, timeout, 0).await
+    }
+
+    /// Runs a workflow called by a `subflow` node `depth` levels down.
+    pub async fn run_at_depth(
+        &self,
+        mut execution: Execution,
+        workflow: &DeployedWorkflow,
+        timeout: Option<Duration>,
+        depth: usize,
+    ) -> Finished {
         let context = std::mem::take(&mut execution.context);
-        let mut state = RunState::new(execution.id.clone(), context, Arc::clone(&self.env));
+        let mut state = RunState::new(execution.id.clone(), context, Arc::clone(&self.env))
+            .with_call(workflow.definition.sync, depth);
         let nodes = &workflow.definition.nodes;
         let outcome = match timeout {
             Some(limit) => tokio::time::timeout(limit, self.engine.run(nodes, &mut state))

@@ -112,6 +112,7 @@ impl Worker {
             output: json!({ "error": reason }),
             jobs: Vec::new(),
             created_at: message.accepted_at.clone(),
+            parent_execution_id: None,
             finished_at: Some(now_rfc3339()),
         };
         self.store

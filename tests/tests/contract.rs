@@ -69,6 +69,7 @@ fn execution(id: &str, key: &str, status: ExecutionStatus) -> Execution {
         output: Value::Null,
         jobs: Vec::new(),
         created_at: "2026-11-28T00:00:00.000Z".into(),
+        parent_execution_id: None,
         finished_at: None,
     }
 }

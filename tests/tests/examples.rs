@@ -149,3 +149,21 @@ async fn order_fulfilment_loops_routes_and_checks_in_parallel() {
         .count();
     assert_eq!(adds, 2, "one job per loop iteration");
 }
+
+#[tokio::test]
+async fn invoice_total_calls_tax_rules_as_a_subflow() {
+    let server = Server::start(&[example("tax-rules.json"), example("invoice-total.json")]);
+    let r = client()
+        .post(server.hook_url("invoice-total-7a1e"))
+        .json(&json!({"amount": 100, "country": "DE"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body, json!({"net": 100, "tax": 19, "total": 119}));
+    let parent = &server.executions(Some("invoice-total"))[0];
+    let child = &server.executions(Some("tax-rules"))[0];
+    assert_eq!(child["parentExecutionId"], parent["id"]);
+    assert_eq!(child["output"], json!({"tax": 19}));
+}

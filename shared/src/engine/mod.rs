@@ -6,8 +6,10 @@
 
 mod halt;
 mod state;
+mod subflow;
 mod walk;
 
 pub use halt::{BranchOutcome, Decider, Halt, NodeStop, Reply};
 pub use state::{RunContext, RunState};
+pub use subflow::{SubflowCall, SubflowResult, Subflows};
 pub use walk::{Engine, Limits, Outcome};

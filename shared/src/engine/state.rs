@@ -25,6 +25,9 @@ pub struct RunState {
     jobs: Vec<Job>,
     /// Shared with parallel forks, so the cap counts every branch.
     node_runs: Arc<AtomicUsize>,
+    /// Whether the workflow runs sync, and how deep in subflow calls.
+    sync: bool,
+    depth: usize,
 }
 
 impl RunState {
@@ -39,7 +42,16 @@ impl RunState {
             output: Value::Null,
             jobs: Vec::new(),
             node_runs: Arc::new(AtomicUsize::new(0)),
+            sync: false,
+            depth: 0,
         }
+    }
+
+    /// Marks the run as sync or async, at a subflow call depth.
+    pub fn with_call(mut self, sync: bool, depth: usize) -> Self {
+        self.sync = sync;
+        self.depth = depth;
+        self
     }
 
     pub fn execution_id(&self) -> &str {
@@ -171,6 +183,8 @@ impl RunState {
             output: self.output.clone(),
             jobs: Vec::new(),
             node_runs: Arc::clone(&self.node_runs),
+            sync: self.sync,
+            depth: self.depth,
         }
     }
 
@@ -283,6 +297,27 @@ impl RunContext<'_> {
     /// Overwrites another node's result, as later `$jobsMapByNodeKey` reads see it.
     pub fn assign_result(&mut self, key: &str, value: Value) {
         self.state.assign_result(key, value);
+    }
+
+    /// Runs another workflow as a child of this execution.
+    pub async fn call_subflow(
+        &self,
+        workflow_key: &str,
+        context: Value,
+    ) -> Result<super::SubflowResult, String> {
+        let subflows = self
+            .engine
+            .subflows()
+            .ok_or("subflows are not available in this deployment")?;
+        subflows
+            .call(super::SubflowCall {
+                workflow_key: workflow_key.to_string(),
+                context,
+                parent_execution_id: self.state.execution_id.clone(),
+                parent_sync: self.state.sync,
+                parent_depth: self.state.depth,
+            })
+            .await
     }
 
     /// The engine's limits (loop iteration cap, ...).

@@ -4,10 +4,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use super::halt::{BranchOutcome, Decider, Halt, Reply};
 use super::state::{RunContext, RunState};
+use super::subflow::Subflows;
 use crate::model::{ExecutionStatus, JobStatus, NodeDefinition};
 use crate::nodes::NodeRegistry;
 
@@ -41,11 +42,26 @@ pub struct Outcome {
 pub struct Engine {
     registry: Arc<NodeRegistry>,
     limits: Limits,
+    /// Set once by the application; weak because the implementation runs this engine.
+    subflows: OnceLock<Weak<dyn Subflows>>,
 }
 
 impl Engine {
     pub fn new(registry: Arc<NodeRegistry>, limits: Limits) -> Self {
-        Self { registry, limits }
+        Self {
+            registry,
+            limits,
+            subflows: OnceLock::new(),
+        }
+    }
+
+    /// Connects the `subflow` node to the application's implementation.
+    pub fn set_subflows(&self, subflows: Weak<dyn Subflows>) {
+        let _ = self.subflows.set(subflows);
+    }
+
+    pub fn subflows(&self) -> Option<Arc<dyn Subflows>> {
+        self.subflows.get().and_then(Weak::upgrade)
     }
 
     pub fn registry(&self) -> &NodeRegistry {

@@ -86,6 +86,9 @@ pub struct Execution {
     pub created_at: String,
     #[serde(default)]
     pub finished_at: Option<String>,
+    /// Set on an execution a `subflow` node started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_execution_id: Option<String>,
 }
 
 /// What the queue carries for one async run: enough to run it without asking the

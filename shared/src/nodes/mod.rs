@@ -15,6 +15,7 @@ mod parallel;
 pub mod request;
 mod response;
 pub mod script;
+mod subflow;
 mod variable;
 
 use std::collections::HashMap;
@@ -116,6 +117,7 @@ impl NodeRegistry {
         registry.register(loop_node::Loop);
         registry.register(parallel::Parallel);
         registry.register(variable::Variable);
+        registry.register(subflow::Subflow);
         registry
     }
 

@@ -18,6 +18,8 @@ pub enum StoreError {
     HookTaken { hook_id: String, owner: String },
     #[error("workflow {key:?} changed while deploying (version {version} exists); deploy again")]
     VersionConflict { key: String, version: u32 },
+    #[error("{0}")]
+    InvalidDefinition(String),
     #[error("store unavailable: {0}")]
     Backend(String),
 }

@@ -135,6 +135,7 @@ mod tests {
                 })
                 .collect(),
             created_at: "t".into(),
+            parent_execution_id: None,
             finished_at: Some("t".into()),
         }
     }

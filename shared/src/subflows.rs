@@ -1,0 +1,230 @@
+//! The application's side of the `subflow` port: finds the child's current enabled
+//! version, enforces the call rules, runs it and records it as its own execution.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::engine::{SubflowCall, SubflowResult, Subflows};
+use crate::ports::Store;
+use crate::run::Runner;
+use crate::time::now_rfc3339;
+use crate::webhook::new_execution_id;
+
+/// Subflow calls nest at most this deep by default.
+pub const DEFAULT_MAX_DEPTH: usize = 8;
+
+pub struct SubflowService {
+    store: Arc<dyn Store>,
+    runner: Arc<Runner>,
+    max_depth: usize,
+}
+
+impl SubflowService {
+    pub fn new(store: Arc<dyn Store>, runner: Arc<Runner>, max_depth: usize) -> Self {
+        Self {
+            store,
+            runner,
+            max_depth,
+        }
+    }
+}
+
+#[async_trait]
+impl Subflows for SubflowService {
+    async fn call(&self, call: SubflowCall) -> Result<SubflowResult, String> {
+        let depth = call.parent_depth + 1;
+        if depth > self.max_depth {
+            return Err(format!(
+                "subflow calls nest more than {} deep (calling {:?})",
+                self.max_depth, call.workflow_key
+            ));
+        }
+        let workflow = self
+            .store
+            .current_workflow(&call.workflow_key)
+            .await
+            .map_err(|e| e.to_string())?
+            .filter(|w| w.definition.enabled)
+            .ok_or_else(|| format!("no enabled workflow has the key {:?}", call.workflow_key))?;
+        if call.parent_sync && !workflow.definition.sync {
+            return Err(format!(
+                "a sync workflow may call only sync workflows; {:?} is async",
+                call.workflow_key
+            ));
+        }
+        let id = new_execution_id();
+        let mut execution = Runner::started(&workflow, &id, call.context, now_rfc3339());
+        execution.parent_execution_id = Some(call.parent_execution_id);
+        let finished = self
+            .runner
+            .run_at_depth(execution, &workflow, None, depth)
+            .await;
+        self.store
+            .save_execution(&finished.execution)
+            .await
+            .map_err(|e| format!("the child execution could not be recorded: {e}"))?;
+        Ok(SubflowResult {
+            execution_id: id,
+            status: finished.execution.status,
+            output: finished.execution.output,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use lambda_http::{Body, Request};
+    use serde_json::{Value, json};
+
+    use crate::app::{App, Settings};
+    use crate::deploy;
+    use crate::nodes::NodeRegistry;
+    use crate::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
+
+    async fn app(dir: &std::path::Path, workflows: &[Value]) -> App {
+        let db = Database::open(dir).unwrap();
+        let store = std::sync::Arc::new(EmbeddedStore::new(std::sync::Arc::clone(&db)));
+        let queue = std::sync::Arc::new(EmbeddedQueue::open(db).await.unwrap());
+        let settings = Settings {
+            hook_cache_ttl: Duration::ZERO,
+            ..Settings::default()
+        };
+        let app = App::new(store, queue, &settings);
+        for w in workflows {
+            let def = crate::validate::validate(w, &NodeRegistry::builtin()).unwrap();
+            deploy::deploy(app.store.as_ref(), def).await.unwrap();
+        }
+        app
+    }
+
+    async fn post(app: &App, hook: &str, body: Value) -> (u16, Value) {
+        let request: Request = lambda_http::http::Request::builder()
+            .method("POST")
+            .uri(format!("/api/webhook:trigger/{hook}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = app.webhook.handle(request).await;
+        (
+            response.status().as_u16(),
+            serde_json::from_slice(response.body().as_ref()).unwrap_or(Value::Null),
+        )
+    }
+
+    fn parent(calls: &str) -> Value {
+        json!({"key": "parent", "sync": true, "trigger": {"type": "webhook", "hookId": "parent"}, "nodes": [
+            {"key": "call", "type": "subflow", "config": {"workflow": calls, "context": {"n": "{{$context.body.n}}"}}},
+            {"key": "answer", "type": "response", "config": {"body": {"child": "{{$jobsMapByNodeKey.call}}"}}}
+        ]})
+    }
+
+    fn doubler(sync: bool) -> Value {
+        json!({"key": "doubler", "sync": sync, "trigger": {"type": "webhook"}, "nodes": [
+            {"key": "check", "type": "condition", "config": {"rejectOnFalse": true,
+                "calculation": {"calculator": "gte", "operands": ["{{$context.n}}", 0]}}},
+            {"key": "twice", "type": "calculation", "config": {"expression": "{{$context.n}} * 2"}},
+            {"key": "out", "type": "output", "config": {"value": {"doubled": "{{$jobsMapByNodeKey.twice}}"}}}
+        ]})
+    }
+
+    #[tokio::test]
+    async fn the_child_output_is_the_result_and_the_child_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path(), &[doubler(true), parent("doubler")]).await;
+        let (status, body) = post(&app, "parent", json!({"n": 21})).await;
+        assert_eq!((status, body), (200, json!({"child": {"doubled": 42}})));
+        let children = app
+            .store
+            .list_executions(Some("doubler"), 10)
+            .await
+            .unwrap();
+        let parents = app.store.list_executions(Some("parent"), 10).await.unwrap();
+        assert_eq!(children.len(), 1);
+        assert_eq!(
+            children[0].parent_execution_id.as_deref(),
+            Some(parents[0].id.as_str())
+        );
+        assert_eq!(children[0].context, json!({"n": 21}));
+    }
+
+    #[tokio::test]
+    async fn a_failed_child_fails_the_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path(), &[doubler(true), parent("doubler")]).await;
+        let (status, body) = post(&app, "parent", json!({"n": -1})).await;
+        assert_eq!((status, body["status"].clone()), (500, json!("failed")));
+        let parents = app.store.list_executions(Some("parent"), 10).await.unwrap();
+        let call = &parents[0].jobs[0];
+        assert_eq!(call.status.as_str(), "failed");
+        assert_eq!(call.result["status"], "failed");
+    }
+
+    #[tokio::test]
+    async fn sync_parents_call_sync_children_only() {
+        let dir = tempfile::tempdir().unwrap();
+        // Deployed before its child existed, so only the call itself can refuse it.
+        let app = app(dir.path(), &[parent("doubler"), doubler(false)]).await;
+        let (status, _) = post(&app, "parent", json!({"n": 1})).await;
+        assert_eq!(status, 500);
+        let parents = app.store.list_executions(Some("parent"), 10).await.unwrap();
+        let message = parents[0].jobs[0].result["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            message.contains("may call only sync workflows"),
+            "{message}"
+        );
+        assert!(
+            app.store
+                .list_executions(Some("doubler"), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn deploying_a_sync_caller_of_a_deployed_async_workflow_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path(), &[doubler(false)]).await;
+        let def = crate::validate::validate(&parent("doubler"), &NodeRegistry::builtin()).unwrap();
+        let err = deploy::deploy(app.store.as_ref(), def)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("nodes[0].config.workflow: \"doubler\" is async"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn recursion_stops_at_the_depth_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let selfish = json!({"key": "selfish", "sync": true, "trigger": {"type": "webhook", "hookId": "selfish"}, "nodes": [
+            {"key": "again", "type": "subflow", "config": {"workflow": "selfish"}}
+        ]});
+        let app = app(dir.path(), &[selfish]).await;
+        let (status, _) = post(&app, "selfish", json!({})).await;
+        assert_eq!(status, 500);
+        let all = app
+            .store
+            .list_executions(Some("selfish"), 100)
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 9, "the webhook's run and 8 nested calls");
+        let deepest = all
+            .iter()
+            .find(|e| {
+                e.jobs[0].result["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("more than 8 deep"))
+            })
+            .expect("the capped call");
+        assert_eq!(deepest.status.as_str(), "failed");
+    }
+}
