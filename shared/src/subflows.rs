@@ -72,7 +72,7 @@ impl Subflows for SubflowService {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "embedded"))]
 mod tests {
     use std::time::Duration;
 

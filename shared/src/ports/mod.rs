@@ -3,6 +3,8 @@
 //! (DynamoDB, SQS) implement the same traits.
 
 pub mod aws;
+/// The embedded adapters; left out of the Lambdas, which never use them.
+#[cfg(feature = "embedded")]
 pub mod embedded;
 
 use std::sync::Arc;

@@ -181,7 +181,7 @@ pub fn new_execution_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "embedded"))]
 mod tests {
     use super::*;
     use crate::app::{App, Settings};
