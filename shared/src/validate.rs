@@ -1,7 +1,7 @@
 //! Workflow definition rules (spec section 2). Every problem is reported with its
 //! JSON path, so a user fixes a file in one pass rather than one error at a time.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde_json::{Map, Value};
@@ -51,11 +51,22 @@ impl fmt::Display for Problem {
 /// Collects problems; node types use it to check their config.
 pub struct Checker<'a> {
     problems: &'a mut Vec<Problem>,
+    /// Every node of the workflow by key (branches included), for rules that look
+    /// across nodes.
+    nodes: HashMap<String, Value>,
 }
 
 impl<'a> Checker<'a> {
     pub fn new(problems: &'a mut Vec<Problem>) -> Self {
-        Self { problems }
+        Self {
+            problems,
+            nodes: HashMap::new(),
+        }
+    }
+
+    /// The workflow's node with this key, as written.
+    pub fn node(&self, key: &str) -> Option<&Value> {
+        self.nodes.get(key)
     }
 
     pub fn error(&mut self, path: impl AsRef<str>, message: impl Into<String>) {
@@ -164,7 +175,8 @@ fn check_root(doc: &Value, registry: &NodeRegistry, check: &mut Checker) {
             Some(_) => check.error("options.timeoutMs", format!("must be 1..={MAX_TIMEOUT_MS}")),
         }
     }
-    let node_keys = collect_node_keys(root.get("nodes"));
+    check.nodes = collect_nodes(root.get("nodes"));
+    let node_keys: HashSet<String> = check.nodes.keys().cloned().collect();
     match root.get("trigger") {
         Some(trigger) => check_trigger(trigger, sync, &node_keys, check),
         None => check.error("trigger", "is required"),
@@ -456,12 +468,12 @@ fn check_templates(value: &Value, at: &str, node_keys: &HashSet<String>, check: 
     }
 }
 
-fn collect_node_keys(nodes: Option<&Value>) -> HashSet<String> {
-    let mut keys = HashSet::new();
-    fn walk(nodes: &Value, keys: &mut HashSet<String>) {
+fn collect_nodes(nodes: Option<&Value>) -> HashMap<String, Value> {
+    let mut keys = HashMap::new();
+    fn walk(nodes: &Value, keys: &mut HashMap<String, Value>) {
         for node in nodes.as_array().into_iter().flatten() {
             if let Some(k) = node.get("key").and_then(Value::as_str) {
-                keys.insert(k.to_string());
+                keys.entry(k.to_string()).or_insert_with(|| node.clone());
             }
             for branch in node
                 .get("branches")

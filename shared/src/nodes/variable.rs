@@ -20,7 +20,21 @@ impl NodeType for Variable {
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
         match config.get("target") {
-            None | Some(Value::Null) | Some(Value::String(_)) => {}
+            None | Some(Value::Null) => {}
+            Some(Value::String(target)) => {
+                let declares = check.node(target).is_some_and(|n| {
+                    n.get("type").and_then(Value::as_str) == Some("variable")
+                        && n.get("config")
+                            .and_then(|c| c.get("target"))
+                            .is_none_or(Value::is_null)
+                });
+                if !declares {
+                    check.error(
+                        format!("{at}.target"),
+                        format!("{target:?} is not a variable node that declares (type \"variable\", target null)"),
+                    );
+                }
+            }
             Some(_) => check.error(
                 format!("{at}.target"),
                 "must be null (declare) or the key of a declaring variable node",
@@ -43,6 +57,20 @@ mod tests {
 
     use crate::model::ExecutionStatus;
     use crate::nodes::test_support::run;
+
+    #[test]
+    fn assigning_needs_a_declaring_variable_node() {
+        let doc = json!({"key": "k", "trigger": {"type": "webhook"}, "nodes": [
+            {"key": "count", "type": "variable", "config": {"target": null, "value": 1}},
+            {"key": "ok", "type": "variable", "config": {"target": "count", "value": 2}},
+            {"key": "bad", "type": "variable", "config": {"target": "ok", "value": 3}},
+            {"key": "worse", "type": "variable", "config": {"target": "nowhere", "value": 3}}
+        ]});
+        let problems =
+            crate::validate::validate(&doc, &crate::nodes::NodeRegistry::builtin()).unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["nodes[2].config.target", "nodes[3].config.target"]);
+    }
 
     #[tokio::test]
     async fn declare_then_assign() {
