@@ -5,7 +5,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType,
@@ -35,6 +38,17 @@ fn decode<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> 
     let text =
         get_s(item, "record").ok_or_else(|| StoreError::Backend("item without a record".into()))?;
     serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("unreadable record: {e}")))
+}
+
+/// A conditional put's answer: `false` when the condition did not hold.
+fn applied<T>(result: Result<T, SdkError<PutItemError, HttpResponse>>) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+            Ok(false)
+        }
+        Err(e) => Err(backend(e)),
+    }
 }
 
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
@@ -86,6 +100,13 @@ impl DynamoStore {
             item.insert("expiresAt".into(), n((now + keep).as_secs()));
         }
         item
+    }
+
+    fn put_execution(&self, execution: &Execution) -> PutItemFluentBuilder {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.execution_item(execution)))
     }
 
     async fn query_executions(
@@ -281,28 +302,14 @@ impl Store for DynamoStore {
     }
 
     async fn insert_execution(&self, execution: &Execution) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(self.execution_item(execution)))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Ok(false)
-            }
-            Err(e) => Err(backend(e)),
-        }
+        let put = self
+            .put_execution(execution)
+            .condition_expression("attribute_not_exists(pk)");
+        applied(put.send().await)
     }
 
     async fn save_execution(&self, execution: &Execution) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(self.execution_item(execution)))
+        self.put_execution(execution)
             .send()
             .await
             .map(drop)
@@ -310,24 +317,13 @@ impl Store for DynamoStore {
     }
 
     async fn save_unless_finished(&self, execution: &Execution) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(self.execution_item(execution)))
+        let put = self
+            .put_execution(execution)
             .condition_expression("attribute_not_exists(pk) OR #status IN (:queued, :started)")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":queued", s("queued"))
-            .expression_attribute_values(":started", s("started"))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Ok(false)
-            }
-            Err(e) => Err(backend(e)),
-        }
+            .expression_attribute_values(":started", s("started"));
+        applied(put.send().await)
     }
 
     async fn execution(&self, id: &str) -> Result<Option<Execution>, StoreError> {
