@@ -11,6 +11,7 @@ use crate::nodes::request::guard::NetworkPolicy;
 use crate::nodes::{NodeRegistry, NodeSettings};
 use crate::ports::{Queue, Store};
 use crate::run::Runner;
+use crate::wakeups::Wakeups;
 use crate::subflows::{DEFAULT_MAX_DEPTH, SubflowService};
 use crate::webhook::{DEFAULT_MAX_BODY, WebhookService};
 use crate::worker::Worker;
@@ -54,9 +55,11 @@ impl App {
             Arc::clone(&engine),
             Arc::new(exposed_env(&settings.exposed_env)),
         ));
+        let wakeups = Arc::new(Wakeups::new(Arc::clone(&queue)));
         let subflows: Arc<dyn Subflows> = Arc::new(SubflowService::new(
             Arc::clone(&store),
             Arc::clone(&runner),
+            Arc::clone(&wakeups),
             DEFAULT_MAX_DEPTH,
         ));
         engine.set_subflows(Arc::downgrade(&subflows));
@@ -67,7 +70,7 @@ impl App {
             settings.hook_cache_ttl,
             settings.max_body,
         ));
-        let worker = Arc::new(Worker::new(Arc::clone(&store), runner));
+        let worker = Arc::new(Worker::new(Arc::clone(&store), runner, wakeups));
         Self {
             store,
             queue,

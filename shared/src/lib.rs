@@ -18,5 +18,6 @@ pub mod subflows;
 pub mod template;
 pub mod time;
 pub mod validate;
+pub mod wakeups;
 pub mod webhook;
 pub mod worker;

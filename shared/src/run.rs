@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::engine::{Engine, Reply, RunState};
-use crate::model::{DeployedWorkflow, Execution, ExecutionStatus};
+use crate::engine::{Engine, Outcome, Reply, RunState};
+use crate::model::{DeployedWorkflow, Execution, ExecutionStatus, Paused};
 use crate::time::now_rfc3339;
 
 /// A finished (or aborted) run.
@@ -48,6 +48,7 @@ impl Runner {
             created_at,
             finished_at: None,
             parent_execution_id: None,
+            paused: None,
         }
     }
 
@@ -80,24 +81,79 @@ impl Runner {
                 .ok(),
             None => Some(self.engine.run(nodes, &mut state).await),
         };
-        let timed_out = outcome.is_none();
-        if timed_out {
-            state.abort_pending();
-        }
-        let (status, reply) = match outcome {
-            Some(o) => (o.status, o.reply),
-            None => (ExecutionStatus::Aborted, None),
+        finish(execution, workflow, state, outcome)
+    }
+
+    /// Goes on with a paused execution (its record, `paused` set) from where it
+    /// stopped; it may finish or pause again.
+    pub async fn resume(&self, mut execution: Execution, workflow: &DeployedWorkflow) -> Finished {
+        let Some(paused) = execution.paused.take() else {
+            return Finished {
+                execution,
+                reply: None,
+                timed_out: false,
+            };
         };
-        let (context, output, jobs) = state.into_parts();
-        execution.context = context;
-        execution.output = output;
-        execution.jobs = jobs;
-        execution.status = status;
+        let mut state = RunState::resumed(
+            execution.id.clone(),
+            std::mem::take(&mut execution.context),
+            Arc::clone(&self.env),
+            std::mem::take(&mut execution.output),
+            std::mem::take(&mut execution.jobs),
+            &paused,
+        )
+        .with_call(workflow.definition.sync, paused.depth);
+        let nodes = &workflow.definition.nodes;
+        let outcome = self.engine.resume(nodes, &mut state, paused.cursor).await;
+        finish(execution, workflow, state, Some(outcome))
+    }
+}
+
+/// Writes how the run ended (or paused) into its record; no outcome means it timed
+/// out, and its pending jobs are recorded as aborted.
+fn finish(
+    mut execution: Execution,
+    workflow: &DeployedWorkflow,
+    mut state: RunState,
+    outcome: Option<Outcome>,
+) -> Finished {
+    let timed_out = outcome.is_none();
+    if timed_out {
+        state.abort_pending();
+    }
+    let (status, reply, pause) = match outcome {
+        Some(o) => (o.status, o.reply, o.pause),
+        None => (ExecutionStatus::Aborted, None, None),
+    };
+    let paused = pause.map(|pause| Paused {
+        wake_at: Paused::earliest_until(&pause.waits),
+        waits: pause.waits,
+        token: uuid::Uuid::new_v4().simple().to_string(),
+        cursor: pause.cursor,
+        results: state.results().clone(),
+        scopes: state.scopes().clone(),
+        node_runs: state.node_runs(),
+        depth: state.depth(),
+    });
+    let (context, output, jobs) = state.into_parts();
+    execution.context = context;
+    execution.output = output;
+    execution.jobs = jobs;
+    execution.status = status;
+    execution.paused = paused;
+    execution.finished_at = None;
+    if execution.paused.is_some() && workflow.definition.sync {
+        // Validation keeps waiting nodes out of sync workflows; never hang a request.
+        execution.paused = None;
+        execution.status = ExecutionStatus::Error;
+        execution.output = serde_json::json!({ "error": "a sync workflow cannot wait" });
+    }
+    if execution.status.is_final() {
         execution.finished_at = Some(now_rfc3339());
-        Finished {
-            execution,
-            reply,
-            timed_out,
-        }
+    }
+    Finished {
+        execution,
+        reply,
+        timed_out,
     }
 }

@@ -9,6 +9,7 @@ use crate::engine::{SubflowCall, SubflowResult, Subflows};
 use crate::ports::Store;
 use crate::run::Runner;
 use crate::time::now_rfc3339;
+use crate::wakeups::Wakeups;
 use crate::webhook::new_execution_id;
 
 /// Subflow calls nest at most this deep by default.
@@ -17,14 +18,21 @@ pub const DEFAULT_MAX_DEPTH: usize = 8;
 pub struct SubflowService {
     store: Arc<dyn Store>,
     runner: Arc<Runner>,
+    wakeups: Arc<Wakeups>,
     max_depth: usize,
 }
 
 impl SubflowService {
-    pub fn new(store: Arc<dyn Store>, runner: Arc<Runner>, max_depth: usize) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        runner: Arc<Runner>,
+        wakeups: Arc<Wakeups>,
+        max_depth: usize,
+    ) -> Self {
         Self {
             store,
             runner,
+            wakeups,
             max_depth,
         }
     }
@@ -60,6 +68,11 @@ impl Subflows for SubflowService {
             .runner
             .run_at_depth(execution, &workflow, None, depth)
             .await;
+        // A child that paused goes on by itself, woken like any paused execution.
+        self.wakeups
+            .before_save(&finished.execution, false)
+            .await
+            .map_err(|e| format!("the child execution could not be scheduled: {e}"))?;
         self.store
             .save_execution(&finished.execution)
             .await
@@ -69,6 +82,20 @@ impl Subflows for SubflowService {
             status: finished.execution.status,
             output: finished.execution.output,
         })
+    }
+
+    async fn outcome(&self, execution_id: &str) -> Result<Option<SubflowResult>, String> {
+        let child = self
+            .store
+            .execution(execution_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("the child execution {execution_id} is not recorded"))?;
+        Ok(child.status.is_final().then(|| SubflowResult {
+            execution_id: child.id,
+            status: child.status,
+            output: child.output,
+        }))
     }
 }
 

@@ -1,4 +1,4 @@
-//! Runs what the queue delivers. The same [`Worker::process`] serves the in-process
+//! Runs what the queue delivers: new runs, and wake-ups of paused ones. The same [`Worker::process`] serves the in-process
 //! worker of `hookflow serve` and the worker Lambda's SQS batches.
 
 use std::sync::Arc;
@@ -7,10 +7,11 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::{Semaphore, watch};
 
-use crate::model::{Execution, ExecutionStatus, RunMessage};
+use crate::model::{Execution, ExecutionStatus, RunMessage, Wait};
 use crate::ports::{Delivery, Queue, Store};
 use crate::run::Runner;
 use crate::time::now_rfc3339;
+use crate::wakeups::{self, CHILD_PREFIX, Wakeups};
 
 /// After this many deliveries a run that keeps failing to be recorded is given up
 /// and recorded as `error`, so nothing stays `started` forever.
@@ -29,32 +30,45 @@ pub enum Processed {
 pub struct Worker {
     store: Arc<dyn Store>,
     runner: Arc<Runner>,
+    wakeups: Arc<Wakeups>,
 }
 
 impl Worker {
-    pub fn new(store: Arc<dyn Store>, runner: Arc<Runner>) -> Self {
-        Self { store, runner }
+    pub fn new(store: Arc<dyn Store>, runner: Arc<Runner>, wakeups: Arc<Wakeups>) -> Self {
+        Self {
+            store,
+            runner,
+            wakeups,
+        }
     }
 
-    /// Runs one delivered message to a recorded execution.
+    /// Runs one delivered message to a recorded execution (or a recorded pause).
     pub async fn process(&self, body: &str, attempt: u32) -> Processed {
         let message: RunMessage = match serde_json::from_str(body) {
             Ok(m) => m,
             Err(e) => return Processed::Poison(format!("not a run message: {e}")),
         };
-        match self.try_process(&message, attempt).await {
+        let done = match &message.wake {
+            Some(reason) => self.wake(&message, reason, attempt).await,
+            None => self.start(&message, attempt).await,
+        };
+        match done {
             Ok(()) => Processed::Done,
             Err(e) => Processed::Retry(e),
         }
     }
 
-    async fn try_process(&self, message: &RunMessage, attempt: u32) -> Result<(), String> {
+    async fn start(&self, message: &RunMessage, attempt: u32) -> Result<(), String> {
         let existing = self
             .store
             .execution(&message.execution_id)
             .await
             .map_err(|e| e.to_string())?;
-        if existing.as_ref().is_some_and(|e| e.status.is_final()) {
+        // Finished, or paused with its wake-up sent: this is a duplicate delivery.
+        if existing
+            .as_ref()
+            .is_some_and(|e| e.status.is_final() || e.is_paused())
+        {
             return Ok(());
         }
         let workflow = self
@@ -94,11 +108,86 @@ impl Worker {
             return Ok(());
         }
         let finished = self.runner.run(execution, &workflow, None).await;
-        self.store
-            .save_unless_finished(&finished.execution)
+        self.record(&finished.execution, None).await
+    }
+
+    /// Goes on with a paused execution, if this wake-up is still the one it waits for.
+    async fn wake(&self, message: &RunMessage, reason: &str, attempt: u32) -> Result<(), String> {
+        let id = &message.execution_id;
+        let Some(execution) = self.store.execution(id).await.map_err(|e| e.to_string())? else {
+            tracing::warn!(execution_id = %id, "a wake-up for an execution that is not recorded");
+            return Ok(());
+        };
+        if execution.status.is_final() {
+            return Ok(());
+        }
+        let Some(paused) = &execution.paused else {
+            // Still running: the wake-up beat the record of its pause. Later.
+            if attempt > MAX_ATTEMPTS {
+                tracing::warn!(execution_id = %id, "dropping a wake-up for a run that never paused");
+                return Ok(());
+            }
+            return Err("the execution has not recorded its pause yet".into());
+        };
+        let token = paused.token.clone();
+        match reason.strip_prefix(CHILD_PREFIX) {
+            Some(child) => {
+                let waits_for_it = paused.waits.iter().any(
+                    |w| matches!(w, Wait::Execution { execution_id, .. } if execution_id == child),
+                );
+                if !waits_for_it {
+                    return Ok(());
+                }
+            }
+            // A wake-up of an earlier pause, or a duplicate of one already used.
+            None if reason != token => return Ok(()),
+            None => {
+                if let Some(at) = &paused.wake_at
+                    && !wakeups::until(at).is_zero()
+                {
+                    return self
+                        .wakeups
+                        .again(id, &token, at)
+                        .await
+                        .map_err(|e| e.to_string());
+                }
+            }
+        }
+        let workflow = self
+            .store
+            .workflow_version(&execution.workflow_key, execution.workflow_version)
             .await
-            .map(drop)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        let finished = match workflow {
+            Some(workflow) => self.runner.resume(execution, &workflow).await.execution,
+            None => {
+                let mut failed = execution;
+                failed.paused = None;
+                failed.status = ExecutionStatus::Error;
+                failed.output = json!({ "error": "the workflow version is no longer deployed" });
+                failed.finished_at = Some(now_rfc3339());
+                failed
+            }
+        };
+        self.record(&finished, Some(&token)).await
+    }
+
+    /// Saves a run's new state, after sending the wake-ups it needs. With `token`
+    /// (a resumed pause) only if no other wake-up of that pause saved first.
+    async fn record(&self, execution: &Execution, token: Option<&str>) -> Result<(), String> {
+        self.wakeups
+            .before_save(execution, token.is_some())
+            .await
+            .map_err(|e| e.to_string())?;
+        let saved = match token {
+            Some(token) => self.store.save_if_paused(execution, token).await,
+            None => self.store.save_unless_finished(execution).await,
+        }
+        .map_err(|e| e.to_string())?;
+        if !saved {
+            tracing::info!(execution_id = %execution.id, "another delivery recorded this run first");
+        }
+        Ok(())
     }
 
     async fn record_error(&self, message: &RunMessage, reason: &str) -> Result<(), String> {
@@ -113,6 +202,7 @@ impl Worker {
             jobs: Vec::new(),
             created_at: message.accepted_at.clone(),
             parent_execution_id: None,
+            paused: None,
             finished_at: Some(now_rfc3339()),
         };
         self.store

@@ -70,6 +70,7 @@ fn execution(id: &str, key: &str, status: ExecutionStatus) -> Execution {
         jobs: Vec::new(),
         created_at: "2026-11-28T00:00:00.000Z".into(),
         parent_execution_id: None,
+        paused: None,
         finished_at: None,
     }
 }
@@ -265,6 +266,7 @@ fn run(id: &str) -> RunMessage {
         workflow_version: 1,
         context: json!({"body": {"id": id}}),
         accepted_at: "2026-11-28T00:00:00.000Z".into(),
+        wake: None,
     }
 }
 

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::model::{ExecutionStatus, JobStatus};
+use crate::model::{Cursor, ExecutionStatus, JobStatus, Wait};
 
 /// An HTTP answer chosen by a workflow (response node), free of any HTTP library.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -28,6 +28,9 @@ pub enum NodeStop {
     Respond(Reply),
     /// A branch this node ran was halted; the halt travels on.
     Halted(Halt),
+    /// The node waits (a delay, a paused child, or a branch that waits): the run
+    /// pauses, and `frame` is what the node needs to go on when it resumes.
+    Pause { frame: Value, waits: Vec<Wait> },
 }
 
 impl From<Halt> for NodeStop {
@@ -44,6 +47,15 @@ pub struct Halt {
     /// `end`, `response` or a safety limit: the whole execution ends here, whatever
     /// the enclosing loops or parallel branches would do with a failure.
     pub terminal: bool,
+    /// Set when the run paused rather than ended: where, and what it waits for.
+    pub pause: Option<Box<Pause>>,
+}
+
+/// Where a paused run stands in one list of nodes, and what it waits for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pause {
+    pub cursor: Cursor,
+    pub waits: Vec<Wait>,
 }
 
 impl Halt {
@@ -53,6 +65,42 @@ impl Halt {
             status,
             reply: None,
             terminal: false,
+            pause: None,
+        }
+    }
+
+    /// The run paused at `cursor`; the execution stays `started`.
+    pub fn paused(cursor: Cursor, waits: Vec<Wait>) -> Self {
+        Self {
+            status: ExecutionStatus::Started,
+            reply: None,
+            terminal: false,
+            pause: Some(Box::new(Pause { cursor, waits })),
+        }
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.pause.is_some()
+    }
+
+    /// What a branching node answers when one of its branches halted: a pause
+    /// becomes the node's own pause, keeping `frame` (the node's state) with the
+    /// branch's position under `inner`; any other halt travels on.
+    pub fn pause_with(self, mut frame: Value) -> NodeStop {
+        match self.pause {
+            Some(pause) => {
+                if let Value::Object(map) = &mut frame {
+                    map.insert(
+                        "inner".into(),
+                        serde_json::to_value(&pause.cursor).unwrap_or(Value::Null),
+                    );
+                }
+                NodeStop::Pause {
+                    frame,
+                    waits: pause.waits,
+                }
+            }
+            None => NodeStop::Halted(self),
         }
     }
 
@@ -62,6 +110,7 @@ impl Halt {
             status,
             reply,
             terminal: true,
+            pause: None,
         }
     }
 
@@ -72,9 +121,8 @@ impl Halt {
             ExecutionStatus::Failed => JobStatus::Failed,
             ExecutionStatus::Aborted => JobStatus::Aborted,
             ExecutionStatus::Canceled => JobStatus::Canceled,
-            ExecutionStatus::Error | ExecutionStatus::Queued | ExecutionStatus::Started => {
-                JobStatus::Error
-            }
+            ExecutionStatus::Started => JobStatus::Pending,
+            ExecutionStatus::Error | ExecutionStatus::Queued => JobStatus::Error,
         }
     }
 }

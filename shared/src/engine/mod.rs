@@ -9,7 +9,7 @@ mod state;
 mod subflow;
 mod walk;
 
-pub use halt::{BranchOutcome, Decider, Halt, NodeStop, Reply};
+pub use halt::{BranchOutcome, Decider, Halt, NodeStop, Pause, Reply};
 pub use state::{RunContext, RunState};
 pub use subflow::{SubflowCall, SubflowResult, Subflows};
 pub use walk::{Engine, Limits, Outcome};

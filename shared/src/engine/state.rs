@@ -1,17 +1,20 @@
 //! What a run knows while it runs: the trigger context, finished nodes' results,
 //! loop scopes, the output and the jobs so far.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Map, Value, json};
 
 use super::halt::{BranchOutcome, Decider, Halt, NodeStop};
 use super::walk::Engine;
-use crate::model::{ExecutionStatus, Job, JobStatus, NodeDefinition};
+use crate::model::{Cursor, ExecutionStatus, Job, JobStatus, NodeDefinition, Paused};
 use crate::path::{self, Segment};
 use crate::template::{self, Variables};
 use crate::time::now_rfc3339;
+
+/// Indexes of the jobs one parallel branch started (nested branches included).
+pub(super) type Owned = Arc<Mutex<Vec<usize>>>;
 
 pub struct RunState {
     execution_id: String,
@@ -22,7 +25,14 @@ pub struct RunState {
     /// `$scopes`: node key → loop variables.
     scopes: Value,
     output: Value,
-    jobs: Vec<Job>,
+    /// Every job of the run in the order they started, shared with parallel forks so
+    /// a job is one record wherever it runs (and survives a fork dropped by a
+    /// timeout). A job's index here is its identity, also across a pause.
+    jobs: Arc<Mutex<Vec<Job>>>,
+    /// The job lists of the parallel branches this state runs in, outermost first:
+    /// a job started here is listed in each, so a canceled branch finds all of its
+    /// jobs, even those of nested branches that were dropped with it.
+    lineage: Vec<Owned>,
     /// Shared with parallel forks, so the cap counts every branch.
     node_runs: Arc<AtomicUsize>,
     /// Whether the workflow runs sync, and how deep in subflow calls.
@@ -40,11 +50,30 @@ impl RunState {
             results: Value::Object(Map::new()),
             scopes: Value::Object(Map::new()),
             output: Value::Null,
-            jobs: Vec::new(),
+            jobs: Arc::new(Mutex::new(Vec::new())),
+            lineage: Vec::new(),
             node_runs: Arc::new(AtomicUsize::new(0)),
             sync: false,
             depth: 0,
         }
+    }
+
+    /// The state a paused run stopped in, from its record.
+    pub fn resumed(
+        execution_id: impl Into<String>,
+        context: Value,
+        env: Arc<Value>,
+        output: Value,
+        jobs: Vec<Job>,
+        paused: &Paused,
+    ) -> Self {
+        let mut state = Self::new(execution_id, context, env);
+        state.output = output;
+        state.jobs = Arc::new(Mutex::new(jobs));
+        state.results = paused.results.clone();
+        state.scopes = paused.scopes.clone();
+        state.node_runs = Arc::new(AtomicUsize::new(paused.node_runs));
+        state
     }
 
     /// Marks the run as sync or async, at a subflow call depth.
@@ -71,20 +100,41 @@ impl RunState {
         &self.results
     }
 
-    pub fn jobs(&self) -> &[Job] {
-        &self.jobs
+    /// `$scopes` as it stands.
+    pub fn scopes(&self) -> &Value {
+        &self.scopes
+    }
+
+    /// Node runs so far.
+    pub fn node_runs(&self) -> usize {
+        self.node_runs.load(Ordering::Relaxed)
+    }
+
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// A copy of the jobs so far.
+    pub fn jobs(&self) -> Vec<Job> {
+        self.lock_jobs().clone()
+    }
+
+    fn lock_jobs(&self) -> MutexGuard<'_, Vec<Job>> {
+        // A panic while the lock was held leaves plain data behind; keep going.
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Hands the recorded pieces over once the run is over.
     pub fn into_parts(self) -> (Value, Value, Vec<Job>) {
-        (self.context, self.output, self.jobs)
+        let jobs = std::mem::take(&mut *self.lock_jobs());
+        (self.context, self.output, jobs)
     }
 
     /// Marks jobs still pending (a timed-out run) as aborted.
     pub fn abort_pending(&mut self) {
         let now = now_rfc3339();
         for job in self
-            .jobs
+            .lock_jobs()
             .iter_mut()
             .filter(|j| j.status == JobStatus::Pending)
         {
@@ -99,34 +149,55 @@ impl RunState {
     }
 
     pub(super) fn start_job(&mut self, node: &NodeDefinition) -> usize {
-        self.jobs.push(Job {
-            node_key: node.key.clone(),
-            node_type: node.kind.clone(),
-            status: JobStatus::Pending,
-            result: Value::Null,
-            started_at: now_rfc3339(),
-            finished_at: None,
-            log: Vec::new(),
-        });
-        self.jobs.len() - 1
+        let index = {
+            let mut jobs = self.lock_jobs();
+            jobs.push(Job {
+                node_key: node.key.clone(),
+                node_type: node.kind.clone(),
+                status: JobStatus::Pending,
+                result: Value::Null,
+                started_at: now_rfc3339(),
+                finished_at: None,
+                log: Vec::new(),
+            });
+            jobs.len() - 1
+        };
+        for owned in &self.lineage {
+            owned.lock().unwrap_or_else(|e| e.into_inner()).push(index);
+        }
+        index
     }
 
     fn set_job_result(&mut self, index: usize, result: Value) {
-        let key = self.jobs[index].node_key.clone();
+        let key = {
+            let mut jobs = self.lock_jobs();
+            jobs[index].result = result.clone();
+            jobs[index].node_key.clone()
+        };
         if let Value::Object(map) = &mut self.results {
-            map.insert(key, result.clone());
+            map.insert(key, result);
         }
-        self.jobs[index].result = result;
+    }
+
+    /// A job's result as it stands.
+    pub(super) fn job_result(&self, index: usize) -> Value {
+        self.lock_jobs()[index].result.clone()
+    }
+
+    pub(super) fn log(&mut self, index: usize, line: String) {
+        self.lock_jobs()[index].log.push(line);
     }
 
     pub(super) fn finish_job(&mut self, index: usize, status: JobStatus, result: Value) {
         self.set_job_result(index, result);
-        let job = &mut self.jobs[index];
+        let mut jobs = self.lock_jobs();
+        let job = &mut jobs[index];
         job.status = status;
         job.finished_at = Some(now_rfc3339());
     }
 
     /// Records how a node stopped and turns it into the halt that ends the run.
+    /// A pause is not a stop: callers turn [`NodeStop::Pause`] into a paused halt.
     pub(super) fn stop_job(&mut self, index: usize, stop: NodeStop) -> Halt {
         let (status, result, halt) = match stop {
             NodeStop::Fail(result) => (
@@ -153,8 +224,19 @@ impl RunState {
                 (JobStatus::Resolved, Some(result), halt)
             }
             NodeStop::Halted(halt) => (halt.job_status(), None, halt),
+            NodeStop::Pause { frame, waits } => {
+                let halt = Halt::paused(
+                    Cursor {
+                        index: 0,
+                        job: index,
+                        frame,
+                    },
+                    waits,
+                );
+                return halt;
+            }
         };
-        let result = result.unwrap_or_else(|| self.jobs[index].result.clone());
+        let result = result.unwrap_or_else(|| self.job_result(index));
         self.finish_job(index, status, result);
         halt
     }
@@ -172,8 +254,11 @@ impl RunState {
         halt
     }
 
-    /// A copy for one parallel branch: the same variables, no jobs of its own yet.
-    pub(super) fn fork(&self) -> RunState {
+    /// A copy for one parallel branch: the same variables and job list; the jobs it
+    /// starts are also listed in `owned`.
+    pub(super) fn fork(&self, owned: Owned) -> RunState {
+        let mut lineage = self.lineage.clone();
+        lineage.push(owned);
         RunState {
             execution_id: self.execution_id.clone(),
             context: self.context.clone(),
@@ -181,29 +266,19 @@ impl RunState {
             results: self.results.clone(),
             scopes: self.scopes.clone(),
             output: self.output.clone(),
-            jobs: Vec::new(),
+            jobs: Arc::clone(&self.jobs),
+            lineage,
             node_runs: Arc::clone(&self.node_runs),
             sync: self.sync,
             depth: self.depth,
         }
     }
 
-    /// Takes a finished (or canceled) branch back: its jobs after ours, its results
-    /// and output over ours; jobs it left pending are recorded as `canceled`.
-    /// `base` is the results map as it was at the fork: a branch's changes are the
-    /// keys whose value differs from it (a node's own result, or a variable assigned).
-    pub(super) fn join(&mut self, mut branch: RunState, canceled: bool, base: &Value) {
-        if canceled {
-            let now = now_rfc3339();
-            for job in branch
-                .jobs
-                .iter_mut()
-                .filter(|j| j.status == JobStatus::Pending)
-            {
-                job.status = JobStatus::Canceled;
-                job.finished_at = Some(now.clone());
-            }
-        }
+    /// Takes a finished, paused or canceled branch back: its results and output
+    /// over ours. `base` is the results map as it was at the fork: a branch's
+    /// changes are the keys whose value differs from it (a node's own result, or a
+    /// variable assigned).
+    pub(super) fn join(&mut self, branch: RunState, base: &Value) {
         if let (Value::Object(ours), Value::Object(theirs)) = (&mut self.results, branch.results) {
             for (key, value) in theirs {
                 if base.get(&key) != Some(&value) {
@@ -214,7 +289,29 @@ impl RunState {
         if branch.output != self.output && !branch.output.is_null() {
             self.output = branch.output;
         }
-        self.jobs.append(&mut branch.jobs);
+    }
+
+    /// The jobs of `owned` still pending.
+    pub(super) fn pending_of(&self, owned: &Owned) -> Vec<usize> {
+        let jobs = self.lock_jobs();
+        owned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .filter(|&i| jobs.get(i).is_some_and(|j| j.status == JobStatus::Pending))
+            .collect()
+    }
+
+    /// Records the jobs of a branch that no longer matters, still pending, as `canceled`.
+    pub(super) fn cancel_pending(&mut self, owned: &Owned) {
+        let pending = self.pending_of(owned);
+        let now = now_rfc3339();
+        let mut jobs = self.lock_jobs();
+        for i in pending {
+            jobs[i].status = JobStatus::Canceled;
+            jobs[i].finished_at = Some(now.clone());
+        }
     }
 
     /// Sets (or, with `None`, removes) the loop variables of a loop node.
@@ -279,9 +376,14 @@ impl RunContext<'_> {
         self.state.set_job_result(self.job, result);
     }
 
+    /// This node's result as it stands (set before it paused, for one).
+    pub fn result(&self) -> Value {
+        self.state.job_result(self.job)
+    }
+
     /// Adds a line to this node's log.
     pub fn log(&mut self, line: String) {
-        self.state.jobs[self.job].log.push(line);
+        self.state.log(self.job, line);
     }
 
     /// Sets the execution's output.
@@ -297,6 +399,18 @@ impl RunContext<'_> {
     /// Overwrites another node's result, as later `$jobsMapByNodeKey` reads see it.
     pub fn assign_result(&mut self, key: &str, value: Value) {
         self.state.assign_result(key, value);
+    }
+
+    /// How a child execution that paused stands now: `None` while it still waits.
+    pub async fn subflow_outcome(
+        &self,
+        execution_id: &str,
+    ) -> Result<Option<super::SubflowResult>, String> {
+        let subflows = self
+            .engine
+            .subflows()
+            .ok_or("subflows are not available in this deployment")?;
+        subflows.outcome(execution_id).await
     }
 
     /// Runs another workflow as a child of this execution.
@@ -325,22 +439,48 @@ impl RunContext<'_> {
         self.engine.limits()
     }
 
-    /// Runs several of the node's branches concurrently; see [`super::Engine::run_parallel`].
+    /// Runs several of the node's branches concurrently, or (with the `frame` a
+    /// pause saved) goes on with them; see [`super::Engine::run_parallel`].
     pub async fn run_branches_concurrently(
         &mut self,
         node: &NodeDefinition,
         indexes: &[String],
         decide: Decider<'_>,
-    ) -> Result<Vec<BranchOutcome>, Halt> {
+        resume: Option<&Value>,
+    ) -> Result<Vec<BranchOutcome>, NodeStop> {
         self.engine
-            .run_parallel(node, indexes, self.state, decide)
+            .run_parallel(node, indexes, self.state, decide, resume)
             .await
+    }
+
+    /// Goes on with a branch that paused, from the cursor saved under a frame's
+    /// `inner` (see [`Halt::pause_with`]).
+    pub async fn resume_branch(
+        &mut self,
+        node: &NodeDefinition,
+        index: &str,
+        frame: &Value,
+    ) -> Result<(), Halt> {
+        let cursor: Cursor = match frame.get("inner").cloned().map(serde_json::from_value) {
+            Some(Ok(cursor)) => cursor,
+            _ => {
+                return Err(Halt::new(ExecutionStatus::Error));
+            }
+        };
+        match node.branch(index) {
+            Some(nodes) => {
+                self.engine
+                    .run_nodes_from(nodes, self.state, Some(cursor))
+                    .await
+            }
+            None => Ok(()),
+        }
     }
 
     /// Runs one of the node's branches to its end (a missing branch is empty).
     pub async fn run_branch(&mut self, node: &NodeDefinition, index: &str) -> Result<(), Halt> {
         match node.branch(index) {
-            Some(nodes) => self.engine.run_nodes(nodes, self.state).await,
+            Some(nodes) => self.engine.run_nodes_from(nodes, self.state, None).await,
             None => Ok(()),
         }
     }

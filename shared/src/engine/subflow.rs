@@ -19,7 +19,8 @@ pub struct SubflowCall {
     pub parent_depth: usize,
 }
 
-/// How the child execution ended.
+/// How the child execution ended; `started` when it paused (it then goes on by
+/// itself, and wakes its parent when it finishes).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubflowResult {
     pub execution_id: String,
@@ -31,4 +32,7 @@ pub struct SubflowResult {
 pub trait Subflows: Send + Sync {
     /// Runs the child to its end and records it; `Err` says why it could not run.
     async fn call(&self, call: SubflowCall) -> Result<SubflowResult, String>;
+
+    /// How a child that paused stands now: `None` while it still waits.
+    async fn outcome(&self, execution_id: &str) -> Result<Option<SubflowResult>, String>;
 }

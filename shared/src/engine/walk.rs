@@ -4,12 +4,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use super::halt::{BranchOutcome, Decider, Halt, Reply};
-use super::state::{RunContext, RunState};
+use serde_json::{Value, json};
+
+use super::halt::{BranchOutcome, Decider, Halt, NodeStop, Pause, Reply};
+use super::state::{Owned, RunContext, RunState};
 use super::subflow::Subflows;
-use crate::model::{ExecutionStatus, JobStatus, NodeDefinition};
+use crate::model::{Cursor, ExecutionStatus, JobStatus, NodeDefinition};
 use crate::nodes::NodeRegistry;
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -37,6 +39,8 @@ pub struct Outcome {
     pub status: ExecutionStatus,
     /// Set when a response node answered (sync workflows).
     pub reply: Option<Reply>,
+    /// Set when the run paused (status `started`): where, and what it waits for.
+    pub pause: Option<Pause>,
 }
 
 pub struct Engine {
@@ -73,10 +77,12 @@ impl Engine {
     }
 
     /// Runs branches concurrently, each on its own fork of the state. After each branch
-    /// finishes, `decide` sees every branch's outcome so far (`None` = still running)
-    /// and answers `Some(resolved?)` once the outcome is settled; branches still
-    /// running then are dropped and their pending jobs recorded as `canceled`. A
-    /// terminal halt (`end`, `response`) in any branch ends everything at once.
+    /// finishes, `decide` sees every branch's outcome so far (`None` = still running
+    /// or waiting) and answers `Some(resolved?)` once the outcome is settled; branches
+    /// still running or waiting then are dropped and their pending jobs recorded as
+    /// `canceled`. A terminal halt (`end`, `response`) in any branch ends everything
+    /// at once. When every branch has finished or waits and nothing is settled, the
+    /// node pauses with each branch's state in its frame; `resume` is that frame.
     /// Returns each branch's outcome in branch order (`None` = canceled).
     pub(super) async fn run_parallel(
         &self,
@@ -84,95 +90,240 @@ impl Engine {
         indexes: &[String],
         state: &mut RunState,
         decide: Decider<'_>,
-    ) -> Result<Vec<BranchOutcome>, Halt> {
+        resume: Option<&Value>,
+    ) -> Result<Vec<BranchOutcome>, NodeStop> {
         use futures_util::stream::{FuturesUnordered, StreamExt};
 
         let empty: Vec<NodeDefinition> = Vec::new();
-        let mut forks: Vec<RunState> = indexes.iter().map(|_| state.fork()).collect();
-        let mut outcomes: Vec<BranchOutcome> = vec![None; indexes.len()];
+        let saved = SavedBranches::read(resume, indexes.len());
+        let owned: Vec<Owned> = saved
+            .jobs
+            .iter()
+            .map(|jobs| Arc::new(Mutex::new(jobs.clone())))
+            .collect();
+        let mut forks: Vec<RunState> = owned.iter().map(|o| state.fork(Arc::clone(o))).collect();
+        let mut outcomes = saved.outcomes;
+        let mut cursors = saved.cursors;
+        let mut paused: Vec<Option<Pause>> = vec![None; indexes.len()];
         let mut terminal = None;
-        {
+        let mut settled = decide(&outcomes).is_some();
+        if !settled {
             let mut running: FuturesUnordered<_> = forks
                 .iter_mut()
                 .zip(indexes)
                 .enumerate()
+                .filter(|(i, _)| outcomes[*i].is_none())
                 .map(|(i, (fork, index))| {
                     let nodes = node.branch(index).unwrap_or(&empty);
-                    async move { (i, self.run_nodes(nodes, fork).await) }
+                    let cursor = cursors[i].take();
+                    async move { (i, self.run_nodes_from(nodes, fork, cursor).await) }
                 })
                 .collect();
             while let Some((i, outcome)) = running.next().await {
-                if let Err(halt) = &outcome
-                    && halt.terminal
-                {
-                    terminal = Some(halt.clone());
+                match outcome {
+                    Err(halt) if halt.is_paused() => paused[i] = halt.pause.map(|p| *p),
+                    Err(halt) if halt.terminal => {
+                        terminal = Some(halt);
+                        break;
+                    }
+                    outcome => outcomes[i] = Some(outcome),
                 }
-                outcomes[i] = Some(outcome);
-                if terminal.is_some() || decide(&outcomes).is_some() {
+                if decide(&outcomes).is_some() {
+                    settled = true;
                     break;
                 }
             }
         }
         let base = state.results().clone();
-        for (i, fork) in forks.into_iter().enumerate() {
-            state.join(fork, outcomes[i].is_none(), &base);
+        for fork in forks {
+            state.join(fork, &base);
         }
-        match terminal {
-            Some(halt) => Err(halt),
-            None => Ok(outcomes),
+        if terminal.is_some() || settled {
+            for (i, owned) in owned.iter().enumerate() {
+                if outcomes[i].is_none() {
+                    state.cancel_pending(owned);
+                }
+            }
         }
+        if let Some(halt) = terminal {
+            return Err(NodeStop::Halted(halt));
+        }
+        if !settled && paused.iter().any(Option::is_some) {
+            return Err(SavedBranches::pause(state, &outcomes, paused, &owned));
+        }
+        Ok(outcomes)
     }
 
-    /// Runs a workflow's main line to its end.
+    /// Runs a workflow's main line to its end, or to a pause.
     pub async fn run(&self, nodes: &[NodeDefinition], state: &mut RunState) -> Outcome {
-        match self.run_nodes(nodes, state).await {
-            Ok(()) => Outcome {
-                status: ExecutionStatus::Resolved,
-                reply: None,
-            },
-            Err(halt) => Outcome {
-                status: halt.status,
-                reply: halt.reply,
-            },
-        }
+        Outcome::of(self.run_nodes_from(nodes, state, None).await)
     }
 
-    /// Runs a list of nodes; boxed because branches recurse through it.
-    pub(super) fn run_nodes<'a>(
+    /// Goes on with a paused run from where it stopped.
+    pub async fn resume(
+        &self,
+        nodes: &[NodeDefinition],
+        state: &mut RunState,
+        cursor: Cursor,
+    ) -> Outcome {
+        Outcome::of(self.run_nodes_from(nodes, state, Some(cursor)).await)
+    }
+
+    /// Runs a list of nodes, from the start or from a paused node; boxed because
+    /// branches recurse through it.
+    pub(super) fn run_nodes_from<'a>(
         &'a self,
         nodes: &'a [NodeDefinition],
         state: &'a mut RunState,
+        resume: Option<Cursor>,
     ) -> BoxFuture<'a, Result<(), Halt>> {
         Box::pin(async move {
-            for node in nodes {
+            let first = resume.as_ref().map_or(0, |c| c.index);
+            let mut resume = resume;
+            for (index, node) in nodes.iter().enumerate().skip(first) {
                 // Lets a timeout around the run fire even when no node ever waits.
                 tokio::task::consume_budget().await;
-                if !state.count_node_run(self.limits.max_node_runs) {
-                    let message = format!(
-                        "the execution ran more than {} nodes and was stopped",
-                        self.limits.max_node_runs
-                    );
-                    return Err(state.error_job(node, message, true));
-                }
                 let Some(kind) = self.registry.get(&node.kind) else {
                     let message = format!("unknown node type {:?}", node.kind);
                     return Err(state.error_job(node, message, false));
                 };
-                let job = state.start_job(node);
-                let result = {
-                    let mut cx = RunContext {
-                        engine: self,
-                        state: &mut *state,
-                        job,
-                    };
-                    kind.run(node, &mut cx).await
+                let (job, result) = match resume.take() {
+                    // The paused node: counted and its job started before the pause.
+                    Some(cursor) => {
+                        let mut cx = RunContext {
+                            engine: self,
+                            state: &mut *state,
+                            job: cursor.job,
+                        };
+                        (cursor.job, kind.resume(node, &mut cx, cursor.frame).await)
+                    }
+                    None => {
+                        if !state.count_node_run(self.limits.max_node_runs) {
+                            let message = format!(
+                                "the execution ran more than {} nodes and was stopped",
+                                self.limits.max_node_runs
+                            );
+                            return Err(state.error_job(node, message, true));
+                        }
+                        let job = state.start_job(node);
+                        let mut cx = RunContext {
+                            engine: self,
+                            state: &mut *state,
+                            job,
+                        };
+                        (job, kind.run(node, &mut cx).await)
+                    }
                 };
                 match result {
                     Ok(value) => state.finish_job(job, JobStatus::Resolved, value),
+                    Err(NodeStop::Pause { frame, waits }) => {
+                        let cursor = Cursor { index, job, frame };
+                        return Err(Halt::paused(cursor, waits));
+                    }
+                    Err(NodeStop::Halted(halt)) if halt.is_paused() => {
+                        let message = format!(
+                            "a {} node cannot wait inside its branches",
+                            node.kind
+                        );
+                        return Err(state.stop_job(job, NodeStop::Error(message)));
+                    }
                     Err(stop) => return Err(state.stop_job(job, stop)),
                 }
             }
             Ok(())
         })
+    }
+}
+
+impl Outcome {
+    fn of(walk: Result<(), Halt>) -> Self {
+        match walk {
+            Ok(()) => Outcome {
+                status: ExecutionStatus::Resolved,
+                reply: None,
+                pause: None,
+            },
+            Err(halt) => Outcome {
+                status: halt.status,
+                reply: halt.reply,
+                pause: halt.pause.map(|p| *p),
+            },
+        }
+    }
+}
+
+/// A parallel node's branches as a pause left them (`frame.branches`, one per
+/// branch: `{status}` when finished, `{status: "paused", cursor, jobs}` when
+/// waiting, with the pending jobs it owns).
+struct SavedBranches {
+    outcomes: Vec<BranchOutcome>,
+    cursors: Vec<Option<Cursor>>,
+    jobs: Vec<Vec<usize>>,
+}
+
+impl SavedBranches {
+    fn read(frame: Option<&Value>, count: usize) -> Self {
+        let mut saved = Self {
+            outcomes: vec![None; count],
+            cursors: vec![None; count],
+            jobs: vec![Vec::new(); count],
+        };
+        let branches = frame
+            .and_then(|f| f.get("branches"))
+            .and_then(Value::as_array);
+        for (i, branch) in branches.into_iter().flatten().take(count).enumerate() {
+            match branch.get("status").and_then(Value::as_str) {
+                Some("paused") => {
+                    saved.cursors[i] = branch
+                        .get("cursor")
+                        .cloned()
+                        .and_then(|c| serde_json::from_value(c).ok());
+                    saved.jobs[i] = branch
+                        .get("jobs")
+                        .cloned()
+                        .and_then(|j| serde_json::from_value(j).ok())
+                        .unwrap_or_default();
+                }
+                Some("resolved") => saved.outcomes[i] = Some(Ok(())),
+                Some(other) => {
+                    let status = serde_json::from_value(Value::String(other.to_string()))
+                        .unwrap_or(ExecutionStatus::Failed);
+                    saved.outcomes[i] = Some(Err(Halt::new(status)));
+                }
+                None => {}
+            }
+        }
+        saved
+    }
+
+    /// The parallel node's pause: what each branch did, and what they all wait for.
+    fn pause(
+        state: &RunState,
+        outcomes: &[BranchOutcome],
+        paused: Vec<Option<Pause>>,
+        owned: &[Owned],
+    ) -> NodeStop {
+        let mut waits = Vec::new();
+        let branches: Vec<Value> = paused
+            .into_iter()
+            .enumerate()
+            .map(|(i, pause)| match (pause, &outcomes[i]) {
+                (Some(pause), _) => {
+                    waits.extend(pause.waits);
+                    json!({
+                        "status": "paused",
+                        "cursor": pause.cursor,
+                        "jobs": state.pending_of(&owned[i]),
+                    })
+                }
+                (None, Some(Ok(()))) => json!({ "status": "resolved" }),
+                (None, Some(Err(halt))) => json!({ "status": halt.status.as_str() }),
+                (None, None) => json!({ "status": "canceled" }),
+            })
+            .collect();
+        NodeStop::Pause {
+            frame: json!({ "branches": branches }),
+            waits,
+        }
     }
 }

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::Paused;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExecutionStatus {
@@ -89,6 +91,15 @@ pub struct Execution {
     /// Set on an execution a `subflow` node started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_execution_id: Option<String>,
+    /// Set while the execution (status `started`) waits: for a time, or for a child.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<Paused>,
+}
+
+impl Execution {
+    pub fn is_paused(&self) -> bool {
+        self.paused.is_some()
+    }
 }
 
 /// What the queue carries for one async run: enough to run it without asking the
@@ -102,4 +113,33 @@ pub struct RunMessage {
     pub workflow_version: u32,
     pub context: Value,
     pub accepted_at: String,
+    /// Set on a wake-up of a paused execution: the pause's token. The record holds
+    /// the context then, so `context` is null.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake: Option<String>,
+}
+
+impl RunMessage {
+    /// The wake-up of a paused execution. It names the execution only (the record
+    /// has the rest) and `reason`: the pause's token, or `child:<id>` when a child
+    /// it waits for finished.
+    pub fn wake(execution_id: &str, reason: impl Into<String>) -> Self {
+        Self {
+            execution_id: execution_id.to_string(),
+            workflow_key: String::new(),
+            workflow_version: 0,
+            context: Value::Null,
+            accepted_at: crate::time::now_rfc3339(),
+            wake: Some(reason.into()),
+        }
+    }
+
+    /// The queue's identity for the message: a run, or one wake-up of a run.
+    pub fn queue_id(&self) -> String {
+        match &self.wake {
+            // Each wake-up is its own message, also when a too-early one is sent again.
+            Some(reason) => format!("{}/{reason}/{}", self.execution_id, self.accepted_at),
+            None => self.execution_id.clone(),
+        }
+    }
 }

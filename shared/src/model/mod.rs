@@ -1,9 +1,11 @@
 //! The data hookflow works on: workflow definitions and execution records.
 
 mod execution;
+mod pause;
 mod workflow;
 
 pub use execution::{Execution, ExecutionStatus, Job, JobStatus, RunMessage};
+pub use pause::{Cursor, Paused, Wait};
 pub use workflow::{
     BasicAuth, DEFAULT_SYNC_TIMEOUT_MS, DeclaredPath, DeployedWorkflow, HeaderDeclaration,
     NameValue, NodeDefinition, RequestDeclarations, TriggerDefinition, TriggerResponse,

@@ -2,7 +2,7 @@
 //! With `rejectOnFalse`, a false result fails the execution instead.
 
 use async_trait::async_trait;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{NodeType, basic};
 use crate::engine::{NodeStop, RunContext};
@@ -37,8 +37,20 @@ impl NodeType for Condition {
             return Err(NodeStop::Fail(Value::Bool(false)));
         }
         cx.set_result(Value::Bool(passed));
-        cx.run_branch(node, if passed { "1" } else { "0" }).await?;
+        let branch = if passed { "1" } else { "0" };
+        cx.run_branch(node, branch)
+            .await
+            .map_err(|halt| halt.pause_with(json!({ "branch": branch })))?;
         Ok(Value::Bool(passed))
+    }
+
+    async fn resume(
+        &self,
+        node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+        frame: Value,
+    ) -> Result<Value, NodeStop> {
+        super::resume_chosen_branch(node, cx, frame).await
     }
 }
 

@@ -86,67 +86,133 @@ impl NodeType for Loop {
                 "message": format!("the loop would run {} iterations; the limit is {cap}", items.len())
             })));
         }
-        let condition = node.config.get("condition").filter(|c| c.is_object());
-        let checkpoint = condition
-            .and_then(|c| c.get("checkpoint"))
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        let exit = node.config.get("exit").and_then(Value::as_u64).unwrap_or(0);
-        let length = items.len();
-        let (mut looped, mut broken) = (0usize, false);
-        let test = |cx: &RunContext<'_>| -> Check {
-            let Some(c) = condition else { return Check::Go };
-            if basic::evaluate(c.get("calculation").unwrap_or(&Value::Null), &|v| {
-                cx.render(v)
-            }) {
-                Check::Go
-            } else if c.get("continueOnFalse").and_then(Value::as_bool) == Some(true) {
-                Check::Skip
-            } else {
-                Check::Break
-            }
+        let progress = Progress {
+            items,
+            index: 0,
+            looped: 0,
         };
-        for (index, item) in items.into_iter().enumerate() {
-            cx.set_scope(
-                &node.key,
-                Some(json!({ "item": item, "index": index, "length": length })),
-            );
-            if checkpoint == 0 {
-                match test(cx) {
-                    Check::Go => {}
-                    Check::Skip => continue,
-                    Check::Break => {
-                        broken = true;
-                        break;
+        iterate(node, cx, progress, None).await
+    }
+
+    async fn resume(
+        &self,
+        node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+        frame: Value,
+    ) -> Result<Value, NodeStop> {
+        let progress = Progress {
+            items: match frame.get("items") {
+                Some(Value::Array(items)) => items.clone(),
+                _ => Vec::new(),
+            },
+            index: as_usize(frame.get("index")),
+            looped: as_usize(frame.get("looped")),
+        };
+        iterate(node, cx, progress, Some(&frame)).await
+    }
+}
+
+fn as_usize(value: Option<&Value>) -> usize {
+    value
+        .and_then(Value::as_u64)
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0)
+}
+
+/// Where a loop stands: its items, the iteration at hand and how many ran.
+struct Progress {
+    items: Vec<Value>,
+    index: usize,
+    looped: usize,
+}
+
+/// Runs the iterations from `progress.index` on. With `paused` (the frame of a
+/// pause inside the body) the first of them goes on inside its body instead of
+/// starting afresh.
+async fn iterate(
+    node: &NodeDefinition,
+    cx: &mut RunContext<'_>,
+    progress: Progress,
+    mut paused: Option<&Value>,
+) -> Result<Value, NodeStop> {
+    let condition = node.config.get("condition").filter(|c| c.is_object());
+    let checkpoint = condition
+        .and_then(|c| c.get("checkpoint"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let exit = node.config.get("exit").and_then(Value::as_u64).unwrap_or(0);
+    let Progress {
+        items,
+        index: first,
+        mut looped,
+    } = progress;
+    let length = items.len();
+    let mut broken = false;
+    let test = |cx: &RunContext<'_>| -> Check {
+        let Some(c) = condition else { return Check::Go };
+        if basic::evaluate(c.get("calculation").unwrap_or(&Value::Null), &|v| {
+            cx.render(v)
+        }) {
+            Check::Go
+        } else if c.get("continueOnFalse").and_then(Value::as_bool) == Some(true) {
+            Check::Skip
+        } else {
+            Check::Break
+        }
+    };
+    for index in first..length {
+        let item = items[index].clone();
+        cx.set_scope(
+            &node.key,
+            Some(json!({ "item": item, "index": index, "length": length })),
+        );
+        let body = match paused.take() {
+            Some(frame) => cx.resume_branch(node, "0", frame).await,
+            None => {
+                if checkpoint == 0 {
+                    match test(cx) {
+                        Check::Go => {}
+                        Check::Skip => continue,
+                        Check::Break => {
+                            broken = true;
+                            break;
+                        }
                     }
                 }
+                looped += 1;
+                cx.set_result(json!({ "looped": looped, "done": index, "broken": false }));
+                cx.run_branch(node, "0").await
             }
-            looped += 1;
-            cx.set_result(json!({ "looped": looped, "done": index, "broken": false }));
-            if let Err(halt) = cx.run_branch(node, "0").await {
-                if halt.terminal || exit == 0 {
-                    cx.set_scope(&node.key, None);
-                    return Err(halt.into());
-                }
-                if exit == 1 {
+        };
+        if let Err(halt) = body {
+            if halt.is_paused() {
+                // The scope stays: the body reads it again when it goes on.
+                return Err(halt.pause_with(json!({
+                    "items": items, "index": index, "looped": looped
+                })));
+            }
+            if halt.terminal || exit == 0 {
+                cx.set_scope(&node.key, None);
+                return Err(halt.into());
+            }
+            if exit == 1 {
+                broken = true;
+                break;
+            }
+            continue;
+        }
+        if checkpoint == 1 {
+            match test(cx) {
+                Check::Go | Check::Skip => {}
+                Check::Break => {
                     broken = true;
                     break;
                 }
-                continue;
-            }
-            if checkpoint == 1 {
-                match test(cx) {
-                    Check::Go | Check::Skip => {}
-                    Check::Break => {
-                        broken = true;
-                        break;
-                    }
-                }
             }
         }
-        cx.set_scope(&node.key, None);
-        Ok(json!({ "looped": looped, "done": looped, "broken": broken }))
     }
+    cx.set_scope(&node.key, None);
+    Ok(json!({ "looped": looped, "done": looped, "broken": broken }))
 }
 
 #[cfg(test)]

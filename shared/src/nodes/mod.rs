@@ -5,6 +5,7 @@ mod basic;
 mod calculation;
 mod condition;
 mod date_calculation;
+mod delay;
 mod end;
 mod json_query;
 mod json_variable_mapping;
@@ -57,6 +58,39 @@ pub trait NodeType: Send + Sync {
 
     /// Runs the node: `Ok(result)` resolves its job and the walk goes on.
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop>;
+
+    /// Goes on with a node that paused ([`NodeStop::Pause`]), itself or in one of
+    /// its branches, from the `frame` it saved. Only such nodes implement it.
+    async fn resume(
+        &self,
+        node: &NodeDefinition,
+        _cx: &mut RunContext<'_>,
+        _frame: Value,
+    ) -> Result<Value, NodeStop> {
+        Err(NodeStop::Error(format!(
+            "a {} node cannot resume after a pause",
+            node.kind
+        )))
+    }
+}
+
+/// Goes on with a node that runs one chosen branch (condition, multi-conditions) and
+/// paused in it: `frame.branch` is the branch, `frame.inner` where it stopped. The
+/// node's result is the one it set before running the branch.
+async fn resume_chosen_branch(
+    node: &NodeDefinition,
+    cx: &mut RunContext<'_>,
+    frame: Value,
+) -> Result<Value, NodeStop> {
+    let branch = frame
+        .get("branch")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    cx.resume_branch(node, &branch, &frame)
+        .await
+        .map_err(|halt| halt.pause_with(serde_json::json!({ "branch": branch })))?;
+    Ok(cx.result())
 }
 
 /// What a deployment decides for its node types.
@@ -118,6 +152,7 @@ impl NodeRegistry {
         registry.register(parallel::Parallel);
         registry.register(variable::Variable);
         registry.register(subflow::Subflow);
+        registry.register(delay::Delay);
         registry
     }
 

@@ -69,12 +69,17 @@ impl NodeType for MultiConditions {
         match matched {
             Some(branch) => {
                 cx.set_result(json!(branch));
-                cx.run_branch(node, &branch.to_string()).await?;
-                Ok(json!(branch))
+                let branch = branch.to_string();
+                cx.run_branch(node, &branch)
+                    .await
+                    .map_err(|halt| halt.pause_with(json!({ "branch": branch })))?;
+                Ok(cx.result())
             }
             None if node.branch("0").is_some() => {
                 cx.set_result(json!(0));
-                cx.run_branch(node, "0").await?;
+                cx.run_branch(node, "0")
+                    .await
+                    .map_err(|halt| halt.pause_with(json!({ "branch": "0" })))?;
                 Ok(json!(0))
             }
             None if node
@@ -87,6 +92,15 @@ impl NodeType for MultiConditions {
             }
             None => Err(NodeStop::Fail(json!({ "message": "no condition matched" }))),
         }
+    }
+
+    async fn resume(
+        &self,
+        node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+        frame: Value,
+    ) -> Result<Value, NodeStop> {
+        super::resume_chosen_branch(node, cx, frame).await
     }
 }
 

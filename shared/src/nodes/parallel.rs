@@ -70,39 +70,58 @@ impl NodeType for Parallel {
     }
 
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let mode = node
-            .config
-            .get("mode")
-            .and_then(Value::as_str)
-            .unwrap_or("all")
-            .to_string();
-        let mut indexes: Vec<String> = node.branches.keys().cloned().collect();
-        indexes.sort_by_key(|i| i.parse::<usize>().unwrap_or(usize::MAX));
-        let decider = |outcomes: &Outcomes| decide(&mode, outcomes);
-        let outcomes = cx
-            .run_branches_concurrently(node, &indexes, &decider)
-            .await?;
-        let statuses: Vec<Value> = outcomes
-            .iter()
-            .map(|o| match o {
-                None => json!("canceled"),
-                Some(Ok(())) => json!("resolved"),
-                Some(Err(h)) => json!(h.job_status().as_str()),
-            })
-            .collect();
-        let result = Value::Array(statuses);
-        if decide(&mode, &outcomes).unwrap_or(true) {
-            return Ok(result);
-        }
-        // The branch failure that decided the outcome (the first one, in branch order).
-        let status = outcomes
-            .iter()
-            .flatten()
-            .find_map(|o| o.as_ref().err().map(|h| h.status))
-            .unwrap_or(ExecutionStatus::Failed);
-        cx.set_result(result);
-        Err(NodeStop::Halted(Halt::new(status)))
+        run_branches(node, cx, None).await
     }
+
+    async fn resume(
+        &self,
+        node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+        frame: Value,
+    ) -> Result<Value, NodeStop> {
+        run_branches(node, cx, Some(&frame)).await
+    }
+}
+
+/// Runs the branches (or, with the frame of a pause, goes on with them) and turns
+/// their outcomes into the node's result.
+async fn run_branches(
+    node: &NodeDefinition,
+    cx: &mut RunContext<'_>,
+    resume: Option<&Value>,
+) -> Result<Value, NodeStop> {
+    let mode = node
+        .config
+        .get("mode")
+        .and_then(Value::as_str)
+        .unwrap_or("all")
+        .to_string();
+    let mut indexes: Vec<String> = node.branches.keys().cloned().collect();
+    indexes.sort_by_key(|i| i.parse::<usize>().unwrap_or(usize::MAX));
+    let decider = |outcomes: &Outcomes| decide(&mode, outcomes);
+    let outcomes = cx
+        .run_branches_concurrently(node, &indexes, &decider, resume)
+        .await?;
+    let statuses: Vec<Value> = outcomes
+        .iter()
+        .map(|o| match o {
+            None => json!("canceled"),
+            Some(Ok(())) => json!("resolved"),
+            Some(Err(h)) => json!(h.job_status().as_str()),
+        })
+        .collect();
+    let result = Value::Array(statuses);
+    if decide(&mode, &outcomes).unwrap_or(true) {
+        return Ok(result);
+    }
+    // The branch failure that decided the outcome (the first one, in branch order).
+    let status = outcomes
+        .iter()
+        .flatten()
+        .find_map(|o| o.as_ref().err().map(|h| h.status))
+        .unwrap_or(ExecutionStatus::Failed);
+    cx.set_result(result);
+    Err(NodeStop::Halted(Halt::new(status)))
 }
 
 #[cfg(test)]

@@ -1,14 +1,16 @@
 //! `subflow`: runs another workflow (`workflow`: its key; its current enabled version)
 //! with `context` (templated) as the child's `$context`. The child's output is the
 //! node's result; a child that does not resolve fails the node. The child is recorded
-//! as its own execution with `parentExecutionId`; calls nest at most 8 deep.
+//! as its own execution with `parentExecutionId`; calls nest at most 8 deep. A child
+//! that pauses (an async child waiting in a `delay`) pauses this execution too, until
+//! the child finishes and wakes it.
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::NodeType;
-use crate::engine::{NodeStop, RunContext};
-use crate::model::{ExecutionStatus, NodeDefinition};
+use crate::engine::{NodeStop, RunContext, SubflowResult};
+use crate::model::{ExecutionStatus, NodeDefinition, Wait};
 use crate::validate::Checker;
 
 pub struct Subflow;
@@ -43,15 +45,61 @@ impl NodeType for Subflow {
             .call_subflow(key, context)
             .await
             .map_err(|message| NodeStop::Fail(json!({ "message": message })))?;
-        if child.status == ExecutionStatus::Resolved {
-            Ok(child.output)
-        } else {
-            Err(NodeStop::Fail(json!({
-                "message": format!("workflow {key:?} ended {}", child.status.as_str()),
-                "executionId": child.execution_id,
-                "status": child.status.as_str(),
-                "output": child.output,
-            })))
+        settle(node, cx, child)
+    }
+
+    /// The child paused: it wakes this execution when it finishes.
+    async fn resume(
+        &self,
+        node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+        frame: Value,
+    ) -> Result<Value, NodeStop> {
+        let id = frame
+            .get("execution")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        match cx.subflow_outcome(&id).await {
+            Ok(Some(child)) => settle(node, cx, child),
+            Ok(None) => Err(wait_for(node, id)),
+            Err(message) => Err(NodeStop::Fail(json!({ "message": message }))),
         }
+    }
+}
+
+/// The node's answer to how the child stands: its output, a failure, or a wait.
+fn settle(
+    node: &NodeDefinition,
+    cx: &mut RunContext<'_>,
+    child: SubflowResult,
+) -> Result<Value, NodeStop> {
+    let key = node
+        .config
+        .get("workflow")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    match child.status {
+        ExecutionStatus::Resolved => Ok(child.output),
+        ExecutionStatus::Started | ExecutionStatus::Queued => {
+            cx.set_result(json!({ "executionId": child.execution_id }));
+            Err(wait_for(node, child.execution_id))
+        }
+        status => Err(NodeStop::Fail(json!({
+            "message": format!("workflow {key:?} ended {}", status.as_str()),
+            "executionId": child.execution_id,
+            "status": status.as_str(),
+            "output": child.output,
+        }))),
+    }
+}
+
+fn wait_for(node: &NodeDefinition, execution_id: String) -> NodeStop {
+    NodeStop::Pause {
+        frame: json!({ "execution": execution_id }),
+        waits: vec![Wait::Execution {
+            node_key: node.key.clone(),
+            execution_id,
+        }],
     }
 }

@@ -72,6 +72,10 @@ pub trait Store: Send + Sync {
     /// finished record was left as it is (another delivery of the run finished first).
     async fn save_unless_finished(&self, execution: &Execution) -> Result<bool, StoreError>;
 
+    /// Writes a resumed execution only if its record is still paused with `token`;
+    /// `false` when another wake-up of the same pause got there first.
+    async fn save_if_paused(&self, execution: &Execution, token: &str) -> Result<bool, StoreError>;
+
     async fn execution(&self, id: &str) -> Result<Option<Execution>, StoreError>;
 
     /// Executions newest first, of one workflow or of all.
@@ -97,6 +101,11 @@ pub struct Delivery {
 pub trait Queue: Send + Sync {
     /// Durably enqueues a run: when this returns `Ok`, the run will be delivered.
     async fn enqueue(&self, run: &RunMessage) -> Result<(), QueueError>;
+
+    /// Durably enqueues a run to be delivered no sooner than `delay` from now. A
+    /// queue may cap the delay (SQS: 15 minutes); a worker that gets a wake-up too
+    /// early enqueues it again for the rest.
+    async fn enqueue_after(&self, run: &RunMessage, delay: Duration) -> Result<(), QueueError>;
 
     /// Waits up to `wait` for at most `max` deliveries (fewer, or none, on timeout).
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError>;

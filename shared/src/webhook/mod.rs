@@ -158,6 +158,7 @@ impl WebhookService {
             workflow_version: workflow.version,
             context,
             accepted_at: now_rfc3339(),
+            wake: None,
         };
         if let Err(e) = self.queue.enqueue(&message).await {
             tracing::error!(execution_id = %message.execution_id, error = %e, "cannot enqueue a run");
@@ -197,6 +198,9 @@ mod tests {
     #[async_trait]
     impl Queue for DownQueue {
         async fn enqueue(&self, _: &RunMessage) -> Result<(), QueueError> {
+            Err(QueueError::Backend("connection refused".into()))
+        }
+        async fn enqueue_after(&self, _: &RunMessage, _: Duration) -> Result<(), QueueError> {
             Err(QueueError::Backend("connection refused".into()))
         }
         async fn receive(&self, _: usize, _: Duration) -> Result<Vec<Delivery>, QueueError> {

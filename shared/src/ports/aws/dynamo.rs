@@ -92,6 +92,10 @@ impl DynamoStore {
         );
         item.insert("gsi1sk".into(), s(&execution.id));
         item.insert("status".into(), s(execution.status.as_str()));
+        if let Some(paused) = &execution.paused {
+            // Top level, so a resume can be made conditional on it.
+            item.insert("pauseToken".into(), s(&paused.token));
+        }
         item.insert("record".into(), s(item::execution_record(execution)));
         if let Some(keep) = self.retention {
             let now = SystemTime::now()
@@ -323,6 +327,14 @@ impl Store for DynamoStore {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":queued", s("queued"))
             .expression_attribute_values(":started", s("started"));
+        applied(put.send().await)
+    }
+
+    async fn save_if_paused(&self, execution: &Execution, token: &str) -> Result<bool, StoreError> {
+        let put = self
+            .put_execution(execution)
+            .condition_expression("pauseToken = :token")
+            .expression_attribute_values(":token", s(token));
         applied(put.send().await)
     }
 

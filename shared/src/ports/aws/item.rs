@@ -136,6 +136,7 @@ mod tests {
                 .collect(),
             created_at: "t".into(),
             parent_execution_id: None,
+            paused: None,
             finished_at: Some("t".into()),
         }
     }

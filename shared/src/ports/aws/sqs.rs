@@ -11,6 +11,9 @@ use aws_sdk_sqs::types::MessageSystemAttributeName;
 use crate::model::RunMessage;
 use crate::ports::{Delivery, Queue, QueueError};
 
+/// SQS's longest `DelaySeconds`.
+const MAX_DELAY_SECONDS: f64 = 900.0;
+
 #[derive(Clone)]
 pub struct SqsQueue {
     client: Client,
@@ -42,6 +45,22 @@ impl Queue for SqsQueue {
             .send_message()
             .queue_url(&self.url)
             .message_body(body)
+            .send()
+            .await
+            .map(drop)
+            .map_err(backend)
+    }
+
+    async fn enqueue_after(&self, run: &RunMessage, delay: Duration) -> Result<(), QueueError> {
+        let body = serde_json::to_string(run).map_err(|e| QueueError::Backend(e.to_string()))?;
+        // SQS delays a message 15 minutes at most; the worker enqueues an early
+        // wake-up again for the rest (a chain of delayed messages).
+        let seconds = delay.as_secs_f64().ceil().min(MAX_DELAY_SECONDS);
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .delay_seconds(seconds as i32)
             .send()
             .await
             .map(drop)

@@ -4,6 +4,11 @@
 //!
 //! Up to [`BUFFER`] deliveries wait in memory; past that a run stays only in SQLite
 //! and is read back when the buffer runs dry, so a large backlog costs disk, not RAM.
+//!
+//! A delayed run (the wake-up of a paused execution) is a row with `available_at`
+//! and nothing in memory; one timer task sleeps until the earliest of them comes due
+//! and then has the rows read back. Rows that came due while the process was down
+//! are delivered at start.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -38,6 +43,71 @@ pub struct EmbeddedQueue {
     buffer: usize,
     pending: Arc<Mutex<Pending>>,
     wake: Arc<Notify>,
+    /// Tells the timer that a delayed run was added.
+    delayed: Arc<Notify>,
+    timer: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for EmbeddedQueue {
+    fn drop(&mut self) {
+        self.timer.abort();
+    }
+}
+
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Sleeps until the earliest delayed row comes due (or a new one is added), then
+/// marks the buffer for a refill and wakes the receivers.
+async fn timer_loop(
+    db: Arc<Database>,
+    pending: Arc<Mutex<Pending>>,
+    wake: Arc<Notify>,
+    delayed: Arc<Notify>,
+) {
+    // Rows due up to here have been handed to a refill (at start: the first one).
+    let mut fired_up_to = now_ms();
+    loop {
+        let added = delayed.notified();
+        let after = fired_up_to;
+        let next = db
+            .read(move |conn| {
+                conn.query_row(
+                    "SELECT MIN(available_at) FROM queue WHERE available_at > ?1",
+                    [after],
+                    |r| r.get::<_, Option<i64>>(0),
+                )
+            })
+            .await;
+        // Looked again at least every minute, so a failed read is not final.
+        let wait_ms = match next {
+            Ok(Some(due)) => (due - now_ms()).clamp(0, 60_000),
+            Ok(None) | Err(_) => 60_000,
+        };
+        let sleep = tokio::time::sleep(Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)));
+        tokio::select! {
+            () = added => continue,
+            () = sleep => {}
+        }
+        if matches!(next, Ok(Some(due)) if due <= now_ms()) {
+            fired_up_to = now_ms();
+            mark_spilled(&pending, &wake);
+        }
+    }
+}
+
+/// Some rows wait in SQLite only: the next receive reads them back.
+fn mark_spilled(pending: &Mutex<Pending>, wake: &Notify) {
+    let mut p = pending.lock().expect("queue state");
+    p.spilled = true;
+    p.spills += 1;
+    drop(p);
+    wake.notify_waiters();
+    wake.notify_one();
 }
 
 impl EmbeddedQueue {
@@ -47,15 +117,25 @@ impl EmbeddedQueue {
     }
 
     pub async fn with_buffer(db: Arc<Database>, buffer: usize) -> Result<Self, QueueError> {
-        let pending = Pending {
+        let pending = Arc::new(Mutex::new(Pending {
             spilled: true,
             ..Pending::default()
-        };
+        }));
+        let wake = Arc::new(Notify::new());
+        let delayed = Arc::new(Notify::new());
+        let timer = tokio::spawn(timer_loop(
+            Arc::clone(&db),
+            Arc::clone(&pending),
+            Arc::clone(&wake),
+            Arc::clone(&delayed),
+        ));
         Ok(Self {
             db,
             buffer: buffer.max(1),
-            pending: Arc::new(Mutex::new(pending)),
-            wake: Arc::new(Notify::new()),
+            pending,
+            wake,
+            delayed,
+            timer,
         })
     }
 
@@ -113,12 +193,14 @@ impl EmbeddedQueue {
             (skip, self.buffer - p.ready.len(), p.spills)
         };
         let limit = i64::try_from(room + skip.len()).unwrap_or(i64::MAX);
+        let now = now_ms();
         let rows = self
             .db
             .read(move |conn| {
-                let mut stmt = conn
-                    .prepare_cached("SELECT id, body, attempts FROM queue ORDER BY id LIMIT ?1")?;
-                let rows = stmt.query_map([limit], |r| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT id, body, attempts FROM queue WHERE available_at <= ?2 ORDER BY id LIMIT ?1",
+                )?;
+                let rows = stmt.query_map(params![limit, now], |r| {
                     Ok(Delivery {
                         receipt: r.get(0)?,
                         body: r.get(1)?,
@@ -169,7 +251,7 @@ impl EmbeddedQueue {
 impl Queue for EmbeddedQueue {
     async fn enqueue(&self, run: &RunMessage) -> Result<(), QueueError> {
         let body = serde_json::to_string(run).map_err(|e| QueueError::Backend(e.to_string()))?;
-        let id = run.execution_id.clone();
+        let id = run.queue_id();
         let row_body = body.clone();
         let row_id = id.clone();
         self.db
@@ -186,6 +268,29 @@ impl Queue for EmbeddedQueue {
             attempt: 1,
         };
         Self::offer(&self.pending, &self.wake, self.buffer, delivery, false);
+        Ok(())
+    }
+
+    async fn enqueue_after(&self, run: &RunMessage, delay: Duration) -> Result<(), QueueError> {
+        let body = serde_json::to_string(run).map_err(|e| QueueError::Backend(e.to_string()))?;
+        let id = run.queue_id();
+        let due = now_ms().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+        self.db
+            .write(Box::new(move |conn| {
+                conn.prepare_cached(
+                    "INSERT OR IGNORE INTO queue (id, body, available_at) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![id, body, due])?;
+                Ok(true)
+            }))
+            .await
+            .map_err(QueueError::Backend)?;
+        if due <= now_ms() {
+            // Already due (a short delay, a slow commit): the timer may be past it.
+            mark_spilled(&self.pending, &self.wake);
+        } else {
+            self.delayed.notify_one();
+        }
         Ok(())
     }
 
@@ -270,6 +375,7 @@ mod tests {
             workflow_version: 1,
             context: json!({"n": n}),
             accepted_at: "t".into(),
+            wake: None,
         }
     }
 

@@ -213,6 +213,23 @@ impl Store for EmbeddedStore {
             .map_err(backend)
     }
 
+    async fn save_if_paused(&self, execution: &Execution, token: &str) -> Result<bool, StoreError> {
+        let record = encode(execution)?;
+        let (id, token) = (execution.id.clone(), token.to_string());
+        self.db
+            .write(Box::new(move |conn| {
+                let n = conn
+                    .prepare_cached(
+                        "UPDATE executions SET record = ?2
+                         WHERE id = ?1 AND json_extract(record, '$.paused.token') = ?3",
+                    )?
+                    .execute(params![id, record, token])?;
+                Ok(n == 1)
+            }))
+            .await
+            .map_err(backend)
+    }
+
     async fn execution(&self, id: &str) -> Result<Option<Execution>, StoreError> {
         let id = id.to_string();
         self.db
