@@ -11,8 +11,8 @@ use crate::nodes::request::guard::NetworkPolicy;
 use crate::nodes::{NodeRegistry, NodeSettings};
 use crate::ports::{Queue, Store};
 use crate::run::Runner;
-use crate::wakeups::Wakeups;
 use crate::subflows::{DEFAULT_MAX_DEPTH, SubflowService};
+use crate::wakeups::Wakeups;
 use crate::webhook::{DEFAULT_MAX_BODY, WebhookService};
 use crate::worker::Worker;
 

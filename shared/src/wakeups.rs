@@ -26,7 +26,11 @@ impl Wakeups {
     /// pause of its own), its parent's wake-up. Called before the record is saved:
     /// a wake-up that arrives first finds the run still going and is retried, while
     /// a pause recorded without its wake-up would wait forever.
-    pub async fn before_save(&self, execution: &Execution, resumed: bool) -> Result<(), QueueError> {
+    pub async fn before_save(
+        &self,
+        execution: &Execution,
+        resumed: bool,
+    ) -> Result<(), QueueError> {
         if let Some(paused) = &execution.paused {
             if let Some(at) = &paused.wake_at {
                 let message = RunMessage::wake(&execution.id, &paused.token);
@@ -37,7 +41,9 @@ impl Wakeups {
             && let Some(parent) = &execution.parent_execution_id
         {
             let reason = format!("{CHILD_PREFIX}{}", execution.id);
-            self.queue.enqueue(&RunMessage::wake(parent, reason)).await?;
+            self.queue
+                .enqueue(&RunMessage::wake(parent, reason))
+                .await?;
         }
         Ok(())
     }

@@ -221,10 +221,8 @@ impl Engine {
                         return Err(Halt::paused(cursor, waits));
                     }
                     Err(NodeStop::Halted(halt)) if halt.is_paused() => {
-                        let message = format!(
-                            "a {} node cannot wait inside its branches",
-                            node.kind
-                        );
+                        let message =
+                            format!("a {} node cannot wait inside its branches", node.kind);
                         return Err(state.stop_job(job, NodeStop::Error(message)));
                     }
                     Err(stop) => return Err(state.stop_job(job, stop)),

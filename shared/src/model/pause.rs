@@ -6,7 +6,11 @@ use serde_json::Value;
 
 /// Something a paused execution waits for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum Wait {
     /// A `delay` node: a point in time (RFC 3339).
     Until { node_key: String, until: String },

@@ -123,3 +123,270 @@ impl Delay {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::{Value, json};
+
+    use crate::engine::{Engine, Limits};
+    use crate::model::{DeployedWorkflow, ExecutionStatus, Wait};
+    use crate::nodes::NodeRegistry;
+    use crate::nodes::test_support::{run_pausing, trail};
+    use crate::run::Runner;
+
+    fn wait(key: &str, ms: u64) -> Value {
+        json!({"key": key, "type": "delay", "config": {"duration": ms, "unit": 1}})
+    }
+
+    fn out(key: &str, value: Value) -> Value {
+        json!({"key": key, "type": "output", "config": {"value": value}})
+    }
+
+    #[tokio::test]
+    async fn a_delay_pauses_the_run_and_it_resumes_from_its_record() {
+        let nodes = json!([
+            out("before", json!(1)),
+            wait("w", 30),
+            out("after", json!("{{$jobsMapByNodeKey.before}}"))
+        ]);
+        let (done, pauses) = run_pausing(nodes, json!({})).await;
+        assert_eq!(pauses.len(), 1);
+        let paused = &pauses[0];
+        assert_eq!(paused.status, ExecutionStatus::Started);
+        assert_eq!(
+            trail(&paused.jobs),
+            [("before".into(), "resolved"), ("w".into(), "pending")]
+        );
+        let record = paused.paused.as_ref().unwrap();
+        assert!(
+            matches!(&record.waits[..], [Wait::Until { node_key, until }] if node_key == "w" && Some(until) == record.wake_at.as_ref()),
+            "{:?}",
+            record.waits
+        );
+        assert_eq!(done.status, ExecutionStatus::Resolved);
+        assert!(done.paused.is_none() && done.finished_at.is_some());
+        assert_eq!(
+            trail(&done.jobs),
+            [
+                ("before".into(), "resolved"),
+                ("w".into(), "resolved"),
+                ("after".into(), "resolved")
+            ],
+            "each job recorded once"
+        );
+        assert_eq!(done.output, json!(1), "earlier results survive the pause");
+    }
+
+    #[tokio::test]
+    async fn end_status_minus_one_fails_after_the_wait() {
+        let nodes = json!([
+            {"key": "w", "type": "delay", "config": {"duration": 10, "unit": 1, "endStatus": -1}},
+            out("after", json!(1))
+        ]);
+        let (done, pauses) = run_pausing(nodes, json!({})).await;
+        assert_eq!(pauses.len(), 1);
+        assert_eq!(done.status, ExecutionStatus::Failed);
+        assert_eq!(trail(&done.jobs), [("w".into(), "failed")]);
+    }
+
+    #[tokio::test]
+    async fn a_zero_delay_does_not_pause() {
+        let (done, pauses) =
+            run_pausing(json!([wait("w", 0), out("o", json!(2))]), json!({})).await;
+        assert!(pauses.is_empty());
+        assert_eq!(
+            (done.status, done.output),
+            (ExecutionStatus::Resolved, json!(2))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_delay_inside_loop_iterations_keeps_the_loop_position_and_scope() {
+        let nodes = json!([
+            {"key": "v", "type": "variable", "config": {"target": null, "value": 0}},
+            {"key": "l", "type": "loop", "config": {"target": ["a", "b", "c"]}, "branches": {"0": [
+                wait("w", 10),
+                {"key": "sum", "type": "calculation", "config": {"expression": "{{$jobsMapByNodeKey.v}} + 1"}},
+                {"key": "set", "type": "variable", "config": {"target": "v", "value": "{{$jobsMapByNodeKey.sum}}"}},
+                out("o", json!("{{$scopes.l.item}}{{$scopes.l.index}}/{{$scopes.l.length}}"))
+            ]}},
+            out("total", json!({"count": "{{$jobsMapByNodeKey.v}}", "loop": "{{$jobsMapByNodeKey.l}}"}))
+        ]);
+        let (done, pauses) = run_pausing(nodes, json!({})).await;
+        assert_eq!(pauses.len(), 3, "one pause per iteration");
+        let scopes: Vec<Value> = pauses
+            .iter()
+            .map(|p| p.paused.as_ref().unwrap().scopes["l"]["index"].clone())
+            .collect();
+        assert_eq!(scopes, [json!(0), json!(1), json!(2)]);
+        assert_eq!(done.status, ExecutionStatus::Resolved, "{:?}", done.jobs);
+        assert_eq!(
+            done.output,
+            json!({"count": 3, "loop": {"looped": 3, "done": 3, "broken": false}})
+        );
+        let keys: Vec<&str> = done.jobs.iter().map(|j| j.node_key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "v", "l", "w", "sum", "set", "o", "w", "sum", "set", "o", "w", "sum", "set", "o",
+                "total"
+            ]
+        );
+        assert!(done.jobs.iter().all(|j| j.status.as_str() == "resolved"));
+        let outs: Vec<&Value> = done
+            .jobs
+            .iter()
+            .filter(|j| j.node_key == "o")
+            .map(|j| &j.result)
+            .collect();
+        assert_eq!(outs, [&json!("a0/3"), &json!("b1/3"), &json!("c2/3")]);
+    }
+
+    #[tokio::test]
+    async fn parallel_waits_for_a_delayed_branch_and_decides_after_it() {
+        let nodes = json!([
+            {"key": "p", "type": "parallel", "config": {"mode": "all"}, "branches": {
+                "0": [wait("slow", 40), out("a", json!("a"))],
+                "1": [wait("fast", 10), out("b", json!("b"))],
+                "2": [out("c", json!("c"))]
+            }},
+            out("after", json!("{{$jobsMapByNodeKey.p}}"))
+        ]);
+        let (done, pauses) = run_pausing(nodes, json!({})).await;
+        assert_eq!(
+            pauses.len(),
+            2,
+            "woken for the fast branch, then the slow one"
+        );
+        let waits = &pauses[0].paused.as_ref().unwrap().waits;
+        assert_eq!(waits.len(), 2, "{waits:?}");
+        let second = pauses[1].paused.as_ref().unwrap();
+        assert!(matches!(&second.waits[..], [Wait::Until { node_key, .. }] if node_key == "slow"));
+        assert_eq!(done.status, ExecutionStatus::Resolved, "{:?}", done.jobs);
+        assert_eq!(done.output, json!(["resolved", "resolved", "resolved"]));
+        let mut keys: Vec<&str> = done.jobs.iter().map(|j| j.node_key.as_str()).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            ["a", "after", "b", "c", "fast", "p", "slow"],
+            "each job once"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_settled_parallel_cancels_the_branch_still_waiting() {
+        // `any`: the branch without a delay decides at once; the waiting one is canceled.
+        let nodes = json!([
+            {"key": "p", "type": "parallel", "config": {"mode": "any"}, "branches": {
+                "0": [wait("w", 60_000), out("a", json!("a"))],
+                "1": [out("b", json!("b"))]
+            }}
+        ]);
+        let (done, pauses) = run_pausing(nodes.clone(), json!({})).await;
+        assert!(pauses.is_empty());
+        assert_eq!(done.status, ExecutionStatus::Resolved);
+        let w = done.jobs.iter().find(|j| j.node_key == "w").unwrap();
+        assert_eq!(w.status.as_str(), "canceled");
+        // `race` after a pause: the short wait finishes first; the long one is canceled.
+        let nodes = json!([
+            {"key": "p", "type": "parallel", "config": {"mode": "race"}, "branches": {
+                "0": [wait("long", 60_000)],
+                "1": [wait("short", 10), out("b", json!("b"))]
+            }}
+        ]);
+        let (done, pauses) = run_pausing(nodes, json!({})).await;
+        assert_eq!(pauses.len(), 1);
+        assert_eq!(done.status, ExecutionStatus::Resolved);
+        assert_eq!(done.output, json!("b"));
+        let status = |key: &str| {
+            done.jobs
+                .iter()
+                .find(|j| j.node_key == key)
+                .unwrap()
+                .status
+                .as_str()
+        };
+        assert_eq!(
+            (status("long"), status("short"), status("p")),
+            ("canceled", "resolved", "resolved")
+        );
+    }
+
+    #[tokio::test]
+    async fn nested_a_delay_in_a_loop_in_a_parallel_branch_in_a_condition() {
+        let nodes = json!([
+            {"key": "c", "type": "condition", "config": {"calculation": {"calculator": "equal", "operands": ["{{$context.go}}", true]}},
+             "branches": {"1": [
+                {"key": "p", "type": "parallel", "config": {"mode": "allSettled"}, "branches": {
+                    "0": [{"key": "l", "type": "loop", "config": {"target": 2}, "branches": {"0": [
+                        wait("w", 10),
+                        out("o", json!("{{$scopes.l.index}}"))
+                    ]}}],
+                    "1": [out("x", json!("x"))]
+                }}
+             ]}},
+            {"key": "last", "type": "output", "config": {"value": {"p": "{{$jobsMapByNodeKey.p}}", "l": "{{$jobsMapByNodeKey.l}}"}}}
+        ]);
+        let (done, pauses) = run_pausing(nodes, json!({"go": true})).await;
+        assert_eq!(pauses.len(), 2);
+        assert_eq!(done.status, ExecutionStatus::Resolved, "{:?}", done.jobs);
+        assert_eq!(
+            done.output,
+            json!({"p": ["resolved", "resolved"], "l": {"looped": 2, "done": 2, "broken": false}})
+        );
+        assert_eq!(
+            done.jobs.len(),
+            9,
+            "c p l x w o w o last: {:?}",
+            trail(&done.jobs)
+        );
+        assert!(done.jobs.iter().all(|j| j.status.as_str() == "resolved"));
+    }
+
+    #[tokio::test]
+    async fn end_after_a_delay_in_a_branch_ends_everything() {
+        let nodes = json!([
+            {"key": "m", "type": "multi-conditions", "config": {"conditions": [
+                {"calculation": {"calculator": "equal", "operands": [1, 1]}}
+            ]}, "branches": {"1": [wait("w", 10), {"key": "stop", "type": "end", "config": {"endStatus": -1}}]}},
+            out("after", json!(1))
+        ]);
+        let (done, pauses) = run_pausing(nodes, json!({})).await;
+        assert_eq!(pauses.len(), 1);
+        assert_eq!(done.status, ExecutionStatus::Failed);
+        assert_eq!(
+            trail(&done.jobs),
+            [
+                ("m".into(), "failed"),
+                ("w".into(), "resolved"),
+                ("stop".into(), "failed")
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wake_up_that_comes_early_waits_again() {
+        let definition =
+            json!({"key": "t", "trigger": {"type": "webhook"}, "nodes": [wait("w", 60_000)]});
+        let workflow = DeployedWorkflow {
+            key: "t".into(),
+            version: 1,
+            hook_id: "h".into(),
+            definition: serde_json::from_value(definition).unwrap(),
+            deployed_at: String::new(),
+        };
+        let engine = Engine::new(Arc::new(NodeRegistry::builtin()), Limits::default());
+        let runner = Runner::new(Arc::new(engine), Arc::new(json!({})));
+        let started = Runner::started(&workflow, "e", json!({}), String::new());
+        let first = runner.run(started, &workflow, None).await.execution;
+        // Resumed at once: the delay is not due, so the run pauses again at the same
+        // node and time, its job still the one pending job.
+        let again = runner.resume(first.clone(), &workflow).await.execution;
+        let (a, b) = (first.paused.unwrap(), again.paused.unwrap());
+        assert_eq!(a.wake_at, b.wake_at);
+        assert_ne!(a.token, b.token, "a new pause, a new token");
+        assert_eq!(trail(&again.jobs), [("w".into(), "pending")]);
+    }
+}

@@ -181,7 +181,9 @@ pub(crate) mod test_support {
 
     use super::NodeRegistry;
     use crate::engine::{Engine, Limits, Outcome, RunState};
-    use crate::model::{Job, NodeDefinition};
+    use crate::model::{DeployedWorkflow, Execution, Job, NodeDefinition};
+    use crate::run::Runner;
+    use crate::time::now_rfc3339;
 
     pub async fn run(nodes: Value, context: Value) -> (Outcome, Vec<Job>, Value) {
         run_with(nodes, context, Limits::default()).await
@@ -207,6 +209,43 @@ pub(crate) mod test_support {
         let outcome = engine.run(&nodes, &mut state).await;
         let (_, output, jobs) = state.into_parts();
         (outcome, jobs, output)
+    }
+
+    /// Runs an async workflow of `nodes` through the runner; each time it pauses,
+    /// its record goes through JSON (as a store keeps it), the test waits until the
+    /// wake-up time, and the run resumes from the record alone. Returns the final
+    /// record and the record at each pause.
+    pub async fn run_pausing(nodes: Value, context: Value) -> (Execution, Vec<Execution>) {
+        let definition = serde_json::from_value(json!({
+            "key": "t", "trigger": {"type": "webhook"}, "nodes": nodes
+        }))
+        .expect("definition");
+        let workflow = DeployedWorkflow {
+            key: "t".into(),
+            version: 1,
+            hook_id: "h".into(),
+            definition,
+            deployed_at: now_rfc3339(),
+        };
+        let engine = Arc::new(Engine::new(
+            Arc::new(NodeRegistry::builtin()),
+            Limits::default(),
+        ));
+        let runner = Runner::new(engine, Arc::new(json!({})));
+        let started = Runner::started(&workflow, "exec-1", context, now_rfc3339());
+        let mut execution = runner.run(started, &workflow, None).await.execution;
+        let mut pauses = Vec::new();
+        while let Some(paused) = execution.paused.clone() {
+            assert!(pauses.len() < 20, "the run keeps pausing");
+            let text = serde_json::to_string(&execution).expect("record");
+            pauses.push(execution);
+            if let Some(at) = &paused.wake_at {
+                tokio::time::sleep(crate::wakeups::until(at)).await;
+            }
+            let record: Execution = serde_json::from_str(&text).expect("record");
+            execution = runner.resume(record, &workflow).await.execution;
+        }
+        (execution, pauses)
     }
 
     pub fn trail(jobs: &[Job]) -> Vec<(String, &'static str)> {

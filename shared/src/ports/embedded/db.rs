@@ -114,9 +114,7 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if !has_due {
         // When a delayed run (a paused execution's wake-up) may be delivered, in
         // milliseconds since the epoch; 0 for at once.
-        conn.execute_batch(
-            "ALTER TABLE queue ADD COLUMN available_at INTEGER NOT NULL DEFAULT 0",
-        )?;
+        conn.execute_batch("ALTER TABLE queue ADD COLUMN available_at INTEGER NOT NULL DEFAULT 0")?;
     }
     conn.execute_batch("CREATE INDEX IF NOT EXISTS queue_by_due ON queue (available_at)")
 }
