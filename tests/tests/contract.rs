@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookflow::deploy;
-use hookflow::model::{Execution, ExecutionStatus, RunMessage, WorkflowDefinition};
+use hookflow::model::{
+    Cursor, Execution, ExecutionStatus, Paused, RunMessage, Wait, WorkflowDefinition,
+};
 use hookflow::nodes::NodeRegistry;
 use hookflow::ports::aws::{self, DynamoStore, SqsQueue};
 use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
@@ -259,6 +261,94 @@ async fn lists_all_executions_newest_first(b: Backend) {
     assert_eq!(all, [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
 }
 
+fn paused(id: &str, token: &str) -> Execution {
+    let mut e = execution(id, "k", ExecutionStatus::Started);
+    e.paused = Some(Paused {
+        waits: vec![Wait::Until {
+            node_key: "w".into(),
+            until: "2026-11-28T00:01:00.000Z".into(),
+        }],
+        wake_at: Some("2026-11-28T00:01:00.000Z".into()),
+        token: token.into(),
+        cursor: Cursor {
+            index: 0,
+            job: 0,
+            frame: json!({"until": "2026-11-28T00:01:00.000Z"}),
+        },
+        results: json!({}),
+        scopes: json!({}),
+        node_runs: 1,
+        depth: 0,
+    });
+    e
+}
+
+async fn a_pause_is_resumed_by_one_wake_up_only(b: Backend) {
+    let store = b.store.as_ref();
+    let id = hookflow::webhook::new_execution_id();
+    assert!(
+        store
+            .save_unless_finished(&paused(&id, "t1"))
+            .await
+            .unwrap()
+    );
+    assert!(store.execution(&id).await.unwrap().unwrap().is_paused());
+    // Two wake-ups of the same pause: the first to save wins (here it pauses again).
+    let first = paused(&id, "t2");
+    assert!(store.save_if_paused(&first, "t1").await.unwrap());
+    let mut second = execution(&id, "k", ExecutionStatus::Resolved);
+    second.output = json!("duplicate");
+    assert!(!store.save_if_paused(&second, "t1").await.unwrap());
+    assert_eq!(store.execution(&id).await.unwrap().unwrap(), first);
+    // The new pause resumes with its own token, to a finished record.
+    let done = execution(&id, "k", ExecutionStatus::Resolved);
+    assert!(store.save_if_paused(&done, "t2").await.unwrap());
+    assert!(!store.save_if_paused(&first, "t2").await.unwrap());
+    assert_eq!(store.execution(&id).await.unwrap().unwrap(), done);
+    // A record that never paused is not a pause to resume.
+    let other = hookflow::webhook::new_execution_id();
+    assert!(
+        !store
+            .save_if_paused(&paused(&other, "t3"), "t3")
+            .await
+            .unwrap()
+    );
+}
+
+async fn delays_a_run_until_its_time(b: Backend) {
+    let queue = b.queue.as_ref();
+    let started = std::time::Instant::now();
+    queue
+        .enqueue_after(&run("later"), Duration::from_secs(2))
+        .await
+        .unwrap();
+    queue.enqueue(&run("now")).await.unwrap();
+    let first = queue.receive(10, Duration::from_secs(1)).await.unwrap();
+    let ids: Vec<String> = first
+        .iter()
+        .map(|d| {
+            serde_json::from_str::<RunMessage>(&d.body)
+                .unwrap()
+                .execution_id
+        })
+        .collect();
+    assert_eq!(ids, ["now"], "the delayed run waits");
+    queue.ack(&first[0]).await.unwrap();
+    let mut later = Vec::new();
+    while later.is_empty() && started.elapsed() < Duration::from_secs(10) {
+        later = queue.receive(10, Duration::from_secs(1)).await.unwrap();
+    }
+    assert_eq!(later.len(), 1, "delivered once its time came");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "not before its time: {:?}",
+        started.elapsed()
+    );
+    let message: RunMessage = serde_json::from_str(&later[0].body).unwrap();
+    assert_eq!(message, run("later"));
+    queue.ack(&later[0]).await.unwrap();
+}
+
 fn run(id: &str) -> RunMessage {
     RunMessage {
         execution_id: id.into(),
@@ -322,4 +412,6 @@ contract!(
     a_finished_record_is_never_overwritten_by_a_late_delivery,
     lists_all_executions_newest_first,
     delivers_acks_and_retries,
+    a_pause_is_resumed_by_one_wake_up_only,
+    delays_a_run_until_its_time,
 );
