@@ -254,4 +254,82 @@ mod tests {
             .expect("the capped call");
         assert_eq!(deepest.status.as_str(), "failed");
     }
+
+    /// Runs the app's worker until the returned sender is dropped.
+    fn start_worker(app: &App) -> tokio::sync::watch::Sender<bool> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(crate::worker::run_queue(
+            std::sync::Arc::clone(&app.worker),
+            std::sync::Arc::clone(&app.queue),
+            4,
+            stopped,
+            Duration::from_secs(1),
+        ));
+        stop
+    }
+
+    async fn wait_final(app: &App, key: &str) -> crate::model::Execution {
+        for _ in 0..100 {
+            let all = app.store.list_executions(Some(key), 1).await.unwrap();
+            if let Some(e) = all.into_iter().next().filter(|e| e.status.is_final()) {
+                return e;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{key} did not finish");
+    }
+
+    #[tokio::test]
+    async fn an_async_child_that_pauses_pauses_its_parent_until_it_finishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let child = json!({"key": "slow-child", "trigger": {"type": "webhook"}, "nodes": [
+            {"key": "wait", "type": "delay", "config": {"duration": 300, "unit": 1}},
+            {"key": "out", "type": "output", "config": {"value": {"got": "{{$context.n}}"}}}
+        ]});
+        let parent = json!({"key": "waiting-parent", "trigger": {"type": "webhook", "hookId": "waiting-parent"}, "nodes": [
+            {"key": "call", "type": "subflow", "config": {"workflow": "slow-child", "context": {"n": "{{$context.body.n}}"}}},
+            {"key": "out", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.call}}"}}
+        ]});
+        let app = app(dir.path(), &[child, parent]).await;
+        let _worker = start_worker(&app);
+        let (status, _) = post(&app, "waiting-parent", json!({"n": 5})).await;
+        assert_eq!(status, 200);
+        // While the child waits, the parent is paused on it.
+        let mut waiting = None;
+        for _ in 0..40 {
+            let parents = app
+                .store
+                .list_executions(Some("waiting-parent"), 1)
+                .await
+                .unwrap();
+            if let Some(p) = parents.into_iter().next().filter(|p| p.is_paused()) {
+                waiting = Some(p);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let waiting = waiting.expect("the parent paused");
+        let child_id = match &waiting.paused.as_ref().unwrap().waits[..] {
+            [
+                crate::model::Wait::Execution {
+                    execution_id,
+                    node_key,
+                },
+            ] if node_key == "call" => execution_id.clone(),
+            other => panic!("{other:?}"),
+        };
+        let parent = wait_final(&app, "waiting-parent").await;
+        assert_eq!(parent.status.as_str(), "resolved", "{:?}", parent.jobs);
+        assert_eq!(parent.output, json!({"got": 5}));
+        assert_eq!(
+            crate::nodes::test_support::trail(&parent.jobs),
+            [("call".into(), "resolved"), ("out".into(), "resolved")]
+        );
+        let child = app.store.execution(&child_id).await.unwrap().unwrap();
+        assert_eq!(child.status.as_str(), "resolved");
+        assert_eq!(
+            child.parent_execution_id.as_deref(),
+            Some(parent.id.as_str())
+        );
+    }
 }
