@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use chrono::DateTime;
-use hookflow::model::Execution;
+use chrono::{DateTime, Utc};
+use hookflow::model::{Execution, Wait};
 use hookflow::ports::Store;
 use hookflow::ports::aws::{self, DynamoStore};
 use hookflow::ports::embedded::{Database, EmbeddedStore};
@@ -137,7 +137,7 @@ fn print_list(executions: &[Execution]) {
             e.id,
             e.workflow_key,
             e.workflow_version,
-            e.status.as_str(),
+            status(e),
             e.created_at,
             duration(&e.created_at, e.finished_at.as_deref()),
         );
@@ -147,7 +147,13 @@ fn print_list(executions: &[Execution]) {
 fn print_one(e: &Execution) {
     println!("Execution  {}", e.id);
     println!("Workflow   {} v{}", e.workflow_key, e.workflow_version);
-    println!("Status     {}", e.status.as_str());
+    println!("Status     {}", status(e));
+    if let Some(paused) = &e.paused {
+        for (i, wait) in paused.waits.iter().enumerate() {
+            let label = if i == 0 { "Waiting" } else { "" };
+            println!("{label:<10} {}", describe(wait));
+        }
+    }
     if let Some(parent) = &e.parent_execution_id {
         println!("Parent     {parent} (called as a subflow)");
     }
@@ -196,6 +202,46 @@ fn print_one(e: &Execution) {
     println!("{}", indent(&e.context));
     println!("Output");
     println!("{}", indent(&e.output));
+}
+
+/// The status, with `paused` for a started execution that waits.
+fn status(e: &Execution) -> &'static str {
+    if e.is_paused() {
+        "paused"
+    } else {
+        e.status.as_str()
+    }
+}
+
+/// One thing a paused execution waits for, and until when.
+fn describe(wait: &Wait) -> String {
+    match wait {
+        Wait::Until { node_key, until } => {
+            let left = DateTime::parse_from_rfc3339(until)
+                .map(|t| (t.with_timezone(&Utc) - Utc::now()).num_milliseconds())
+                .unwrap_or(0);
+            let when = if left > 0 {
+                format!("in {}", human(left))
+            } else {
+                "due now".into()
+            };
+            format!("delay {node_key:?} until {until} ({when})")
+        }
+        Wait::Execution {
+            node_key,
+            execution_id,
+        } => format!("subflow {node_key:?} until execution {execution_id} finishes"),
+    }
+}
+
+fn human(ms: i64) -> String {
+    match ms {
+        ..1_000 => format!("{ms} ms"),
+        ..120_000 => format!("{} s", ms / 1_000),
+        ..7_200_000 => format!("{} min", ms / 60_000),
+        ..172_800_000 => format!("{} h", ms / 3_600_000),
+        _ => format!("{} days", ms / 86_400_000),
+    }
 }
 
 fn short(v: &Value) -> String {

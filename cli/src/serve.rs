@@ -142,6 +142,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let waiting = backend.waiting;
         println!("  resuming {waiting} queued run(s) from the last start");
     }
+    if backend.delayed > 0 {
+        let delayed = backend.delayed;
+        println!("  {delayed} paused execution(s) wait for a delay");
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let worker_loop = (args.workers > 0).then(|| {
@@ -175,8 +179,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 struct Backend {
     store: Arc<dyn Store>,
     queue: Arc<dyn Queue>,
-    /// Runs left queued by an earlier process (embedded only).
+    /// Runs left queued by an earlier process, and wake-ups not due yet (embedded only).
     waiting: usize,
+    delayed: usize,
     description: String,
 }
 
@@ -189,10 +194,12 @@ async fn open_backend(args: &ServeArgs) -> anyhow::Result<Backend> {
         let store = Arc::new(EmbeddedStore::new(Arc::clone(&db)));
         let queue = Arc::new(EmbeddedQueue::open(db).await?);
         let waiting = queue.depth().await?;
+        let delayed = queue.delayed().await?;
         return Ok(Backend {
             store,
             queue,
             waiting,
+            delayed,
             description: format!("data in {}", args.data.display()),
         });
     }
@@ -209,6 +216,7 @@ async fn open_backend(args: &ServeArgs) -> anyhow::Result<Backend> {
         store: Arc::new(DynamoStore::new(dynamo, &args.table, None)),
         queue: Arc::new(SqsQueue::new(sqs, queue_url)),
         waiting: 0,
+        delayed: 0,
         description: format!(
             "DynamoDB table {} and SQS queue {} at {endpoint}",
             args.table, args.queue

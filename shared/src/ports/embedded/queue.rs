@@ -141,8 +141,20 @@ impl EmbeddedQueue {
 
     /// How many runs wait (or run) right now.
     pub async fn depth(&self) -> Result<usize, QueueError> {
+        self.count("SELECT COUNT(*) FROM queue WHERE available_at <= ?1")
+            .await
+    }
+
+    /// How many delayed runs (wake-ups of paused executions) are not due yet.
+    pub async fn delayed(&self) -> Result<usize, QueueError> {
+        self.count("SELECT COUNT(*) FROM queue WHERE available_at > ?1")
+            .await
+    }
+
+    async fn count(&self, sql: &'static str) -> Result<usize, QueueError> {
+        let now = now_ms();
         self.db
-            .read(|conn| conn.query_row("SELECT COUNT(*) FROM queue", [], |r| r.get::<_, i64>(0)))
+            .read(move |conn| conn.query_row(sql, [now], |r| r.get::<_, i64>(0)))
             .await
             .map(|n| usize::try_from(n).unwrap_or(0))
             .map_err(QueueError::Backend)
