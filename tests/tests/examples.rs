@@ -167,3 +167,25 @@ async fn invoice_total_calls_tax_rules_as_a_subflow() {
     assert_eq!(child["parentExecutionId"], parent["id"]);
     assert_eq!(child["output"], json!({"tax": 19}));
 }
+
+#[tokio::test]
+async fn cart_reminder_waits_then_reminds() {
+    let server = Server::start(&[example("cart-reminder.json")]);
+    let r = client()
+        .post(server.hook_url("cart-reminder-5d1e8b3a90"))
+        .json(&json!({"cart": {"id": "c-9", "items": 2}, "customer": {"email": "bo@example.com"}, "remindInSeconds": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["scheduled"], true);
+    let id = body["executionId"].as_str().unwrap();
+    let done = server.wait_for_execution(id, "resolved");
+    assert_eq!(
+        done["output"],
+        json!({"to": "bo@example.com", "cart": "c-9", "message": "You left 2 item(s) in your cart"})
+    );
+    assert_eq!(done["jobs"][0]["nodeKey"], "wait");
+    assert_eq!(done["jobs"][0]["status"], "resolved");
+}

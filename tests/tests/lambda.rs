@@ -406,3 +406,152 @@ async fn serve_uses_dynamodb_and_sqs_when_pointed_at_an_endpoint() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"received": "A-9"}));
 }
+
+async fn show(stack: &Stack, id: &str) -> Value {
+    let (ok, out, err) = hookflow(&[
+        "executions",
+        "show",
+        id,
+        "--json",
+        "--table",
+        &stack.env.table,
+    ]);
+    assert!(ok, "executions show failed: {err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+#[tokio::test]
+async fn a_delay_goes_through_an_sqs_delayed_message_and_the_worker() {
+    let stack = stack().await;
+    let response = hookflow_webhook::handle(&stack.app, api_event("apigw-cart-reminder.json"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let id = body_of(&response)["executionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = stack
+        .queue
+        .receive(10, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(run.len(), 1);
+    stack.queue.ack(&run[0]).await.unwrap();
+    let batch = hookflow_worker::handle(
+        Arc::clone(&stack.app.worker),
+        sqs_event_of(&[("m-1", &run[0].body)]),
+    )
+    .await;
+    assert!(batch.batch_item_failures.is_empty());
+
+    // Paused and recorded; its wake-up is a delayed message, invisible for now.
+    let paused = show(&stack, &id).await;
+    assert_eq!(paused["status"], "started");
+    assert_eq!(paused["paused"]["waits"][0]["nodeKey"], "wait");
+    assert_eq!(paused["jobs"][0]["status"], "pending");
+    let sent = std::time::Instant::now();
+    assert!(
+        stack
+            .queue
+            .receive(10, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the wake-up waits for its delay"
+    );
+    let mut wake = Vec::new();
+    while wake.is_empty() && sent.elapsed() < Duration::from_secs(10) {
+        wake = stack
+            .queue
+            .receive(10, Duration::from_secs(1))
+            .await
+            .unwrap();
+    }
+    assert_eq!(wake.len(), 1, "one wake-up");
+    let message: Value = serde_json::from_str(&wake[0].body).unwrap();
+    assert_eq!(message["executionId"], json!(id));
+    assert_eq!(message["wake"], paused["paused"]["token"]);
+    stack.queue.ack(&wake[0]).await.unwrap();
+
+    let batch = hookflow_worker::handle(
+        Arc::clone(&stack.app.worker),
+        sqs_event_of(&[("m-2", &wake[0].body)]),
+    )
+    .await;
+    assert!(batch.batch_item_failures.is_empty());
+    let done = show(&stack, &id).await;
+    assert_eq!(done["status"], "resolved", "{done}");
+    assert!(done.get("paused").is_none());
+    assert_eq!(
+        done["output"],
+        json!({"to": "ana@example.com", "cart": "c-77", "message": "You left 3 item(s) in your cart"})
+    );
+    let jobs: Vec<(&str, &str)> = done["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                j["nodeKey"].as_str().unwrap(),
+                j["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(jobs, [("wait", "resolved"), ("reminder", "resolved")]);
+
+    // The same wake-up delivered again changes nothing.
+    let batch = hookflow_worker::handle(
+        Arc::clone(&stack.app.worker),
+        sqs_event_of(&[("m-2", &wake[0].body)]),
+    )
+    .await;
+    assert!(batch.batch_item_failures.is_empty());
+    assert_eq!(show(&stack, &id).await, done);
+}
+
+#[tokio::test]
+async fn a_wake_up_that_comes_before_its_time_is_chained() {
+    let stack = stack().await;
+    let id = hookflow::webhook::new_execution_id();
+    let run = hookflow::model::RunMessage {
+        execution_id: id.clone(),
+        workflow_key: "cart-reminder".into(),
+        workflow_version: 1,
+        context: json!({"body": {"cart": {"id": "c-1", "items": 1}, "remindInSeconds": 7200}}),
+        accepted_at: hookflow::time::now_rfc3339(),
+        wake: None,
+    };
+    let batch = hookflow_worker::handle(
+        Arc::clone(&stack.app.worker),
+        sqs_event_of(&[("m-1", &serde_json::to_string(&run).unwrap())]),
+    )
+    .await;
+    assert!(batch.batch_item_failures.is_empty());
+    let paused = show(&stack, &id).await;
+    let token = paused["paused"]["token"].as_str().unwrap().to_string();
+
+    // SQS delays 15 minutes at most, so a two-hour wait wakes early: the worker only
+    // sends the wake-up again for the rest (one read, one SendMessage) and runs nothing.
+    stack.calls.take();
+    let wake = hookflow::model::RunMessage::wake(&id, token);
+    let batch = hookflow_worker::handle(
+        Arc::clone(&stack.app.worker),
+        sqs_event_of(&[("m-2", &serde_json::to_string(&wake).unwrap())]),
+    )
+    .await;
+    assert!(batch.batch_item_failures.is_empty());
+    assert_eq!(stack.calls.take(), 2, "GetItem, then SendMessage");
+    assert_eq!(show(&stack, &id).await, paused, "still paused, unchanged");
+
+    // A wake-up of a pause that is over (a stale token) is dropped.
+    stack.calls.take();
+    let stale = hookflow::model::RunMessage::wake(&id, "not-the-token");
+    let batch = hookflow_worker::handle(
+        Arc::clone(&stack.app.worker),
+        sqs_event_of(&[("m-3", &serde_json::to_string(&stale).unwrap())]),
+    )
+    .await;
+    assert!(batch.batch_item_failures.is_empty());
+    assert_eq!(stack.calls.take(), 1, "GetItem only");
+}
