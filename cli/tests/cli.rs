@@ -37,6 +37,36 @@ fn validate_lists_every_problem_and_fails() {
 }
 
 #[test]
+fn validate_rejects_a_delay_in_a_sync_workflow_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("waits.json");
+    std::fs::write(
+        &file,
+        r#"{"key": "waits", "sync": true, "trigger": {"type": "webhook"}, "nodes": [
+            {"key": "l", "type": "loop", "config": {"target": 2}, "branches": {"0": [
+                {"key": "w", "type": "delay", "config": {"duration": 5, "unit": 0, "endStatus": 2}}
+            ]}}]}"#,
+    )
+    .unwrap();
+    let (ok, out, _) = hookflow(&["validate", file.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        out.contains("nodes[0].branches.0[0].type: \"delay\" nodes work in async workflows only"),
+        "{out}"
+    );
+    assert!(
+        out.contains("nodes[0].branches.0[0].config.unit: must be a whole number of milliseconds"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "nodes[0].branches.0[0].config.endStatus: must be 1 (resolved) or -1 (failed)"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
 fn validate_summarises_valid_files() {
     let (ok, out, err) = hookflow(&[
         "validate",
