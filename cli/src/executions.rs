@@ -235,12 +235,16 @@ fn describe(wait: &Wait) -> String {
 }
 
 fn human(ms: i64) -> String {
-    match ms {
-        ..1_000 => format!("{ms} ms"),
-        ..120_000 => format!("{} s", ms / 1_000),
-        ..7_200_000 => format!("{} min", ms / 60_000),
-        ..172_800_000 => format!("{} h", ms / 3_600_000),
-        _ => format!("{} days", ms / 86_400_000),
+    if ms < 1_000 {
+        format!("{ms} ms")
+    } else if ms < 120_000 {
+        format!("{} s", ms / 1_000)
+    } else if ms < 7_200_000 {
+        format!("{} min", ms / 60_000)
+    } else if ms < 172_800_000 {
+        format!("{} h", ms / 3_600_000)
+    } else {
+        format!("{} days", ms / 86_400_000)
     }
 }
 
