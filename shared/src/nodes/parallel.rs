@@ -291,4 +291,50 @@ mod tests {
         assert_eq!(outcome.status, ExecutionStatus::Resolved);
         assert!(jobs.iter().all(|j| j.node_key != "never"));
     }
+
+    #[tokio::test]
+    async fn a_timeout_during_a_parallel_keeps_every_branch_job() {
+        // A sync run stopped by its timeout while one branch still runs: the finished
+        // branch's job stays recorded, the running ones are recorded as aborted.
+        let definition = json!({"key": "t", "sync": true, "trigger": {"type": "webhook"}, "nodes": [
+            {"key": "p", "type": "parallel", "config": {"mode": "all"}, "branches": {
+                "0": [{"key": "quick", "type": "output", "config": {"value": 1}}],
+                "1": [{"key": "spin", "type": "script", "config": {"content": "while (true) {}", "timeout": 800}}]
+            }}
+        ]});
+        let workflow = crate::model::DeployedWorkflow {
+            key: "t".into(),
+            version: 1,
+            hook_id: "h".into(),
+            definition: serde_json::from_value(definition).unwrap(),
+            deployed_at: String::new(),
+        };
+        let engine = crate::engine::Engine::new(
+            std::sync::Arc::new(crate::nodes::NodeRegistry::builtin()),
+            crate::engine::Limits::default(),
+        );
+        let runner =
+            crate::run::Runner::new(std::sync::Arc::new(engine), std::sync::Arc::new(json!({})));
+        let started = crate::run::Runner::started(&workflow, "e", json!({}), String::new());
+        let finished = runner
+            .run(
+                started,
+                &workflow,
+                Some(std::time::Duration::from_millis(200)),
+            )
+            .await;
+        assert!(finished.timed_out);
+        let e = finished.execution;
+        assert_eq!(e.status, ExecutionStatus::Aborted);
+        let status = |key: &str| {
+            e.jobs
+                .iter()
+                .find(|j| j.node_key == key)
+                .map(|j| j.status.as_str())
+        };
+        assert_eq!(
+            (status("p"), status("quick"), status("spin")),
+            (Some("aborted"), Some("resolved"), Some("aborted"))
+        );
+    }
 }
