@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 
-use crate::model::Execution;
+use crate::model::{Execution, ExecutionStatus};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -80,6 +80,17 @@ pub fn execution_record(execution: &Execution) -> String {
         total -= size.saturating_sub(48);
     }
     let mut text = serde_json::to_string(&trimmed).unwrap_or_default();
+    if text.len() > MAX_RECORD_BYTES && trimmed.paused.is_some() {
+        // A pause must keep its context, output, jobs and state whole to resume
+        // exactly; one that cannot fit ends here, recorded as an error.
+        trimmed.paused = None;
+        trimmed.status = ExecutionStatus::Error;
+        trimmed.finished_at = Some(crate::time::now_rfc3339());
+        trimmed.output = json!({
+            "error": format!("the paused run's state is {} bytes, more than one record holds", text.len())
+        });
+        text = serde_json::to_string(&trimmed).unwrap_or_default();
+    }
     for field in ["context", "output"] {
         if text.len() <= MAX_RECORD_BYTES {
             break;
@@ -173,5 +184,55 @@ mod tests {
         assert!(text.len() <= MAX_RECORD_BYTES, "{}", text.len());
         let back: Execution = serde_json::from_str(&text).unwrap();
         assert_eq!(back.context["truncated"], true);
+    }
+
+    fn paused(e: &mut Execution, results: Value) {
+        e.status = ExecutionStatus::Started;
+        e.finished_at = None;
+        e.paused = Some(crate::model::Paused {
+            waits: Vec::new(),
+            wake_at: None,
+            token: "t".into(),
+            cursor: crate::model::Cursor {
+                index: 1,
+                job: 1,
+                frame: json!({"until": "2026-11-28T00:00:00.000Z"}),
+            },
+            results,
+            scopes: json!({}),
+            node_runs: 2,
+            depth: 0,
+        });
+    }
+
+    #[test]
+    fn a_pause_loses_only_job_results_it_does_not_need() {
+        // Resuming reads `paused.results`, never the jobs' results: those may shrink.
+        let mut e = execution(vec![json!("x".repeat(400_000)), json!("keep")]);
+        paused(&mut e, json!({"n0": "small"}));
+        let back: Execution = serde_json::from_str(&execution_record(&e)).unwrap();
+        assert_eq!(back.paused, e.paused);
+        assert_eq!(
+            (back.context.clone(), back.jobs.len()),
+            (e.context.clone(), 2)
+        );
+        assert_eq!(back.jobs[0].result["truncated"], true);
+    }
+
+    #[test]
+    fn a_pause_too_large_to_resume_exactly_is_recorded_as_an_error() {
+        let mut e = execution(vec![json!("a")]);
+        paused(&mut e, json!({"n0": "z".repeat(400_000)}));
+        let text = execution_record(&e);
+        assert!(text.len() <= MAX_RECORD_BYTES);
+        let back: Execution = serde_json::from_str(&text).unwrap();
+        assert!(back.paused.is_none());
+        assert_eq!(back.status, ExecutionStatus::Error);
+        assert!(
+            back.output["error"]
+                .as_str()
+                .unwrap()
+                .contains("paused run's state")
+        );
     }
 }
