@@ -55,7 +55,7 @@ impl App {
             Arc::clone(&engine),
             Arc::new(exposed_env(&settings.exposed_env)),
         ));
-        let wakeups = Arc::new(Wakeups::new(Arc::clone(&queue)));
+        let wakeups = Arc::new(Wakeups::new(Arc::clone(&queue), Arc::clone(&store)));
         let subflows: Arc<dyn Subflows> = Arc::new(SubflowService::new(
             Arc::clone(&store),
             Arc::clone(&runner),

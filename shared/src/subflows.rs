@@ -70,13 +70,17 @@ impl Subflows for SubflowService {
             .await;
         // A child that paused goes on by itself, woken like any paused execution.
         self.wakeups
-            .before_save(&finished.execution, false)
+            .before_save(&finished.execution, None, false)
             .await
             .map_err(|e| format!("the child execution could not be scheduled: {e}"))?;
         self.store
             .save_execution(&finished.execution)
             .await
             .map_err(|e| format!("the child execution could not be recorded: {e}"))?;
+        self.wakeups
+            .after_save(&finished.execution)
+            .await
+            .map_err(|e| format!("the child execution could not be scheduled: {e}"))?;
         Ok(SubflowResult {
             execution_id: id,
             status: finished.execution.status,
@@ -279,6 +283,18 @@ mod tests {
         panic!("{key} did not finish");
     }
 
+    async fn wait_final_id(app: &App, id: &str) -> crate::model::Execution {
+        for _ in 0..200 {
+            if let Some(e) = app.store.execution(id).await.unwrap()
+                && e.status.is_final()
+            {
+                return e;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{id} did not finish");
+    }
+
     #[tokio::test]
     async fn an_async_child_that_pauses_pauses_its_parent_until_it_finishes() {
         let dir = tempfile::tempdir().unwrap();
@@ -331,5 +347,66 @@ mod tests {
             child.parent_execution_id.as_deref(),
             Some(parent.id.as_str())
         );
+    }
+
+    /// A busy branch beside a 1 ms delay: the pause is saved after its wake-up is
+    /// already due, so the wake-up can arrive before the save it follows.
+    fn busy_beside_short_delay() -> Value {
+        json!({"key": "p", "type": "parallel", "config": {"mode": "all"}, "branches": {
+            "0": [{"key": "short", "type": "delay", "config": {"duration": 1, "unit": 1}}],
+            "1": [{"key": "l", "type": "loop", "config": {"target": 300}, "branches": {"0": [
+                {"key": "c", "type": "calculation", "config": {"expression": "1 + 1"}}
+            ]}}]
+        }})
+    }
+
+    #[tokio::test]
+    async fn a_second_pause_whose_wake_up_is_due_at_once_still_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let flow = json!({"key": "two", "trigger": {"type": "webhook", "hookId": "two", "response": {"body": {"id": "{{$system.executionId}}"}}}, "nodes": [
+            {"key": "w1", "type": "delay", "config": {"duration": 30, "unit": 1}},
+            {"key": "w2", "type": "delay", "config": {"duration": 1, "unit": 1}},
+            busy_beside_short_delay(),
+            {"key": "out", "type": "output", "config": {"value": 1}}
+        ]});
+        let app = app(dir.path(), &[flow]).await;
+        let _worker = start_worker(&app);
+        for _ in 0..5 {
+            let (status, body) = post(&app, "two", json!({})).await;
+            assert_eq!(status, 200);
+            let done = wait_final_id(&app, body["id"].as_str().unwrap()).await;
+            assert_eq!(done.status.as_str(), "resolved", "{:?}", done.jobs);
+            assert_eq!(done.output, json!(1));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_child_whose_wake_up_beats_its_first_save_still_wakes_its_parent() {
+        let dir = tempfile::tempdir().unwrap();
+        let child = json!({"key": "kid", "trigger": {"type": "webhook"}, "nodes": [
+            busy_beside_short_delay(),
+            {"key": "out", "type": "output", "config": {"value": "kid done"}}
+        ]});
+        // The parent calls it twice: once alone, once beside a short delay of its own.
+        let parent = json!({"key": "dad", "trigger": {"type": "webhook", "hookId": "dad", "response": {"body": {"id": "{{$system.executionId}}"}}}, "nodes": [
+            {"key": "call", "type": "subflow", "config": {"workflow": "kid", "context": {}}},
+            {"key": "p2", "type": "parallel", "config": {"mode": "all"}, "branches": {
+                "0": [{"key": "short2", "type": "delay", "config": {"duration": 1, "unit": 1}}],
+                "1": [{"key": "call2", "type": "subflow", "config": {"workflow": "kid", "context": {}}}]
+            }},
+            {"key": "out", "type": "output", "config": {"value": ["{{$jobsMapByNodeKey.call}}", "{{$jobsMapByNodeKey.call2}}"]}}
+        ]});
+        let app = app(dir.path(), &[child, parent]).await;
+        let _worker = start_worker(&app);
+        for _ in 0..3 {
+            let (status, body) = post(&app, "dad", json!({})).await;
+            assert_eq!(status, 200);
+            let done = wait_final_id(&app, body["id"].as_str().unwrap()).await;
+            assert_eq!(done.status.as_str(), "resolved", "{:?}", done.jobs);
+            assert_eq!(done.output, json!(["kid done", "kid done"]));
+        }
+        let kids = app.store.list_executions(Some("kid"), 10).await.unwrap();
+        assert_eq!(kids.len(), 6);
+        assert!(kids.iter().all(|k| k.status.as_str() == "resolved"));
     }
 }

@@ -114,20 +114,25 @@ impl Worker {
     /// Goes on with a paused execution, if this wake-up is still the one it waits for.
     async fn wake(&self, message: &RunMessage, reason: &str, attempt: u32) -> Result<(), String> {
         let id = &message.execution_id;
+        // Not there yet (the wake-up beat the save of its pause): retried a few times.
+        let later = |why: &str| {
+            if attempt > MAX_ATTEMPTS {
+                tracing::warn!(execution_id = %id, why, "dropping a wake-up that never came due");
+                Ok(())
+            } else {
+                Err(format!("{why}; the wake-up is retried"))
+            }
+        };
         let Some(execution) = self.store.execution(id).await.map_err(|e| e.to_string())? else {
-            tracing::warn!(execution_id = %id, "a wake-up for an execution that is not recorded");
-            return Ok(());
+            return later("the execution is not recorded yet");
         };
         if execution.status.is_final() {
-            return Ok(());
+            // A retried wake-up of a child that finished: its parent may not have
+            // heard (sending that wake-up failed after the save).
+            return self.wakeups.wake_parent(&execution).await;
         }
         let Some(paused) = &execution.paused else {
-            // Still running: the wake-up beat the record of its pause. Later.
-            if attempt > MAX_ATTEMPTS {
-                tracing::warn!(execution_id = %id, "dropping a wake-up for a run that never paused");
-                return Ok(());
-            }
-            return Err("the execution has not recorded its pause yet".into());
+            return later("the execution has not recorded its pause yet");
         };
         let token = paused.token.clone();
         match reason.strip_prefix(CHILD_PREFIX) {
@@ -135,23 +140,34 @@ impl Worker {
                 let waits_for_it = paused.waits.iter().any(
                     |w| matches!(w, Wait::Execution { execution_id, .. } if execution_id == child),
                 );
+                // Not (yet) a wait of this pause: the parent checks its children
+                // itself after saving a pause on them.
                 if !waits_for_it {
                     return Ok(());
                 }
+                let finished = self
+                    .store
+                    .execution(child)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_some_and(|c| c.status.is_final());
+                if !finished {
+                    return later("the child has not recorded its end yet");
+                }
             }
-            // A wake-up of an earlier pause, or a duplicate of one already used.
-            None if reason != token => return Ok(()),
-            None => {
+            None if reason == token => {
                 if let Some(at) = &paused.wake_at
                     && !wakeups::until(at).is_zero()
                 {
-                    return self
-                        .wakeups
-                        .again(id, &token, at)
-                        .await
-                        .map_err(|e| e.to_string());
+                    return self.wakeups.again(id, &token, at).await;
                 }
             }
+            // The pause this wake-up follows is still recorded: its save is on the way.
+            None if message.after.as_deref() == Some(token.as_str()) => {
+                return later("the pause has not been recorded yet");
+            }
+            // A wake-up of an earlier pause, or a duplicate of one already used.
+            None => return Ok(()),
         }
         let workflow = self
             .store
@@ -172,13 +188,12 @@ impl Worker {
         self.record(&finished, Some(&token)).await
     }
 
-    /// Saves a run's new state, after sending the wake-ups it needs. With `token`
+    /// Saves a run's new state, with the wake-ups it needs sent first. With `token`
     /// (a resumed pause) only if no other wake-up of that pause saved first.
     async fn record(&self, execution: &Execution, token: Option<&str>) -> Result<(), String> {
         self.wakeups
-            .before_save(execution, token.is_some())
-            .await
-            .map_err(|e| e.to_string())?;
+            .before_save(execution, token, token.is_some())
+            .await?;
         let saved = match token {
             Some(token) => self.store.save_if_paused(execution, token).await,
             None => self.store.save_unless_finished(execution).await,
@@ -186,8 +201,9 @@ impl Worker {
         .map_err(|e| e.to_string())?;
         if !saved {
             tracing::info!(execution_id = %execution.id, "another delivery recorded this run first");
+            return Ok(());
         }
-        Ok(())
+        self.wakeups.after_save(execution).await
     }
 
     async fn record_error(&self, message: &RunMessage, reason: &str) -> Result<(), String> {

@@ -293,6 +293,9 @@ async fn a_pause_is_resumed_by_one_wake_up_only(b: Backend) {
             .unwrap()
     );
     assert!(store.execution(&id).await.unwrap().unwrap().is_paused());
+    // A late duplicate of the first delivery cannot roll the pause back.
+    let rollback = execution(&id, "k", ExecutionStatus::Started);
+    assert!(!store.save_unless_finished(&rollback).await.unwrap());
     // Two wake-ups of the same pause: the first to save wins (here it pauses again).
     let first = paused(&id, "t2");
     assert!(store.save_if_paused(&first, "t1").await.unwrap());
@@ -357,6 +360,7 @@ fn run(id: &str) -> RunMessage {
         context: json!({"body": {"id": id}}),
         accepted_at: "2026-11-28T00:00:00.000Z".into(),
         wake: None,
+        after: None,
     }
 }
 

@@ -521,6 +521,7 @@ async fn a_wake_up_that_comes_before_its_time_is_chained() {
         context: json!({"body": {"cart": {"id": "c-1", "items": 1}, "remindInSeconds": 7200}}),
         accepted_at: hookflow::time::now_rfc3339(),
         wake: None,
+        after: None,
     };
     let batch = hookflow_worker::handle(
         Arc::clone(&stack.app.worker),
@@ -530,6 +531,28 @@ async fn a_wake_up_that_comes_before_its_time_is_chained() {
     assert!(batch.batch_item_failures.is_empty());
     let paused = show(&stack, &id).await;
     let token = paused["paused"]["token"].as_str().unwrap().to_string();
+
+    // The paused item carries its token for conditional resumes, and no expiry: a
+    // wait may outlast the retention period.
+    let config = aws::load_config().await;
+    let item = aws_sdk_dynamodb::Client::new(&config)
+        .get_item()
+        .table_name(&stack.env.table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("EX#{id}")),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("EX".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(item["pauseToken"].as_s().unwrap(), &token);
+    assert!(!item.contains_key("expiresAt"));
 
     // SQS delays 15 minutes at most, so a two-hour wait wakes early: the worker only
     // sends the wake-up again for the rest (one read, one SendMessage) and runs nothing.

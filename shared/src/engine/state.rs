@@ -291,6 +291,19 @@ impl RunState {
         }
     }
 
+    /// Whether a resume cursor points at a pending job of this node (a record that
+    /// was edited or damaged must not resume somewhere else).
+    pub(super) fn is_pending_job_of(&self, index: usize, node_key: &str) -> bool {
+        self.lock_jobs()
+            .get(index)
+            .is_some_and(|j| j.status == JobStatus::Pending && j.node_key == node_key)
+    }
+
+    /// Replaces `$jobsMapByNodeKey` (a parallel branch resuming with its own view).
+    pub(super) fn set_results(&mut self, results: Value) {
+        self.results = results;
+    }
+
     /// The jobs of `owned` still pending.
     pub(super) fn pending_of(&self, owned: &Owned) -> Vec<usize> {
         let jobs = self.lock_jobs();

@@ -102,6 +102,13 @@ impl Engine {
             .map(|jobs| Arc::new(Mutex::new(jobs.clone())))
             .collect();
         let mut forks: Vec<RunState> = owned.iter().map(|o| state.fork(Arc::clone(o))).collect();
+        // A branch that paused goes on with the variables it saw, not its siblings'.
+        for (fork, results) in forks.iter_mut().zip(saved.results) {
+            if let Some(results) = results {
+                fork.set_results(results);
+            }
+        }
+        let bases: Vec<Value> = forks.iter().map(|f| f.results().clone()).collect();
         let mut outcomes = saved.outcomes;
         let mut cursors = saved.cursors;
         let mut paused: Vec<Option<Pause>> = vec![None; indexes.len()];
@@ -134,9 +141,12 @@ impl Engine {
                 }
             }
         }
-        let base = state.results().clone();
-        for fork in forks {
-            state.join(fork, &base);
+        let mut views: Vec<Option<Value>> = vec![None; forks.len()];
+        for (i, fork) in forks.into_iter().enumerate() {
+            if paused[i].is_some() {
+                views[i] = Some(fork.results().clone());
+            }
+            state.join(fork, &bases[i]);
         }
         if terminal.is_some() || settled {
             for (i, owned) in owned.iter().enumerate() {
@@ -149,7 +159,9 @@ impl Engine {
             return Err(NodeStop::Halted(halt));
         }
         if !settled && paused.iter().any(Option::is_some) {
-            return Err(SavedBranches::pause(state, &outcomes, paused, &owned));
+            return Err(SavedBranches::pause(
+                state, &outcomes, paused, views, &owned,
+            ));
         }
         Ok(outcomes)
     }
@@ -178,6 +190,17 @@ impl Engine {
         resume: Option<Cursor>,
     ) -> BoxFuture<'a, Result<(), Halt>> {
         Box::pin(async move {
+            if let Some(cursor) = &resume
+                && !nodes
+                    .get(cursor.index)
+                    .is_some_and(|n| state.is_pending_job_of(cursor.job, &n.key))
+            {
+                tracing::error!(
+                    ?cursor,
+                    "a paused run's position does not match its workflow"
+                );
+                return Err(Halt::terminal(ExecutionStatus::Error, None));
+            }
             let first = resume.as_ref().map_or(0, |c| c.index);
             let mut resume = resume;
             for (index, node) in nodes.iter().enumerate().skip(first) {
@@ -251,12 +274,13 @@ impl Outcome {
 }
 
 /// A parallel node's branches as a pause left them (`frame.branches`, one per
-/// branch: `{status}` when finished, `{status: "paused", cursor, jobs}` when
-/// waiting, with the pending jobs it owns).
+/// branch: `{status}` when finished, `{status: "paused", cursor, jobs, results}`
+/// when waiting, with the pending jobs it owns and the variables it saw).
 struct SavedBranches {
     outcomes: Vec<BranchOutcome>,
     cursors: Vec<Option<Cursor>>,
     jobs: Vec<Vec<usize>>,
+    results: Vec<Option<Value>>,
 }
 
 impl SavedBranches {
@@ -265,6 +289,7 @@ impl SavedBranches {
             outcomes: vec![None; count],
             cursors: vec![None; count],
             jobs: vec![Vec::new(); count],
+            results: vec![None; count],
         };
         let branches = frame
             .and_then(|f| f.get("branches"))
@@ -281,6 +306,7 @@ impl SavedBranches {
                         .cloned()
                         .and_then(|j| serde_json::from_value(j).ok())
                         .unwrap_or_default();
+                    saved.results[i] = branch.get("results").cloned();
                 }
                 Some("resolved") => saved.outcomes[i] = Some(Ok(())),
                 Some(other) => {
@@ -299,6 +325,7 @@ impl SavedBranches {
         state: &RunState,
         outcomes: &[BranchOutcome],
         paused: Vec<Option<Pause>>,
+        mut views: Vec<Option<Value>>,
         owned: &[Owned],
     ) -> NodeStop {
         let mut waits = Vec::new();
@@ -312,6 +339,7 @@ impl SavedBranches {
                         "status": "paused",
                         "cursor": pause.cursor,
                         "jobs": state.pending_of(&owned[i]),
+                        "results": views[i].take(),
                     })
                 }
                 (None, Some(Ok(()))) => json!({ "status": "resolved" }),

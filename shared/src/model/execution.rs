@@ -117,6 +117,10 @@ pub struct RunMessage {
     /// the context then, so `context` is null.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wake: Option<String>,
+    /// On the wake-up of a pause that follows another: that pause's token. Until
+    /// the new pause is saved the record still holds it, and the wake-up waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }
 
 impl RunMessage {
@@ -131,14 +135,19 @@ impl RunMessage {
             context: Value::Null,
             accepted_at: crate::time::now_rfc3339(),
             wake: Some(reason.into()),
+            after: None,
         }
     }
 
-    /// The queue's identity for the message: a run, or one wake-up of a run.
-    pub fn queue_id(&self) -> String {
+    /// A queue identity for the message: a run's is its execution id, so enqueueing
+    /// the same run twice is one message; each wake-up is a message of its own.
+    pub fn new_queue_id(&self) -> String {
         match &self.wake {
-            // Each wake-up is its own message, also when a too-early one is sent again.
-            Some(reason) => format!("{}/{reason}/{}", self.execution_id, self.accepted_at),
+            Some(_) => format!(
+                "{}/wake/{}",
+                self.execution_id,
+                uuid::Uuid::new_v4().simple()
+            ),
             None => self.execution_id.clone(),
         }
     }

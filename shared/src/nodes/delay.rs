@@ -276,6 +276,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_branch_resumes_with_the_variables_it_saw_not_its_siblings() {
+        let nodes = |ms: u64| {
+            json!([
+                {"key": "p", "type": "parallel", "config": {"mode": "all"}, "branches": {
+                    "0": [wait("w", ms), out("a", json!("{{$jobsMapByNodeKey.b}}"))],
+                    "1": [{"key": "b", "type": "calculation", "config": {"expression": "2 + 3"}}]
+                }},
+                out("after", json!({"a": "{{$jobsMapByNodeKey.a}}", "b": "{{$jobsMapByNodeKey.b}}"}))
+            ])
+        };
+        let (without, _) = run_pausing(nodes(0), json!({})).await;
+        let (with, pauses) = run_pausing(nodes(20), json!({})).await;
+        assert_eq!(pauses.len(), 1);
+        assert_eq!(without.output, json!({"a": null, "b": 5}));
+        assert_eq!(with.output, without.output);
+    }
+
+    #[tokio::test]
     async fn a_settled_parallel_cancels_the_branch_still_waiting() {
         // `any`: the branch without a delay decides at once; the waiting one is canceled.
         let nodes = json!([

@@ -63,7 +63,12 @@ impl NodeType for Subflow {
         match cx.subflow_outcome(&id).await {
             Ok(Some(child)) => settle(node, cx, child),
             Ok(None) => Err(wait_for(node, id)),
-            Err(message) => Err(NodeStop::Fail(json!({ "message": message }))),
+            // The store could not say (a passing error): keep waiting. The worker
+            // looks at the child again right after saving this pause.
+            Err(message) => {
+                tracing::warn!(execution_id = %id, message, "cannot read a child execution");
+                Err(wait_for(node, id))
+            }
         }
     }
 }

@@ -68,8 +68,9 @@ pub trait Store: Send + Sync {
     /// Writes an execution's current state over the previous one.
     async fn save_execution(&self, execution: &Execution) -> Result<(), StoreError>;
 
-    /// Writes an execution unless its recorded state is already final; `false` when a
-    /// finished record was left as it is (another delivery of the run finished first).
+    /// Writes an execution unless its recorded state is already final or paused;
+    /// `false` when the record was left as it is (another delivery of the run got
+    /// further first). A paused record changes only through [`Store::save_if_paused`].
     async fn save_unless_finished(&self, execution: &Execution) -> Result<bool, StoreError>;
 
     /// Writes a resumed execution only if its record is still paused with `token`;

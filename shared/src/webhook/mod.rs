@@ -159,6 +159,7 @@ impl WebhookService {
             context,
             accepted_at: now_rfc3339(),
             wake: None,
+            after: None,
         };
         if let Err(e) = self.queue.enqueue(&message).await {
             tracing::error!(execution_id = %message.execution_id, error = %e, "cannot enqueue a run");

@@ -83,6 +83,7 @@ impl DynamoStore {
     }
 
     fn execution_item(&self, execution: &Execution) -> Item {
+        let record = item::execution_record(execution);
         let mut item = Item::new();
         item.insert("pk".into(), s(item::execution_pk(&execution.id)));
         item.insert("sk".into(), s("EX"));
@@ -91,18 +92,24 @@ impl DynamoStore {
             s(item::executions_gsi_pk(&execution.workflow_key)),
         );
         item.insert("gsi1sk".into(), s(&execution.id));
-        item.insert("status".into(), s(execution.status.as_str()));
-        if let Some(paused) = &execution.paused {
-            // Top level, so a resume can be made conditional on it.
-            item.insert("pauseToken".into(), s(&paused.token));
+        // From the record as written: one too large to pause is written as an error.
+        item.insert("status".into(), s(record.status.as_str()));
+        match &record.pause_token {
+            // Top level, so a resume can be made conditional on it. No expiry while
+            // paused: a wait may outlast the retention; the final save sets it.
+            Some(token) => {
+                item.insert("pauseToken".into(), s(token));
+            }
+            None => {
+                if let Some(keep) = self.retention {
+                    let now = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .unwrap_or_default();
+                    item.insert("expiresAt".into(), n((now + keep).as_secs()));
+                }
+            }
         }
-        item.insert("record".into(), s(item::execution_record(execution)));
-        if let Some(keep) = self.retention {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            item.insert("expiresAt".into(), n((now + keep).as_secs()));
-        }
+        item.insert("record".into(), s(record.text));
         item
     }
 
@@ -323,7 +330,9 @@ impl Store for DynamoStore {
     async fn save_unless_finished(&self, execution: &Execution) -> Result<bool, StoreError> {
         let put = self
             .put_execution(execution)
-            .condition_expression("attribute_not_exists(pk) OR #status IN (:queued, :started)")
+            .condition_expression(
+                "attribute_not_exists(pk) OR (#status IN (:queued, :started) AND attribute_not_exists(pauseToken))",
+            )
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":queued", s("queued"))
             .expression_attribute_values(":started", s("started"));

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 
-use crate::model::{Execution, ExecutionStatus};
+use crate::model::{Execution, ExecutionStatus, JobStatus};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -58,10 +58,10 @@ pub fn executions_gsi_pk(key: &str) -> String {
 /// The execution as JSON text that fits in one item: job results (largest first)
 /// and then the context are replaced by `{"truncated": true, "bytes": N}` until it fits.
 /// A record is never refused for its size.
-pub fn execution_record(execution: &Execution) -> String {
+pub fn execution_record(execution: &Execution) -> Record {
     let text = serde_json::to_string(execution).unwrap_or_default();
     if text.len() <= MAX_RECORD_BYTES {
-        return text;
+        return Record::of(execution, text);
     }
     let mut trimmed = execution.clone();
     let mut sizes: Vec<(usize, usize)> = trimmed
@@ -85,6 +85,13 @@ pub fn execution_record(execution: &Execution) -> String {
         // exactly; one that cannot fit ends here, recorded as an error.
         trimmed.paused = None;
         trimmed.status = ExecutionStatus::Error;
+        for job in trimmed
+            .jobs
+            .iter_mut()
+            .filter(|j| j.status == JobStatus::Pending)
+        {
+            job.status = JobStatus::Error;
+        }
         trimmed.finished_at = Some(crate::time::now_rfc3339());
         trimmed.output = json!({
             "error": format!("the paused run's state is {} bytes, more than one record holds", text.len())
@@ -112,7 +119,25 @@ pub fn execution_record(execution: &Execution) -> String {
             json!({ "truncated": true, "droppedJobs": dropped, "output": trimmed.output });
         text = serde_json::to_string(&trimmed).unwrap_or_default();
     }
-    text
+    Record::of(&trimmed, text)
+}
+
+/// An execution as written: its JSON text, and the status and pause token of that
+/// text (a pause too large to keep is written as an error).
+pub struct Record {
+    pub text: String,
+    pub status: ExecutionStatus,
+    pub pause_token: Option<String>,
+}
+
+impl Record {
+    fn of(execution: &Execution, text: String) -> Self {
+        Self {
+            text,
+            status: execution.status,
+            pause_token: execution.paused.as_ref().map(|p| p.token.clone()),
+        }
+    }
 }
 
 fn marker(bytes: usize) -> Value {
@@ -155,14 +180,17 @@ mod tests {
     #[test]
     fn small_records_are_untouched() {
         let e = execution(vec![json!("a"), json!({"b": 1})]);
-        assert_eq!(execution_record(&e), serde_json::to_string(&e).unwrap());
+        assert_eq!(
+            execution_record(&e).text,
+            serde_json::to_string(&e).unwrap()
+        );
     }
 
     #[test]
     fn large_job_results_become_markers() {
         let big = json!("x".repeat(300_000));
         let e = execution(vec![json!("keep"), big.clone(), big]);
-        let text = execution_record(&e);
+        let text = execution_record(&e).text;
         assert!(text.len() <= MAX_RECORD_BYTES);
         let back: Execution = serde_json::from_str(&text).unwrap();
         assert_eq!(back.jobs[0].result, json!("keep"));
@@ -180,7 +208,7 @@ mod tests {
     fn huge_context_and_many_jobs_still_fit() {
         let mut e = execution((0..20_000).map(|i| json!(i)).collect());
         e.context = json!("y".repeat(500_000));
-        let text = execution_record(&e);
+        let text = execution_record(&e).text;
         assert!(text.len() <= MAX_RECORD_BYTES, "{}", text.len());
         let back: Execution = serde_json::from_str(&text).unwrap();
         assert_eq!(back.context["truncated"], true);
@@ -210,7 +238,7 @@ mod tests {
         // Resuming reads `paused.results`, never the jobs' results: those may shrink.
         let mut e = execution(vec![json!("x".repeat(400_000)), json!("keep")]);
         paused(&mut e, json!({"n0": "small"}));
-        let back: Execution = serde_json::from_str(&execution_record(&e)).unwrap();
+        let back: Execution = serde_json::from_str(&execution_record(&e).text).unwrap();
         assert_eq!(back.paused, e.paused);
         assert_eq!(
             (back.context.clone(), back.jobs.len()),
@@ -223,7 +251,12 @@ mod tests {
     fn a_pause_too_large_to_resume_exactly_is_recorded_as_an_error() {
         let mut e = execution(vec![json!("a")]);
         paused(&mut e, json!({"n0": "z".repeat(400_000)}));
-        let text = execution_record(&e);
+        let record = execution_record(&e);
+        assert_eq!(
+            (record.status, record.pause_token),
+            (ExecutionStatus::Error, None)
+        );
+        let text = record.text;
         assert!(text.len() <= MAX_RECORD_BYTES);
         let back: Execution = serde_json::from_str(&text).unwrap();
         assert!(back.paused.is_none());

@@ -73,6 +73,8 @@ async fn timer_loop(
     let mut fired_up_to = now_ms();
     loop {
         let added = delayed.notified();
+        // A clock stepped back must not hide rows due before the old "now".
+        fired_up_to = fired_up_to.min(now_ms());
         let after = fired_up_to;
         let next = db
             .read(move |conn| {
@@ -263,7 +265,7 @@ impl EmbeddedQueue {
 impl Queue for EmbeddedQueue {
     async fn enqueue(&self, run: &RunMessage) -> Result<(), QueueError> {
         let body = serde_json::to_string(run).map_err(|e| QueueError::Backend(e.to_string()))?;
-        let id = run.queue_id();
+        let id = run.new_queue_id();
         let row_body = body.clone();
         let row_id = id.clone();
         self.db
@@ -285,8 +287,10 @@ impl Queue for EmbeddedQueue {
 
     async fn enqueue_after(&self, run: &RunMessage, delay: Duration) -> Result<(), QueueError> {
         let body = serde_json::to_string(run).map_err(|e| QueueError::Backend(e.to_string()))?;
-        let id = run.queue_id();
-        let due = now_ms().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+        let id = run.new_queue_id();
+        // Rounded up: a delayed run is never due early.
+        let delay_ms = delay.as_micros().div_ceil(1000);
+        let due = now_ms().saturating_add(i64::try_from(delay_ms).unwrap_or(i64::MAX));
         self.db
             .write(Box::new(move |conn| {
                 conn.prepare_cached(
@@ -388,6 +392,7 @@ mod tests {
             context: json!({"n": n}),
             accepted_at: "t".into(),
             wake: None,
+            after: None,
         }
     }
 
