@@ -283,6 +283,17 @@ mod tests {
         panic!("{key} did not finish");
     }
 
+    /// Triggers `hook` `times` times in a row; each run must resolve with `output`.
+    async fn resolves_each_time(app: &App, hook: &str, times: usize, output: Value) {
+        for _ in 0..times {
+            let (status, body) = post(app, hook, json!({})).await;
+            assert_eq!(status, 200);
+            let done = wait_final_id(app, body["id"].as_str().unwrap()).await;
+            assert_eq!(done.status.as_str(), "resolved", "{:?}", done.jobs);
+            assert_eq!(done.output, output);
+        }
+    }
+
     async fn wait_final_id(app: &App, id: &str) -> crate::model::Execution {
         for _ in 0..200 {
             if let Some(e) = app.store.execution(id).await.unwrap()
@@ -371,13 +382,7 @@ mod tests {
         ]});
         let app = app(dir.path(), &[flow]).await;
         let _worker = start_worker(&app);
-        for _ in 0..5 {
-            let (status, body) = post(&app, "two", json!({})).await;
-            assert_eq!(status, 200);
-            let done = wait_final_id(&app, body["id"].as_str().unwrap()).await;
-            assert_eq!(done.status.as_str(), "resolved", "{:?}", done.jobs);
-            assert_eq!(done.output, json!(1));
-        }
+        resolves_each_time(&app, "two", 5, json!(1)).await;
     }
 
     #[tokio::test]
@@ -398,13 +403,7 @@ mod tests {
         ]});
         let app = app(dir.path(), &[child, parent]).await;
         let _worker = start_worker(&app);
-        for _ in 0..3 {
-            let (status, body) = post(&app, "dad", json!({})).await;
-            assert_eq!(status, 200);
-            let done = wait_final_id(&app, body["id"].as_str().unwrap()).await;
-            assert_eq!(done.status.as_str(), "resolved", "{:?}", done.jobs);
-            assert_eq!(done.output, json!(["kid done", "kid done"]));
-        }
+        resolves_each_time(&app, "dad", 3, json!(["kid done", "kid done"])).await;
         let kids = app.store.list_executions(Some("kid"), 10).await.unwrap();
         assert_eq!(kids.len(), 6);
         assert!(kids.iter().all(|k| k.status.as_str() == "resolved"));
