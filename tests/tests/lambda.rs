@@ -578,3 +578,96 @@ async fn a_wake_up_that_comes_before_its_time_is_chained() {
     assert!(batch.batch_item_failures.is_empty());
     assert_eq!(stack.calls.take(), 1, "GetItem only");
 }
+
+#[tokio::test]
+async fn an_async_child_that_waits_pauses_its_parent_on_dynamodb_and_sqs() {
+    let stack = stack().await;
+    let dir = tempfile::tempdir().unwrap();
+    let child = json!({"key": "label-later", "trigger": {"type": "webhook"}, "nodes": [
+        {"key": "wait", "type": "delay", "config": {"duration": 1, "unit": 1000}},
+        {"key": "label", "type": "output", "config": {"value": {"label": "parcel {{$context.n}}"}}}
+    ]});
+    let parent = json!({"key": "ship-later", "trigger": {"type": "webhook", "hookId": "ship-later-2b7d"}, "nodes": [
+        {"key": "call", "type": "subflow", "config": {"workflow": "label-later", "context": {"n": "{{$context.body.n}}"}}},
+        {"key": "done", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.call.label}}"}}
+    ]});
+    for w in [&child, &parent] {
+        let file = dir
+            .path()
+            .join(format!("{}.json", w["key"].as_str().unwrap()));
+        std::fs::write(file, w.to_string()).unwrap();
+    }
+    let (ok, out, err) = hookflow(&[
+        "deploy",
+        "--table",
+        &stack.env.table,
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}{err}");
+
+    let id = hookflow::webhook::new_execution_id();
+    let run = hookflow::model::RunMessage {
+        execution_id: id.clone(),
+        workflow_key: "ship-later".into(),
+        workflow_version: 1,
+        context: json!({"body": {"n": 7}}),
+        accepted_at: hookflow::time::now_rfc3339(),
+        wake: None,
+        after: None,
+    };
+    let mut bodies = vec![serde_json::to_string(&run).unwrap()];
+    let started = std::time::Instant::now();
+    // The worker Lambda as SQS would drive it: every message the queue delivers.
+    loop {
+        for (n, body) in bodies.iter().enumerate() {
+            let batch = hookflow_worker::handle(
+                Arc::clone(&stack.app.worker),
+                sqs_event_of(&[(&format!("m-{n}"), body)]),
+            )
+            .await;
+            assert!(batch.batch_item_failures.is_empty());
+        }
+        let parent = show(&stack, &id).await;
+        if parent["status"] != "started" {
+            break;
+        }
+        assert!(
+            parent["paused"]["waits"][0]["kind"] == "execution",
+            "{parent}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the parent never finished"
+        );
+        let delivered = stack
+            .queue
+            .receive(10, Duration::from_secs(1))
+            .await
+            .unwrap();
+        for d in &delivered {
+            stack.queue.ack(d).await.unwrap();
+        }
+        bodies = delivered.into_iter().map(|d| d.body).collect();
+    }
+    let parent = show(&stack, &id).await;
+    assert_eq!(parent["status"], "resolved", "{parent}");
+    assert_eq!(parent["output"], "parcel 7");
+    let child_id = parent["jobs"][0]["result"]["executionId"].as_str();
+    assert!(
+        child_id.is_none(),
+        "the call's result is the child's output"
+    );
+    let (_, out, _) = hookflow(&[
+        "executions",
+        "list",
+        "--json",
+        "--workflow",
+        "label-later",
+        "--table",
+        &stack.env.table,
+    ]);
+    let children: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(children.len(), 1);
+    assert_eq!(children[0]["status"], "resolved");
+    assert_eq!(children[0]["parentExecutionId"], json!(id));
+}
