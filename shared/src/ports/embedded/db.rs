@@ -35,6 +35,15 @@ CREATE TABLE IF NOT EXISTS queue (
     body TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0
 );
+-- Runs to deliver later (wake-ups of paused executions), apart from the queue so
+-- its hot path keeps one index; moved into the queue when due (milliseconds since
+-- the epoch).
+CREATE TABLE IF NOT EXISTS delayed (
+    id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    available_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS delayed_by_due ON delayed (available_at);
 ";
 
 /// A write: runs inside the batch's transaction; `Ok(false)` means "not applied"
@@ -61,7 +70,6 @@ impl Database {
         let writer = open_connection(&path, false)?;
         writer
             .execute_batch(SCHEMA)
-            .and_then(|()| migrate(&writer))
             .map_err(|e| format!("cannot prepare {}: {e}", path.display()))?;
         let (writes, rx) = mpsc::channel();
         std::thread::Builder::new()
@@ -104,19 +112,6 @@ impl Database {
         .await
         .map_err(|e| e.to_string())?
     }
-}
-
-/// Brings a file made by an earlier version up to the current schema.
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let has_due: bool = conn
-        .prepare("SELECT 1 FROM pragma_table_info('queue') WHERE name = 'available_at'")?
-        .exists([])?;
-    if !has_due {
-        // When a delayed run (a paused execution's wake-up) may be delivered, in
-        // milliseconds since the epoch; 0 for at once.
-        conn.execute_batch("ALTER TABLE queue ADD COLUMN available_at INTEGER NOT NULL DEFAULT 0")?;
-    }
-    conn.execute_batch("CREATE INDEX IF NOT EXISTS queue_by_due ON queue (available_at)")
 }
 
 fn open_connection(path: &Path, read_only: bool) -> Result<Connection, String> {

@@ -5,10 +5,10 @@
 //! Up to [`BUFFER`] deliveries wait in memory; past that a run stays only in SQLite
 //! and is read back when the buffer runs dry, so a large backlog costs disk, not RAM.
 //!
-//! A delayed run (the wake-up of a paused execution) is a row with `available_at`
-//! and nothing in memory; one timer task sleeps until the earliest of them comes due
-//! and then has the rows read back. Rows that came due while the process was down
-//! are delivered at start.
+//! A delayed run (the wake-up of a paused execution) is a row of the `delayed`
+//! table and nothing in memory; one timer task sleeps until the earliest comes due,
+//! then moves the due rows into the queue in one transaction and has them read
+//! back. Rows that came due while the process was down move at start.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -62,44 +62,65 @@ fn now_ms() -> i64 {
 }
 
 /// Sleeps until the earliest delayed row comes due (or a new one is added), then
-/// marks the buffer for a refill and wakes the receivers.
+/// moves the due rows into the queue and wakes the receivers.
 async fn timer_loop(
     db: Arc<Database>,
     pending: Arc<Mutex<Pending>>,
     wake: Arc<Notify>,
     delayed: Arc<Notify>,
 ) {
-    // Rows due up to here have been handed to a refill (at start: the first one).
-    let mut fired_up_to = now_ms();
     loop {
         let added = delayed.notified();
-        // A clock stepped back must not hide rows due before the old "now".
-        fired_up_to = fired_up_to.min(now_ms());
-        let after = fired_up_to;
         let next = db
-            .read(move |conn| {
-                conn.query_row(
-                    "SELECT MIN(available_at) FROM queue WHERE available_at > ?1",
-                    [after],
-                    |r| r.get::<_, Option<i64>>(0),
-                )
+            .read(|conn| {
+                conn.query_row("SELECT MIN(available_at) FROM delayed", [], |r| {
+                    r.get::<_, Option<i64>>(0)
+                })
             })
             .await;
-        // Looked again at least every minute, so a failed read is not final.
         let wait_ms = match next {
-            Ok(Some(due)) => (due - now_ms()).clamp(0, 60_000),
-            Ok(None) | Err(_) => 60_000,
+            Ok(Some(due)) if due <= now_ms() => match promote_due(&db).await {
+                Ok(moved) => {
+                    if moved {
+                        mark_spilled(&pending, &wake);
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot move due runs into the queue; retrying in 1 s");
+                    1_000
+                }
+            },
+            Ok(Some(due)) => due - now_ms(),
+            Ok(None) => 60_000,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read delayed runs; retrying in 1 s");
+                1_000
+            }
         };
-        let sleep = tokio::time::sleep(Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)));
+        // Looked again at least every minute.
+        let wait = Duration::from_millis(u64::try_from(wait_ms.clamp(0, 60_000)).unwrap_or(0));
         tokio::select! {
-            () = added => continue,
-            () = sleep => {}
-        }
-        if matches!(next, Ok(Some(due)) if due <= now_ms()) {
-            fired_up_to = now_ms();
-            mark_spilled(&pending, &wake);
+            () = added => {}
+            () = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// Moves the delayed rows that are due into the queue; `true` when some moved.
+async fn promote_due(db: &Database) -> Result<bool, String> {
+    let now = now_ms();
+    db.write(Box::new(move |conn| {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO queue (id, body) SELECT id, body FROM delayed WHERE available_at <= ?1",
+        )?
+        .execute([now])?;
+        let moved = conn
+            .prepare_cached("DELETE FROM delayed WHERE available_at <= ?1")?
+            .execute([now])?;
+        Ok(moved > 0)
+    }))
+    .await
 }
 
 /// Some rows wait in SQLite only: the next receive reads them back.
@@ -119,6 +140,8 @@ impl EmbeddedQueue {
     }
 
     pub async fn with_buffer(db: Arc<Database>, buffer: usize) -> Result<Self, QueueError> {
+        // Wake-ups that came due while no process ran are queued before anything else.
+        promote_due(&db).await.map_err(QueueError::Backend)?;
         let pending = Arc::new(Mutex::new(Pending {
             spilled: true,
             ..Pending::default()
@@ -143,20 +166,17 @@ impl EmbeddedQueue {
 
     /// How many runs wait (or run) right now.
     pub async fn depth(&self) -> Result<usize, QueueError> {
-        self.count("SELECT COUNT(*) FROM queue WHERE available_at <= ?1")
-            .await
+        self.count("SELECT COUNT(*) FROM queue").await
     }
 
     /// How many delayed runs (wake-ups of paused executions) are not due yet.
     pub async fn delayed(&self) -> Result<usize, QueueError> {
-        self.count("SELECT COUNT(*) FROM queue WHERE available_at > ?1")
-            .await
+        self.count("SELECT COUNT(*) FROM delayed").await
     }
 
     async fn count(&self, sql: &'static str) -> Result<usize, QueueError> {
-        let now = now_ms();
         self.db
-            .read(move |conn| conn.query_row(sql, [now], |r| r.get::<_, i64>(0)))
+            .read(move |conn| conn.query_row(sql, [], |r| r.get::<_, i64>(0)))
             .await
             .map(|n| usize::try_from(n).unwrap_or(0))
             .map_err(QueueError::Backend)
@@ -207,14 +227,12 @@ impl EmbeddedQueue {
             (skip, self.buffer - p.ready.len(), p.spills)
         };
         let limit = i64::try_from(room + skip.len()).unwrap_or(i64::MAX);
-        let now = now_ms();
         let rows = self
             .db
             .read(move |conn| {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT id, body, attempts FROM queue WHERE available_at <= ?2 ORDER BY id LIMIT ?1",
-                )?;
-                let rows = stmt.query_map(params![limit, now], |r| {
+                let mut stmt = conn
+                    .prepare_cached("SELECT id, body, attempts FROM queue ORDER BY id LIMIT ?1")?;
+                let rows = stmt.query_map([limit], |r| {
                     Ok(Delivery {
                         receipt: r.get(0)?,
                         body: r.get(1)?,
@@ -294,19 +312,15 @@ impl Queue for EmbeddedQueue {
         self.db
             .write(Box::new(move |conn| {
                 conn.prepare_cached(
-                    "INSERT OR IGNORE INTO queue (id, body, available_at) VALUES (?1, ?2, ?3)",
+                    "INSERT OR IGNORE INTO delayed (id, body, available_at) VALUES (?1, ?2, ?3)",
                 )?
                 .execute(params![id, body, due])?;
                 Ok(true)
             }))
             .await
             .map_err(QueueError::Backend)?;
-        if due <= now_ms() {
-            // Already due (a short delay, a slow commit): the timer may be past it.
-            mark_spilled(&self.pending, &self.wake);
-        } else {
-            self.delayed.notify_one();
-        }
+        // The timer looks again: this one may come due first (or be due already).
+        self.delayed.notify_one();
         Ok(())
     }
 
