@@ -1,11 +1,14 @@
 //! The application's side of the `subflow` port: finds the child's current enabled
 //! version, enforces the call rules, runs it and records it as its own execution.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde_json::json;
 
 use crate::engine::{SubflowCall, SubflowResult, Subflows};
+use crate::model::ExecutionStatus;
 use crate::ports::Store;
 use crate::run::Runner;
 use crate::time::now_rfc3339;
@@ -69,22 +72,26 @@ impl Subflows for SubflowService {
             .run_at_depth(execution, &workflow, None, depth)
             .await;
         // A child that paused goes on by itself, woken like any paused execution.
+        let child = match self.store.as_written(&finished.execution) {
+            Cow::Owned(written) => written,
+            Cow::Borrowed(_) => finished.execution,
+        };
         self.wakeups
-            .before_save(&finished.execution, None, false)
+            .before_save(&child, None, false)
             .await
             .map_err(|e| format!("the child execution could not be scheduled: {e}"))?;
         self.store
-            .save_execution(&finished.execution)
+            .save_execution(&child)
             .await
             .map_err(|e| format!("the child execution could not be recorded: {e}"))?;
         self.wakeups
-            .after_save(&finished.execution)
+            .after_save(&child)
             .await
             .map_err(|e| format!("the child execution could not be scheduled: {e}"))?;
         Ok(SubflowResult {
             execution_id: id,
-            status: finished.execution.status,
-            output: finished.execution.output,
+            status: child.status,
+            output: child.output,
         })
     }
 
@@ -93,8 +100,15 @@ impl Subflows for SubflowService {
             .store
             .execution(execution_id)
             .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("the child execution {execution_id} is not recorded"))?;
+            .map_err(|e| e.to_string())?;
+        // Gone (deleted, or expired): the call fails rather than wait forever.
+        let Some(child) = child else {
+            return Ok(Some(SubflowResult {
+                execution_id: execution_id.to_string(),
+                status: ExecutionStatus::Error,
+                output: json!({ "error": "the child execution is no longer recorded" }),
+            }));
+        };
         Ok(child.status.is_final().then(|| SubflowResult {
             execution_id: child.id,
             status: child.status,

@@ -55,8 +55,9 @@ impl Wakeups {
         Ok(())
     }
 
-    /// After a pause on children is saved: wakes the execution for each child that
-    /// finished in the meantime.
+    /// After a pause on children is saved: wakes the execution if a child finished
+    /// in the meantime. One wake-up at most (the resume looks at every wait), so
+    /// copies of it do not run the rest of the workflow side by side.
     pub async fn after_save(&self, execution: &Execution) -> Result<(), String> {
         let Some(paused) = &execution.paused else {
             return Ok(());
@@ -70,8 +71,9 @@ impl Wakeups {
                     .map_err(|e| e.to_string())?;
                 if child.is_some_and(|c| c.status.is_final()) {
                     let reason = format!("{CHILD_PREFIX}{execution_id}");
-                    self.send(&RunMessage::wake(&execution.id, reason), Duration::ZERO)
-                        .await?;
+                    return self
+                        .send(&RunMessage::wake(&execution.id, reason), Duration::ZERO)
+                        .await;
                 }
             }
         }

@@ -7,6 +7,7 @@ pub mod aws;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,6 +79,13 @@ pub trait Store: Send + Sync {
     async fn save_if_paused(&self, execution: &Execution, token: &str) -> Result<bool, StoreError>;
 
     async fn execution(&self, id: &str) -> Result<Option<Execution>, StoreError>;
+
+    /// The execution as a save would write it. A store with a record size limit
+    /// writes a pause that does not fit as an error (a pause must be kept whole to
+    /// resume); callers decide what to send on what is written.
+    fn as_written<'a>(&self, execution: &'a Execution) -> Cow<'a, Execution> {
+        Cow::Borrowed(execution)
+    }
 
     /// Executions newest first, of one workflow or of all.
     async fn list_executions(

@@ -1,5 +1,6 @@
 //! [`Store`] on one DynamoDB table (see [`super::item`] for its shape).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -337,6 +338,17 @@ impl Store for DynamoStore {
             .expression_attribute_values(":queued", s("queued"))
             .expression_attribute_values(":started", s("started"));
         applied(put.send().await)
+    }
+
+    fn as_written<'a>(&self, execution: &'a Execution) -> Cow<'a, Execution> {
+        if execution.paused.is_none() {
+            return Cow::Borrowed(execution);
+        }
+        let record = item::execution_record(execution);
+        match serde_json::from_str(&record.text) {
+            Ok(written) if record.pause_token.is_none() => Cow::Owned(written),
+            _ => Cow::Borrowed(execution),
+        }
     }
 
     async fn save_if_paused(&self, execution: &Execution, token: &str) -> Result<bool, StoreError> {
