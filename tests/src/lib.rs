@@ -229,6 +229,21 @@ impl Drop for Server {
     }
 }
 
+/// An execution record's jobs as `(nodeKey, status)`, in order.
+pub fn job_trail(execution: &Value) -> Vec<(&str, &str)> {
+    execution["jobs"]
+        .as_array()
+        .expect("an execution record has jobs")
+        .iter()
+        .map(|j| {
+            (
+                j["nodeKey"].as_str().unwrap(),
+                j["status"].as_str().unwrap(),
+            )
+        })
+        .collect()
+}
+
 /// A reqwest client that does not follow redirects or keep state.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
 use hookflow::app::{App, AwsEnv, Settings};
 use hookflow::ports::Queue;
 use hookflow::ports::aws::{self, SqsQueue};
-use hookflow_tests::{hookflow, moto_endpoint, unique_name};
+use hookflow_tests::{hookflow, job_trail, moto_endpoint, unique_name};
 use serde_json::{Value, json};
 
 /// Counts the AWS operations a client starts (retries of one operation count once).
@@ -125,7 +125,8 @@ fn body_of(response: &lambda_http::Response<lambda_http::Body>) -> Value {
         .unwrap_or_else(|_| json!(String::from_utf8_lossy(response.body().as_ref())))
 }
 
-async fn resolved_execution(stack: &Stack, id: &str) -> Value {
+/// `hookflow executions show ID --json` on the stack's table.
+async fn show(stack: &Stack, id: &str) -> Value {
     let (ok, out, err) = hookflow(&[
         "executions",
         "show",
@@ -177,7 +178,7 @@ async fn async_run_through_webhook_sqs_and_worker() {
     .await;
     assert!(batch.batch_item_failures.is_empty());
 
-    let execution = resolved_execution(&stack, &id).await;
+    let execution = show(&stack, &id).await;
     assert_eq!(execution["status"], "resolved");
     assert_eq!(execution["workflowKey"], "git-push");
     assert_eq!(
@@ -194,14 +195,14 @@ async fn async_run_through_webhook_sqs_and_worker() {
     assert!(!execution.to_string().contains("authorization"));
 
     // The same message delivered twice is one execution.
-    let before = resolved_execution(&stack, &id).await;
+    let before = show(&stack, &id).await;
     let batch = hookflow_worker::handle(
         Arc::clone(&stack.app.worker),
         sqs_event_of(&[("m-1", &first.body)]),
     )
     .await;
     assert!(batch.batch_item_failures.is_empty());
-    assert_eq!(resolved_execution(&stack, &id).await, before);
+    assert_eq!(show(&stack, &id).await, before);
     let (_, out, _) = hookflow(&[
         "executions",
         "list",
@@ -274,7 +275,7 @@ async fn wrong_method_and_the_sample_sqs_event() {
     let event: SqsEvent = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let batch = hookflow_worker::handle(Arc::clone(&stack.app.worker), event).await;
     assert!(batch.batch_item_failures.is_empty());
-    let execution = resolved_execution(&stack, "01a21fdb-f563-7091-8b2e-6a211fb85800").await;
+    let execution = show(&stack, "01a21fdb-f563-7091-8b2e-6a211fb85800").await;
     assert_eq!(execution["status"], "resolved");
     assert_eq!(execution["output"]["commit"], "9b8c7d6");
 }
@@ -407,19 +408,6 @@ async fn serve_uses_dynamodb_and_sqs_when_pointed_at_an_endpoint() {
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"received": "A-9"}));
 }
 
-async fn show(stack: &Stack, id: &str) -> Value {
-    let (ok, out, err) = hookflow(&[
-        "executions",
-        "show",
-        id,
-        "--json",
-        "--table",
-        &stack.env.table,
-    ]);
-    assert!(ok, "executions show failed: {err}");
-    serde_json::from_str(&out).unwrap()
-}
-
 #[tokio::test]
 async fn a_delay_goes_through_an_sqs_delayed_message_and_the_worker() {
     let stack = stack().await;
@@ -487,18 +475,10 @@ async fn a_delay_goes_through_an_sqs_delayed_message_and_the_worker() {
         done["output"],
         json!({"to": "ana@example.com", "cart": "c-77", "message": "You left 3 item(s) in your cart"})
     );
-    let jobs: Vec<(&str, &str)> = done["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| {
-            (
-                j["nodeKey"].as_str().unwrap(),
-                j["status"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(jobs, [("wait", "resolved"), ("reminder", "resolved")]);
+    assert_eq!(
+        job_trail(&done),
+        [("wait", "resolved"), ("reminder", "resolved")]
+    );
 
     // The same wake-up delivered again changes nothing.
     let batch = hookflow_worker::handle(

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::DateTime;
-use hookflow_tests::{Server, client, hookflow};
+use hookflow_tests::{Server, client, hookflow, job_trail};
 use serde_json::{Value, json};
 
 /// Waits `seconds` from the request body, then records what it saw before the wait.
@@ -59,19 +59,8 @@ fn assert_resolved_after_its_wait(execution: &Value, name: &str, seconds: f64) {
         execution["output"],
         json!({"name": name, "waited": seconds})
     );
-    let jobs: Vec<(&str, &str)> = execution["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| {
-            (
-                j["nodeKey"].as_str().unwrap(),
-                j["status"].as_str().unwrap(),
-            )
-        })
-        .collect();
     assert_eq!(
-        jobs,
+        job_trail(execution),
         [
             ("first", "resolved"),
             ("wait", "resolved"),

@@ -197,7 +197,7 @@ impl RunState {
     }
 
     /// Records how a node stopped and turns it into the halt that ends the run.
-    /// A pause is not a stop: callers turn [`NodeStop::Pause`] into a paused halt.
+    /// A pause is not a stop: the walk turns [`NodeStop::Pause`] into a paused halt.
     pub(super) fn stop_job(&mut self, index: usize, stop: NodeStop) -> Halt {
         let (status, result, halt) = match stop {
             NodeStop::Fail(result) => (
@@ -224,17 +224,13 @@ impl RunState {
                 (JobStatus::Resolved, Some(result), halt)
             }
             NodeStop::Halted(halt) => (halt.job_status(), None, halt),
-            NodeStop::Pause { frame, waits } => {
-                let halt = Halt::paused(
-                    Cursor {
-                        index: 0,
-                        job: index,
-                        frame,
-                    },
-                    waits,
-                );
-                return halt;
-            }
+            // The walk turns a pause into a paused halt before it gets here; a pause
+            // reaching this point has no position to resume from.
+            NodeStop::Pause { .. } => (
+                JobStatus::Error,
+                Some(json!({ "message": "the node paused where a run cannot wait" })),
+                Halt::new(ExecutionStatus::Error),
+            ),
         };
         let result = result.unwrap_or_else(|| self.job_result(index));
         self.finish_job(index, status, result);
