@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use hookflow::deploy::{self, webhook_path};
-use hookflow::nodes::NodeRegistry;
+use hookflow::app::deploy::{self, webhook_path};
 use hookflow::ports::aws::{self, DynamoStore};
 
 #[derive(clap::Args)]
@@ -20,7 +19,7 @@ pub struct DeployArgs {
 }
 
 pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
-    let registry = NodeRegistry::builtin();
+    let registry = hookflow::nodes::builtin();
     let definitions = match deploy::load_all(&args.paths, &registry) {
         Ok(defs) => defs,
         Err(problems) => {
@@ -54,6 +53,9 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
                 },
                 webhook_path(&w.hook_id)
             );
+            for warning in hookflow::validate::warnings(&w.definition) {
+                eprintln!("{} v{}: warning: {warning}", w.key, w.version);
+            }
         }
         Ok(ExitCode::SUCCESS)
     })

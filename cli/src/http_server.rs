@@ -6,13 +6,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::BodyExt;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use lambda_http::{Body, Request, Response};
 use tokio::net::TcpListener;
 
 use hookflow::webhook::{WebhookService, error_response};
@@ -64,19 +64,25 @@ pub async fn serve(
     }
 }
 
-async fn answer(service: &WebhookService, request: hyper::Request<Incoming>) -> Response<Body> {
+async fn answer(
+    service: &WebhookService,
+    request: hyper::Request<Incoming>,
+) -> hyper::Response<Full<Bytes>> {
     let (parts, incoming) = request.into_parts();
     // Read at most one byte past the limit: enough for the service to answer 413
     // in its own order of checks, without holding an unbounded body in memory.
-    let body = match read_up_to(incoming, service.max_body() + 1).await {
-        Ok(bytes) if bytes.is_empty() => Body::Empty,
-        Ok(bytes) => Body::Binary(bytes),
+    let response = match read_up_to(incoming, service.max_body() + 1).await {
+        Ok(bytes) => {
+            service
+                .handle(hyper::Request::from_parts(parts, Bytes::from(bytes)))
+                .await
+        }
         Err(e) => {
             let message = format!("cannot read the request body: {e}");
-            return error_response(hyper::StatusCode::BAD_REQUEST, &message);
+            error_response(hyper::StatusCode::BAD_REQUEST, &message)
         }
     };
-    service.handle(Request::from_parts(parts, body)).await
+    response.map(Full::new)
 }
 
 async fn read_up_to(mut body: Incoming, limit: usize) -> Result<Vec<u8>, hyper::Error> {

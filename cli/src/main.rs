@@ -76,9 +76,9 @@ fn parse_sample(json: Option<String>, url: Option<String>) -> anyhow::Result<Exi
         (Some(json), _) => {
             let value: serde_json::Value = serde_json::from_str(&json)
                 .map_err(|e| anyhow::anyhow!("the sample is not valid JSON: {e}"))?;
-            hookflow::sample::json_paths(&value)
+            hookflow::lang::sample::json_paths(&value)
         }
-        (None, Some(url)) => hookflow::sample::url_paths(&url),
+        (None, Some(url)) => hookflow::lang::sample::url_paths(&url),
         (None, None) => unreachable!("clap requires one of --json and --url"),
     };
     for path in paths {

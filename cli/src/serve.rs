@@ -7,15 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hookflow::app::{App, Settings};
-use hookflow::deploy::{self, webhook_path};
+use hookflow::app::deploy::{self, webhook_path};
+use hookflow::app::worker;
+use hookflow::nodes::NodeSettings;
 use hookflow::nodes::request::guard::NetworkPolicy;
-use hookflow::nodes::{NodeRegistry, NodeSettings};
 use hookflow::ports::aws::{self, DynamoStore, SqsQueue};
 use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
 use hookflow::ports::{Queue, Store};
 use hookflow::webhook::DEFAULT_MAX_BODY;
-use hookflow::worker;
+use hookflow::wiring::{App, Settings};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -42,7 +42,7 @@ pub struct ServeArgs {
     /// Environment variables workflows may read as `$env.NAME` (comma-separated).
     #[arg(
         long = "expose-env",
-        env = "HOOKFLOW_EXPOSE_ENV",
+        env = "HOOKFLOW_EXPOSED_ENV",
         value_delimiter = ','
     )]
     expose_env: Vec<String>,
@@ -70,6 +70,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         )
         .with_writer(std::io::stderr)
         .init();
+    hookflow::guard::install_panic_hook();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -78,7 +79,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let registry = NodeRegistry::builtin();
+    let registry = hookflow::nodes::builtin();
     let definitions = match &args.workflows {
         Some(dir) => match deploy::load_all(std::slice::from_ref(dir), &registry) {
             Ok(defs) => defs,

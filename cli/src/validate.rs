@@ -3,11 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use hookflow::deploy::{definition_files, load_file};
-use hookflow::nodes::NodeRegistry;
+use hookflow::app::deploy::{definition_files, load_file};
 
 pub fn run(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    let registry = NodeRegistry::builtin();
+    let registry = hookflow::nodes::builtin();
     let mut failed = false;
     for path in paths {
         let files = definition_files(path)
@@ -28,6 +27,9 @@ pub fn run(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
                         nodes,
                         if nodes == 1 { "" } else { "s" }
                     );
+                    for warning in hookflow::validate::warnings(&def) {
+                        println!("{}: warning: {warning}", file.display());
+                    }
                 }
                 Err(problems) => {
                     failed = true;

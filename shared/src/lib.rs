@@ -1,23 +1,28 @@
 //! hookflow's library: everything but the process edges.
 //!
-//! The engine ([`engine`]) and the node types ([`nodes`]) know nothing of HTTP or AWS;
-//! [`webhook`] turns an HTTP request into a run and its answer; [`ports`] holds the
-//! store and queue traits with their adapters; [`worker`] runs what the queue delivers.
+//! Layers, each using only those before it (`tests/tests/layers.rs` checks it):
+//!
+//! 1. [`time`], [`guard`]: clocks and panic guards.
+//! 2. [`model`]: workflow definitions, execution records, queue messages.
+//! 3. [`lang`]: variable paths, templates, query strings, media types, value bounds.
+//! 4. [`engine`]: the node trait and registry type, the checker of configs, the walk.
+//! 5. [`nodes`]: one module per node type, and the built-in registry.
+//! 6. [`validate`]: the rules of a whole definition.
+//! 7. [`ports`]: the store and queue traits, with their AWS and embedded adapters.
+//! 8. [`app`]: runs recorded as executions, the worker, wake-ups, subflows, deploys.
+//! 9. [`webhook`]: an `http` request in, its answer out.
+//! 10. [`wiring`]: all of it built once from a store, a queue and settings.
 
 pub mod app;
-pub mod deploy;
 pub mod engine;
+pub mod guard;
+pub mod lang;
 pub mod model;
 pub mod nodes;
-pub mod path;
 pub mod ports;
-pub mod qs;
-pub mod run;
-pub mod sample;
-pub mod subflows;
-pub mod template;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod time;
 pub mod validate;
-pub mod wakeups;
 pub mod webhook;
-pub mod worker;
+pub mod wiring;

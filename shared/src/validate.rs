@@ -2,14 +2,15 @@
 //! JSON path, so a user fixes a file in one pass rather than one error at a time.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 
 use serde_json::{Map, Value};
 
+use crate::engine::check::join;
+pub use crate::engine::{Checker, Problem, is_header_name, is_path};
+use crate::engine::{Mode, NodeRegistry};
+use crate::lang::path;
+use crate::lang::template;
 use crate::model::WorkflowDefinition;
-use crate::nodes::{Mode, NodeRegistry};
-use crate::path;
-use crate::template;
 
 const ROOT_FIELDS: [&str; 8] = [
     "key",
@@ -32,102 +33,27 @@ const NODE_FIELDS: [&str; 6] = ["key", "type", "title", "description", "config",
 /// Lambda's own ceiling; a sync answer past API Gateway's 30 s is cut off anyway.
 const MAX_TIMEOUT_MS: u64 = 900_000;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub path: String,
-    pub message: String,
-}
+/// How long API Gateway's HTTP API waits for an answer.
+pub const API_GATEWAY_TIMEOUT_MS: u64 = 30_000;
 
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
-    }
-}
-
-/// Collects problems; node types use it to check their config.
-pub struct Checker<'a> {
-    problems: &'a mut Vec<Problem>,
-    /// Every node of the workflow by key (branches included), for rules that look
-    /// across nodes.
-    nodes: HashMap<String, Value>,
-}
-
-impl<'a> Checker<'a> {
-    pub fn new(problems: &'a mut Vec<Problem>) -> Self {
-        Self {
-            problems,
-            nodes: HashMap::new(),
-        }
-    }
-
-    /// The workflow's node with this key, as written.
-    pub fn node(&self, key: &str) -> Option<&Value> {
-        self.nodes.get(key)
-    }
-
-    pub fn error(&mut self, path: impl AsRef<str>, message: impl Into<String>) {
-        self.problems.push(Problem {
-            path: path.as_ref().to_string(),
-            message: message.into(),
+/// What a valid definition allows but surely does not mean, for tools to print;
+/// never a reason to refuse it (`hookflow serve` has no 30 s limit, for one).
+pub fn warnings(definition: &WorkflowDefinition) -> Vec<Problem> {
+    let mut found = Vec::new();
+    if let Some(t) = definition.options.timeout_ms
+        && definition.sync
+        && t > API_GATEWAY_TIMEOUT_MS
+    {
+        found.push(Problem {
+            path: "options.timeoutMs".into(),
+            message: format!(
+                "{t} ms is longer than API Gateway waits for an answer ({API_GATEWAY_TIMEOUT_MS} \
+                 ms): on AWS the caller gets a 503 first, and the webhook function stops the \
+                 run at its own time limit"
+            ),
         });
     }
-
-    pub fn optional_bool(&mut self, object: &Value, field: &str, at: &str) {
-        if object.get(field).is_some_and(|v| !v.is_boolean()) {
-            self.error(join(at, field), "must be true or false");
-        }
-    }
-
-    /// An HTTP status a workflow may answer with (absent means 200).
-    pub fn status_code(&mut self, value: Option<&Value>, at: &str) {
-        match value {
-            None => {}
-            Some(v) if v.as_u64().is_some_and(|c| (200..=599).contains(&c)) => {}
-            Some(_) => self.error(at, "must be 200..=599"),
-        }
-    }
-
-    /// `[{name, value}]` HTTP headers.
-    pub fn name_values(&mut self, value: Option<&Value>, at: &str) {
-        let Some(value) = value else { return };
-        let Some(items) = value.as_array() else {
-            self.error(at, "must be an array of {name, value}");
-            return;
-        };
-        for (i, item) in items.iter().enumerate() {
-            match item.get("name").and_then(Value::as_str) {
-                Some(name) if is_header_name(name) => {}
-                Some(_) => self.error(format!("{at}[{i}].name"), "is not a valid header name"),
-                None => self.error(format!("{at}[{i}].name"), "is required"),
-            }
-            if item
-                .get("value")
-                .is_some_and(|v| v.is_object() || v.is_array())
-            {
-                self.error(format!("{at}[{i}].value"), "must be text");
-            }
-        }
-    }
-}
-
-/// A string that is a well-formed variable path (`a.b[0]`).
-pub fn is_path(value: Option<&Value>) -> bool {
-    value
-        .and_then(Value::as_str)
-        .and_then(path::parse)
-        .is_some()
-}
-
-/// RFC 9110 token characters.
-pub fn is_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    found
 }
 
 /// Checks a definition and, when it is valid, returns it typed.
@@ -175,8 +101,8 @@ fn check_root(doc: &Value, registry: &NodeRegistry, check: &mut Checker) {
             Some(_) => check.error("options.timeoutMs", format!("must be 1..={MAX_TIMEOUT_MS}")),
         }
     }
-    check.nodes = collect_nodes(root.get("nodes"));
-    let node_keys: HashSet<String> = check.nodes.keys().cloned().collect();
+    check.set_nodes(collect_nodes(root.get("nodes")));
+    let node_keys: HashSet<String> = check.node_keys().cloned().collect();
     match root.get("trigger") {
         Some(trigger) => check_trigger(trigger, sync, &node_keys, check),
         None => check.error("trigger", "is required"),
@@ -500,15 +426,6 @@ fn unknown_fields(map: &Map<String, Value>, known: &[&str], at: &str, check: &mu
     }
 }
 
-/// `at.field`, or `field` at the root.
-fn join(at: &str, field: &str) -> String {
-    if at.is_empty() {
-        field.to_string()
-    } else {
-        format!("{at}.{field}")
-    }
-}
-
 fn is_identifier(s: &str, max: usize) -> bool {
     (1..=max).contains(&s.len())
         && s.bytes()
@@ -528,7 +445,7 @@ mod tests {
     use serde_json::json;
 
     fn problems(doc: Value) -> Vec<String> {
-        validate(&doc, &NodeRegistry::builtin())
+        validate(&doc, &crate::nodes::builtin())
             .err()
             .unwrap_or_default()
             .iter()
@@ -556,7 +473,7 @@ mod tests {
 
     #[test]
     fn the_spec_example_is_valid() {
-        let def = validate(&spec_example(), &NodeRegistry::builtin()).expect("valid");
+        let def = validate(&spec_example(), &crate::nodes::builtin()).expect("valid");
         assert_eq!(def.key, "payment-callback");
         assert!(def.sync);
         assert_eq!(def.trigger.basic_authentication.unwrap().username, "acme");
@@ -567,7 +484,7 @@ mod tests {
     fn a_minimal_async_definition_is_valid() {
         let def = validate(
             &json!({"key": "k", "trigger": {"type": "webhook"}}),
-            &NodeRegistry::builtin(),
+            &crate::nodes::builtin(),
         )
         .unwrap();
         assert!(!def.sync);

@@ -1,6 +1,8 @@
 //! Test harness: starts the real `hookflow` binary on a free loopback port with
 //! fixture workflows, and reads its store through `hookflow executions`.
 
+pub mod inproc;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -4,11 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookflow::deploy;
+use hookflow::app::deploy;
 use hookflow::model::{
     Cursor, Execution, ExecutionStatus, Paused, RunMessage, Wait, WorkflowDefinition,
 };
-use hookflow::nodes::NodeRegistry;
 use hookflow::ports::aws::{self, DynamoStore, SqsQueue};
 use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
 use hookflow::ports::{Queue, Store, StoreError};
@@ -58,7 +57,7 @@ fn definition(key: &str, hook: Option<&str>, value: i64) -> WorkflowDefinition {
     if let Some(h) = hook {
         doc["trigger"]["hookId"] = json!(h);
     }
-    hookflow::validate::validate(&doc, &NodeRegistry::builtin()).unwrap()
+    hookflow::validate::validate(&doc, &hookflow::nodes::builtin()).unwrap()
 }
 
 fn execution(id: &str, key: &str, status: ExecutionStatus) -> Execution {
@@ -175,7 +174,7 @@ async fn refuses_taken_hooks_and_stale_versions(b: Backend) {
 async fn records_executions_once_and_lists_newest_first(b: Backend) {
     let store = b.store.as_ref();
     let ids: Vec<String> = (0..3)
-        .map(|_| hookflow::webhook::new_execution_id())
+        .map(|_| hookflow::app::ids::new_execution_id())
         .collect();
     for id in &ids {
         assert!(
@@ -191,7 +190,7 @@ async fn records_executions_once_and_lists_newest_first(b: Backend) {
             .await
             .unwrap()
     );
-    let other = hookflow::webhook::new_execution_id();
+    let other = hookflow::app::ids::new_execution_id();
     store
         .insert_execution(&execution(&other, "k2", ExecutionStatus::Started))
         .await
@@ -218,7 +217,7 @@ async fn records_executions_once_and_lists_newest_first(b: Backend) {
 
 async fn a_finished_record_is_never_overwritten_by_a_late_delivery(b: Backend) {
     let store = b.store.as_ref();
-    let id = hookflow::webhook::new_execution_id();
+    let id = hookflow::app::ids::new_execution_id();
     assert!(
         store
             .save_unless_finished(&execution(&id, "k", ExecutionStatus::Started))
@@ -244,7 +243,7 @@ async fn lists_all_executions_newest_first(b: Backend) {
         .unwrap();
     let mut ids = Vec::new();
     for key in ["k1", "k2", "k1"] {
-        let id = hookflow::webhook::new_execution_id();
+        let id = hookflow::app::ids::new_execution_id();
         store
             .insert_execution(&execution(&id, key, ExecutionStatus::Resolved))
             .await
@@ -285,7 +284,7 @@ fn paused(id: &str, token: &str) -> Execution {
 
 async fn a_pause_is_resumed_by_one_wake_up_only(b: Backend) {
     let store = b.store.as_ref();
-    let id = hookflow::webhook::new_execution_id();
+    let id = hookflow::app::ids::new_execution_id();
     assert!(
         store
             .save_unless_finished(&paused(&id, "t1"))
@@ -309,7 +308,7 @@ async fn a_pause_is_resumed_by_one_wake_up_only(b: Backend) {
     assert!(!store.save_if_paused(&first, "t2").await.unwrap());
     assert_eq!(store.execution(&id).await.unwrap().unwrap(), done);
     // A record that never paused is not a pause to resume.
-    let other = hookflow::webhook::new_execution_id();
+    let other = hookflow::app::ids::new_execution_id();
     assert!(
         !store
             .save_if_paused(&paused(&other, "t3"), "t3")

@@ -10,9 +10,9 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
-use hookflow::app::{App, AwsEnv, Settings};
 use hookflow::ports::Queue;
 use hookflow::ports::aws::{self, SqsQueue};
+use hookflow::wiring::{App, AwsEnv, Settings};
 use hookflow_tests::{hookflow, job_trail, moto_endpoint, unique_name};
 use serde_json::{Value, json};
 
@@ -493,7 +493,7 @@ async fn a_delay_goes_through_an_sqs_delayed_message_and_the_worker() {
 #[tokio::test]
 async fn a_wake_up_that_comes_before_its_time_is_chained() {
     let stack = stack().await;
-    let id = hookflow::webhook::new_execution_id();
+    let id = hookflow::app::ids::new_execution_id();
     let run = hookflow::model::RunMessage {
         execution_id: id.clone(),
         workflow_key: "cart-reminder".into(),
@@ -585,7 +585,7 @@ async fn an_async_child_that_waits_pauses_its_parent_on_dynamodb_and_sqs() {
     ]);
     assert!(ok, "{out}{err}");
 
-    let id = hookflow::webhook::new_execution_id();
+    let id = hookflow::app::ids::new_execution_id();
     let run = hookflow::model::RunMessage {
         execution_id: id.clone(),
         workflow_key: "ship-later".into(),

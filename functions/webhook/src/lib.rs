@@ -1,14 +1,56 @@
-//! The webhook Lambda's handler: API Gateway's request straight into
-//! [`hookflow::webhook::WebhookService`], the code `hookflow serve` runs too.
+//! The webhook Lambda's handler: API Gateway's request, converted at this edge to
+//! the `http` types of [`hookflow::webhook::WebhookService`], the code `hookflow
+//! serve` runs too, with the invocation's deadline so a sync run answers 504 and
+//! is recorded before Lambda cuts it off.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
-use hookflow::app::App;
-use lambda_http::{Body, Error, Request, Response};
+use bytes::Bytes;
+use hookflow::webhook::Deadline;
+use hookflow::wiring::App;
+use lambda_http::{Body, Error, Request, RequestExt, Response};
 
 /// One invocation.
 pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error> {
-    Ok(app.webhook.handle(request).await)
+    let deadline = request
+        .lambda_context_ref()
+        .map(|c| deadline_of(c.deadline()));
+    let (mut parts, body) = request.into_parts();
+    if let Some(deadline) = deadline {
+        parts.extensions.insert(deadline);
+    }
+    let body = match body {
+        Body::Empty => Bytes::new(),
+        Body::Text(text) => Bytes::from(text),
+        Body::Binary(bytes) => Bytes::from(bytes),
+        // The enum is non-exhaustive; a kind added later still has its bytes.
+        other => Bytes::copy_from_slice(other.as_ref()),
+    };
+    let response = app
+        .webhook
+        .handle(http::Request::from_parts(parts, body))
+        .await;
+    Ok(response.map(to_lambda_body))
+}
+
+/// The invocation's deadline (wall-clock time) as an instant of this process.
+fn deadline_of(at: SystemTime) -> Deadline {
+    let left = at
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    Deadline(Instant::now() + left)
+}
+
+/// Text stays text for API Gateway; anything else is sent base64-encoded.
+fn to_lambda_body(bytes: Bytes) -> Body {
+    if bytes.is_empty() {
+        return Body::Empty;
+    }
+    match String::from_utf8(bytes.to_vec()) {
+        Ok(text) => Body::Text(text),
+        Err(e) => Body::Binary(e.into_bytes()),
+    }
 }
 
 /// The Lambda loop.

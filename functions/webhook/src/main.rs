@@ -3,6 +3,7 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
-    let app = hookflow::app::AwsEnv::app_from_env().await?;
+    hookflow::guard::install_panic_hook();
+    let app = hookflow::wiring::AwsEnv::app_from_env().await?;
     hookflow_webhook::run(app).await
 }

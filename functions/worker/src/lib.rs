@@ -5,18 +5,20 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use hookflow::app::App;
-use hookflow::worker::{Processed, Worker};
+use hookflow::app::worker::{Processed, Worker};
+use hookflow::wiring::App;
 use lambda_runtime::{Error, LambdaEvent};
 use tokio::task::JoinSet;
 
 /// Runs every message of a batch at once. A run already finished is not run again;
 /// a poison message is reported in the log and dropped (not retried forever); a run
 /// that could not be recorded is returned as a batch item failure for SQS to redeliver
-/// (after its last delivery the worker records it as `error`).
+/// (after its last delivery the worker records it as `error`). A run that panicked
+/// was recorded as `error` by the worker's guard: it is not a failure of the batch,
+/// and the batch's other runs go on untouched.
 pub async fn handle(worker: Arc<Worker>, event: SqsEvent) -> SqsBatchResponse {
     let mut runs = JoinSet::new();
-    // Which message each task runs, so a task that panics is reported, not dropped.
+    // Which message each task runs, to name it should its task fail.
     let mut messages = HashMap::new();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
@@ -44,11 +46,11 @@ pub async fn handle(worker: Arc<Worker>, event: SqsEvent) -> SqsBatchResponse {
                 tracing::warn!(message_id = %id, reason, "run returned to the queue");
                 response.add_failure(id);
             }
+            // `Worker::process` catches its own panics; a task can fail only if that
+            // guard itself failed. Redelivering would only repeat it, so it is logged.
             Err(e) => {
-                tracing::error!(error = %e, "a run panicked; SQS will redeliver it");
-                if let Some(id) = messages.remove(&e.id()) {
-                    response.add_failure(id);
-                }
+                let id = messages.remove(&e.id()).unwrap_or_default();
+                tracing::error!(message_id = %id, error = %e, "a run's task failed outside its guard");
             }
         }
     }

@@ -122,7 +122,7 @@ impl Halt {
             ExecutionStatus::Aborted => JobStatus::Aborted,
             ExecutionStatus::Canceled => JobStatus::Canceled,
             ExecutionStatus::Started => JobStatus::Pending,
-            ExecutionStatus::Error | ExecutionStatus::Queued => JobStatus::Error,
+            ExecutionStatus::Error => JobStatus::Error,
         }
     }
 }

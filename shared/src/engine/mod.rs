@@ -2,14 +2,19 @@
 //!
 //! It knows nothing of HTTP, AWS or storage. A run takes a [`RunState`] (context,
 //! variables, jobs so far) and ends in an [`Outcome`]; callers record it. Node types
-//! plug in through [`crate::nodes::NodeType`], so new types touch no code here.
+//! plug in through [`NodeType`], so new types touch no code here.
 
+pub mod check;
 mod halt;
+mod node;
+mod parallel;
 mod state;
 mod subflow;
 mod walk;
 
+pub use check::{Checker, Problem, is_header_name, is_path};
 pub use halt::{BranchOutcome, Decider, Halt, NodeStop, Pause, Reply};
+pub use node::{Mode, NodeRegistry, NodeType};
 pub use state::{RunContext, RunState};
-pub use subflow::{SubflowCall, SubflowResult, Subflows};
+pub use subflow::{SubflowCall, SubflowError, SubflowResult, Subflows};
 pub use walk::{Engine, Limits, Outcome};

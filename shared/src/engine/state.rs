@@ -8,9 +8,9 @@ use serde_json::{Map, Value, json};
 
 use super::halt::{BranchOutcome, Decider, Halt, NodeStop};
 use super::walk::Engine;
+use crate::lang::path::{self, Segment};
+use crate::lang::template::{self, Variables};
 use crate::model::{Cursor, ExecutionStatus, Job, JobStatus, NodeDefinition, Paused};
-use crate::path::{self, Segment};
-use crate::template::{self, Variables};
 use crate::time::now_rfc3339;
 
 /// Indexes of the jobs one parallel branch started (nested branches included).
@@ -141,6 +141,25 @@ impl RunState {
             job.status = JobStatus::Aborted;
             job.finished_at = Some(now.clone());
         }
+    }
+
+    /// Marks jobs still pending (a run stopped by an internal error) as `error`.
+    pub fn error_pending(&mut self, message: &str) {
+        let now = now_rfc3339();
+        for job in self
+            .lock_jobs()
+            .iter_mut()
+            .filter(|j| j.status == JobStatus::Pending)
+        {
+            job.status = JobStatus::Error;
+            job.result = json!({ "message": message });
+            job.finished_at = Some(now.clone());
+        }
+    }
+
+    /// Sets the execution's output.
+    pub fn set_output(&mut self, output: Value) {
+        self.output = output;
     }
 
     /// Counts one more node run; `false` once the cap is passed.
@@ -414,11 +433,11 @@ impl RunContext<'_> {
     pub async fn subflow_outcome(
         &self,
         execution_id: &str,
-    ) -> Result<Option<super::SubflowResult>, String> {
+    ) -> Result<Option<super::SubflowResult>, super::SubflowError> {
         let subflows = self
             .engine
             .subflows()
-            .ok_or("subflows are not available in this deployment")?;
+            .ok_or(super::SubflowError::NotConfigured)?;
         subflows.outcome(execution_id).await
     }
 
@@ -427,11 +446,11 @@ impl RunContext<'_> {
         &self,
         workflow_key: &str,
         context: Value,
-    ) -> Result<super::SubflowResult, String> {
+    ) -> Result<super::SubflowResult, super::SubflowError> {
         let subflows = self
             .engine
             .subflows()
-            .ok_or("subflows are not available in this deployment")?;
+            .ok_or(super::SubflowError::NotConfigured)?;
         subflows
             .call(super::SubflowCall {
                 workflow_key: workflow_key.to_string(),

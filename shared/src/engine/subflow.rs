@@ -28,11 +28,26 @@ pub struct SubflowResult {
     pub output: Value,
 }
 
+/// Why a child could not run, or could not be looked at.
+#[derive(Debug, thiserror::Error)]
+pub enum SubflowError {
+    /// The call breaks a rule: too deep, a sync parent calling an async child, no
+    /// enabled workflow with that key.
+    #[error("{0}")]
+    Refused(String),
+    /// Storage or the queue failed while starting or reading the child.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The deployment has no subflow service (an engine built on its own).
+    #[error("subflows are not available in this deployment")]
+    NotConfigured,
+}
+
 #[async_trait]
 pub trait Subflows: Send + Sync {
     /// Runs the child to its end and records it; `Err` says why it could not run.
-    async fn call(&self, call: SubflowCall) -> Result<SubflowResult, String>;
+    async fn call(&self, call: SubflowCall) -> Result<SubflowResult, SubflowError>;
 
     /// How a child that paused stands now: `None` while it still waits.
-    async fn outcome(&self, execution_id: &str) -> Result<Option<SubflowResult>, String>;
+    async fn outcome(&self, execution_id: &str) -> Result<Option<SubflowResult>, SubflowError>;
 }

@@ -7,8 +7,9 @@ use super::Paused;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// An accepted async run is a message on the queue, not yet an execution: its record
+/// appears, `started`, when a worker takes it.
 pub enum ExecutionStatus {
-    Queued,
     Started,
     Resolved,
     Failed,
@@ -20,12 +21,11 @@ pub enum ExecutionStatus {
 impl ExecutionStatus {
     /// A finished execution is never run again, whatever the queue redelivers.
     pub fn is_final(self) -> bool {
-        !matches!(self, Self::Queued | Self::Started)
+        self != Self::Started
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Queued => "queued",
             Self::Started => "started",
             Self::Resolved => "resolved",
             Self::Failed => "failed",

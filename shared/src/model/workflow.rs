@@ -1,7 +1,7 @@
 //! The workflow definition format (spec section 2), as it is read from a JSON file.
 //!
-//! Deserialising is lenient about defaults; the rules themselves live in
-//! [`crate::validate`], which reports every problem with its JSON path before a
+//! Deserialising is lenient about defaults; the rules themselves live in the
+//! definition validator, which reports every problem with its JSON path before a
 //! definition is ever turned into these types.
 
 use std::collections::BTreeMap;

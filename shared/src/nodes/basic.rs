@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 
 use serde_json::Value;
 
-use crate::validate::Checker;
+use crate::engine::Checker;
 
 const CALCULATORS: [&str; 18] = [
     "equal",

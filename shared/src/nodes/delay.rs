@@ -7,10 +7,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use super::{Mode, NodeType};
+use crate::engine::Checker;
+use crate::engine::{Mode, NodeType};
 use crate::engine::{NodeStop, RunContext};
 use crate::model::{NodeDefinition, Wait};
-use crate::validate::Checker;
 
 /// A wait longer than this is surely a mistake in the definition.
 const MAX_WAIT_MS: f64 = 366.0 * 24.0 * 3_600_000.0;
@@ -130,11 +130,10 @@ mod tests {
 
     use serde_json::{Value, json};
 
+    use crate::app::runner::Runner;
     use crate::engine::{Engine, Limits};
     use crate::model::{DeployedWorkflow, ExecutionStatus, Wait};
-    use crate::nodes::NodeRegistry;
     use crate::nodes::test_support::{run_pausing, trail};
-    use crate::run::Runner;
 
     fn wait(key: &str, ms: u64) -> Value {
         json!({"key": key, "type": "delay", "config": {"duration": ms, "unit": 1}})
@@ -395,7 +394,7 @@ mod tests {
             definition: serde_json::from_value(definition).unwrap(),
             deployed_at: String::new(),
         };
-        let engine = Engine::new(Arc::new(NodeRegistry::builtin()), Limits::default());
+        let engine = Engine::new(Arc::new(crate::nodes::builtin()), Limits::default());
         let runner = Runner::new(Arc::new(engine), Arc::new(json!({})));
         let started = Runner::started(&workflow, "e", json!({}), String::new());
         let first = runner.run(started, &workflow, None).await.execution;

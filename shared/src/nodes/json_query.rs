@@ -5,11 +5,11 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
-use super::NodeType;
+use crate::engine::NodeType;
+use crate::engine::{Checker, is_path};
 use crate::engine::{NodeStop, RunContext};
+use crate::lang::path;
 use crate::model::NodeDefinition;
-use crate::path;
-use crate::validate::{Checker, is_path};
 
 const ENGINES: [&str; 3] = ["jmespath", "jsonpath", "jsonata"];
 /// JSONata may recurse; these bound one evaluation.

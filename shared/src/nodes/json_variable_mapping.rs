@@ -4,11 +4,11 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use super::NodeType;
+use crate::engine::NodeType;
+use crate::engine::{Checker, is_path};
 use crate::engine::{NodeStop, RunContext};
+use crate::lang::path;
 use crate::model::NodeDefinition;
-use crate::path;
-use crate::validate::{Checker, is_path};
 
 pub struct JsonVariableMapping;
 

@@ -8,10 +8,11 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{NodeType, basic};
+use super::basic;
+use crate::engine::Checker;
+use crate::engine::NodeType;
 use crate::engine::{NodeStop, RunContext};
 use crate::model::NodeDefinition;
-use crate::validate::Checker;
 
 pub struct Loop;
 
@@ -70,21 +71,33 @@ impl NodeType for Loop {
 
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
         let target = cx.render(node.config.get("target").unwrap_or(&Value::Null));
-        let items: Vec<Value> = match target {
-            Value::Array(items) => items,
-            Value::Number(n) => (0..n.as_u64().unwrap_or(0)).map(|i| json!(i)).collect(),
-            Value::String(ref s) if s.trim().parse::<u64>().is_ok() => {
-                (0..s.trim().parse::<u64>().unwrap_or(0))
-                    .map(|i| json!(i))
-                    .collect()
-            }
-            other => vec![other],
-        };
         let cap = cx.limits().max_loop_iterations;
+        let too_many = |count: String| {
+            NodeStop::Fail(json!({
+                "message": format!("the loop would run {count} iterations; the limit is {cap}")
+            }))
+        };
+        // A count is checked before anything is made of it: a request may send 1e300.
+        let count = match &target {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse::<u64>().ok().map(|n| n as f64),
+            _ => None,
+        };
+        let items: Vec<Value> = match (target, count) {
+            (_, Some(n)) => {
+                // A fraction counts its whole part (NocoBase's `parseInt`); a
+                // negative count runs nothing. NaN cannot come from JSON.
+                let whole = n.max(0.0).floor();
+                if whole > cap as f64 {
+                    return Err(too_many(whole.to_string()));
+                }
+                (0..whole as usize).map(|i| json!(i)).collect()
+            }
+            (Value::Array(items), None) => items,
+            (other, None) => vec![other],
+        };
         if items.len() > cap {
-            return Err(NodeStop::Fail(json!({
-                "message": format!("the loop would run {} iterations; the limit is {cap}", items.len())
-            })));
+            return Err(too_many(items.len().to_string()));
         }
         let progress = Progress {
             items,

@@ -1,5 +1,5 @@
-//! Node types. Each lives in its own module behind [`NodeType`]; the engine finds
-//! them by name in a [`NodeRegistry`], so adding a type touches no engine code.
+//! The built-in node types, one module each behind [`crate::engine::NodeType`];
+//! [`builtin`] registers them all, so adding a type touches no engine code.
 
 mod basic;
 mod calculation;
@@ -17,62 +17,14 @@ pub mod request;
 mod response;
 pub mod script;
 mod subflow;
+#[cfg(any(test, feature = "testing"))]
+mod test_panic;
 mod variable;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::engine::{NodeStop, RunContext};
+use crate::engine::{NodeRegistry, NodeStop, RunContext};
 use crate::model::NodeDefinition;
-use crate::validate::Checker;
-
-pub use basic::{evaluate as evaluate_calculation, validate as validate_calculation};
-
-/// Which workflows a node type may appear in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Any,
-    SyncOnly,
-    AsyncOnly,
-}
-
-#[async_trait]
-pub trait NodeType: Send + Sync {
-    /// The `type` written in definitions.
-    fn name(&self) -> &'static str;
-
-    /// Whether a definition may hold a branch with this index (given the node's config).
-    fn allows_branch(&self, _config: &Value, _index: &str) -> bool {
-        false
-    }
-
-    fn mode(&self) -> Mode {
-        Mode::Any
-    }
-
-    /// Reports every problem of a node's config; `at` is the config's JSON path.
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker);
-
-    /// Runs the node: `Ok(result)` resolves its job and the walk goes on.
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop>;
-
-    /// Goes on with a node that paused ([`NodeStop::Pause`]), itself or in one of
-    /// its branches, from the `frame` it saved. Only such nodes implement it.
-    async fn resume(
-        &self,
-        node: &NodeDefinition,
-        _cx: &mut RunContext<'_>,
-        _frame: Value,
-    ) -> Result<Value, NodeStop> {
-        Err(NodeStop::Error(format!(
-            "a {} node cannot resume after a pause",
-            node.kind
-        )))
-    }
-}
 
 /// Goes on with a node that runs one chosen branch (condition, multi-conditions) and
 /// paused in it: `frame.branch` is the branch, `frame.inner` where it stopped. The
@@ -113,62 +65,37 @@ impl Default for NodeSettings {
     }
 }
 
-/// The node types a deployment knows, by name.
-pub struct NodeRegistry {
-    types: HashMap<&'static str, Arc<dyn NodeType>>,
+/// Every built-in node type, with the default network policy (HTTP nodes reach
+/// public addresses only).
+pub fn builtin() -> NodeRegistry {
+    builtin_with(&NodeSettings::default())
 }
 
-impl NodeRegistry {
-    pub fn empty() -> Self {
-        Self {
-            types: HashMap::new(),
-        }
-    }
-
-    /// Every built-in node type, with the default network policy (HTTP nodes reach
-    /// public addresses only).
-    pub fn builtin() -> Self {
-        Self::builtin_with(&NodeSettings::default())
-    }
-
-    /// Every built-in node type, configured for a deployment.
-    pub fn builtin_with(settings: &NodeSettings) -> Self {
-        let mut registry = Self::empty();
-        registry.register(condition::Condition);
-        registry.register(response::Response);
-        registry.register(end::End);
-        registry.register(output::Output);
-        registry.register(calculation::Calculation);
-        registry.register(request::Request::new(
-            settings.network,
-            settings.max_response_bytes,
-        ));
-        registry.register(json_query::JsonQuery);
-        registry.register(date_calculation::DateCalculation);
-        registry.register(json_variable_mapping::JsonVariableMapping);
-        registry.register(script::Script::new(settings.script_memory_bytes));
-        registry.register(multi_conditions::MultiConditions);
-        registry.register(loop_node::Loop);
-        registry.register(parallel::Parallel);
-        registry.register(variable::Variable);
-        registry.register(subflow::Subflow);
-        registry.register(delay::Delay);
-        registry
-    }
-
-    pub fn register(&mut self, node: impl NodeType + 'static) {
-        self.types.insert(node.name(), Arc::new(node));
-    }
-
-    pub fn get(&self, name: &str) -> Option<&Arc<dyn NodeType>> {
-        self.types.get(name)
-    }
-
-    pub fn names(&self) -> Vec<&'static str> {
-        let mut names: Vec<_> = self.types.keys().copied().collect();
-        names.sort_unstable();
-        names
-    }
+/// Every built-in node type, configured for a deployment.
+pub fn builtin_with(settings: &NodeSettings) -> NodeRegistry {
+    let mut registry = NodeRegistry::empty();
+    registry.register(condition::Condition);
+    registry.register(response::Response);
+    registry.register(end::End);
+    registry.register(output::Output);
+    registry.register(calculation::Calculation);
+    registry.register(request::Request::new(
+        settings.network,
+        settings.max_response_bytes,
+    ));
+    registry.register(json_query::JsonQuery);
+    registry.register(date_calculation::DateCalculation);
+    registry.register(json_variable_mapping::JsonVariableMapping);
+    registry.register(script::Script::new(settings.script_memory_bytes));
+    registry.register(multi_conditions::MultiConditions);
+    registry.register(loop_node::Loop);
+    registry.register(parallel::Parallel);
+    registry.register(variable::Variable);
+    registry.register(subflow::Subflow);
+    registry.register(delay::Delay);
+    #[cfg(any(test, feature = "testing"))]
+    registry.register(test_panic::TestPanic);
+    registry
 }
 
 #[cfg(test)]
@@ -179,10 +106,10 @@ pub(crate) mod test_support {
 
     use serde_json::{Value, json};
 
-    use super::NodeRegistry;
+    use crate::app::runner::Runner;
+    use crate::engine::NodeRegistry;
     use crate::engine::{Engine, Limits, Outcome, RunState};
     use crate::model::{DeployedWorkflow, Execution, Job, NodeDefinition};
-    use crate::run::Runner;
     use crate::time::now_rfc3339;
 
     pub async fn run(nodes: Value, context: Value) -> (Outcome, Vec<Job>, Value) {
@@ -194,7 +121,7 @@ pub(crate) mod test_support {
         context: Value,
         limits: Limits,
     ) -> (Outcome, Vec<Job>, Value) {
-        run_on(NodeRegistry::builtin(), nodes, context, limits).await
+        run_on(crate::nodes::builtin(), nodes, context, limits).await
     }
 
     pub async fn run_on(
@@ -228,7 +155,7 @@ pub(crate) mod test_support {
             deployed_at: now_rfc3339(),
         };
         let engine = Arc::new(Engine::new(
-            Arc::new(NodeRegistry::builtin()),
+            Arc::new(crate::nodes::builtin()),
             Limits::default(),
         ));
         let runner = Runner::new(engine, Arc::new(json!({})));
@@ -240,7 +167,7 @@ pub(crate) mod test_support {
             let text = serde_json::to_string(&execution).expect("record");
             pauses.push(execution);
             if let Some(at) = &paused.wake_at {
-                tokio::time::sleep(crate::wakeups::until(at)).await;
+                tokio::time::sleep(crate::app::wakeups::until(at)).await;
             }
             let record: Execution = serde_json::from_str(&text).expect("record");
             execution = runner.resume(record, &workflow).await.execution;

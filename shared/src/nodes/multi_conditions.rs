@@ -6,10 +6,11 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{NodeType, basic};
+use super::basic;
+use crate::engine::Checker;
+use crate::engine::NodeType;
 use crate::engine::{NodeStop, RunContext};
 use crate::model::NodeDefinition;
-use crate::validate::Checker;
 
 pub struct MultiConditions;
 

@@ -3,10 +3,10 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::NodeType;
+use crate::engine::Checker;
+use crate::engine::NodeType;
 use crate::engine::{NodeStop, RunContext};
 use crate::model::NodeDefinition;
-use crate::validate::Checker;
 
 pub struct Output;
 

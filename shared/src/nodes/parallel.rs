@@ -8,10 +8,10 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::NodeType;
+use crate::engine::Checker;
+use crate::engine::NodeType;
 use crate::engine::{BranchOutcome, Halt, NodeStop, RunContext};
 use crate::model::{ExecutionStatus, NodeDefinition};
-use crate::validate::Checker;
 
 const MODES: [&str; 4] = ["all", "any", "race", "allSettled"];
 
@@ -310,12 +310,14 @@ mod tests {
             deployed_at: String::new(),
         };
         let engine = crate::engine::Engine::new(
-            std::sync::Arc::new(crate::nodes::NodeRegistry::builtin()),
+            std::sync::Arc::new(crate::nodes::builtin()),
             crate::engine::Limits::default(),
         );
-        let runner =
-            crate::run::Runner::new(std::sync::Arc::new(engine), std::sync::Arc::new(json!({})));
-        let started = crate::run::Runner::started(&workflow, "e", json!({}), String::new());
+        let runner = crate::app::runner::Runner::new(
+            std::sync::Arc::new(engine),
+            std::sync::Arc::new(json!({})),
+        );
+        let started = crate::app::runner::Runner::started(&workflow, "e", json!({}), String::new());
         let finished = runner
             .run(
                 started,

@@ -3,10 +3,10 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{Mode, NodeType};
+use crate::engine::Checker;
+use crate::engine::{Mode, NodeType};
 use crate::engine::{NodeStop, Reply, RunContext};
 use crate::model::NodeDefinition;
-use crate::validate::Checker;
 
 pub struct Response;
 

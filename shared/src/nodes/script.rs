@@ -13,10 +13,10 @@ use async_trait::async_trait;
 use rquickjs::{CatchResultExt, Context, Function, Runtime};
 use serde_json::{Value, json};
 
-use super::NodeType;
+use crate::engine::Checker;
+use crate::engine::NodeType;
 use crate::engine::{NodeStop, RunContext};
 use crate::model::NodeDefinition;
-use crate::validate::Checker;
 
 const DEFAULT_TIMEOUT_MS: u64 = 1_000;
 const MAX_TIMEOUT_MS: u64 = 60_000;

@@ -8,10 +8,10 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::NodeType;
+use crate::engine::Checker;
+use crate::engine::NodeType;
 use crate::engine::{NodeStop, RunContext, SubflowResult};
 use crate::model::{ExecutionStatus, NodeDefinition, Wait};
-use crate::validate::Checker;
 
 pub struct Subflow;
 
@@ -44,7 +44,7 @@ impl NodeType for Subflow {
         let child = cx
             .call_subflow(key, context)
             .await
-            .map_err(|message| NodeStop::Fail(json!({ "message": message })))?;
+            .map_err(|e| NodeStop::Fail(json!({ "message": e.to_string() })))?;
         settle(node, cx, child)
     }
 
@@ -65,8 +65,8 @@ impl NodeType for Subflow {
             Ok(None) => Err(wait_for(node, id)),
             // The store could not say (a passing error): keep waiting. The worker
             // looks at the child again right after saving this pause.
-            Err(message) => {
-                tracing::warn!(execution_id = %id, message, "cannot read a child execution");
+            Err(e) => {
+                tracing::warn!(execution_id = %id, error = %e, "cannot read a child execution");
                 Err(wait_for(node, id))
             }
         }
@@ -86,7 +86,7 @@ fn settle(
         .unwrap_or("");
     match child.status {
         ExecutionStatus::Resolved => Ok(child.output),
-        ExecutionStatus::Started | ExecutionStatus::Queued => {
+        ExecutionStatus::Started => {
             cx.set_result(json!({ "executionId": child.execution_id }));
             Err(wait_for(node, child.execution_id))
         }

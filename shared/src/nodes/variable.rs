@@ -5,10 +5,10 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::NodeType;
+use crate::engine::Checker;
+use crate::engine::NodeType;
 use crate::engine::{NodeStop, RunContext};
 use crate::model::NodeDefinition;
-use crate::validate::Checker;
 
 pub struct Variable;
 
@@ -66,8 +66,7 @@ mod tests {
             {"key": "bad", "type": "variable", "config": {"target": "ok", "value": 3}},
             {"key": "worse", "type": "variable", "config": {"target": "nowhere", "value": 3}}
         ]});
-        let problems =
-            crate::validate::validate(&doc, &crate::nodes::NodeRegistry::builtin()).unwrap_err();
+        let problems = crate::validate::validate(&doc, &crate::nodes::builtin()).unwrap_err();
         let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(paths, ["nodes[2].config.target", "nodes[3].config.target"]);
     }

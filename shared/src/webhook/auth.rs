@@ -2,7 +2,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use lambda_http::http::HeaderMap;
+use http::HeaderMap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -30,7 +30,7 @@ pub fn basic_matches(headers: &HeaderMap, expected: &BasicAuth) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lambda_http::http::HeaderValue;
+    use http::HeaderValue;
 
     fn headers(value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

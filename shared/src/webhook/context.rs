@@ -1,14 +1,20 @@
 //! The trigger context (spec section 4): declared headers, the query string parsed
 //! like `qs`, and the JSON body.
 
-use lambda_http::Request;
+use bytes::Bytes;
+use http::Request;
 use serde_json::{Map, Value};
 
+use crate::lang::limits;
+use crate::lang::media::is_json_type;
+use crate::lang::qs;
 use crate::model::TriggerDefinition;
-use crate::qs;
 
 /// Builds `$context` from a request; `Err` is the message of a 400.
-pub fn trigger_context(request: &Request, trigger: &TriggerDefinition) -> Result<Value, String> {
+pub fn trigger_context(
+    request: &Request<Bytes>,
+    trigger: &TriggerDefinition,
+) -> Result<Value, String> {
     let mut headers = Map::new();
     for declared in &trigger.request.headers {
         let name = declared.key.to_ascii_lowercase();
@@ -31,7 +37,7 @@ pub fn trigger_context(request: &Request, trigger: &TriggerDefinition) -> Result
     Ok(Value::Object(context))
 }
 
-fn parse_body(request: &Request) -> Result<Value, String> {
+fn parse_body(request: &Request<Bytes>) -> Result<Value, String> {
     let bytes: &[u8] = request.body().as_ref();
     let is_json = request
         .headers()
@@ -41,25 +47,23 @@ fn parse_body(request: &Request) -> Result<Value, String> {
     if !is_json || bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(bytes).map_err(|e| format!("the body is not valid JSON: {e}"))
-}
-
-/// `application/json`, with or without parameters, and any `*/*+json`.
-pub fn is_json_type(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json" || (essence.contains('/') && essence.ends_with("+json"))
+    let body: Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("the body is not valid JSON: {e}"))?;
+    // The body is kept in the run's record and message; past this depth they could
+    // not be read back (see `limits`).
+    if limits::depth(&body) > limits::MAX_DEPTH {
+        return Err(format!(
+            "the body is nested deeper than {} levels",
+            limits::MAX_DEPTH
+        ));
+    }
+    Ok(body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{HeaderDeclaration, RequestDeclarations};
-    use lambda_http::Body;
     use serde_json::json;
 
     fn trigger(headers: &[&str]) -> TriggerDefinition {
@@ -78,8 +82,8 @@ mod tests {
         }
     }
 
-    fn request(uri: &str, content_type: Option<&str>, body: &str) -> Request {
-        let mut b = lambda_http::http::Request::builder()
+    fn request(uri: &str, content_type: Option<&str>, body: &str) -> Request<Bytes> {
+        let mut b = Request::builder()
             .method("POST")
             .uri(uri)
             .header("Authorization", "Basic c2VjcmV0")
@@ -89,7 +93,7 @@ mod tests {
         if let Some(ct) = content_type {
             b = b.header("content-type", ct);
         }
-        b.body(Body::from(body)).unwrap()
+        b.body(Bytes::from(body.to_string())).unwrap()
     }
 
     #[test]

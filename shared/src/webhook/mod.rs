@@ -1,6 +1,6 @@
 //! The webhook endpoint (spec sections 3, 4 and 6) as one function from an HTTP
-//! request to an HTTP response, on `lambda_http`'s types: the webhook Lambda and
-//! `hookflow serve` run exactly this code.
+//! request to an HTTP response, on the `http` crate's types: the webhook Lambda and
+//! `hookflow serve` convert their own types at their edges and run exactly this code.
 
 mod auth;
 mod cache;
@@ -9,21 +9,43 @@ mod reply;
 mod route;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, Response};
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
+use crate::app::ids::new_execution_id;
+use crate::app::runner::Runner;
 use crate::model::{DeployedWorkflow, RunMessage};
 use crate::ports::{Queue, Store};
-use crate::run::Runner;
 use crate::time::now_rfc3339;
 
 pub use cache::HookCache;
-pub use context::is_json_type;
 pub use reply::error as error_response;
 pub use route::hook_id_from_path;
+
+/// When the process answering a request is cut off (a Lambda invocation's
+/// deadline), set by the edge as a request extension. A sync run stops in time to
+/// answer 504 and record itself as `aborted` before then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline(pub Instant);
+
+/// The time kept back before a [`Deadline`] to record the aborted run and answer.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(1_000);
+
+/// How long a sync run may take: its `timeoutMs`, or less when the process has a
+/// deadline that comes sooner.
+pub fn sync_time_limit(timeout_ms: u64, deadline: Option<Deadline>) -> Duration {
+    let configured = Duration::from_millis(timeout_ms);
+    match deadline {
+        Some(Deadline(at)) => configured.min(
+            at.saturating_duration_since(Instant::now())
+                .saturating_sub(DEADLINE_MARGIN),
+        ),
+        None => configured,
+    }
+}
 
 /// The default request body limit: 1 MiB.
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
@@ -58,8 +80,21 @@ impl WebhookService {
     }
 
     /// Answers one request. Every failure is a JSON `{"error": ...}` with its status,
-    /// checked in the spec's order.
-    pub async fn handle(&self, request: Request) -> Response<Body> {
+    /// checked in the spec's order. A panic (a bug) costs this request a 500, and
+    /// nothing else; a sync run's own panics are caught sooner and recorded.
+    pub async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
+        crate::guard::catch(self.answer(request))
+            .await
+            .unwrap_or_else(|panic| {
+                tracing::error!(panic, "a request failed on an internal error");
+                reply::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the request failed on an internal error",
+                )
+            })
+    }
+
+    async fn answer(&self, request: Request<Bytes>) -> Response<Bytes> {
         let Some(hook_id) = route::hook_id_from_path(request.uri().path()) else {
             return reply::error(
                 StatusCode::NOT_FOUND,
@@ -109,16 +144,22 @@ impl WebhookService {
             Err(message) => return reply::error(StatusCode::BAD_REQUEST, &message),
         };
         if workflow.definition.sync {
-            self.run_sync(&workflow, context).await
+            let deadline = request.extensions().get::<Deadline>().copied();
+            self.run_sync(&workflow, context, deadline).await
         } else {
             self.accept_async(&workflow, context).await
         }
     }
 
-    async fn run_sync(&self, workflow: &DeployedWorkflow, context: Value) -> Response<Body> {
+    async fn run_sync(
+        &self,
+        workflow: &DeployedWorkflow,
+        context: Value,
+        deadline: Option<Deadline>,
+    ) -> Response<Bytes> {
         let id = new_execution_id();
         let execution = Runner::started(workflow, &id, context, now_rfc3339());
-        let timeout = Duration::from_millis(workflow.definition.sync_timeout_ms());
+        let timeout = sync_time_limit(workflow.definition.sync_timeout_ms(), deadline);
         let finished = self.runner.run(execution, workflow, Some(timeout)).await;
         if let Err(e) = self.store.save_execution(&finished.execution).await {
             tracing::error!(execution_id = %id, error = %e, "cannot record a sync execution");
@@ -151,7 +192,7 @@ impl WebhookService {
         }
     }
 
-    async fn accept_async(&self, workflow: &DeployedWorkflow, context: Value) -> Response<Body> {
+    async fn accept_async(&self, workflow: &DeployedWorkflow, context: Value) -> Response<Bytes> {
         let message = RunMessage {
             execution_id: new_execution_id(),
             workflow_key: workflow.key.clone(),
@@ -175,131 +216,5 @@ impl WebhookService {
             .clone()
             .unwrap_or_default();
         reply::trigger_response(&configured, &message.context, &message.execution_id)
-    }
-}
-
-/// UUIDv7: unique, and ordered by creation time for "newest first" listings.
-pub fn new_execution_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
-#[cfg(all(test, feature = "embedded"))]
-mod tests {
-    use super::*;
-    use crate::app::{App, Settings};
-    use crate::deploy;
-    use crate::nodes::NodeRegistry;
-    use crate::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
-    use crate::ports::{Delivery, QueueError};
-    use async_trait::async_trait;
-
-    /// A queue whose backend is down.
-    struct DownQueue;
-
-    #[async_trait]
-    impl Queue for DownQueue {
-        async fn enqueue(&self, _: &RunMessage) -> Result<(), QueueError> {
-            Err(QueueError::Backend("connection refused".into()))
-        }
-        async fn enqueue_after(&self, _: &RunMessage, _: Duration) -> Result<(), QueueError> {
-            Err(QueueError::Backend("connection refused".into()))
-        }
-        async fn receive(&self, _: usize, _: Duration) -> Result<Vec<Delivery>, QueueError> {
-            Ok(Vec::new())
-        }
-        async fn ack(&self, _: &Delivery) -> Result<(), QueueError> {
-            Ok(())
-        }
-        async fn retry(&self, _: &Delivery, _: Duration) -> Result<(), QueueError> {
-            Ok(())
-        }
-    }
-
-    fn post(hook: &str, body: &str) -> Request {
-        lambda_http::http::Request::builder()
-            .method("POST")
-            .uri(format!("/api/webhook:trigger/{hook}?a[]=1&a[]=2"))
-            .header("content-type", "application/json")
-            .body(Body::from(body))
-            .unwrap()
-    }
-
-    async fn app_with_queue(dir: &std::path::Path, queue: Option<Arc<dyn Queue>>) -> App {
-        let db = Database::open(dir).unwrap();
-        let store = Arc::new(EmbeddedStore::new(Arc::clone(&db)));
-        let queue = match queue {
-            Some(q) => q,
-            None => Arc::new(EmbeddedQueue::open(db).await.unwrap()),
-        };
-        let app = App::new(store, queue, &Settings::default());
-        let doc = json!({"key": "a", "trigger": {"type": "webhook", "hookId": "async-hook"}});
-        let def = crate::validate::validate(&doc, &NodeRegistry::builtin()).unwrap();
-        deploy::deploy(app.store.as_ref(), def).await.unwrap();
-        app
-    }
-
-    #[tokio::test]
-    async fn async_accept_is_503_when_the_run_cannot_be_queued() {
-        let dir = tempfile::tempdir().unwrap();
-        let app = app_with_queue(dir.path(), Some(Arc::new(DownQueue))).await;
-        let response = app.webhook.handle(post("async-hook", "{}")).await;
-        assert_eq!(response.status(), 503);
-        let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
-        assert!(
-            body["error"]
-                .as_str()
-                .unwrap()
-                .contains("could not be queued")
-        );
-    }
-
-    #[tokio::test]
-    async fn async_accept_queues_the_parsed_context() {
-        let dir = tempfile::tempdir().unwrap();
-        let app = app_with_queue(dir.path(), None).await;
-        let response = app.webhook.handle(post("async-hook", r#"{"x": 1}"#)).await;
-        assert_eq!(response.status(), 200);
-        assert_eq!(response.body().as_ref(), b"ok");
-        assert_eq!(
-            response.headers()["content-type"],
-            "text/plain; charset=utf-8"
-        );
-        let delivered = app.queue.receive(10, Duration::from_secs(1)).await.unwrap();
-        assert_eq!(delivered.len(), 1);
-        let message: RunMessage = serde_json::from_str(&delivered[0].body).unwrap();
-        assert_eq!(message.workflow_key, "a");
-        assert_eq!(message.context["query"], json!({"a": ["1", "2"]}));
-        assert_eq!(message.context["body"], json!({"x": 1}));
-    }
-
-    #[tokio::test]
-    async fn a_redelivered_run_is_recorded_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let app = app_with_queue(dir.path(), None).await;
-        app.webhook.handle(post("async-hook", "{}")).await;
-        let delivery = app
-            .queue
-            .receive(1, Duration::from_secs(1))
-            .await
-            .unwrap()
-            .remove(0);
-        assert_eq!(
-            app.worker.process(&delivery.body, 1).await,
-            crate::worker::Processed::Done
-        );
-        let first = app.store.list_executions(None, 10).await.unwrap();
-        assert_eq!(first.len(), 1);
-        assert_eq!(first[0].status, crate::model::ExecutionStatus::Resolved);
-        // The same message again changes nothing.
-        assert_eq!(
-            app.worker.process(&delivery.body, 2).await,
-            crate::worker::Processed::Done
-        );
-        assert_eq!(app.store.list_executions(None, 10).await.unwrap(), first);
-        // A message that is not a run is reported as poison, not retried.
-        assert!(matches!(
-            app.worker.process("{garbage", 1).await,
-            crate::worker::Processed::Poison(_)
-        ));
     }
 }

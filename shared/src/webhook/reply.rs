@@ -1,39 +1,39 @@
 //! HTTP answers: JSON errors, response-node replies and async trigger responses.
 
-use lambda_http::http::{HeaderName, HeaderValue, StatusCode};
-use lambda_http::{Body, Response};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
 use crate::engine::Reply;
+use crate::lang::template;
 use crate::model::TriggerResponse;
-use crate::template;
 
-pub fn set_header(response: &mut Response<Body>, name: &'static str, value: &str) {
+pub fn set_header(response: &mut Response<Bytes>, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         response.headers_mut().insert(name, v);
     }
 }
 
-pub fn json(status: StatusCode, body: &Value) -> Response<Body> {
-    let mut response = Response::new(Body::from(body.to_string()));
+pub fn json(status: StatusCode, body: &Value) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from(body.to_string()));
     *response.status_mut() = status;
     set_header(&mut response, "content-type", "application/json");
     response
 }
 
-pub fn error(status: StatusCode, message: &str) -> Response<Body> {
+pub fn error(status: StatusCode, message: &str) -> Response<Bytes> {
     json(status, &json!({ "error": message }))
 }
 
 /// A workflow-chosen answer. A JSON string is sent as text, anything else as JSON,
 /// unless the workflow set `Content-Type` itself.
-pub fn from_reply(reply: &Reply) -> Response<Body> {
+pub fn from_reply(reply: &Reply) -> Response<Bytes> {
     let status = StatusCode::from_u16(reply.status_code).unwrap_or(StatusCode::OK);
     let (text, default_type) = match &reply.body {
         Value::String(s) => (s.clone(), "text/plain; charset=utf-8"),
         other => (other.to_string(), "application/json"),
     };
-    let mut response = Response::new(Body::from(text));
+    let mut response = Response::new(Bytes::from(text));
     *response.status_mut() = status;
     for (name, value) in &reply.headers {
         match (
@@ -60,7 +60,7 @@ pub fn trigger_response(
     configured: &TriggerResponse,
     context: &Value,
     execution_id: &str,
-) -> Response<Body> {
+) -> Response<Bytes> {
     let mut vars = Map::new();
     vars.insert("$context".into(), context.clone());
     vars.insert(
@@ -89,7 +89,7 @@ mod tests {
     use super::*;
     use crate::model::NameValue;
 
-    fn content_type(r: &Response<Body>) -> &str {
+    fn content_type(r: &Response<Bytes>) -> &str {
         r.headers()["content-type"].to_str().unwrap()
     }
 

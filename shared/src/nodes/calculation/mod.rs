@@ -10,14 +10,15 @@ mod functions;
 
 use async_trait::async_trait;
 use evalexpr::{
-    ContextWithMutableFunctions, ContextWithMutableVariables, HashMapContext, Value as Ev,
+    Context as _, ContextWithMutableFunctions, ContextWithMutableVariables, HashMapContext,
+    Value as Ev,
 };
 use serde_json::{Number, Value, json};
 
-use super::NodeType;
+use crate::engine::Checker;
+use crate::engine::NodeType;
 use crate::engine::{NodeStop, RunContext};
 use crate::model::NodeDefinition;
-use crate::validate::Checker;
 
 const ENGINES: [&str; 2] = ["math.js", "formula.js"];
 
@@ -137,6 +138,11 @@ fn as_float_literals(source: &str) -> String {
 /// Evaluates a prepared expression with its bound values.
 pub fn evaluate(engine: &str, source: &str, values: &[Value]) -> Result<Value, String> {
     let mut context = HashMapContext::<evalexpr::DefaultNumericTypes>::new();
+    // Only the functions documented for each engine: evalexpr's own built-ins
+    // (string slicing, integer bit shifts, ...) are not part of the language.
+    context
+        .set_builtin_functions_disabled(true)
+        .map_err(|e| e.to_string())?;
     let table = if engine == "formula.js" {
         functions::FORMULA
     } else {

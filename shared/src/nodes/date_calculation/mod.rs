@@ -10,11 +10,11 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Timelike, U
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
-use super::NodeType;
 use super::calculation::number;
+use crate::engine::Checker;
+use crate::engine::NodeType;
 use crate::engine::{NodeStop, RunContext};
 use crate::model::NodeDefinition;
-use crate::validate::Checker;
 use units::Unit;
 
 pub type Date = DateTime<Tz>;
@@ -135,11 +135,19 @@ pub fn parse_date(value: &Value) -> Result<Date, String> {
     let utc = |d: DateTime<Utc>| d.with_timezone(&Tz::UTC);
     match value {
         Value::Number(n) => {
-            let ms = n.as_f64().ok_or("not a timestamp")? as i64;
-            Utc.timestamp_millis_opt(ms)
+            let ms = n
+                .as_f64()
+                .filter(|ms| ms.is_finite())
+                .ok_or("not a timestamp")?;
+            // Beyond ±9e18 ms the cast would saturate; chrono's range ends long before.
+            let out_of_range = || format!("the timestamp {ms} is out of range");
+            if ms.abs() >= 9.0e18 {
+                return Err(out_of_range());
+            }
+            Utc.timestamp_millis_opt(ms.trunc() as i64)
                 .single()
                 .map(utc)
-                .ok_or_else(|| format!("{ms} is out of range"))
+                .ok_or_else(out_of_range)
         }
         Value::String(s) => {
             let s = s.trim();
@@ -189,15 +197,17 @@ fn unit_arg(args: &Value, name: &str, default: Unit) -> Result<Unit, String> {
     }
 }
 
+/// A finite number (JSON, or text that reads as one: `"2"`); `"NaN"` and
+/// `"Infinity"` are not numbers here.
 fn number_arg(args: &Value, name: &str) -> Result<f64, String> {
-    match args.get(name) {
-        Some(Value::Number(n)) => n.as_f64().ok_or_else(|| format!("{name} is not a number")),
-        Some(Value::String(s)) => s
-            .trim()
-            .parse()
-            .map_err(|_| format!("{name} {s:?} is not a number")),
-        _ => Err(format!("{name} is required (a number)")),
-    }
+    let number = match args.get(name) {
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+        _ => return Err(format!("{name} is required (a number)")),
+    };
+    number
+        .filter(|n| n.is_finite())
+        .ok_or_else(|| format!("{name} {} is not a finite number", args[name]))
 }
 
 fn flag(args: &Value, name: &str) -> bool {
@@ -279,7 +289,7 @@ pub fn apply(function: &str, args: &Value, current: Current) -> Result<Current, 
                 Unit::Second => raw * 1000.0,
                 _ => raw,
             };
-            Current::Date(parse_date(&json!(ms as i64))?)
+            Current::Date(parse_date(&json!(ms))?)
         }
         "changeTimezone" => {
             let name = args

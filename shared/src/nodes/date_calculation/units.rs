@@ -1,6 +1,6 @@
 //! Time units with dayjs's names, and the arithmetic on them.
 
-use chrono::{Datelike, Duration, Months, NaiveDate, TimeZone, Timelike};
+use chrono::{Datelike, Days, Months, NaiveDate, TimeDelta, TimeZone, Timelike};
 
 use super::Date;
 
@@ -68,19 +68,31 @@ fn add_months(d: Date, months: i64) -> Result<Date, String> {
     .ok_or_else(out_of_range)
 }
 
+/// The largest whole amount `add` takes: far past any date chrono can hold
+/// (about ±262,000 years), yet small enough that no unit's arithmetic overflows.
+const MAX_WHOLE: f64 = 1e12;
+
 /// dayjs's `add`: calendar units move the calendar (clamping to the month's end),
-/// the others move the clock.
+/// the others move the clock. Amounts come from requests: any value that leaves
+/// the range of dates is an error, never an overflow.
 pub fn add(d: Date, amount: f64, unit: Unit) -> Result<Date, String> {
-    let whole = amount.trunc() as i64;
+    if !amount.is_finite() {
+        return Err(format!("{amount} is not a finite number"));
+    }
+    let whole = amount.trunc();
+    if whole.abs() > MAX_WHOLE {
+        return Err(out_of_range());
+    }
+    // In range: |whole| <= 1e12, so it converts exactly and its multiples fit.
+    let whole = whole as i64;
     match unit {
         Unit::Year => add_months(d, whole * 12),
         Unit::Quarter => add_months(d, whole * 3),
         Unit::Month => add_months(d, whole),
         Unit::Week | Unit::Day | Unit::Date => {
             let days = if unit == Unit::Week { whole * 7 } else { whole };
-            let local = d
-                .naive_local()
-                .checked_add_signed(Duration::days(days))
+            let local = TimeDelta::try_days(days)
+                .and_then(|delta| d.naive_local().checked_add_signed(delta))
                 .ok_or_else(out_of_range)?;
             d.timezone()
                 .from_local_datetime(&local)
@@ -88,8 +100,12 @@ pub fn add(d: Date, amount: f64, unit: Unit) -> Result<Date, String> {
                 .ok_or_else(out_of_range)
         }
         _ => {
-            let ms = (amount * unit.fixed_ms()?).round() as i64;
-            d.checked_add_signed(Duration::milliseconds(ms))
+            let ms = (amount * unit.fixed_ms()?).round();
+            if ms.abs() >= 9.0e18 {
+                return Err(out_of_range());
+            }
+            TimeDelta::try_milliseconds(ms as i64)
+                .and_then(|delta| d.checked_add_signed(delta))
                 .ok_or_else(out_of_range)
         }
     }
@@ -143,7 +159,9 @@ pub fn start_of(d: Date, unit: Unit) -> Result<Date, String> {
         Unit::Quarter => day(NaiveDate::from_ymd_opt(d.year(), d.month0() / 3 * 3 + 1, 1)
             .ok_or_else(out_of_range)?),
         Unit::Month => day(date.with_day(1).ok_or_else(out_of_range)?),
-        Unit::Week => day(date - Duration::days(i64::from(d.weekday().num_days_from_sunday()))),
+        Unit::Week => day(date
+            .checked_sub_days(Days::new(u64::from(d.weekday().num_days_from_sunday())))
+            .ok_or_else(out_of_range)?),
         Unit::Day | Unit::Date => day(date),
         Unit::Hour => d
             .with_minute(0)
@@ -166,5 +184,6 @@ pub fn end_of(d: Date, unit: Unit) -> Result<Date, String> {
     }
     let start = start_of(d, unit)?;
     let next = add(start, 1.0, unit)?;
-    Ok(next - Duration::milliseconds(1))
+    next.checked_sub_signed(TimeDelta::milliseconds(1))
+        .ok_or_else(out_of_range)
 }

@@ -10,10 +10,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
-use super::NodeType;
+use crate::engine::Checker;
+use crate::engine::NodeType;
 use crate::engine::{NodeStop, RunContext};
 use crate::model::NodeDefinition;
-use crate::validate::Checker;
 use guard::{GuardedResolver, NetworkPolicy, check_url};
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
@@ -137,7 +137,7 @@ impl Request {
         let is_json = headers
             .get("content-type")
             .and_then(Value::as_str)
-            .is_some_and(crate::webhook::is_json_type);
+            .is_some_and(crate::lang::media::is_json_type);
         let body = self.read_capped(response).await.map_err(fail)?;
         let data = if is_json {
             serde_json::from_slice(&body)

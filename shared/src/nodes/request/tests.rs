@@ -8,10 +8,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::engine::Limits;
+use crate::engine::NodeRegistry;
 use crate::model::{ExecutionStatus, Job};
+use crate::nodes::NodeSettings;
 use crate::nodes::request::guard::NetworkPolicy;
 use crate::nodes::test_support::run_on;
-use crate::nodes::{NodeRegistry, NodeSettings};
 
 /// Answers by path: /echo, /status/404, /slow, /big, /stream-big, /text, /to-metadata.
 async fn server() -> SocketAddr {
@@ -101,7 +102,7 @@ async fn server() -> SocketAddr {
 }
 
 fn loopback_registry() -> NodeRegistry {
-    NodeRegistry::builtin_with(&NodeSettings {
+    crate::nodes::builtin_with(&NodeSettings {
         network: NetworkPolicy {
             allow_loopback: true,
             allow_private: false,
@@ -285,7 +286,7 @@ async fn loopback_is_refused_by_default() {
     let addr = server().await;
     let nodes = json!([{"key": "call", "type": "request", "config": {"url": format!("http://{addr}/echo"), "method": "GET"}}]);
     let (outcome, jobs, _) =
-        run_on(NodeRegistry::builtin(), nodes, json!({}), Limits::default()).await;
+        run_on(crate::nodes::builtin(), nodes, json!({}), Limits::default()).await;
     assert_eq!(outcome.status, ExecutionStatus::Failed);
     assert!(
         jobs[0].result["message"]
@@ -295,7 +296,7 @@ async fn loopback_is_refused_by_default() {
     );
     let nodes = json!([{"key": "call", "type": "request", "config": {"url": format!("http://localhost:{}/echo", addr.port()), "method": "GET"}}]);
     let (outcome, jobs, _) =
-        run_on(NodeRegistry::builtin(), nodes, json!({}), Limits::default()).await;
+        run_on(crate::nodes::builtin(), nodes, json!({}), Limits::default()).await;
     assert_eq!(
         outcome.status,
         ExecutionStatus::Failed,

@@ -332,10 +332,9 @@ impl Store for DynamoStore {
         let put = self
             .put_execution(execution)
             .condition_expression(
-                "attribute_not_exists(pk) OR (#status IN (:queued, :started) AND attribute_not_exists(pauseToken))",
+                "attribute_not_exists(pk) OR (#status = :started AND attribute_not_exists(pauseToken))",
             )
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":queued", s("queued"))
             .expression_attribute_values(":started", s("started"));
         applied(put.send().await)
     }

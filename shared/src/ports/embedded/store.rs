@@ -204,7 +204,7 @@ impl Store for EmbeddedStore {
                     .prepare_cached(
                         "INSERT INTO executions (id, workflow_key, record) VALUES (?1, ?2, ?3)
                          ON CONFLICT (id) DO UPDATE SET record = excluded.record
-                         WHERE json_extract(executions.record, '$.status') IN ('queued', 'started')
+                         WHERE json_extract(executions.record, '$.status') = 'started'
                            AND json_extract(executions.record, '$.paused') IS NULL",
                     )?
                     .execute(params![id, key, record])?;

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::error::AppError;
 use crate::model::{Execution, RunMessage, Wait};
 use crate::ports::{Queue, Store};
 
@@ -42,7 +43,7 @@ impl Wakeups {
         execution: &Execution,
         replaces: Option<&str>,
         resumed: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), AppError> {
         if let Some(paused) = &execution.paused {
             if let Some(at) = &paused.wake_at {
                 let mut message = RunMessage::wake(&execution.id, &paused.token);
@@ -58,17 +59,13 @@ impl Wakeups {
     /// After a pause on children is saved: wakes the execution if a child finished
     /// in the meantime. One wake-up at most (the resume looks at every wait), so
     /// copies of it do not run the rest of the workflow side by side.
-    pub async fn after_save(&self, execution: &Execution) -> Result<(), String> {
+    pub async fn after_save(&self, execution: &Execution) -> Result<(), AppError> {
         let Some(paused) = &execution.paused else {
             return Ok(());
         };
         for wait in &paused.waits {
             if let Wait::Execution { execution_id, .. } = wait {
-                let child = self
-                    .store
-                    .execution(execution_id)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let child = self.store.execution(execution_id).await?;
                 if child.is_some_and(|c| c.status.is_final()) {
                     let reason = format!("{CHILD_PREFIX}{execution_id}");
                     return self
@@ -81,7 +78,7 @@ impl Wakeups {
     }
 
     /// Tells a finished child's parent (if any) that the child is done.
-    pub async fn wake_parent(&self, child: &Execution) -> Result<(), String> {
+    pub async fn wake_parent(&self, child: &Execution) -> Result<(), AppError> {
         let Some(parent) = &child.parent_execution_id else {
             return Ok(());
         };
@@ -92,18 +89,18 @@ impl Wakeups {
 
     /// Sends a wake-up that came too early (SQS delays 15 minutes at most) again
     /// for the rest of the wait.
-    pub async fn again(&self, execution_id: &str, token: &str, at: &str) -> Result<(), String> {
+    pub async fn again(&self, execution_id: &str, token: &str, at: &str) -> Result<(), AppError> {
         self.send(&RunMessage::wake(execution_id, token), until(at))
             .await
     }
 
-    async fn send(&self, message: &RunMessage, delay: Duration) -> Result<(), String> {
+    async fn send(&self, message: &RunMessage, delay: Duration) -> Result<(), AppError> {
         let sent = if delay.is_zero() {
             self.queue.enqueue(message).await
         } else {
             self.queue.enqueue_after(message, delay).await
         };
-        sent.map_err(|e| e.to_string())
+        Ok(sent?)
     }
 }
 

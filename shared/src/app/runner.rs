@@ -1,6 +1,7 @@
 //! Runs one workflow version to an execution record. Shared by the sync webhook path
 //! and the async worker, so both record executions the same way.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,13 +76,14 @@ impl Runner {
         let mut state = RunState::new(execution.id.clone(), context, Arc::clone(&self.env))
             .with_call(workflow.definition.sync, depth);
         let nodes = &workflow.definition.nodes;
-        let outcome = match timeout {
-            Some(limit) => tokio::time::timeout(limit, self.engine.run(nodes, &mut state))
+        let walk = guarded(self.engine.run(nodes, &mut state));
+        let ended = match timeout {
+            Some(limit) => tokio::time::timeout(limit, walk)
                 .await
-                .ok(),
-            None => Some(self.engine.run(nodes, &mut state).await),
+                .unwrap_or(Err(Stopped::TimedOut)),
+            None => walk.await,
         };
-        finish(execution, workflow, state, outcome)
+        finish(execution, workflow, state, ended)
     }
 
     /// Goes on with a paused execution (its record, `paused` set) from where it
@@ -104,26 +106,46 @@ impl Runner {
         )
         .with_call(workflow.definition.sync, paused.depth);
         let nodes = &workflow.definition.nodes;
-        let outcome = self.engine.resume(nodes, &mut state, paused.cursor).await;
-        finish(execution, workflow, state, Some(outcome))
+        let walk = self.engine.resume(nodes, &mut state, paused.cursor);
+        let ended = guarded(walk).await;
+        finish(execution, workflow, state, ended)
     }
 }
 
-/// Writes how the run ended (or paused) into its record; no outcome means it timed
-/// out, and its pending jobs are recorded as aborted.
+/// Why a walk stopped before it ended on its own.
+enum Stopped {
+    TimedOut,
+    /// A panic outside any node (a bug in the engine itself), with its message.
+    Panicked(String),
+}
+
+async fn guarded(walk: impl Future<Output = Outcome>) -> Result<Outcome, Stopped> {
+    crate::guard::catch(walk).await.map_err(Stopped::Panicked)
+}
+
+/// Writes how the run ended (or paused) into its record. Out of time, its pending
+/// jobs are recorded as aborted; on a panic, the execution is recorded as `error`
+/// with the panic's message.
 fn finish(
     mut execution: Execution,
     workflow: &DeployedWorkflow,
     mut state: RunState,
-    outcome: Option<Outcome>,
+    ended: Result<Outcome, Stopped>,
 ) -> Finished {
-    let timed_out = outcome.is_none();
-    if timed_out {
-        state.abort_pending();
-    }
-    let (status, reply, pause) = match outcome {
-        Some(o) => (o.status, o.reply, o.pause),
-        None => (ExecutionStatus::Aborted, None, None),
+    let timed_out = matches!(ended, Err(Stopped::TimedOut));
+    let (status, reply, pause) = match ended {
+        Ok(o) => (o.status, o.reply, o.pause),
+        Err(Stopped::TimedOut) => {
+            state.abort_pending();
+            (ExecutionStatus::Aborted, None, None)
+        }
+        Err(Stopped::Panicked(panic)) => {
+            state.error_pending(&panic);
+            state.set_output(serde_json::json!({
+                "error": format!("the run failed on an internal error (a bug): {panic}")
+            }));
+            (ExecutionStatus::Error, None, None)
+        }
     };
     let paused = pause.map(|pause| Paused {
         wake_at: Paused::earliest_until(&pause.waits),

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::qs;
+use crate::lang::qs;
 
 /// Every path in a JSON value, parents before children, in document order.
 pub fn json_paths(value: &Value) -> Vec<String> {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::engine::NodeRegistry;
 use crate::model::{DeployedWorkflow, NodeDefinition, WorkflowDefinition};
-use crate::nodes::NodeRegistry;
 use crate::ports::{Store, StoreError};
 use crate::time::now_rfc3339;
 use crate::validate::{self, Problem};

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::path::{self, Segment};
+use crate::lang::path::{self, Segment};
 
 /// The variable roots a template may name.
 pub const ROOTS: [&str; 5] = [

@@ -7,11 +7,12 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::{Semaphore, watch};
 
-use crate::model::{Execution, ExecutionStatus, RunMessage, Wait};
+use super::error::AppError;
+use crate::app::runner::Runner;
+use crate::app::wakeups::{self, CHILD_PREFIX, Wakeups};
+use crate::model::{Execution, ExecutionStatus, JobStatus, RunMessage, Wait};
 use crate::ports::{Delivery, Queue, Store};
-use crate::run::Runner;
 use crate::time::now_rfc3339;
-use crate::wakeups::{self, CHILD_PREFIX, Wakeups};
 
 /// After this many deliveries a run that keeps failing to be recorded is given up
 /// and recorded as `error`, so nothing stays `started` forever.
@@ -48,22 +49,67 @@ impl Worker {
             Ok(m) => m,
             Err(e) => return Processed::Poison(format!("not a run message: {e}")),
         };
-        let done = match &message.wake {
-            Some(reason) => self.wake(&message, reason, attempt).await,
-            None => self.start(&message, attempt).await,
-        };
+        let done = crate::guard::catch(async {
+            match &message.wake {
+                Some(reason) => self.wake(&message, reason, attempt).await,
+                None => self.start(&message, attempt).await,
+            }
+        })
+        .await;
         match done {
-            Ok(()) => Processed::Done,
-            Err(e) => Processed::Retry(e),
+            Ok(Ok(())) => Processed::Done,
+            Ok(Err(e)) => Processed::Retry(e.to_string()),
+            Err(panic) => self.after_panic(&message, &panic).await,
         }
     }
 
-    async fn start(&self, message: &RunMessage, attempt: u32) -> Result<(), String> {
-        let existing = self
-            .store
-            .execution(&message.execution_id)
-            .await
-            .map_err(|e| e.to_string())?;
+    /// A delivery whose processing panicked (a bug outside any node: nodes have
+    /// their own guard). Its execution is recorded as `error` and the delivery
+    /// acknowledged, so a bug never loops through redeliveries or into the DLQ;
+    /// only a store that cannot take that record now brings it back.
+    async fn after_panic(&self, message: &RunMessage, panic: &str) -> Processed {
+        tracing::error!(execution_id = %message.execution_id, panic, "a run failed on an internal error");
+        let reason = format!("the run failed on an internal error (a bug): {panic}");
+        match crate::guard::catch(self.record_failure(message, &reason)).await {
+            Ok(Ok(())) => Processed::Done,
+            Ok(Err(e)) => Processed::Retry(e.to_string()),
+            Err(again) => {
+                tracing::error!(execution_id = %message.execution_id, panic = again, "the failed run could not be recorded either; dropping it");
+                Processed::Done
+            }
+        }
+    }
+
+    /// Records a run as `error` with `reason`, wherever it stood.
+    async fn record_failure(&self, message: &RunMessage, reason: &str) -> Result<(), AppError> {
+        let existing = self.store.execution(&message.execution_id).await?;
+        match existing {
+            Some(existing) if existing.status.is_final() => Ok(()),
+            Some(mut failed) => {
+                let token = failed.paused.take().map(|p| p.token);
+                let now = now_rfc3339();
+                for job in failed
+                    .jobs
+                    .iter_mut()
+                    .filter(|j| j.status == JobStatus::Pending)
+                {
+                    job.status = JobStatus::Error;
+                    job.result = json!({ "message": reason });
+                    job.finished_at = Some(now.clone());
+                }
+                failed.status = ExecutionStatus::Error;
+                failed.output = json!({ "error": reason });
+                failed.finished_at = Some(now);
+                self.record(&failed, token.as_deref()).await
+            }
+            // A wake-up of an execution that is not there: nothing to record on.
+            None if message.wake.is_some() => Ok(()),
+            None => self.record_error(message, reason).await,
+        }
+    }
+
+    async fn start(&self, message: &RunMessage, attempt: u32) -> Result<(), AppError> {
+        let existing = self.store.execution(&message.execution_id).await?;
         // Finished, or paused with its wake-up sent: this is a duplicate delivery, or
         // a retry of one whose look at its children failed after the save.
         if let Some(existing) = existing
@@ -75,8 +121,7 @@ impl Worker {
         let workflow = self
             .store
             .workflow_version(&message.workflow_key, message.workflow_version)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let Some(workflow) = workflow else {
             let reason = format!(
                 "workflow {:?} version {} is not deployed",
@@ -100,12 +145,7 @@ impl Worker {
         );
         // Conditional writes: a delivery that finds the run finished by another one
         // (a duplicate, or a redelivery racing the first) leaves that record alone.
-        if !self
-            .store
-            .save_unless_finished(&execution)
-            .await
-            .map_err(|e| e.to_string())?
-        {
+        if !self.store.save_unless_finished(&execution).await? {
             return Ok(());
         }
         let finished = self.runner.run(execution, &workflow, None).await;
@@ -113,15 +153,15 @@ impl Worker {
     }
 
     /// Goes on with a paused execution, if this wake-up is still the one it waits for.
-    async fn wake(&self, message: &RunMessage, reason: &str, attempt: u32) -> Result<(), String> {
+    async fn wake(&self, message: &RunMessage, reason: &str, attempt: u32) -> Result<(), AppError> {
         let id = &message.execution_id;
         // Not there yet (the wake-up beat the save of its pause): retried a few times.
-        let later = |why: &str| {
+        let later = |why: &'static str| {
             if attempt > MAX_ATTEMPTS {
                 tracing::warn!(execution_id = %id, why, "dropping a wake-up that never came due");
                 Ok(())
             } else {
-                Err(format!("{why}; the wake-up is retried"))
+                Err(AppError::NotYet(why))
             }
         };
         // A child's wake-up waits for the child's final record first: whatever pause
@@ -130,14 +170,13 @@ impl Worker {
             let finished = self
                 .store
                 .execution(child)
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
                 .is_some_and(|c| c.status.is_final());
             if !finished {
                 return later("the child has not recorded its end yet");
             }
         }
-        let Some(execution) = self.store.execution(id).await.map_err(|e| e.to_string())? else {
+        let Some(execution) = self.store.execution(id).await? else {
             return later("the execution is not recorded yet");
         };
         if execution.status.is_final() {
@@ -179,8 +218,7 @@ impl Worker {
         let workflow = self
             .store
             .workflow_version(&execution.workflow_key, execution.workflow_version)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let finished = match workflow {
             Some(workflow) => self.runner.resume(execution, &workflow).await.execution,
             None => {
@@ -197,7 +235,7 @@ impl Worker {
 
     /// Saves a run's new state, with the wake-ups it needs sent first. With `token`
     /// (a resumed pause) only if no other wake-up of that pause saved first.
-    async fn record(&self, execution: &Execution, token: Option<&str>) -> Result<(), String> {
+    async fn record(&self, execution: &Execution, token: Option<&str>) -> Result<(), AppError> {
         // Decided on the record as the store writes it (a pause too large to keep
         // is written as an error, and must then wake its parent).
         let execution = &*self.store.as_written(execution);
@@ -207,8 +245,7 @@ impl Worker {
         let saved = match token {
             Some(token) => self.store.save_if_paused(execution, token).await,
             None => self.store.save_unless_finished(execution).await,
-        }
-        .map_err(|e| e.to_string())?;
+        }?;
         if !saved {
             tracing::info!(execution_id = %execution.id, "another delivery recorded this run first");
             return Ok(());
@@ -216,7 +253,7 @@ impl Worker {
         self.wakeups.after_save(execution).await
     }
 
-    async fn record_error(&self, message: &RunMessage, reason: &str) -> Result<(), String> {
+    async fn record_error(&self, message: &RunMessage, reason: &str) -> Result<(), AppError> {
         tracing::warn!(execution_id = %message.execution_id, reason, "run recorded as error");
         let execution = Execution {
             id: message.execution_id.clone(),
@@ -231,11 +268,8 @@ impl Worker {
             paused: None,
             finished_at: Some(now_rfc3339()),
         };
-        self.store
-            .save_unless_finished(&execution)
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
+        self.store.save_unless_finished(&execution).await?;
+        Ok(())
     }
 }
 
@@ -306,171 +340,5 @@ async fn settle(worker: &Worker, queue: &dyn Queue, delivery: &Delivery) {
     };
     if let Err(e) = outcome {
         tracing::error!(receipt = %delivery.receipt, error = %e, "cannot settle a delivery");
-    }
-}
-
-/// Wake-up orderings driven one step at a time (the races a busy worker meets).
-#[cfg(all(test, feature = "embedded"))]
-mod tests {
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use serde_json::json;
-
-    use super::Processed;
-    use crate::app::{App, Settings};
-    use crate::model::{Cursor, Execution, ExecutionStatus, Paused, RunMessage, Wait};
-    use crate::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
-    use crate::ports::{Queue, Store};
-
-    fn execution(id: &str, parent: Option<&str>, paused: Option<Paused>) -> Execution {
-        Execution {
-            id: id.into(),
-            workflow_key: "k".into(),
-            workflow_version: 1,
-            status: ExecutionStatus::Started,
-            context: json!({}),
-            output: json!(null),
-            jobs: vec![],
-            created_at: "2026-11-28T00:00:00.000Z".into(),
-            finished_at: None,
-            parent_execution_id: parent.map(str::to_string),
-            paused,
-        }
-    }
-
-    fn finished_child() -> Execution {
-        let mut c = execution("C", Some("P"), None);
-        c.status = ExecutionStatus::Resolved;
-        c
-    }
-
-    fn pause(token: &str, waits: Vec<Wait>) -> Paused {
-        Paused {
-            wake_at: Paused::earliest_until(&waits),
-            waits,
-            token: token.into(),
-            cursor: Cursor {
-                index: 0,
-                job: 0,
-                frame: json!(null),
-            },
-            results: json!({}),
-            scopes: json!({}),
-            node_runs: 1,
-            depth: 0,
-        }
-    }
-
-    fn on_child() -> Vec<Wait> {
-        vec![Wait::Execution {
-            node_key: "call".into(),
-            execution_id: "C".into(),
-        }]
-    }
-
-    async fn setup(dir: &std::path::Path) -> (App, Arc<EmbeddedQueue>) {
-        let db = Database::open(dir).unwrap();
-        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::new(Arc::clone(&db)));
-        let queue = Arc::new(EmbeddedQueue::open(db).await.unwrap());
-        let app = App::new(store, queue.clone() as Arc<dyn Queue>, &Settings::default());
-        (app, queue)
-    }
-
-    /// P paused on child C, which has finished (its look at C failed or was cut off).
-    async fn paused_on_a_finished_child(dir: &std::path::Path) -> (App, Arc<EmbeddedQueue>) {
-        let (app, queue) = setup(dir).await;
-        app.store.save_execution(&finished_child()).await.unwrap();
-        app.store
-            .save_execution(&execution("P", None, Some(pause("T1", on_child()))))
-            .await
-            .unwrap();
-        (app, queue)
-    }
-
-    /// Exactly one wake-up of P waits in the queue, sent for C.
-    async fn assert_one_child_wake_up(queue: &EmbeddedQueue) {
-        let got = queue
-            .receive(100, Duration::from_millis(300))
-            .await
-            .unwrap();
-        let wakes: Vec<RunMessage> = got
-            .into_iter()
-            .map(|d| serde_json::from_str::<RunMessage>(&d.body).unwrap())
-            .filter(|m| m.execution_id == "P" && m.wake.is_some())
-            .collect();
-        assert_eq!(wakes.len(), 1, "one wake-up, not one per look: {wakes:?}");
-        assert_eq!(wakes[0].wake.as_deref(), Some("child:C"));
-    }
-
-    async fn process(app: &App, message: &RunMessage) -> Processed {
-        app.worker
-            .process(&serde_json::to_string(message).unwrap(), 1)
-            .await
-    }
-
-    #[tokio::test]
-    async fn a_child_wake_up_waits_for_the_childs_end_whatever_the_parent_waits_for() {
-        let dir = tempfile::tempdir().unwrap();
-        let (app, _queue) = setup(dir.path()).await;
-        let far = "2099-01-01T00:00:00.000Z";
-        let on_delay = vec![Wait::Until {
-            node_key: "d".into(),
-            until: far.into(),
-        }];
-        app.store
-            .save_execution(&execution("P", None, Some(pause("T0", on_delay))))
-            .await
-            .unwrap();
-        app.store
-            .save_execution(&execution("C", Some("P"), Some(pause("TC", vec![]))))
-            .await
-            .unwrap();
-        // C sent its parent's wake-up and has not saved its end; P is on an earlier pause.
-        let out = process(&app, &RunMessage::wake("P", "child:C")).await;
-        assert!(matches!(out, Processed::Retry(_)), "{out:?}");
-        // P then pauses on C, and C's end lands: the retried wake-up resumes P.
-        let on_c = execution("P", None, Some(pause("T1", on_child())));
-        assert!(app.store.save_if_paused(&on_c, "T0").await.unwrap());
-        assert!(
-            app.store
-                .save_if_paused(&finished_child(), "TC")
-                .await
-                .unwrap()
-        );
-        let out = process(&app, &RunMessage::wake("P", "child:C")).await;
-        assert_eq!(out, Processed::Done);
-        let p = app.store.execution("P").await.unwrap().unwrap();
-        assert_ne!(
-            p.paused.map(|x| x.token),
-            Some("T1".into()),
-            "P resumed from T1"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_retried_start_looks_at_the_children_of_the_pause_it_finds() {
-        let dir = tempfile::tempdir().unwrap();
-        let (app, queue) = paused_on_a_finished_child(dir.path()).await;
-        let start = RunMessage {
-            execution_id: "P".into(),
-            workflow_key: "k".into(),
-            workflow_version: 1,
-            context: json!({}),
-            accepted_at: "t".into(),
-            wake: None,
-            after: None,
-        };
-        assert_eq!(process(&app, &start).await, Processed::Done);
-        assert_one_child_wake_up(&queue).await;
-    }
-
-    #[tokio::test]
-    async fn a_stale_wake_up_looks_at_the_children_of_the_pause_it_finds() {
-        let dir = tempfile::tempdir().unwrap();
-        let (app, queue) = paused_on_a_finished_child(dir.path()).await;
-        let out = process(&app, &RunMessage::wake("P", "T0")).await;
-        assert_eq!(out, Processed::Done);
-        assert_one_child_wake_up(&queue).await;
     }
 }

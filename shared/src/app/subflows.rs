@@ -1,0 +1,127 @@
+//! The application's side of the `subflow` port: finds the child's current enabled
+//! version, enforces the call rules, runs it and records it as its own execution.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use crate::app::ids::new_execution_id;
+use crate::app::runner::Runner;
+use crate::app::wakeups::Wakeups;
+use crate::engine::{SubflowCall, SubflowError, SubflowResult, Subflows};
+use crate::model::ExecutionStatus;
+use crate::ports::Store;
+use crate::time::now_rfc3339;
+
+/// Subflow calls nest at most this deep by default.
+pub const DEFAULT_MAX_DEPTH: usize = 8;
+
+pub struct SubflowService {
+    store: Arc<dyn Store>,
+    runner: Arc<Runner>,
+    wakeups: Arc<Wakeups>,
+    max_depth: usize,
+}
+
+impl SubflowService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        runner: Arc<Runner>,
+        wakeups: Arc<Wakeups>,
+        max_depth: usize,
+    ) -> Self {
+        Self {
+            store,
+            runner,
+            wakeups,
+            max_depth,
+        }
+    }
+}
+
+#[async_trait]
+impl Subflows for SubflowService {
+    async fn call(&self, call: SubflowCall) -> Result<SubflowResult, SubflowError> {
+        let depth = call.parent_depth + 1;
+        if depth > self.max_depth {
+            return Err(SubflowError::Refused(format!(
+                "subflow calls nest more than {} deep (calling {:?})",
+                self.max_depth, call.workflow_key
+            )));
+        }
+        let workflow = self
+            .store
+            .current_workflow(&call.workflow_key)
+            .await
+            .map_err(|e| SubflowError::Unavailable(e.to_string()))?
+            .filter(|w| w.definition.enabled)
+            .ok_or_else(|| {
+                SubflowError::Refused(format!(
+                    "no enabled workflow has the key {:?}",
+                    call.workflow_key
+                ))
+            })?;
+        if call.parent_sync && !workflow.definition.sync {
+            return Err(SubflowError::Refused(format!(
+                "a sync workflow may call only sync workflows; {:?} is async",
+                call.workflow_key
+            )));
+        }
+        let id = new_execution_id();
+        let mut execution = Runner::started(&workflow, &id, call.context, now_rfc3339());
+        execution.parent_execution_id = Some(call.parent_execution_id);
+        let finished = self
+            .runner
+            .run_at_depth(execution, &workflow, None, depth)
+            .await;
+        // A child that paused goes on by itself, woken like any paused execution.
+        let child = match self.store.as_written(&finished.execution) {
+            Cow::Owned(written) => written,
+            Cow::Borrowed(_) => finished.execution,
+        };
+        self.wakeups
+            .before_save(&child, None, false)
+            .await
+            .map_err(|e| unavailable("scheduled", &e))?;
+        self.store
+            .save_execution(&child)
+            .await
+            .map_err(|e| unavailable("recorded", &e))?;
+        self.wakeups
+            .after_save(&child)
+            .await
+            .map_err(|e| unavailable("scheduled", &e))?;
+        Ok(SubflowResult {
+            execution_id: id,
+            status: child.status,
+            output: child.output,
+        })
+    }
+
+    async fn outcome(&self, execution_id: &str) -> Result<Option<SubflowResult>, SubflowError> {
+        let child = self
+            .store
+            .execution(execution_id)
+            .await
+            .map_err(|e| SubflowError::Unavailable(e.to_string()))?;
+        // Gone (deleted, or expired): the call fails rather than wait forever.
+        let Some(child) = child else {
+            return Ok(Some(SubflowResult {
+                execution_id: execution_id.to_string(),
+                status: ExecutionStatus::Error,
+                output: json!({ "error": "the child execution is no longer recorded" }),
+            }));
+        };
+        Ok(child.status.is_final().then(|| SubflowResult {
+            execution_id: child.id,
+            status: child.status,
+            output: child.output,
+        }))
+    }
+}
+
+fn unavailable(what: &str, e: &dyn std::fmt::Display) -> SubflowError {
+    SubflowError::Unavailable(format!("the child execution could not be {what}: {e}"))
+}

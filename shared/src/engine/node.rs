@@ -1,0 +1,82 @@
+//! What a node type is to the engine: the [`NodeType`] trait, and the registry
+//! the walk finds types in by name. The types themselves live in the layer above.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::check::Checker;
+use super::{NodeStop, RunContext};
+use crate::model::NodeDefinition;
+
+/// Which workflows a node type may appear in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Any,
+    SyncOnly,
+    AsyncOnly,
+}
+
+#[async_trait]
+pub trait NodeType: Send + Sync {
+    /// The `type` written in definitions.
+    fn name(&self) -> &'static str;
+
+    /// Whether a definition may hold a branch with this index (given the node's config).
+    fn allows_branch(&self, _config: &Value, _index: &str) -> bool {
+        false
+    }
+
+    fn mode(&self) -> Mode {
+        Mode::Any
+    }
+
+    /// Reports every problem of a node's config; `at` is the config's JSON path.
+    fn validate(&self, config: &Value, at: &str, check: &mut Checker);
+
+    /// Runs the node: `Ok(result)` resolves its job and the walk goes on.
+    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop>;
+
+    /// Goes on with a node that paused ([`NodeStop::Pause`]), itself or in one of
+    /// its branches, from the `frame` it saved. Only such nodes implement it.
+    async fn resume(
+        &self,
+        node: &NodeDefinition,
+        _cx: &mut RunContext<'_>,
+        _frame: Value,
+    ) -> Result<Value, NodeStop> {
+        Err(NodeStop::Error(format!(
+            "a {} node cannot resume after a pause",
+            node.kind
+        )))
+    }
+}
+
+/// The node types a deployment knows, by name.
+pub struct NodeRegistry {
+    types: HashMap<&'static str, Arc<dyn NodeType>>,
+}
+
+impl NodeRegistry {
+    pub fn empty() -> Self {
+        Self {
+            types: HashMap::new(),
+        }
+    }
+
+    pub fn register(&mut self, node: impl NodeType + 'static) {
+        self.types.insert(node.name(), Arc::new(node));
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn NodeType>> {
+        self.types.get(name)
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = self.types.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
+}

@@ -1,0 +1,10 @@
+//! The language of definitions and requests: variable paths, `{{ }}` templates,
+//! query strings parsed like `qs`, media types, sample parsing, and the bounds every
+//! JSON value hookflow makes must stay within. Knows nothing of nodes or runs.
+
+pub mod limits;
+pub mod media;
+pub mod path;
+pub mod qs;
+pub mod sample;
+pub mod template;

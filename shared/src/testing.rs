@@ -1,0 +1,74 @@
+//! Generators for property tests, shared by the library's own tests and the
+//! workspace's end-to-end tests (the `testing` feature; never in a release).
+//!
+//! Values are the kind a hostile caller sends: numbers at and past every integer
+//! and float bound, NaN and Infinity spelt as text, `-0`, dates that are not
+//! dates, long strings, deep nesting.
+
+use proptest::prelude::*;
+use serde_json::{Map, Number, Value, json};
+
+/// Numbers and number-like text at the edges of every conversion.
+pub fn hostile_scalar() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(json!(1e300)),
+        Just(json!(-1e300)),
+        Just(json!(f64::MAX)),
+        Just(json!(f64::MIN_POSITIVE)),
+        Just(json!(9_223_372_036_854_775_807_i64)),
+        Just(json!(-9_223_372_036_854_775_807_i64 - 1)),
+        Just(json!(18_446_744_073_709_551_615_u64)),
+        Just(json!(9.223_372_036_854_776e18)),
+        Just(json!(1e15)),
+        Just(json!(-0.0)),
+        Just(json!(0.5)),
+        Just(json!("NaN")),
+        Just(json!("Infinity")),
+        Just(json!("-Infinity")),
+        Just(json!("-0")),
+        Just(json!("1e400")),
+        Just(json!("9999999999999999999999")),
+        Just(json!("1000000000000000")),
+        Just(json!("2024-02-30")),
+        Just(json!("275760-09-13T00:00:00Z")),
+        Just(json!("-271821-04-20")),
+        Just(json!("not a date")),
+        Just(json!("")),
+        Just(json!(" ")),
+        Just(json!("{{$context}}")),
+        Just(json!("\u{0}\u{1f}\"\\")),
+        Just(Value::String("é".repeat(4_000))),
+    ]
+}
+
+/// Any JSON scalar, hostile ones included.
+pub fn scalar() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        3 => hostile_scalar(),
+        1 => Just(Value::Null),
+        1 => any::<bool>().prop_map(Value::Bool),
+        2 => any::<i64>().prop_map(|i| json!(i)),
+        2 => any::<f64>().prop_filter_map("finite", Number::from_f64).prop_map(Value::Number),
+        2 => "\\PC{0,24}".prop_map(Value::String),
+    ]
+}
+
+/// Any JSON value up to a few levels deep.
+pub fn json_value() -> impl Strategy<Value = Value> {
+    scalar().prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::vec(("[a-z$_]{0,6}", inner), 0..6)
+                .prop_map(|entries| Value::Object(entries.into_iter().collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+/// A value nested `levels` deep (`[[[...]]]`), built without recursion.
+pub fn nested(levels: usize) -> Value {
+    let mut value = json!(1);
+    for _ in 0..levels {
+        value = Value::Array(vec![value]);
+    }
+    value
+}

@@ -1,0 +1,96 @@
+//! Wiring: the engine, runner, webhook service and worker built once from a store, a
+//! queue and settings. `hookflow serve` and both Lambdas start here.
+
+mod aws_env;
+
+pub use aws_env::AwsEnv;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::app::runner::Runner;
+use crate::app::subflows::{DEFAULT_MAX_DEPTH, SubflowService};
+use crate::app::wakeups::Wakeups;
+use crate::app::worker::Worker;
+use crate::engine::{Engine, Limits, Subflows};
+use crate::nodes::NodeSettings;
+use crate::ports::{Queue, Store};
+use crate::webhook::{DEFAULT_MAX_BODY, WebhookService};
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Environment variables a workflow may read as `$env.NAME`; no others.
+    pub exposed_env: Vec<String>,
+    pub hook_cache_ttl: Duration,
+    pub max_body: usize,
+    pub limits: Limits,
+    pub nodes: NodeSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            exposed_env: Vec::new(),
+            hook_cache_ttl: Duration::from_secs(5),
+            max_body: DEFAULT_MAX_BODY,
+            limits: Limits::default(),
+            nodes: NodeSettings::default(),
+        }
+    }
+}
+
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub webhook: Arc<WebhookService>,
+    pub worker: Arc<Worker>,
+    /// Kept alive here: the engine holds it weakly.
+    _subflows: Arc<dyn Subflows>,
+}
+
+impl App {
+    pub fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>, settings: &Settings) -> Self {
+        let registry = crate::nodes::builtin_with(&settings.nodes);
+        let engine = Arc::new(Engine::new(Arc::new(registry), settings.limits.clone()));
+        let runner = Arc::new(Runner::new(
+            Arc::clone(&engine),
+            Arc::new(exposed_env(&settings.exposed_env)),
+        ));
+        let wakeups = Arc::new(Wakeups::new(Arc::clone(&queue), Arc::clone(&store)));
+        let subflows: Arc<dyn Subflows> = Arc::new(SubflowService::new(
+            Arc::clone(&store),
+            Arc::clone(&runner),
+            Arc::clone(&wakeups),
+            DEFAULT_MAX_DEPTH,
+        ));
+        engine.set_subflows(Arc::downgrade(&subflows));
+        let webhook = Arc::new(WebhookService::new(
+            Arc::clone(&store),
+            Arc::clone(&queue),
+            Arc::clone(&runner),
+            settings.hook_cache_ttl,
+            settings.max_body,
+        ));
+        let worker = Arc::new(Worker::new(Arc::clone(&store), runner, wakeups));
+        Self {
+            store,
+            queue,
+            webhook,
+            worker,
+            _subflows: subflows,
+        }
+    }
+}
+
+/// The listed variables that are set, read once at start.
+pub fn exposed_env(names: &[String]) -> Value {
+    let mut env = Map::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        if let Ok(value) = std::env::var(name) {
+            env.insert(name.to_string(), Value::String(value));
+        }
+    }
+    Value::Object(env)
+}

@@ -1,0 +1,109 @@
+//! The webhook service through the whole app on the embedded store: accepts,
+//! queue failures, redeliveries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use hookflow::model::RunMessage;
+use hookflow::ports::{Delivery, Queue, QueueError};
+use hookflow::wiring::{App, Settings};
+use hookflow_tests::inproc;
+use serde_json::{Value, json};
+
+/// A queue whose backend is down.
+struct DownQueue;
+
+#[async_trait]
+impl Queue for DownQueue {
+    async fn enqueue(&self, _: &RunMessage) -> Result<(), QueueError> {
+        Err(QueueError::Backend("connection refused".into()))
+    }
+    async fn enqueue_after(&self, _: &RunMessage, _: Duration) -> Result<(), QueueError> {
+        Err(QueueError::Backend("connection refused".into()))
+    }
+    async fn receive(&self, _: usize, _: Duration) -> Result<Vec<Delivery>, QueueError> {
+        Ok(Vec::new())
+    }
+    async fn ack(&self, _: &Delivery) -> Result<(), QueueError> {
+        Ok(())
+    }
+    async fn retry(&self, _: &Delivery, _: Duration) -> Result<(), QueueError> {
+        Ok(())
+    }
+}
+
+fn post(hook: &str, body: &str) -> http::Request<Bytes> {
+    inproc::post(&format!("/api/webhook:trigger/{hook}?a[]=1&a[]=2"), body)
+}
+
+async fn app_with_queue(dir: &std::path::Path, queue: Option<Arc<dyn Queue>>) -> App {
+    let doc = json!({"key": "a", "trigger": {"type": "webhook", "hookId": "async-hook"}});
+    inproc::app(dir, &[doc], &Settings::default(), queue).await
+}
+
+#[tokio::test]
+async fn async_accept_is_503_when_the_run_cannot_be_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_with_queue(dir.path(), Some(Arc::new(DownQueue))).await;
+    let response = app.webhook.handle(post("async-hook", "{}")).await;
+    assert_eq!(response.status(), 503);
+    let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("could not be queued")
+    );
+}
+
+#[tokio::test]
+async fn async_accept_queues_the_parsed_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_with_queue(dir.path(), None).await;
+    let response = app.webhook.handle(post("async-hook", r#"{"x": 1}"#)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.body().as_ref(), b"ok");
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; charset=utf-8"
+    );
+    let delivered = app.queue.receive(10, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(delivered.len(), 1);
+    let message: RunMessage = serde_json::from_str(&delivered[0].body).unwrap();
+    assert_eq!(message.workflow_key, "a");
+    assert_eq!(message.context["query"], json!({"a": ["1", "2"]}));
+    assert_eq!(message.context["body"], json!({"x": 1}));
+}
+
+#[tokio::test]
+async fn a_redelivered_run_is_recorded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_with_queue(dir.path(), None).await;
+    app.webhook.handle(post("async-hook", "{}")).await;
+    let delivery = app
+        .queue
+        .receive(1, Duration::from_secs(1))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        app.worker.process(&delivery.body, 1).await,
+        hookflow::app::worker::Processed::Done
+    );
+    let first = app.store.list_executions(None, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].status, hookflow::model::ExecutionStatus::Resolved);
+    // The same message again changes nothing.
+    assert_eq!(
+        app.worker.process(&delivery.body, 2).await,
+        hookflow::app::worker::Processed::Done
+    );
+    assert_eq!(app.store.list_executions(None, 10).await.unwrap(), first);
+    // A message that is not a run is reported as poison, not retried.
+    assert!(matches!(
+        app.worker.process("{garbage", 1).await,
+        hookflow::app::worker::Processed::Poison(_)
+    ));
+}
