@@ -14,6 +14,7 @@ use hookflow::ports::Queue;
 use hookflow::ports::aws::{self, SqsQueue};
 use hookflow::wiring::{App, AwsEnv, Settings};
 use hookflow_tests::{hookflow, job_trail, moto_endpoint, unique_name};
+use lambda_http::RequestExt;
 use serde_json::{Value, json};
 
 /// Counts the AWS operations a client starts (retries of one operation count once).
@@ -650,4 +651,105 @@ async fn an_async_child_that_waits_pauses_its_parent_on_dynamodb_and_sqs() {
     assert_eq!(children.len(), 1);
     assert_eq!(children[0]["status"], "resolved");
     assert_eq!(children[0]["parentExecutionId"], json!(id));
+}
+
+/// Deploys one definition to the stack's table with the CLI.
+fn deploy_to(stack: &Stack, definition: &Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flow.json");
+    std::fs::write(&file, definition.to_string()).unwrap();
+    let (ok, out, err) = hookflow(&[
+        "deploy",
+        "--table",
+        &stack.env.table,
+        file.to_str().unwrap(),
+    ]);
+    assert!(ok, "hookflow deploy failed: {out}{err}");
+}
+
+#[tokio::test]
+async fn a_run_that_panics_in_a_batch_fails_alone_and_is_not_returned_to_sqs() {
+    let stack = stack().await;
+    deploy_to(
+        &stack,
+        &json!({"key": "boom", "trigger": {"type": "webhook", "hookId": "boom-hook"}, "nodes": [
+            {"key": "boom", "type": "test-panic", "config": {"when": "{{$context.body.panic}}"}},
+            {"key": "out", "type": "output", "config": {"value": "{{$context.body.n}}"}}
+        ]}),
+    );
+    let runs: Vec<(String, String)> = (0..3)
+        .map(|n| {
+            let id = hookflow::app::ids::new_execution_id();
+            let message = json!({"executionId": id, "workflowKey": "boom", "workflowVersion": 1,
+                "context": {"body": {"panic": n == 1, "n": n}, "headers": {}, "query": {}},
+                "acceptedAt": "2026-11-29T00:00:00.000Z"});
+            (id, message.to_string())
+        })
+        .collect();
+    let records: Vec<(&str, &str)> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, (_, body))| (["m-0", "m-1", "m-2"][i], body.as_str()))
+        .collect();
+    let batch =
+        hookflow_worker::handle(Arc::clone(&stack.app.worker), sqs_event_of(&records)).await;
+    assert!(
+        batch.batch_item_failures.is_empty(),
+        "no run comes back: {:?}",
+        batch.batch_item_failures
+    );
+    let statuses: Vec<Value> =
+        futures_util::future::join_all(runs.iter().map(|(id, _)| show(&stack, id)))
+            .await
+            .into_iter()
+            .map(|e| e["status"].clone())
+            .collect();
+    assert_eq!(
+        statuses,
+        [json!("resolved"), json!("error"), json!("resolved")]
+    );
+    let broken = show(&stack, &runs[1].0).await;
+    let message = broken["jobs"][0]["result"]["message"].as_str().unwrap();
+    assert!(message.contains("panicked on purpose"), "{message}");
+    assert_eq!(show(&stack, &runs[0].0).await["output"], json!(0));
+}
+
+#[tokio::test]
+async fn a_sync_run_answers_504_before_the_invocation_deadline() {
+    let stack = stack().await;
+    deploy_to(
+        &stack,
+        &json!({"key": "slow", "sync": true, "options": {"timeoutMs": 25000},
+            "trigger": {"type": "webhook", "hookId": "slow-hook"}, "nodes": [
+            {"key": "spin", "type": "script", "config": {"content": "while (true) {}", "timeout": 4000}}
+        ]}),
+    );
+    let mut context = lambda_http::Context::default();
+    let deadline = std::time::SystemTime::now() + Duration::from_millis(2_500);
+    context.deadline = deadline
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let request = lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("https://example.com/api/webhook:trigger/slow-hook")
+        .header("content-type", "application/json")
+        .body(lambda_http::Body::Text("{}".into()))
+        .unwrap()
+        .with_lambda_context(context);
+    let started = std::time::Instant::now();
+    let response = hookflow_webhook::handle(&stack.app, request).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(response.status(), 504, "{}", body_of(&response));
+    assert!(
+        took < Duration::from_millis(2_500),
+        "answered before the deadline, not at timeoutMs: {took:?}"
+    );
+    let id = body_of(&response)["executionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let execution = show(&stack, &id).await;
+    assert_eq!(execution["status"], "aborted");
+    assert_eq!(execution["jobs"][0]["status"], "aborted");
 }
