@@ -106,8 +106,10 @@ fn query(
         }
         "jsonata" => {
             let arena = bumpalo::Bump::new();
-            let parsed = jsonata_rs::JsonAta::new(expression, &arena)
+            let expression = with_bounded_pad(expression);
+            let parsed = jsonata_rs::JsonAta::new(&expression, &arena)
                 .map_err(|e| format!("not a JSONata expression: {e}"))?;
+            parsed.register_function(BOUNDED_PAD, 3, bounded_pad);
             if compile_only {
                 return Ok(Value::Null);
             }
@@ -138,6 +140,91 @@ fn query(
 
 /// `model: [{path, alias}]` turns each result object (or each item of a result
 /// array) into an object of the named fields.
+/// The name `$pad` calls go to (jsonata-rs binds its own `pad` at every
+/// evaluation, over anything registered under that name).
+const BOUNDED_PAD: &str = "__hookflow_pad";
+
+/// The expression with every call of `$pad` (outside string literals and
+/// comments) renamed to [`BOUNDED_PAD`].
+fn with_bounded_pad(expression: &str) -> String {
+    let mut out = String::with_capacity(expression.len());
+    let mut rest = expression;
+    while let Some(c) = rest.chars().next() {
+        let skip = match c {
+            '"' | '\'' => string_literal_len(rest, c),
+            '/' if rest.starts_with("/*") => rest.find("*/").map_or(rest.len(), |end| end + 2),
+            '$' if rest.starts_with("$pad")
+                && !rest[4..].starts_with(|n: char| n.is_alphanumeric() || n == '_') =>
+            {
+                out.push('$');
+                out.push_str(BOUNDED_PAD);
+                rest = &rest[4..];
+                continue;
+            }
+            _ => c.len_utf8(),
+        };
+        out.push_str(&rest[..skip]);
+        rest = &rest[skip..];
+    }
+    out
+}
+
+/// The length of the string literal at the start of `text`, quotes included (all
+/// of `text` when it is not closed).
+fn string_literal_len(text: &str, quote: char) -> usize {
+    let mut escaped = false;
+    for (i, c) in text.char_indices().skip(1) {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            c if c == quote => return i + c.len_utf8(),
+            _ => {}
+        }
+    }
+    text.len()
+}
+
+/// The widest `$pad` may make a string. jsonata-rs's own `$pad` builds any width
+/// it is given, and a width from a request (`$pad(x, $.n)` with n = 1e15) would
+/// take all the memory there is.
+const MAX_PAD_WIDTH: f64 = 1_048_576.0;
+
+/// JSONata's `$pad(str, width [, char])`: pads on the right for a positive width,
+/// on the left for a negative one, with `char` (a space by default) repeated.
+fn bounded_pad<'a>(
+    cx: jsonata_rs::FunctionContext<'a, '_>,
+    args: &[&'a jsonata_rs::Value<'a>],
+) -> Result<&'a jsonata_rs::Value<'a>, jsonata_rs::Error> {
+    use jsonata_rs::Value as J;
+    let (Some(text), Some(width)) = (args.first(), args.get(1)) else {
+        return Ok(J::undefined());
+    };
+    if !text.is_string() || !width.is_number() {
+        return Ok(J::undefined());
+    }
+    let width = width.as_f64().round();
+    if !width.is_finite() || width.abs() > MAX_PAD_WIDTH {
+        return Err(jsonata_rs::Error::D3137Error(format!(
+            "$pad: the width {width} is more than {MAX_PAD_WIDTH}"
+        )));
+    }
+    let text = text.as_str();
+    let fill = args
+        .get(2)
+        .map(|c| c.as_str().into_owned())
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| " ".to_string());
+    // Within the bound above: the cast is exact.
+    let missing = (width.abs() as usize).saturating_sub(text.chars().count());
+    let padding: String = fill.chars().cycle().take(missing).collect();
+    let padded = if width > 0.0 {
+        format!("{text}{padding}")
+    } else {
+        format!("{padding}{text}")
+    };
+    Ok(J::string(cx.arena, &padded))
+}
+
 fn apply_model(result: &Value, model: &[Value]) -> Value {
     let pick = |item: &Value| {
         let mut out = Map::new();
@@ -200,6 +287,26 @@ mod tests {
         assert_eq!(
             query("jmespath", "nothing", &orders(), false).unwrap(),
             Value::Null
+        );
+    }
+
+    #[test]
+    fn pad_pads_within_its_bound() {
+        let source = json!({"s": "ab", "n": 5, "huge": 1e15});
+        let pad = |e: &str| query("jsonata", e, &source, false);
+        assert_eq!(pad("$pad(s, n)").unwrap(), json!("ab   "));
+        assert_eq!(pad("$pad(s, -n, \"#\")").unwrap(), json!("###ab"));
+        assert_eq!(pad("$pad(s, 1)").unwrap(), json!("ab"));
+        let message = pad("$pad(s, huge)").unwrap_err();
+        assert!(message.contains("$pad: the width"), "{message}");
+        // Only calls are renamed: not text in strings or comments, not `$padded`.
+        assert_eq!(
+            with_bounded_pad("$pad(\"$pad(\", 1) & '$pad' /* $pad */ & $padded"),
+            "$__hookflow_pad(\"$pad(\", 1) & '$pad' /* $pad */ & $padded"
+        );
+        assert_eq!(
+            pad("$pad(\"$pad\", 5) & '$pad' & \"\\\"$pad\"").unwrap(),
+            json!("$pad $pad\"$pad")
         );
     }
 

@@ -86,6 +86,8 @@ pub fn run_script(
     );
     let outcome = context.with(|ctx| -> Result<String, String> {
         let describe = |e: rquickjs::CaughtError<'_>| {
+            // QuickJS throws a bare `null` when it cannot even allocate its error.
+            let bare_null = matches!(&e, rquickjs::CaughtError::Value(v) if v.is_null());
             let text = e.to_string();
             if Instant::now() >= deadline {
                 format!(
@@ -97,6 +99,11 @@ pub fn run_script(
             {
                 format!(
                     "the script used more than {} MiB and was stopped",
+                    memory_bytes >> 20
+                )
+            } else if bare_null {
+                format!(
+                    "the script threw null, or used more than {} MiB and was stopped",
                     memory_bytes >> 20
                 )
             } else {
@@ -292,6 +299,40 @@ mod tests {
             16 << 20,
         );
         assert!(started.elapsed() < Duration::from_secs(5));
+        let message = out.result.unwrap_err();
+        assert!(message.contains("more than 16 MiB"), "{message}");
+    }
+
+    #[test]
+    fn deep_recursion_is_a_javascript_error_not_a_crash() {
+        for deep in [
+            "function f(n) { return f(n + 1) + 1; } return f(0);",
+            "let a = []; for (let i = 0; i < 2e4; i++) a = [a]; return JSON.stringify(a).length;",
+            "const f = (o) => ({ o: f(o) }); return f(1);",
+        ] {
+            let message = script(deep, &[]).result.unwrap_err();
+            assert!(
+                message.contains("Maximum call stack size exceeded")
+                    || message.contains("stack overflow"),
+                "{deep}: {message}"
+            );
+            assert!(message.len() < 4096, "a short message: {message}");
+        }
+        // Deep, but within the stack: a result too deep to keep is refused by name.
+        let out = script(
+            "let a = 1; for (let i = 0; i < 500; i++) a = [a]; return a;",
+            &[],
+        );
+        let message = out.result.unwrap_err();
+        assert!(message.contains("recursion limit"), "{message}");
+    }
+
+    #[test]
+    fn a_structure_too_big_for_memory_is_named_as_such() {
+        let out = script(
+            "let a = []; for (let i = 0; i < 1e7; i++) a = [a]; return 1;",
+            &[],
+        );
         let message = out.result.unwrap_err();
         assert!(message.contains("more than 16 MiB"), "{message}");
     }
