@@ -196,7 +196,7 @@ impl Server {
             "list",
             "--json",
             "--limit",
-            "1000",
+            "100000",
             "--data",
             data.to_str().unwrap(),
         ];

@@ -114,13 +114,18 @@ fn query(
                 return Ok(Value::Null);
             }
             let input = source.to_string();
-            let result = parsed
-                .evaluate_timeboxed(
+            // jsonata-rs panics on some inputs (a range whose bounds overflow, such
+            // as `[-$x..$x]` with x = 1e300): that fails the node with its message,
+            // as any error of the expression does.
+            let result = crate::guard::catch_sync(|| {
+                parsed.evaluate_timeboxed(
                     Some(&input),
                     Some(JSONATA_MAX_DEPTH),
                     Some(JSONATA_TIME_LIMIT_MS),
                 )
-                .map_err(|e| e.to_string())?;
+            })
+            .map_err(|panic| format!("the JSONata expression failed on this input: {panic}"))?
+            .map_err(|e| e.to_string())?;
             if result.is_undefined() {
                 return Ok(Value::Null);
             }
@@ -308,6 +313,12 @@ mod tests {
             pad("$pad(\"$pad\", 5) & '$pad' & \"\\\"$pad\"").unwrap(),
             json!("$pad $pad\"$pad")
         );
+    }
+
+    #[test]
+    fn a_range_past_the_integers_fails_clearly() {
+        let message = query("jsonata", "$count([-v..v])", &json!({"v": 1e300}), false).unwrap_err();
+        assert!(message.contains("failed on this input"), "{message}");
     }
 
     #[test]
