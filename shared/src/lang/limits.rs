@@ -18,6 +18,33 @@ pub const MAX_DEPTH: usize = 64;
 /// The largest a node's result may be, as JSON text.
 pub const MAX_RESULT_BYTES: usize = 8 << 20;
 
+/// The deepest an expression (calculation, JSONPath, JMESPath, JSONata) may nest
+/// brackets. Their parsers recurse once per level: a definition nesting hundreds
+/// of levels would overflow the stack of `hookflow validate` or of a run.
+pub const MAX_EXPRESSION_NESTING: usize = 64;
+
+/// Why an expression may not be parsed, or `None`: it nests `()`, `[]` and `{}`
+/// (counted everywhere, quotes included, which only errs on the safe side) at
+/// most [`MAX_EXPRESSION_NESTING`] deep.
+pub fn check_expression(expression: &str) -> Option<String> {
+    let mut level = 0usize;
+    for c in expression.chars() {
+        match c {
+            '(' | '[' | '{' => {
+                level += 1;
+                if level > MAX_EXPRESSION_NESTING {
+                    return Some(format!(
+                        "nests brackets deeper than {MAX_EXPRESSION_NESTING} levels"
+                    ));
+                }
+            }
+            ')' | ']' | '}' => level = level.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// How deeply a value nests (a scalar is 0, `[1]` is 1). Iterative, so it is safe
 /// on any value however deep.
 pub fn depth(value: &Value) -> usize {
@@ -131,6 +158,15 @@ mod tests {
             assert_eq!(json_len_up_to(&v, usize::MAX), v.to_string().len(), "{v}");
         }
         assert!(json_len_up_to(&Value::Array(vec![json!("x"); 1000]), 10) > 10);
+    }
+
+    #[test]
+    fn expressions_nest_at_most_64_levels() {
+        assert_eq!(check_expression("a[(1 + {b: [2]})]"), None);
+        let deep = format!("{}1{}", "(".repeat(65), ")".repeat(65));
+        assert!(check_expression(&deep).unwrap().contains("deeper than 64"));
+        let wide = "(1)".repeat(1000);
+        assert_eq!(check_expression(&wide), None);
     }
 
     #[test]

@@ -7,9 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::engine::Checker;
-use crate::engine::{Mode, NodeType};
-use crate::engine::{NodeStop, RunContext};
+use crate::engine::{Checker, Mode, NodeStop, NodeType, RunContext};
 use crate::model::{NodeDefinition, Wait};
 
 /// A wait longer than this is surely a mistake in the definition.

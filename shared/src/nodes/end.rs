@@ -4,9 +4,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::engine::Checker;
-use crate::engine::NodeType;
-use crate::engine::{NodeStop, RunContext};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext};
 use crate::model::NodeDefinition;
 
 pub struct End;

@@ -5,10 +5,8 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
-use crate::engine::NodeType;
-use crate::engine::{Checker, is_path};
-use crate::engine::{NodeStop, RunContext};
-use crate::lang::path;
+use crate::engine::{Checker, NodeStop, NodeType, RunContext, is_path};
+use crate::lang::{limits, path};
 use crate::model::NodeDefinition;
 
 const ENGINES: [&str; 3] = ["jmespath", "jsonpath", "jsonata"];
@@ -93,6 +91,9 @@ fn query(
     source: &Value,
     compile_only: bool,
 ) -> Result<Value, String> {
+    if let Some(problem) = limits::check_expression(expression) {
+        return Err(format!("the expression {problem}"));
+    }
     match engine {
         "jsonpath" => {
             let parsed = serde_json_path::JsonPath::parse(expression)

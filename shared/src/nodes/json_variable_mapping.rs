@@ -4,9 +4,7 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use crate::engine::NodeType;
-use crate::engine::{Checker, is_path};
-use crate::engine::{NodeStop, RunContext};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext, is_path};
 use crate::lang::path;
 use crate::model::NodeDefinition;
 

@@ -9,9 +9,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::basic;
-use crate::engine::Checker;
-use crate::engine::NodeType;
-use crate::engine::{NodeStop, RunContext};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext};
 use crate::model::NodeDefinition;
 
 pub struct Loop;

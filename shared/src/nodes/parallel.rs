@@ -8,9 +8,7 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use crate::engine::Checker;
-use crate::engine::NodeType;
-use crate::engine::{BranchOutcome, Halt, NodeStop, RunContext};
+use crate::engine::{BranchOutcome, Checker, Halt, NodeStop, NodeType, RunContext};
 use crate::model::{ExecutionStatus, NodeDefinition};
 
 const MODES: [&str; 4] = ["all", "any", "race", "allSettled"];

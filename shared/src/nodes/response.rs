@@ -3,9 +3,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::engine::Checker;
-use crate::engine::{Mode, NodeType};
-use crate::engine::{NodeStop, Reply, RunContext};
+use crate::engine::{Checker, Mode, NodeStop, NodeType, Reply, RunContext};
 use crate::model::NodeDefinition;
 
 pub struct Response;

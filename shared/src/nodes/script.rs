@@ -13,9 +13,7 @@ use async_trait::async_trait;
 use rquickjs::{CatchResultExt, Context, Function, Runtime};
 use serde_json::{Value, json};
 
-use crate::engine::Checker;
-use crate::engine::NodeType;
-use crate::engine::{NodeStop, RunContext};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext};
 use crate::model::NodeDefinition;
 
 const DEFAULT_TIMEOUT_MS: u64 = 1_000;

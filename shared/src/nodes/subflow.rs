@@ -8,9 +8,7 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use crate::engine::Checker;
-use crate::engine::NodeType;
-use crate::engine::{NodeStop, RunContext, SubflowResult};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext, SubflowResult};
 use crate::model::{ExecutionStatus, NodeDefinition, Wait};
 
 pub struct Subflow;

@@ -15,9 +15,8 @@ use evalexpr::{
 };
 use serde_json::{Number, Value, json};
 
-use crate::engine::Checker;
-use crate::engine::NodeType;
-use crate::engine::{NodeStop, RunContext};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext};
+use crate::lang::limits;
 use crate::model::NodeDefinition;
 
 const ENGINES: [&str; 2] = ["math.js", "formula.js"];
@@ -40,6 +39,10 @@ impl NodeType for Calculation {
             ),
         }
         match config.get("expression") {
+            Some(Value::String(expr)) if limits::check_expression(expr).is_some() => {
+                let problem = limits::check_expression(expr).unwrap_or_default();
+                check.error(format!("{at}.expression"), problem);
+            }
             Some(Value::String(expr)) => {
                 let (source, _) = bind_references(expr);
                 if let Err(e) =
@@ -137,6 +140,9 @@ fn as_float_literals(source: &str) -> String {
 
 /// Evaluates a prepared expression with its bound values.
 pub fn evaluate(engine: &str, source: &str, values: &[Value]) -> Result<Value, String> {
+    if let Some(problem) = limits::check_expression(source) {
+        return Err(format!("the expression {problem}"));
+    }
     let mut context = HashMapContext::<evalexpr::DefaultNumericTypes>::new();
     // Only the functions documented for each engine: evalexpr's own built-ins
     // (string slicing, integer bit shifts, ...) are not part of the language.

@@ -28,13 +28,19 @@ const WEEKDAYS: [&str; 7] = [
     "Saturday",
 ];
 
-/// `2024-07-04T18:30:05.000Z`, or with the zone's offset outside UTC.
+/// `2024-07-04T18:30:05.000Z`, or with the zone's offset outside UTC (with its
+/// seconds when it has some, as old local mean time does: `+09:18:59`), so the
+/// text always reads back as the same instant.
 pub fn iso(d: &Date) -> String {
     let base = d.format("%Y-%m-%dT%H:%M:%S%.3f").to_string();
     if d.offset().to_string() == "UTC" {
-        format!("{base}Z")
-    } else {
+        return format!("{base}Z");
+    }
+    let seconds = chrono::Offset::fix(d.offset()).local_minus_utc().abs() % 60;
+    if seconds == 0 {
         format!("{base}{}", offset(d, true))
+    } else {
+        format!("{base}{}:{seconds:02}", offset(d, true))
     }
 }
 

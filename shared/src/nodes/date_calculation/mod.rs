@@ -6,14 +6,14 @@ mod format;
 mod units;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
+use std::borrow::Cow;
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
 use super::calculation::number;
-use crate::engine::Checker;
-use crate::engine::NodeType;
-use crate::engine::{NodeStop, RunContext};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext};
 use crate::model::NodeDefinition;
 use units::Unit;
 
@@ -132,7 +132,6 @@ impl NodeType for DateCalculation {
 /// A date from an ISO 8601 / RFC 3339 string, a `YYYY-MM-DD[ HH:mm[:ss]]` string (UTC),
 /// or a millisecond timestamp.
 pub fn parse_date(value: &Value) -> Result<Date, String> {
-    let utc = |d: DateTime<Utc>| d.with_timezone(&Tz::UTC);
     match value {
         Value::Number(n) => {
             let ms = n
@@ -146,26 +145,17 @@ pub fn parse_date(value: &Value) -> Result<Date, String> {
             }
             Utc.timestamp_millis_opt(ms.trunc() as i64)
                 .single()
-                .map(utc)
+                .map(|d| d.with_timezone(&Tz::UTC))
                 .ok_or_else(out_of_range)
         }
         Value::String(s) => {
             let s = s.trim();
-            if let Ok(d) = DateTime::parse_from_rfc3339(s) {
-                return Ok(d.with_timezone(&Tz::UTC));
-            }
-            for f in [
-                "%Y-%m-%dT%H:%M:%S%.f",
-                "%Y-%m-%d %H:%M:%S%.f",
-                "%Y-%m-%dT%H:%M",
-                "%Y-%m-%d %H:%M",
-            ] {
-                if let Ok(d) = NaiveDateTime::parse_from_str(s, f) {
-                    return Ok(utc(d.and_utc()));
+            if let Some(d) = parse_text(s) {
+                // chrono reads `:60` as a leap second; JavaScript's dates have none.
+                if d.timestamp_subsec_nanos() >= 1_000_000_000 {
+                    return Err(format!("{s:?} is not a date (a 60th second)"));
                 }
-            }
-            if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-                return Ok(utc(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()));
+                return Ok(d);
             }
             if let Ok(ms) = s.parse::<i64>() {
                 return parse_date(&json!(ms));
@@ -174,6 +164,67 @@ pub fn parse_date(value: &Value) -> Result<Date, String> {
         }
         other => Err(format!("{other} is not a date")),
     }
+}
+
+/// A date written as text: ISO 8601 with an offset (`Z`, `+09:00`, or with seconds
+/// `+09:18:59`, as dates in old local mean time print), or without one (UTC), with
+/// years of any sign and width chrono holds (`-0001`, `+10000`), or a plain date.
+fn parse_text(s: &str) -> Option<Date> {
+    let utc = |d: NaiveDateTime| d.and_utc().with_timezone(&Tz::UTC);
+    if let Ok(d) = DateTime::parse_from_rfc3339(s) {
+        return Some(d.with_timezone(&Tz::UTC));
+    }
+    let zoned = match s.strip_suffix(['Z', 'z']) {
+        Some(local) => Cow::Owned(format!("{local}+00:00")),
+        None => Cow::Borrowed(s),
+    };
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%dT%H:%M%:z",
+    ] {
+        if let Ok(d) = DateTime::parse_from_str(&zoned, f) {
+            return Some(d.with_timezone(&Tz::UTC));
+        }
+    }
+    if let Some(d) = with_offset_seconds(s) {
+        return Some(d);
+    }
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(d) = NaiveDateTime::parse_from_str(s, f) {
+            return Some(utc(d));
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .map(|d| utc(d.and_time(NaiveTime::MIN)))
+}
+
+/// `...T09:18:59.000+09:18:59`: an offset with seconds (chrono reads offsets to
+/// the minute only), applied by hand.
+fn with_offset_seconds(s: &str) -> Option<Date> {
+    let at = s.len().checked_sub(9)?;
+    let (local, offset) = (s.get(..at)?, s.get(at..)?);
+    let sign = match offset.as_bytes()[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let mut parts = offset[1..].split(':').map(|p| p.parse::<i64>().ok());
+    let (Some(Some(h)), Some(Some(m)), Some(Some(sec)), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let local = NaiveDateTime::parse_from_str(local, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+    let shift = chrono::TimeDelta::try_seconds(sign * (h * 3600 + m * 60 + sec))?;
+    let utc = local.checked_sub_signed(shift)?;
+    Some(utc.and_utc().with_timezone(&Tz::UTC))
 }
 
 fn output(current: &Current) -> Value {
@@ -438,6 +489,49 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn every_date_result_reads_back_as_the_same_instant() {
+        for (input, zone) in [
+            ("-0001-01-01", "UTC"),
+            ("+10000-01-01T00:00:00Z", "UTC"),
+            ("0001-01-01", "Asia/Tokyo"),
+            ("1800-06-01T12:00:00Z", "Pacific/Kiritimati"),
+            ("1850-01-01T00:00:00Z", "America/New_York"),
+        ] {
+            let text = steps(
+                json!(input),
+                json!([{"function": "changeTimezone", "arguments": {"timezone": zone}}]),
+            )
+            .unwrap();
+            let again = parse_date(&text).unwrap_or_else(|e| panic!("{input} {zone}: {e}"));
+            assert_eq!(
+                again,
+                parse_date(&json!(input)).unwrap(),
+                "{input} {zone}: {text}"
+            );
+        }
+        assert_eq!(
+            steps(
+                json!("0001-01-01"),
+                json!([{"function": "changeTimezone", "arguments": {"timezone": "Asia/Tokyo"}}])
+            )
+            .unwrap(),
+            json!("0001-01-01T09:18:59.000+09:18:59")
+        );
+    }
+
+    #[test]
+    fn a_sixtieth_second_is_not_a_date() {
+        for leap in [
+            "2016-12-31T23:59:60Z",
+            "0001-01-01T00:00:60Z",
+            "2016-12-31 23:59:60",
+        ] {
+            let message = parse_date(&json!(leap)).unwrap_err();
+            assert!(message.contains("not a date"), "{leap}: {message}");
+        }
     }
 
     #[tokio::test]

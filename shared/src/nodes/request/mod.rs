@@ -10,9 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
-use crate::engine::Checker;
-use crate::engine::NodeType;
-use crate::engine::{NodeStop, RunContext};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext};
 use crate::model::NodeDefinition;
 use guard::{GuardedResolver, NetworkPolicy, check_url};
 

@@ -7,8 +7,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::engine::Limits;
-use crate::engine::NodeRegistry;
+use crate::engine::{Limits, NodeRegistry};
 use crate::model::{ExecutionStatus, Job};
 use crate::nodes::NodeSettings;
 use crate::nodes::request::guard::NetworkPolicy;
