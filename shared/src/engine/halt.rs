@@ -1,7 +1,8 @@
 //! How a run stops early: a node's own stop, and the halt that carries it up
 //! through every enclosing branch to the execution.
 
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::{Cursor, ExecutionStatus, JobStatus, Wait};
@@ -31,6 +32,33 @@ pub enum NodeStop {
     /// The node waits (a delay, a paused child, or a branch that waits): the run
     /// pauses, and `frame` is what the node needs to go on when it resumes.
     Pause { frame: Value, waits: Vec<Wait> },
+}
+
+impl NodeStop {
+    /// A node's own pause, with the typed state it resumes from.
+    pub fn pause<F: Serialize>(frame: &F, waits: Vec<Wait>) -> Self {
+        match serde_json::to_value(frame) {
+            Ok(frame) => NodeStop::Pause { frame, waits },
+            Err(e) => NodeStop::Error(format!("the node's pause cannot be kept: {e}")),
+        }
+    }
+}
+
+/// Reads the typed frame a node paused with (see [`NodeStop::pause`]); a frame
+/// that does not read (an edited or damaged record) errors the node.
+pub fn read_frame<F: DeserializeOwned>(frame: Value) -> Result<F, NodeStop> {
+    serde_json::from_value(frame)
+        .map_err(|e| NodeStop::Error(format!("the paused state cannot be read: {e}")))
+}
+
+/// A branching node's frame when a branch under it paused: the node's own state
+/// and, as `inner`, where the branch stood. The state's fields sit beside `inner`
+/// in the record (`{"branch": "1", "inner": {...}}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BranchFrame<S> {
+    #[serde(flatten)]
+    pub state: S,
+    pub inner: Cursor,
 }
 
 impl From<Halt> for NodeStop {
@@ -84,22 +112,17 @@ impl Halt {
     }
 
     /// What a branching node answers when one of its branches halted: a pause
-    /// becomes the node's own pause, keeping `frame` (the node's state) with the
-    /// branch's position under `inner`; any other halt travels on.
-    pub fn pause_with(self, mut frame: Value) -> NodeStop {
+    /// becomes the node's own pause, a [`BranchFrame`] of the node's `state` and
+    /// the branch's position; any other halt travels on.
+    pub fn pause_with<S: Serialize>(self, state: S) -> NodeStop {
         match self.pause {
-            Some(pause) => {
-                if let Value::Object(map) = &mut frame {
-                    map.insert(
-                        "inner".into(),
-                        serde_json::to_value(&pause.cursor).unwrap_or(Value::Null),
-                    );
-                }
-                NodeStop::Pause {
-                    frame,
-                    waits: pause.waits,
-                }
-            }
+            Some(pause) => NodeStop::pause(
+                &BranchFrame {
+                    state,
+                    inner: pause.cursor,
+                },
+                pause.waits,
+            ),
             None => NodeStop::Halted(self),
         }
     }

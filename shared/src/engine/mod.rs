@@ -13,8 +13,9 @@ mod subflow;
 mod walk;
 
 pub use check::{Checker, Problem, is_header_name, is_path};
-pub use halt::{BranchOutcome, Decider, Halt, NodeStop, Pause, Reply};
+pub use halt::{BranchFrame, BranchOutcome, Decider, Halt, NodeStop, Pause, Reply, read_frame};
 pub use node::{Mode, NodeRegistry, NodeType};
+pub use parallel::ParallelFrame;
 pub use state::{RunContext, RunState};
 pub use subflow::{SubflowCall, SubflowError, SubflowResult, Subflows};
 pub use walk::{Engine, Limits, Outcome};

@@ -4,7 +4,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::halt::{BranchOutcome, Decider, Halt, NodeStop, Pause};
 use super::state::{Owned, RunState};
@@ -26,7 +27,7 @@ impl Engine {
         indexes: &[String],
         state: &mut RunState,
         decide: Decider<'_>,
-        resume: Option<&Value>,
+        resume: Option<ParallelFrame>,
     ) -> Result<Vec<BranchOutcome>, NodeStop> {
         use futures_util::stream::{FuturesUnordered, StreamExt};
 
@@ -103,9 +104,32 @@ impl Engine {
     }
 }
 
-/// A parallel node's branches as a pause left them (`frame.branches`, one per
-/// branch: `{status}` when finished, `{status: "paused", cursor, jobs, results}`
-/// when waiting, with the pending jobs it owns and the variables it saw).
+/// A parallel node's frame while branches wait: one entry per branch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParallelFrame {
+    branches: Vec<SavedBranch>,
+}
+
+/// One branch as a pause left it: finished (with how), or waiting with its
+/// position, the pending jobs it owns and the variables it saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+enum SavedBranch {
+    Paused {
+        cursor: Cursor,
+        #[serde(default)]
+        jobs: Vec<usize>,
+        #[serde(default)]
+        results: Option<Value>,
+    },
+    Resolved,
+    Failed,
+    Error,
+    Aborted,
+    Canceled,
+}
+
+/// The branches' state read from a frame (none when starting afresh).
 struct SavedBranches {
     outcomes: Vec<BranchOutcome>,
     cursors: Vec<Option<Cursor>>,
@@ -114,37 +138,31 @@ struct SavedBranches {
 }
 
 impl SavedBranches {
-    fn read(frame: Option<&Value>, count: usize) -> Self {
+    fn read(frame: Option<ParallelFrame>, count: usize) -> Self {
         let mut saved = Self {
             outcomes: vec![None; count],
             cursors: vec![None; count],
             jobs: vec![Vec::new(); count],
             results: vec![None; count],
         };
-        let branches = frame
-            .and_then(|f| f.get("branches"))
-            .and_then(Value::as_array);
-        for (i, branch) in branches.into_iter().flatten().take(count).enumerate() {
-            match branch.get("status").and_then(Value::as_str) {
-                Some("paused") => {
-                    saved.cursors[i] = branch
-                        .get("cursor")
-                        .cloned()
-                        .and_then(|c| serde_json::from_value(c).ok());
-                    saved.jobs[i] = branch
-                        .get("jobs")
-                        .cloned()
-                        .and_then(|j| serde_json::from_value(j).ok())
-                        .unwrap_or_default();
-                    saved.results[i] = branch.get("results").cloned();
+        let branches = frame.map(|f| f.branches).unwrap_or_default();
+        for (i, branch) in branches.into_iter().take(count).enumerate() {
+            let ended = |status| Some(Err(Halt::new(status)));
+            match branch {
+                SavedBranch::Paused {
+                    cursor,
+                    jobs,
+                    results,
+                } => {
+                    saved.cursors[i] = Some(cursor);
+                    saved.jobs[i] = jobs;
+                    saved.results[i] = results;
                 }
-                Some("resolved") => saved.outcomes[i] = Some(Ok(())),
-                Some(other) => {
-                    let status = serde_json::from_value(Value::String(other.to_string()))
-                        .unwrap_or(ExecutionStatus::Failed);
-                    saved.outcomes[i] = Some(Err(Halt::new(status)));
-                }
-                None => {}
+                SavedBranch::Resolved => saved.outcomes[i] = Some(Ok(())),
+                SavedBranch::Failed => saved.outcomes[i] = ended(ExecutionStatus::Failed),
+                SavedBranch::Error => saved.outcomes[i] = ended(ExecutionStatus::Error),
+                SavedBranch::Aborted => saved.outcomes[i] = ended(ExecutionStatus::Aborted),
+                SavedBranch::Canceled => saved.outcomes[i] = ended(ExecutionStatus::Canceled),
             }
         }
         saved
@@ -159,27 +177,29 @@ impl SavedBranches {
         owned: &[Owned],
     ) -> NodeStop {
         let mut waits = Vec::new();
-        let branches: Vec<Value> = paused
+        let branches: Vec<SavedBranch> = paused
             .into_iter()
             .enumerate()
             .map(|(i, pause)| match (pause, &outcomes[i]) {
                 (Some(pause), _) => {
                     waits.extend(pause.waits);
-                    json!({
-                        "status": "paused",
-                        "cursor": pause.cursor,
-                        "jobs": state.pending_of(&owned[i]),
-                        "results": views[i].take(),
-                    })
+                    SavedBranch::Paused {
+                        cursor: pause.cursor,
+                        jobs: state.pending_of(&owned[i]),
+                        results: views[i].take(),
+                    }
                 }
-                (None, Some(Ok(()))) => json!({ "status": "resolved" }),
-                (None, Some(Err(halt))) => json!({ "status": halt.status.as_str() }),
-                (None, None) => json!({ "status": "canceled" }),
+                (None, Some(Ok(()))) => SavedBranch::Resolved,
+                (None, Some(Err(halt))) => match halt.status {
+                    ExecutionStatus::Resolved => SavedBranch::Resolved,
+                    ExecutionStatus::Failed => SavedBranch::Failed,
+                    ExecutionStatus::Aborted => SavedBranch::Aborted,
+                    ExecutionStatus::Canceled => SavedBranch::Canceled,
+                    ExecutionStatus::Error | ExecutionStatus::Started => SavedBranch::Error,
+                },
+                (None, None) => SavedBranch::Canceled,
             })
             .collect();
-        NodeStop::Pause {
-            frame: json!({ "branches": branches }),
-            waits,
-        }
+        NodeStop::pause(&ParallelFrame { branches }, waits)
     }
 }

@@ -474,27 +474,21 @@ impl RunContext<'_> {
         node: &NodeDefinition,
         indexes: &[String],
         decide: Decider<'_>,
-        resume: Option<&Value>,
+        resume: Option<super::ParallelFrame>,
     ) -> Result<Vec<BranchOutcome>, NodeStop> {
         self.engine
             .run_parallel(node, indexes, self.state, decide, resume)
             .await
     }
 
-    /// Goes on with a branch that paused, from the cursor saved under a frame's
-    /// `inner` (see [`Halt::pause_with`]).
+    /// Goes on with a branch that paused, from where it stood (a
+    /// [`super::BranchFrame`]'s `inner`).
     pub async fn resume_branch(
         &mut self,
         node: &NodeDefinition,
         index: &str,
-        frame: &Value,
+        cursor: Cursor,
     ) -> Result<(), Halt> {
-        let cursor: Cursor = match frame.get("inner").cloned().map(serde_json::from_value) {
-            Some(Ok(cursor)) => cursor,
-            _ => {
-                return Err(Halt::new(ExecutionStatus::Error));
-            }
-        };
         match node.branch(index) {
             Some(nodes) => {
                 self.engine

@@ -2,7 +2,7 @@
 //! With `rejectOnFalse`, a false result fails the execution instead.
 
 use async_trait::async_trait;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::basic;
 use crate::engine::{Checker, NodeStop, NodeType, RunContext};
@@ -37,9 +37,7 @@ impl NodeType for Condition {
         }
         cx.set_result(Value::Bool(passed));
         let branch = if passed { "1" } else { "0" };
-        cx.run_branch(node, branch)
-            .await
-            .map_err(|halt| halt.pause_with(json!({ "branch": branch })))?;
+        super::run_chosen_branch(node, cx, branch).await?;
         Ok(Value::Bool(passed))
     }
 

@@ -5,9 +5,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::engine::{Checker, Mode, NodeStop, NodeType, RunContext};
+use crate::engine::{Checker, Mode, NodeStop, NodeType, RunContext, read_frame};
 use crate::model::{NodeDefinition, Wait};
 
 /// A wait longer than this is surely a mistake in the definition.
@@ -90,13 +91,15 @@ impl NodeType for Delay {
         _cx: &mut RunContext<'_>,
         frame: Value,
     ) -> Result<Value, NodeStop> {
-        let until = frame
-            .get("until")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let Waiting { until } = read_frame(frame)?;
         self.wait_or_end(node, until)
     }
+}
+
+/// A `delay` node's state while it waits: until when (RFC 3339).
+#[derive(Debug, Serialize, Deserialize)]
+struct Waiting {
+    until: String,
 }
 
 impl Delay {
@@ -105,13 +108,11 @@ impl Delay {
     fn wait_or_end(&self, node: &NodeDefinition, until: String) -> Result<Value, NodeStop> {
         let due = DateTime::parse_from_rfc3339(&until).map_or(true, |t| t <= Utc::now());
         if !due {
-            return Err(NodeStop::Pause {
-                frame: json!({ "until": until }),
-                waits: vec![Wait::Until {
-                    node_key: node.key.clone(),
-                    until,
-                }],
-            });
+            let waits = vec![Wait::Until {
+                node_key: node.key.clone(),
+                until: until.clone(),
+            }];
+            return Err(NodeStop::pause(&Waiting { until }, waits));
         }
         let result = json!({ "until": until });
         if node.config.get("endStatus").and_then(Value::as_i64) == Some(-1) {

@@ -6,11 +6,12 @@
 //! Result: `{looped, done, broken}`. Iterations are capped.
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::basic;
-use crate::engine::{Checker, NodeStop, NodeType, RunContext};
-use crate::model::NodeDefinition;
+use crate::engine::{BranchFrame, Checker, NodeStop, NodeType, RunContext, read_frame};
+use crate::model::{Cursor, NodeDefinition};
 
 pub struct Loop;
 
@@ -111,40 +112,31 @@ impl NodeType for Loop {
         cx: &mut RunContext<'_>,
         frame: Value,
     ) -> Result<Value, NodeStop> {
-        let progress = Progress {
-            items: match frame.get("items") {
-                Some(Value::Array(items)) => items.clone(),
-                _ => Vec::new(),
-            },
-            index: as_usize(frame.get("index")),
-            looped: as_usize(frame.get("looped")),
-        };
-        iterate(node, cx, progress, Some(&frame)).await
+        let BranchFrame {
+            state: progress,
+            inner,
+        } = read_frame::<BranchFrame<Progress>>(frame)?;
+        iterate(node, cx, progress, Some(inner)).await
     }
 }
 
-fn as_usize(value: Option<&Value>) -> usize {
-    value
-        .and_then(Value::as_u64)
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(0)
-}
-
-/// Where a loop stands: its items, the iteration at hand and how many ran.
+/// Where a loop stands: its items, the iteration at hand and how many ran (kept
+/// in the frame while its body waits).
+#[derive(Debug, Serialize, Deserialize)]
 struct Progress {
     items: Vec<Value>,
     index: usize,
     looped: usize,
 }
 
-/// Runs the iterations from `progress.index` on. With `paused` (the frame of a
-/// pause inside the body) the first of them goes on inside its body instead of
+/// Runs the iterations from `progress.index` on. With `paused` (where a pause
+/// inside the body stood) the first of them goes on inside its body instead of
 /// starting afresh.
 async fn iterate(
     node: &NodeDefinition,
     cx: &mut RunContext<'_>,
     progress: Progress,
-    mut paused: Option<&Value>,
+    mut paused: Option<Cursor>,
 ) -> Result<Value, NodeStop> {
     let condition = node.config.get("condition").filter(|c| c.is_object());
     let checkpoint = condition
@@ -178,7 +170,7 @@ async fn iterate(
             Some(json!({ "item": item, "index": index, "length": length })),
         );
         let body = match paused.take() {
-            Some(frame) => cx.resume_branch(node, "0", frame).await,
+            Some(cursor) => cx.resume_branch(node, "0", cursor).await,
             None => {
                 if checkpoint == 0 {
                     match test(cx) {
@@ -198,9 +190,11 @@ async fn iterate(
         if let Err(halt) = body {
             if halt.is_paused() {
                 // The scope stays: the body reads it again when it goes on.
-                return Err(halt.pause_with(json!({
-                    "items": items, "index": index, "looped": looped
-                })));
+                return Err(halt.pause_with(Progress {
+                    items,
+                    index,
+                    looped,
+                }));
             }
             if halt.terminal || exit == 0 {
                 cx.set_scope(&node.key, None);

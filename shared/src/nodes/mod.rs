@@ -21,27 +21,46 @@ mod subflow;
 mod test_panic;
 mod variable;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::engine::{NodeRegistry, NodeStop, RunContext};
+use crate::engine::{BranchFrame, NodeRegistry, NodeStop, RunContext, read_frame};
 use crate::model::NodeDefinition;
 
-/// Goes on with a node that runs one chosen branch (condition, multi-conditions) and
-/// paused in it: `frame.branch` is the branch, `frame.inner` where it stopped. The
-/// node's result is the one it set before running the branch.
+/// The state of a node that runs one chosen branch (condition, multi-conditions)
+/// while that branch waits: which branch it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ChosenBranch {
+    branch: String,
+}
+
+/// Runs the chosen branch; a pause in it is the node's pause.
+async fn run_chosen_branch(
+    node: &NodeDefinition,
+    cx: &mut RunContext<'_>,
+    branch: &str,
+) -> Result<(), NodeStop> {
+    cx.run_branch(node, branch).await.map_err(|halt| {
+        halt.pause_with(ChosenBranch {
+            branch: branch.to_string(),
+        })
+    })
+}
+
+/// Goes on with a node that runs one chosen branch and paused in it. The node's
+/// result is the one it set before running the branch.
 async fn resume_chosen_branch(
     node: &NodeDefinition,
     cx: &mut RunContext<'_>,
     frame: Value,
 ) -> Result<Value, NodeStop> {
-    let branch = frame
-        .get("branch")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    cx.resume_branch(node, &branch, &frame)
+    let BranchFrame {
+        state: ChosenBranch { branch },
+        inner,
+    } = read_frame(frame)?;
+    cx.resume_branch(node, &branch, inner)
         .await
-        .map_err(|halt| halt.pause_with(serde_json::json!({ "branch": branch })))?;
+        .map_err(|halt| halt.pause_with(ChosenBranch { branch }))?;
     Ok(cx.result())
 }
 

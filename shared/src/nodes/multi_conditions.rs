@@ -69,16 +69,12 @@ impl NodeType for MultiConditions {
             Some(branch) => {
                 cx.set_result(json!(branch));
                 let branch = branch.to_string();
-                cx.run_branch(node, &branch)
-                    .await
-                    .map_err(|halt| halt.pause_with(json!({ "branch": branch })))?;
+                super::run_chosen_branch(node, cx, &branch).await?;
                 Ok(cx.result())
             }
             None if node.branch("0").is_some() => {
                 cx.set_result(json!(0));
-                cx.run_branch(node, "0")
-                    .await
-                    .map_err(|halt| halt.pause_with(json!({ "branch": "0" })))?;
+                super::run_chosen_branch(node, cx, "0").await?;
                 Ok(json!(0))
             }
             None if node

@@ -8,7 +8,9 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use crate::engine::{BranchOutcome, Checker, Halt, NodeStop, NodeType, RunContext};
+use crate::engine::{
+    BranchOutcome, Checker, Halt, NodeStop, NodeType, ParallelFrame, RunContext, read_frame,
+};
 use crate::model::{ExecutionStatus, NodeDefinition};
 
 const MODES: [&str; 4] = ["all", "any", "race", "allSettled"];
@@ -77,7 +79,7 @@ impl NodeType for Parallel {
         cx: &mut RunContext<'_>,
         frame: Value,
     ) -> Result<Value, NodeStop> {
-        run_branches(node, cx, Some(&frame)).await
+        run_branches(node, cx, Some(read_frame(frame)?)).await
     }
 }
 
@@ -86,7 +88,7 @@ impl NodeType for Parallel {
 async fn run_branches(
     node: &NodeDefinition,
     cx: &mut RunContext<'_>,
-    resume: Option<&Value>,
+    resume: Option<ParallelFrame>,
 ) -> Result<Value, NodeStop> {
     let mode = node
         .config

@@ -6,9 +6,10 @@
 //! the child finishes and wakes it.
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, SubflowResult};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext, SubflowResult, read_frame};
 use crate::model::{ExecutionStatus, NodeDefinition, Wait};
 
 pub struct Subflow;
@@ -53,11 +54,7 @@ impl NodeType for Subflow {
         cx: &mut RunContext<'_>,
         frame: Value,
     ) -> Result<Value, NodeStop> {
-        let id = frame
-            .get("execution")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let Waiting { execution: id } = read_frame(frame)?;
         match cx.subflow_outcome(&id).await {
             Ok(Some(child)) => settle(node, cx, child),
             Ok(None) => Err(wait_for(node, id)),
@@ -97,12 +94,21 @@ fn settle(
     }
 }
 
+/// A `subflow` node's state while its child waits: the child's execution.
+#[derive(Debug, Serialize, Deserialize)]
+struct Waiting {
+    execution: String,
+}
+
 fn wait_for(node: &NodeDefinition, execution_id: String) -> NodeStop {
-    NodeStop::Pause {
-        frame: json!({ "execution": execution_id }),
-        waits: vec![Wait::Execution {
-            node_key: node.key.clone(),
-            execution_id,
-        }],
-    }
+    let waits = vec![Wait::Execution {
+        node_key: node.key.clone(),
+        execution_id: execution_id.clone(),
+    }];
+    NodeStop::pause(
+        &Waiting {
+            execution: execution_id,
+        },
+        waits,
+    )
 }
