@@ -5,6 +5,7 @@
 //! plug in through [`NodeType`], so new types touch no code here.
 
 pub mod check;
+pub mod config;
 mod halt;
 mod node;
 mod parallel;

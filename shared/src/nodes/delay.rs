@@ -8,13 +8,30 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::engine::{Checker, Mode, NodeStop, NodeType, RunContext, read_frame};
+use super::end::EndConfig;
+use crate::engine::{Checker, Mode, NodeStop, NodeType, RunContext, config, read_frame};
 use crate::model::{NodeDefinition, Wait};
 
 /// A wait longer than this is surely a mistake in the definition.
 const MAX_WAIT_MS: f64 = 366.0 * 24.0 * 3_600_000.0;
 
 pub struct Delay;
+
+/// `duration` × `unit` milliseconds (`duration` may be templated), then
+/// `endStatus`.
+#[derive(Debug, Deserialize)]
+struct DelayConfig {
+    #[serde(default)]
+    duration: Value,
+    #[serde(default = "seconds")]
+    unit: u64,
+    #[serde(flatten)]
+    end: EndConfig,
+}
+
+fn seconds() -> u64 {
+    1000
+}
 
 #[async_trait]
 impl NodeType for Delay {
@@ -27,35 +44,30 @@ impl NodeType for Delay {
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        match config.get("duration") {
-            Some(Value::Number(n)) if n.as_f64().is_some_and(|d| d >= 0.0) => {}
-            Some(Value::String(s)) if s.contains("{{") => {}
+        let Some(c) = config::read::<DelayConfig>(config, at, check) else {
+            return;
+        };
+        match &c.duration {
+            Value::Number(n) if n.as_f64().is_some_and(|d| d >= 0.0) => {}
+            Value::String(s) if s.contains("{{") => {}
             _ => check.error(
                 format!("{at}.duration"),
                 "is required: a number of units, 0 or more (or a {{variable}})",
             ),
         }
-        match config.get("unit") {
-            None => {}
-            Some(u) if u.as_u64().is_some_and(|u| u > 0) => {}
-            Some(_) => check.error(
+        if c.unit == 0 {
+            check.error(
                 format!("{at}.unit"),
                 "must be a whole number of milliseconds: 1000 (seconds), 60000 (minutes), \
                  3600000 (hours), 86400000 (days) or 604800000 (weeks)",
-            ),
+            );
         }
-        match config.get("endStatus") {
-            None => {}
-            Some(v) if matches!(v.as_i64(), Some(1 | -1)) => {}
-            Some(_) => check.error(
-                format!("{at}.endStatus"),
-                "must be 1 (resolved) or -1 (failed)",
-            ),
-        }
+        c.end.check(at, check);
     }
 
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let duration = cx.render(node.config.get("duration").unwrap_or(&Value::Null));
+        let c: DelayConfig = config::parse(&node.config)?;
+        let duration = cx.render(&c.duration);
         let duration = match &duration {
             Value::Number(n) => n.as_f64(),
             Value::String(s) => s.trim().parse::<f64>().ok(),
@@ -67,12 +79,7 @@ impl NodeType for Delay {
                 "message": format!("the duration {duration} is not a number of units, 0 or more")
             }))
         })?;
-        let unit = node
-            .config
-            .get("unit")
-            .and_then(Value::as_u64)
-            .unwrap_or(1000);
-        let wait_ms = duration * unit as f64;
+        let wait_ms = duration * c.unit as f64;
         if wait_ms > MAX_WAIT_MS {
             return Err(NodeStop::Fail(json!({
                 "message": format!("a delay of {wait_ms} ms is longer than a year")
@@ -82,7 +89,7 @@ impl NodeType for Delay {
         let until = Utc::now() + Duration::milliseconds(wait_ms.ceil() as i64);
         let until = until.to_rfc3339_opts(SecondsFormat::Millis, true);
         cx.set_result(json!({ "until": until }));
-        self.wait_or_end(node, until)
+        self.wait_or_end(node, until, &c)
     }
 
     async fn resume(
@@ -92,7 +99,7 @@ impl NodeType for Delay {
         frame: Value,
     ) -> Result<Value, NodeStop> {
         let Waiting { until } = read_frame(frame)?;
-        self.wait_or_end(node, until)
+        self.wait_or_end(node, until, &config::parse(&node.config)?)
     }
 }
 
@@ -105,7 +112,12 @@ struct Waiting {
 impl Delay {
     /// Ends the node once `until` has come (resolved or failed, as configured);
     /// before that (a first run, or a wake-up that came early) it waits.
-    fn wait_or_end(&self, node: &NodeDefinition, until: String) -> Result<Value, NodeStop> {
+    fn wait_or_end(
+        &self,
+        node: &NodeDefinition,
+        until: String,
+        c: &DelayConfig,
+    ) -> Result<Value, NodeStop> {
         let due = DateTime::parse_from_rfc3339(&until).map_or(true, |t| t <= Utc::now());
         if !due {
             let waits = vec![Wait::Until {
@@ -115,7 +127,7 @@ impl Delay {
             return Err(NodeStop::pause(&Waiting { until }, waits));
         }
         let result = json!({ "until": until });
-        if node.config.get("endStatus").and_then(Value::as_i64) == Some(-1) {
+        if c.end.end_status == -1 {
             Err(NodeStop::Fail(result))
         } else {
             Ok(result)

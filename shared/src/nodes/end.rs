@@ -2,12 +2,36 @@
 //! `endStatus` 1 resolves it, -1 fails it.
 
 use async_trait::async_trait;
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::engine::{Checker, NodeStop, NodeType, RunContext};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
 
 pub struct End;
+
+/// `endStatus`: 1 (resolved, the default) or -1 (failed). Shared with `delay`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct EndConfig {
+    #[serde(default = "resolved")]
+    pub end_status: i64,
+}
+
+fn resolved() -> i64 {
+    1
+}
+
+impl EndConfig {
+    pub fn check(&self, at: &str, check: &mut Checker) {
+        if !matches!(self.end_status, 1 | -1) {
+            check.error(
+                format!("{at}.endStatus"),
+                "must be 1 (resolved) or -1 (failed)",
+            );
+        }
+    }
+}
 
 #[async_trait]
 impl NodeType for End {
@@ -16,13 +40,8 @@ impl NodeType for End {
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        match config.get("endStatus") {
-            None => {}
-            Some(v) if v.as_i64() == Some(1) || v.as_i64() == Some(-1) => {}
-            Some(_) => check.error(
-                format!("{at}.endStatus"),
-                "must be 1 (resolved) or -1 (failed)",
-            ),
+        if let Some(c) = config::read::<EndConfig>(config, at, check) {
+            c.check(at, check);
         }
     }
 
@@ -31,8 +50,10 @@ impl NodeType for End {
         node: &NodeDefinition,
         _cx: &mut RunContext<'_>,
     ) -> Result<Value, NodeStop> {
-        let resolved = node.config.get("endStatus").and_then(Value::as_i64) != Some(-1);
-        Err(NodeStop::End { resolved })
+        let c: EndConfig = config::parse(&node.config)?;
+        Err(NodeStop::End {
+            resolved: c.end_status != -1,
+        })
     }
 }
 

@@ -2,13 +2,32 @@
 //! nodes read as `$jobsMapByNodeKey.<node>.<key>`.
 
 use async_trait::async_trait;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, is_path};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::lang::path;
 use crate::model::NodeDefinition;
 
 pub struct JsonVariableMapping;
+
+/// `dataSource` (templated; JSON text is parsed) and `variables: [{key, path}]`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MappingConfig {
+    #[serde(default)]
+    data_source: Option<Value>,
+    #[serde(default)]
+    variables: Option<Vec<Mapped>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Mapped {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    path: String,
+}
 
 #[async_trait]
 impl NodeType for JsonVariableMapping {
@@ -17,13 +36,16 @@ impl NodeType for JsonVariableMapping {
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        if config.get("dataSource").is_none() {
+        let Some(c) = config::read::<MappingConfig>(config, at, check) else {
+            return;
+        };
+        if c.data_source.is_none() {
             check.error(
                 format!("{at}.dataSource"),
                 "is required (usually a {{variable}})",
             );
         }
-        let Some(variables) = config.get("variables").and_then(Value::as_array) else {
+        let Some(variables) = &c.variables else {
             check.error(
                 format!("{at}.variables"),
                 "is required: an array of {key, path}",
@@ -32,18 +54,15 @@ impl NodeType for JsonVariableMapping {
         };
         let mut keys = std::collections::HashSet::new();
         for (i, v) in variables.iter().enumerate() {
-            match v.get("key").and_then(Value::as_str) {
-                Some(k) if !k.is_empty() => {
-                    if !keys.insert(k) {
-                        check.error(
-                            format!("{at}.variables[{i}].key"),
-                            format!("{k:?} is declared twice"),
-                        );
-                    }
-                }
-                _ => check.error(format!("{at}.variables[{i}].key"), "is required"),
+            if v.key.is_empty() {
+                check.error(format!("{at}.variables[{i}].key"), "is required");
+            } else if !keys.insert(v.key.as_str()) {
+                check.error(
+                    format!("{at}.variables[{i}].key"),
+                    format!("{:?} is declared twice", v.key),
+                );
             }
-            if !is_path(v.get("path")) {
+            if path::parse(&v.path).is_none() {
                 check.error(
                     format!("{at}.variables[{i}].path"),
                     "must be a path such as a.b[0]",
@@ -53,7 +72,8 @@ impl NodeType for JsonVariableMapping {
     }
 
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let mut data = cx.render(node.config.get("dataSource").unwrap_or(&Value::Null));
+        let c: MappingConfig = config::parse(&node.config)?;
+        let mut data = cx.render(c.data_source.as_ref().unwrap_or(&Value::Null));
         // A JSON document that arrived as text (a form field, a header) is parsed first.
         if let Value::String(text) = &data
             && let Ok(parsed) = serde_json::from_str::<Value>(text)
@@ -61,23 +81,11 @@ impl NodeType for JsonVariableMapping {
             data = parsed;
         }
         let mut out = Map::new();
-        for v in node
-            .config
-            .get("variables")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let (Some(key), Some(p)) = (
-                v.get("key").and_then(Value::as_str),
-                v.get("path").and_then(Value::as_str),
-            ) else {
-                continue;
-            };
-            let value = path::parse(p)
+        for v in c.variables.unwrap_or_default() {
+            let value = path::parse(&v.path)
                 .and_then(|s| path::get(&data, &s).cloned())
                 .unwrap_or(Value::Null);
-            out.insert(key.to_string(), value);
+            out.insert(v.key, value);
         }
         Ok(Value::Object(out))
     }

@@ -1,12 +1,20 @@
 //! `output`: sets the execution's output (what a parent workflow receives).
 
 use async_trait::async_trait;
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::engine::{Checker, NodeStop, NodeType, RunContext};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
 
 pub struct Output;
+
+/// `value`: the output, templated.
+#[derive(Debug, Deserialize)]
+struct OutputConfig {
+    #[serde(default)]
+    value: Value,
+}
 
 #[async_trait]
 impl NodeType for Output {
@@ -14,10 +22,13 @@ impl NodeType for Output {
         "output"
     }
 
-    fn validate(&self, _config: &Value, _at: &str, _check: &mut Checker) {}
+    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
+        config::read::<OutputConfig>(config, at, check);
+    }
 
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let value = cx.render(node.config.get("value").unwrap_or(&Value::Null));
+        let c: OutputConfig = config::parse(&node.config)?;
+        let value = cx.render(&c.value);
         cx.set_output(value.clone());
         Ok(value)
     }

@@ -6,26 +6,46 @@
 //! branch order.
 
 use async_trait::async_trait;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::engine::{
-    BranchOutcome, Checker, Halt, NodeStop, NodeType, ParallelFrame, RunContext, read_frame,
+    BranchOutcome, Checker, Halt, NodeStop, NodeType, ParallelFrame, RunContext, config, read_frame,
 };
 use crate::model::{ExecutionStatus, NodeDefinition};
-
-const MODES: [&str; 4] = ["all", "any", "race", "allSettled"];
 
 pub struct Parallel;
 
 type Outcomes = [BranchOutcome];
 
 /// `Some(resolved?)` once the mode's outcome is settled.
-fn decide(mode: &str, outcomes: &Outcomes) -> Option<bool> {
+/// `mode`: when the branches' outcome is settled.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+enum ParallelMode {
+    /// Resolves when all resolve, fails at the first failure.
+    #[default]
+    All,
+    /// Resolves at the first resolved branch, fails when all fail.
+    Any,
+    /// The first branch to finish decides.
+    Race,
+    /// Waits for all, resolves.
+    AllSettled,
+}
+
+#[derive(Debug, Deserialize)]
+struct ParallelConfig {
+    #[serde(default)]
+    mode: ParallelMode,
+}
+
+fn decide(mode: ParallelMode, outcomes: &Outcomes) -> Option<bool> {
     let done = || outcomes.iter().all(Option::is_some);
     let any_ok = outcomes.iter().any(|o| matches!(o, Some(Ok(()))));
     let any_failed = outcomes.iter().any(|o| matches!(o, Some(Err(_))));
     match mode {
-        "any" => {
+        ParallelMode::Any => {
             if any_ok {
                 Some(true)
             } else if done() {
@@ -34,9 +54,9 @@ fn decide(mode: &str, outcomes: &Outcomes) -> Option<bool> {
                 None
             }
         }
-        "race" => outcomes.iter().flatten().next().map(Result::is_ok),
-        "allSettled" => done().then_some(true),
-        _ => {
+        ParallelMode::Race => outcomes.iter().flatten().next().map(Result::is_ok),
+        ParallelMode::AllSettled => done().then_some(true),
+        ParallelMode::All => {
             if any_failed {
                 Some(false)
             } else if done() {
@@ -59,14 +79,7 @@ impl NodeType for Parallel {
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        match config.get("mode") {
-            None => {}
-            Some(Value::String(m)) if MODES.contains(&m.as_str()) => {}
-            Some(_) => check.error(
-                format!("{at}.mode"),
-                format!("must be one of {}", MODES.join(", ")),
-            ),
-        }
+        config::read::<ParallelConfig>(config, at, check);
     }
 
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
@@ -90,15 +103,10 @@ async fn run_branches(
     cx: &mut RunContext<'_>,
     resume: Option<ParallelFrame>,
 ) -> Result<Value, NodeStop> {
-    let mode = node
-        .config
-        .get("mode")
-        .and_then(Value::as_str)
-        .unwrap_or("all")
-        .to_string();
+    let ParallelConfig { mode } = config::parse(&node.config)?;
     let mut indexes: Vec<String> = node.branches.keys().cloned().collect();
     indexes.sort_by_key(|i| i.parse::<usize>().unwrap_or(usize::MAX));
-    let decider = |outcomes: &Outcomes| decide(&mode, outcomes);
+    let decider = |outcomes: &Outcomes| decide(mode, outcomes);
     let outcomes = cx
         .run_branches_concurrently(node, &indexes, &decider, resume)
         .await?;
@@ -111,7 +119,7 @@ async fn run_branches(
         })
         .collect();
     let result = Value::Array(statuses);
-    if decide(&mode, &outcomes).unwrap_or(true) {
+    if decide(mode, &outcomes).unwrap_or(true) {
         return Ok(result);
     }
     // The branch failure that decided the outcome (the first one, in branch order).

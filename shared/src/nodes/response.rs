@@ -1,12 +1,30 @@
 //! `response`: sets a sync webhook's answer and ends the execution as resolved.
 
 use async_trait::async_trait;
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::engine::{Checker, Mode, NodeStop, NodeType, Reply, RunContext};
-use crate::model::NodeDefinition;
+use crate::engine::{Checker, Mode, NodeStop, NodeType, Reply, RunContext, config};
+use crate::model::{NameValue, NodeDefinition};
 
 pub struct Response;
+
+/// `statusCode` (200..=599, default 200), `headers` `[{name, value}]` and `body`,
+/// values templated.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResponseConfig {
+    #[serde(default = "ok")]
+    status_code: u16,
+    #[serde(default)]
+    headers: Vec<NameValue>,
+    #[serde(default)]
+    body: Value,
+}
+
+fn ok() -> u16 {
+    200
+}
 
 #[async_trait]
 impl NodeType for Response {
@@ -19,41 +37,34 @@ impl NodeType for Response {
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        check.status_code(config.get("statusCode"), &format!("{at}.statusCode"));
-        check.name_values(config.get("headers"), &format!("{at}.headers"));
+        // The field rules are the trigger's `response`'s too: checked on the JSON.
+        if config::read::<ResponseConfig>(config, at, check).is_some() {
+            check.status_code(config.get("statusCode"), &format!("{at}.statusCode"));
+            check.name_values(config.get("headers"), &format!("{at}.headers"));
+        }
     }
 
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let config = &node.config;
-        let status_code = config
-            .get("statusCode")
-            .and_then(Value::as_u64)
-            .and_then(|c| u16::try_from(c).ok())
-            .unwrap_or(200);
-        let headers = render_headers(config.get("headers"), cx);
-        let body = cx.render(config.get("body").unwrap_or(&Value::Null));
+        let c: ResponseConfig = config::parse(&node.config)?;
         Err(NodeStop::Respond(Reply {
-            status_code,
-            headers,
-            body,
+            status_code: c.status_code,
+            headers: render_headers(&c.headers, cx),
+            body: cx.render(&c.body),
         }))
     }
 }
 
 /// `[{name, value}]` with each value rendered to text.
-pub fn render_headers(headers: Option<&Value>, cx: &RunContext<'_>) -> Vec<(String, String)> {
+pub fn render_headers(headers: &[NameValue], cx: &RunContext<'_>) -> Vec<(String, String)> {
     headers
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|h| {
-            let name = h.get("name")?.as_str()?.to_string();
-            let value = match cx.render(h.get("value").unwrap_or(&Value::Null)) {
+        .iter()
+        .map(|h| {
+            let value = match cx.render(&h.value) {
                 Value::String(s) => s,
                 Value::Null => String::new(),
                 other => other.to_string(),
             };
-            Some((name, value))
+            (h.name.clone(), value)
         })
         .collect()
 }

@@ -9,10 +9,19 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, SubflowResult, read_frame};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext, SubflowResult, config, read_frame};
 use crate::model::{ExecutionStatus, NodeDefinition, Wait};
 
 pub struct Subflow;
+
+/// `workflow`: the key of the workflow to call; `context`: its `$context`, templated.
+#[derive(Debug, Deserialize)]
+struct SubflowConfig {
+    #[serde(default)]
+    workflow: String,
+    #[serde(default)]
+    context: Value,
+}
 
 #[async_trait]
 impl NodeType for Subflow {
@@ -21,11 +30,10 @@ impl NodeType for Subflow {
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        if config
-            .get("workflow")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
+        let Some(c) = config::read::<SubflowConfig>(config, at, check) else {
+            return;
+        };
+        if c.workflow.is_empty() {
             check.error(
                 format!("{at}.workflow"),
                 "is required: the key of the workflow to call",
@@ -34,14 +42,10 @@ impl NodeType for Subflow {
     }
 
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let key = node
-            .config
-            .get("workflow")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let context = cx.render(node.config.get("context").unwrap_or(&Value::Null));
+        let c: SubflowConfig = config::parse(&node.config)?;
+        let context = cx.render(&c.context);
         let child = cx
-            .call_subflow(key, context)
+            .call_subflow(&c.workflow, context)
             .await
             .map_err(|e| NodeStop::Fail(json!({ "message": e.to_string() })))?;
         settle(node, cx, child)

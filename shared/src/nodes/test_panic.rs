@@ -3,12 +3,24 @@
 //! feature, which the workspace's end-to-end tests turn on); never in a release.
 
 use async_trait::async_trait;
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::engine::{Checker, NodeStop, NodeType, RunContext};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
 
 pub struct TestPanic;
+
+/// `when`: panics when it renders to true (always, when absent).
+#[derive(Debug, Deserialize)]
+struct PanicConfig {
+    #[serde(default = "always")]
+    when: Value,
+}
+
+fn always() -> Value {
+    Value::Bool(true)
+}
 
 #[async_trait]
 impl NodeType for TestPanic {
@@ -16,11 +28,14 @@ impl NodeType for TestPanic {
         "test-panic"
     }
 
-    fn validate(&self, _config: &Value, _at: &str, _check: &mut Checker) {}
+    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
+        config::read::<PanicConfig>(config, at, check);
+    }
 
     /// Panics when `when` renders to `true` or `"true"` (always, when absent).
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let when = cx.render(node.config.get("when").unwrap_or(&Value::Bool(true)));
+        let c: PanicConfig = config::parse(&node.config)?;
+        let when = cx.render(&c.when);
         if when == Value::Bool(true) || when == "true" {
             panic!("test-panic node {:?} panicked on purpose", node.key);
         }

@@ -3,12 +3,23 @@
 //! of `$jobsMapByNodeKey.<that key>` see the new value.
 
 use async_trait::async_trait;
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::engine::{Checker, NodeStop, NodeType, RunContext};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
 
 pub struct Variable;
+
+/// `target`: null declares (the value is this node's result), or the key of a
+/// declaring node to assign to; `value`, templated.
+#[derive(Debug, Deserialize)]
+struct VariableConfig {
+    #[serde(default)]
+    target: Option<String>,
+    #[serde(default)]
+    value: Value,
+}
 
 #[async_trait]
 impl NodeType for Variable {
@@ -17,9 +28,12 @@ impl NodeType for Variable {
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        match config.get("target") {
-            None | Some(Value::Null) => {}
-            Some(Value::String(target)) => {
+        let Some(c) = config::read::<VariableConfig>(config, at, check) else {
+            return;
+        };
+        match &c.target {
+            None => {}
+            Some(target) => {
                 let declares = check.node(target).is_some_and(|n| {
                     n.get("type").and_then(Value::as_str) == Some("variable")
                         && n.get("config")
@@ -33,16 +47,13 @@ impl NodeType for Variable {
                     );
                 }
             }
-            Some(_) => check.error(
-                format!("{at}.target"),
-                "must be null (declare) or the key of a declaring variable node",
-            ),
         }
     }
 
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let value = cx.render(node.config.get("value").unwrap_or(&Value::Null));
-        if let Some(target) = node.config.get("target").and_then(Value::as_str) {
+        let c: VariableConfig = config::parse(&node.config)?;
+        let value = cx.render(&c.value);
+        if let Some(target) = &c.target {
             cx.assign_result(target, value.clone());
         }
         Ok(value)
