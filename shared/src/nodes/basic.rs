@@ -77,6 +77,14 @@ pub fn validate(calc: &Value, at: &str, check: &mut Checker) {
     }
 }
 
+/// Reports a missing calculation, or every problem of one.
+pub fn validate_required(calc: Option<&Value>, at: &str, check: &mut Checker) {
+    match calc {
+        Some(calc) => validate(calc, at, check),
+        None => check.error(at, "is required"),
+    }
+}
+
 /// Evaluates a calculation; `render` resolves each operand's templates.
 pub fn evaluate(calc: &Value, render: &dyn Fn(&Value) -> Value) -> bool {
     if let Some(group) = calc.get("group") {

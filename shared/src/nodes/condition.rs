@@ -2,13 +2,24 @@
 //! With `rejectOnFalse`, a false result fails the execution instead.
 
 use async_trait::async_trait;
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::basic;
-use crate::engine::{Checker, NodeStop, NodeType, RunContext};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
 
 pub struct Condition;
+
+/// `calculation` (the basic engine, operands templated) and `rejectOnFalse`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConditionConfig {
+    #[serde(default)]
+    calculation: Option<Value>,
+    #[serde(default)]
+    reject_on_false: bool,
+}
 
 #[async_trait]
 impl NodeType for Condition {
@@ -21,18 +32,16 @@ impl NodeType for Condition {
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        check.optional_bool(config, "rejectOnFalse", at);
-        match config.get("calculation") {
-            Some(calc) => basic::validate(calc, &format!("{at}.calculation"), check),
-            None => check.error(format!("{at}.calculation"), "is required"),
+        if let Some(c) = config::read::<ConditionConfig>(config, at, check) {
+            basic::validate_required(c.calculation.as_ref(), &format!("{at}.calculation"), check);
         }
     }
 
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let calculation = node.config.get("calculation").unwrap_or(&Value::Null);
+        let c: ConditionConfig = config::parse(&node.config)?;
+        let calculation = c.calculation.as_ref().unwrap_or(&Value::Null);
         let passed = basic::evaluate(calculation, &|v| cx.render(v));
-        let reject = node.config.get("rejectOnFalse").and_then(Value::as_bool) == Some(true);
-        if !passed && reject {
+        if !passed && c.reject_on_false {
             return Err(NodeStop::Fail(Value::Bool(false)));
         }
         cx.set_result(Value::Bool(passed));

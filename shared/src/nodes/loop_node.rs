@@ -10,10 +10,46 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::basic;
-use crate::engine::{BranchFrame, Checker, NodeStop, NodeType, RunContext, read_frame};
+use crate::engine::{BranchFrame, Checker, NodeStop, NodeType, RunContext, config, read_frame};
 use crate::model::{Cursor, NodeDefinition};
 
 pub struct Loop;
+
+/// `target` (templated), `condition` (absent, null or false: none), `exit`.
+#[derive(Debug, Deserialize)]
+struct LoopConfig {
+    #[serde(default)]
+    target: Option<Value>,
+    #[serde(default, deserialize_with = "condition_or_false")]
+    condition: Option<LoopCondition>,
+    #[serde(default)]
+    exit: u64,
+}
+
+/// Tested before (`checkpoint` 0) or after (1) each iteration; false breaks the
+/// loop, or skips the iteration with `continueOnFalse`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LoopCondition {
+    #[serde(default)]
+    checkpoint: u64,
+    #[serde(default)]
+    continue_on_false: bool,
+    #[serde(default)]
+    calculation: Option<Value>,
+}
+
+/// NocoBase writes "no condition" as `false`.
+fn condition_or_false<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<LoopCondition>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null | Value::Bool(false) => Ok(None),
+        other => LoopCondition::deserialize(other)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
+}
 
 /// What to do after a condition check.
 enum Check {
@@ -33,43 +69,37 @@ impl NodeType for Loop {
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        if config.get("target").is_none() {
+        let Some(c) = config::read::<LoopConfig>(config, at, check) else {
+            return;
+        };
+        if c.target.is_none() {
             check.error(
                 format!("{at}.target"),
                 "is required: an array, a number, or a {{variable}}",
             );
         }
-        match config.get("exit") {
-            None => {}
-            Some(e) if matches!(e.as_u64(), Some(0..=2)) => {}
-            Some(_) => check.error(
+        if c.exit > 2 {
+            check.error(
                 format!("{at}.exit"),
                 "must be 0 (fail), 1 (break) or 2 (continue)",
-            ),
+            );
         }
-        if let Some(condition) = config
-            .get("condition")
-            .filter(|c| !c.is_null() && *c != &Value::Bool(false))
-        {
+        if let Some(condition) = &c.condition {
             let at = format!("{at}.condition");
-            match condition.get("checkpoint") {
-                None => {}
-                Some(c) if matches!(c.as_u64(), Some(0 | 1)) => {}
-                Some(_) => check.error(
+            if condition.checkpoint > 1 {
+                check.error(
                     format!("{at}.checkpoint"),
                     "must be 0 (before) or 1 (after each iteration)",
-                ),
+                );
             }
-            check.optional_bool(condition, "continueOnFalse", &at);
-            match condition.get("calculation") {
-                Some(calc) => basic::validate(calc, &format!("{at}.calculation"), check),
-                None => check.error(format!("{at}.calculation"), "is required"),
-            }
+            let calc_at = format!("{at}.calculation");
+            basic::validate_required(condition.calculation.as_ref(), &calc_at, check);
         }
     }
 
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let target = cx.render(node.config.get("target").unwrap_or(&Value::Null));
+        let c: LoopConfig = config::parse(&node.config)?;
+        let target = cx.render(c.target.as_ref().unwrap_or(&Value::Null));
         let cap = cx.limits().max_loop_iterations;
         let too_many = |count: String| {
             NodeStop::Fail(json!({
@@ -103,7 +133,7 @@ impl NodeType for Loop {
             index: 0,
             looped: 0,
         };
-        iterate(node, cx, progress, None).await
+        iterate(node, cx, &c, progress, None).await
     }
 
     async fn resume(
@@ -116,7 +146,8 @@ impl NodeType for Loop {
             state: progress,
             inner,
         } = read_frame::<BranchFrame<Progress>>(frame)?;
-        iterate(node, cx, progress, Some(inner)).await
+        let c: LoopConfig = config::parse(&node.config)?;
+        iterate(node, cx, &c, progress, Some(inner)).await
     }
 }
 
@@ -135,15 +166,13 @@ struct Progress {
 async fn iterate(
     node: &NodeDefinition,
     cx: &mut RunContext<'_>,
+    c: &LoopConfig,
     progress: Progress,
     mut paused: Option<Cursor>,
 ) -> Result<Value, NodeStop> {
-    let condition = node.config.get("condition").filter(|c| c.is_object());
-    let checkpoint = condition
-        .and_then(|c| c.get("checkpoint"))
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    let exit = node.config.get("exit").and_then(Value::as_u64).unwrap_or(0);
+    let condition = c.condition.as_ref();
+    let checkpoint = condition.map_or(0, |c| c.checkpoint);
+    let exit = c.exit;
     let Progress {
         items,
         index: first,
@@ -153,11 +182,10 @@ async fn iterate(
     let mut broken = false;
     let test = |cx: &RunContext<'_>| -> Check {
         let Some(c) = condition else { return Check::Go };
-        if basic::evaluate(c.get("calculation").unwrap_or(&Value::Null), &|v| {
-            cx.render(v)
-        }) {
+        let calculation = c.calculation.as_ref().unwrap_or(&Value::Null);
+        if basic::evaluate(calculation, &|v| cx.render(v)) {
             Check::Go
-        } else if c.get("continueOnFalse").and_then(Value::as_bool) == Some(true) {
+        } else if c.continue_on_false {
             Check::Skip
         } else {
             Check::Break

@@ -4,13 +4,30 @@
 //! (1-based), or 0 when none matched.
 
 use async_trait::async_trait;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::basic;
-use crate::engine::{Checker, NodeStop, NodeType, RunContext};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
 
 pub struct MultiConditions;
+
+/// `conditions: [{calculation}]`, tested in order, and `continueOnNoMatch`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MultiConfig {
+    #[serde(default)]
+    conditions: Vec<Tested>,
+    #[serde(default)]
+    continue_on_no_match: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct Tested {
+    #[serde(default)]
+    calculation: Option<Value>,
+}
 
 fn conditions(config: &Value) -> &[Value] {
     config
@@ -33,36 +50,29 @@ impl NodeType for MultiConditions {
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        match config.get("conditions").and_then(Value::as_array) {
-            Some(items) if !items.is_empty() => {
-                for (i, c) in items.iter().enumerate() {
-                    match c.get("calculation") {
-                        Some(calc) => basic::validate(
-                            calc,
-                            &format!("{at}.conditions[{i}].calculation"),
-                            check,
-                        ),
-                        None => {
-                            check.error(format!("{at}.conditions[{i}].calculation"), "is required")
-                        }
-                    }
-                }
-            }
-            _ => check.error(
+        let Some(c) = config::read::<MultiConfig>(config, at, check) else {
+            return;
+        };
+        if c.conditions.is_empty() {
+            check.error(
                 format!("{at}.conditions"),
                 "is required: a non-empty array of {calculation}",
-            ),
+            );
         }
-        check.optional_bool(config, "continueOnNoMatch", at);
+        for (i, item) in c.conditions.iter().enumerate() {
+            let at = format!("{at}.conditions[{i}].calculation");
+            basic::validate_required(item.calculation.as_ref(), &at, check);
+        }
     }
 
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let matched = conditions(&node.config)
+        let c: MultiConfig = config::parse(&node.config)?;
+        let matched = c
+            .conditions
             .iter()
-            .position(|c| {
-                basic::evaluate(c.get("calculation").unwrap_or(&Value::Null), &|v| {
-                    cx.render(v)
-                })
+            .position(|item| {
+                let calculation = item.calculation.as_ref().unwrap_or(&Value::Null);
+                basic::evaluate(calculation, &|v| cx.render(v))
             })
             .map(|i| i + 1);
         match matched {
@@ -77,14 +87,7 @@ impl NodeType for MultiConditions {
                 super::run_chosen_branch(node, cx, "0").await?;
                 Ok(json!(0))
             }
-            None if node
-                .config
-                .get("continueOnNoMatch")
-                .and_then(Value::as_bool)
-                == Some(true) =>
-            {
-                Ok(json!(0))
-            }
+            None if c.continue_on_no_match => Ok(json!(0)),
             None => Err(NodeStop::Fail(json!({ "message": "no condition matched" }))),
         }
     }
