@@ -3,13 +3,13 @@
 //! mapping the result into named fields with `model: [{path, alias}]`.
 
 use async_trait::async_trait;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, is_path};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::lang::{limits, path};
 use crate::model::NodeDefinition;
 
-const ENGINES: [&str; 3] = ["jmespath", "jsonpath", "jsonata"];
 /// JSONata may recurse; these bound one evaluation.
 const JSONATA_MAX_DEPTH: usize = 200;
 const JSONATA_TIME_LIMIT_MS: usize = 1000;
@@ -23,65 +23,86 @@ impl NodeType for JsonQuery {
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        let engine = match config.get("engine") {
-            None => "jmespath",
-            Some(Value::String(e)) if ENGINES.contains(&e.as_str()) => e.as_str(),
-            Some(_) => {
-                check.error(
-                    format!("{at}.engine"),
-                    "must be \"jmespath\", \"jsonpath\" or \"jsonata\"",
-                );
-                return;
-            }
+        let Some(c) = config::read::<QueryConfig>(config, at, check) else {
+            return;
         };
-        match config.get("expression").and_then(Value::as_str) {
+        match &c.expression {
             Some(expr) => {
-                if let Err(e) = query(engine, expr, &Value::Null, true) {
+                if let Err(e) = query(c.engine.as_str(), expr, &Value::Null, true) {
                     check.error(format!("{at}.expression"), e);
                 }
             }
             None => check.error(format!("{at}.expression"), "is required (a string)"),
         }
-        if config.get("source").is_none() {
+        if c.source.is_none() {
             check.error(
                 format!("{at}.source"),
                 "is required (usually a {{variable}})",
             );
         }
-        if let Some(model) = config.get("model") {
-            let Some(items) = model.as_array() else {
-                check.error(format!("{at}.model"), "must be an array of {path, alias}");
-                return;
-            };
-            for (i, item) in items.iter().enumerate() {
-                if !is_path(item.get("path")) {
-                    check.error(
-                        format!("{at}.model[{i}].path"),
-                        "must be a path such as a.b[0]",
-                    );
-                }
+        for (i, field) in c.model.iter().enumerate() {
+            if path::parse(&field.path).is_none() {
+                check.error(
+                    format!("{at}.model[{i}].path"),
+                    "must be a path such as a.b[0]",
+                );
             }
         }
     }
 
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let config = &node.config;
-        let engine = config
-            .get("engine")
-            .and_then(Value::as_str)
-            .unwrap_or("jmespath");
-        let expression = config
-            .get("expression")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let source = cx.render(config.get("source").unwrap_or(&Value::Null));
-        let result = query(engine, expression, &source, false)
+        let c: QueryConfig = config::parse(&node.config)?;
+        let source = cx.render(c.source.as_ref().unwrap_or(&Value::Null));
+        let expression = c.expression.as_deref().unwrap_or("");
+        let result = query(c.engine.as_str(), expression, &source, false)
             .map_err(|message| NodeStop::Fail(json!({ "message": message })))?;
-        Ok(match config.get("model").and_then(Value::as_array) {
-            Some(model) if !model.is_empty() => apply_model(&result, model),
-            _ => result,
+        Ok(if c.model.is_empty() {
+            result
+        } else {
+            apply_model(&result, &c.model)
         })
     }
+}
+
+/// `engine`, `expression`, `source` (templated), and `model: [{path, alias}]`
+/// naming the fields to keep.
+#[derive(Debug, Deserialize)]
+struct QueryConfig {
+    #[serde(default)]
+    engine: QueryEngine,
+    #[serde(default)]
+    expression: Option<String>,
+    #[serde(default)]
+    source: Option<Value>,
+    #[serde(default)]
+    model: Vec<ModelField>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum QueryEngine {
+    #[default]
+    Jmespath,
+    Jsonpath,
+    Jsonata,
+}
+
+impl QueryEngine {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Jmespath => "jmespath",
+            Self::Jsonpath => "jsonpath",
+            Self::Jsonata => "jsonata",
+        }
+    }
+}
+
+/// A field of each result item: its path, and the name it takes.
+#[derive(Debug, Deserialize)]
+struct ModelField {
+    path: String,
+    #[serde(default)]
+    alias: Option<String>,
 }
 
 /// Runs a query; with `compile_only`, only checks that it parses.
@@ -231,16 +252,14 @@ fn bounded_pad<'a>(
     Ok(J::string(cx.arena, &padded))
 }
 
-fn apply_model(result: &Value, model: &[Value]) -> Value {
+fn apply_model(result: &Value, model: &[ModelField]) -> Value {
     let pick = |item: &Value| {
         let mut out = Map::new();
         for field in model {
-            let Some(p) = field.get("path").and_then(Value::as_str) else {
-                continue;
-            };
+            let p = field.path.as_str();
             let name = field
-                .get("alias")
-                .and_then(Value::as_str)
+                .alias
+                .as_deref()
                 .filter(|a| !a.is_empty())
                 .unwrap_or(p);
             let value = path::parse(p)
@@ -324,7 +343,7 @@ mod tests {
 
     #[test]
     fn bad_expressions_are_reported() {
-        for engine in ENGINES {
+        for engine in ["jmespath", "jsonpath", "jsonata"] {
             assert!(
                 query(engine, "[[[", &Value::Null, true).is_err(),
                 "{engine}"
@@ -334,10 +353,11 @@ mod tests {
 
     #[test]
     fn model_names_the_fields() {
-        let model = vec![
-            json!({"path": "id", "alias": "orderId"}),
-            json!({"path": "customer.name", "alias": "name"}),
-        ];
+        let model: Vec<ModelField> = serde_json::from_value(json!([
+            {"path": "id", "alias": "orderId"},
+            {"path": "customer.name", "alias": "name"},
+        ]))
+        .unwrap();
         let all = query("jmespath", "orders", &orders(), false).unwrap();
         assert_eq!(
             apply_model(&all, &model),

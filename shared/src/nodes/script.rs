@@ -11,15 +11,41 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rquickjs::{CatchResultExt, Context, Function, Runtime};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::engine::{Checker, NodeStop, NodeType, RunContext};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
 
 const DEFAULT_TIMEOUT_MS: u64 = 1_000;
 const MAX_TIMEOUT_MS: u64 = 60_000;
 /// The default memory cap of one script run.
 pub const DEFAULT_MEMORY_BYTES: usize = 64 << 20;
+
+/// `content` (a function body), `arguments: [{name, value}]` (values templated),
+/// `timeout` (ms), `continue` (a failure becomes the result `{error}`).
+#[derive(Debug, Deserialize)]
+struct ScriptConfig {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    arguments: Vec<Argument>,
+    #[serde(default = "default_timeout")]
+    timeout: u64,
+    #[serde(default, rename = "continue")]
+    keep_going: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct Argument {
+    name: String,
+    #[serde(default)]
+    value: Value,
+}
+
+fn default_timeout() -> u64 {
+    DEFAULT_TIMEOUT_MS
+}
 
 pub struct Script {
     memory_bytes: usize,
@@ -136,70 +162,40 @@ impl NodeType for Script {
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        if !config.get("content").is_some_and(Value::is_string) {
+        let Some(c) = config::read::<ScriptConfig>(config, at, check) else {
+            return;
+        };
+        if c.content.is_none() {
             check.error(
                 format!("{at}.content"),
                 "is required: the body of a JavaScript function",
             );
         }
-        if let Some(args) = config.get("arguments") {
-            match args.as_array() {
-                Some(items) => {
-                    for (i, a) in items.iter().enumerate() {
-                        if !a
-                            .get("name")
-                            .and_then(Value::as_str)
-                            .is_some_and(is_identifier)
-                        {
-                            check.error(
-                                format!("{at}.arguments[{i}].name"),
-                                "must be a JavaScript identifier",
-                            );
-                        }
-                    }
-                }
-                None => check.error(
-                    format!("{at}.arguments"),
-                    "must be an array of {name, value}",
-                ),
+        for (i, a) in c.arguments.iter().enumerate() {
+            if !is_identifier(&a.name) {
+                check.error(
+                    format!("{at}.arguments[{i}].name"),
+                    "must be a JavaScript identifier",
+                );
             }
         }
-        if let Some(t) = config.get("timeout")
-            && !t
-                .as_u64()
-                .is_some_and(|t| (1..=MAX_TIMEOUT_MS).contains(&t))
-        {
+        if !(1..=MAX_TIMEOUT_MS).contains(&c.timeout) {
             check.error(
                 format!("{at}.timeout"),
                 format!("must be 1..={MAX_TIMEOUT_MS} (ms)"),
             );
         }
-        check.optional_bool(config, "continue", at);
     }
 
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let config = &node.config;
-        let content = config
-            .get("content")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let arguments: Vec<(String, Value)> = config
-            .get("arguments")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|a| {
-                let name = a.get("name")?.as_str()?.to_string();
-                Some((name, cx.render(a.get("value").unwrap_or(&Value::Null))))
-            })
+        let c: ScriptConfig = config::parse(&node.config)?;
+        let arguments: Vec<(String, Value)> = c
+            .arguments
+            .iter()
+            .map(|a| (a.name.clone(), cx.render(&a.value)))
             .collect();
-        let timeout = Duration::from_millis(
-            config
-                .get("timeout")
-                .and_then(Value::as_u64)
-                .unwrap_or(DEFAULT_TIMEOUT_MS),
-        );
+        let content = c.content.unwrap_or_default();
+        let timeout = Duration::from_millis(c.timeout);
         let memory = self.memory_bytes;
         let outcome =
             tokio::task::spawn_blocking(move || run_script(&content, &arguments, timeout, memory))
@@ -208,10 +204,9 @@ impl NodeType for Script {
         for line in outcome.logs {
             cx.log(line);
         }
-        let keep_going = config.get("continue").and_then(Value::as_bool) == Some(true);
         match outcome.result {
             Ok(value) => Ok(value),
-            Err(message) if keep_going => Ok(json!({ "error": message })),
+            Err(message) if c.keep_going => Ok(json!({ "error": message })),
             Err(message) => Err(NodeStop::Fail(json!({ "message": message }))),
         }
     }

@@ -13,13 +13,12 @@ use evalexpr::{
     Context as _, ContextWithMutableFunctions, ContextWithMutableVariables, HashMapContext,
     Value as Ev,
 };
+use serde::Deserialize;
 use serde_json::{Number, Value, json};
 
-use crate::engine::{Checker, NodeStop, NodeType, RunContext};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::lang::limits;
 use crate::model::NodeDefinition;
-
-const ENGINES: [&str; 2] = ["math.js", "formula.js"];
 
 pub struct Calculation;
 
@@ -30,46 +29,57 @@ impl NodeType for Calculation {
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        match config.get("engine") {
-            None => {}
-            Some(Value::String(e)) if ENGINES.contains(&e.as_str()) => {}
-            Some(_) => check.error(
-                format!("{at}.engine"),
-                "must be \"math.js\" or \"formula.js\"",
-            ),
-        }
-        match config.get("expression") {
-            Some(Value::String(expr)) if limits::check_expression(expr).is_some() => {
-                let problem = limits::check_expression(expr).unwrap_or_default();
-                check.error(format!("{at}.expression"), problem);
-            }
-            Some(Value::String(expr)) => {
-                let (source, _) = bind_references(expr);
-                if let Err(e) =
-                    evalexpr::build_operator_tree::<evalexpr::DefaultNumericTypes>(&source)
-                {
-                    check.error(format!("{at}.expression"), format!("does not parse: {e}"));
+        let Some(c) = config::read::<CalculationConfig>(config, at, check) else {
+            return;
+        };
+        let at = format!("{at}.expression");
+        match &c.expression {
+            None => check.error(at, "is required (a string)"),
+            Some(expr) => {
+                if let Some(problem) = limits::check_expression(expr) {
+                    check.error(at, problem);
+                } else if let Err(e) = evalexpr::build_operator_tree::<evalexpr::DefaultNumericTypes>(
+                    &bind_references(expr).0,
+                ) {
+                    check.error(at, format!("does not parse: {e}"));
                 }
             }
-            _ => check.error(format!("{at}.expression"), "is required (a string)"),
         }
     }
 
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let engine = node
-            .config
-            .get("engine")
-            .and_then(Value::as_str)
-            .unwrap_or("math.js");
-        let expression = node
-            .config
-            .get("expression")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let (source, references) = bind_references(expression);
+        let c: CalculationConfig = config::parse(&node.config)?;
+        let (source, references) = bind_references(c.expression.as_deref().unwrap_or(""));
         let values: Vec<Value> = references.iter().map(|r| cx.resolve(r)).collect();
-        evaluate(engine, &source, &values)
+        evaluate(c.engine.as_str(), &source, &values)
             .map_err(|message| NodeStop::Fail(json!({ "message": message })))
+    }
+}
+
+/// `engine` and `expression` (references bound as values, never spliced in).
+#[derive(Debug, Deserialize)]
+struct CalculationConfig {
+    #[serde(default)]
+    engine: CalculationEngine,
+    #[serde(default)]
+    expression: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+enum CalculationEngine {
+    #[default]
+    #[serde(rename = "math.js")]
+    Math,
+    #[serde(rename = "formula.js")]
+    Formula,
+}
+
+impl CalculationEngine {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Math => "math.js",
+            Self::Formula => "formula.js",
+        }
     }
 }
 
