@@ -10,10 +10,11 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::calculation::number;
-use crate::engine::{Checker, NodeStop, NodeType, RunContext};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
 use units::Unit;
 
@@ -51,18 +52,16 @@ impl NodeType for DateCalculation {
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        if config.get("input").is_none() {
+        let Some(c) = config::read::<DateConfig>(config, at, check) else {
+            return;
+        };
+        if c.input.is_none() {
             check.error(
                 format!("{at}.input"),
                 "is required (a date, a number or a {{variable}})",
             );
         }
-        match config.get("inputType") {
-            None | Some(Value::Null) => {}
-            Some(Value::String(t)) if t == "date" || t == "number" => {}
-            Some(_) => check.error(format!("{at}.inputType"), "must be \"date\" or \"number\""),
-        }
-        let Some(steps) = config.get("steps").and_then(Value::as_array) else {
+        let Some(steps) = &c.steps else {
             check.error(
                 format!("{at}.steps"),
                 "is required: an array of {function, arguments}",
@@ -71,17 +70,14 @@ impl NodeType for DateCalculation {
         };
         for (i, step) in steps.iter().enumerate() {
             let step_at = format!("{at}.steps[{i}]");
-            match step.get("function").and_then(Value::as_str) {
-                Some(f) if FUNCTIONS.contains(&f) => {}
-                _ => {
-                    check.error(
-                        format!("{step_at}.function"),
-                        format!("must be one of {}", FUNCTIONS.join(", ")),
-                    );
-                    continue;
-                }
+            if !FUNCTIONS.contains(&step.function.as_str()) {
+                check.error(
+                    format!("{step_at}.function"),
+                    format!("must be one of {}", FUNCTIONS.join(", ")),
+                );
+                continue;
             }
-            let args = step.get("arguments").cloned().unwrap_or(json!({}));
+            let args = &step.arguments;
             for field in ["unit", "unitBefore", "unitAfter"] {
                 if let Some(Value::String(u)) = args.get(field)
                     && Unit::parse(u).is_none()
@@ -105,28 +101,60 @@ impl NodeType for DateCalculation {
     }
 
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let config = cx.render(&node.config);
+        let c: DateConfig = config::parse(&node.config)?;
         let fail = |message: String| NodeStop::Fail(json!({ "message": message }));
-        let input = config.get("input").cloned().unwrap_or(Value::Null);
-        let mut current = if config.get("inputType").and_then(Value::as_str) == Some("number") {
-            Current::Other(input)
-        } else {
-            Current::Date(parse_date(&input).map_err(fail)?)
+        let input = cx.render(c.input.as_ref().unwrap_or(&Value::Null));
+        let mut current = match c.input_type {
+            InputType::Number => Current::Other(input),
+            InputType::Date => Current::Date(parse_date(&input).map_err(fail)?),
         };
-        for (i, step) in config
-            .get("steps")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let function = step.get("function").and_then(Value::as_str).unwrap_or("");
-            let args = step.get("arguments").cloned().unwrap_or(json!({}));
+        for (i, step) in c.steps.iter().flatten().enumerate() {
+            let function = step.function.as_str();
+            let args = cx.render(&step.arguments);
             current = apply(function, &args, current)
                 .map_err(|e| fail(format!("step {} ({function}): {e}", i + 1)))?;
         }
         Ok(output(&current))
     }
+}
+
+/// `input` (templated), `inputType`, and `steps` applied in order (arguments
+/// templated).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DateConfig {
+    #[serde(default)]
+    input: Option<Value>,
+    #[serde(default, deserialize_with = "input_type_or_null")]
+    input_type: InputType,
+    #[serde(default)]
+    steps: Option<Vec<Step>>,
+}
+
+/// What `input` is: a date (the default) or a plain number.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum InputType {
+    #[default]
+    Date,
+    Number,
+}
+
+/// `inputType: null` is the default.
+fn input_type_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<InputType, D::Error> {
+    Ok(Option::<InputType>::deserialize(d)?.unwrap_or_default())
+}
+
+#[derive(Debug, Deserialize)]
+struct Step {
+    #[serde(default)]
+    function: String,
+    #[serde(default = "no_arguments")]
+    arguments: Value,
+}
+
+fn no_arguments() -> Value {
+    json!({})
 }
 
 /// A date from an ISO 8601 / RFC 3339 string, a `YYYY-MM-DD[ HH:mm[:ss]]` string (UTC),
