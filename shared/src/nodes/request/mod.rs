@@ -8,10 +8,11 @@ pub mod guard;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::engine::{Checker, NodeStop, NodeType, RunContext};
-use crate::model::NodeDefinition;
+use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
+use crate::model::{NameValue, NodeDefinition};
 use guard::{GuardedResolver, NetworkPolicy, check_url};
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
@@ -56,57 +57,35 @@ impl Request {
         }
     }
 
-    async fn send(&self, config: &Value) -> Result<Value, Value> {
+    async fn send(&self, config: &RequestConfig) -> Result<Value, Value> {
         let fail = |message: String| json!({ "message": message });
         let text = |v: Option<&Value>| match v {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Null) | None => String::new(),
             Some(other) => other.to_string(),
         };
-        let url = text(config.get("url"));
+        let url = text(Some(&config.url));
         let mut url =
             reqwest::Url::parse(&url).map_err(|e| fail(format!("{url:?} is not a URL: {e}")))?;
-        for p in config
-            .get("params")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for p in &config.params {
             url.query_pairs_mut()
-                .append_pair(&text(p.get("name")), &text(p.get("value")));
+                .append_pair(&p.name, &text(Some(&p.value)));
         }
         // IP literals never reach the resolver: check them here.
         check_url(&self.policy, &url).map_err(fail)?;
-        let method = config
-            .get("method")
-            .and_then(Value::as_str)
-            .unwrap_or("POST")
-            .to_ascii_uppercase();
+        let method = config.method.to_ascii_uppercase();
         let method =
             reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| fail(e.to_string()))?;
-        let timeout = config
-            .get("timeout")
-            .and_then(Value::as_u64)
-            .unwrap_or(DEFAULT_TIMEOUT_MS);
         let mut request = self
             .client
             .request(method.clone(), url)
-            .timeout(Duration::from_millis(timeout));
-        for h in config
-            .get("headers")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            request = request.header(text(h.get("name")), text(h.get("value")));
+            .timeout(Duration::from_millis(config.timeout));
+        for h in &config.headers {
+            request = request.header(h.name.as_str(), text(Some(&h.value)));
         }
-        let data = config.get("data").filter(|d| !d.is_null());
+        let data = Some(&config.data).filter(|d| !d.is_null());
         if let (Some(data), true) = (data, method != reqwest::Method::GET) {
-            let content_type = config
-                .get("contentType")
-                .and_then(Value::as_str)
-                .unwrap_or("application/json");
-            request = match content_type {
+            request = match config.content_type.as_str() {
                 "application/x-www-form-urlencoded" => {
                     let pairs: Vec<(String, String)> = data
                         .as_object()
@@ -191,50 +170,81 @@ impl NodeType for Request {
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        match config.get("url").and_then(Value::as_str) {
+        let Some(c) = config::read::<RequestConfig>(config, at, check) else {
+            return;
+        };
+        match c.url.as_str() {
             Some(u)
                 if u.contains("{{")
                     || reqwest::Url::parse(u)
                         .is_ok_and(|u| matches!(u.scheme(), "http" | "https")) => {}
             _ => check.error(format!("{at}.url"), "is required: an http(s) URL"),
         }
-        match config.get("method").and_then(Value::as_str) {
-            None => {}
-            Some(m) if METHODS.contains(&m.to_ascii_uppercase().as_str()) => {}
-            Some(_) => check.error(
+        if !METHODS.contains(&c.method.to_ascii_uppercase().as_str()) {
+            check.error(
                 format!("{at}.method"),
                 format!("must be one of {}", METHODS.join(", ")),
-            ),
+            );
         }
-        match config.get("contentType").and_then(Value::as_str) {
-            None => {}
-            Some(c) if CONTENT_TYPES.contains(&c) => {}
-            Some(_) => check.error(
+        if !CONTENT_TYPES.contains(&c.content_type.as_str()) {
+            check.error(
                 format!("{at}.contentType"),
                 format!("must be one of {}", CONTENT_TYPES.join(", ")),
-            ),
+            );
         }
         check.name_values(config.get("headers"), &format!("{at}.headers"));
-        if let Some(t) = config.get("timeout")
-            && !t.as_u64().is_some_and(|t| (1..=300_000).contains(&t))
-        {
+        if !(1..=300_000).contains(&c.timeout) {
             check.error(format!("{at}.timeout"), "must be 1..=300000 (ms)");
         }
-        check.optional_bool(config, "ignoreFail", at);
-        check.optional_bool(config, "onlyData", at);
     }
 
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let config = cx.render(&node.config);
-        let ignore_fail = config.get("ignoreFail").and_then(Value::as_bool) == Some(true);
-        let only_data = config.get("onlyData").and_then(Value::as_bool) == Some(true);
-        match self.send(&config).await {
-            Ok(result) if only_data => Ok(result["data"].clone()),
+        // Every string may be templated: the config is rendered, then read.
+        let c: RequestConfig = config::parse(&cx.render(&node.config))?;
+        match self.send(&c).await {
+            Ok(result) if c.only_data => Ok(result["data"].clone()),
             Ok(result) => Ok(result),
-            Err(failure) if ignore_fail => Ok(failure),
+            Err(failure) if c.ignore_fail => Ok(failure),
             Err(failure) => Err(NodeStop::Fail(failure)),
         }
     }
+}
+
+/// NocoBase's request config: `url`, `method`, `contentType`, `headers` and
+/// `params` (`[{name, value}]`), `data`, `timeout` (ms), `ignoreFail`, `onlyData`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestConfig {
+    #[serde(default)]
+    url: Value,
+    #[serde(default = "post")]
+    method: String,
+    #[serde(default = "json_type")]
+    content_type: String,
+    #[serde(default)]
+    headers: Vec<NameValue>,
+    #[serde(default)]
+    params: Vec<NameValue>,
+    #[serde(default)]
+    data: Value,
+    #[serde(default = "default_timeout")]
+    timeout: u64,
+    #[serde(default)]
+    ignore_fail: bool,
+    #[serde(default)]
+    only_data: bool,
+}
+
+fn post() -> String {
+    "POST".into()
+}
+
+fn json_type() -> String {
+    "application/json".into()
+}
+
+fn default_timeout() -> u64 {
+    DEFAULT_TIMEOUT_MS
 }
 
 #[cfg(test)]
