@@ -13,7 +13,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("engine", &["time", "guard", "model", "lang"]),
     ("nodes", &["time", "guard", "model", "lang", "engine"]),
     ("validate", &["model", "lang", "engine"]),
-    ("ports", &["time", "model"]),
+    ("ports", &["time", "guard", "model"]),
     (
         "app",
         &[

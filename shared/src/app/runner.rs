@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::engine::{Engine, Outcome, Reply, RunState};
-use crate::model::{DeployedWorkflow, Execution, ExecutionStatus, Paused};
+use crate::model::{DeployedWorkflow, Execution, ExecutionStatus, JobStatus, Paused};
 use crate::time::now_rfc3339;
 
 /// A finished (or aborted) run.
@@ -171,7 +171,18 @@ fn finish(
         execution.output = serde_json::json!({ "error": "a sync workflow cannot wait" });
     }
     if execution.status.is_final() {
-        execution.finished_at = Some(now_rfc3339());
+        let now = now_rfc3339();
+        // A finished execution has no job still running: one left pending (a branch
+        // dropped when a node panicked) ended with the run.
+        for job in execution
+            .jobs
+            .iter_mut()
+            .filter(|j| j.status == JobStatus::Pending)
+        {
+            job.status = JobStatus::Canceled;
+            job.finished_at = Some(now.clone());
+        }
+        execution.finished_at = Some(now);
     }
     Finished {
         execution,

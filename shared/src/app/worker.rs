@@ -73,9 +73,18 @@ impl Worker {
         match crate::guard::catch(self.record_failure(message, &reason)).await {
             Ok(Ok(())) => Processed::Done,
             Ok(Err(e)) => Processed::Retry(e.to_string()),
+            // Recording it panicked too: write the plainest record of the failure
+            // there is, with nothing else on the way (no wake-ups, no reshaping).
             Err(again) => {
-                tracing::error!(execution_id = %message.execution_id, panic = again, "the failed run could not be recorded either; dropping it");
-                Processed::Done
+                tracing::error!(execution_id = %message.execution_id, panic = again, "recording the failed run panicked too");
+                match self
+                    .store
+                    .save_unless_finished(&error_record(message, &reason))
+                    .await
+                {
+                    Ok(_) => Processed::Done,
+                    Err(e) => Processed::Retry(e.to_string()),
+                }
             }
         }
     }
@@ -255,21 +264,27 @@ impl Worker {
 
     async fn record_error(&self, message: &RunMessage, reason: &str) -> Result<(), AppError> {
         tracing::warn!(execution_id = %message.execution_id, reason, "run recorded as error");
-        let execution = Execution {
-            id: message.execution_id.clone(),
-            workflow_key: message.workflow_key.clone(),
-            workflow_version: message.workflow_version,
-            status: ExecutionStatus::Error,
-            context: message.context.clone(),
-            output: json!({ "error": reason }),
-            jobs: Vec::new(),
-            created_at: message.accepted_at.clone(),
-            parent_execution_id: None,
-            paused: None,
-            finished_at: Some(now_rfc3339()),
-        };
-        self.store.save_unless_finished(&execution).await?;
+        self.store
+            .save_unless_finished(&error_record(message, reason))
+            .await?;
         Ok(())
+    }
+}
+
+/// A run that never ran (or whose processing failed on a bug), recorded as `error`.
+fn error_record(message: &RunMessage, reason: &str) -> Execution {
+    Execution {
+        id: message.execution_id.clone(),
+        workflow_key: message.workflow_key.clone(),
+        workflow_version: message.workflow_version,
+        status: ExecutionStatus::Error,
+        context: message.context.clone(),
+        output: json!({ "error": reason }),
+        jobs: Vec::new(),
+        created_at: message.accepted_at.clone(),
+        parent_execution_id: None,
+        paused: None,
+        finished_at: Some(now_rfc3339()),
     }
 }
 

@@ -126,7 +126,7 @@ impl Engine {
                             job: cursor.job,
                         };
                         let resumed = kind.resume(node, &mut cx, cursor.frame);
-                        (cursor.job, guarded(resumed).await)
+                        (cursor.job, crate::guard::catch(resumed).await)
                     }
                     None => {
                         if !state.count_node_run(self.limits.max_node_runs) {
@@ -142,15 +142,22 @@ impl Engine {
                             state: &mut *state,
                             job,
                         };
-                        (job, guarded(kind.run(node, &mut cx)).await)
+                        (job, crate::guard::catch(kind.run(node, &mut cx)).await)
                     }
                 };
-                // Every result is kept in the record: bounded in depth and size, so
-                // no request can make one the record cannot hold or read back.
-                let result = result.and_then(|value| match limits::check_result(&value) {
-                    None => Ok(value),
-                    Some(message) => Err(NodeStop::Fail(json!({ "message": message }))),
-                });
+                // A panic (a bug) fails this node's job with the panic's message and
+                // ends the execution as `error`, whatever a loop or parallel node
+                // around it would do with an ordinary failure.
+                let result = match result {
+                    Ok(result) => within_bounds(result),
+                    Err(panic) => {
+                        let message =
+                            format!("the node failed on an internal error (a bug): {panic}");
+                        let mut halt = state.stop_job(job, NodeStop::Error(message));
+                        halt.terminal = true;
+                        return Err(halt);
+                    }
+                };
                 match result {
                     Ok(value) => state.finish_job(job, JobStatus::Resolved, value),
                     Err(NodeStop::Pause { frame, waits }) => {
@@ -170,14 +177,28 @@ impl Engine {
     }
 }
 
-/// A node's run under a panic guard: a panic (a bug) fails this node's job with
-/// the panic's message, like any other node error, and nothing else.
-async fn guarded(run: impl Future<Output = Result<Value, NodeStop>>) -> Result<Value, NodeStop> {
-    crate::guard::catch(run).await.unwrap_or_else(|panic| {
-        Err(NodeStop::Error(format!(
-            "the node failed on an internal error (a bug): {panic}"
-        )))
-    })
+/// Every result is kept in the record, a failure's too: bounded in depth and
+/// size, so no request can make one the record cannot hold or read back.
+fn within_bounds(result: Result<Value, NodeStop>) -> Result<Value, NodeStop> {
+    let refused = |message: String| NodeStop::Fail(json!({ "message": message }));
+    match result {
+        Ok(value) => match limits::check_result(&value) {
+            None => Ok(value),
+            Some(problem) => Err(refused(problem)),
+        },
+        Err(NodeStop::Fail(value)) => match limits::check_result(&value) {
+            None => Err(NodeStop::Fail(value)),
+            Some(problem) => Err(refused(format!("the node failed, and {problem}"))),
+        },
+        Err(NodeStop::Respond(reply)) => match limits::check_result(&reply.body) {
+            None => Err(NodeStop::Respond(reply)),
+            Some(problem) => Err(NodeStop::Error(format!("the response body: {problem}"))),
+        },
+        Err(NodeStop::Error(message)) if message.len() > limits::MAX_MESSAGE_BYTES => {
+            Err(NodeStop::Error(limits::shorten(&message)))
+        }
+        other => other,
+    }
 }
 
 impl Outcome {

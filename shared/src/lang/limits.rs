@@ -107,6 +107,21 @@ fn string_len(s: &str) -> usize {
         .sum::<usize>()
 }
 
+/// The longest error message kept (a script may throw one of many MiB).
+pub const MAX_MESSAGE_BYTES: usize = 64 << 10;
+
+/// A message cut to [`MAX_MESSAGE_BYTES`] (on a character boundary), saying so.
+pub fn shorten(message: &str) -> String {
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return message.to_string();
+    }
+    let mut end = MAX_MESSAGE_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &message[..end], message.len())
+}
+
 /// Why a value may not be kept, or `None` when it is within bounds.
 pub fn check_result(value: &Value) -> Option<String> {
     if depth(value) > MAX_DEPTH {

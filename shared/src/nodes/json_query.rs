@@ -53,9 +53,19 @@ impl NodeType for JsonQuery {
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
         let c: QueryConfig = config::parse(&node.config)?;
         let source = cx.render(c.source.as_ref().unwrap_or(&Value::Null));
-        let expression = c.expression.as_deref().unwrap_or("");
-        let result = query(c.engine.as_str(), expression, &source, false)
-            .map_err(|message| NodeStop::Fail(json!({ "message": message })))?;
+        let expression = c.expression.clone().unwrap_or_default();
+        let engine = c.engine.as_str();
+        let result = match c.engine {
+            // JSONata may compute for up to its time limit: on a blocking thread, so
+            // the run's own timeout (a sync deadline) can fire meanwhile.
+            QueryEngine::Jsonata => {
+                tokio::task::spawn_blocking(move || query(engine, &expression, &source, false))
+                    .await
+                    .map_err(|e| NodeStop::Error(format!("the JSONata engine failed: {e}")))?
+            }
+            _ => query(engine, &expression, &source, false),
+        }
+        .map_err(|message| NodeStop::Fail(json!({ "message": message })))?;
         Ok(if c.model.is_empty() {
             result
         } else {
@@ -131,6 +141,13 @@ fn query(
             let expression = with_bounded_pad(expression);
             let parsed = jsonata_rs::JsonAta::new(&expression, &arena)
                 .map_err(|e| format!("not a JSONata expression: {e}"))?;
+            // Fail closed: a `$pad` the renaming did not reach (written where the
+            // scan cannot see it, after a regex literal say) would be unbounded.
+            if format!("{:?}", parsed.ast()).contains("Var(\"pad\")") {
+                return Err("$pad is written where hookflow cannot bound its width; \
+                            call it plainly, as $pad(text, width)"
+                    .to_string());
+            }
             parsed.register_function(BOUNDED_PAD, 3, bounded_pad);
             if compile_only {
                 return Ok(Value::Null);
@@ -178,7 +195,7 @@ fn with_bounded_pad(expression: &str) -> String {
     let mut rest = expression;
     while let Some(c) = rest.chars().next() {
         let skip = match c {
-            '"' | '\'' => string_literal_len(rest, c),
+            '"' | '\'' | '`' => string_literal_len(rest, c),
             '/' if rest.starts_with("/*") => rest.find("*/").map_or(rest.len(), |end| end + 2),
             '$' if rest.starts_with("$pad")
                 && !rest[4..].starts_with(|n: char| n.is_alphanumeric() || n == '_') =>
@@ -333,6 +350,29 @@ mod tests {
             pad("$pad(\"$pad\", 5) & '$pad' & \"\\\"$pad\"").unwrap(),
             json!("$pad $pad\"$pad")
         );
+    }
+
+    #[test]
+    fn pad_cannot_slip_past_the_bound() {
+        let source = json!({"Customer's name": "x", "huge": 1e15});
+        // A quote inside a backtick name does not hide the call that follows.
+        let message = query(
+            "jsonata",
+            "`Customer's name` & $pad('x', huge)",
+            &source,
+            false,
+        )
+        .unwrap_err();
+        assert!(message.contains("$pad: the width"), "{message}");
+        // After a regex literal the scan cannot tell; the expression is refused.
+        let message = query(
+            "jsonata",
+            "$match('a', /'/) & $pad('x', huge) & 'b'",
+            &source,
+            true,
+        )
+        .unwrap_err();
+        assert!(message.contains("cannot bound"), "{message}");
     }
 
     #[test]

@@ -109,7 +109,12 @@ impl NodeType for Loop {
         // A count is checked before anything is made of it: a request may send 1e300.
         let count = match &target {
             Value::Number(n) => n.as_f64(),
-            Value::String(s) => s.trim().parse::<u64>().ok().map(|n| n as f64),
+            // Whole-number text of any length (past u64 it is past the limit too).
+            Value::String(s)
+                if !s.trim().is_empty() && s.trim().bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                s.trim().parse::<f64>().ok()
+            }
             _ => None,
         };
         let items: Vec<Value> = match (target, count) {
@@ -254,7 +259,7 @@ mod tests {
 
     use crate::engine::Limits;
     use crate::model::ExecutionStatus;
-    use crate::nodes::test_support::{run, run_with};
+    use crate::nodes::test_support::{run, run_with, trail};
 
     fn collect(target: Value) -> Value {
         json!([
@@ -354,6 +359,37 @@ mod tests {
         assert_eq!(
             (outcome.status, output),
             (ExecutionStatus::Resolved, json!("13"))
+        );
+    }
+
+    #[tokio::test]
+    async fn counts_past_the_limit_fail_however_they_are_written() {
+        for target in [json!(1e300), json!("18446744073709551616"), json!("1001")] {
+            let nodes = json!([{"key": "each", "type": "loop", "config": {"target": target}, "branches": {"0": []}}]);
+            let (outcome, jobs, _) = run(nodes, json!({})).await;
+            assert_eq!(outcome.status, ExecutionStatus::Failed, "{target}");
+            assert!(
+                jobs[0].result["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("the limit is 1000")
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_a_loop_body_ends_the_execution_even_with_exit_continue() {
+        let nodes = json!([
+            {"key": "each", "type": "loop", "config": {"target": 3, "exit": 2}, "branches": {"0": [
+                {"key": "boom", "type": "test-panic", "config": {}}
+            ]}},
+            {"key": "after", "type": "output", "config": {"value": 1}}
+        ]);
+        let (outcome, jobs, _) = run(nodes, json!({})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Error);
+        assert_eq!(
+            trail(&jobs),
+            [("each".into(), "error"), ("boom".into(), "error")]
         );
     }
 

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
+use crate::lang::limits;
 use crate::model::NodeDefinition;
 
 pub struct Variable;
@@ -53,6 +54,10 @@ impl NodeType for Variable {
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
         let c: VariableConfig = config::parse(&node.config)?;
         let value = cx.render(&c.value);
+        // Checked before it is assigned: the walk checks results only after.
+        if let Some(problem) = limits::check_result(&value) {
+            return Err(NodeStop::Fail(serde_json::json!({ "message": problem })));
+        }
         if let Some(target) = &c.target {
             cx.assign_result(target, value.clone());
         }

@@ -238,18 +238,28 @@ fn parse_text(s: &str) -> Option<Date> {
 fn with_offset_seconds(s: &str) -> Option<Date> {
     let at = s.len().checked_sub(9)?;
     let (local, offset) = (s.get(..at)?, s.get(at..)?);
-    let sign = match offset.as_bytes()[0] {
+    // Exactly `±hh:mm:ss`, minutes and seconds below 60.
+    let b = offset.as_bytes();
+    let sign = match b[0] {
         b'+' => 1,
         b'-' => -1,
         _ => return None,
     };
-    let mut parts = offset[1..].split(':').map(|p| p.parse::<i64>().ok());
-    let (Some(Some(h)), Some(Some(m)), Some(Some(sec)), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return None;
+    let two = |i: usize| -> Option<i64> {
+        let (t, u) = (b.get(i)?, b.get(i + 1)?);
+        (t.is_ascii_digit() && u.is_ascii_digit()).then(|| i64::from((t - b'0') * 10 + (u - b'0')))
     };
+    if b[3] != b':' || b[6] != b':' {
+        return None;
+    }
+    let (h, m, sec) = (two(1)?, two(4)?, two(7)?);
+    if m > 59 || sec > 59 {
+        return None;
+    }
     let local = NaiveDateTime::parse_from_str(local, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+    if local.and_utc().timestamp_subsec_nanos() >= 1_000_000_000 {
+        return None;
+    }
     let shift = chrono::TimeDelta::try_seconds(sign * (h * 3600 + m * 60 + sec))?;
     let utc = local.checked_sub_signed(shift)?;
     Some(utc.and_utc().with_timezone(&Tz::UTC))
@@ -548,6 +558,22 @@ mod tests {
             .unwrap(),
             json!("0001-01-01T09:18:59.000+09:18:59")
         );
+    }
+
+    #[test]
+    fn offsets_with_seconds_are_read_strictly_and_ms_amounts_are_not_capped() {
+        for bad in [
+            "2024-01-01T00:00:00+99:99:99",
+            "2024-01-01T00:00:00+1:2:3456",
+            "2024-01-01T00:00:00+-1:-1:-1",
+        ] {
+            assert!(parse_date(&json!(bad)).is_err(), "{bad}");
+        }
+        let r = steps(
+            json!("1970-01-01T00:00:00Z"),
+            json!([{"function": "add", "arguments": {"number": 1_700_000_000_000_i64, "unit": "millisecond"}}]),
+        );
+        assert_eq!(r.unwrap(), json!("2023-11-14T22:13:20.000Z"));
     }
 
     #[test]

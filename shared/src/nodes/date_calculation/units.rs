@@ -79,17 +79,22 @@ pub fn add(d: Date, amount: f64, unit: Unit) -> Result<Date, String> {
     if !amount.is_finite() {
         return Err(format!("{amount} is not a finite number"));
     }
-    let whole = amount.trunc();
-    if whole.abs() > MAX_WHOLE {
-        return Err(out_of_range());
-    }
-    // In range: |whole| <= 1e12, so it converts exactly and its multiples fit.
-    let whole = whole as i64;
+    // Calendar and day units count whole units, at most 1e12 of them (so the
+    // cast is exact and their multiples fit); the others are checked in ms.
+    let whole = || {
+        let whole = amount.trunc();
+        if whole.abs() > MAX_WHOLE {
+            Err(out_of_range())
+        } else {
+            Ok(whole as i64)
+        }
+    };
     match unit {
-        Unit::Year => add_months(d, whole * 12),
-        Unit::Quarter => add_months(d, whole * 3),
-        Unit::Month => add_months(d, whole),
+        Unit::Year => add_months(d, whole()? * 12),
+        Unit::Quarter => add_months(d, whole()? * 3),
+        Unit::Month => add_months(d, whole()?),
         Unit::Week | Unit::Day | Unit::Date => {
+            let whole = whole()?;
             let days = if unit == Unit::Week { whole * 7 } else { whole };
             let local = TimeDelta::try_days(days)
                 .and_then(|delta| d.naive_local().checked_add_signed(delta))

@@ -176,7 +176,13 @@ fn write_loop(conn: Connection, rx: mpsc::Receiver<WriteJob>) {
 fn run_in_savepoint(conn: &Connection, op: WriteOp) -> Result<bool, String> {
     conn.execute_batch("SAVEPOINT op")
         .map_err(|e| e.to_string())?;
-    match op(conn) {
+    // A panic in one write (a bug) fails that write only: the writer thread, and
+    // every write after it, goes on.
+    let outcome = match crate::guard::catch_sync(|| op(conn)) {
+        Ok(done) => done.map_err(|e| e.to_string()),
+        Err(panic) => Err(format!("the write failed on an internal error: {panic}")),
+    };
+    match outcome {
         Ok(applied) => {
             conn.execute_batch("RELEASE op")
                 .map_err(|e| e.to_string())?;
@@ -184,7 +190,7 @@ fn run_in_savepoint(conn: &Connection, op: WriteOp) -> Result<bool, String> {
         }
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK TO op; RELEASE op");
-            Err(e.to_string())
+            Err(e)
         }
     }
 }
