@@ -1291,7 +1291,12 @@ fn expected_iterations(target: &Value) -> Option<usize> {
     const CAP: f64 = 1000.0;
     let count = match target {
         Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<u64>().ok().map(|n| n as f64),
+        // Whole-number text of any length is a count (past u64, past the cap).
+        Value::String(s)
+            if !s.trim().is_empty() && s.trim().bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            s.trim().parse::<f64>().ok()
+        }
         _ => None,
     };
     match (target, count) {
