@@ -83,14 +83,6 @@ impl RunState {
         self
     }
 
-    pub fn execution_id(&self) -> &str {
-        &self.execution_id
-    }
-
-    pub fn context(&self) -> &Value {
-        &self.context
-    }
-
     pub fn output(&self) -> &Value {
         &self.output
     }
@@ -112,11 +104,6 @@ impl RunState {
 
     pub fn depth(&self) -> usize {
         self.depth
-    }
-
-    /// A copy of the jobs so far.
-    pub fn jobs(&self) -> Vec<Job> {
-        self.lock_jobs().clone()
     }
 
     fn lock_jobs(&self) -> MutexGuard<'_, Vec<Job>> {

@@ -3,7 +3,7 @@
 //! nothing more.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::model::DeployedWorkflow;
@@ -33,14 +33,18 @@ impl HookCache {
         store: &dyn Store,
         hook_id: &str,
     ) -> Result<Option<Arc<DeployedWorkflow>>, StoreError> {
-        if let Some((at, found)) = self.entries.lock().expect("hook cache").get(hook_id)
+        if let Some((at, found)) = self
+            .entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(hook_id)
             && at.elapsed() < self.ttl
         {
             return Ok(found.clone());
         }
         let found = store.workflow_by_hook(hook_id).await?;
         if !self.ttl.is_zero() {
-            let mut entries = self.entries.lock().expect("hook cache");
+            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
             }

@@ -2,7 +2,7 @@
 //! group commit, and a small pool of read connections.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -101,12 +101,20 @@ impl Database {
     {
         let db = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
-            let conn = match db.readers.lock().expect("reader pool").pop() {
+            let conn = match db
+                .readers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop()
+            {
                 Some(conn) => conn,
                 None => open_connection(&db.path, true)?,
             };
             let result = f(&conn).map_err(|e| e.to_string());
-            db.readers.lock().expect("reader pool").push(conn);
+            db.readers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(conn);
             result
         })
         .await

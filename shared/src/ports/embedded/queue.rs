@@ -11,7 +11,7 @@
 //! back. Rows that came due while the process was down move at start.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -125,7 +125,7 @@ async fn promote_due(db: &Database) -> Result<bool, String> {
 
 /// Some rows wait in SQLite only: the next receive reads them back.
 fn mark_spilled(pending: &Mutex<Pending>, wake: &Notify) {
-    let mut p = pending.lock().expect("queue state");
+    let mut p = pending.lock().unwrap_or_else(PoisonError::into_inner);
     p.spilled = true;
     p.spills += 1;
     drop(p);
@@ -193,7 +193,7 @@ impl EmbeddedQueue {
         delivery: Delivery,
         retried: bool,
     ) {
-        let mut p = pending.lock().expect("queue state");
+        let mut p = pending.lock().unwrap_or_else(PoisonError::into_inner);
         if retried {
             p.taken.remove(&delivery.receipt);
         } else if p.taken.contains(&delivery.receipt)
@@ -214,7 +214,7 @@ impl EmbeddedQueue {
     /// Refills the buffer from SQLite with rows nobody holds.
     async fn refill(&self) -> Result<(), QueueError> {
         let (skip, room, spills) = {
-            let p = self.pending.lock().expect("queue state");
+            let p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
             if !p.spilled || p.ready.len() >= self.buffer {
                 return Ok(());
             }
@@ -244,7 +244,7 @@ impl EmbeddedQueue {
             .await
             .map_err(QueueError::Backend)?;
         let fetched = rows.len();
-        let mut p = self.pending.lock().expect("queue state");
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         let fresh: Vec<Delivery> = rows
             .into_iter()
             .filter(|d| !skip.contains(&d.receipt))
@@ -269,7 +269,7 @@ impl EmbeddedQueue {
     }
 
     fn take(&self, max: usize) -> Vec<Delivery> {
-        let mut p = self.pending.lock().expect("queue state");
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         let n = max.min(p.ready.len());
         let out: Vec<Delivery> = p.ready.drain(..n).collect();
         for d in &out {
@@ -353,7 +353,7 @@ impl Queue for EmbeddedQueue {
             .map(drop)
             .map_err(QueueError::Backend);
         // Released either way: if the row is still there, a refill delivers it again.
-        let mut p = self.pending.lock().expect("queue state");
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         p.taken.remove(&delivery.receipt);
         if result.is_err() {
             p.spilled = true;
