@@ -126,3 +126,44 @@ fn executions_without_data_explain_themselves() {
     assert!(!ok);
     assert!(err.contains("no hookflow data"), "{err}");
 }
+
+#[test]
+fn validate_warns_of_a_sync_timeout_past_api_gateway_and_names_bad_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = dir.path().join("slow.json");
+    std::fs::write(
+        &slow,
+        r#"{"key": "slow", "sync": true, "options": {"timeoutMs": 60000}, "trigger": {"type": "webhook"}}"#,
+    )
+    .unwrap();
+    let (ok, out, _) = hookflow(&["validate", slow.to_str().unwrap()]);
+    assert!(ok, "a warning does not refuse the definition: {out}");
+    assert!(
+        out.contains("warning: options.timeoutMs: 60000 ms is longer than API Gateway waits"),
+        "{out}"
+    );
+    // Within 30 s: no warning.
+    std::fs::write(
+        &slow,
+        r#"{"key": "slow", "sync": true, "options": {"timeoutMs": 20000}, "trigger": {"type": "webhook"}}"#,
+    )
+    .unwrap();
+    let (ok, out, _) = hookflow(&["validate", slow.to_str().unwrap()]);
+    assert!(ok && !out.contains("warning"), "{out}");
+    // A config field of the wrong type is named by its path (typed configs).
+    std::fs::write(
+        &slow,
+        r#"{"key": "t", "sync": true, "trigger": {"type": "webhook"},
+            "nodes": [{"key": "m", "type": "json-variable-mapping", "config": {"dataSource": 1,
+                "variables": [{"key": "a", "path": 5}]}}]}"#,
+    )
+    .unwrap();
+    let (ok, out, _) = hookflow(&["validate", slow.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        out.contains(
+            "nodes[0].config.variables[0].path: invalid type: integer `5`, expected a string"
+        ),
+        "{out}"
+    );
+}
