@@ -376,6 +376,26 @@ mod tests {
     }
 
     #[test]
+    fn deep_jsonata_recursion_stops_at_its_depth_limit_within_a_blocking_threads_stack() {
+        // The node runs JSONata on tokio's blocking threads (2 MiB of stack): the
+        // depth limit must stop a recursion the request drives before the stack does.
+        let expression = "($f := function($n) { $n <= 0 ? 0 : 1 + $f($n - 1) }; $f(n))";
+        let outcome = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || query("jsonata", expression, &json!({"n": 100_000}), false))
+            .unwrap()
+            .join()
+            .unwrap();
+        let message = outcome.unwrap_err();
+        assert!(
+            message.to_lowercase().contains("depth") || message.contains("U1001"),
+            "{message}"
+        );
+        let shallow = query("jsonata", expression, &json!({"n": 50}), false).unwrap();
+        assert_eq!(shallow, json!(50));
+    }
+
+    #[test]
     fn a_range_past_the_integers_fails_clearly() {
         let message = query("jsonata", "$count([-v..v])", &json!({"v": 1e300}), false).unwrap_err();
         assert!(message.contains("failed on this input"), "{message}");
