@@ -7,6 +7,8 @@
 //! with a memory cap and an interrupt deadline, on a blocking thread so a busy script
 //! never stalls the async workers. `console.log` lines go into the job's log.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -21,6 +23,10 @@ const DEFAULT_TIMEOUT_MS: u64 = 1_000;
 const MAX_TIMEOUT_MS: u64 = 60_000;
 /// The default memory cap of one script run.
 pub const DEFAULT_MEMORY_BYTES: usize = 64 << 20;
+/// `console.log` lines kept per run, and their total size (UTF-16 units), so a
+/// chatty script does not bloat its execution record.
+const MAX_LOG_LINES: usize = 1_000;
+const MAX_LOG_BYTES: usize = 64 << 10;
 
 /// `content` (a function body), `arguments: [{name, value}]` (values templated),
 /// `timeout` (ms), `continue` (a failure becomes the result `{error}`).
@@ -64,6 +70,15 @@ pub struct ScriptOutcome {
     pub logs: Vec<String>,
 }
 
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     chars
@@ -79,6 +94,19 @@ pub fn run_script(
     timeout: Duration,
     memory_bytes: usize,
 ) -> ScriptOutcome {
+    let never = Arc::new(AtomicBool::new(false));
+    run_script_until(content, arguments, timeout, memory_bytes, never)
+}
+
+/// Runs a script until it ends, its `timeout` passes, or `stop` turns true (the
+/// run it belongs to was dropped: a sync timeout, say), whichever comes first.
+pub fn run_script_until(
+    content: &str,
+    arguments: &[(String, Value)],
+    timeout: Duration,
+    memory_bytes: usize,
+    stop: Arc<AtomicBool>,
+) -> ScriptOutcome {
     let fail = |message: String| ScriptOutcome {
         result: Err(message),
         logs: Vec::new(),
@@ -90,7 +118,10 @@ pub fn run_script(
     runtime.set_memory_limit(memory_bytes);
     runtime.set_max_stack_size(1 << 20);
     let deadline = Instant::now() + timeout;
-    runtime.set_interrupt_handler(Some(Box::new(move || Instant::now() >= deadline)));
+    let stopped = Arc::clone(&stop);
+    runtime.set_interrupt_handler(Some(Box::new(move || {
+        Instant::now() >= deadline || stop.load(Ordering::Relaxed)
+    })));
     let context = match Context::full(&runtime) {
         Ok(c) => c,
         Err(e) => return fail(format!("cannot start the script engine: {e}")),
@@ -100,20 +131,23 @@ pub fn run_script(
     // The glue keeps console.log lines and turns the result into JSON inside the sandbox.
     let source = format!(
         "(function (__hookflow_args) {{\n\
-           const __hookflow_logs = [];\n\
-           globalThis.console = {{ log: (...a) => {{ __hookflow_logs.push(a.map(x => typeof x === 'string' ? x : JSON.stringify(x)).join(' ')); }} }};\n\
+           const __hookflow_logs = []; let __hookflow_log_bytes = 0, __hookflow_dropped = 0;\n\
+           globalThis.console = {{ log: (...a) => {{ const line = a.map(x => typeof x === 'string' ? x : JSON.stringify(x)).join(' ');\n\
+             if (__hookflow_logs.length < {max_lines} && __hookflow_log_bytes + line.length <= {max_bytes}) {{ __hookflow_logs.push(line); __hookflow_log_bytes += line.length; }} else {{ __hookflow_dropped++; }} }} }};\n\
            console.info = console.warn = console.error = console.debug = console.log;\n\
            const __hookflow_result = (function ({names}) {{\n{content}\n}}).apply(null, __hookflow_args);\n\
-           return JSON.stringify({{ result: __hookflow_result === undefined ? null : __hookflow_result, logs: __hookflow_logs }});\n\
+           return JSON.stringify({{ result: __hookflow_result === undefined ? null : __hookflow_result, logs: __hookflow_logs, dropped: __hookflow_dropped }});\n\
          }})",
         names = names.join(", "),
+        max_lines = MAX_LOG_LINES,
+        max_bytes = MAX_LOG_BYTES,
     );
     let outcome = context.with(|ctx| -> Result<String, String> {
         let describe = |e: rquickjs::CaughtError<'_>| {
             // QuickJS throws a bare `null` when it cannot even allocate its error.
             let bare_null = matches!(&e, rquickjs::CaughtError::Value(v) if v.is_null());
             let text = e.to_string();
-            if Instant::now() >= deadline {
+            if Instant::now() >= deadline || stopped.load(Ordering::Relaxed) {
                 format!(
                     "the script ran longer than {} ms and was stopped",
                     timeout.as_millis()
@@ -145,10 +179,20 @@ pub fn run_script(
     });
     match outcome {
         Ok(text) => match serde_json::from_str::<Value>(&text) {
-            Ok(mut v) => ScriptOutcome {
-                result: Ok(v["result"].take()),
-                logs: serde_json::from_value(v["logs"].take()).unwrap_or_default(),
-            },
+            Ok(mut v) => {
+                let mut logs: Vec<String> =
+                    serde_json::from_value(v["logs"].take()).unwrap_or_default();
+                if let Some(dropped) = v["dropped"].as_u64().filter(|d| *d > 0) {
+                    logs.push(format!(
+                        "… {dropped} more lines were not kept (at most {MAX_LOG_LINES} lines, {} KiB)",
+                        MAX_LOG_BYTES >> 10
+                    ));
+                }
+                ScriptOutcome {
+                    result: Ok(v["result"].take()),
+                    logs,
+                }
+            }
             Err(e) => fail(format!("the script's result is not JSON: {e}")),
         },
         Err(message) => fail(message),
@@ -197,10 +241,15 @@ impl NodeType for Script {
         let content = c.content.unwrap_or_default();
         let timeout = Duration::from_millis(c.timeout);
         let memory = self.memory_bytes;
-        let outcome =
-            tokio::task::spawn_blocking(move || run_script(&content, &arguments, timeout, memory))
-                .await
-                .map_err(|e| NodeStop::Error(format!("the script engine failed: {e}")))?;
+        // Dropped with this run (a sync timeout): the script stops then too, instead
+        // of burning a thread until its own timeout.
+        let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+        let flag = Arc::clone(&stop.0);
+        let outcome = tokio::task::spawn_blocking(move || {
+            run_script_until(&content, &arguments, timeout, memory, flag)
+        })
+        .await
+        .map_err(|e| NodeStop::Error(format!("the script engine failed: {e}")))?;
         for line in outcome.logs {
             cx.log(line);
         }
@@ -328,6 +377,44 @@ mod tests {
         );
         let message = out.result.unwrap_err();
         assert!(message.contains("more than 16 MiB"), "{message}");
+    }
+
+    #[test]
+    fn console_output_is_kept_within_bounds() {
+        let out = script(
+            "for (let i = 0; i < 200000; i++) console.log('line', i); return 1;",
+            &[],
+        );
+        assert_eq!(out.result, Ok(json!(1)));
+        assert_eq!(out.logs.len(), MAX_LOG_LINES + 1);
+        assert_eq!(
+            out.logs.last().unwrap(),
+            "… 199000 more lines were not kept (at most 1000 lines, 64 KiB)"
+        );
+    }
+
+    #[test]
+    fn a_stopped_run_stops_its_script() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let started = Instant::now();
+        let handle = std::thread::spawn(move || {
+            run_script_until(
+                "while (true) {}",
+                &[],
+                Duration::from_secs(30),
+                16 << 20,
+                flag,
+            )
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        stop.store(true, Ordering::Relaxed);
+        let out = handle.join().unwrap();
+        assert!(out.result.unwrap_err().contains("was stopped"));
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "stopped well before its 30 s"
+        );
     }
 
     #[test]
