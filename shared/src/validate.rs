@@ -10,7 +10,7 @@ pub use crate::engine::{Checker, Problem, is_header_name, is_path};
 use crate::engine::{Mode, NodeRegistry};
 use crate::lang::path;
 use crate::lang::template;
-use crate::model::WorkflowDefinition;
+use crate::model::{WorkflowDefinition, is_hook_id};
 
 const ROOT_FIELDS: [&str; 8] = [
     "key",
@@ -141,7 +141,7 @@ fn check_trigger(trigger: &Value, sync: bool, node_keys: &HashSet<String>, check
     }
     match map.get("hookId") {
         None | Some(Value::Null) => {}
-        Some(Value::String(id)) if is_url_safe(id) => {}
+        Some(Value::String(id)) if is_hook_id(id) => {}
         Some(_) => check.error(
             "trigger.hookId",
             "must be 1..=128 URL-safe characters (letters, digits, '-', '_')",
@@ -433,11 +433,6 @@ fn is_identifier(s: &str, max: usize) -> bool {
 }
 
 /// Characters that need no escaping in a URL path segment.
-pub fn is_url_safe(s: &str) -> bool {
-    (1..=128).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
-}
 
 #[cfg(test)]
 mod tests {

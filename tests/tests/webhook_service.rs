@@ -107,3 +107,29 @@ async fn a_redelivered_run_is_recorded_once() {
         hookflow::app::worker::Processed::Poison(_)
     ));
 }
+
+#[tokio::test]
+async fn an_id_no_workflow_can_have_is_404_like_any_unknown_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_with_queue(dir.path(), None).await;
+    let answer = |hook: String| {
+        let request = inproc::post(&format!("/api/webhook:trigger/{hook}"), "{}");
+        let webhook = std::sync::Arc::clone(&app.webhook);
+        async move {
+            let response = webhook.handle(request).await;
+            (response.status(), response.body().clone())
+        }
+    };
+    let unknown = answer("no-such-hook".into()).await;
+    assert_eq!(unknown.0, 404);
+    for invalid in [
+        "x".repeat(60_000),
+        "a.b".into(),
+        "%F0%9F%94%A5".into(),
+        "x".repeat(129),
+    ] {
+        assert_eq!(answer(invalid).await, unknown);
+    }
+    // Valid ids are still served.
+    assert_eq!(answer("async-hook".into()).await.0, 200);
+}

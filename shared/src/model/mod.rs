@@ -9,5 +9,5 @@ pub use pause::{Cursor, Paused, Wait};
 pub use workflow::{
     BasicAuth, DEFAULT_SYNC_TIMEOUT_MS, DeclaredPath, DeployedWorkflow, HeaderDeclaration,
     NameValue, NodeDefinition, RequestDeclarations, TriggerDefinition, TriggerResponse,
-    WorkflowDefinition, WorkflowOptions,
+    WorkflowDefinition, WorkflowOptions, is_hook_id,
 };

@@ -9,6 +9,14 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// Whether `s` can be a hook id: 1..=128 URL-safe characters (letters, digits,
+/// `-`, `_`). The webhook answers any other id 404 without looking it up.
+pub fn is_hook_id(s: &str) -> bool {
+    (1..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+}
+
 /// Sync runs answer before API Gateway's own 30 s limit.
 pub const DEFAULT_SYNC_TIMEOUT_MS: u64 = 25_000;
 

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::app::ids::new_execution_id;
 use crate::app::runner::Runner;
-use crate::model::{DeployedWorkflow, RunMessage};
+use crate::model::{DeployedWorkflow, RunMessage, is_hook_id};
 use crate::ports::{Queue, Store};
 use crate::time::now_rfc3339;
 
@@ -106,6 +106,14 @@ impl WebhookService {
                 reply::error(StatusCode::METHOD_NOT_ALLOWED, "webhooks accept POST only");
             reply::set_header(&mut response, "allow", "POST");
             return response;
+        }
+        // An id no workflow can have is not looked up (nor cached): 404 at once,
+        // the answer any unknown id gets.
+        if !is_hook_id(&hook_id) {
+            return reply::error(
+                StatusCode::NOT_FOUND,
+                "no enabled workflow has this webhook",
+            );
         }
         let workflow = match self.hooks.get(self.store.as_ref(), &hook_id).await {
             Ok(Some(w)) if w.definition.enabled => w,

@@ -21,8 +21,10 @@ const EC2_METADATA_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x
 impl NetworkPolicy {
     /// `Err` names why the address is refused.
     pub fn check(&self, ip: IpAddr) -> Result<(), String> {
+        // An IPv6 address that carries an IPv4 one is judged by the IPv4 address
+        // (a NAT64 or 6to4 gateway would deliver it there).
         let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            IpAddr::V6(v6) => embedded_v4(v6).map_or(IpAddr::V6(v6), IpAddr::V4),
             v4 => v4,
         };
         let refuse = |why: &str| Err(format!("requests to {ip} are not allowed ({why})"));
@@ -55,12 +57,39 @@ impl NetworkPolicy {
                 if v6.is_loopback() && !self.allow_loopback {
                     return refuse("loopback");
                 }
-                if (first & 0xfe00) == 0xfc00 && !self.allow_private {
+                // Unique local fc00::/7, deprecated site-local fec0::/10, and local
+                // NAT64 64:ff9b:1::/48 (which may translate to anything private).
+                let private = (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfec0
+                    || (first == 0x64 && v6.segments()[1] == 0xff9b && v6.segments()[2] == 1);
+                if private && !self.allow_private {
                     return refuse("private network");
+                }
+                // Teredo hides its IPv4 address: refused rather than decoded.
+                if first == 0x2001 && v6.segments()[1] == 0 {
+                    return refuse("Teredo tunnel address");
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible
+/// (`::a.b.c.d`), NAT64 (`64:ff9b::a.b.c.d`) or 6to4 (`2002:aabb:ccdd::`) address.
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let s = v6.segments();
+    let low = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    match s {
+        // `::` and `::1` are themselves (unspecified, loopback).
+        [0, 0, 0, 0, 0, 0, 0, 0 | 1] => None,
+        [0, 0, 0, 0, 0, 0, hi, lo] => Some(low(hi, lo)),
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(low(hi, lo)),
+        [0x2002, hi, lo, ..] => Some(low(hi, lo)),
+        _ => None,
     }
 }
 
@@ -160,6 +189,22 @@ mod tests {
         assert!(loopback.check("127.0.0.1".parse().unwrap()).is_ok());
         assert!(loopback.check("10.0.0.1".parse().unwrap()).is_err());
         assert!(closed.check("93.184.216.34".parse().unwrap()).is_ok());
+        // IPv6 addresses that carry a refused IPv4 address.
+        for ip in [
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "fec0::1",
+            "64:ff9b:1::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+        ] {
+            assert!(closed.check(ip.parse().unwrap()).is_err(), "{ip}");
+        }
+        assert!(closed.check("64:ff9b::5db8:d822".parse().unwrap()).is_ok());
+        assert!(closed.check("2002:5db8:d822::1".parse().unwrap()).is_ok());
         assert!(closed.check("2606:2800:220:1::1".parse().unwrap()).is_ok());
     }
 }
