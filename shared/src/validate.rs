@@ -432,8 +432,6 @@ fn is_identifier(s: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
-/// Characters that need no escaping in a URL path segment.
-
 #[cfg(test)]
 mod tests {
     use super::*;
