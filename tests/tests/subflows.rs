@@ -186,7 +186,7 @@ async fn wait_final_id(app: &App, id: &str) -> hookflow::model::Execution {
 async fn an_async_child_that_pauses_pauses_its_parent_until_it_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let child = json!({"key": "slow-child", "trigger": {"type": "webhook"}, "nodes": [
-        {"key": "wait", "type": "delay", "config": {"duration": 300, "unit": 1}},
+        {"key": "wait", "type": "delay", "config": {"duration": 1500, "unit": 1}},
         {"key": "out", "type": "output", "config": {"value": {"got": "{{$context.n}}"}}}
     ]});
     let parent = json!({"key": "waiting-parent", "trigger": {"type": "webhook", "hookId": "waiting-parent"}, "nodes": [
@@ -198,8 +198,9 @@ async fn an_async_child_that_pauses_pauses_its_parent_until_it_finishes() {
     let (status, _) = post(&app, "waiting-parent", json!({"n": 5})).await;
     assert_eq!(status, 200);
     // While the child waits, the parent is paused on it.
+    // The child waits 1.5 s: room to see the pause on a loaded machine.
     let mut waiting = None;
-    for _ in 0..40 {
+    for _ in 0..300 {
         let parents = app
             .store
             .list_executions(Some("waiting-parent"), 1)
