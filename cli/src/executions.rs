@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use hookflow::model::{Execution, Wait};
+use hookflow::model::{Execution, RunMessage, Wait};
 use hookflow::ports::Store;
 use hookflow::ports::aws::{self, DynamoStore};
-use hookflow::ports::embedded::{Database, EmbeddedStore};
+use hookflow::ports::embedded::{Database, EmbeddedStore, queued_run, queued_runs};
 use serde_json::Value;
 
 #[derive(clap::Subcommand)]
@@ -60,18 +60,31 @@ pub fn run(command: ExecutionsCommand) -> anyhow::Result<ExitCode> {
                 json,
                 source,
             } => {
-                let store = open(&source).await?;
+                let (store, db) = open(&source).await?;
                 let executions = store.list_executions(workflow.as_deref(), limit).await?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&executions)?);
                 } else {
                     print_list(&executions);
+                    if let Some(db) = &db {
+                        let waiting = queued_runs(db).await?;
+                        if waiting > 0 {
+                            println!("{waiting} accepted run(s) queued, not started yet (`executions show ID` tells of one)");
+                        }
+                    }
                 }
                 Ok(ExitCode::SUCCESS)
             }
             ExecutionsCommand::Show { id, json, source } => {
-                let store = open(&source).await?;
+                let (store, db) = open(&source).await?;
                 let Some(execution) = store.execution(&id).await? else {
+                    // Accepted and waiting for a worker: no record yet, but not unknown.
+                    if let Some(db) = &db
+                        && let Some(run) = queued_run(db, &id).await?
+                    {
+                        print_queued(&run, json)?;
+                        return Ok(ExitCode::SUCCESS);
+                    }
                     eprintln!("error: no execution {id:?}");
                     return Ok(ExitCode::FAILURE);
                 };
@@ -86,14 +99,13 @@ pub fn run(command: ExecutionsCommand) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn open(source: &Source) -> anyhow::Result<Arc<dyn Store>> {
+/// The store, and the embedded database when that is where it lives (its queue
+/// tells of accepted runs not started yet; SQS cannot be searched by id).
+async fn open(source: &Source) -> anyhow::Result<(Arc<dyn Store>, Option<Arc<Database>>)> {
     if let Some(table) = &source.table {
         let config = aws::load_config().await;
-        return Ok(Arc::new(DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&config),
-            table,
-            None,
-        )));
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table, None);
+        return Ok((Arc::new(store), None));
     }
     let data = source.data.as_path();
     anyhow::ensure!(
@@ -105,7 +117,32 @@ async fn open(source: &Source) -> anyhow::Result<Arc<dyn Store>> {
     let db = Database::open(data)
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("cannot open {}", data.display()))?;
-    Ok(Arc::new(EmbeddedStore::new(db)))
+    Ok((Arc::new(EmbeddedStore::new(Arc::clone(&db))), Some(db)))
+}
+
+/// A run accepted and queued, that no worker has started: status `queued`.
+fn print_queued(run: &RunMessage, json: bool) -> anyhow::Result<()> {
+    if json {
+        let record = serde_json::json!({
+            "id": run.execution_id,
+            "workflowKey": run.workflow_key,
+            "workflowVersion": run.workflow_version,
+            "status": "queued",
+            "context": run.context,
+            "createdAt": run.accepted_at,
+            "jobs": [],
+        });
+        println!("{}", serde_json::to_string_pretty(&record)?);
+        return Ok(());
+    }
+    println!("Execution  {}", run.execution_id);
+    println!("Workflow   {} v{}", run.workflow_key, run.workflow_version);
+    println!("Status     queued (accepted, waiting for a worker; nothing ran yet)");
+    println!("Created    {}", run.accepted_at);
+    println!();
+    println!("Context");
+    println!("{}", indent(&run.context));
+    Ok(())
 }
 
 fn duration(from: &str, to: Option<&str>) -> String {

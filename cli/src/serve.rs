@@ -19,7 +19,7 @@ use hookflow::wiring::{App, Settings};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::http_server;
+use crate::http_server::{self, Limits};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -60,6 +60,34 @@ pub struct ServeArgs {
     /// (they run at the next start with workers).
     #[arg(long, default_value_t = 16)]
     workers: usize,
+    /// Connections open at once; past it a new connection gets 503 with Retry-After.
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Memory for request bodies being read, over all requests, in MiB; past it a
+    /// request gets 503 with Retry-After.
+    #[arg(long, default_value_t = Limits::default().max_body_memory >> 20)]
+    max_body_memory_mb: usize,
+    /// Seconds a connection may take to send a request head.
+    #[arg(long, default_value_t = Limits::default().header_timeout.as_secs())]
+    header_timeout: u64,
+    /// Seconds a request may take to send its body (answered 408 past it).
+    #[arg(long, default_value_t = Limits::default().body_timeout.as_secs())]
+    body_timeout: u64,
+    /// Seconds a kept-alive connection may stay open with no request.
+    #[arg(long, default_value_t = Limits::default().idle_timeout.as_secs())]
+    idle_timeout: u64,
+}
+
+impl ServeArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_connections: http_server::connection_cap(self.max_connections),
+            max_body_memory: self.max_body_memory_mb.saturating_mul(1 << 20),
+            header_timeout: Duration::from_secs(self.header_timeout.max(1)),
+            body_timeout: Duration::from_secs(self.body_timeout.max(1)),
+            idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
+        }
+    }
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -164,6 +192,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     http_server::serve(
         listener,
         Arc::clone(&app.webhook),
+        args.limits(),
         shutdown_signal(),
         Duration::from_secs(30),
     )

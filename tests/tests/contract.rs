@@ -72,6 +72,7 @@ fn execution(id: &str, key: &str, status: ExecutionStatus) -> Execution {
         created_at: "2026-11-28T00:00:00.000Z".into(),
         parent_execution_id: None,
         paused: None,
+        attempts: 0,
         finished_at: None,
     }
 }

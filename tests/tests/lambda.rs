@@ -10,6 +10,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
+use hookflow::model::RunMessage;
 use hookflow::ports::Queue;
 use hookflow::ports::aws::{self, SqsQueue};
 use hookflow::wiring::{App, AwsEnv, Settings};
@@ -106,6 +107,19 @@ async fn stack_with_queue_endpoint(sqs_endpoint: Option<&str>) -> Stack {
     }
 }
 
+/// The stack's app, on a table that does not exist (a store that fails every call).
+async fn without_table(stack: &Stack) -> App {
+    let broken = AwsEnv {
+        table: unique_name("missing"),
+        ..stack.env.clone()
+    };
+    let config = aws::load_config().await;
+    broken.app(
+        aws_sdk_dynamodb::Client::new(&config),
+        aws_sdk_sqs::Client::new(&config),
+    )
+}
+
 fn api_event(name: &str) -> lambda_http::Request {
     let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
     lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap())
@@ -172,11 +186,7 @@ async fn async_run_through_webhook_sqs_and_worker() {
         .iter()
         .find(|m| m.body.contains(&id))
         .expect("the run's message");
-    let batch = hookflow_worker::handle(
-        Arc::clone(&stack.app.worker),
-        sqs_event_of(&[("m-1", &first.body)]),
-    )
-    .await;
+    let batch = hookflow_worker::handle(&stack.app, sqs_event_of(&[("m-1", &first.body)])).await;
     assert!(batch.batch_item_failures.is_empty());
 
     let execution = show(&stack, &id).await;
@@ -197,11 +207,7 @@ async fn async_run_through_webhook_sqs_and_worker() {
 
     // The same message delivered twice is one execution.
     let before = show(&stack, &id).await;
-    let batch = hookflow_worker::handle(
-        Arc::clone(&stack.app.worker),
-        sqs_event_of(&[("m-1", &first.body)]),
-    )
-    .await;
+    let batch = hookflow_worker::handle(&stack.app, sqs_event_of(&[("m-1", &first.body)])).await;
     assert!(batch.batch_item_failures.is_empty());
     assert_eq!(show(&stack, &id).await, before);
     let (_, out, _) = hookflow(&[
@@ -274,7 +280,7 @@ async fn wrong_method_and_the_sample_sqs_event() {
 
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/sqs-run.json");
     let event: SqsEvent = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let batch = hookflow_worker::handle(Arc::clone(&stack.app.worker), event).await;
+    let batch = hookflow_worker::handle(&stack.app, event).await;
     assert!(batch.batch_item_failures.is_empty());
     let execution = show(&stack, "01a21fdb-f563-7091-8b2e-6a211fb85800").await;
     assert_eq!(execution["status"], "resolved");
@@ -284,35 +290,69 @@ async fn wrong_method_and_the_sample_sqs_event() {
 #[tokio::test]
 async fn poison_messages_are_dropped_and_unrecordable_runs_come_back() {
     let stack = stack().await;
-    let batch = hookflow_worker::handle(
-        Arc::clone(&stack.app.worker),
-        sqs_event_of(&[("bad", "{not a run")]),
-    )
-    .await;
+    let batch = hookflow_worker::handle(&stack.app, sqs_event_of(&[("bad", "{not a run")])).await;
     assert!(
         batch.batch_item_failures.is_empty(),
         "poison is reported in the log, not retried forever"
     );
 
     // A run whose table is gone cannot be recorded: it comes back as a batch failure.
-    let broken = AwsEnv {
-        table: unique_name("missing"),
-        ..stack.env.clone()
-    };
-    let config = aws::load_config().await;
-    let app = broken.app(
-        aws_sdk_dynamodb::Client::new(&config),
-        aws_sdk_sqs::Client::new(&config),
-    );
+    let app = without_table(&stack).await;
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/sqs-run.json");
     let event: SqsEvent = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let batch = hookflow_worker::handle(Arc::clone(&app.worker), event).await;
+    let batch = hookflow_worker::handle(&app, event).await;
     let failed: Vec<&str> = batch
         .batch_item_failures
         .iter()
         .map(|f| f.item_identifier.as_str())
         .collect();
     assert_eq!(failed, ["5f1a2b3c-0000-4000-8000-000000000001"]);
+}
+
+#[tokio::test]
+async fn a_run_returned_while_the_table_is_down_comes_back_within_seconds() {
+    let stack = stack().await;
+    let run = RunMessage {
+        execution_id: "01a21fdb-f563-7091-8b2e-6a211fb85899".into(),
+        workflow_key: "payment-callback".into(),
+        workflow_version: 1,
+        context: json!({"body": {"status": "paid", "order": {"id": "A-9"}}}),
+        accepted_at: hookflow::time::now_rfc3339(),
+        wake: None,
+        after: None,
+    };
+    stack.queue.enqueue(&run).await.unwrap();
+    let got = stack
+        .queue
+        .receive(1, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    // The table is unreachable for this worker.
+    let app = without_table(&stack).await;
+    let event: SqsEvent = serde_json::from_value(json!({"Records": [{
+        "messageId": "m-1", "receiptHandle": got[0].receipt, "body": got[0].body,
+        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "eventSource": "aws:sqs"}]}))
+    .unwrap();
+    let batch = hookflow_worker::handle(&app, event).await;
+    assert_eq!(batch.batch_item_failures.len(), 1);
+    // Back after its short wait (about a second), not the queue's 30 s visibility
+    // timeout: the worker changed the message's visibility.
+    let again = stack
+        .queue
+        .receive(1, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "the run came back within 5 s");
+    assert_eq!(again[0].attempt, 2);
+    // With the table back, it runs.
+    let batch = hookflow_worker::handle(&stack.app, serde_json::from_value(json!({"Records": [{
+        "messageId": "m-1", "receiptHandle": again[0].receipt, "body": again[0].body,
+        "attributes": {"ApproximateReceiveCount": "2"}, "messageAttributes": {}, "eventSource": "aws:sqs"}]}))
+    .unwrap())
+    .await;
+    assert!(batch.batch_item_failures.is_empty());
+    assert_eq!(show(&stack, &run.execution_id).await["status"], "resolved");
 }
 
 #[tokio::test]
@@ -427,11 +467,7 @@ async fn a_delay_goes_through_an_sqs_delayed_message_and_the_worker() {
         .unwrap();
     assert_eq!(run.len(), 1);
     stack.queue.ack(&run[0]).await.unwrap();
-    let batch = hookflow_worker::handle(
-        Arc::clone(&stack.app.worker),
-        sqs_event_of(&[("m-1", &run[0].body)]),
-    )
-    .await;
+    let batch = hookflow_worker::handle(&stack.app, sqs_event_of(&[("m-1", &run[0].body)])).await;
     assert!(batch.batch_item_failures.is_empty());
 
     // Paused and recorded; its wake-up is a delayed message, invisible for now.
@@ -463,11 +499,7 @@ async fn a_delay_goes_through_an_sqs_delayed_message_and_the_worker() {
     assert_eq!(message["wake"], paused["paused"]["token"]);
     stack.queue.ack(&wake[0]).await.unwrap();
 
-    let batch = hookflow_worker::handle(
-        Arc::clone(&stack.app.worker),
-        sqs_event_of(&[("m-2", &wake[0].body)]),
-    )
-    .await;
+    let batch = hookflow_worker::handle(&stack.app, sqs_event_of(&[("m-2", &wake[0].body)])).await;
     assert!(batch.batch_item_failures.is_empty());
     let done = show(&stack, &id).await;
     assert_eq!(done["status"], "resolved", "{done}");
@@ -482,11 +514,7 @@ async fn a_delay_goes_through_an_sqs_delayed_message_and_the_worker() {
     );
 
     // The same wake-up delivered again changes nothing.
-    let batch = hookflow_worker::handle(
-        Arc::clone(&stack.app.worker),
-        sqs_event_of(&[("m-2", &wake[0].body)]),
-    )
-    .await;
+    let batch = hookflow_worker::handle(&stack.app, sqs_event_of(&[("m-2", &wake[0].body)])).await;
     assert!(batch.batch_item_failures.is_empty());
     assert_eq!(show(&stack, &id).await, done);
 }
@@ -505,7 +533,7 @@ async fn a_wake_up_that_comes_before_its_time_is_chained() {
         after: None,
     };
     let batch = hookflow_worker::handle(
-        Arc::clone(&stack.app.worker),
+        &stack.app,
         sqs_event_of(&[("m-1", &serde_json::to_string(&run).unwrap())]),
     )
     .await;
@@ -540,7 +568,7 @@ async fn a_wake_up_that_comes_before_its_time_is_chained() {
     stack.calls.take();
     let wake = hookflow::model::RunMessage::wake(&id, token);
     let batch = hookflow_worker::handle(
-        Arc::clone(&stack.app.worker),
+        &stack.app,
         sqs_event_of(&[("m-2", &serde_json::to_string(&wake).unwrap())]),
     )
     .await;
@@ -552,7 +580,7 @@ async fn a_wake_up_that_comes_before_its_time_is_chained() {
     stack.calls.take();
     let stale = hookflow::model::RunMessage::wake(&id, "not-the-token");
     let batch = hookflow_worker::handle(
-        Arc::clone(&stack.app.worker),
+        &stack.app,
         sqs_event_of(&[("m-3", &serde_json::to_string(&stale).unwrap())]),
     )
     .await;
@@ -601,11 +629,9 @@ async fn an_async_child_that_waits_pauses_its_parent_on_dynamodb_and_sqs() {
     // The worker Lambda as SQS would drive it: every message the queue delivers.
     loop {
         for (n, body) in bodies.iter().enumerate() {
-            let batch = hookflow_worker::handle(
-                Arc::clone(&stack.app.worker),
-                sqs_event_of(&[(&format!("m-{n}"), body)]),
-            )
-            .await;
+            let batch =
+                hookflow_worker::handle(&stack.app, sqs_event_of(&[(&format!("m-{n}"), body)]))
+                    .await;
             assert!(batch.batch_item_failures.is_empty());
         }
         let parent = show(&stack, &id).await;
@@ -691,8 +717,7 @@ async fn a_run_that_panics_in_a_batch_fails_alone_and_is_not_returned_to_sqs() {
         .enumerate()
         .map(|(i, (_, body))| (["m-0", "m-1", "m-2"][i], body.as_str()))
         .collect();
-    let batch =
-        hookflow_worker::handle(Arc::clone(&stack.app.worker), sqs_event_of(&records)).await;
+    let batch = hookflow_worker::handle(&stack.app, sqs_event_of(&records)).await;
     assert!(
         batch.batch_item_failures.is_empty(),
         "no run comes back: {:?}",

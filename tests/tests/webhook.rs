@@ -376,6 +376,18 @@ async fn accepted_runs_survive_a_restart_and_a_crash() {
         );
     }
     assert!(server.executions(None).is_empty(), "nothing ran yet");
+    // Not yet an execution, but not unknown either: `executions show` says queued.
+    let queued = server.execution(&ids[0]).expect("a queued run is shown");
+    assert_eq!(queued["status"], "queued");
+    assert_eq!(queued["workflowKey"], "orders");
+    assert_eq!(queued["context"]["body"], json!({"id": "o-0", "amount": 5}));
+    let (_, listed, _) = hookflow(&[
+        "executions",
+        "list",
+        "--data",
+        server.data_dir().to_str().unwrap(),
+    ]);
+    assert!(listed.contains("3 accepted run(s) queued"), "{listed}");
 
     // A graceful restart, still without workers, keeps them queued.
     server.restart_with(&["--workers", "0"]);

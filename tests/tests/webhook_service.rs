@@ -133,3 +133,26 @@ async fn an_id_no_workflow_can_have_is_404_like_any_unknown_id() {
     // Valid ids are still served.
     assert_eq!(answer("async-hook".into()).await.0, 200);
 }
+
+#[tokio::test]
+async fn the_hook_cache_stays_within_its_bounds_and_still_finds_hooks() {
+    use hookflow::webhook::HookCache;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_with_queue(dir.path(), None).await;
+    let cache = HookCache::with_bounds(Duration::from_secs(600), 100, 20_000);
+    // Probes with distinct, valid-looking ids: each a miss, cached, none kept long.
+    for n in 0..3_000 {
+        let id = format!("{n:0>128}");
+        assert!(cache.get(app.store.as_ref(), &id).await.unwrap().is_none());
+        let (entries, bytes) = cache.size();
+        assert!(
+            entries <= 100 && bytes <= 20_000,
+            "{entries} entries, {bytes} bytes"
+        );
+    }
+    let found = cache.get(app.store.as_ref(), "async-hook").await.unwrap();
+    assert_eq!(found.unwrap().key, "a");
+    // The most recent entries stay: the hook is served from the cache now.
+    let (entries, _) = cache.size();
+    assert!(entries > 10, "{entries}");
+}

@@ -25,6 +25,7 @@ fn execution(id: &str, parent: Option<&str>, paused: Option<Paused>) -> Executio
         finished_at: None,
         parent_execution_id: parent.map(str::to_string),
         paused,
+        attempts: 0,
     }
 }
 

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use hookflow::app::worker::{Processed, Worker};
+use hookflow::app::worker::{Processed, backoff};
+use hookflow::ports::Delivery;
 use hookflow::wiring::App;
 use lambda_runtime::{Error, LambdaEvent};
 use tokio::task::JoinSet;
@@ -15,23 +16,40 @@ use tokio::task::JoinSet;
 /// that could not be recorded is returned as a batch item failure for SQS to redeliver
 /// (after its last delivery the worker records it as `error`). A run that panicked
 /// was recorded as `error` by the worker's guard: it is not a failure of the batch,
-/// and the batch's other runs go on untouched.
-pub async fn handle(worker: Arc<Worker>, event: SqsEvent) -> SqsBatchResponse {
+/// and the batch's other runs go on untouched. A run returned to the queue is made
+/// visible again after a growing wait (`ChangeMessageVisibility`), not after the
+/// queue's long visibility timeout, and not at once: an outage of the store spends
+/// few receives.
+pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
     let mut runs = JoinSet::new();
     // Which message each task runs, to name it should its task fail.
     let mut messages = HashMap::new();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
-        let body = record.body.clone().unwrap_or_default();
         let attempt = record
             .attributes
             .get("ApproximateReceiveCount")
             .and_then(|c| c.parse().ok())
             .unwrap_or(1);
-        let worker = Arc::clone(&worker);
+        let delivery = Delivery {
+            receipt: record.receipt_handle.clone().unwrap_or_default(),
+            body: record.body.clone().unwrap_or_default(),
+            attempt,
+            waits: 0,
+        };
+        let (worker, queue) = (Arc::clone(&app.worker), Arc::clone(&app.queue));
         let task = runs.spawn({
             let id = id.clone();
-            async move { (id, worker.process(&body, attempt).await) }
+            async move {
+                let processed = worker.process(&delivery.body, delivery.attempt).await;
+                if let Processed::Retry(_) | Processed::Unavailable(_) = &processed
+                    && let Err(e) = queue.retry(&delivery, backoff(delivery.tries())).await
+                {
+                    // It comes back after the queue's visibility timeout instead.
+                    tracing::warn!(message_id = %id, error = %e, "cannot shorten the wait of a returned run");
+                }
+                (id, processed)
+            }
         });
         messages.insert(task.id(), id);
     }
@@ -42,7 +60,7 @@ pub async fn handle(worker: Arc<Worker>, event: SqsEvent) -> SqsBatchResponse {
             Ok((id, Processed::Poison(reason))) => {
                 tracing::error!(message_id = %id, reason, "dropping a message that is not a run");
             }
-            Ok((id, Processed::Retry(reason))) => {
+            Ok((id, Processed::Retry(reason) | Processed::Unavailable(reason))) => {
                 tracing::warn!(message_id = %id, reason, "run returned to the queue");
                 response.add_failure(id);
             }
@@ -58,11 +76,11 @@ pub async fn handle(worker: Arc<Worker>, event: SqsEvent) -> SqsBatchResponse {
 }
 
 pub async fn run(app: App) -> Result<(), Error> {
-    let worker = Arc::clone(&app.worker);
+    let app = Arc::new(app);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: LambdaEvent<SqsEvent>| {
-            let worker = Arc::clone(&worker);
-            async move { Ok::<_, Error>(handle(worker, event.payload).await) }
+            let app = Arc::clone(&app);
+            async move { Ok::<_, Error>(handle(&app, event.payload).await) }
         },
     ))
     .await

@@ -50,6 +50,7 @@ impl Runner {
             finished_at: None,
             parent_execution_id: None,
             paused: None,
+            attempts: 0,
         }
     }
 

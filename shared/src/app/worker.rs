@@ -14,16 +14,36 @@ use crate::model::{Execution, ExecutionStatus, JobStatus, RunMessage, Wait};
 use crate::ports::{Delivery, Queue, Store};
 use crate::time::now_rfc3339;
 
-/// After this many deliveries a run that keeps failing to be recorded is given up
-/// and recorded as `error`, so nothing stays `started` forever.
+/// A run begun this many times without finishing (each time its worker was cut off,
+/// or its end could not be recorded) is recorded as `error` rather than begun again,
+/// so nothing stays `started` forever. Deliveries that found the store unavailable
+/// never began the run and do not count. Also the deliveries a wake-up waits for
+/// what it follows.
 pub const MAX_ATTEMPTS: u32 = 5;
+
+/// The longest wait before a delivery is tried again.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// How long a delivery waits before its next try: exponential from 250 ms, capped
+/// at [`MAX_BACKOFF`], with up to a quarter of jitter so runs parked by one outage
+/// do not all come back at the same instant.
+pub fn backoff(tries: u32) -> Duration {
+    let base = Duration::from_millis(250).saturating_mul(1u32 << tries.min(20));
+    let capped = base.min(MAX_BACKOFF);
+    let jitter = capped.mul_f64(rand::random::<f64>() * 0.25);
+    (capped + jitter).min(MAX_BACKOFF)
+}
 
 #[derive(Debug, PartialEq)]
 pub enum Processed {
     /// Recorded (now or by an earlier delivery): never deliver again.
     Done,
-    /// Could not be recorded now (store unavailable): deliver again later.
+    /// Not ready yet (a wake-up ahead of what it follows): deliver again later;
+    /// counts as an attempt.
     Retry(String),
+    /// The store or queue failed: deliver again later, with a growing wait. Does
+    /// not count as an attempt (an outage delays runs, never fails them).
+    Unavailable(String),
     /// Not a run message at all: report it, do not retry.
     Poison(String),
 }
@@ -52,13 +72,14 @@ impl Worker {
         let done = crate::guard::catch(async {
             match &message.wake {
                 Some(reason) => self.wake(&message, reason, attempt).await,
-                None => self.start(&message, attempt).await,
+                None => self.start(&message).await,
             }
         })
         .await;
         match done {
             Ok(Ok(())) => Processed::Done,
-            Ok(Err(e)) => Processed::Retry(e.to_string()),
+            Ok(Err(e @ AppError::NotYet(_))) => Processed::Retry(e.to_string()),
+            Ok(Err(e)) => Processed::Unavailable(e.to_string()),
             Err(panic) => self.after_panic(&message, &panic).await,
         }
     }
@@ -72,7 +93,7 @@ impl Worker {
         let reason = format!("the run failed on an internal error (a bug): {panic}");
         match crate::guard::catch(self.record_failure(message, &reason)).await {
             Ok(Ok(())) => Processed::Done,
-            Ok(Err(e)) => Processed::Retry(e.to_string()),
+            Ok(Err(e)) => Processed::Unavailable(e.to_string()),
             // Recording it panicked too: write the plainest record of the failure
             // there is, with nothing else on the way (no wake-ups, no reshaping).
             Err(again) => {
@@ -83,7 +104,7 @@ impl Worker {
                     .await
                 {
                     Ok(_) => Processed::Done,
-                    Err(e) => Processed::Retry(e.to_string()),
+                    Err(e) => Processed::Unavailable(e.to_string()),
                 }
             }
         }
@@ -117,7 +138,7 @@ impl Worker {
         }
     }
 
-    async fn start(&self, message: &RunMessage, attempt: u32) -> Result<(), AppError> {
+    async fn start(&self, message: &RunMessage) -> Result<(), AppError> {
         let existing = self.store.execution(&message.execution_id).await?;
         // Finished, or paused with its wake-up sent: this is a duplicate delivery, or
         // a retry of one whose look at its children failed after the save.
@@ -138,20 +159,22 @@ impl Worker {
             );
             return self.record_error(message, &reason).await;
         };
-        if attempt > MAX_ATTEMPTS {
-            return self
-                .record_error(
-                    message,
-                    "the run was delivered too many times without finishing",
-                )
-                .await;
+        // A `started` record: an earlier delivery began the run and never recorded
+        // its end (its worker was cut off, or the store failed after the run).
+        let begun = existing.as_ref().map_or(0, |e| e.attempts.max(1));
+        if begun >= MAX_ATTEMPTS {
+            let reason = format!(
+                "the run was begun {begun} times and never finished (its worker was cut off, or its end could not be recorded)"
+            );
+            return self.record_error(message, &reason).await;
         }
-        let execution = Runner::started(
+        let mut execution = Runner::started(
             &workflow,
             &message.execution_id,
             message.context.clone(),
             message.accepted_at.clone(),
         );
+        execution.attempts = begun + 1;
         // Conditional writes: a delivery that finds the run finished by another one
         // (a duplicate, or a redelivery racing the first) leaves that record alone.
         if !self.store.save_unless_finished(&execution).await? {
@@ -285,6 +308,7 @@ fn error_record(message: &RunMessage, reason: &str) -> Execution {
         parent_execution_id: None,
         paused: None,
         finished_at: Some(now_rfc3339()),
+        attempts: 0,
     }
 }
 
@@ -348,9 +372,13 @@ async fn settle(worker: &Worker, queue: &dyn Queue, delivery: &Delivery) {
             queue.ack(delivery).await
         }
         Processed::Retry(reason) => {
-            tracing::warn!(receipt = %delivery.receipt, reason, attempt = delivery.attempt, "run will be retried");
-            let backoff = Duration::from_millis(250 * 2u64.pow(delivery.attempt.min(6)));
-            queue.retry(delivery, backoff).await
+            tracing::info!(receipt = %delivery.receipt, reason, attempt = delivery.attempt, "run will be retried");
+            queue.retry(delivery, backoff(delivery.tries())).await
+        }
+        Processed::Unavailable(reason) => {
+            let wait = backoff(delivery.tries());
+            tracing::warn!(receipt = %delivery.receipt, reason, wait_ms = wait.as_millis() as u64, "storage unavailable; the run waits and is tried again");
+            queue.back_off(delivery, wait).await
         }
     };
     if let Err(e) = outcome {

@@ -4,6 +4,7 @@
 
 pub mod limits;
 pub mod media;
+pub mod number;
 pub mod path;
 pub mod qs;
 pub mod sample;

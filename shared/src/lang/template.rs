@@ -103,6 +103,7 @@ fn push_as_text(out: &mut String, v: &Value) {
     match v {
         Value::Null => {}
         Value::String(s) => out.push_str(s),
+        Value::Number(n) => out.push_str(&super::number::text(n)),
         other => out.push_str(&other.to_string()),
     }
 }
@@ -186,6 +187,21 @@ mod tests {
             json!("ok=true x=3.5")
         );
         assert_eq!(render_str(" {{$context.body.order.id}}", &v), json!(" 42"));
+    }
+
+    #[test]
+    fn numbers_interpolate_as_javascript_writes_them() {
+        let body: Value =
+            serde_json::from_str(r#"{"z": -0, "big": 1e16, "huge": 1e21, "half": 0.5}"#).unwrap();
+        let mut v = Map::new();
+        v.insert("$context".into(), json!({ "body": body }));
+        assert_eq!(
+            render_str(
+                "{{$context.body.z}}|{{$context.body.big}}|{{$context.body.huge}}|{{$context.body.half}}",
+                &v
+            ),
+            json!("0|10000000000000000|1e+21|0.5")
+        );
     }
 
     #[test]

@@ -94,6 +94,15 @@ pub struct Execution {
     /// Set while the execution (status `started`) waits: for a time, or for a child.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<Paused>,
+    /// How many deliveries began this async run: shown past 1, when a worker was
+    /// cut off mid-run or its end could not be recorded and the run began again.
+    /// A delivery that found the store unavailable began nothing and does not count.
+    #[serde(default, skip_serializing_if = "at_most_once")]
+    pub attempts: u32,
+}
+
+fn at_most_once(attempts: &u32) -> bool {
+    *attempts <= 1
 }
 
 impl Execution {

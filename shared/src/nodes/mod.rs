@@ -72,6 +72,10 @@ pub struct NodeSettings {
     pub max_response_bytes: usize,
     /// The memory cap of one script run.
     pub script_memory_bytes: usize,
+    /// Scripts running at once in the process, and the memory their caps may add
+    /// up to; past either a script waits (up to its timeout) for room.
+    pub script_concurrency: usize,
+    pub script_total_memory_bytes: usize,
 }
 
 impl Default for NodeSettings {
@@ -80,6 +84,8 @@ impl Default for NodeSettings {
             network: request::guard::NetworkPolicy::default(),
             max_response_bytes: request::DEFAULT_MAX_RESPONSE_BYTES,
             script_memory_bytes: script::DEFAULT_MEMORY_BYTES,
+            script_concurrency: script::default_concurrency(),
+            script_total_memory_bytes: script::DEFAULT_TOTAL_MEMORY_BYTES,
         }
     }
 }
@@ -105,7 +111,13 @@ pub fn builtin_with(settings: &NodeSettings) -> NodeRegistry {
     registry.register(json_query::JsonQuery);
     registry.register(date_calculation::DateCalculation);
     registry.register(json_variable_mapping::JsonVariableMapping);
-    registry.register(script::Script::new(settings.script_memory_bytes));
+    registry.register(script::Script::new(
+        settings.script_memory_bytes,
+        script::ScriptBudget::new(
+            settings.script_concurrency,
+            settings.script_total_memory_bytes,
+        ),
+    ));
     registry.register(multi_conditions::MultiConditions);
     registry.register(loop_node::Loop);
     registry.register(parallel::Parallel);

@@ -103,6 +103,17 @@ pub struct Delivery {
     pub body: String,
     /// 1 on the first delivery.
     pub attempt: u32,
+    /// Times this delivery was put back because the store or queue failed, which
+    /// does not count as an attempt (a queue that cannot tell them apart, SQS,
+    /// counts them in `attempt` and leaves this 0).
+    pub waits: u32,
+}
+
+impl Delivery {
+    /// How often it was tried before: what its next wait grows with.
+    pub fn tries(&self) -> u32 {
+        self.attempt.saturating_sub(1).saturating_add(self.waits)
+    }
 }
 
 /// Async runs waiting for a worker.
@@ -122,6 +133,14 @@ pub trait Queue: Send + Sync {
     /// The run is done (or can never be done): do not deliver it again.
     async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError>;
 
-    /// The run could not be processed now: deliver it again after `delay`.
+    /// The run could not be processed now: deliver it again after `delay`, as its
+    /// next attempt.
     async fn retry(&self, delivery: &Delivery, delay: Duration) -> Result<(), QueueError>;
+
+    /// The store or queue failed before the run could begin: deliver it again
+    /// after `delay` without counting an attempt where the queue can (SQS counts
+    /// every receive; its retry changes the message's visibility and nothing else).
+    async fn back_off(&self, delivery: &Delivery, delay: Duration) -> Result<(), QueueError> {
+        self.retry(delivery, delay).await
+    }
 }

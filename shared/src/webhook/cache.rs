@@ -1,30 +1,56 @@
 //! A short-lived cache of hook lookups, so a warm process does not ask the store on
 //! every request. Misses are cached too: probing random hook ids costs the store
-//! nothing more.
+//! nothing more. Bounded by entries and by bytes, least recently used out first, so
+//! no stream of distinct ids can grow it (ids are at most 128 bytes by then: see
+//! `model::is_hook_id`).
 
-use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use lru::LruCache;
 
 use crate::model::DeployedWorkflow;
 use crate::ports::{Store, StoreError};
 
-/// Past this many entries the cache starts over rather than grow without bound.
-const MAX_ENTRIES: usize = 10_000;
+/// Entries kept at most.
+pub const MAX_ENTRIES: usize = 10_000;
+/// Bytes kept at most (ids, definitions, and a fixed cost per entry).
+pub const MAX_BYTES: usize = 16 << 20;
+/// What an entry costs besides its id and definition (map slot, list links, Arc).
+const ENTRY_OVERHEAD: usize = 96;
 
-type Entry = (Instant, Option<Arc<DeployedWorkflow>>);
+struct Entry {
+    at: Instant,
+    found: Option<Arc<DeployedWorkflow>>,
+    bytes: usize,
+}
+
+struct Entries {
+    map: LruCache<String, Entry>,
+    bytes: usize,
+}
 
 pub struct HookCache {
     ttl: Duration,
-    entries: Mutex<HashMap<String, Entry>>,
+    max_bytes: usize,
+    entries: Mutex<Entries>,
 }
 
 impl HookCache {
     /// A zero `ttl` disables caching.
     pub fn new(ttl: Duration) -> Self {
+        Self::with_bounds(ttl, MAX_ENTRIES, MAX_BYTES)
+    }
+
+    pub fn with_bounds(ttl: Duration, max_entries: usize, max_bytes: usize) -> Self {
         Self {
             ttl,
-            entries: Mutex::new(HashMap::new()),
+            max_bytes,
+            entries: Mutex::new(Entries {
+                map: LruCache::new(NonZeroUsize::new(max_entries).unwrap_or(NonZeroUsize::MIN)),
+                bytes: 0,
+            }),
         }
     }
 
@@ -33,23 +59,58 @@ impl HookCache {
         store: &dyn Store,
         hook_id: &str,
     ) -> Result<Option<Arc<DeployedWorkflow>>, StoreError> {
-        if let Some((at, found)) = self
+        if let Some(entry) = self
             .entries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .map
             .get(hook_id)
-            && at.elapsed() < self.ttl
+            && entry.at.elapsed() < self.ttl
         {
-            return Ok(found.clone());
+            return Ok(entry.found.clone());
         }
         let found = store.workflow_by_hook(hook_id).await?;
         if !self.ttl.is_zero() {
-            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
-            }
-            entries.insert(hook_id.to_string(), (Instant::now(), found.clone()));
+            self.insert(hook_id, found.clone());
         }
         Ok(found)
+    }
+
+    fn insert(&self, hook_id: &str, found: Option<Arc<DeployedWorkflow>>) {
+        // Sized once per miss, outside the lock.
+        let definition = found.as_ref().map_or(0, |w| {
+            serde_json::to_vec(&w.definition).map_or(0, |v| v.len())
+        });
+        let bytes = hook_id.len() + definition + ENTRY_OVERHEAD;
+        let entry = Entry {
+            at: Instant::now(),
+            found,
+            bytes,
+        };
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if bytes > self.max_bytes {
+            // Never kept: it would push out everything else.
+            if let Some(old) = entries.map.pop(hook_id) {
+                entries.bytes -= old.bytes;
+            }
+            return;
+        }
+        if let Some((_, old)) = entries.map.push(hook_id.to_string(), entry) {
+            // The id's earlier entry, or the least recently used one pushed out.
+            entries.bytes -= old.bytes;
+        }
+        entries.bytes += bytes;
+        while entries.bytes > self.max_bytes {
+            match entries.map.pop_lru() {
+                Some((_, old)) => entries.bytes -= old.bytes,
+                None => break,
+            }
+        }
+    }
+
+    /// Entries and bytes held now.
+    pub fn size(&self) -> (usize, usize) {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        (entries.map.len(), entries.bytes)
     }
 }

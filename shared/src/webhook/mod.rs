@@ -50,6 +50,40 @@ pub fn sync_time_limit(timeout_ms: u64, deadline: Option<Deadline>) -> Duration 
 /// The default request body limit: 1 MiB.
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 
+/// The answer to a request refused before its body was read.
+pub type Refusal = Box<Response<Bytes>>;
+
+/// A request that passed every check made before its body is read.
+pub struct Admitted {
+    workflow: Arc<DeployedWorkflow>,
+}
+
+/// The `Content-Length` a request declares, if any (and readable).
+pub fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn not_found() -> Response<Bytes> {
+    reply::error(
+        StatusCode::NOT_FOUND,
+        "no enabled workflow has this webhook",
+    )
+}
+
+fn internal_error(panic: &str) -> Response<Bytes> {
+    tracing::error!(panic, "a request failed on an internal error");
+    reply::error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the request failed on an internal error",
+    )
+}
+
 pub struct WebhookService {
     store: Arc<dyn Store>,
     queue: Arc<dyn Queue>,
@@ -79,60 +113,71 @@ impl WebhookService {
         self.max_body
     }
 
-    /// Answers one request. Every failure is a JSON `{"error": ...}` with its status,
-    /// checked in the spec's order. A panic (a bug) costs this request a 500, and
-    /// nothing else; a sync run's own panics are caught sooner and recorded.
+    /// Answers one request whose body is already read (the webhook Lambda). Every
+    /// failure is a JSON `{"error": ...}` with its status, checked in the spec's
+    /// order. A panic (a bug) costs this request a 500, and nothing else; a sync
+    /// run's own panics are caught sooner and recorded.
     pub async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
-        crate::guard::catch(self.answer(request))
-            .await
-            .unwrap_or_else(|panic| {
-                tracing::error!(panic, "a request failed on an internal error");
-                reply::error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the request failed on an internal error",
-                )
-            })
+        let (parts, body) = request.into_parts();
+        match self.admit(&parts).await {
+            Ok(admitted) => {
+                self.complete(admitted, Request::from_parts(parts, body))
+                    .await
+            }
+            Err(refused) => *refused,
+        }
     }
 
-    async fn answer(&self, request: Request<Bytes>) -> Response<Bytes> {
-        let Some(hook_id) = route::hook_id_from_path(request.uri().path()) else {
-            return reply::error(
+    /// The checks that need no body (route, method, hook, Basic auth, a declared
+    /// length past the limit), so a server reads a body only for a request that
+    /// passed them: probing unknown hooks or sending unauthenticated uploads costs
+    /// no memory.
+    pub async fn admit(&self, parts: &http::request::Parts) -> Result<Admitted, Refusal> {
+        match crate::guard::catch(self.check_head(parts)).await {
+            Ok(checked) => checked.map_err(Box::new),
+            Err(panic) => Err(Box::new(internal_error(&panic))),
+        }
+    }
+
+    /// Answers an admitted request, with its body read (at most one byte past
+    /// [`WebhookService::max_body`]).
+    pub async fn complete(&self, admitted: Admitted, request: Request<Bytes>) -> Response<Bytes> {
+        crate::guard::catch(self.answer(admitted, request))
+            .await
+            .unwrap_or_else(|panic| internal_error(&panic))
+    }
+
+    async fn check_head(&self, parts: &http::request::Parts) -> Result<Admitted, Response<Bytes>> {
+        let Some(hook_id) = route::hook_id_from_path(parts.uri.path()) else {
+            return Err(reply::error(
                 StatusCode::NOT_FOUND,
                 "no such endpoint; webhooks are POST /api/webhook:trigger/{hookId}",
-            );
+            ));
         };
-        if request.method() != Method::POST {
+        if parts.method != Method::POST {
             let mut response =
                 reply::error(StatusCode::METHOD_NOT_ALLOWED, "webhooks accept POST only");
             reply::set_header(&mut response, "allow", "POST");
-            return response;
+            return Err(response);
         }
         // An id no workflow can have is not looked up (nor cached): 404 at once,
         // the answer any unknown id gets.
         if !is_hook_id(&hook_id) {
-            return reply::error(
-                StatusCode::NOT_FOUND,
-                "no enabled workflow has this webhook",
-            );
+            return Err(not_found());
         }
         let workflow = match self.hooks.get(self.store.as_ref(), &hook_id).await {
             Ok(Some(w)) if w.definition.enabled => w,
-            Ok(_) => {
-                return reply::error(
-                    StatusCode::NOT_FOUND,
-                    "no enabled workflow has this webhook",
-                );
-            }
+            Ok(_) => return Err(not_found()),
             Err(e) => {
                 tracing::error!(error = %e, "hook lookup failed");
-                return reply::error(
+                return Err(reply::error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the webhook store is unavailable; retry later",
-                );
+                ));
             }
         };
         if let Some(expected) = &workflow.definition.trigger.basic_authentication
-            && !auth::basic_matches(request.headers(), expected)
+            && !auth::basic_matches(&parts.headers, expected)
         {
             let mut response =
                 reply::error(StatusCode::UNAUTHORIZED, "missing or wrong credentials");
@@ -141,11 +186,23 @@ impl WebhookService {
                 "www-authenticate",
                 "Basic realm=\"hookflow\"",
             );
-            return response;
+            return Err(response);
         }
+        if declared_length(&parts.headers).is_some_and(|n| n > self.max_body as u64) {
+            return Err(self.too_large());
+        }
+        Ok(Admitted { workflow })
+    }
+
+    fn too_large(&self) -> Response<Bytes> {
+        let message = format!("the request body is larger than {} bytes", self.max_body);
+        reply::error(StatusCode::PAYLOAD_TOO_LARGE, &message)
+    }
+
+    async fn answer(&self, admitted: Admitted, request: Request<Bytes>) -> Response<Bytes> {
+        let workflow = admitted.workflow;
         if request.body().len() > self.max_body {
-            let message = format!("the request body is larger than {} bytes", self.max_body);
-            return reply::error(StatusCode::PAYLOAD_TOO_LARGE, &message);
+            return self.too_large();
         }
         let context = match context::trigger_context(&request, &workflow.definition.trigger) {
             Ok(c) => c,

@@ -168,7 +168,8 @@ fn truthy(v: &Ev) -> bool {
 fn text(v: &Ev) -> String {
     match v {
         Ev::String(s) => s.clone(),
-        Ev::Float(f) => crate::nodes::calculation::number(*f).to_string(),
+        // As formula.js does: JavaScript's String(n) of the number as computed.
+        Ev::Float(f) => crate::lang::number::float_text(*f),
         Ev::Int(i) => i.to_string(),
         Ev::Boolean(b) => b.to_string().to_uppercase(),
         Ev::Empty => String::new(),

@@ -211,7 +211,13 @@ pub fn number(f: f64) -> Value {
     if !f.is_finite() {
         return Value::Null;
     }
-    let rounded = (f * 1e9).round() / 1e9;
+    // Float noise (0.1 + 0.2) rounded off at 9 decimals, where that is exact
+    // enough; larger numbers are kept as they are (scaling them would overflow).
+    let rounded = if f.abs() < 1e6 {
+        (f * 1e9).round() / 1e9
+    } else {
+        f
+    };
     if rounded.fract() == 0.0 && rounded.abs() < 9.0e15 {
         return json!(rounded as i64);
     }
@@ -271,6 +277,23 @@ mod tests {
             calc("formula.js", "CONCATENATE(\"order-\", {{id}})", &[json!(7)]),
             json!("order-7")
         );
+        // Numbers as JavaScript writes them (formula.js is JavaScript).
+        for (value, text) in [
+            (json!(1e16), "100000000000000000"),
+            (json!(1e300), "1e+3000"),
+            (json!(-0.0), "00"),
+            (json!(0.5), "0.50"),
+        ] {
+            assert_eq!(
+                calc(
+                    "formula.js",
+                    "CONCATENATE({{id}}, 0)",
+                    std::slice::from_ref(&value)
+                ),
+                json!(text),
+                "{value}"
+            );
+        }
         assert_eq!(
             calc(
                 "formula.js",

@@ -23,11 +23,18 @@ impl NetworkPolicy {
     pub fn check(&self, ip: IpAddr) -> Result<(), String> {
         // An IPv6 address that carries an IPv4 one is judged by the IPv4 address
         // (a NAT64 or 6to4 gateway would deliver it there).
+        let asked = ip;
         let ip = match ip {
             IpAddr::V6(v6) => embedded_v4(v6).map_or(IpAddr::V6(v6), IpAddr::V4),
             v4 => v4,
         };
-        let refuse = |why: &str| Err(format!("requests to {ip} are not allowed ({why})"));
+        // Named as asked, and as judged when that differs.
+        let named = if asked == ip {
+            ip.to_string()
+        } else {
+            format!("{asked} (that is {ip})")
+        };
+        let refuse = |why: &str| Err(format!("requests to {named} are not allowed ({why})"));
         match ip {
             IpAddr::V4(v4) => {
                 if v4.is_link_local()
@@ -200,9 +207,19 @@ mod tests {
             "fec0::1",
             "64:ff9b:1::1",
             "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "::ffff:169.254.169.254",
         ] {
-            assert!(closed.check(ip.parse().unwrap()).is_err(), "{ip}");
+            let refused = closed.check(ip.parse().unwrap()).expect_err(ip);
+            // The refusal names the address as asked.
+            let shown: std::net::IpAddr = ip.parse().unwrap();
+            assert!(refused.contains(&shown.to_string()), "{refused}");
         }
+        assert_eq!(
+            closed
+                .check("64:ff9b::a9fe:a9fe".parse().unwrap())
+                .unwrap_err(),
+            "requests to 64:ff9b::a9fe:a9fe (that is 169.254.169.254) are not allowed (link-local, cloud metadata or reserved address)"
+        );
         assert!(closed.check("64:ff9b::5db8:d822".parse().unwrap()).is_ok());
         assert!(closed.check("2002:5db8:d822::1".parse().unwrap()).is_ok());
         assert!(closed.check("2606:2800:220:1::1".parse().unwrap()).is_ok());

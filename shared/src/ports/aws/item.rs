@@ -174,6 +174,7 @@ mod tests {
             parent_execution_id: None,
             paused: None,
             finished_at: Some("t".into()),
+            attempts: 0,
         }
     }
 

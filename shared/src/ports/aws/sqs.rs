@@ -91,6 +91,7 @@ impl Queue for SqsQueue {
                     receipt: m.receipt_handle()?.to_string(),
                     body: m.body().unwrap_or_default().to_string(),
                     attempt,
+                    waits: 0,
                 })
             })
             .collect())
@@ -112,7 +113,8 @@ impl Queue for SqsQueue {
             .change_message_visibility()
             .queue_url(&self.url)
             .receipt_handle(&delivery.receipt)
-            .visibility_timeout(i32::try_from(delay.as_secs().min(43_200)).unwrap_or(0))
+            // Whole seconds, rounded up: a wait is never cut short.
+            .visibility_timeout(delay.as_secs_f64().ceil().min(43_200.0) as i32)
             .send()
             .await
             .map(drop)

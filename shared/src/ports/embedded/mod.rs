@@ -12,5 +12,5 @@ mod queue;
 mod store;
 
 pub use db::Database;
-pub use queue::EmbeddedQueue;
+pub use queue::{EmbeddedQueue, queued_run, queued_runs};
 pub use store::EmbeddedStore;

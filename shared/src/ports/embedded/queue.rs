@@ -237,6 +237,7 @@ impl EmbeddedQueue {
                         receipt: r.get(0)?,
                         body: r.get(1)?,
                         attempt: r.get::<_, u32>(2)? + 1,
+                        waits: 0,
                     })
                 })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
@@ -298,6 +299,7 @@ impl Queue for EmbeddedQueue {
             receipt: id,
             body,
             attempt: 1,
+            waits: 0,
         };
         Self::offer(&self.pending, &self.wake, self.buffer, delivery, false);
         Ok(())
@@ -376,10 +378,69 @@ impl Queue for EmbeddedQueue {
             .map_err(QueueError::Backend);
         // Offered again even when the count could not be written: a run must not stay
         // held until a restart.
-        let again = Delivery {
-            attempt: delivery.attempt + 1,
-            ..delivery.clone()
-        };
+        self.offer_later(
+            Delivery {
+                attempt: delivery.attempt + 1,
+                ..delivery.clone()
+            },
+            delay,
+        );
+        counted
+    }
+
+    async fn back_off(&self, delivery: &Delivery, delay: Duration) -> Result<(), QueueError> {
+        // Nothing written: the store is what failed, and an outage is no attempt.
+        self.offer_later(
+            Delivery {
+                waits: delivery.waits + 1,
+                ..delivery.clone()
+            },
+            delay,
+        );
+        Ok(())
+    }
+}
+
+/// An accepted run still waiting in the queue (no worker took it to its end yet),
+/// by execution id: what `executions show` tells of a run that has no record yet.
+pub async fn queued_run(
+    db: &Arc<Database>,
+    execution_id: &str,
+) -> Result<Option<RunMessage>, QueueError> {
+    let id = execution_id.to_string();
+    let body = db
+        .read(move |conn| {
+            conn.prepare_cached("SELECT body FROM queue WHERE id = ?1")?
+                .query_row([id], |r| r.get::<_, String>(0))
+                .map(Some)
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                    e => Err(e),
+                })
+        })
+        .await
+        .map_err(QueueError::Backend)?;
+    Ok(body.and_then(|b| serde_json::from_str(&b).ok()))
+}
+
+/// How many runs (not wake-ups) wait in the queue.
+pub async fn queued_runs(db: &Arc<Database>) -> Result<usize, QueueError> {
+    db.read(|conn| {
+        conn.query_row(
+            "SELECT COUNT(*) FROM queue WHERE id NOT LIKE '%/wake/%'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+    })
+    .await
+    .map(|n| usize::try_from(n).unwrap_or(0))
+    .map_err(QueueError::Backend)
+}
+
+impl EmbeddedQueue {
+    /// Hands a held delivery out again after `delay`. Its row stays in SQLite all
+    /// along, so a restart in between delivers it too.
+    fn offer_later(&self, again: Delivery, delay: Duration) {
         let (pending, wake, buffer) = (
             Arc::clone(&self.pending),
             Arc::clone(&self.wake),
@@ -389,7 +450,6 @@ impl Queue for EmbeddedQueue {
             tokio::time::sleep(delay).await;
             Self::offer(&pending, &wake, buffer, again, true);
         });
-        counted
     }
 }
 
@@ -440,6 +500,38 @@ mod tests {
         }
         assert_eq!(seen.len(), 100);
         assert_eq!(queue.depth().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_outage_wait_is_no_attempt_and_a_retry_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = EmbeddedQueue::open(Database::open(dir.path()).unwrap())
+            .await
+            .unwrap();
+        queue.enqueue(&run(1)).await.unwrap();
+        let first = queue.receive(1, Duration::from_secs(1)).await.unwrap();
+        assert_eq!((first[0].attempt, first[0].waits), (1, 0));
+        queue
+            .back_off(&first[0], Duration::from_millis(20))
+            .await
+            .unwrap();
+        let waited = queue.receive(1, Duration::from_secs(2)).await.unwrap();
+        assert_eq!((waited[0].attempt, waited[0].waits), (1, 1));
+        assert_eq!(waited[0].tries(), 1);
+        queue
+            .retry(&waited[0], Duration::from_millis(20))
+            .await
+            .unwrap();
+        let retried = queue.receive(1, Duration::from_secs(2)).await.unwrap();
+        assert_eq!(retried[0].attempt, 2);
+        assert_eq!(retried[0].tries(), 2);
+        drop(queue);
+        // Only the retry was written: after a restart it is the second attempt.
+        let queue = EmbeddedQueue::open(Database::open(dir.path()).unwrap())
+            .await
+            .unwrap();
+        let again = queue.receive(1, Duration::from_secs(1)).await.unwrap();
+        assert_eq!((again[0].attempt, again[0].waits), (2, 0));
     }
 
     #[tokio::test]

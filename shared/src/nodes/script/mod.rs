@@ -19,6 +19,9 @@ use serde_json::{Value, json};
 use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
 
+mod budget;
+pub use budget::{DEFAULT_TOTAL_MEMORY_BYTES, ScriptBudget, default_concurrency};
+
 const DEFAULT_TIMEOUT_MS: u64 = 1_000;
 const MAX_TIMEOUT_MS: u64 = 60_000;
 /// The default memory cap of one script run.
@@ -55,11 +58,15 @@ fn default_timeout() -> u64 {
 
 pub struct Script {
     memory_bytes: usize,
+    budget: ScriptBudget,
 }
 
 impl Script {
-    pub fn new(memory_bytes: usize) -> Self {
-        Self { memory_bytes }
+    pub fn new(memory_bytes: usize, budget: ScriptBudget) -> Self {
+        Self {
+            memory_bytes,
+            budget,
+        }
     }
 }
 
@@ -241,6 +248,11 @@ impl NodeType for Script {
         let content = c.content.unwrap_or_default();
         let timeout = Duration::from_millis(c.timeout);
         let memory = self.memory_bytes;
+        let room = match self.budget.enter(memory, timeout).await {
+            Ok(room) => room,
+            Err(message) if c.keep_going => return Ok(json!({ "error": message })),
+            Err(message) => return Err(NodeStop::Fail(json!({ "message": message }))),
+        };
         // Dropped with this run (a sync timeout): the script stops then too, instead
         // of burning a thread until its own timeout.
         let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
@@ -250,6 +262,7 @@ impl NodeType for Script {
         })
         .await
         .map_err(|e| NodeStop::Error(format!("the script engine failed: {e}")))?;
+        drop(room);
         for line in outcome.logs {
             cx.log(line);
         }
@@ -382,14 +395,14 @@ mod tests {
     #[test]
     fn console_output_is_kept_within_bounds() {
         let out = script(
-            "for (let i = 0; i < 200000; i++) console.log('line', i); return 1;",
+            "for (let i = 0; i < 20000; i++) console.log('line', i); return 1;",
             &[],
         );
         assert_eq!(out.result, Ok(json!(1)));
         assert_eq!(out.logs.len(), MAX_LOG_LINES + 1);
         assert_eq!(
             out.logs.last().unwrap(),
-            "… 199000 more lines were not kept (at most 1000 lines, 64 KiB)"
+            "… 19000 more lines were not kept (at most 1000 lines, 64 KiB)"
         );
     }
 

@@ -1,0 +1,264 @@
+//! A storage outage delays runs, never fails them (issue 15): runs accepted before
+//! and during an outage of the store all resolve after it ends, and only runs that
+//! actually began count as attempts.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use hookflow::app::worker::{self, Processed};
+use hookflow::model::{DeployedWorkflow, Execution, ExecutionStatus, RunMessage};
+use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
+use hookflow::ports::{Queue, Store, StoreError};
+use hookflow::wiring::{App, Settings};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+/// The embedded store, with a switch that makes every call fail as a full disk or
+/// a throttled table would.
+struct FlakyStore {
+    inner: EmbeddedStore,
+    down: AtomicBool,
+}
+
+impl FlakyStore {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(StoreError::Backend("database or disk is full".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl Store for FlakyStore {
+    async fn current_workflow(
+        &self,
+        key: &str,
+    ) -> Result<Option<Arc<DeployedWorkflow>>, StoreError> {
+        self.check()?;
+        self.inner.current_workflow(key).await
+    }
+    async fn workflow_version(
+        &self,
+        key: &str,
+        version: u32,
+    ) -> Result<Option<Arc<DeployedWorkflow>>, StoreError> {
+        self.check()?;
+        self.inner.workflow_version(key, version).await
+    }
+    async fn workflow_by_hook(
+        &self,
+        hook_id: &str,
+    ) -> Result<Option<Arc<DeployedWorkflow>>, StoreError> {
+        self.check()?;
+        self.inner.workflow_by_hook(hook_id).await
+    }
+    async fn list_workflows(&self) -> Result<Vec<Arc<DeployedWorkflow>>, StoreError> {
+        self.check()?;
+        self.inner.list_workflows().await
+    }
+    async fn publish(&self, workflow: &DeployedWorkflow) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.publish(workflow).await
+    }
+    async fn insert_execution(&self, execution: &Execution) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.insert_execution(execution).await
+    }
+    async fn save_execution(&self, execution: &Execution) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.save_execution(execution).await
+    }
+    async fn save_unless_finished(&self, execution: &Execution) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.save_unless_finished(execution).await
+    }
+    async fn save_if_paused(&self, execution: &Execution, token: &str) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.save_if_paused(execution, token).await
+    }
+    async fn execution(&self, id: &str) -> Result<Option<Execution>, StoreError> {
+        self.check()?;
+        self.inner.execution(id).await
+    }
+    fn as_written<'a>(&self, execution: &'a Execution) -> Cow<'a, Execution> {
+        self.inner.as_written(execution)
+    }
+    async fn list_executions(
+        &self,
+        workflow_key: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Execution>, StoreError> {
+        self.check()?;
+        self.inner.list_executions(workflow_key, limit).await
+    }
+}
+
+fn workflow() -> Value {
+    json!({"key": "orders", "trigger": {"type": "webhook", "hookId": "orders-hook",
+        "response": {"statusCode": 202, "body": {"executionId": "{{$system.executionId}}"}}}, "nodes": [
+        {"key": "total", "type": "calculation", "config": {"engine": "math.js", "expression": "{{$context.body.n}} * 2"}},
+        {"key": "out", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.total}}"}}
+    ]})
+}
+
+async fn setup(dir: &std::path::Path) -> (App, Arc<FlakyStore>, Arc<EmbeddedQueue>) {
+    let db = Database::open(dir).unwrap();
+    let store = Arc::new(FlakyStore {
+        inner: EmbeddedStore::new(Arc::clone(&db)),
+        down: AtomicBool::new(false),
+    });
+    let queue = Arc::new(EmbeddedQueue::open(db).await.unwrap());
+    let app = App::new(
+        Arc::clone(&store) as Arc<dyn Store>,
+        Arc::clone(&queue) as Arc<dyn Queue>,
+        &Settings {
+            hook_cache_ttl: Duration::from_secs(600),
+            ..Settings::default()
+        },
+    );
+    let definition =
+        hookflow::validate::validate(&workflow(), &hookflow::nodes::builtin()).unwrap();
+    hookflow::app::deploy::deploy(app.store.as_ref(), definition)
+        .await
+        .unwrap();
+    (app, store, queue)
+}
+
+#[tokio::test]
+async fn runs_accepted_before_and_during_an_outage_all_resolve_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, store, queue) = setup(dir.path()).await;
+    let (stop, stopped) = watch::channel(false);
+    let worker_loop = tokio::spawn(worker::run_queue(
+        Arc::clone(&app.worker),
+        queue as Arc<dyn Queue>,
+        4,
+        stopped,
+        Duration::from_secs(5),
+    ));
+    let mut accepted = Vec::new();
+    for n in 0..60 {
+        // The store goes down a third of the way in, with runs in flight.
+        if n == 20 {
+            store.down.store(true, Ordering::SeqCst);
+        }
+        let (status, body) =
+            hookflow_tests::inproc::post_json(&app, "orders-hook", &json!({"n": n})).await;
+        // The hook is cached and the queue is up: accepted all along.
+        assert_eq!(status, 202, "{body}");
+        accepted.push((n, body["executionId"].as_str().unwrap().to_string()));
+    }
+    // Longer than the five deliveries that used to fail a run for good.
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    store.down.store(false, Ordering::SeqCst);
+    let back = Instant::now();
+    for (n, id) in &accepted {
+        loop {
+            let execution = app.store.execution(id).await.unwrap();
+            match execution {
+                Some(e) if e.status.is_final() => {
+                    assert_eq!(
+                        e.status,
+                        ExecutionStatus::Resolved,
+                        "run {n}: {:?}",
+                        e.output
+                    );
+                    assert_eq!(e.output, json!(n * 2), "run {n}");
+                    // Began once or twice (cut off by the outage mid-run), never more.
+                    assert!(e.attempts <= 2, "run {n} began {} times", e.attempts);
+                    break;
+                }
+                _ => {
+                    assert!(
+                        back.elapsed() < Duration::from_secs(40),
+                        "run {n} ({id}) still not done 40 s after the outage"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+    let _ = stop.send(true);
+    worker_loop.await.unwrap();
+}
+
+fn run_message(id: &str) -> RunMessage {
+    RunMessage {
+        execution_id: id.into(),
+        workflow_key: "orders".into(),
+        workflow_version: 1,
+        context: json!({"body": {"n": 4}}),
+        accepted_at: hookflow::time::now_rfc3339(),
+        wake: None,
+        after: None,
+    }
+}
+
+/// A `started` record left by deliveries that began the run and were cut off.
+async fn begun(app: &App, id: &str, attempts: u32) {
+    let workflow = app
+        .store
+        .workflow_version("orders", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut started = hookflow::app::runner::Runner::started(
+        &workflow,
+        id,
+        json!({"body": {"n": 4}}),
+        hookflow::time::now_rfc3339(),
+    );
+    started.attempts = attempts;
+    app.store.save_execution(&started).await.unwrap();
+}
+
+#[tokio::test]
+async fn only_runs_that_began_count_and_the_fifth_is_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, store, _queue) = setup(dir.path()).await;
+    let body = serde_json::to_string(&run_message("run-a")).unwrap();
+
+    // Deliveries that meet the outage begin nothing, however many there are.
+    store.down.store(true, Ordering::SeqCst);
+    for delivery in 1..=20 {
+        let out = app.worker.process(&body, delivery).await;
+        assert!(matches!(out, Processed::Unavailable(_)), "{out:?}");
+    }
+    store.down.store(false, Ordering::SeqCst);
+    assert_eq!(app.worker.process(&body, 21).await, Processed::Done);
+    let a = app.store.execution("run-a").await.unwrap().unwrap();
+    assert_eq!(
+        (a.status, a.output.clone()),
+        (ExecutionStatus::Resolved, json!(8))
+    );
+    assert!(a.attempts <= 1, "began once: {}", a.attempts);
+
+    // Begun twice before (cut off): it begins a third time and is recorded so.
+    begun(&app, "run-b", 2).await;
+    let body = serde_json::to_string(&run_message("run-b")).unwrap();
+    assert_eq!(app.worker.process(&body, 1).await, Processed::Done);
+    let b = app.store.execution("run-b").await.unwrap().unwrap();
+    assert_eq!((b.status, b.attempts), (ExecutionStatus::Resolved, 3));
+    let shown = serde_json::to_value(&b).unwrap();
+    assert_eq!(shown["attempts"], 3, "records show attempts past one");
+
+    // Begun five times: given up as error, naming why.
+    begun(&app, "run-c", 5).await;
+    let body = serde_json::to_string(&run_message("run-c")).unwrap();
+    assert_eq!(app.worker.process(&body, 1).await, Processed::Done);
+    let c = app.store.execution("run-c").await.unwrap().unwrap();
+    assert_eq!(c.status, ExecutionStatus::Error);
+    assert!(
+        c.output["error"]
+            .as_str()
+            .unwrap()
+            .contains("begun 5 times"),
+        "{}",
+        c.output
+    );
+}
