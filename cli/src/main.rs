@@ -4,6 +4,7 @@ mod deploy;
 mod executions;
 mod http_server;
 mod serve;
+mod sign;
 mod validate;
 
 use std::path::PathBuf;
@@ -41,15 +42,22 @@ enum Command {
         #[command(subcommand)]
         command: executions::ExecutionsCommand,
     },
-    /// Print the variable paths of a sample JSON body or URL, like the "parse" button.
+    /// Print the variable paths of a sample JSON body, form body or URL, like the
+    /// "parse" button.
     ParseSample {
         /// A sample JSON body.
-        #[arg(long, conflicts_with = "url", required_unless_present = "url")]
+        #[arg(long, conflicts_with_all = ["url", "form"], required_unless_present_any = ["url", "form"])]
         json: Option<String>,
         /// A sample URL, or just its query string.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "form")]
         url: Option<String>,
+        /// A sample form body (application/x-www-form-urlencoded): `a=1&b[c]=2`.
+        #[arg(long)]
+        form: Option<String>,
     },
+    /// Print the signature headers a sender would send with a body (simulate a
+    /// signed delivery with curl).
+    Sign(sign::SignArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,7 +68,8 @@ fn main() -> ExitCode {
         Command::InitLocalAws(args) => deploy::init_local(args),
         Command::Validate { files } => validate::run(&files),
         Command::Executions { command } => executions::run(command),
-        Command::ParseSample { json, url } => parse_sample(json, url),
+        Command::ParseSample { json, url, form } => parse_sample(json, url, form),
+        Command::Sign(args) => sign::run(args),
     };
     match result {
         Ok(code) => code,
@@ -71,15 +80,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse_sample(json: Option<String>, url: Option<String>) -> anyhow::Result<ExitCode> {
-    let paths = match (json, url) {
+fn parse_sample(
+    json: Option<String>,
+    url: Option<String>,
+    form: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let paths = match (json, url.or_else(|| form.map(|f| format!("?{f}")))) {
         (Some(json), _) => {
             let value: serde_json::Value = serde_json::from_str(&json)
                 .map_err(|e| anyhow::anyhow!("the sample is not valid JSON: {e}"))?;
             hookflow::lang::sample::json_paths(&value)
         }
         (None, Some(url)) => hookflow::lang::sample::url_paths(&url),
-        (None, None) => unreachable!("clap requires one of --json and --url"),
+        (None, None) => unreachable!("clap requires one of --json, --url and --form"),
     };
     for path in paths {
         println!("{path}");

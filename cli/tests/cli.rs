@@ -79,8 +79,18 @@ fn validate_summarises_valid_files() {
         ),
         "{out}"
     );
+    // The two examples that keep the product page's Basic password in the file are
+    // warned of (a secret written in the definition).
+    let warnings: Vec<&str> = out.lines().filter(|l| l.contains("warning:")).collect();
+    assert_eq!(warnings.len(), 2, "{out}");
+    assert!(
+        warnings.iter().all(|w| w.contains(
+            "trigger.basicAuthentication.password: the secret is written in the definition"
+        )),
+        "{out}"
+    );
     assert_eq!(
-        out.lines().count(),
+        out.lines().count() - warnings.len(),
         std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"))
             .unwrap()
             .count()
@@ -166,4 +176,38 @@ fn validate_warns_of_a_sync_timeout_past_api_gateway_and_names_bad_types() {
         ),
         "{out}"
     );
+}
+
+#[test]
+fn parse_sample_reads_form_bodies_and_sign_prints_a_senders_headers() {
+    let (ok, out, _) = hookflow(&["parse-sample", "--form", "text=2+pizzas&items[0][sku]=a"]);
+    assert!(ok);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["text", "items", "items[0]", "items[0].sku"]
+    );
+    // GitHub's documented example, signed.
+    let (ok, out, err) = hookflow(&[
+        "sign",
+        "--preset",
+        "github",
+        "--secret",
+        "It's a Secret to Everybody",
+        "--body",
+        "Hello, World!",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        "X-Hub-Signature-256: sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    );
+    let (ok, out, _) = hookflow(&[
+        "sign", "--preset", "slack", "--secret", "s", "--body", "a=1",
+    ]);
+    assert!(
+        ok && out.contains("X-Slack-Request-Timestamp: ") && out.contains("X-Slack-Signature: v0="),
+        "{out}"
+    );
+    let (ok, _, err) = hookflow(&["sign", "--preset", "gitlab", "--secret", "s", "--body", "x"]);
+    assert!(!ok && err.contains("not a preset"), "{err}");
 }

@@ -6,3 +6,8 @@ use chrono::{SecondsFormat, Utc};
 pub fn now_rfc3339() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
+
+/// Now in unix seconds (signed timestamps are compared with it).
+pub fn unix_seconds() -> i64 {
+    Utc::now().timestamp()
+}

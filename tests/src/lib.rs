@@ -55,6 +55,8 @@ pub struct Server {
     pub banner: Vec<String>,
     extra_args: Vec<String>,
     envs: Vec<(String, String)>,
+    /// Where its stderr (the log) goes, when a test reads it.
+    log: Option<PathBuf>,
 }
 
 impl Server {
@@ -69,6 +71,15 @@ impl Server {
 
     /// Also sets environment variables of the server process.
     pub fn start_with_env(workflows: &[Value], extra_args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::start_inner(workflows, extra_args, envs, false)
+    }
+
+    fn start_inner(
+        workflows: &[Value],
+        extra_args: &[&str],
+        envs: &[(&str, &str)],
+        logged: bool,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
         for w in workflows {
@@ -86,9 +97,29 @@ impl Server {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            log: None,
         };
+        if logged {
+            server.log = Some(server.dir.path().join("serve.log"));
+        }
         server.launch();
         server
+    }
+
+    /// Like [`Server::start_with_env`], with the log (stderr, at debug level) kept
+    /// in a file for [`Server::log`].
+    pub fn start_logged(workflows: &[Value], extra_args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let mut envs = envs.to_vec();
+        envs.push(("RUST_LOG", "debug"));
+        Self::start_inner(workflows, extra_args, &envs, true)
+    }
+
+    /// Everything the server logged so far (see [`Server::start_logged`]).
+    pub fn log(&self) -> String {
+        self.log
+            .as_ref()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .unwrap_or_default()
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -109,7 +140,16 @@ impl Server {
             .env_remove("AWS_ENDPOINT_URL")
             .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(match &self.log {
+                Some(path) => Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .expect("open the server log"),
+                ),
+                None => Stdio::inherit(),
+            })
             .spawn()
             .expect("start hookflow serve");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();

@@ -189,3 +189,103 @@ async fn cart_reminder_waits_then_reminds() {
     assert_eq!(done["jobs"][0]["nodeKey"], "wait");
     assert_eq!(done["jobs"][0]["status"], "resolved");
 }
+
+/// The five provider examples, each sent one delivery signed as its provider signs
+/// it (with `hookflow sign`'s code), and one unsigned.
+#[tokio::test]
+async fn provider_examples_answer_signed_deliveries_only() {
+    use hookflow::model::SignatureConfig;
+    let server = Server::start_with_env(
+        &[
+            example("github-push.json"),
+            example("stripe-payment.json"),
+            example("slack-command.json"),
+            example("twilio-sms.json"),
+            example("shopify-order.json"),
+        ],
+        &[],
+        &[
+            ("GITHUB_WEBHOOK_SECRET", "gh-example"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_example"),
+            ("SLACK_SIGNING_SECRET", "slack-example"),
+            ("TWILIO_AUTH_TOKEN", "twilio-example"),
+            ("SHOPIFY_WEBHOOK_SECRET", "shopify-example"),
+        ],
+    );
+    let now = chrono::Utc::now().timestamp();
+    // (preset, secret, hook, content type, body, status, part of the answer)
+    type Case<'a> = (&'a str, &'a str, &'a str, &'a str, &'a [u8], u16, &'a str);
+    let cases: [Case; 5] = [
+        ("github", "gh-example", "github-push-7d2c41", "application/json",
+            br#"{"ref": "refs/heads/main", "after": "abc123", "repository": {"full_name": "acme/shop"}, "pusher": {"name": "ann"}}"#,
+            202, "queued"),
+        ("stripe", "whsec_example", "stripe-payment-3b9e07", "application/json",
+            br#"{"id": "evt_9", "type": "payment_intent.succeeded", "data": {"object": {"amount_received": 1999}}}"#,
+            200, r#"{"received":"evt_9","paid":1999}"#),
+        ("slack", "slack-example", "slack-command-5e81aa", "application/x-www-form-urlencoded",
+            b"command=%2Forder&text=two+pizzas&user_id=U42", 200,
+            r#"{"response_type":"in_channel","text":"<@U42> ordered two pizzas"}"#),
+        ("twilio", "twilio-example", "twilio-sms-0c6f19", "application/x-www-form-urlencoded",
+            b"From=%2B15551234567&Body=Is+my+order+ready%3F", 200, "Thanks, we got: Is my order ready?"),
+        ("shopify", "shopify-example", "shopify-order-91d3f5", "application/json",
+            br##"{"name": "#1001", "total_price": "42.00", "line_items": [{}, {}]}"##, 200, ""),
+    ];
+    for (preset, secret, hook, content_type, body, status, answer) in cases {
+        let url = server.hook_url(hook);
+        let config: SignatureConfig =
+            serde_json::from_value(json!({"preset": preset, "secret": "x"})).unwrap();
+        let form: Vec<(String, String)> = if content_type.contains("form") {
+            url_form(body)
+        } else {
+            Vec::new()
+        };
+        let headers =
+            hookflow::webhook::signature::sign(&config, secret, body, &url, &form, now, "m")
+                .unwrap();
+        let unsigned = client()
+            .post(&url)
+            .header("content-type", content_type)
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unsigned.status(), 401, "{preset} unsigned");
+        let mut request = client()
+            .post(&url)
+            .header("content-type", content_type)
+            .body(body.to_vec());
+        for (name, value) in &headers {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{preset}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains(answer), "{preset}: {text}");
+    }
+    // The async ones ran: the push asks for a deploy, the order is summarised.
+    let runs = server.executions(None);
+    let deploy = runs
+        .iter()
+        .find(|e| e["workflowKey"] == "github-push")
+        .expect("the push ran");
+    let deploy = server.wait_for_execution(deploy["id"].as_str().unwrap(), "resolved");
+    assert_eq!(
+        deploy["output"],
+        json!({"repository": "acme/shop", "commit": "abc123", "pusher": "ann", "delivery": null})
+    );
+    let order = runs
+        .iter()
+        .find(|e| e["workflowKey"] == "shopify-order")
+        .expect("the order ran");
+    let order = server.wait_for_execution(order["id"].as_str().unwrap(), "resolved");
+    assert_eq!(
+        order["jobs"][0]["result"],
+        json!({"order": "#1001", "total": "42.00", "items": 2})
+    );
+}
+
+fn url_form(body: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}

@@ -31,20 +31,29 @@ impl Qv {
 
 /// Parses a raw query string (without the leading `?`) into a JSON object.
 pub fn parse(query: &str) -> Value {
+    let pairs = query
+        .split('&')
+        .take(PARAMETER_LIMIT)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            // qs splits at `]=` first so that `a[b=c]=d` keeps `=` inside the brackets.
+            let split_at = match part.find("]=") {
+                Some(p) => Some(p + 1),
+                None => part.find('='),
+            };
+            match split_at {
+                Some(p) => (decode(&part[..p]), decode(&part[p + 1..])),
+                None => (decode(part), String::new()),
+            }
+        });
+    from_pairs(pairs)
+}
+
+/// Builds the object qs would from names and values already decoded (the text
+/// fields of a multipart body, say): brackets nest, repeated names make arrays.
+pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Value {
     let mut grouped: Vec<(String, Qv)> = Vec::new();
-    for part in query.split('&').take(PARAMETER_LIMIT) {
-        if part.is_empty() {
-            continue;
-        }
-        // qs splits at `]=` first so that `a[b=c]=d` keeps `=` inside the brackets.
-        let split_at = match part.find("]=") {
-            Some(p) => Some(p + 1),
-            None => part.find('='),
-        };
-        let (key, value) = match split_at {
-            Some(p) => (decode(&part[..p]), decode(&part[p + 1..])),
-            None => (decode(part), String::new()),
-        };
+    for (key, value) in pairs.into_iter().take(PARAMETER_LIMIT) {
         if key.is_empty() {
             continue;
         }

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::inbound::{SecretRef, SignatureConfig};
+
 /// Whether `s` can be a hook id: 1..=128 URL-safe characters (letters, digits,
 /// `-`, `_`). The webhook answers any other id 404 without looking it up.
 pub fn is_hook_id(s: &str) -> bool {
@@ -72,12 +74,14 @@ pub struct TriggerDefinition {
     pub request: RequestDeclarations,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<TriggerResponse>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<SignatureConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BasicAuth {
     pub username: String,
-    pub password: String,
+    pub password: SecretRef,
 }
 
 /// `basicAuthentication` is `false`, `null`, absent, or `{username, password}`.
@@ -103,6 +107,7 @@ fn basic_auth_or_false_out<S: serde::Serializer>(
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RequestDeclarations {
     #[serde(default)]
     pub headers: Vec<HeaderDeclaration>,
@@ -110,6 +115,9 @@ pub struct RequestDeclarations {
     pub query: Vec<DeclaredPath>,
     #[serde(default)]
     pub body: Vec<DeclaredPath>,
+    /// Adds `$context.rawBody` (and `rawBodyEncoding` when it is base64).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub raw_body: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@ pub mod aws;
 /// The embedded adapters; left out of the Lambdas, which never use them.
 #[cfg(feature = "embedded")]
 pub mod embedded;
+pub mod secrets;
 
 use std::borrow::Cow;
 use std::sync::Arc;

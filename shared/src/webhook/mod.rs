@@ -7,6 +7,8 @@ mod cache;
 mod context;
 mod reply;
 mod route;
+mod secrets;
+pub mod signature;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,13 +19,17 @@ use serde_json::{Value, json};
 
 use crate::app::ids::new_execution_id;
 use crate::app::runner::Runner;
-use crate::model::{DeployedWorkflow, RunMessage, is_hook_id};
+use crate::model::{
+    DeployedWorkflow, RunMessage, SecretRef, Secrets, SignatureConfig, SignaturePreset, is_hook_id,
+};
+use crate::ports::secrets::SecretSource;
 use crate::ports::{Queue, Store};
 use crate::time::now_rfc3339;
 
 pub use cache::HookCache;
 pub use reply::error as error_response;
 pub use route::hook_id_from_path;
+pub use secrets::SecretCache;
 
 /// When the process answering a request is cut off (a Lambda invocation's
 /// deadline), set by the edge as a request extension. A sync run stops in time to
@@ -56,6 +62,7 @@ pub type Refusal = Box<Response<Bytes>>;
 /// A request that passed every check made before its body is read.
 pub struct Admitted {
     workflow: Arc<DeployedWorkflow>,
+    hook_id: String,
 }
 
 /// The `Content-Length` a request declares, if any (and readable).
@@ -89,6 +96,7 @@ pub struct WebhookService {
     queue: Arc<dyn Queue>,
     runner: Arc<Runner>,
     hooks: HookCache,
+    secrets: SecretCache,
     max_body: usize,
 }
 
@@ -99,12 +107,14 @@ impl WebhookService {
         runner: Arc<Runner>,
         hook_cache_ttl: Duration,
         max_body: usize,
+        secrets: Arc<dyn SecretSource>,
     ) -> Self {
         Self {
             store,
             queue,
             runner,
             hooks: HookCache::new(hook_cache_ttl),
+            secrets: SecretCache::new(secrets, hook_cache_ttl),
             max_body,
         }
     }
@@ -176,22 +186,80 @@ impl WebhookService {
                 ));
             }
         };
-        if let Some(expected) = &workflow.definition.trigger.basic_authentication
-            && !auth::basic_matches(&parts.headers, expected)
-        {
-            let mut response =
-                reply::error(StatusCode::UNAUTHORIZED, "missing or wrong credentials");
-            reply::set_header(
-                &mut response,
-                "www-authenticate",
-                "Basic realm=\"hookflow\"",
-            );
-            return Err(response);
+        if let Some(expected) = &workflow.definition.trigger.basic_authentication {
+            let password = self
+                .secret(
+                    &expected.password,
+                    "trigger.basicAuthentication.password",
+                    &hook_id,
+                )
+                .await?;
+            if !auth::basic_matches(&parts.headers, &expected.username, &password) {
+                let mut response =
+                    reply::error(StatusCode::UNAUTHORIZED, "missing or wrong credentials");
+                reply::set_header(
+                    &mut response,
+                    "www-authenticate",
+                    "Basic realm=\"hookflow\"",
+                );
+                return Err(response);
+            }
         }
         if declared_length(&parts.headers).is_some_and(|n| n > self.max_body as u64) {
             return Err(self.too_large());
         }
-        Ok(Admitted { workflow })
+        Ok(Admitted { workflow, hook_id })
+    }
+
+    /// A configured secret's value; 503 naming where it is configured (`at`) when
+    /// it cannot be read, never its value.
+    async fn secret(
+        &self,
+        reference: &SecretRef,
+        at: &str,
+        hook_id: &str,
+    ) -> Result<Arc<str>, Response<Bytes>> {
+        self.secrets.value(reference).await.map_err(|e| {
+            tracing::error!(hook_id, at, error = %e, "a configured secret cannot be read");
+            reply::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("the secret at {at} cannot be read now; retry later"),
+            )
+        })
+    }
+
+    /// `trigger.signature` over the exact bytes received (inbound.md §2).
+    async fn check_signature(
+        &self,
+        config: &SignatureConfig,
+        request: &Request<Bytes>,
+        hook_id: &str,
+    ) -> Result<(), Response<Bytes>> {
+        let mut secrets = Vec::new();
+        for (i, reference) in config.secret.refs().iter().enumerate() {
+            let at = match &config.secret {
+                Secrets::One(_) => "trigger.signature.secret".to_string(),
+                Secrets::Many(_) => format!("trigger.signature.secret[{i}]"),
+            };
+            secrets.push(self.secret(reference, &at, hook_id).await?.to_string());
+        }
+        let form = if config.preset == SignaturePreset::Twilio {
+            context::form_fields(request)
+        } else {
+            Vec::new()
+        };
+        let url = context::received_url(request);
+        let signed = signature::Signed {
+            headers: request.headers(),
+            body: request.body(),
+            url: &url,
+            form: &form,
+            now: crate::time::unix_seconds(),
+        };
+        signature::verify(config, &secrets, &signed).map_err(|failure| {
+            tracing::warn!(hook_id, reason = failure.class(), "signature refused");
+            reply::error(StatusCode::UNAUTHORIZED, &failure.message())
+        })
     }
 
     fn too_large(&self) -> Response<Bytes> {
@@ -200,11 +268,16 @@ impl WebhookService {
     }
 
     async fn answer(&self, admitted: Admitted, request: Request<Bytes>) -> Response<Bytes> {
-        let workflow = admitted.workflow;
+        let Admitted { workflow, hook_id } = admitted;
         if request.body().len() > self.max_body {
             return self.too_large();
         }
-        let context = match context::trigger_context(&request, &workflow.definition.trigger) {
+        if let Some(config) = &workflow.definition.trigger.signature
+            && let Err(refused) = self.check_signature(config, &request, &hook_id).await
+        {
+            return refused;
+        }
+        let context = match context::trigger_context(&request, &workflow.definition.trigger).await {
             Ok(c) => c,
             Err(message) => return reply::error(StatusCode::BAD_REQUEST, &message),
         };

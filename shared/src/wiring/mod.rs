@@ -72,6 +72,8 @@ impl App {
             Arc::clone(&runner),
             settings.hook_cache_ttl,
             settings.max_body,
+            // Clients built on the first SSM or Secrets Manager reference only.
+            Arc::new(crate::ports::aws::AwsSecrets::new()),
         ));
         let worker = Arc::new(Worker::new(Arc::clone(&store), runner, wakeups));
         Self {

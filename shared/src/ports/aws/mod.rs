@@ -5,9 +5,11 @@
 
 mod dynamo;
 mod item;
+mod secrets;
 mod sqs;
 
 pub use dynamo::{DynamoStore, create_table};
+pub use secrets::AwsSecrets;
 pub use sqs::{SqsQueue, create_queue};
 
 /// Loads the AWS configuration once (per cold start, per CLI run).

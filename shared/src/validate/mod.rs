@@ -12,6 +12,8 @@ use crate::lang::path;
 use crate::lang::template;
 use crate::model::{WorkflowDefinition, is_hook_id};
 
+mod inbound;
+
 const ROOT_FIELDS: [&str; 8] = [
     "key",
     "title",
@@ -22,12 +24,13 @@ const ROOT_FIELDS: [&str; 8] = [
     "trigger",
     "nodes",
 ];
-const TRIGGER_FIELDS: [&str; 5] = [
+const TRIGGER_FIELDS: [&str; 6] = [
     "type",
     "hookId",
     "basicAuthentication",
     "request",
     "response",
+    "signature",
 ];
 const NODE_FIELDS: [&str; 6] = ["key", "type", "title", "description", "config", "branches"];
 /// Lambda's own ceiling; a sync answer past API Gateway's 30 s is cut off anyway.
@@ -53,6 +56,7 @@ pub fn warnings(definition: &WorkflowDefinition) -> Vec<Problem> {
             ),
         });
     }
+    inbound::secret_warnings(definition, &mut found);
     found
 }
 
@@ -157,13 +161,11 @@ fn check_trigger(trigger: &Value, sync: bool, node_keys: &HashSet<String>, check
                     "is required: a non-empty string without ':'",
                 ),
             }
-            match auth.get("password").and_then(Value::as_str) {
-                Some(p) if !p.is_empty() => {}
-                _ => check.error(
-                    "trigger.basicAuthentication.password",
-                    "is required: a non-empty string",
-                ),
-            }
+            inbound::check_secret(
+                auth.get("password"),
+                "trigger.basicAuthentication.password",
+                check,
+            );
         }
         Some(_) => check.error(
             "trigger.basicAuthentication",
@@ -172,6 +174,9 @@ fn check_trigger(trigger: &Value, sync: bool, node_keys: &HashSet<String>, check
     }
     if let Some(request) = map.get("request") {
         check_request(request, check);
+    }
+    if let Some(signature) = map.get("signature") {
+        inbound::check_signature(signature, check);
     }
     if let Some(response) = map.get("response") {
         if sync {
@@ -196,6 +201,9 @@ fn check_request(request: &Value, check: &mut Checker) {
     if !request.is_object() {
         check.error("trigger.request", "must be an object");
         return;
+    }
+    if request.get("rawBody").is_some_and(|r| !r.is_boolean()) {
+        check.error("trigger.request.rawBody", "must be true or false");
     }
     for part in ["headers", "query", "body"] {
         let at = format!("trigger.request.{part}");

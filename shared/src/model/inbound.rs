@@ -1,0 +1,172 @@
+//! What part 2 of the spec adds to a trigger: secrets by reference and signature
+//! checks (`trigger.signature`). Field names are the contract (inbound.md §1–2).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A configured secret: the value itself (accepted; `validate` warns, since it then
+/// sits in the definition and its store) or where to read it when first needed.
+/// Debug output never shows a value.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SecretRef {
+    Env {
+        env: String,
+    },
+    Ssm {
+        ssm: String,
+    },
+    SecretsManager {
+        #[serde(rename = "secretsManager")]
+        secrets_manager: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+    },
+    Plain(String),
+}
+
+impl fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Plain(_) => f.write_str("SecretRef::Plain(<redacted>)"),
+            other => f.write_str(&other.describe()),
+        }
+    }
+}
+
+impl SecretRef {
+    /// Where the value comes from, for messages: never the value.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Env { env } => format!("environment variable {env}"),
+            Self::Ssm { ssm } => format!("SSM parameter {ssm}"),
+            Self::SecretsManager {
+                secrets_manager,
+                key: Some(key),
+            } => format!("Secrets Manager secret {secrets_manager} (field {key})"),
+            Self::SecretsManager {
+                secrets_manager, ..
+            } => format!("Secrets Manager secret {secrets_manager}"),
+            Self::Plain(_) => "a value written in the definition".to_string(),
+        }
+    }
+}
+
+/// One secret, or several (rotation: any of them verifies).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Secrets {
+    One(SecretRef),
+    Many(Vec<SecretRef>),
+}
+
+impl Secrets {
+    pub fn refs(&self) -> &[SecretRef] {
+        match self {
+            Self::One(one) => std::slice::from_ref(one),
+            Self::Many(many) => many,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignaturePreset {
+    Github,
+    Stripe,
+    Slack,
+    Shopify,
+    StandardWebhooks,
+    Twilio,
+    Hmac,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HmacAlgorithm {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureEncoding {
+    Hex,
+    Base64,
+}
+
+/// `trigger.signature`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignatureConfig {
+    pub preset: SignaturePreset,
+    pub secret: Secrets,
+    /// How far a signed timestamp may be from now, either way (default 300 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance_seconds: Option<u64>,
+    /// `twilio`: the URL Twilio was given, when the received one differs (a proxy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// `hmac`: the header carrying the signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<HmacAlgorithm>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<SignatureEncoding>,
+    /// `hmac`: text before the signature in its header (`sha256=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// `hmac`: a header with the signing time (unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_header: Option<String>,
+    /// `hmac` with a timestamp: what is signed, with `{timestamp}` and `{body}`
+    /// (default `{timestamp}.{body}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_payload: Option<String>,
+}
+
+/// Timestamped schemes accept this much clock difference by default.
+pub const DEFAULT_TOLERANCE_SECONDS: u64 = 300;
+
+impl SignatureConfig {
+    pub fn tolerance(&self) -> u64 {
+        self.tolerance_seconds.unwrap_or(DEFAULT_TOLERANCE_SECONDS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn references_read_and_write_back_as_written() {
+        for doc in [
+            json!("plain"),
+            json!({"env": "STRIPE_SECRET"}),
+            json!({"ssm": "/hookflow/stripe"}),
+            json!({"secretsManager": "arn:aws:secretsmanager:eu-west-1:1:secret:s", "key": "github"}),
+            json!({"secretsManager": "s"}),
+        ] {
+            let read: SecretRef = serde_json::from_value(doc.clone()).unwrap();
+            assert_eq!(serde_json::to_value(&read).unwrap(), doc);
+        }
+        let plain: SecretRef = serde_json::from_value(json!("hunter2")).unwrap();
+        assert!(!format!("{plain:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_signature_config_reads_presets_and_lists() {
+        let config: SignatureConfig = serde_json::from_value(json!({
+            "preset": "standard-webhooks",
+            "secret": [{"env": "NEW"}, {"env": "OLD"}],
+        }))
+        .unwrap();
+        assert_eq!(config.preset, SignaturePreset::StandardWebhooks);
+        assert_eq!(config.secret.refs().len(), 2);
+        assert_eq!(config.tolerance(), 300);
+    }
+}

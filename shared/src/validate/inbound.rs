@@ -1,0 +1,340 @@
+//! Rules for the fields part 2 of the spec adds to a trigger (inbound.md §1–3):
+//! secrets by reference, `trigger.signature`, `trigger.request.rawBody`.
+
+use serde_json::{Map, Value};
+
+use super::{Checker, Problem, is_header_name, unknown_fields};
+use crate::model::{SecretRef, Secrets, WorkflowDefinition};
+
+const PRESETS: [&str; 7] = [
+    "github",
+    "stripe",
+    "slack",
+    "shopify",
+    "standard-webhooks",
+    "twilio",
+    "hmac",
+];
+const SIGNATURE_FIELDS: [&str; 10] = [
+    "preset",
+    "secret",
+    "toleranceSeconds",
+    "publicUrl",
+    "header",
+    "algorithm",
+    "encoding",
+    "prefix",
+    "timestampHeader",
+    "signedPayload",
+];
+const HMAC_ONLY: [&str; 6] = [
+    "header",
+    "algorithm",
+    "encoding",
+    "prefix",
+    "timestampHeader",
+    "signedPayload",
+];
+/// A day: wider windows defeat the point of a signed timestamp.
+const MAX_TOLERANCE_SECONDS: u64 = 86_400;
+
+/// A secret: a non-empty string, or exactly one of `{"env"}`, `{"ssm"}`,
+/// `{"secretsManager", "key"?}`.
+pub fn check_secret(value: Option<&Value>, at: &str, check: &mut Checker) {
+    let shape = "a non-empty string, {\"env\": NAME}, {\"ssm\": \"/parameter/name\"} or \
+                 {\"secretsManager\": \"name or ARN\", \"key\": \"field\"}";
+    match value {
+        Some(Value::String(s)) if !s.is_empty() => {}
+        Some(Value::Object(map)) => {
+            let non_empty = |name: &str| {
+                map.get(name)
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.trim().is_empty())
+            };
+            let ok = match map
+                .keys()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
+                ["env"] => map["env"].as_str().is_some_and(is_env_name),
+                ["ssm"] => non_empty("ssm"),
+                ["secretsManager"] => non_empty("secretsManager"),
+                ["key", "secretsManager"] | ["secretsManager", "key"] => {
+                    non_empty("secretsManager") && non_empty("key")
+                }
+                _ => false,
+            };
+            if !ok {
+                check.error(at, format!("must be {shape}"));
+            }
+        }
+        _ => check.error(at, format!("is required: {shape}")),
+    }
+}
+
+fn is_env_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+pub fn check_signature(signature: &Value, check: &mut Checker) {
+    let at = "trigger.signature";
+    let Some(map) = signature.as_object() else {
+        check.error(at, "must be an object {preset, secret, ...}");
+        return;
+    };
+    unknown_fields(map, &SIGNATURE_FIELDS, at, check);
+    let preset = map.get("preset").and_then(Value::as_str);
+    match preset {
+        Some(p) if PRESETS.contains(&p) => {}
+        _ => check.error(
+            format!("{at}.preset"),
+            format!("must be one of {}", PRESETS.join(", ")),
+        ),
+    }
+    match map.get("secret") {
+        Some(Value::Array(list)) if !list.is_empty() => {
+            for (i, item) in list.iter().enumerate() {
+                check_secret(Some(item), &format!("{at}.secret[{i}]"), check);
+            }
+        }
+        Some(Value::Array(_)) => {
+            check.error(format!("{at}.secret"), "must list at least one secret")
+        }
+        other => check_secret(other, &format!("{at}.secret"), check),
+    }
+    if let Some(t) = map.get("toleranceSeconds")
+        && !t
+            .as_u64()
+            .is_some_and(|t| (1..=MAX_TOLERANCE_SECONDS).contains(&t))
+    {
+        check.error(
+            format!("{at}.toleranceSeconds"),
+            format!("must be a whole number of seconds, 1..={MAX_TOLERANCE_SECONDS}"),
+        );
+    }
+    if let Some(url) = map.get("publicUrl") {
+        if preset != Some("twilio") {
+            check.error(
+                format!("{at}.publicUrl"),
+                "applies to the twilio preset only",
+            );
+        } else if !url
+            .as_str()
+            .and_then(|u| url::Url::parse(u).ok())
+            .is_some_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            check.error(format!("{at}.publicUrl"), "must be an http(s) URL");
+        }
+    }
+    if preset == Some("hmac") {
+        check_generic(map, at, check);
+    } else if preset.is_some() {
+        for field in HMAC_ONLY.iter().filter(|f| map.contains_key(**f)) {
+            check.error(format!("{at}.{field}"), "applies to the hmac preset only");
+        }
+    }
+}
+
+fn check_generic(map: &Map<String, Value>, at: &str, check: &mut Checker) {
+    match map.get("header").and_then(Value::as_str) {
+        Some(h) if is_header_name(h) => {}
+        _ => check.error(format!("{at}.header"), "is required: a header name"),
+    }
+    let one_of = |field: &str, allowed: &[&str], check: &mut Checker| {
+        if let Some(v) = map.get(field)
+            && !v.as_str().is_some_and(|s| allowed.contains(&s))
+        {
+            check.error(
+                format!("{at}.{field}"),
+                format!("must be one of {}", allowed.join(", ")),
+            );
+        }
+    };
+    one_of("algorithm", &["sha1", "sha256", "sha512"], check);
+    one_of("encoding", &["hex", "base64"], check);
+    if map.get("prefix").is_some_and(|p| !p.is_string()) {
+        check.error(format!("{at}.prefix"), "must be a string");
+    }
+    if let Some(h) = map.get("timestampHeader")
+        && !h.as_str().is_some_and(is_header_name)
+    {
+        check.error(format!("{at}.timestampHeader"), "must be a header name");
+    }
+    if let Some(payload) = map.get("signedPayload") {
+        if !map.contains_key("timestampHeader") {
+            check.error(format!("{at}.signedPayload"), "needs timestampHeader");
+        }
+        if !payload.as_str().is_some_and(|p| p.contains("{body}")) {
+            check.error(
+                format!("{at}.signedPayload"),
+                "must be a string with {body} (and usually {timestamp}), e.g. \"v0:{timestamp}:{body}\"",
+            );
+        }
+    }
+}
+
+/// Secrets written in the definition: accepted, but kept in its store in clear.
+pub fn secret_warnings(definition: &WorkflowDefinition, found: &mut Vec<Problem>) {
+    let warn = |path: String, found: &mut Vec<Problem>| {
+        found.push(Problem {
+            path,
+            message: "the secret is written in the definition (and so kept in clear in its \
+                      store); use {\"env\": ...}, {\"ssm\": ...} or {\"secretsManager\": ...}"
+                .into(),
+        });
+    };
+    let trigger = &definition.trigger;
+    if let Some(auth) = &trigger.basic_authentication
+        && matches!(auth.password, SecretRef::Plain(_))
+    {
+        warn("trigger.basicAuthentication.password".into(), found);
+    }
+    if let Some(signature) = &trigger.signature {
+        match &signature.secret {
+            Secrets::One(SecretRef::Plain(_)) => warn("trigger.signature.secret".into(), found),
+            Secrets::One(_) => {}
+            Secrets::Many(list) => {
+                for (i, secret) in list.iter().enumerate() {
+                    if matches!(secret, SecretRef::Plain(_)) {
+                        warn(format!("trigger.signature.secret[{i}]"), found);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::nodes::builtin;
+    use crate::validate::{validate, warnings};
+
+    fn with_trigger(extra: serde_json::Value) -> serde_json::Value {
+        let mut trigger = json!({"type": "webhook", "hookId": "h"});
+        for (k, v) in extra.as_object().unwrap() {
+            trigger[k] = v.clone();
+        }
+        json!({"key": "k", "trigger": trigger})
+    }
+
+    fn assert_has(found: &[String], expected: &[&str]) {
+        for e in expected {
+            assert!(
+                found.iter().any(|f| f.starts_with(e)),
+                "{e} not in {found:?}"
+            );
+        }
+    }
+
+    fn problems(extra: serde_json::Value) -> Vec<String> {
+        match validate(&with_trigger(extra), &builtin()) {
+            Ok(_) => Vec::new(),
+            Err(p) => p
+                .iter()
+                .map(|p| format!("{}: {}", p.path, p.message))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn every_preset_and_reference_form_is_accepted() {
+        for signature in [
+            json!({"preset": "github", "secret": {"env": "GITHUB_SECRET"}}),
+            json!({"preset": "stripe", "secret": {"ssm": "/hookflow/stripe"}, "toleranceSeconds": 600}),
+            json!({"preset": "slack", "secret": {"secretsManager": "hookflow", "key": "slack"}}),
+            json!({"preset": "shopify", "secret": [{"env": "NEW"}, {"env": "OLD"}]}),
+            json!({"preset": "standard-webhooks", "secret": {"secretsManager": "arn:aws:secretsmanager:eu-west-1:1:secret:x"}}),
+            json!({"preset": "twilio", "secret": {"env": "TWILIO_TOKEN"}, "publicUrl": "https://hooks.example.com/sms"}),
+            json!({"preset": "hmac", "secret": "s", "header": "X-Sig", "algorithm": "sha512", "encoding": "base64",
+                   "prefix": "v1=", "timestampHeader": "X-Ts", "signedPayload": "{timestamp}:{body}"}),
+        ] {
+            assert_eq!(
+                problems(json!({"signature": signature.clone()})),
+                Vec::<String>::new(),
+                "{signature}"
+            );
+        }
+        let auth = json!({"basicAuthentication": {"username": "u", "password": {"env": "HOOK_PASSWORD"}}, "request": {"rawBody": true}});
+        assert_eq!(problems(auth), Vec::<String>::new());
+    }
+
+    #[test]
+    fn wrong_signatures_are_named_by_path() {
+        let found = problems(
+            json!({"signature": {"preset": "gitlab", "secret": {"env": "1X"}, "toleranceSeconds": 0,
+            "publicUrl": "ftp://x", "header": "X", "bogus": 1}}),
+        );
+        assert_has(
+            &found,
+            &[
+                "trigger.signature.bogus: unknown field",
+                "trigger.signature.preset: must be one of github, stripe",
+                "trigger.signature.secret: must be a non-empty string",
+                "trigger.signature.toleranceSeconds: must be a whole number",
+                "trigger.signature.publicUrl: applies to the twilio preset only",
+            ],
+        );
+        let found =
+            problems(json!({"signature": {"preset": "github", "secret": [], "header": "X-Sig"}}));
+        assert_has(
+            &found,
+            &[
+                "trigger.signature.secret: must list",
+                "trigger.signature.header: applies to the hmac preset only",
+            ],
+        );
+        let found = problems(
+            json!({"signature": {"preset": "hmac", "secret": {"ssm": ""},
+            "algorithm": "md5", "signedPayload": "{timestamp}"}}),
+        );
+        assert_has(
+            &found,
+            &[
+                "trigger.signature.header: is required",
+                "trigger.signature.secret: must be",
+                "trigger.signature.algorithm: must be one of sha1, sha256, sha512",
+                "trigger.signature.signedPayload: needs timestampHeader",
+                "trigger.signature.signedPayload: must be a string with {body}",
+            ],
+        );
+        let found = problems(
+            json!({"basicAuthentication": {"username": "u", "password": {"env": "A", "ssm": "/b"}},
+            "request": {"rawBody": "yes"}}),
+        );
+        assert_has(
+            &found,
+            &[
+                "trigger.basicAuthentication.password: must be",
+                "trigger.request.rawBody: must be true or false",
+            ],
+        );
+    }
+
+    #[test]
+    fn secrets_written_in_the_definition_are_warned_of() {
+        let doc = with_trigger(json!({
+            "basicAuthentication": {"username": "u", "password": "p"},
+            "signature": {"preset": "github", "secret": [{"env": "NEW"}, "old-plain"]},
+        }));
+        let definition = validate(&doc, &builtin()).unwrap();
+        let paths: Vec<String> = warnings(&definition).into_iter().map(|w| w.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "trigger.basicAuthentication.password",
+                "trigger.signature.secret[1]"
+            ]
+        );
+        // The stored definition keeps the references as written.
+        let stored = serde_json::to_value(&definition).unwrap();
+        assert_eq!(
+            stored["trigger"]["signature"]["secret"],
+            json!([{"env": "NEW"}, "old-plain"])
+        );
+    }
+}
