@@ -17,6 +17,7 @@ pub mod app;
 pub mod engine;
 pub mod guard;
 pub mod lang;
+pub mod memory;
 pub mod model;
 pub mod nodes;
 pub mod ports;

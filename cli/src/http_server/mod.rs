@@ -19,7 +19,7 @@ use hyper::service::service_fn;
 use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
@@ -37,6 +37,13 @@ const DISCARD_AT_MOST: u64 = 8 << 20;
 
 /// Connections refused with a 503 at once; past this many more are closed unanswered.
 const REFUSALS_AT_ONCE: usize = 256;
+
+/// A connection's read buffer at most, which bounds a request head (nginx allows
+/// 32 KB of header lines by default; Node 16 KB).
+const READ_BUFFER: usize = 32 << 10;
+
+/// How often freed memory is handed back to the system (see `hookflow::memory`).
+const RELEASE_EVERY: Duration = Duration::from_secs(10);
 
 struct Shared {
     service: Arc<WebhookService>,
@@ -60,6 +67,13 @@ pub async fn serve(
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
     let graceful = GracefulShutdown::new();
+    let releaser = tokio::spawn(async {
+        let mut every = tokio::time::interval(RELEASE_EVERY);
+        loop {
+            every.tick().await;
+            let _ = tokio::task::spawn_blocking(hookflow::memory::release_free).await;
+        }
+    });
     tokio::pin!(stop);
     loop {
         let accepted = tokio::select! {
@@ -90,6 +104,9 @@ pub async fn serve(
             // A client may shut its write side after the request and still wait
             // for the answer.
             .half_close(true)
+            // Each connection's read buffer, and so the largest request head: hyper's
+            // default (about 400 KB) times a thousand slow uploads is 400 MB.
+            .max_buf_size(READ_BUFFER)
             .serve_connection(
                 TokioIo::new(TimedIo::new(stream, Arc::clone(&state))),
                 service_fn({
@@ -121,6 +138,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    releaser.abort();
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
@@ -138,17 +156,17 @@ async fn refuse_busy(mut stream: TcpStream) {
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
         BODY.len()
     );
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+    let _ = tokio::time::timeout(Duration::from_millis(200), async {
         stream.write_all(answer.as_bytes()).await?;
         stream.shutdown().await?;
+        // Whatever the client already sent is read (not waited for): closing with
+        // unread bytes would reset the connection and lose the answer.
         let mut sink = [0u8; 4096];
-        let mut left: usize = 64 * 1024;
-        while left > 0 {
-            let n = stream.read(&mut sink).await?;
-            if n == 0 {
-                break;
+        for _ in 0..16 {
+            match stream.try_read(&mut sink) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
             }
-            left = left.saturating_sub(n);
         }
         Ok::<_, std::io::Error>(())
     })

@@ -258,7 +258,11 @@ impl NodeType for Script {
         let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
         let flag = Arc::clone(&stop.0);
         let outcome = tokio::task::spawn_blocking(move || {
-            run_script_until(&content, &arguments, timeout, memory, flag)
+            let outcome = run_script_until(&content, &arguments, timeout, memory, flag);
+            // The runtime is gone: its heap (up to the cap) goes back to the system
+            // rather than staying in this blocking thread's arena.
+            crate::memory::release_free();
+            outcome
         })
         .await
         .map_err(|e| NodeStop::Error(format!("the script engine failed: {e}")))?;
