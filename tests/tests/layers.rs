@@ -8,10 +8,14 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     ("time", &[]),
     ("guard", &[]),
+    ("memory", &[]),
     ("model", &["time"]),
     ("lang", &[]),
     ("engine", &["time", "guard", "model", "lang"]),
-    ("nodes", &["time", "guard", "model", "lang", "engine"]),
+    (
+        "nodes",
+        &["time", "guard", "memory", "model", "lang", "engine"],
+    ),
     ("validate", &["model", "lang", "engine"]),
     ("ports", &["time", "guard", "model"]),
     (

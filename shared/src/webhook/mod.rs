@@ -243,12 +243,15 @@ impl WebhookService {
             };
             secrets.push(self.secret(reference, &at, hook_id).await?.to_string());
         }
-        let form = if config.preset == SignaturePreset::Twilio {
-            context::form_fields(request)
+        // Only Twilio signs the URL and the form fields.
+        let (form, url) = if config.preset == SignaturePreset::Twilio {
+            (
+                context::form_fields(request),
+                context::received_url(request),
+            )
         } else {
-            Vec::new()
+            (Vec::new(), String::new())
         };
-        let url = context::received_url(request);
         let signed = signature::Signed {
             headers: request.headers(),
             body: request.body(),
