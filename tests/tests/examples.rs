@@ -262,26 +262,30 @@ async fn provider_examples_answer_signed_deliveries_only() {
         let text = response.text().await.unwrap();
         assert!(text.contains(answer), "{preset}: {text}");
     }
-    // The async ones ran: the push asks for a deploy, the order is summarised.
-    let runs = server.executions(None);
-    let deploy = runs
-        .iter()
-        .find(|e| e["workflowKey"] == "github-push")
-        .expect("the push ran");
-    let deploy = server.wait_for_execution(deploy["id"].as_str().unwrap(), "resolved");
+    // The async ones ran (in the background: looked for until they are recorded):
+    // the push asks for a deploy, the order is summarised.
+    let deploy = server.wait_for_execution(&run_of(&server, "github-push"), "resolved");
     assert_eq!(
         deploy["output"],
         json!({"repository": "acme/shop", "commit": "abc123", "pusher": "ann", "delivery": null})
     );
-    let order = runs
-        .iter()
-        .find(|e| e["workflowKey"] == "shopify-order")
-        .expect("the order ran");
-    let order = server.wait_for_execution(order["id"].as_str().unwrap(), "resolved");
+    let order = server.wait_for_execution(&run_of(&server, "shopify-order"), "resolved");
     assert_eq!(
         order["jobs"][0]["result"],
         json!({"order": "#1001", "total": "42.00", "items": 2})
     );
+}
+
+/// The id of the one execution of `workflow`, once it is recorded (up to 15 s).
+fn run_of(server: &Server, workflow: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(run) = server.executions(Some(workflow)).first() {
+            return run["id"].as_str().unwrap().to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "{workflow} never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn url_form(body: &[u8]) -> Vec<(String, String)> {

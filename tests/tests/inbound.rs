@@ -227,7 +227,15 @@ async fn signed_senders_run_and_everything_else_is_refused_without_a_run_or_a_le
     );
 
     // Only the signed runs ran: 2 GitHub pushes, Stripe, Slack, Twilio, Basic.
-    let executions = server.executions(None);
+    // (The second push runs in the background: waited for until it is recorded.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let executions = loop {
+        let all = server.executions(None);
+        if all.len() >= 6 || std::time::Instant::now() > deadline {
+            break all;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     let mut keys: Vec<&str> = executions
         .iter()
         .map(|e| e["workflowKey"].as_str().unwrap())
