@@ -2,12 +2,7 @@
 
 /// `application/json`, with or without parameters, and any `*/*+json`.
 pub fn is_json_type(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let essence = essence(content_type);
     essence == "application/json" || (essence.contains('/') && essence.ends_with("+json"))
 }
 

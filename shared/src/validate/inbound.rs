@@ -15,18 +15,8 @@ const PRESETS: [&str; 7] = [
     "twilio",
     "hmac",
 ];
-const SIGNATURE_FIELDS: [&str; 10] = [
-    "preset",
-    "secret",
-    "toleranceSeconds",
-    "publicUrl",
-    "header",
-    "algorithm",
-    "encoding",
-    "prefix",
-    "timestampHeader",
-    "signedPayload",
-];
+/// Fields of every preset; `hmac` also takes [`HMAC_ONLY`].
+const COMMON_FIELDS: [&str; 4] = ["preset", "secret", "toleranceSeconds", "publicUrl"];
 const HMAC_ONLY: [&str; 6] = [
     "header",
     "algorithm",
@@ -85,7 +75,12 @@ pub fn check_signature(signature: &Value, check: &mut Checker) {
         check.error(at, "must be an object {preset, secret, ...}");
         return;
     };
-    unknown_fields(map, &SIGNATURE_FIELDS, at, check);
+    unknown_fields(
+        map,
+        &[&COMMON_FIELDS[..], &HMAC_ONLY[..]].concat(),
+        at,
+        check,
+    );
     let preset = map.get("preset").and_then(Value::as_str);
     match preset {
         Some(p) if PRESETS.contains(&p) => {}

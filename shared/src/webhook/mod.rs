@@ -241,7 +241,7 @@ impl WebhookService {
                 Secrets::One(_) => "trigger.signature.secret".to_string(),
                 Secrets::Many(_) => format!("trigger.signature.secret[{i}]"),
             };
-            secrets.push(self.secret(reference, &at, hook_id).await?.to_string());
+            secrets.push(self.secret(reference, &at, hook_id).await?);
         }
         // Only Twilio signs the URL and the form fields.
         let (form, url) = if config.preset == SignaturePreset::Twilio {

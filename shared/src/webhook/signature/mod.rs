@@ -6,6 +6,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use http::HeaderMap;
+use subtle::ConstantTimeEq;
 
 use crate::model::{HmacAlgorithm, SignatureConfig, SignatureEncoding, SignaturePreset};
 
@@ -55,9 +56,9 @@ pub struct Signed<'a> {
 }
 
 /// Verifies `request` against `config` with the resolved `secrets` (any may match).
-pub fn verify(
+pub fn verify<S: AsRef<str>>(
     config: &SignatureConfig,
-    secrets: &[String],
+    secrets: &[S],
     request: &Signed<'_>,
 ) -> Result<(), Failure> {
     let tolerance = i64::try_from(config.tolerance()).unwrap_or(i64::MAX);
@@ -144,7 +145,7 @@ pub fn verify(
             }
             let keys: Vec<Vec<u8>> = secrets
                 .iter()
-                .map(|s| standard_webhooks_key(s))
+                .map(|s| standard_webhooks_key(s.as_ref()))
                 .collect::<Result<_, _>>()?;
             let signed: [&[u8]; 5] = [id.as_bytes(), b".", &ts, b".", request.body];
             let found = keys.iter().any(|key| {
@@ -252,12 +253,12 @@ fn standard_webhooks_key(secret: &str) -> Result<Vec<u8>, Failure> {
     })
 }
 
-fn any_secret(secrets: &[String], check: impl Fn(&[u8]) -> bool) -> Result<(), Failure> {
+fn any_secret<S: AsRef<str>>(secrets: &[S], check: impl Fn(&[u8]) -> bool) -> Result<(), Failure> {
     // Every secret is tried (no early exit), so the time taken does not tell
     // which one matched.
-    let found = secrets
-        .iter()
-        .fold(false, |found, secret| check(secret.as_bytes()) | found);
+    let found = secrets.iter().fold(false, |found, secret| {
+        check(secret.as_ref().as_bytes()) | found
+    });
     if found {
         Ok(())
     } else {
@@ -265,22 +266,26 @@ fn any_secret(secrets: &[String], check: impl Fn(&[u8]) -> bool) -> Result<(), F
     }
 }
 
-/// Whether HMAC(key, parts...) equals `expected`, compared in constant time.
-fn matches(algorithm: HmacAlgorithm, key: &[u8], parts: &[&[u8]], expected: &[u8]) -> bool {
-    fn check<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]], expected: &[u8]) -> bool {
-        let Ok(mut mac) = <M as KeyInit>::new_from_slice(key) else {
-            return false;
-        };
+/// HMAC(key, parts...) with `algorithm`.
+fn mac(algorithm: HmacAlgorithm, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    fn run<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+        let mut mac = <M as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
         for part in parts {
             mac.update(part);
         }
-        mac.verify_slice(expected).is_ok()
+        mac.finalize().into_bytes().to_vec()
     }
     match algorithm {
-        HmacAlgorithm::Sha1 => check::<Hmac<sha1::Sha1>>(key, parts, expected),
-        HmacAlgorithm::Sha256 => check::<Hmac<sha2::Sha256>>(key, parts, expected),
-        HmacAlgorithm::Sha512 => check::<Hmac<sha2::Sha512>>(key, parts, expected),
+        HmacAlgorithm::Sha1 => run::<Hmac<sha1::Sha1>>(key, parts),
+        HmacAlgorithm::Sha256 => run::<Hmac<sha2::Sha256>>(key, parts),
+        HmacAlgorithm::Sha512 => run::<Hmac<sha2::Sha512>>(key, parts),
     }
+}
+
+/// Whether HMAC(key, parts...) equals `expected`, compared in constant time (the
+/// length of a MAC is public; its bytes are compared without an early exit).
+fn matches(algorithm: HmacAlgorithm, key: &[u8], parts: &[&[u8]], expected: &[u8]) -> bool {
+    mac(algorithm, key, parts).ct_eq(expected).into()
 }
 
 /// The signature a sender would put in its header(s) for `body`: for `hookflow
@@ -294,20 +299,6 @@ pub fn sign(
     now: i64,
     message_id: &str,
 ) -> Result<Vec<(String, String)>, String> {
-    let mac = |algorithm: HmacAlgorithm, key: &[u8], parts: &[&[u8]]| -> Vec<u8> {
-        fn run<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-            let mut mac = <M as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
-            for part in parts {
-                mac.update(part);
-            }
-            mac.finalize().into_bytes().to_vec()
-        }
-        match algorithm {
-            HmacAlgorithm::Sha1 => run::<Hmac<sha1::Sha1>>(key, parts),
-            HmacAlgorithm::Sha256 => run::<Hmac<sha2::Sha256>>(key, parts),
-            HmacAlgorithm::Sha512 => run::<Hmac<sha2::Sha512>>(key, parts),
-        }
-    };
     let key = secret.as_bytes();
     let ts = now.to_string();
     let sha256 = HmacAlgorithm::Sha256;
