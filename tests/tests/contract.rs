@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use hookflow::app::deploy;
 use hookflow::model::{
-    Cursor, Execution, ExecutionStatus, Paused, RunMessage, Wait, WorkflowDefinition,
+    Claim, ClaimOutcome, Cursor, Execution, ExecutionStatus, Paused, RunMessage, StoredAnswer,
+    Wait, WorkflowDefinition,
 };
 use hookflow::ports::aws::{self, DynamoStore, SqsQueue};
 use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
@@ -73,6 +74,7 @@ fn execution(id: &str, key: &str, status: ExecutionStatus) -> Execution {
         parent_execution_id: None,
         paused: None,
         attempts: 0,
+        idempotency_key: None,
         finished_at: None,
     }
 }
@@ -361,6 +363,7 @@ fn run(id: &str) -> RunMessage {
         accepted_at: "2026-11-28T00:00:00.000Z".into(),
         wake: None,
         after: None,
+        idempotency_key: None,
     }
 }
 
@@ -398,6 +401,108 @@ async fn delivers_acks_and_retries(b: Backend) {
     );
 }
 
+fn claim(workflow: &str, id: &str, now: u64) -> Claim {
+    Claim {
+        workflow_key: workflow.into(),
+        key: "evt_1PqRsT".into(),
+        execution_id: id.into(),
+        expires_at: now + 60,
+        lease_until: now + 10,
+        answer: None,
+    }
+}
+
+fn held_by(outcome: ClaimOutcome) -> Claim {
+    match outcome {
+        ClaimOutcome::Held(holder) => holder,
+        ClaimOutcome::Claimed => panic!("claimed a key that is held"),
+    }
+}
+
+async fn claims_a_key_once_and_returns_its_holder(b: Backend) {
+    let store = b.store;
+    let now = 1_000;
+    assert_eq!(
+        store.claim(&claim("w", "a", now), now).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    let holder = held_by(store.claim(&claim("w", "b", now), now).await.unwrap());
+    assert_eq!((holder.execution_id.as_str(), holder.answer), ("a", None));
+    // The same key on another workflow is another claim.
+    assert_eq!(
+        store.claim(&claim("v", "c", now), now).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    // The holder keeps its answer; duplicates then get it, past the lease too.
+    let answer = StoredAnswer {
+        status: 201,
+        headers: vec![("x-order".into(), "9".into())],
+        body: vec![0, 1, 255],
+    };
+    let mut settled = claim("w", "a", now);
+    settled.answer = Some(answer.clone());
+    store.settle_claim(&settled).await.unwrap();
+    // A request that lost its claim cannot settle or release it.
+    let mut stranger = claim("w", "z", now);
+    stranger.answer = Some(StoredAnswer {
+        status: 500,
+        headers: vec![],
+        body: vec![],
+    });
+    store.settle_claim(&stranger).await.unwrap();
+    store.release_claim(&stranger).await.unwrap();
+    let later = now + 30;
+    let holder = held_by(store.claim(&claim("w", "d", later), later).await.unwrap());
+    assert_eq!(holder.execution_id, "a");
+    assert_eq!(holder.answer, Some(answer));
+    // Once it expires, the key is free again.
+    let expired = now + 60;
+    assert_eq!(
+        store
+            .claim(&claim("w", "e", expired), expired)
+            .await
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+}
+
+async fn an_unanswered_claim_ends_with_its_lease_and_a_released_one_at_once(b: Backend) {
+    let store = b.store;
+    let now = 2_000;
+    assert_eq!(
+        store.claim(&claim("w", "a", now), now).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    let within = now + 9;
+    held_by(store.claim(&claim("w", "b", within), within).await.unwrap());
+    // Its run's process is gone: after the lease another request takes over.
+    let after = now + 10;
+    assert_eq!(
+        store.claim(&claim("w", "c", after), after).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    store.release_claim(&claim("w", "c", after)).await.unwrap();
+    assert_eq!(
+        store.claim(&claim("w", "d", after), after).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+}
+
+async fn concurrent_claims_of_one_key_let_exactly_one_through(b: Backend) {
+    let now = 3_000;
+    let tries = (0..16).map(|i| {
+        let store = Arc::clone(&b.store);
+        tokio::spawn(async move { store.claim(&claim("w", &format!("r{i}"), now), now).await })
+    });
+    let mut claimed = 0;
+    for outcome in futures_util::future::join_all(tries).await {
+        if outcome.unwrap().unwrap() == ClaimOutcome::Claimed {
+            claimed += 1;
+        }
+    }
+    assert_eq!(claimed, 1);
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod embedded_adapters {
@@ -410,6 +515,9 @@ macro_rules! contract {
 }
 
 contract!(
+    claims_a_key_once_and_returns_its_holder,
+    an_unanswered_claim_ends_with_its_lease_and_a_released_one_at_once,
+    concurrent_claims_of_one_key_let_exactly_one_through,
     deploys_versions_and_finds_hooks,
     refuses_taken_hooks_and_stale_versions,
     records_executions_once_and_lists_newest_first,

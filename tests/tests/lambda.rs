@@ -320,6 +320,7 @@ async fn a_run_returned_while_the_table_is_down_comes_back_within_seconds() {
         accepted_at: hookflow::time::now_rfc3339(),
         wake: None,
         after: None,
+        idempotency_key: None,
     };
     stack.queue.enqueue(&run).await.unwrap();
     let got = stack
@@ -531,6 +532,7 @@ async fn a_wake_up_that_comes_before_its_time_is_chained() {
         accepted_at: hookflow::time::now_rfc3339(),
         wake: None,
         after: None,
+        idempotency_key: None,
     };
     let batch = hookflow_worker::handle(
         &stack.app,
@@ -623,6 +625,7 @@ async fn an_async_child_that_waits_pauses_its_parent_on_dynamodb_and_sqs() {
         accepted_at: hookflow::time::now_rfc3339(),
         wake: None,
         after: None,
+        idempotency_key: None,
     };
     let mut bodies = vec![serde_json::to_string(&run).unwrap()];
     let started = std::time::Instant::now();

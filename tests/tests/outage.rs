@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use hookflow::app::worker::{self, Processed};
-use hookflow::model::{DeployedWorkflow, Execution, ExecutionStatus, RunMessage};
+use hookflow::model::{
+    Claim, ClaimOutcome, DeployedWorkflow, Execution, ExecutionStatus, RunMessage,
+};
 use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
 use hookflow::ports::{Queue, Store, StoreError};
 use hookflow::wiring::{App, Settings};
@@ -95,6 +97,18 @@ impl Store for FlakyStore {
     ) -> Result<Vec<Execution>, StoreError> {
         self.check()?;
         self.inner.list_executions(workflow_key, limit).await
+    }
+    async fn claim(&self, claim: &Claim, now: u64) -> Result<ClaimOutcome, StoreError> {
+        self.check()?;
+        self.inner.claim(claim, now).await
+    }
+    async fn settle_claim(&self, claim: &Claim) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.settle_claim(claim).await
+    }
+    async fn release_claim(&self, claim: &Claim) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.release_claim(claim).await
     }
 }
 
@@ -196,6 +210,7 @@ fn run_message(id: &str) -> RunMessage {
         accepted_at: hookflow::time::now_rfc3339(),
         wake: None,
         after: None,
+        idempotency_key: None,
     }
 }
 

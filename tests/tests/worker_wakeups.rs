@@ -26,6 +26,7 @@ fn execution(id: &str, parent: Option<&str>, paused: Option<Paused>) -> Executio
         parent_execution_id: parent.map(str::to_string),
         paused,
         attempts: 0,
+        idempotency_key: None,
     }
 }
 
@@ -150,6 +151,7 @@ async fn a_retried_start_looks_at_the_children_of_the_pause_it_finds() {
         accepted_at: "t".into(),
         wake: None,
         after: None,
+        idempotency_key: None,
     };
     assert_eq!(process(&app, &start).await, Processed::Done);
     assert_one_child_wake_up(&queue).await;

@@ -23,7 +23,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use hookflow::webhook::{WebhookService, declared_length, error_response};
+use hookflow::webhook::{SourceIp, WebhookService, declared_length, error_response};
 
 use conn::{ConnState, TimedIo};
 pub use fds::connection_cap;
@@ -80,8 +80,8 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
             () = &mut stop => break,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors, most often: idle timeouts free some.
                 tracing::warn!(error = %e, "accept failed");
@@ -111,9 +111,12 @@ pub async fn serve(
                 TokioIo::new(TimedIo::new(stream, Arc::clone(&state))),
                 service_fn({
                     let (shared, state) = (Arc::clone(&shared), Arc::clone(&state));
-                    move |request| {
+                    move |mut request: hyper::Request<Incoming>| {
                         let shared = Arc::clone(&shared);
                         let in_service = state.request();
+                        // `trigger.allowIps` judges the connection's peer, never a
+                        // header the caller writes.
+                        request.extensions_mut().insert(SourceIp(peer.ip()));
                         async move {
                             let response = answer(&shared, request).await;
                             drop(in_service);

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use hookflow::webhook::Deadline;
+use hookflow::webhook::{Deadline, SourceIp};
 use hookflow::wiring::App;
+use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 
 /// One invocation.
@@ -16,9 +17,13 @@ pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error
     let deadline = request
         .lambda_context_ref()
         .map(|c| deadline_of(c.deadline()));
+    let source = source_ip(&request);
     let (mut parts, body) = request.into_parts();
     if let Some(deadline) = deadline {
         parts.extensions.insert(deadline);
+    }
+    if let Some(source) = source {
+        parts.extensions.insert(source);
     }
     let body = match body {
         Body::Empty => Bytes::new(),
@@ -32,6 +37,23 @@ pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error
         .handle(http::Request::from_parts(parts, body))
         .await;
     Ok(response.map(to_lambda_body))
+}
+
+/// The caller's address as API Gateway saw it (`requestContext.http.sourceIp`),
+/// never `X-Forwarded-For`, which the caller writes.
+fn source_ip(request: &Request) -> Option<SourceIp> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(context) => context
+            .http
+            .source_ip
+            .as_deref()?
+            .parse()
+            .ok()
+            .map(SourceIp),
+        // Another event source (the enum is non-exhaustive): no known address,
+        // which `allowIps` refuses.
+        _ => None,
+    }
 }
 
 /// The invocation's deadline (wall-clock time) as an instant of this process.

@@ -51,6 +51,7 @@ impl Runner {
             parent_execution_id: None,
             paused: None,
             attempts: 0,
+            idempotency_key: None,
         }
     }
 

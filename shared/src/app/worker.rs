@@ -175,6 +175,7 @@ impl Worker {
             message.accepted_at.clone(),
         );
         execution.attempts = begun + 1;
+        execution.idempotency_key = message.idempotency_key.clone();
         // Conditional writes: a delivery that finds the run finished by another one
         // (a duplicate, or a redelivery racing the first) leaves that record alone.
         if !self.store.save_unless_finished(&execution).await? {
@@ -309,6 +310,7 @@ fn error_record(message: &RunMessage, reason: &str) -> Execution {
         paused: None,
         finished_at: Some(now_rfc3339()),
         attempts: 0,
+        idempotency_key: message.idempotency_key.clone(),
     }
 }
 

@@ -99,6 +99,9 @@ pub struct Execution {
     /// A delivery that found the store unavailable began nothing and does not count.
     #[serde(default, skip_serializing_if = "at_most_once")]
     pub attempts: u32,
+    /// The idempotency key the run was started under (`trigger.idempotency`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
 
 fn at_most_once(attempts: &u32) -> bool {
@@ -130,6 +133,9 @@ pub struct RunMessage {
     /// the new pause is saved the record still holds it, and the wake-up waits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
+    /// The idempotency key the run was accepted under, for its record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
 
 impl RunMessage {
@@ -145,6 +151,7 @@ impl RunMessage {
             accepted_at: crate::time::now_rfc3339(),
             wake: Some(reason.into()),
             after: None,
+            idempotency_key: None,
         }
     }
 

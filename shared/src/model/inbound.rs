@@ -137,6 +137,102 @@ impl SignatureConfig {
     }
 }
 
+/// `trigger.handshake`: an endpoint check a sender makes before it sends events,
+/// answered by hookflow itself (inbound.md §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HandshakePreset {
+    /// Facebook, Instagram, WhatsApp: `GET ?hub.mode=subscribe&hub.verify_token&hub.challenge`.
+    Meta,
+    /// POST `{"type": "url_verification", "challenge"}`.
+    Slack,
+    /// POST `{"event": "endpoint.url_validation", "payload": {"plainToken"}}`.
+    Zoom,
+    /// Microsoft Graph: POST `?validationToken=`.
+    Msgraph,
+    /// `GET ?challenge=`.
+    Dropbox,
+    /// X (Twitter) account activity: `GET ?crc_token=`.
+    Crc,
+}
+
+impl HandshakePreset {
+    /// Whether the sender checks with a GET (answered before Basic auth) rather
+    /// than a POST (answered once the body is read and its signature checked).
+    pub fn is_get(self) -> bool {
+        matches!(self, Self::Meta | Self::Dropbox | Self::Crc)
+    }
+
+    /// Whether the answer is an HMAC of the sender's token under a secret.
+    pub fn needs_secret(self) -> bool {
+        matches!(self, Self::Zoom | Self::Crc)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HandshakeConfig {
+    pub preset: HandshakePreset,
+    /// `meta`: the token typed into the app's webhook settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_token: Option<SecretRef>,
+    /// `zoom` (the app's secret token) and `crc` (the consumer secret); when absent,
+    /// the first `trigger.signature.secret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretRef>,
+}
+
+/// `trigger.idempotency` (inbound.md §5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdempotencyConfig {
+    /// A template over `$context`; absent = the signature preset's delivery id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u64>,
+}
+
+/// An `allowIps` entry: a CIDR block, or one address as its own block.
+pub fn parse_block(entry: &str) -> Option<ipnet::IpNet> {
+    let entry = entry.trim();
+    entry.parse::<ipnet::IpNet>().ok().or_else(|| {
+        entry
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
+}
+
+/// A day, as the spec says: longer than any sender's retry window that matters.
+pub const DEFAULT_IDEMPOTENCY_TTL_SECONDS: u64 = 86_400;
+
+impl IdempotencyConfig {
+    pub fn ttl(&self) -> u64 {
+        self.ttl_seconds.unwrap_or(DEFAULT_IDEMPOTENCY_TTL_SECONDS)
+    }
+}
+
+/// `trigger.rateLimit`: requests per second per hook, per process, with a burst.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimit {
+    pub per_second: f64,
+    /// How many may come at once after a quiet spell (default: one second's worth,
+    /// at least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+}
+
+impl RateLimit {
+    pub fn burst(&self) -> f64 {
+        match self.burst {
+            Some(b) => f64::from(b.max(1)),
+            None => self.per_second.ceil().max(1.0),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,14 +1,17 @@
 //! The data hookflow works on: workflow definitions and execution records.
 
+mod claim;
 mod execution;
 mod inbound;
 mod pause;
 mod workflow;
 
+pub use claim::{Claim, ClaimOutcome, StoredAnswer};
 pub use execution::{Execution, ExecutionStatus, Job, JobStatus, RunMessage};
 pub use inbound::{
-    DEFAULT_TOLERANCE_SECONDS, HmacAlgorithm, SecretRef, Secrets, SignatureConfig,
-    SignatureEncoding, SignaturePreset,
+    DEFAULT_IDEMPOTENCY_TTL_SECONDS, DEFAULT_TOLERANCE_SECONDS, HandshakeConfig, HandshakePreset,
+    HmacAlgorithm, IdempotencyConfig, RateLimit, SecretRef, Secrets, SignatureConfig,
+    SignatureEncoding, SignaturePreset, parse_block,
 };
 pub use pause::{Cursor, Paused, Wait};
 pub use workflow::{

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::inbound::{SecretRef, SignatureConfig};
+use super::inbound::{HandshakeConfig, IdempotencyConfig, RateLimit, SecretRef, SignatureConfig};
 
 /// Whether `s` can be a hook id: 1..=128 URL-safe characters (letters, digits,
 /// `-`, `_`). The webhook answers any other id 404 without looking it up.
@@ -76,6 +76,15 @@ pub struct TriggerDefinition {
     pub response: Option<TriggerResponse>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<SignatureConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake: Option<HandshakeConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency: Option<IdempotencyConfig>,
+    /// CIDR blocks (IPv4 and IPv6) the request must come from; empty = anyone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_ips: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

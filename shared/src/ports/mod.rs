@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::model::{DeployedWorkflow, Execution, RunMessage};
+use crate::model::{Claim, ClaimOutcome, DeployedWorkflow, Execution, RunMessage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -94,6 +94,19 @@ pub trait Store: Send + Sync {
         workflow_key: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Execution>, StoreError>;
+
+    /// Claims an idempotency key atomically: [`ClaimOutcome::Claimed`] when no
+    /// claim on it holds at `now` (unix seconds; see [`Claim::holds_at`]), else the
+    /// claim that holds, read in the same step, so concurrent duplicates across
+    /// processes start exactly one run.
+    async fn claim(&self, claim: &Claim, now: u64) -> Result<ClaimOutcome, StoreError>;
+
+    /// Keeps the answer of a claim this execution still holds (a sync run's).
+    async fn settle_claim(&self, claim: &Claim) -> Result<(), StoreError>;
+
+    /// Gives a claim up (its run could not be recorded or enqueued), if this
+    /// execution still holds it, so the sender's retry runs.
+    async fn release_claim(&self, claim: &Claim) -> Result<(), StoreError>;
 }
 
 /// One message handed to a worker. `body` is the raw text, so a message that does not

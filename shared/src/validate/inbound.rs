@@ -187,6 +187,16 @@ pub fn secret_warnings(definition: &WorkflowDefinition, found: &mut Vec<Problem>
     {
         warn("trigger.basicAuthentication.password".into(), found);
     }
+    if let Some(handshake) = &trigger.handshake {
+        for (field, secret) in [
+            ("verifyToken", &handshake.verify_token),
+            ("secret", &handshake.secret),
+        ] {
+            if matches!(secret, Some(SecretRef::Plain(_))) {
+                warn(format!("trigger.handshake.{field}"), found);
+            }
+        }
+    }
     if let Some(signature) = &trigger.signature {
         match &signature.secret {
             Secrets::One(SecretRef::Plain(_)) => warn("trigger.signature.secret".into(), found),
@@ -203,13 +213,13 @@ pub fn secret_warnings(definition: &WorkflowDefinition, found: &mut Vec<Problem>
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use serde_json::json;
 
     use crate::nodes::builtin;
     use crate::validate::{validate, warnings};
 
-    fn with_trigger(extra: serde_json::Value) -> serde_json::Value {
+    pub(in crate::validate) fn with_trigger(extra: serde_json::Value) -> serde_json::Value {
         let mut trigger = json!({"type": "webhook", "hookId": "h"});
         for (k, v) in extra.as_object().unwrap() {
             trigger[k] = v.clone();
@@ -226,7 +236,7 @@ mod tests {
         }
     }
 
-    fn problems(extra: serde_json::Value) -> Vec<String> {
+    pub(in crate::validate) fn problems(extra: serde_json::Value) -> Vec<String> {
         match validate(&with_trigger(extra), &builtin()) {
             Ok(_) => Vec::new(),
             Err(p) => p

@@ -12,6 +12,7 @@ use crate::lang::path;
 use crate::lang::template;
 use crate::model::{WorkflowDefinition, is_hook_id};
 
+mod callers;
 mod inbound;
 
 const ROOT_FIELDS: [&str; 8] = [
@@ -24,13 +25,17 @@ const ROOT_FIELDS: [&str; 8] = [
     "trigger",
     "nodes",
 ];
-const TRIGGER_FIELDS: [&str; 6] = [
+const TRIGGER_FIELDS: [&str; 10] = [
     "type",
     "hookId",
     "basicAuthentication",
     "request",
     "response",
     "signature",
+    "handshake",
+    "idempotency",
+    "allowIps",
+    "rateLimit",
 ];
 const NODE_FIELDS: [&str; 6] = ["key", "type", "title", "description", "config", "branches"];
 /// Lambda's own ceiling; a sync answer past API Gateway's 30 s is cut off anyway.
@@ -178,6 +183,7 @@ fn check_trigger(trigger: &Value, sync: bool, node_keys: &HashSet<String>, check
     if let Some(signature) = map.get("signature") {
         inbound::check_signature(signature, check);
     }
+    callers::check(map, check);
     if let Some(response) = map.get("response") {
         if sync {
             check.error(

@@ -188,6 +188,10 @@ mod tests {
             },
             response: None,
             signature: None,
+            handshake: None,
+            idempotency: None,
+            allow_ips: Vec::new(),
+            rate_limit: None,
         }
     }
 

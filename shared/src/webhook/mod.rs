@@ -2,9 +2,12 @@
 //! request to an HTTP response, on the `http` crate's types: the webhook Lambda and
 //! `hookflow serve` convert their own types at their edges and run exactly this code.
 
+mod access;
 mod auth;
 mod cache;
 mod context;
+mod handshake;
+mod idempotency;
 mod reply;
 mod route;
 mod secrets;
@@ -20,12 +23,14 @@ use serde_json::{Value, json};
 use crate::app::ids::new_execution_id;
 use crate::app::runner::Runner;
 use crate::model::{
-    DeployedWorkflow, RunMessage, SecretRef, Secrets, SignatureConfig, SignaturePreset, is_hook_id,
+    Claim, ClaimOutcome, DeployedWorkflow, HandshakeConfig, RunMessage, SecretRef, Secrets,
+    SignatureConfig, SignaturePreset, is_hook_id,
 };
 use crate::ports::secrets::SecretSource;
 use crate::ports::{Queue, Store};
 use crate::time::now_rfc3339;
 
+pub use access::SourceIp;
 pub use cache::HookCache;
 pub use reply::error as error_response;
 pub use route::hook_id_from_path;
@@ -56,8 +61,16 @@ pub fn sync_time_limit(timeout_ms: u64, deadline: Option<Deadline>) -> Duration 
 /// The default request body limit: 1 MiB.
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 
-/// The answer to a request refused before its body was read.
+/// The answer to a request given before its body was read: a refusal, or a
+/// sender's GET handshake.
 pub type Refusal = Box<Response<Bytes>>;
+
+/// How long past its sync timeout an unanswered claim holds (the run records
+/// itself and answers within it); after that its process is taken to be gone.
+const CLAIM_LEASE_MARGIN_SECONDS: u64 = 10;
+
+/// Tries at giving up a claim whose run could not be enqueued.
+const RELEASE_TRIES: u32 = 3;
 
 /// A request that passed every check made before its body is read.
 pub struct Admitted {
@@ -97,6 +110,7 @@ pub struct WebhookService {
     runner: Arc<Runner>,
     hooks: HookCache,
     secrets: SecretCache,
+    rates: access::RateLimiter,
     max_body: usize,
 }
 
@@ -115,6 +129,7 @@ impl WebhookService {
             runner,
             hooks: HookCache::new(hook_cache_ttl),
             secrets: SecretCache::new(secrets, hook_cache_ttl),
+            rates: access::RateLimiter::default(),
             max_body,
         }
     }
@@ -164,20 +179,21 @@ impl WebhookService {
                 "no such endpoint; webhooks are POST /api/webhook:trigger/{hookId}",
             ));
         };
-        if parts.method != Method::POST {
-            let mut response =
-                reply::error(StatusCode::METHOD_NOT_ALLOWED, "webhooks accept POST only");
-            reply::set_header(&mut response, "allow", "POST");
-            return Err(response);
+        // A GET is allowed only on a hook whose sender checks it with one
+        // (inbound.md §4), so it is known after the lookup; 405 comes first for
+        // anything else, as in part 1.
+        let is_get = parts.method == Method::GET;
+        if parts.method != Method::POST && !is_get {
+            return Err(wrong_method());
         }
         // An id no workflow can have is not looked up (nor cached): 404 at once,
         // the answer any unknown id gets.
         if !is_hook_id(&hook_id) {
-            return Err(not_found());
+            return Err(if is_get { wrong_method() } else { not_found() });
         }
         let workflow = match self.hooks.get(self.store.as_ref(), &hook_id).await {
             Ok(Some(w)) if w.definition.enabled => w,
-            Ok(_) => return Err(not_found()),
+            Ok(_) => return Err(if is_get { wrong_method() } else { not_found() }),
             Err(e) => {
                 tracing::error!(error = %e, "hook lookup failed");
                 return Err(reply::error(
@@ -186,7 +202,40 @@ impl WebhookService {
                 ));
             }
         };
-        if let Some(expected) = &workflow.definition.trigger.basic_authentication {
+        let trigger = &workflow.definition.trigger;
+        let get_handshake = trigger.handshake.as_ref().filter(|h| h.preset.is_get());
+        if is_get && get_handshake.is_none() {
+            return Err(wrong_method());
+        }
+        if !trigger.allow_ips.is_empty()
+            && !access::allowed(
+                parts.extensions.get::<SourceIp>().copied(),
+                &trigger.allow_ips,
+            )
+        {
+            tracing::warn!(hook_id, "a request from outside allowIps was refused");
+            return Err(reply::error(
+                StatusCode::FORBIDDEN,
+                "this hook does not accept requests from this address",
+            ));
+        }
+        if let Some(limit) = trigger.rate_limit
+            && let Err(wait) = self.rates.take(&hook_id, limit, Instant::now())
+        {
+            let mut response = reply::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "this hook's rate limit is reached; retry later",
+            );
+            let seconds = wait.as_secs_f64().ceil().max(1.0);
+            reply::set_header(&mut response, "retry-after", &format!("{seconds}"));
+            return Err(response);
+        }
+        if let Some(handshake) = get_handshake {
+            return Err(self
+                .get_handshake(handshake, &workflow, parts, &hook_id)
+                .await?);
+        }
+        if let Some(expected) = &trigger.basic_authentication {
             let password = self
                 .secret(
                     &expected.password,
@@ -209,6 +258,65 @@ impl WebhookService {
             return Err(self.too_large());
         }
         Ok(Admitted { workflow, hook_id })
+    }
+
+    /// The secret a handshake signs with: its own, else the signature's first.
+    async fn handshake_secret(
+        &self,
+        handshake: &HandshakeConfig,
+        workflow: &DeployedWorkflow,
+        hook_id: &str,
+    ) -> Result<Option<Arc<str>>, Response<Bytes>> {
+        if let Some(own) = &handshake.secret {
+            return self
+                .secret(own, "trigger.handshake.secret", hook_id)
+                .await
+                .map(Some);
+        }
+        match workflow.definition.trigger.signature.as_ref() {
+            Some(signature) => {
+                let first = &signature.secret.refs()[0];
+                self.secret(first, "trigger.signature.secret", hook_id)
+                    .await
+                    .map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn get_handshake(
+        &self,
+        handshake: &HandshakeConfig,
+        workflow: &DeployedWorkflow,
+        parts: &http::request::Parts,
+        hook_id: &str,
+    ) -> Result<Response<Bytes>, Response<Bytes>> {
+        let verify_token = match &handshake.verify_token {
+            Some(token) => Some(
+                self.secret(token, "trigger.handshake.verifyToken", hook_id)
+                    .await?,
+            ),
+            None => None,
+        };
+        let secret = if handshake.preset.needs_secret() {
+            self.handshake_secret(handshake, workflow, hook_id).await?
+        } else {
+            None
+        };
+        let answer = handshake::answer_get(
+            handshake.preset,
+            parts.uri.query().unwrap_or(""),
+            handshake::GetSecrets {
+                verify_token: verify_token.as_deref(),
+                secret: secret.as_deref(),
+            },
+        );
+        tracing::info!(
+            hook_id,
+            status = answer.status().as_u16(),
+            "handshake answered"
+        );
+        Ok(answer)
     }
 
     /// A configured secret's value; 503 naming where it is configured (`at`) when
@@ -275,39 +383,166 @@ impl WebhookService {
         if request.body().len() > self.max_body {
             return self.too_large();
         }
-        if let Some(config) = &workflow.definition.trigger.signature
+        let trigger = &workflow.definition.trigger;
+        if let Some(config) = &trigger.signature
             && let Err(refused) = self.check_signature(config, &request, &hook_id).await
         {
             return refused;
         }
-        let context = match context::trigger_context(&request, &workflow.definition.trigger).await {
+        if let Some(handshake) = trigger.handshake.as_ref().filter(|h| !h.preset.is_get()) {
+            let secret = if handshake.preset.needs_secret() {
+                match self.handshake_secret(handshake, &workflow, &hook_id).await {
+                    Ok(secret) => secret,
+                    Err(refused) => return refused,
+                }
+            } else {
+                None
+            };
+            let query = request.uri().query().unwrap_or("");
+            if let Some(answer) =
+                handshake::answer_post(handshake.preset, query, request.body(), secret.as_deref())
+            {
+                tracing::info!(hook_id, "handshake answered");
+                return answer;
+            }
+        }
+        let context = match context::trigger_context(&request, trigger).await {
             Ok(c) => c,
             Err(message) => return reply::error(StatusCode::BAD_REQUEST, &message),
         };
-        if workflow.definition.sync {
-            let deadline = request.extensions().get::<Deadline>().copied();
-            self.run_sync(&workflow, context, deadline).await
-        } else {
-            self.accept_async(&workflow, context).await
+        let key = idempotency::key_of(trigger, request.headers(), request.body(), &context);
+        let deadline = request.extensions().get::<Deadline>().copied();
+        match key {
+            Some(key) => self.run_once(&workflow, context, key, deadline).await,
+            None if workflow.definition.sync => {
+                self.run_sync(&workflow, context, deadline, new_execution_id(), None)
+                    .await
+                    .0
+            }
+            None => {
+                let message = async_message(&workflow, context, new_execution_id(), None);
+                match self.enqueue(&message).await {
+                    Ok(()) => async_answer(&workflow, &message),
+                    Err(refused) => refused,
+                }
+            }
         }
     }
 
+    /// A delivery with an idempotency key: the first runs, the others get its
+    /// answer (inbound.md §5). The claim and the enqueue are the only store
+    /// calls an async accept makes.
+    async fn run_once(
+        &self,
+        workflow: &DeployedWorkflow,
+        context: Value,
+        key: String,
+        deadline: Option<Deadline>,
+    ) -> Response<Bytes> {
+        let now = crate::time::unix_seconds().max(0) as u64;
+        let definition = &workflow.definition;
+        let ttl = definition
+            .trigger
+            .idempotency
+            .as_ref()
+            .map_or(crate::model::DEFAULT_IDEMPOTENCY_TTL_SECONDS, |c| c.ttl());
+        let id = new_execution_id();
+        let mut claim = Claim {
+            workflow_key: workflow.key.clone(),
+            key: key.clone(),
+            execution_id: id.clone(),
+            expires_at: now.saturating_add(ttl),
+            lease_until: now
+                .saturating_add(definition.sync_timeout_ms().div_ceil(1000))
+                .saturating_add(CLAIM_LEASE_MARGIN_SECONDS),
+            answer: None,
+        };
+        // An async run's answer is known before it is enqueued: kept with the
+        // claim itself, so the accept is one write and a replay one read.
+        let message = (!definition.sync)
+            .then(|| async_message(workflow, context.clone(), id.clone(), Some(key.clone())));
+        let accepted = message.as_ref().map(|m| async_answer(workflow, m));
+        if let Some(answer) = &accepted {
+            claim.answer = Some(idempotency::keep(answer, &id));
+        }
+        match self.store.claim(&claim, now).await {
+            Ok(ClaimOutcome::Claimed) => {}
+            Ok(ClaimOutcome::Held(held)) => {
+                tracing::info!(workflow = %workflow.key, execution_id = %held.execution_id, "a duplicate delivery was answered from its first");
+                return match &held.answer {
+                    Some(answer) => idempotency::replay(answer),
+                    None => idempotency::in_progress(&held.execution_id),
+                };
+            }
+            Err(e) => {
+                tracing::error!(workflow = %workflow.key, error = %e, "cannot claim an idempotency key");
+                return reply::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the idempotency store is unavailable; retry later",
+                );
+            }
+        }
+        if let (Some(message), Some(answer)) = (message, accepted) {
+            return match self.enqueue(&message).await {
+                Ok(()) => answer,
+                Err(refused) => {
+                    self.release(&claim).await;
+                    refused
+                }
+            };
+        }
+        let (response, recorded) = self
+            .run_sync(workflow, context, deadline, id.clone(), Some(key))
+            .await;
+        if !recorded {
+            self.release(&claim).await;
+            return response;
+        }
+        claim.answer = Some(idempotency::keep(&response, &id));
+        if let Err(e) = self.store.settle_claim(&claim).await {
+            // The run is recorded; a duplicate after the lease runs it again.
+            tracing::error!(execution_id = %id, error = %e, "cannot keep the answer of an idempotent run");
+        }
+        response
+    }
+
+    /// Gives up a claim whose run was not recorded or enqueued, so the sender's
+    /// retry runs; tried a few times, as a claim left behind would answer that
+    /// retry with an answer for a run that never happened.
+    async fn release(&self, claim: &Claim) {
+        for attempt in 1..=RELEASE_TRIES {
+            match self.store.release_claim(claim).await {
+                Ok(()) => return,
+                Err(e) if attempt == RELEASE_TRIES => {
+                    tracing::error!(execution_id = %claim.execution_id, expires_at = claim.expires_at, error = %e,
+                        "cannot release the idempotency claim of a run that was not queued; duplicates of its delivery will be answered as the first was until it expires");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await,
+            }
+        }
+    }
+
+    /// Runs a sync workflow and records it; the answer, and whether it was
+    /// recorded (a 503 otherwise).
     async fn run_sync(
         &self,
         workflow: &DeployedWorkflow,
         context: Value,
         deadline: Option<Deadline>,
-    ) -> Response<Bytes> {
-        let id = new_execution_id();
-        let execution = Runner::started(workflow, &id, context, now_rfc3339());
+        id: String,
+        idempotency_key: Option<String>,
+    ) -> (Response<Bytes>, bool) {
+        let mut execution = Runner::started(workflow, &id, context, now_rfc3339());
+        execution.idempotency_key = idempotency_key;
         let timeout = sync_time_limit(workflow.definition.sync_timeout_ms(), deadline);
         let finished = self.runner.run(execution, workflow, Some(timeout)).await;
         if let Err(e) = self.store.save_execution(&finished.execution).await {
             tracing::error!(execution_id = %id, error = %e, "cannot record a sync execution");
-            return reply::error(
+            let refused = reply::error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the run could not be recorded; retry later",
             );
+            return (refused, false);
         }
         let status = finished.execution.status;
         if finished.timed_out {
@@ -315,9 +550,9 @@ impl WebhookService {
                 "error": format!("the workflow did not answer within {} ms", timeout.as_millis()),
                 "executionId": id,
             });
-            return reply::json(StatusCode::GATEWAY_TIMEOUT, &body);
+            return (reply::json(StatusCode::GATEWAY_TIMEOUT, &body), true);
         }
-        match finished.reply {
+        let response = match finished.reply {
             Some(r) => reply::from_reply(&r),
             None => {
                 let code = if status == crate::model::ExecutionStatus::Resolved {
@@ -330,32 +565,52 @@ impl WebhookService {
                     &json!({ "executionId": id, "status": status.as_str() }),
                 )
             }
-        }
+        };
+        (response, true)
     }
 
-    async fn accept_async(&self, workflow: &DeployedWorkflow, context: Value) -> Response<Bytes> {
-        let message = RunMessage {
-            execution_id: new_execution_id(),
-            workflow_key: workflow.key.clone(),
-            workflow_version: workflow.version,
-            context,
-            accepted_at: now_rfc3339(),
-            wake: None,
-            after: None,
-        };
-        if let Err(e) = self.queue.enqueue(&message).await {
+    async fn enqueue(&self, message: &RunMessage) -> Result<(), Response<Bytes>> {
+        self.queue.enqueue(message).await.map_err(|e| {
             tracing::error!(execution_id = %message.execution_id, error = %e, "cannot enqueue a run");
-            return reply::error(
+            reply::error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the run could not be queued; retry later",
-            );
-        }
-        let configured = workflow
-            .definition
-            .trigger
-            .response
-            .clone()
-            .unwrap_or_default();
-        reply::trigger_response(&configured, &message.context, &message.execution_id)
+            )
+        })
     }
+}
+
+fn wrong_method() -> Response<Bytes> {
+    let mut response = reply::error(StatusCode::METHOD_NOT_ALLOWED, "webhooks accept POST only");
+    reply::set_header(&mut response, "allow", "POST");
+    response
+}
+
+fn async_message(
+    workflow: &DeployedWorkflow,
+    context: Value,
+    execution_id: String,
+    idempotency_key: Option<String>,
+) -> RunMessage {
+    RunMessage {
+        execution_id,
+        workflow_key: workflow.key.clone(),
+        workflow_version: workflow.version,
+        context,
+        accepted_at: now_rfc3339(),
+        wake: None,
+        after: None,
+        idempotency_key,
+    }
+}
+
+/// An async workflow's configured immediate answer.
+fn async_answer(workflow: &DeployedWorkflow, message: &RunMessage) -> Response<Bytes> {
+    let configured = workflow
+        .definition
+        .trigger
+        .response
+        .clone()
+        .unwrap_or_default();
+    reply::trigger_response(&configured, &message.context, &message.execution_id)
 }

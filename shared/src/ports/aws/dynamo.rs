@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::item::{self, Item, get_s, n, s};
-use crate::model::{DeployedWorkflow, Execution};
+use crate::model::{Claim, ClaimOutcome, DeployedWorkflow, Execution};
 use crate::ports::{Store, StoreError};
 
 const GSI: &str = "gsi1";
@@ -31,7 +31,7 @@ pub struct DynamoStore {
     retention: Option<Duration>,
 }
 
-fn backend<E: std::error::Error + 'static>(e: E) -> StoreError {
+pub(super) fn backend<E: std::error::Error + 'static>(e: E) -> StoreError {
     StoreError::Backend(DisplayErrorContext(e).to_string())
 }
 
@@ -381,6 +381,18 @@ impl Store for DynamoStore {
         all.sort_by(|a, b| b.id.cmp(&a.id));
         all.truncate(limit);
         Ok(all)
+    }
+
+    async fn claim(&self, claim: &Claim, now: u64) -> Result<ClaimOutcome, StoreError> {
+        super::claims::claim(&self.client, &self.table, claim, now).await
+    }
+
+    async fn settle_claim(&self, claim: &Claim) -> Result<(), StoreError> {
+        super::claims::settle(&self.client, &self.table, claim).await
+    }
+
+    async fn release_claim(&self, claim: &Claim) -> Result<(), StoreError> {
+        super::claims::release(&self.client, &self.table, claim).await
     }
 }
 

@@ -8,6 +8,10 @@
 //! - `EX#<id>` / `EX`: an execution (`record`), with `gsi1pk = WFEX#<key>` and
 //!   `gsi1sk = <id>` (UUIDv7, time-ordered) for listing a workflow's executions newest
 //!   first, and `expiresAt` (epoch seconds) for TTL retention.
+//! - `CLAIM#<workflow key>#<sha256 of the idempotency key>` / `CLAIM`: a claimed
+//!   idempotency key (`record`: the claim with its answer as JSON), with
+//!   `executionId`, `leaseUntil`, `answered` (present once the answer is kept) for
+//!   conditions, and `expiresAt` (the table's TTL attribute) when its claim ends.
 
 use std::collections::HashMap;
 
@@ -49,6 +53,10 @@ pub fn hook_pk(hook_id: &str) -> String {
 
 pub fn execution_pk(id: &str) -> String {
     format!("EX#{id}")
+}
+
+pub fn claim_pk(workflow_key: &str, key_hash: &str) -> String {
+    format!("CLAIM#{workflow_key}#{key_hash}")
 }
 
 pub fn executions_gsi_pk(key: &str) -> String {
@@ -175,6 +183,7 @@ mod tests {
             paused: None,
             finished_at: Some("t".into()),
             attempts: 0,
+            idempotency_key: None,
         }
     }
 

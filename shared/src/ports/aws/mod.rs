@@ -3,6 +3,7 @@
 //! Both honour the standard AWS environment (`AWS_ENDPOINT_URL`, `AWS_PROFILE`,
 //! `AWS_REGION`), so the same code talks to AWS or to a local endpoint such as moto.
 
+mod claims;
 mod dynamo;
 mod item;
 mod secrets;

@@ -44,6 +44,17 @@ CREATE TABLE IF NOT EXISTS delayed (
     available_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS delayed_by_due ON delayed (available_at);
+-- Idempotency claims (inbound.md §5): the record is the claim with its answer;
+-- the columns beside it are for lookups and sweeping ended claims.
+CREATE TABLE IF NOT EXISTS claims (
+    workflow_key TEXT NOT NULL,
+    key_hash TEXT NOT NULL,
+    execution_id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (workflow_key, key_hash)
+);
+CREATE INDEX IF NOT EXISTS claims_by_expiry ON claims (expires_at);
 ";
 
 /// A write: runs inside the batch's transaction; `Ok(false)` means "not applied"

@@ -7,6 +7,7 @@
 //! process). Every write goes through one writer thread that commits whatever has
 //! queued up in one transaction: concurrent requests share one fsync (group commit).
 
+mod claims;
 mod db;
 mod queue;
 mod store;

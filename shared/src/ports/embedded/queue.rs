@@ -467,6 +467,7 @@ mod tests {
             accepted_at: "t".into(),
             wake: None,
             after: None,
+            idempotency_key: None,
         }
     }
 

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::db::Database;
-use crate::model::{DeployedWorkflow, Execution};
+use crate::model::{Claim, ClaimOutcome, DeployedWorkflow, Execution};
 use crate::ports::{Store, StoreError};
 
 #[derive(Clone)]
@@ -268,5 +268,17 @@ impl Store for EmbeddedStore {
             })
             .await
             .map_err(backend)
+    }
+
+    async fn claim(&self, claim: &Claim, now: u64) -> Result<ClaimOutcome, StoreError> {
+        super::claims::claim(&self.db, claim, now).await
+    }
+
+    async fn settle_claim(&self, claim: &Claim) -> Result<(), StoreError> {
+        super::claims::settle(&self.db, claim).await
+    }
+
+    async fn release_claim(&self, claim: &Claim) -> Result<(), StoreError> {
+        super::claims::release(&self.db, claim).await
     }
 }

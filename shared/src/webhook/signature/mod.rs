@@ -267,7 +267,7 @@ fn any_secret<S: AsRef<str>>(secrets: &[S], check: impl Fn(&[u8]) -> bool) -> Re
 }
 
 /// HMAC(key, parts...) with `algorithm`.
-fn mac(algorithm: HmacAlgorithm, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn mac(algorithm: HmacAlgorithm, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     fn run<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
         let mut mac = <M as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
         for part in parts {

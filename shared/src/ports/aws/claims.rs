@@ -1,0 +1,132 @@
+//! Idempotency claims on the DynamoDB table: one conditional `PutItem` claims a key
+//! and, when it is held, returns the holder in the same call
+//! (`ReturnValuesOnConditionCheckFailure`), so a replay costs no second read.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+
+use super::dynamo::backend;
+use super::item::{self, Item, get_s, n, s};
+use crate::model::{Claim, ClaimOutcome};
+use crate::ports::StoreError;
+
+/// A claim the table no longer holds (expired, or its lease ran out) may be taken.
+const FREE: &str = "attribute_not_exists(pk) OR expiresAt <= :now \
+                    OR (attribute_not_exists(answered) AND leaseUntil <= :now)";
+
+fn claim_key(claim: &Claim) -> Item {
+    Item::from([
+        (
+            "pk".to_string(),
+            s(item::claim_pk(&claim.workflow_key, &claim.key_hash())),
+        ),
+        ("sk".to_string(), s("CLAIM")),
+    ])
+}
+
+fn claim_item(claim: &Claim) -> Result<Item, StoreError> {
+    let record = serde_json::to_string(claim).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let mut item = claim_key(claim);
+    item.insert("executionId".into(), s(&claim.execution_id));
+    item.insert("expiresAt".into(), n(claim.expires_at));
+    item.insert("leaseUntil".into(), n(claim.lease_until));
+    if claim.answer.is_some() {
+        item.insert("answered".into(), AttributeValue::Bool(true));
+    }
+    item.insert("record".into(), s(record));
+    Ok(item)
+}
+
+fn read_claim(found: &Item) -> Result<Claim, StoreError> {
+    let text = get_s(found, "record")
+        .ok_or_else(|| StoreError::Backend("a claim item without a record".into()))?;
+    serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("unreadable claim: {e}")))
+}
+
+pub async fn claim(
+    client: &Client,
+    table: &str,
+    claim: &Claim,
+    now: u64,
+) -> Result<ClaimOutcome, StoreError> {
+    let result = client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(claim_item(claim)?))
+        .condition_expression(FREE)
+        .expression_attribute_values(":now", n(now))
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(ClaimOutcome::Claimed),
+        Err(SdkError::ServiceError(e)) => match e.into_err() {
+            PutItemError::ConditionalCheckFailedException(held) => match held.item {
+                Some(found) => Ok(ClaimOutcome::Held(read_claim(&found)?)),
+                // An endpoint that does not return the item: read it.
+                None => holder(client, table, claim).await,
+            },
+            other => Err(backend(other)),
+        },
+        Err(e) => Err(backend(e)),
+    }
+}
+
+async fn holder(client: &Client, table: &str, claim: &Claim) -> Result<ClaimOutcome, StoreError> {
+    let found = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(claim_key(claim)))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(backend)?
+        .item;
+    match found {
+        Some(found) => Ok(ClaimOutcome::Held(read_claim(&found)?)),
+        None => Err(StoreError::Backend(
+            "the claim changed while it was read; retry".into(),
+        )),
+    }
+}
+
+pub async fn settle(client: &Client, table: &str, claim: &Claim) -> Result<(), StoreError> {
+    let result = client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(claim_item(claim)?))
+        .condition_expression("executionId = :id")
+        .expression_attribute_values(":id", s(&claim.execution_id))
+        .send()
+        .await;
+    ignore_lost(result)
+}
+
+pub async fn release(client: &Client, table: &str, claim: &Claim) -> Result<(), StoreError> {
+    let result = client
+        .delete_item()
+        .table_name(table)
+        .set_key(Some(claim_key(claim)))
+        .condition_expression("executionId = :id")
+        .expression_attribute_values(":id", s(&claim.execution_id))
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
+        Err(e) => Err(backend(e)),
+    }
+}
+
+/// A claim taken over by another request meanwhile is theirs: nothing to do.
+fn ignore_lost<T>(
+    result: Result<T, SdkError<PutItemError, aws_sdk_dynamodb::config::http::HttpResponse>>,
+) -> Result<(), StoreError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
+        Err(e) => Err(backend(e)),
+    }
+}

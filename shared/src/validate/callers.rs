@@ -1,0 +1,247 @@
+//! Rules for handshakes, duplicates and who may call (inbound.md §4–6):
+//! `trigger.handshake`, `trigger.idempotency`, `trigger.allowIps`,
+//! `trigger.rateLimit`.
+
+use serde_json::{Map, Value};
+
+use super::inbound::check_secret;
+use super::{Checker, unknown_fields};
+use crate::model::parse_block;
+
+const HANDSHAKES: [&str; 6] = ["meta", "slack", "zoom", "msgraph", "dropbox", "crc"];
+/// Signature presets whose sender puts a delivery id on every delivery.
+const KEYED_PRESETS: [&str; 6] = [
+    "github",
+    "stripe",
+    "shopify",
+    "standard-webhooks",
+    "slack",
+    "twilio",
+];
+/// Thirty days: longer than any sender retries a delivery.
+const MAX_TTL_SECONDS: u64 = 30 * 86_400;
+const MAX_RATE: f64 = 1_000_000.0;
+
+pub fn check(trigger: &Map<String, Value>, check: &mut Checker) {
+    let signature_preset = trigger
+        .get("signature")
+        .and_then(|s| s.get("preset"))
+        .and_then(Value::as_str);
+    if let Some(handshake) = trigger.get("handshake") {
+        check_handshake(handshake, signature_preset.is_some(), check);
+    }
+    if let Some(idempotency) = trigger.get("idempotency") {
+        check_idempotency(idempotency, signature_preset, check);
+    }
+    if let Some(list) = trigger.get("allowIps") {
+        check_allow_ips(list, check);
+    }
+    if let Some(limit) = trigger.get("rateLimit") {
+        check_rate_limit(limit, check);
+    }
+}
+
+fn check_handshake(handshake: &Value, has_signature: bool, check: &mut Checker) {
+    let at = "trigger.handshake";
+    let Some(map) = handshake.as_object() else {
+        check.error(at, "must be an object {preset, ...}");
+        return;
+    };
+    unknown_fields(map, &["preset", "verifyToken", "secret"], at, check);
+    let preset = map.get("preset").and_then(Value::as_str);
+    if !preset.is_some_and(|p| HANDSHAKES.contains(&p)) {
+        check.error(
+            format!("{at}.preset"),
+            format!("must be one of {}", HANDSHAKES.join(", ")),
+        );
+    }
+    match (preset, map.get("verifyToken")) {
+        (Some("meta"), token) => check_secret(token, &format!("{at}.verifyToken"), check),
+        (_, Some(_)) => check.error(
+            format!("{at}.verifyToken"),
+            "applies to the meta preset only",
+        ),
+        _ => {}
+    }
+    let signs = matches!(preset, Some("zoom" | "crc"));
+    match map.get("secret") {
+        Some(secret) if signs => check_secret(Some(secret), &format!("{at}.secret"), check),
+        Some(_) => check.error(
+            format!("{at}.secret"),
+            "applies to the zoom and crc presets only",
+        ),
+        None if signs && !has_signature => check.error(
+            format!("{at}.secret"),
+            "is required (or a trigger.signature whose first secret it is)",
+        ),
+        None => {}
+    }
+}
+
+fn check_idempotency(idempotency: &Value, signature_preset: Option<&str>, check: &mut Checker) {
+    let at = "trigger.idempotency";
+    let Some(map) = idempotency.as_object() else {
+        check.error(at, "must be an object {key, ttlSeconds}");
+        return;
+    };
+    unknown_fields(map, &["key", "ttlSeconds"], at, check);
+    match map.get("key") {
+        Some(Value::String(key)) if !key.trim().is_empty() => {}
+        Some(_) => check.error(
+            format!("{at}.key"),
+            "must be a non-empty template, e.g. \"{{$context.headers.x-delivery-id}}\"",
+        ),
+        None if signature_preset.is_some_and(|p| KEYED_PRESETS.contains(&p)) => {}
+        None => check.error(
+            format!("{at}.key"),
+            format!(
+                "is required unless trigger.signature uses a preset with a delivery id ({})",
+                KEYED_PRESETS.join(", ")
+            ),
+        ),
+    }
+    if let Some(ttl) = map.get("ttlSeconds")
+        && !ttl
+            .as_u64()
+            .is_some_and(|t| (1..=MAX_TTL_SECONDS).contains(&t))
+    {
+        check.error(
+            format!("{at}.ttlSeconds"),
+            format!("must be a whole number of seconds, 1..={MAX_TTL_SECONDS}"),
+        );
+    }
+}
+
+fn check_allow_ips(list: &Value, check: &mut Checker) {
+    let at = "trigger.allowIps";
+    let Some(items) = list.as_array() else {
+        check.error(
+            at,
+            "must be a list of CIDR blocks, e.g. [\"192.30.252.0/22\"]",
+        );
+        return;
+    };
+    if items.is_empty() {
+        check.error(
+            at,
+            "must list at least one block (leave it out to allow anyone)",
+        );
+    }
+    for (i, item) in items.iter().enumerate() {
+        if item.as_str().and_then(parse_block).is_none() {
+            check.error(
+                format!("{at}[{i}]"),
+                "must be an IPv4 or IPv6 address or CIDR block, e.g. \"2001:db8::/32\"",
+            );
+        }
+    }
+}
+
+fn check_rate_limit(limit: &Value, check: &mut Checker) {
+    let at = "trigger.rateLimit";
+    let Some(map) = limit.as_object() else {
+        check.error(at, "must be an object {perSecond, burst}");
+        return;
+    };
+    unknown_fields(map, &["perSecond", "burst"], at, check);
+    if !map
+        .get("perSecond")
+        .and_then(Value::as_f64)
+        .is_some_and(|r| r > 0.0 && r <= MAX_RATE)
+    {
+        check.error(
+            format!("{at}.perSecond"),
+            format!("is required: a number of requests per second, above 0 and at most {MAX_RATE}"),
+        );
+    }
+    if let Some(burst) = map.get("burst")
+        && !burst
+            .as_u64()
+            .is_some_and(|b| (1..=MAX_RATE as u64).contains(&b))
+    {
+        check.error(
+            format!("{at}.burst"),
+            format!("must be a whole number of requests, 1..={MAX_RATE}"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::validate::inbound::tests::problems;
+
+    #[test]
+    fn good_settings_are_accepted() {
+        for extra in [
+            json!({"handshake": {"preset": "meta", "verifyToken": {"env": "META_TOKEN"}}}),
+            json!({"handshake": {"preset": "dropbox"}}),
+            json!({"handshake": {"preset": "zoom", "secret": {"env": "ZOOM_SECRET"}}}),
+            json!({"handshake": {"preset": "crc"}, "signature": {"preset": "hmac", "header": "x-sig", "secret": {"env": "S"}}}),
+            json!({"idempotency": {"key": "{{$context.headers.x-id}}", "ttlSeconds": 60}}),
+            json!({"idempotency": {}, "signature": {"preset": "stripe", "secret": {"env": "S"}}}),
+            json!({"allowIps": ["192.30.252.0/22", "2001:db8::/32", "10.0.0.1"]}),
+            json!({"rateLimit": {"perSecond": 0.5}}),
+            json!({"rateLimit": {"perSecond": 50, "burst": 100}}),
+        ] {
+            assert_eq!(problems(extra.clone()), Vec::<String>::new(), "{extra}");
+        }
+    }
+
+    #[test]
+    fn wrong_settings_are_named_by_path() {
+        let cases = [
+            (
+                json!({"handshake": {"preset": "facebook"}}),
+                "trigger.handshake.preset",
+            ),
+            (
+                json!({"handshake": {"preset": "meta"}}),
+                "trigger.handshake.verifyToken",
+            ),
+            (
+                json!({"handshake": {"preset": "zoom"}}),
+                "trigger.handshake.secret",
+            ),
+            (
+                json!({"handshake": {"preset": "slack", "secret": "x"}}),
+                "trigger.handshake.secret",
+            ),
+            (
+                json!({"handshake": {"preset": "dropbox", "verifyToken": "x"}}),
+                "trigger.handshake.verifyToken",
+            ),
+            (json!({"idempotency": {}}), "trigger.idempotency.key"),
+            (
+                json!({"idempotency": {"key": ""}}),
+                "trigger.idempotency.key",
+            ),
+            (
+                json!({"idempotency": {"key": "k", "ttlSeconds": 0}}),
+                "trigger.idempotency.ttlSeconds",
+            ),
+            (
+                json!({"idempotency": {"key": "k", "ttl": 5}}),
+                "trigger.idempotency.ttl",
+            ),
+            (json!({"allowIps": ["300.1.1.1/8"]}), "trigger.allowIps[0]"),
+            (json!({"allowIps": []}), "trigger.allowIps"),
+            (
+                json!({"rateLimit": {"perSecond": 0}}),
+                "trigger.rateLimit.perSecond",
+            ),
+            (
+                json!({"rateLimit": {"perSecond": 5, "burst": 0}}),
+                "trigger.rateLimit.burst",
+            ),
+        ];
+        for (extra, path) in cases {
+            let found = problems(extra.clone());
+            assert!(
+                found.iter().any(|f| f.starts_with(path)),
+                "{extra}: {path} not in {found:?}"
+            );
+        }
+    }
+}

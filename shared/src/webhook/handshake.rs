@@ -1,0 +1,258 @@
+//! `trigger.handshake` (inbound.md §4): the checks a sender makes before it sends
+//! events, answered here in the shape each sender expects. No run starts and
+//! nothing is recorded.
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::reply;
+use super::signature::mac;
+use crate::model::{HandshakePreset, HmacAlgorithm};
+
+/// The first value of query parameter `name` (decoded, `+` as a space).
+fn query_param(query: &str, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// A plain-text answer: the challenge echoed back. `nosniff`, so no browser ever
+/// reads an echoed value as anything but text.
+fn text(value: &str) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from(value.to_string()));
+    reply::set_header(&mut response, "content-type", "text/plain");
+    reply::set_header(&mut response, "x-content-type-options", "nosniff");
+    response
+}
+
+fn hmac_sha256(secret: &str, message: &str) -> Vec<u8> {
+    mac(
+        HmacAlgorithm::Sha256,
+        secret.as_bytes(),
+        &[message.as_bytes()],
+    )
+}
+
+/// Equal in constant time whatever the lengths (both sides hashed first).
+fn same(a: &str, b: &str) -> bool {
+    Sha256::digest(a.as_bytes())
+        .ct_eq(&Sha256::digest(b.as_bytes()))
+        .into()
+}
+
+/// What a GET handshake needs from the definition, resolved.
+pub struct GetSecrets<'a> {
+    /// `meta`: the configured verify token.
+    pub verify_token: Option<&'a str>,
+    /// `crc`: the consumer secret.
+    pub secret: Option<&'a str>,
+}
+
+/// Answers a GET to a hook whose handshake is checked with a GET (`meta`,
+/// `dropbox`, `crc`).
+pub fn answer_get(preset: HandshakePreset, query: &str, secrets: GetSecrets) -> Response<Bytes> {
+    match preset {
+        HandshakePreset::Meta => {
+            let mode = query_param(query, "hub.mode");
+            let token = query_param(query, "hub.verify_token");
+            let challenge = query_param(query, "hub.challenge");
+            match (mode.as_deref(), token, challenge, secrets.verify_token) {
+                (Some("subscribe"), Some(token), Some(challenge), Some(expected))
+                    if same(&token, expected) =>
+                {
+                    text(&challenge)
+                }
+                _ => reply::error(
+                    StatusCode::FORBIDDEN,
+                    "not a subscription check with this hook's verify token",
+                ),
+            }
+        }
+        HandshakePreset::Dropbox => match query_param(query, "challenge") {
+            Some(challenge) => text(&challenge),
+            None => missing("challenge"),
+        },
+        HandshakePreset::Crc => match (query_param(query, "crc_token"), secrets.secret) {
+            (Some(token), Some(secret)) => {
+                use base64::Engine as _;
+                let digest =
+                    base64::engine::general_purpose::STANDARD.encode(hmac_sha256(secret, &token));
+                reply::json(
+                    StatusCode::OK,
+                    &json!({ "response_token": format!("sha256={digest}") }),
+                )
+            }
+            _ => missing("crc_token"),
+        },
+        // POST handshakes: a GET to their hook is a wrong method, answered earlier.
+        HandshakePreset::Slack | HandshakePreset::Zoom | HandshakePreset::Msgraph => {
+            reply::error(StatusCode::METHOD_NOT_ALLOWED, "webhooks accept POST only")
+        }
+    }
+}
+
+fn missing(parameter: &str) -> Response<Bytes> {
+    reply::error(
+        StatusCode::BAD_REQUEST,
+        &format!("a GET to this hook is its sender's check and needs ?{parameter}="),
+    )
+}
+
+#[derive(Deserialize)]
+struct SlackCheck {
+    #[serde(rename = "type")]
+    kind: String,
+    challenge: String,
+}
+
+#[derive(Deserialize)]
+struct ZoomCheck {
+    event: String,
+    payload: ZoomPayload,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ZoomPayload {
+    plain_token: String,
+}
+
+/// Answers a POST that is the sender's check (`slack`, `zoom`, `msgraph`); `None`
+/// for any other request, which goes on as an event. `secret` is Zoom's secret
+/// token. The body is parsed only when it names the check, so events pay a scan.
+pub fn answer_post(
+    preset: HandshakePreset,
+    query: &str,
+    body: &[u8],
+    secret: Option<&str>,
+) -> Option<Response<Bytes>> {
+    let mentions = |word: &[u8]| body.windows(word.len()).any(|w| w == word);
+    match preset {
+        HandshakePreset::Slack if mentions(b"url_verification") => {
+            let check: SlackCheck = serde_json::from_slice(body).ok()?;
+            (check.kind == "url_verification").then(|| text(&check.challenge))
+        }
+        HandshakePreset::Zoom if mentions(b"endpoint.url_validation") => {
+            let check: ZoomCheck = serde_json::from_slice(body).ok()?;
+            if check.event != "endpoint.url_validation" {
+                return None;
+            }
+            let token = check.payload.plain_token;
+            let encrypted = hex::encode(hmac_sha256(secret?, &token));
+            Some(reply::json(
+                StatusCode::OK,
+                &json!({ "plainToken": token, "encryptedToken": encrypted }),
+            ))
+        }
+        HandshakePreset::Msgraph => query_param(query, "validationToken").map(|v| text(&v)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(r: &Response<Bytes>) -> &str {
+        std::str::from_utf8(r.body()).unwrap()
+    }
+
+    /// The values of Meta's Graph API webhooks guide ("Verification Requests").
+    #[test]
+    fn meta_echoes_the_challenge_for_its_token_only() {
+        let secrets = || GetSecrets {
+            verify_token: Some("meatyhamhock"),
+            secret: None,
+        };
+        let ok = answer_get(
+            HandshakePreset::Meta,
+            "hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=meatyhamhock",
+            secrets(),
+        );
+        assert_eq!(ok.status(), 200);
+        assert_eq!(body(&ok), "1158201444");
+        assert_eq!(ok.headers()["content-type"], "text/plain");
+        for query in [
+            "hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=wrong",
+            "hub.mode=unsubscribe&hub.challenge=1&hub.verify_token=meatyhamhock",
+            "hub.mode=subscribe&hub.verify_token=meatyhamhock",
+            "",
+        ] {
+            assert_eq!(
+                answer_get(HandshakePreset::Meta, query, secrets()).status(),
+                403,
+                "{query}"
+            );
+        }
+    }
+
+    #[test]
+    fn dropbox_echoes_with_nosniff() {
+        let r = answer_get(
+            HandshakePreset::Dropbox,
+            "challenge=abc%20def",
+            GetSecrets {
+                verify_token: None,
+                secret: None,
+            },
+        );
+        assert_eq!(body(&r), "abc def");
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    }
+
+    #[test]
+    fn slack_and_msgraph_echo_and_other_posts_go_on() {
+        // Slack's Events API documentation example.
+        let slack = br#"{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
+        let r = answer_post(HandshakePreset::Slack, "", slack, None).unwrap();
+        assert_eq!(
+            body(&r),
+            "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+        );
+        let event = br#"{"type":"event_callback","event":{"text":"url_verification"}}"#;
+        assert!(answer_post(HandshakePreset::Slack, "", event, None).is_none());
+        let graph = answer_post(
+            HandshakePreset::Msgraph,
+            "validationToken=Validation%3A+Testing+client+application+reachability",
+            b"",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            body(&graph),
+            "Validation: Testing client application reachability"
+        );
+        assert!(answer_post(HandshakePreset::Msgraph, "", b"{}", None).is_none());
+    }
+
+    /// Expected values computed apart, with Python's `hmac` module; the plain token
+    /// is the one in Zoom's "Validate your webhook endpoint" example.
+    #[test]
+    fn zoom_and_crc_answer_with_the_hmac_of_the_token() {
+        let zoom = br#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#;
+        let r = answer_post(HandshakePreset::Zoom, "", zoom, Some("zoom-secret-token")).unwrap();
+        let answer: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(
+            answer,
+            json!({"plainToken": "qgg8vlvZRS6UYooatFL8Aw",
+                   "encryptedToken": "d9e0d764a78494688ba3f2d5c0ed4ca311394b4834d959759213424d2df961e3"})
+        );
+        let crc = answer_get(
+            HandshakePreset::Crc,
+            "crc_token=crc-token-123",
+            GetSecrets {
+                verify_token: None,
+                secret: Some("x-consumer-secret"),
+            },
+        );
+        let answer: serde_json::Value = serde_json::from_slice(crc.body()).unwrap();
+        assert_eq!(
+            answer["response_token"],
+            "sha256=YUsT0aLbF0VtFGcLCND1EU/aQP0sjPL19cPulVY7Wes="
+        );
+    }
+}

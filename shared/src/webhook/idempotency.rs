@@ -1,0 +1,223 @@
+//! `trigger.idempotency` (inbound.md §5): which key a delivery carries, and the
+//! answers kept for its duplicates.
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Response, StatusCode};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use super::reply;
+use crate::lang::{number, template};
+use crate::model::{IdempotencyConfig, SignaturePreset, StoredAnswer, TriggerDefinition};
+
+/// Keys longer than this are kept as their SHA-256 (`sha256:<hex>`), so a key
+/// rendered from a large value stays small in records and stores.
+const MAX_KEY_BYTES: usize = 512;
+
+/// An answer larger than this is not kept whole (a DynamoDB item holds 400 KB);
+/// duplicates get a small JSON answer naming the execution instead.
+const MAX_KEPT_BODY: usize = 256 * 1024;
+
+/// The delivery's idempotency key, or `None` to run it without one (no
+/// `idempotency` configured, or a key that renders empty).
+pub fn key_of(
+    trigger: &TriggerDefinition,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    context: &Value,
+) -> Option<String> {
+    let config: &IdempotencyConfig = trigger.idempotency.as_ref()?;
+    let key = match &config.key {
+        Some(template) => rendered(template, context),
+        None => preset_key(trigger.signature.as_ref()?.preset, headers, body, context)?,
+    };
+    let key = key.trim();
+    if key.is_empty() {
+        None
+    } else if key.len() > MAX_KEY_BYTES {
+        Some(format!("sha256:{}", hex::encode(Sha256::digest(key))))
+    } else {
+        Some(key.to_string())
+    }
+}
+
+fn rendered(key: &str, context: &Value) -> String {
+    let mut vars = Map::new();
+    vars.insert("$context".into(), context.clone());
+    text(&template::render_str(key, &vars))
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Number(n) => number::text(n),
+        other => other.to_string(),
+    }
+}
+
+/// The delivery id each signature preset's sender puts on a delivery (and keeps
+/// on its retries).
+fn preset_key(
+    preset: SignaturePreset,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    context: &Value,
+) -> Option<String> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    match preset {
+        SignaturePreset::Github => header("x-github-delivery"),
+        SignaturePreset::Stripe => Some(text(context.pointer("/body/id")?)),
+        SignaturePreset::Shopify => header("x-shopify-webhook-id"),
+        SignaturePreset::StandardWebhooks => header("webhook-id"),
+        // Slack sends no delivery id: a retry repeats the timestamp and the body.
+        SignaturePreset::Slack => header("x-slack-request-timestamp")
+            .map(|ts| format!("{ts}:{}", hex::encode(Sha256::digest(body)))),
+        SignaturePreset::Twilio => header("i-twilio-idempotency-token"),
+        SignaturePreset::Hmac => None,
+    }
+}
+
+/// The answer as kept for duplicates.
+pub fn keep(response: &Response<Bytes>, execution_id: &str) -> StoredAnswer {
+    if response.body().len() > MAX_KEPT_BODY {
+        let body = json!({
+            "error": "the first answer to this delivery was too large to keep",
+            "executionId": execution_id,
+        });
+        return StoredAnswer {
+            status: response.status().as_u16(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string().into_bytes(),
+        };
+    }
+    StoredAnswer {
+        status: response.status().as_u16(),
+        headers: response
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
+            })
+            .collect(),
+        body: response.body().to_vec(),
+    }
+}
+
+/// The kept answer again, marked `Idempotent-Replayed: true`.
+pub fn replay(answer: &StoredAnswer) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from(answer.body.clone()));
+    *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    for (name, value) in &answer.headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().append(n, v);
+        }
+    }
+    reply::set_header(&mut response, "idempotent-replayed", "true");
+    response
+}
+
+/// A duplicate of a sync delivery whose run has not answered yet.
+pub fn in_progress(execution_id: &str) -> Response<Bytes> {
+    let mut response = reply::json(
+        StatusCode::CONFLICT,
+        &json!({
+            "error": "this delivery is being answered now; retry later",
+            "executionId": execution_id,
+        }),
+    );
+    reply::set_header(&mut response, "retry-after", "1");
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Secrets, SignatureConfig};
+
+    fn trigger(key: Option<&str>, preset: Option<SignaturePreset>) -> TriggerDefinition {
+        serde_json::from_value::<TriggerDefinition>(json!({"type": "webhook"}))
+            .map(|mut t| {
+                t.idempotency = Some(IdempotencyConfig {
+                    key: key.map(str::to_string),
+                    ttl_seconds: None,
+                });
+                t.signature = preset.map(|preset| SignatureConfig {
+                    preset,
+                    secret: Secrets::One(crate::model::SecretRef::Plain("s".into())),
+                    tolerance_seconds: None,
+                    public_url: None,
+                    header: None,
+                    algorithm: None,
+                    encoding: None,
+                    prefix: None,
+                    timestamp_header: None,
+                    signed_payload: None,
+                });
+                t
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn keys_come_from_the_template_or_the_preset() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-github-delivery", "72d3162e".parse().unwrap());
+        headers.insert("x-slack-request-timestamp", "1531420618".parse().unwrap());
+        let context = json!({"body": {"id": "evt_1", "n": 7}, "headers": {"x-id": " a "}});
+        let key = |t: &TriggerDefinition| key_of(t, &headers, b"{}", &context);
+        assert_eq!(
+            key(&trigger(Some("{{$context.headers.x-id}}"), None)).as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            key(&trigger(Some("n-{{$context.body.n}}"), None)).as_deref(),
+            Some("n-7")
+        );
+        assert_eq!(key(&trigger(Some("{{$context.body.none}}"), None)), None);
+        assert_eq!(
+            key(&trigger(None, Some(SignaturePreset::Github))).as_deref(),
+            Some("72d3162e")
+        );
+        assert_eq!(
+            key(&trigger(None, Some(SignaturePreset::Stripe))).as_deref(),
+            Some("evt_1")
+        );
+        assert!(
+            key(&trigger(None, Some(SignaturePreset::Slack)))
+                .unwrap()
+                .starts_with("1531420618:44136fa355b3678a")
+        );
+        assert_eq!(key(&trigger(None, Some(SignaturePreset::Shopify))), None);
+        let long = json!({"body": {"id": "x".repeat(600)}});
+        let hashed = key_of(
+            &trigger(None, Some(SignaturePreset::Stripe)),
+            &headers,
+            b"",
+            &long,
+        );
+        assert!(hashed.unwrap().starts_with("sha256:"));
+    }
+
+    #[test]
+    fn a_kept_answer_replays_byte_for_byte_and_says_so() {
+        let mut first = Response::new(Bytes::from_static(b"\x00ok\xff"));
+        *first.status_mut() = StatusCode::CREATED;
+        first
+            .headers_mut()
+            .insert("x-order", HeaderValue::from_static("9"));
+        let again = replay(&keep(&first, "e"));
+        assert_eq!(again.status(), 201);
+        assert_eq!(again.headers()["x-order"], "9");
+        assert_eq!(again.headers()["idempotent-replayed"], "true");
+        assert_eq!(again.body(), first.body());
+    }
+}
