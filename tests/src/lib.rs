@@ -133,7 +133,12 @@ impl Server {
             .arg(self.dir.path().join("workflows"))
             .arg("--data")
             .arg(self.data_dir())
-            .args(["--addr", "127.0.0.1:0"])
+            // Loopback on a free port, unless the test names its own address.
+            .args(if self.extra_args.iter().any(|a| a == "--addr") {
+                &[][..]
+            } else {
+                &["--addr", "127.0.0.1:0"][..]
+            })
             .args(&self.extra_args)
             // The test command sets AWS_ENDPOINT_URL for the AWS tests; a server uses
             // AWS adapters only when its test asks for them.

@@ -230,7 +230,7 @@ impl WebhookService {
             reply::set_header(&mut response, "retry-after", &format!("{seconds}"));
             return Err(response);
         }
-        if let Some(handshake) = get_handshake {
+        if let Some(handshake) = get_handshake.filter(|_| is_get) {
             return Err(self
                 .get_handshake(handshake, &workflow, parts, &hook_id)
                 .await?);

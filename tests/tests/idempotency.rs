@@ -1,0 +1,152 @@
+//! Duplicates answered once, on a real `hookflow serve` (inbound.md §5): concurrent
+//! copies of one delivery start exactly one run, the first answer is replayed byte
+//! for byte (after a restart too), a sync run still going answers 409, the key
+//! ends with its TTL, and an empty key means no deduplication.
+
+use std::time::Duration;
+
+use hookflow_tests::{Server, client};
+use serde_json::{Value, json};
+
+fn workflows() -> Vec<Value> {
+    vec![
+        json!({"key": "orders", "trigger": {"type": "webhook", "hookId": "orders",
+            "request": {"headers": [{"key": "x-delivery"}]},
+            "idempotency": {"key": "{{$context.headers.x-delivery}}"},
+            "response": {"statusCode": 202, "headers": [{"name": "x-order", "value": "{{$context.body.order}}"}],
+                "body": {"executionId": "{{$system.executionId}}"}}},
+            "nodes": [{"key": "order", "type": "output", "config": {"value": "{{$context.body.order}}"}}]}),
+        json!({"key": "short-lived", "trigger": {"type": "webhook", "hookId": "short",
+            "request": {"headers": [{"key": "x-delivery"}]},
+            "idempotency": {"key": "{{$context.headers.x-delivery}}", "ttlSeconds": 1},
+            "response": {"statusCode": 202, "body": {"executionId": "{{$system.executionId}}"}}}}),
+        json!({"key": "charge", "sync": true, "trigger": {"type": "webhook", "hookId": "charge",
+        "request": {"headers": [{"key": "x-delivery"}]},
+        "idempotency": {"key": "charge-{{$context.headers.x-delivery}}"}},
+        "nodes": [
+            {"key": "slow", "type": "script", "config": {"content": "const t = Date.now(); while (Date.now() - t < 1500) {} return 1;", "timeout": 5000}},
+            {"key": "done", "type": "response", "config": {"statusCode": 201,
+                "headers": [{"name": "x-charge", "value": "{{$context.body.amount}}"}],
+                "body": {"charged": "{{$context.body.amount}}", "at": "{{$system.now}}"}}}
+        ]}),
+    ]
+}
+
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+async fn deliver(url: &str, delivery: Option<&str>, body: Value) -> Answer {
+    let mut request = client().post(url).json(&body);
+    if let Some(id) = delivery {
+        request = request.header("x-delivery", id);
+    }
+    let response = request.send().await.unwrap();
+    Answer {
+        status: response.status().as_u16(),
+        headers: response.headers().clone(),
+        body: response.text().await.unwrap(),
+    }
+}
+
+fn replayed(answer: &Answer) -> bool {
+    answer
+        .headers
+        .get("idempotent-replayed")
+        .is_some_and(|v| v == "true")
+}
+
+fn execution_id(answer: &Answer) -> String {
+    let body: Value = serde_json::from_str(&answer.body).unwrap();
+    body["executionId"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn concurrent_copies_of_a_delivery_start_one_run_and_get_one_answer_across_a_restart() {
+    let mut server = Server::start(&workflows());
+    let url = server.hook_url("orders");
+    let copies = (0..24).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move { deliver(&url, Some("dlv-1"), json!({"order": 7})).await })
+    });
+    let answers: Vec<Answer> = futures_util::future::join_all(copies)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let first = execution_id(&answers[0]);
+    for answer in &answers {
+        assert_eq!(answer.status, 202, "{}", answer.body);
+        assert_eq!(execution_id(answer), first);
+        assert_eq!(answer.headers["x-order"], "7");
+    }
+    assert_eq!(answers.iter().filter(|a| !replayed(a)).count(), 1);
+    let run = server.wait_for_execution(&first, "resolved");
+    assert_eq!(run["idempotencyKey"], "dlv-1");
+    assert_eq!(server.executions(Some("orders")).len(), 1);
+
+    // The key survives a restart.
+    server.restart_with(&[]);
+    let url = server.hook_url("orders");
+    let again = deliver(&url, Some("dlv-1"), json!({"order": 7})).await;
+    assert_eq!((again.status, replayed(&again)), (202, true));
+    assert_eq!(execution_id(&again), first);
+    // Another key, and no key at all, run.
+    let other = deliver(&url, Some("dlv-2"), json!({"order": 8})).await;
+    assert!(!replayed(&other));
+    assert_ne!(execution_id(&other), first);
+    for _ in 0..2 {
+        let unkeyed = deliver(&url, None, json!({"order": 9})).await;
+        assert_eq!((unkeyed.status, replayed(&unkeyed)), (202, false));
+        server.wait_for_execution(&execution_id(&unkeyed), "resolved");
+    }
+    server.wait_for_execution(&execution_id(&other), "resolved");
+    assert_eq!(server.executions(Some("orders")).len(), 4);
+}
+
+#[tokio::test]
+async fn a_key_ends_with_its_ttl() {
+    let server = Server::start(&workflows());
+    let url = server.hook_url("short");
+    let first = deliver(&url, Some("dlv-ttl"), json!({})).await;
+    let copy = deliver(&url, Some("dlv-ttl"), json!({})).await;
+    assert!(replayed(&copy));
+    assert_eq!(execution_id(&copy), execution_id(&first));
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let after = deliver(&url, Some("dlv-ttl"), json!({})).await;
+    assert!(!replayed(&after));
+    assert_ne!(execution_id(&after), execution_id(&first));
+    server.wait_for_execution(&execution_id(&after), "resolved");
+}
+
+#[tokio::test]
+async fn a_sync_duplicate_waits_for_the_first_answer_then_gets_it_byte_for_byte() {
+    let server = Server::start(&workflows());
+    let url = server.hook_url("charge");
+    let first = tokio::spawn({
+        let url = url.clone();
+        async move { deliver(&url, Some("c-1"), json!({"amount": 42})).await }
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let during = deliver(&url, Some("c-1"), json!({"amount": 42})).await;
+    assert_eq!(during.status, 409, "{}", during.body);
+    assert_eq!(during.headers["retry-after"], "1");
+    let first = first.await.unwrap();
+    assert_eq!(first.status, 201, "{}", first.body);
+    assert!(!replayed(&first));
+    let again = deliver(&url, Some("c-1"), json!({"amount": 42})).await;
+    assert!(replayed(&again));
+    assert_eq!(again.status, first.status);
+    assert_eq!(
+        again.body, first.body,
+        "the body, with its timestamp, is the first one's"
+    );
+    for name in ["content-type", "x-charge"] {
+        assert_eq!(again.headers[name], first.headers[name], "{name}");
+    }
+    let runs = server.executions(Some("charge"));
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["idempotencyKey"], "charge-c-1");
+}
