@@ -781,3 +781,130 @@ async fn a_sync_run_answers_504_before_the_invocation_deadline() {
     assert_eq!(execution["status"], "aborted");
     assert_eq!(execution["jobs"][0]["status"], "aborted");
 }
+
+/// An API Gateway event for `hook_id` from `source_ip`, with these headers and body.
+fn event_to(hook_id: &str, headers: Value, body: &str, source_ip: &str) -> lambda_http::Request {
+    let path = format!(
+        "{}/../events/apigw-post-json.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let route = format!("/api/webhook:trigger/{hook_id}");
+    event["rawPath"] = json!(route);
+    event["rawQueryString"] = json!("");
+    event["requestContext"]["http"]["path"] = json!(route);
+    event["requestContext"]["http"]["sourceIp"] = json!(source_ip);
+    event["headers"] = headers;
+    event["body"] = json!(body);
+    lambda_http::request::from_str(&event.to_string()).expect("an API Gateway event")
+}
+
+#[tokio::test]
+async fn duplicates_start_one_run_on_dynamodb_within_the_call_budget() {
+    let stack = stack().await;
+    let dir = tempfile::tempdir().unwrap();
+    let definition = json!({"key": "dedup-orders", "trigger": {"type": "webhook", "hookId": "dedup-orders",
+        "request": {"headers": [{"key": "x-delivery"}]},
+        "idempotency": {"key": "{{$context.headers.x-delivery}}"},
+        "allowIps": ["203.0.113.0/24"],
+        "response": {"statusCode": 202, "body": {"executionId": "{{$system.executionId}}"}}},
+        "nodes": [{"key": "order", "type": "output", "config": {"value": "{{$context.body.order}}"}}]});
+    std::fs::write(dir.path().join("dedup-orders.json"), definition.to_string()).unwrap();
+    let (ok, out, err) = hookflow(&[
+        "deploy",
+        "--table",
+        &stack.env.table,
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}{err}");
+    let delivery = |id: &str, source: &str| {
+        event_to(
+            "dedup-orders",
+            json!({"content-type": "application/json", "x-delivery": id, "x-forwarded-for": "203.0.113.10"}),
+            r#"{"order": 7}"#,
+            source,
+        )
+    };
+    let send = |request| hookflow_webhook::handle(&stack.app, request);
+    stack.calls.take();
+
+    let first = send(delivery("d-1", "203.0.113.10")).await.unwrap();
+    assert_eq!(first.status(), 202);
+    let first_id = body_of(&first)["executionId"].clone();
+    assert_eq!(
+        stack.calls.take(),
+        3,
+        "cold: GetItem (hook), PutItem (claim), SendMessage"
+    );
+    let other = send(delivery("d-2", "203.0.113.10")).await.unwrap();
+    assert_eq!(other.status(), 202);
+    assert_eq!(
+        stack.calls.take(),
+        2,
+        "warm async path with a key: claim + send"
+    );
+    let duplicate = send(delivery("d-1", "203.0.113.10")).await.unwrap();
+    assert_eq!(duplicate.status(), 202);
+    assert_eq!(duplicate.headers()["idempotent-replayed"], "true");
+    assert_eq!(body_of(&duplicate)["executionId"], first_id);
+    assert_eq!(
+        stack.calls.take(),
+        1,
+        "a duplicate: the refused claim returns its holder, no second read"
+    );
+
+    // Concurrent copies: one run, one answer.
+    let copies =
+        futures_util::future::join_all((0..8).map(|_| send(delivery("d-3", "203.0.113.10")))).await;
+    let ids: std::collections::HashSet<String> = copies
+        .iter()
+        .map(|r| body_of(r.as_ref().unwrap())["executionId"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let fresh = copies
+        .iter()
+        .filter(|r| {
+            !r.as_ref()
+                .unwrap()
+                .headers()
+                .contains_key("idempotent-replayed")
+        })
+        .count();
+    assert_eq!(fresh, 1);
+
+    // Another address is refused whatever X-Forwarded-For says, with no AWS call.
+    stack.calls.take();
+    let outsider = send(delivery("d-4", "198.51.100.7")).await.unwrap();
+    assert_eq!(outsider.status(), 403);
+    assert_eq!(stack.calls.take(), 0);
+
+    // Three runs were queued, each recorded with its key.
+    let mut messages = Vec::new();
+    for _ in 0..10 {
+        messages.extend(
+            stack
+                .queue
+                .receive(10, Duration::from_secs(1))
+                .await
+                .unwrap(),
+        );
+        if messages.len() >= 3 {
+            break;
+        }
+    }
+    assert_eq!(messages.len(), 3);
+    let bodies: Vec<(String, String)> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (format!("m-{i}"), m.body.clone()))
+        .collect();
+    let refs: Vec<(&str, &str)> = bodies
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let batch = hookflow_worker::handle(&stack.app, sqs_event_of(&refs)).await;
+    assert!(batch.batch_item_failures.is_empty());
+    let first = show(&stack, first_id.as_str().unwrap()).await;
+    assert_eq!(first["status"], "resolved");
+    assert_eq!(first["idempotencyKey"], "d-1");
+}
