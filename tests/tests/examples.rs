@@ -274,6 +274,97 @@ async fn provider_examples_answer_signed_deliveries_only() {
         order["jobs"][0]["result"],
         json!({"order": "#1001", "total": "42.00", "items": 2})
     );
+
+    // Stripe retries an event it thinks was not received: answered as the first
+    // time, and not run again.
+    let event = br#"{"id": "evt_9", "type": "payment_intent.succeeded", "data": {"object": {"amount_received": 1999}}}"#;
+    let (status, replayed, text) = signed_post(
+        &server,
+        "stripe",
+        "whsec_example",
+        "stripe-payment-3b9e07",
+        event,
+    )
+    .await;
+    assert_eq!((status, replayed), (200, true));
+    assert_eq!(text, r#"{"received":"evt_9","paid":1999}"#);
+    assert_eq!(server.executions(Some("stripe-payment")).len(), 1);
+}
+
+/// Posts `body` as JSON, signed for `preset`; the status, whether it was a replay,
+/// and the answer.
+async fn signed_post(
+    server: &Server,
+    preset: &str,
+    secret: &str,
+    hook: &str,
+    body: &[u8],
+) -> (u16, bool, String) {
+    let config: hookflow::model::SignatureConfig = serde_json::from_value(
+        json!({"preset": preset, "secret": "x", "header": "X-Hub-Signature-256", "prefix": "sha256="}),
+    )
+    .unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let mut request = client()
+        .post(server.hook_url(hook))
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    for (name, value) in
+        hookflow::webhook::signature::sign(&config, secret, body, "", &[], now, "m").unwrap()
+    {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.unwrap();
+    let replayed = response.headers().contains_key("idempotent-replayed");
+    (
+        response.status().as_u16(),
+        replayed,
+        response.text().await.unwrap(),
+    )
+}
+
+/// Meta verifies the WhatsApp hook with a GET, then sends signed messages; a
+/// message sent twice is read once.
+#[tokio::test]
+async fn the_whatsapp_example_answers_metas_check_and_reads_each_message_once() {
+    let server = Server::start_with_env(
+        &[example("whatsapp-message.json")],
+        &[],
+        &[
+            ("META_VERIFY_TOKEN", "verify-me-42"),
+            ("META_APP_SECRET", "meta-app-secret"),
+        ],
+    );
+    let hook = "whatsapp-message-4f7a20";
+    let check = client()
+        .get(format!(
+            "{}?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=verify-me-42",
+            server.hook_url(hook)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(check.status(), 200);
+    assert_eq!(check.text().await.unwrap(), "1158201444");
+    let message = br#"{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},"contacts":[{"profile":{"name":"Sheena Nelson"},"wa_id":"16505551234"}],"messages":[{"from":"16505551234","id":"wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=","timestamp":"1749416383","text":{"body":"Does it come in another color?"},"type":"text"}]},"field":"messages"}]}]}"#;
+    let first = signed_post(&server, "hmac", "meta-app-secret", hook, message).await;
+    assert_eq!(first, (200, false, "EVENT_RECEIVED".to_string()));
+    let again = signed_post(&server, "hmac", "meta-app-secret", hook, message).await;
+    assert_eq!(again, (200, true, "EVENT_RECEIVED".to_string()));
+    let unsigned = client()
+        .post(server.hook_url(hook))
+        .header("content-type", "application/json")
+        .body(message.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    let run = server.wait_for_execution(&run_of(&server, "whatsapp-message"), "resolved");
+    assert_eq!(
+        run["output"],
+        json!({"from": "16505551234", "name": "Sheena Nelson", "text": "Does it come in another color?"})
+    );
+    assert_eq!(server.executions(Some("whatsapp-message")).len(), 1);
 }
 
 /// The id of the one execution of `workflow`, once it is recorded (up to 15 s).
