@@ -156,3 +156,43 @@ async fn the_hook_cache_stays_within_its_bounds_and_still_finds_hooks() {
     let (entries, _) = cache.size();
     assert!(entries > 10, "{entries}");
 }
+
+/// A delivery whose run could not be queued gives its idempotency claim up, so the
+/// sender's retry, once the queue is back, runs instead of being answered as a
+/// duplicate of a run that never happened.
+#[tokio::test]
+async fn a_claim_whose_run_was_not_queued_is_released_for_the_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = json!({"key": "keyed", "trigger": {"type": "webhook", "hookId": "keyed-hook",
+        "idempotency": {"key": "{{$context.body.id}}"}}});
+    let down = inproc::app(
+        dir.path(),
+        std::slice::from_ref(&doc),
+        &Settings::default(),
+        Some(Arc::new(DownQueue)),
+    )
+    .await;
+    let refused = down
+        .webhook
+        .handle(post("keyed-hook", r#"{"id": "evt_1"}"#))
+        .await;
+    assert_eq!(refused.status(), 503);
+    drop(down);
+    let up = inproc::app(dir.path(), &[doc], &Settings::default(), None).await;
+    let retried = up
+        .webhook
+        .handle(post("keyed-hook", r#"{"id": "evt_1"}"#))
+        .await;
+    assert_eq!(retried.status(), 200);
+    assert!(!retried.headers().contains_key("idempotent-replayed"));
+    let delivered = up.queue.receive(10, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(delivered.len(), 1);
+    let message: RunMessage = serde_json::from_str(&delivered[0].body).unwrap();
+    assert_eq!(message.idempotency_key.as_deref(), Some("evt_1"));
+    // Now it is a duplicate.
+    let copy = up
+        .webhook
+        .handle(post("keyed-hook", r#"{"id": "evt_1"}"#))
+        .await;
+    assert_eq!(copy.headers()["idempotent-replayed"], "true");
+}
