@@ -138,6 +138,9 @@ fn print_queued(run: &RunMessage, json: bool) -> anyhow::Result<()> {
     println!("Execution  {}", run.execution_id);
     println!("Workflow   {} v{}", run.workflow_key, run.workflow_version);
     println!("Status     queued (accepted, waiting for a worker; nothing ran yet)");
+    if let Some(key) = &run.idempotency_key {
+        println!("Key        {key} (idempotency)");
+    }
     println!("Created    {}", run.accepted_at);
     println!();
     println!("Context");
@@ -193,6 +196,9 @@ fn print_one(e: &Execution) {
     }
     if let Some(parent) = &e.parent_execution_id {
         println!("Parent     {parent} (called as a subflow)");
+    }
+    if let Some(key) = &e.idempotency_key {
+        println!("Key        {key} (idempotency: its duplicates are answered as it was)");
     }
     println!("Created    {}", e.created_at);
     match &e.finished_at {

@@ -1,11 +1,11 @@
 //! Duplicates answered once, on a real `hookflow serve` (inbound.md §5): concurrent
 //! copies of one delivery start exactly one run, the first answer is replayed byte
-//! for byte (after a restart too), a sync run still going answers 409, the key
-//! ends with its TTL, and an empty key means no deduplication.
+//! for byte (after a restart too) once the first request has given it (before
+//! that: 409), the key ends with its TTL, and an empty key means no deduplication.
 
 use std::time::Duration;
 
-use hookflow_tests::{Server, client};
+use hookflow_tests::{Server, client, hookflow};
 use serde_json::{Value, json};
 
 fn workflows() -> Vec<Value> {
@@ -18,7 +18,7 @@ fn workflows() -> Vec<Value> {
             "nodes": [{"key": "order", "type": "output", "config": {"value": "{{$context.body.order}}"}}]}),
         json!({"key": "short-lived", "trigger": {"type": "webhook", "hookId": "short",
             "request": {"headers": [{"key": "x-delivery"}]},
-            "idempotency": {"key": "{{$context.headers.x-delivery}}", "ttlSeconds": 1},
+            "idempotency": {"key": "{{$context.headers.x-delivery}}", "ttlSeconds": 5},
             "response": {"statusCode": 202, "body": {"executionId": "{{$system.executionId}}"}}}}),
         json!({"key": "charge", "sync": true, "trigger": {"type": "webhook", "hookId": "charge",
         "request": {"headers": [{"key": "x-delivery"}]},
@@ -76,15 +76,38 @@ async fn concurrent_copies_of_a_delivery_start_one_run_and_get_one_answer_across
         .into_iter()
         .map(Result::unwrap)
         .collect();
-    let first = execution_id(&answers[0]);
+    // One copy ran; the others, sent while it was being accepted, are told to
+    // retry (409), or, past its accept window, get its answer.
+    let fresh: Vec<&Answer> = answers
+        .iter()
+        .filter(|a| a.status == 202 && !replayed(a))
+        .collect();
+    assert_eq!(fresh.len(), 1);
+    let first = execution_id(fresh[0]);
     for answer in &answers {
-        assert_eq!(answer.status, 202, "{}", answer.body);
-        assert_eq!(execution_id(answer), first);
-        assert_eq!(answer.headers["x-order"], "7");
+        assert_eq!(execution_id(answer), first, "{}", answer.body);
+        match answer.status {
+            202 => assert_eq!(answer.headers["x-order"], "7"),
+            409 => assert_eq!(answer.headers["retry-after"], "1"),
+            other => panic!("{other}: {}", answer.body),
+        }
     }
-    assert_eq!(answers.iter().filter(|a| !replayed(a)).count(), 1);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let copy = deliver(&url, Some("dlv-1"), json!({"order": 7})).await;
+    assert_eq!((copy.status, replayed(&copy)), (202, true));
+    assert_eq!(copy.headers["x-order"], "7");
+    assert_eq!(execution_id(&copy), first);
     let run = server.wait_for_execution(&first, "resolved");
     assert_eq!(run["idempotencyKey"], "dlv-1");
+    let data = server.data_dir();
+    let (ok, shown, _) = hookflow(&[
+        "executions",
+        "show",
+        &first,
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(ok && shown.contains("Key        dlv-1"), "{shown}");
     assert_eq!(server.executions(Some("orders")).len(), 1);
 
     // The key survives a restart.
@@ -112,9 +135,12 @@ async fn a_key_ends_with_its_ttl() {
     let url = server.hook_url("short");
     let first = deliver(&url, Some("dlv-ttl"), json!({})).await;
     let copy = deliver(&url, Some("dlv-ttl"), json!({})).await;
+    assert_eq!(copy.status, 409, "still being accepted: {}", copy.body);
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let copy = deliver(&url, Some("dlv-ttl"), json!({})).await;
     assert!(replayed(&copy));
     assert_eq!(execution_id(&copy), execution_id(&first));
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
     let after = deliver(&url, Some("dlv-ttl"), json!({})).await;
     assert!(!replayed(&after));
     assert_ne!(execution_id(&after), execution_id(&first));

@@ -13,9 +13,11 @@ pub struct Claim {
     pub execution_id: String,
     /// Unix seconds when the claim ends (`ttlSeconds` after it was made).
     pub expires_at: u64,
-    /// Unix seconds until which a claim without an answer holds: a sync run still
-    /// running. Past it, the run's process is taken to be gone and a duplicate may
-    /// claim the key again, so a crash cannot block a delivery until the TTL.
+    /// Unix seconds until which the first request is still answering: a sync run
+    /// still running (no answer yet), or an async run being enqueued (its answer
+    /// kept, not given yet). Duplicates meanwhile get 409, never an answer the first
+    /// request may still take back. Past it, a claim without an answer is taken to
+    /// belong to a process that is gone, and a duplicate may claim the key again.
     pub lease_until: u64,
     /// The first request's answer, replayed to duplicates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -32,6 +34,12 @@ impl Claim {
     /// Whether the claim still stops a duplicate at `now` (unix seconds).
     pub fn holds_at(&self, now: u64) -> bool {
         now < self.expires_at && (self.answer.is_some() || now < self.lease_until)
+    }
+
+    /// The answer a duplicate gets again at `now`: only once the first request
+    /// has answered (its lease is over).
+    pub fn answer_at(&self, now: u64) -> Option<&StoredAnswer> {
+        self.answer.as_ref().filter(|_| now >= self.lease_until)
     }
 }
 
@@ -97,6 +105,9 @@ mod tests {
         }));
         assert!(answered.holds_at(99));
         assert!(!answered.holds_at(100));
+        // Kept but not given yet (an async run being enqueued): not replayed.
+        assert!(answered.answer_at(49).is_none());
+        assert!(answered.answer_at(50).is_some());
     }
 
     #[test]

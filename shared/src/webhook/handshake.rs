@@ -121,22 +121,37 @@ struct ZoomPayload {
     plain_token: String,
 }
 
+/// Whether a POST may be the sender's check: a quick look (a search of the body
+/// for the check's name), so events pay no parse and a secret is read only for
+/// checks; [`answer_post`] decides.
+pub fn is_post_check(preset: HandshakePreset, query: &str, body: &[u8]) -> bool {
+    let mentions = |word: &[u8]| memchr::memmem::find(body, word).is_some();
+    match preset {
+        HandshakePreset::Slack => mentions(b"url_verification"),
+        HandshakePreset::Zoom => mentions(b"endpoint.url_validation"),
+        HandshakePreset::Msgraph => query_param(query, "validationToken").is_some(),
+        _ => false,
+    }
+}
+
 /// Answers a POST that is the sender's check (`slack`, `zoom`, `msgraph`); `None`
 /// for any other request, which goes on as an event. `secret` is Zoom's secret
-/// token. The body is parsed only when it names the check, so events pay a scan.
+/// token.
 pub fn answer_post(
     preset: HandshakePreset,
     query: &str,
     body: &[u8],
     secret: Option<&str>,
 ) -> Option<Response<Bytes>> {
-    let mentions = |word: &[u8]| body.windows(word.len()).any(|w| w == word);
+    if !is_post_check(preset, query, body) {
+        return None;
+    }
     match preset {
-        HandshakePreset::Slack if mentions(b"url_verification") => {
+        HandshakePreset::Slack => {
             let check: SlackCheck = serde_json::from_slice(body).ok()?;
             (check.kind == "url_verification").then(|| text(&check.challenge))
         }
-        HandshakePreset::Zoom if mentions(b"endpoint.url_validation") => {
+        HandshakePreset::Zoom => {
             let check: ZoomCheck = serde_json::from_slice(body).ok()?;
             if check.event != "endpoint.url_validation" {
                 return None;

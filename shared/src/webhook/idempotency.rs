@@ -14,9 +14,11 @@ use crate::model::{IdempotencyConfig, SignaturePreset, StoredAnswer, TriggerDefi
 /// rendered from a large value stays small in records and stores.
 const MAX_KEY_BYTES: usize = 512;
 
-/// An answer larger than this is not kept whole (a DynamoDB item holds 400 KB);
-/// duplicates get a small JSON answer naming the execution instead.
-const MAX_KEPT_BODY: usize = 256 * 1024;
+/// An answer larger than this is not kept whole: a DynamoDB item holds 400 KB, and
+/// the body is kept as base64 (4/3 of it) beside the headers. Duplicates get a
+/// small JSON answer naming the execution instead.
+const MAX_KEPT_BODY: usize = 200 * 1024;
+const MAX_KEPT_HEADERS: usize = 16 * 1024;
 
 /// The delivery's idempotency key, or `None` to run it without one (no
 /// `idempotency` configured, or a key that renders empty).
@@ -85,7 +87,12 @@ fn preset_key(
 
 /// The answer as kept for duplicates.
 pub fn keep(response: &Response<Bytes>, execution_id: &str) -> StoredAnswer {
-    if response.body().len() > MAX_KEPT_BODY {
+    let header_bytes: usize = response
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if response.body().len() > MAX_KEPT_BODY || header_bytes > MAX_KEPT_HEADERS {
         let body = json!({
             "error": "the first answer to this delivery was too large to keep",
             "executionId": execution_id,

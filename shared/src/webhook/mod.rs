@@ -69,6 +69,13 @@ pub type Refusal = Box<Response<Bytes>>;
 /// itself and answers within it); after that its process is taken to be gone.
 const CLAIM_LEASE_MARGIN_SECONDS: u64 = 10;
 
+/// How long an async run's claim is "being accepted": its answer is kept with the
+/// claim but given to duplicates only after this, when the first request has
+/// either enqueued the run or released the claim (its enqueue is bounded by
+/// [`ACCEPT_ENQUEUE_LIMIT`]).
+const ACCEPT_WINDOW_SECONDS: u64 = 2;
+const ACCEPT_ENQUEUE_LIMIT: Duration = Duration::from_millis(1_500);
+
 /// Tries at giving up a claim whose run could not be enqueued.
 const RELEASE_TRIES: u32 = 3;
 
@@ -182,18 +189,26 @@ impl WebhookService {
         // A GET is allowed only on a hook whose sender checks it with one
         // (inbound.md §4), so it is known after the lookup; 405 comes first for
         // anything else, as in part 1.
+        let is_post = parts.method == Method::POST;
         let is_get = parts.method == Method::GET;
-        if parts.method != Method::POST && !is_get {
-            return Err(wrong_method());
-        }
         // An id no workflow can have is not looked up (nor cached): 404 at once,
         // the answer any unknown id gets.
         if !is_hook_id(&hook_id) {
-            return Err(if is_get { wrong_method() } else { not_found() });
+            return Err(if is_post {
+                not_found()
+            } else {
+                wrong_method(false)
+            });
         }
         let workflow = match self.hooks.get(self.store.as_ref(), &hook_id).await {
             Ok(Some(w)) if w.definition.enabled => w,
-            Ok(_) => return Err(if is_get { wrong_method() } else { not_found() }),
+            Ok(_) => {
+                return Err(if is_post {
+                    not_found()
+                } else {
+                    wrong_method(false)
+                });
+            }
             Err(e) => {
                 tracing::error!(error = %e, "hook lookup failed");
                 return Err(reply::error(
@@ -204,8 +219,8 @@ impl WebhookService {
         };
         let trigger = &workflow.definition.trigger;
         let get_handshake = trigger.handshake.as_ref().filter(|h| h.preset.is_get());
-        if is_get && get_handshake.is_none() {
-            return Err(wrong_method());
+        if !is_post && !(is_get && get_handshake.is_some()) {
+            return Err(wrong_method(get_handshake.is_some()));
         }
         if !trigger.allow_ips.is_empty()
             && !access::allowed(
@@ -389,7 +404,13 @@ impl WebhookService {
         {
             return refused;
         }
-        if let Some(handshake) = trigger.handshake.as_ref().filter(|h| !h.preset.is_get()) {
+        if let Some(handshake) = trigger.handshake.as_ref().filter(|h| !h.preset.is_get())
+            && handshake::is_post_check(
+                handshake.preset,
+                request.uri().query().unwrap_or(""),
+                request.body(),
+            )
+        {
             let secret = if handshake.preset.needs_secret() {
                 match self.handshake_secret(handshake, &workflow, &hook_id).await {
                     Ok(secret) => secret,
@@ -447,14 +468,19 @@ impl WebhookService {
             .as_ref()
             .map_or(crate::model::DEFAULT_IDEMPOTENCY_TTL_SECONDS, |c| c.ttl());
         let id = new_execution_id();
+        let lease_until = if definition.sync {
+            now.saturating_add(definition.sync_timeout_ms().div_ceil(1000))
+                .saturating_add(CLAIM_LEASE_MARGIN_SECONDS)
+        } else {
+            now.saturating_add(ACCEPT_WINDOW_SECONDS)
+        };
         let mut claim = Claim {
             workflow_key: workflow.key.clone(),
             key: key.clone(),
             execution_id: id.clone(),
-            expires_at: now.saturating_add(ttl),
-            lease_until: now
-                .saturating_add(definition.sync_timeout_ms().div_ceil(1000))
-                .saturating_add(CLAIM_LEASE_MARGIN_SECONDS),
+            // Never shorter than the first request's own answering.
+            expires_at: now.saturating_add(ttl).max(lease_until),
+            lease_until,
             answer: None,
         };
         // An async run's answer is known before it is enqueued: kept with the
@@ -469,7 +495,7 @@ impl WebhookService {
             Ok(ClaimOutcome::Claimed) => {}
             Ok(ClaimOutcome::Held(held)) => {
                 tracing::info!(workflow = %workflow.key, execution_id = %held.execution_id, "a duplicate delivery was answered from its first");
-                return match &held.answer {
+                return match held.answer_at(now) {
                     Some(answer) => idempotency::replay(answer),
                     None => idempotency::in_progress(&held.execution_id),
                 };
@@ -483,7 +509,19 @@ impl WebhookService {
             }
         }
         if let (Some(message), Some(answer)) = (message, accepted) {
-            return match self.enqueue(&message).await {
+            // Bounded, so the claim is released (on a failure) within its accept
+            // window, and before a Lambda deadline.
+            let limit = sync_time_limit(ACCEPT_ENQUEUE_LIMIT.as_millis() as u64, deadline);
+            let enqueued = tokio::time::timeout(limit, self.enqueue(&message))
+                .await
+                .unwrap_or_else(|_| {
+                    tracing::error!(execution_id = %id, "enqueueing a keyed run took too long");
+                    Err(reply::error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the run could not be queued in time; retry later",
+                    ))
+                });
+            return match enqueued {
                 Ok(()) => answer,
                 Err(refused) => {
                     self.release(&claim).await;
@@ -499,6 +537,8 @@ impl WebhookService {
             return response;
         }
         claim.answer = Some(idempotency::keep(&response, &id));
+        // Answered now: duplicates get this from here on.
+        claim.lease_until = 0;
         if let Err(e) = self.store.settle_claim(&claim).await {
             // The run is recorded; a duplicate after the lease runs it again.
             tracing::error!(execution_id = %id, error = %e, "cannot keep the answer of an idempotent run");
@@ -580,9 +620,18 @@ impl WebhookService {
     }
 }
 
-fn wrong_method() -> Response<Bytes> {
-    let mut response = reply::error(StatusCode::METHOD_NOT_ALLOWED, "webhooks accept POST only");
-    reply::set_header(&mut response, "allow", "POST");
+/// 405, naming GET too on a hook whose sender checks it with a GET.
+fn wrong_method(get_too: bool) -> Response<Bytes> {
+    let (message, allow) = if get_too {
+        (
+            "this hook accepts POST, and GET for its sender's check",
+            "GET, POST",
+        )
+    } else {
+        ("webhooks accept POST only", "POST")
+    };
+    let mut response = reply::error(StatusCode::METHOD_NOT_ALLOWED, message);
+    reply::set_header(&mut response, "allow", allow);
     response
 }
 
