@@ -219,7 +219,7 @@ impl WebhookService {
         };
         let trigger = &workflow.definition.trigger;
         let get_handshake = trigger.handshake.as_ref().filter(|h| h.preset.is_get());
-        if !is_post && !(is_get && get_handshake.is_some()) {
+        if !(is_post || is_get && get_handshake.is_some()) {
             return Err(wrong_method(get_handshake.is_some()));
         }
         if !trigger.allow_ips.is_empty()
@@ -512,22 +512,19 @@ impl WebhookService {
             // Bounded, so the claim is released (on a failure) within its accept
             // window, and before a Lambda deadline.
             let limit = sync_time_limit(ACCEPT_ENQUEUE_LIMIT.as_millis() as u64, deadline);
-            let enqueued = tokio::time::timeout(limit, self.enqueue(&message))
-                .await
-                .unwrap_or_else(|_| {
+            let refused = match tokio::time::timeout(limit, self.enqueue(&message)).await {
+                Ok(Ok(())) => return answer,
+                Ok(Err(refused)) => refused,
+                Err(_) => {
                     tracing::error!(execution_id = %id, "enqueueing a keyed run took too long");
-                    Err(reply::error(
+                    reply::error(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "the run could not be queued in time; retry later",
-                    ))
-                });
-            return match enqueued {
-                Ok(()) => answer,
-                Err(refused) => {
-                    self.release(&claim).await;
-                    refused
+                    )
                 }
             };
+            self.release(&claim).await;
+            return refused;
         }
         let (response, recorded) = self
             .run_sync(workflow, context, deadline, id.clone(), Some(key))
