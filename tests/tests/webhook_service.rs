@@ -189,10 +189,11 @@ async fn a_claim_whose_run_was_not_queued_is_released_for_the_retry() {
     assert_eq!(delivered.len(), 1);
     let message: RunMessage = serde_json::from_str(&delivered[0].body).unwrap();
     assert_eq!(message.idempotency_key.as_deref(), Some("evt_1"));
-    // Now it is a duplicate.
+    // Now it is a duplicate (of a delivery accepted a moment ago: 409).
     let copy = up
         .webhook
         .handle(post("keyed-hook", r#"{"id": "evt_1"}"#))
         .await;
-    assert_eq!(copy.headers()["idempotent-replayed"], "true");
+    assert_eq!(copy.status(), 409);
+    assert_eq!(copy.headers()["retry-after"], "1");
 }
