@@ -850,6 +850,17 @@ async fn duplicates_start_one_run_on_dynamodb_within_the_call_budget() {
         1,
         "a duplicate: the refused claim returns its holder, no second read"
     );
+    // A new instance (a cold start) on the same table knows the key too.
+    let config = aws::load_config().await;
+    let cold = stack.env.app(
+        aws_sdk_dynamodb::Client::new(&config),
+        aws_sdk_sqs::Client::new(&config),
+    );
+    let again = hookflow_webhook::handle(&cold, delivery("d-1", "203.0.113.10"))
+        .await
+        .unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(body_of(&again)["executionId"], first_id);
 
     // Concurrent copies: one run, one answer.
     let copies =
