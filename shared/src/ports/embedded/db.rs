@@ -68,8 +68,28 @@ struct WriteJob {
 
 pub struct Database {
     path: PathBuf,
-    writes: mpsc::Sender<WriteJob>,
+    /// `None` once dropped (see the `Drop` impl).
+    writes: Option<mpsc::Sender<WriteJob>>,
+    writer: Option<std::thread::JoinHandle<()>>,
     readers: Mutex<Vec<Connection>>,
+}
+
+/// Connections are closed one after the other: the readers here, then the writer's
+/// on its thread, waited for. SQLite closing two connections to one file at the
+/// same moment on two threads can deadlock (its global unix mutex and the file's
+/// lock mutex, taken in opposite orders while a WAL is closed): seen as a CLI
+/// that never exited.
+impl Drop for Database {
+    fn drop(&mut self) {
+        self.readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        drop(self.writes.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
 }
 
 impl Database {
@@ -83,13 +103,14 @@ impl Database {
             .execute_batch(SCHEMA)
             .map_err(|e| format!("cannot prepare {}: {e}", path.display()))?;
         let (writes, rx) = mpsc::channel();
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("hookflow-db-writer".into())
             .spawn(move || write_loop(writer, rx))
             .map_err(|e| e.to_string())?;
         Ok(Arc::new(Self {
             path,
-            writes,
+            writes: Some(writes),
+            writer: Some(writer),
             readers: Mutex::new(Vec::new()),
         }))
     }
@@ -98,6 +119,8 @@ impl Database {
     pub async fn write(&self, op: WriteOp) -> Result<bool, String> {
         let (reply, done) = oneshot::channel();
         self.writes
+            .as_ref()
+            .ok_or_else(|| "the database is closed".to_string())?
             .send(WriteJob { op, reply })
             .map_err(|_| "the database writer has stopped".to_string())?;
         done.await
