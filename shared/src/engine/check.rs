@@ -69,6 +69,29 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// An optional whole number of `unit` within `range`.
+    pub fn optional_whole(
+        &mut self,
+        object: &Value,
+        field: &str,
+        at: &str,
+        range: std::ops::RangeInclusive<u64>,
+        unit: &str,
+    ) {
+        if let Some(v) = object.get(field)
+            && !v.as_u64().is_some_and(|n| range.contains(&n))
+        {
+            self.error(
+                join(at, field),
+                format!(
+                    "must be a whole number of {unit}, {}..={}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+        }
+    }
+
     /// An HTTP status a workflow may answer with (absent means 200).
     pub fn status_code(&mut self, value: Option<&Value>, at: &str) {
         match value {

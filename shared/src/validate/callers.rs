@@ -100,16 +100,13 @@ fn check_idempotency(idempotency: &Value, signature_preset: Option<&str>, check:
             ),
         ),
     }
-    if let Some(ttl) = map.get("ttlSeconds")
-        && !ttl
-            .as_u64()
-            .is_some_and(|t| (1..=MAX_TTL_SECONDS).contains(&t))
-    {
-        check.error(
-            format!("{at}.ttlSeconds"),
-            format!("must be a whole number of seconds, 1..={MAX_TTL_SECONDS}"),
-        );
-    }
+    check.optional_whole(
+        idempotency,
+        "ttlSeconds",
+        at,
+        1..=MAX_TTL_SECONDS,
+        "seconds",
+    );
 }
 
 fn check_allow_ips(list: &Value, check: &mut Checker) {
@@ -154,16 +151,7 @@ fn check_rate_limit(limit: &Value, check: &mut Checker) {
             format!("is required: a number of requests per second, above 0 and at most {MAX_RATE}"),
         );
     }
-    if let Some(burst) = map.get("burst")
-        && !burst
-            .as_u64()
-            .is_some_and(|b| (1..=MAX_RATE as u64).contains(&b))
-    {
-        check.error(
-            format!("{at}.burst"),
-            format!("must be a whole number of requests, 1..={MAX_RATE}"),
-        );
-    }
+    check.optional_whole(limit, "burst", at, 1..=MAX_RATE as u64, "requests");
 }
 
 #[cfg(test)]

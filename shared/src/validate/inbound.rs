@@ -100,16 +100,13 @@ pub fn check_signature(signature: &Value, check: &mut Checker) {
         }
         other => check_secret(other, &format!("{at}.secret"), check),
     }
-    if let Some(t) = map.get("toleranceSeconds")
-        && !t
-            .as_u64()
-            .is_some_and(|t| (1..=MAX_TOLERANCE_SECONDS).contains(&t))
-    {
-        check.error(
-            format!("{at}.toleranceSeconds"),
-            format!("must be a whole number of seconds, 1..={MAX_TOLERANCE_SECONDS}"),
-        );
-    }
+    check.optional_whole(
+        signature,
+        "toleranceSeconds",
+        at,
+        1..=MAX_TOLERANCE_SECONDS,
+        "seconds",
+    );
     if let Some(url) = map.get("publicUrl") {
         if preset != Some("twilio") {
             check.error(
