@@ -275,13 +275,17 @@ impl WebhookService {
         Ok(Admitted { workflow, hook_id })
     }
 
-    /// The secret a handshake signs with: its own, else the signature's first.
+    /// The secret a handshake signs with (`zoom`, `crc`): its own, else the
+    /// signature's first; `None` for presets that sign nothing.
     async fn handshake_secret(
         &self,
         handshake: &HandshakeConfig,
         workflow: &DeployedWorkflow,
         hook_id: &str,
     ) -> Result<Option<Arc<str>>, Response<Bytes>> {
+        if !handshake.preset.needs_secret() {
+            return Ok(None);
+        }
         if let Some(own) = &handshake.secret {
             return self
                 .secret(own, "trigger.handshake.secret", hook_id)
@@ -313,11 +317,7 @@ impl WebhookService {
             ),
             None => None,
         };
-        let secret = if handshake.preset.needs_secret() {
-            self.handshake_secret(handshake, workflow, hook_id).await?
-        } else {
-            None
-        };
+        let secret = self.handshake_secret(handshake, workflow, hook_id).await?;
         let answer = handshake::answer_get(
             handshake.preset,
             parts.uri.query().unwrap_or(""),
@@ -411,13 +411,9 @@ impl WebhookService {
                 request.body(),
             )
         {
-            let secret = if handshake.preset.needs_secret() {
-                match self.handshake_secret(handshake, &workflow, &hook_id).await {
-                    Ok(secret) => secret,
-                    Err(refused) => return refused,
-                }
-            } else {
-                None
+            let secret = match self.handshake_secret(handshake, &workflow, &hook_id).await {
+                Ok(secret) => secret,
+                Err(refused) => return refused,
             };
             let query = request.uri().query().unwrap_or("");
             if let Some(answer) =
