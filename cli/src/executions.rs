@@ -1,29 +1,48 @@
-//! `hookflow executions list|show`: read recorded executions.
+//! `hookflow executions list|show|prune`: read and prune recorded executions.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use chrono::{DateTime, Utc};
-use hookflow::model::{Execution, RunMessage, Wait};
-use hookflow::ports::Store;
+use std::time::Instant;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use hookflow::app::retention;
+use hookflow::model::{Execution, ExecutionStatus, RunMessage, Wait};
 use hookflow::ports::aws::{self, DynamoStore};
 use hookflow::ports::embedded::{Database, EmbeddedStore, queued_run, queued_runs};
+use hookflow::ports::{ExecutionFilter, Store};
 use serde_json::Value;
+
+use crate::when;
 
 #[derive(clap::Subcommand)]
 pub enum ExecutionsCommand {
     /// Executions, newest first.
     List {
-        /// Only executions of this workflow key.
-        #[arg(long)]
-        workflow: Option<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
         #[arg(long, default_value_t = 20)]
         limit: usize,
         /// Print JSON (an array of execution records, jobs included).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        source: Source,
+    },
+    /// Deletes finished executions older than a time (running and paused ones stay).
+    Prune {
+        /// Delete those created longer ago than this (10m, 2h, 7d) or before an
+        /// RFC 3339 time.
+        #[arg(long, value_name = "AGE")]
+        older_than: String,
+        /// Only executions of this workflow key.
+        #[arg(long)]
+        workflow: Option<String>,
+        /// Only executions in this status (resolved, failed, error, aborted, canceled).
+        #[arg(long, value_parser = parse_status)]
+        status: Option<ExecutionStatus>,
         #[command(flatten)]
         source: Source,
     },
@@ -35,6 +54,47 @@ pub enum ExecutionsCommand {
         #[command(flatten)]
         source: Source,
     },
+}
+
+/// Which executions to list.
+#[derive(clap::Args)]
+pub struct FilterArgs {
+    /// Only executions of this workflow key.
+    #[arg(long)]
+    workflow: Option<String>,
+    /// Only executions in this status (started, resolved, failed, error, aborted, canceled).
+    #[arg(long, value_parser = parse_status)]
+    status: Option<ExecutionStatus>,
+    /// Only those created since then: a time back from now (10m, 2h, 7d) or RFC 3339.
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Only those created until then: a time back from now (10m, 2h, 7d) or RFC 3339.
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+}
+
+impl FilterArgs {
+    pub fn filter(&self) -> anyhow::Result<ExecutionFilter> {
+        let now = Utc::now();
+        let at = |text: &Option<String>, flag: &str| {
+            text.as_deref()
+                .map(|t| when::parse_instant(t, now))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+        };
+        Ok(ExecutionFilter {
+            workflow: self.workflow.clone(),
+            status: self.status,
+            since: at(&self.since, "since")?,
+            until: at(&self.until, "until")?,
+        })
+    }
+}
+
+fn parse_status(text: &str) -> Result<ExecutionStatus, String> {
+    serde_json::from_value(Value::String(text.to_ascii_lowercase())).map_err(|_| {
+        format!("{text:?} is not a status: started, resolved, failed, error, aborted or canceled")
+    })
 }
 
 /// Where executions are read from.
@@ -55,24 +115,51 @@ pub fn run(command: ExecutionsCommand) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         match command {
             ExecutionsCommand::List {
-                workflow,
+                filter,
                 limit,
                 json,
                 source,
             } => {
+                let filter = filter.filter()?;
                 let (store, db) = open(&source).await?;
-                let executions = store.list_executions(workflow.as_deref(), limit).await?;
+                let executions = store.find_executions(&filter, limit).await?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&executions)?);
                 } else {
                     print_list(&executions);
-                    if let Some(db) = &db {
+                    if let Some(db) = &db
+                        && filter == ExecutionFilter::default()
+                    {
                         let waiting = queued_runs(db).await?;
                         if waiting > 0 {
                             println!("{waiting} accepted run(s) queued, not started yet (`executions show ID` tells of one)");
                         }
                     }
                 }
+                Ok(ExitCode::SUCCESS)
+            }
+            ExecutionsCommand::Prune {
+                older_than,
+                workflow,
+                status,
+                source,
+            } => {
+                let until = when::parse_instant(&older_than, Utc::now())
+                    .map_err(|e| anyhow::anyhow!("--older-than: {e}"))?;
+                let filter = ExecutionFilter {
+                    workflow,
+                    status,
+                    until: Some(until),
+                    since: None,
+                };
+                let (store, _db) = open(&source).await?;
+                let began = Instant::now();
+                let deleted = retention::prune(store.as_ref(), &filter).await?;
+                let seconds = began.elapsed().as_secs_f64();
+                println!(
+                    "pruned {deleted} execution(s) created before {} in {seconds:.1} s",
+                    until.to_rfc3339_opts(SecondsFormat::Secs, true)
+                );
                 Ok(ExitCode::SUCCESS)
             }
             ExecutionsCommand::Show { id, json, source } => {

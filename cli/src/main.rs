@@ -6,6 +6,7 @@ mod http_server;
 mod serve;
 mod sign;
 mod validate;
+mod when;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use hookflow::app::deploy::{self, webhook_path};
-use hookflow::app::worker;
+use hookflow::app::{retention, worker};
 use hookflow::nodes::NodeSettings;
 use hookflow::nodes::request::guard::NetworkPolicy;
 use hookflow::ports::aws::{self, DynamoStore, SqsQueue};
@@ -73,12 +73,21 @@ pub struct ServeArgs {
     /// Seconds a request may take to send its body (answered 408 past it).
     #[arg(long, default_value_t = Limits::default().body_timeout.as_secs())]
     body_timeout: u64,
+    /// Days finished executions are kept (pruned in the background every hour);
+    /// 0 keeps everything. Running and paused executions are never pruned.
+    #[arg(long, env = "HOOKFLOW_RETENTION_DAYS", default_value_t = 30)]
+    retention_days: u64,
     /// Seconds a kept-alive connection may stay open with no request.
     #[arg(long, default_value_t = Limits::default().idle_timeout.as_secs())]
     idle_timeout: u64,
 }
 
 impl ServeArgs {
+    fn retention(&self) -> Option<Duration> {
+        (self.retention_days > 0)
+            .then(|| Duration::from_secs(self.retention_days.saturating_mul(86_400)))
+    }
+
     fn limits(&self) -> Limits {
         Limits {
             max_connections: http_server::connection_cap(self.max_connections),
@@ -182,10 +191,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             Arc::clone(&app.worker),
             Arc::clone(&app.queue),
             args.workers,
-            stop_rx,
+            stop_rx.clone(),
             Duration::from_secs(10),
         ))
     });
+    // DynamoDB keeps its own retention (TTL on each finished record).
+    let retention = match (args.retention(), backend.embedded) {
+        (Some(keep), true) => Some(tokio::spawn(retention::keep_for(
+            Arc::clone(&app.store),
+            keep,
+            stop_rx.clone(),
+        ))),
+        _ => None,
+    };
     if worker_loop.is_none() {
         println!("  workers: 0 (async runs are queued, not run, until a start with workers)");
     }
@@ -201,6 +219,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(worker_loop) = worker_loop {
         let _ = worker_loop.await;
     }
+    if let Some(retention) = retention {
+        let _ = retention.await;
+    }
     println!("hookflow stopped; queued runs stay queued for the next start");
     Ok(ExitCode::SUCCESS)
 }
@@ -213,6 +234,7 @@ struct Backend {
     waiting: usize,
     delayed: usize,
     description: String,
+    embedded: bool,
 }
 
 /// The embedded store, or, when `AWS_ENDPOINT_URL` points at an AWS-compatible
@@ -231,6 +253,7 @@ async fn open_backend(args: &ServeArgs) -> anyhow::Result<Backend> {
             waiting,
             delayed,
             description: format!("data in {}", args.data.display()),
+            embedded: true,
         });
     }
     let config = aws::load_config().await;
@@ -243,7 +266,7 @@ async fn open_backend(args: &ServeArgs) -> anyhow::Result<Backend> {
         .await
         .with_context(|| format!("cannot prepare queue {} at {endpoint}", args.queue))?;
     Ok(Backend {
-        store: Arc::new(DynamoStore::new(dynamo, &args.table, None)),
+        store: Arc::new(DynamoStore::new(dynamo, &args.table, args.retention())),
         queue: Arc::new(SqsQueue::new(sqs, queue_url)),
         waiting: 0,
         delayed: 0,
@@ -251,6 +274,7 @@ async fn open_backend(args: &ServeArgs) -> anyhow::Result<Backend> {
             "DynamoDB table {} and SQS queue {} at {endpoint}",
             args.table, args.queue
         ),
+        embedded: false,
     })
 }
 

@@ -11,7 +11,7 @@ use hookflow::model::{
 };
 use hookflow::ports::aws::{self, DynamoStore, SqsQueue};
 use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
-use hookflow::ports::{Queue, Store, StoreError};
+use hookflow::ports::{ExecutionFilter, Queue, Store, StoreError};
 use hookflow_tests::{moto_endpoint, unique_name};
 use serde_json::{Value, json};
 
@@ -261,6 +261,150 @@ async fn lists_all_executions_newest_first(b: Backend) {
         .map(|e| e.id)
         .collect();
     assert_eq!(all, [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
+}
+
+/// A UUIDv7 execution id created `ago` before now.
+fn id_created(ago: Duration) -> String {
+    let at = std::time::SystemTime::now() - ago;
+    let since = at.duration_since(std::time::UNIX_EPOCH).unwrap();
+    let ts = uuid::Timestamp::from_unix(uuid::NoContext, since.as_secs(), since.subsec_nanos());
+    uuid::Uuid::new_v7(ts).to_string()
+}
+
+const HOUR: Duration = Duration::from_secs(3_600);
+
+/// Old and recent executions of two workflows: (old resolved, old failed, old
+/// paused, old running, recent failed, recent resolved of k2).
+async fn history(store: &dyn Store) -> [String; 6] {
+    for key in ["k1", "k2"] {
+        deploy::deploy(store, definition(key, None, 1))
+            .await
+            .unwrap();
+    }
+    let ids = [
+        id_created(3 * HOUR),
+        id_created(3 * HOUR - Duration::from_secs(1)),
+        id_created(3 * HOUR - Duration::from_secs(2)),
+        id_created(3 * HOUR - Duration::from_secs(3)),
+        id_created(Duration::from_secs(60)),
+        id_created(Duration::from_secs(30)),
+    ];
+    let records = [
+        execution(&ids[0], "k1", ExecutionStatus::Resolved),
+        execution(&ids[1], "k1", ExecutionStatus::Failed),
+        paused(&ids[2], "t"),
+        execution(&ids[3], "k1", ExecutionStatus::Started),
+        execution(&ids[4], "k1", ExecutionStatus::Failed),
+        execution(&ids[5], "k2", ExecutionStatus::Resolved),
+    ];
+    for mut record in records {
+        record.workflow_key = if record.id == ids[5] { "k2" } else { "k1" }.into();
+        store.save_execution(&record).await.unwrap();
+    }
+    ids
+}
+
+async fn found(store: &dyn Store, filter: ExecutionFilter) -> Vec<String> {
+    let mut ids: Vec<String> = store
+        .find_executions(&filter, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    let newest_first = ids.clone();
+    ids.sort_by(|a, b| b.cmp(a));
+    assert_eq!(newest_first, ids, "newest first");
+    ids
+}
+
+async fn finds_executions_by_workflow_status_and_time(b: Backend) {
+    let store = b.store.as_ref();
+    let ids = history(store).await;
+    let two_hours_ago = Some(chrono::Utc::now() - chrono::Duration::hours(2));
+    let failed = Some(ExecutionStatus::Failed);
+    let f = |workflow: Option<&str>, status, since, until| ExecutionFilter {
+        workflow: workflow.map(str::to_string),
+        status,
+        since,
+        until,
+    };
+    assert_eq!(
+        found(store, f(Some("k1"), failed, two_hours_ago, None)).await,
+        [ids[4].clone()]
+    );
+    assert_eq!(
+        found(store, f(None, failed, None, None)).await,
+        [ids[4].clone(), ids[1].clone()]
+    );
+    assert_eq!(
+        found(store, f(None, None, None, two_hours_ago)).await,
+        [
+            ids[3].clone(),
+            ids[2].clone(),
+            ids[1].clone(),
+            ids[0].clone()
+        ]
+    );
+    assert_eq!(
+        found(store, f(None, None, two_hours_ago, None)).await,
+        [ids[5].clone(), ids[4].clone()]
+    );
+    assert_eq!(
+        found(
+            store,
+            f(Some("k2"), Some(ExecutionStatus::Resolved), None, None)
+        )
+        .await,
+        [ids[5].clone()]
+    );
+    assert!(
+        found(store, f(Some("k2"), failed, None, None))
+            .await
+            .is_empty()
+    );
+    // A limit keeps the newest.
+    let newest = store
+        .find_executions(&f(Some("k1"), None, None, None), 2)
+        .await
+        .unwrap();
+    assert_eq!(newest.len(), 2);
+    assert_eq!(newest[0].id, ids[4]);
+}
+
+async fn prunes_finished_executions_and_never_a_live_one(b: Backend) {
+    let store = b.store.as_ref();
+    let ids = history(store).await;
+    let old = ExecutionFilter {
+        until: Some(chrono::Utc::now() - chrono::Duration::hours(1)),
+        ..ExecutionFilter::default()
+    };
+    // In batches: one at a time, oldest first.
+    assert_eq!(store.prune_executions(&old, 1).await.unwrap(), 1);
+    assert!(store.execution(&ids[0]).await.unwrap().is_none());
+    assert!(store.execution(&ids[1]).await.unwrap().is_some());
+    assert_eq!(store.prune_executions(&old, 10).await.unwrap(), 1);
+    assert_eq!(store.prune_executions(&old, 10).await.unwrap(), 0);
+    // The paused and the running one stay, and so does everything recent.
+    for id in &ids[2..] {
+        assert!(
+            store.execution(id).await.unwrap().is_some(),
+            "{id} was pruned"
+        );
+    }
+    // By status: only the recent failed run goes.
+    let failed = ExecutionFilter {
+        status: Some(ExecutionStatus::Failed),
+        ..ExecutionFilter::default()
+    };
+    assert_eq!(
+        hookflow::app::retention::prune(store, &failed)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.execution(&ids[4]).await.unwrap().is_none());
+    assert!(store.execution(&ids[5]).await.unwrap().is_some());
 }
 
 fn paused(id: &str, token: &str) -> Execution {
@@ -523,6 +667,8 @@ contract!(
     records_executions_once_and_lists_newest_first,
     a_finished_record_is_never_overwritten_by_a_late_delivery,
     lists_all_executions_newest_first,
+    finds_executions_by_workflow_status_and_time,
+    prunes_finished_executions_and_never_a_live_one,
     delivers_acks_and_retries,
     a_pause_is_resumed_by_one_wake_up_only,
     delays_a_run_until_its_time,

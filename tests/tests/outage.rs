@@ -13,7 +13,7 @@ use hookflow::model::{
     Claim, ClaimOutcome, DeployedWorkflow, Execution, ExecutionStatus, RunMessage,
 };
 use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
-use hookflow::ports::{Queue, Store, StoreError};
+use hookflow::ports::{ExecutionFilter, Queue, Store, StoreError};
 use hookflow::wiring::{App, Settings};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -90,13 +90,21 @@ impl Store for FlakyStore {
     fn as_written<'a>(&self, execution: &'a Execution) -> Cow<'a, Execution> {
         self.inner.as_written(execution)
     }
-    async fn list_executions(
+    async fn find_executions(
         &self,
-        workflow_key: Option<&str>,
+        filter: &ExecutionFilter,
         limit: usize,
     ) -> Result<Vec<Execution>, StoreError> {
         self.check()?;
-        self.inner.list_executions(workflow_key, limit).await
+        self.inner.find_executions(filter, limit).await
+    }
+    async fn prune_executions(
+        &self,
+        filter: &ExecutionFilter,
+        max: usize,
+    ) -> Result<usize, StoreError> {
+        self.check()?;
+        self.inner.prune_executions(filter, max).await
     }
     async fn claim(&self, claim: &Claim, now: u64) -> Result<ClaimOutcome, StoreError> {
         self.check()?;

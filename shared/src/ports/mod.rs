@@ -6,6 +6,7 @@ pub mod aws;
 /// The embedded adapters; left out of the Lambdas, which never use them.
 #[cfg(feature = "embedded")]
 pub mod embedded;
+mod filter;
 pub mod secrets;
 
 use std::borrow::Cow;
@@ -15,6 +16,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::model::{Claim, ClaimOutcome, DeployedWorkflow, Execution, RunMessage};
+
+pub use filter::ExecutionFilter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -93,7 +96,30 @@ pub trait Store: Send + Sync {
         &self,
         workflow_key: Option<&str>,
         limit: usize,
+    ) -> Result<Vec<Execution>, StoreError> {
+        let filter = ExecutionFilter {
+            workflow: workflow_key.map(str::to_string),
+            ..ExecutionFilter::default()
+        };
+        self.find_executions(&filter, limit).await
+    }
+
+    /// Executions matching `filter`, newest first, at most `limit`.
+    async fn find_executions(
+        &self,
+        filter: &ExecutionFilter,
+        limit: usize,
     ) -> Result<Vec<Execution>, StoreError>;
+
+    /// Deletes up to `max` finished executions matching `filter`, oldest first, and
+    /// says how many. A `started` one (running, or paused and waiting) is never
+    /// deleted, whatever the filter. Callers call again while it deletes `max`, so a
+    /// large prune never holds the store for long.
+    async fn prune_executions(
+        &self,
+        filter: &ExecutionFilter,
+        max: usize,
+    ) -> Result<usize, StoreError>;
 
     /// Claims an idempotency key atomically: [`ClaimOutcome::Claimed`] when no
     /// claim on it holds at `now` (unix seconds; see [`Claim::holds_at`]), else the

@@ -18,10 +18,13 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::item::{self, Item, get_s, n, s};
-use crate::model::{Claim, ClaimOutcome, DeployedWorkflow, Execution};
-use crate::ports::{Store, StoreError};
+use crate::model::{Claim, ClaimOutcome, DeployedWorkflow, Execution, ExecutionStatus};
+use crate::ports::{ExecutionFilter, Store, StoreError};
 
+/// Executions by workflow, sorted by id (time): `gsi1pk`, `gsi1sk`.
 const GSI: &str = "gsi1";
+/// Executions by workflow and status, sorted by id: `gsi2pk`, `gsi1sk`.
+const STATUS_GSI: &str = "gsi2";
 
 #[derive(Clone)]
 pub struct DynamoStore {
@@ -95,6 +98,10 @@ impl DynamoStore {
         item.insert("gsi1sk".into(), s(&execution.id));
         // From the record as written: one too large to pause is written as an error.
         item.insert("status".into(), s(record.status.as_str()));
+        item.insert(
+            "gsi2pk".into(),
+            s(item::status_gsi_pk(&execution.workflow_key, record.status)),
+        );
         match &record.pause_token {
             // Top level, so a resume can be made conditional on it. No expiry while
             // paused: a wait may outlast the retention; the final save sets it.
@@ -121,41 +128,107 @@ impl DynamoStore {
             .set_item(Some(self.execution_item(execution)))
     }
 
+    /// One page of a workflow's execution ids in the filter's window, from the
+    /// index that answers the filter: by status when it has one.
+    async fn query_ids(
+        &self,
+        key: &str,
+        filter: &ExecutionFilter,
+        newest_first: bool,
+        limit: usize,
+        start: Option<Item>,
+    ) -> Result<(Vec<String>, Option<Item>), StoreError> {
+        let (index, pk) = match filter.status {
+            Some(status) => (STATUS_GSI, ("gsi2pk", item::status_gsi_pk(key, status))),
+            None => (GSI, ("gsi1pk", item::executions_gsi_pk(key))),
+        };
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#pk = :p AND gsi1sk BETWEEN :lo AND :hi")
+            .expression_attribute_names("#pk", pk.0)
+            .expression_attribute_values(":p", s(pk.1))
+            .expression_attribute_values(":lo", s(filter.lowest_id()))
+            .expression_attribute_values(":hi", s(filter.highest_id()))
+            .scan_index_forward(!newest_first)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX).max(1))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(backend)?;
+        let ids = page
+            .items()
+            .iter()
+            .filter_map(|found| get_s(found, "gsi1sk").map(str::to_string))
+            .collect();
+        Ok((ids, page.last_evaluated_key))
+    }
+
+    /// A workflow's executions matching the filter, newest first.
     async fn query_executions(
         &self,
         key: &str,
+        filter: &ExecutionFilter,
         limit: usize,
     ) -> Result<Vec<Execution>, StoreError> {
         let mut out = Vec::new();
         let mut start = None;
         while out.len() < limit {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI)
-                .key_condition_expression("gsi1pk = :p")
-                .expression_attribute_values(":p", s(item::executions_gsi_pk(key)))
-                .scan_index_forward(false)
-                .limit(i32::try_from(limit - out.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend)?;
-            // The index projects keys only; read each record from the table.
-            for found in page.items() {
-                if let Some(id) = get_s(found, "gsi1sk")
-                    && let Some(e) = self.execution(id).await?
+            let (ids, next) = self
+                .query_ids(key, filter, true, limit - out.len(), start)
+                .await?;
+            // The indexes project keys only; read each record from the table, and
+            // check it again (an index is eventually consistent).
+            for id in ids {
+                if let Some(e) = self.execution(&id).await?
+                    && filter.matches(&e.id, &e.workflow_key, e.status)
                 {
                     out.push(e);
                 }
             }
-            start = page.last_evaluated_key;
+            start = next;
             if start.is_none() {
                 break;
             }
         }
         Ok(out)
+    }
+
+    /// The keys whose executions a filter selects.
+    async fn workflow_keys(&self, filter: &ExecutionFilter) -> Result<Vec<String>, StoreError> {
+        Ok(match &filter.workflow {
+            Some(key) => vec![key.clone()],
+            None => self
+                .list_workflows()
+                .await?
+                .iter()
+                .map(|w| w.key.clone())
+                .collect(),
+        })
+    }
+
+    /// Deletes one execution unless it is started (running or paused): `false` then.
+    async fn delete_finished(&self, id: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(item::execution_pk(id)))
+            .key("sk", s("EX"))
+            .condition_expression("attribute_exists(pk) AND #status <> :started")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":started", s(ExecutionStatus::Started.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
+            Err(e) => Err(backend(e)),
+        }
     }
 }
 
@@ -365,22 +438,48 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn list_executions(
+    async fn find_executions(
         &self,
-        workflow_key: Option<&str>,
+        filter: &ExecutionFilter,
         limit: usize,
     ) -> Result<Vec<Execution>, StoreError> {
-        if let Some(key) = workflow_key {
-            return self.query_executions(key, limit).await;
-        }
-        // All workflows: newest of each, merged. No GSI with one hot partition key.
+        // All workflows: the newest of each, merged. No index with one hot key.
         let mut all = Vec::new();
-        for w in self.list_workflows().await? {
-            all.extend(self.query_executions(&w.key, limit).await?);
+        for key in self.workflow_keys(filter).await? {
+            all.extend(self.query_executions(&key, filter, limit).await?);
         }
         all.sort_by(|a, b| b.id.cmp(&a.id));
         all.truncate(limit);
         Ok(all)
+    }
+
+    async fn prune_executions(
+        &self,
+        filter: &ExecutionFilter,
+        max: usize,
+    ) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        for key in self.workflow_keys(filter).await? {
+            let mut start = None;
+            // Oldest first, page by page, until `max` are gone or none is left.
+            while deleted < max {
+                let (ids, next) = self.query_ids(&key, filter, false, 100, start).await?;
+                let outcomes = futures_util::future::join_all(
+                    ids.iter()
+                        .take(max - deleted)
+                        .map(|id| self.delete_finished(id)),
+                )
+                .await;
+                for outcome in outcomes {
+                    deleted += usize::from(outcome?);
+                }
+                start = next;
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(deleted)
     }
 
     async fn claim(&self, claim: &Claim, now: u64) -> Result<ClaimOutcome, StoreError> {
@@ -413,17 +512,20 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
             .build()
             .map_err(build_error)
     };
-    let gsi = GlobalSecondaryIndex::builder()
-        .index_name(GSI)
-        .key_schema(key("gsi1pk", KeyType::Hash)?)
-        .key_schema(key("gsi1sk", KeyType::Range)?)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::KeysOnly)
-                .build(),
-        )
-        .build()
-        .map_err(build_error)?;
+    // Both indexes sort by id (time) and project keys only.
+    let index = |name: &str, hash: &str| {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(hash, KeyType::Hash)?)
+            .key_schema(key("gsi1sk", KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::KeysOnly)
+                    .build(),
+            )
+            .build()
+            .map_err(build_error)
+    };
     let result = client
         .create_table()
         .table_name(table)
@@ -434,7 +536,9 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .attribute_definitions(attr("sk")?)
         .attribute_definitions(attr("gsi1pk")?)
         .attribute_definitions(attr("gsi1sk")?)
-        .global_secondary_indexes(gsi)
+        .attribute_definitions(attr("gsi2pk")?)
+        .global_secondary_indexes(index(GSI, "gsi1pk")?)
+        .global_secondary_indexes(index(STATUS_GSI, "gsi2pk")?)
         .send()
         .await;
     match result {

@@ -63,6 +63,11 @@ pub fn executions_gsi_pk(key: &str) -> String {
     format!("WFEX#{key}")
 }
 
+/// The executions of one workflow in one status (index `gsi2`, sorted by id).
+pub fn status_gsi_pk(key: &str, status: ExecutionStatus) -> String {
+    format!("WFST#{key}#{}", status.as_str())
+}
+
 /// The execution as JSON text that fits in one item: job results (largest first)
 /// and then the context are replaced by `{"truncated": true, "bytes": N}` until it fits.
 /// A record is never refused for its size.

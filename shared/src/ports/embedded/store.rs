@@ -2,13 +2,14 @@
 //! columns beside them exist only for lookups and ordering.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::db::Database;
 use crate::model::{Claim, ClaimOutcome, DeployedWorkflow, Execution};
-use crate::ports::{Store, StoreError};
+use crate::ports::{ExecutionFilter, Store, StoreError};
 
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -245,29 +246,70 @@ impl Store for EmbeddedStore {
             .map_err(backend)
     }
 
-    async fn list_executions(
+    async fn find_executions(
         &self,
-        workflow_key: Option<&str>,
+        filter: &ExecutionFilter,
         limit: usize,
     ) -> Result<Vec<Execution>, StoreError> {
-        let key = workflow_key.map(str::to_string);
+        let query = Selection::new(filter);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.db
             .read(move |conn| {
-                // Ids are UUIDv7: ordering by id is ordering by creation time.
-                let (sql, key) = match &key {
-                    Some(k) => (
-                        "SELECT record FROM executions WHERE workflow_key = ?1 ORDER BY id DESC LIMIT ?2",
-                        k.as_str(),
-                    ),
-                    None => ("SELECT record FROM executions WHERE ?1 = ?1 ORDER BY id DESC LIMIT ?2", ""),
-                };
-                let mut stmt = conn.prepare_cached(sql)?;
-                let rows = stmt.query_map(params![key, limit], |row| row.get::<_, String>(0))?;
+                // Ids are UUIDv7: ordering by id is ordering by creation time, and
+                // a time window is an id range on an index.
+                let sql = format!(
+                    "SELECT record FROM executions WHERE {} ORDER BY id DESC LIMIT ?5",
+                    query.condition()
+                );
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let rows = stmt.query_map(
+                    params![
+                        query.workflow,
+                        query.lowest,
+                        query.highest,
+                        query.status,
+                        limit
+                    ],
+                    |row| row.get::<_, String>(0),
+                )?;
                 rows.map(|r| r.and_then(decode)).collect()
             })
             .await
             .map_err(backend)
+    }
+
+    async fn prune_executions(
+        &self,
+        filter: &ExecutionFilter,
+        max: usize,
+    ) -> Result<usize, StoreError> {
+        let query = Selection::new(filter);
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let deleted = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&deleted);
+        self.db
+            .write(Box::new(move |conn| {
+                // A started execution (running, or paused and waiting) is live.
+                let sql = format!(
+                    "DELETE FROM executions WHERE id IN (
+                         SELECT id FROM executions WHERE {}
+                         AND json_extract(record, '$.status') <> 'started'
+                         ORDER BY id LIMIT ?5)",
+                    query.condition()
+                );
+                let n = conn.prepare_cached(&sql)?.execute(params![
+                    query.workflow,
+                    query.lowest,
+                    query.highest,
+                    query.status,
+                    max
+                ])?;
+                count.store(n, Ordering::Relaxed);
+                Ok(true)
+            }))
+            .await
+            .map_err(backend)?;
+        Ok(deleted.load(Ordering::Relaxed))
     }
 
     async fn claim(&self, claim: &Claim, now: u64) -> Result<ClaimOutcome, StoreError> {
@@ -280,5 +322,39 @@ impl Store for EmbeddedStore {
 
     async fn release_claim(&self, claim: &Claim) -> Result<(), StoreError> {
         super::claims::release(&self.db, claim).await
+    }
+}
+
+/// A filter as SQL parameters `?1`..`?4` (workflow, lowest id, highest id, status).
+struct Selection {
+    workflow: Option<String>,
+    lowest: String,
+    highest: String,
+    status: Option<&'static str>,
+}
+
+impl Selection {
+    fn new(filter: &ExecutionFilter) -> Self {
+        Self {
+            workflow: filter.workflow.clone(),
+            lowest: filter.lowest_id(),
+            highest: filter.highest_id(),
+            status: filter.status.map(|s| s.as_str()),
+        }
+    }
+
+    /// The WHERE clause; with a workflow it is written so SQLite takes the
+    /// (workflow_key, id) index, else the primary key's id range.
+    fn condition(&self) -> &'static str {
+        match self.workflow {
+            Some(_) => {
+                "workflow_key = ?1 AND id BETWEEN ?2 AND ?3
+                 AND (?4 IS NULL OR json_extract(record, '$.status') = ?4)"
+            }
+            None => {
+                "?1 IS NULL AND id BETWEEN ?2 AND ?3
+                 AND (?4 IS NULL OR json_extract(record, '$.status') = ?4)"
+            }
+        }
     }
 }

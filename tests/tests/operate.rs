@@ -1,0 +1,282 @@
+//! Operating hookflow after a failure (issue 12): finding runs by status and time,
+//! pruning old ones by hand and by retention, beside live traffic, end to end
+//! through the `hookflow` binary on the embedded store.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hookflow::model::{Cursor, Execution, ExecutionStatus, Paused, Wait};
+use hookflow::ports::Store;
+use hookflow::ports::embedded::{Database, EmbeddedStore};
+use hookflow_tests::{Server, client, hookflow};
+use serde_json::{Value, json};
+
+fn flows() -> Vec<Value> {
+    vec![
+        json!({"key": "ok", "sync": true, "trigger": {"type": "webhook", "hookId": "ok-hook"},
+            "nodes": [{"key": "r", "type": "response", "config": {"statusCode": 200, "body": "fine"}}]}),
+        json!({"key": "bad", "sync": true, "trigger": {"type": "webhook", "hookId": "bad-hook"},
+            "nodes": [{"key": "stop", "type": "end", "config": {"endStatus": -1}}]}),
+        json!({"key": "later", "trigger": {"type": "webhook", "hookId": "later-hook"},
+            "nodes": [{"key": "o", "type": "output", "config": {"value": "{{$context.body.n}}"}}]}),
+    ]
+}
+
+/// A UUIDv7 execution id created `ago` before now.
+fn id_created(ago: Duration) -> String {
+    let since = (std::time::SystemTime::now() - ago)
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let ts = uuid::Timestamp::from_unix(uuid::NoContext, since.as_secs(), since.subsec_nanos());
+    uuid::Uuid::new_v7(ts).to_string()
+}
+
+fn record(id: String, key: &str, status: ExecutionStatus) -> Execution {
+    Execution {
+        id,
+        workflow_key: key.into(),
+        workflow_version: 1,
+        status,
+        context: json!({"body": {"seeded": true}}),
+        output: Value::Null,
+        jobs: Vec::new(),
+        created_at: "2026-11-01T00:00:00.000Z".into(),
+        finished_at: None,
+        parent_execution_id: None,
+        paused: None,
+        attempts: 0,
+        idempotency_key: None,
+    }
+}
+
+/// Writes `finished` resolved executions of workflow `ok` created ten days ago, and
+/// one execution paused since then, into a server's data; returns the paused id.
+async fn seed_old(server: &Server, finished: usize) -> String {
+    let db = Database::open(&server.data_dir()).unwrap();
+    let store = EmbeddedStore::new(Arc::clone(&db));
+    let ten_days = Duration::from_secs(10 * 86_400);
+    let writes = (0..finished).map(|_| {
+        let store = store.clone();
+        async move {
+            let e = record(id_created(ten_days), "ok", ExecutionStatus::Resolved);
+            store.save_execution(&e).await.unwrap();
+        }
+    });
+    futures_util::future::join_all(writes).await;
+    let mut paused = record(id_created(ten_days), "later", ExecutionStatus::Started);
+    paused.paused = Some(Paused {
+        waits: vec![Wait::Until {
+            node_key: "w".into(),
+            until: "2027-01-01T00:00:00.000Z".into(),
+        }],
+        wake_at: Some("2027-01-01T00:00:00.000Z".into()),
+        token: "t".into(),
+        cursor: Cursor {
+            index: 0,
+            job: 0,
+            frame: json!({}),
+        },
+        results: json!({}),
+        scopes: json!({}),
+        node_runs: 1,
+        depth: 0,
+    });
+    store.save_execution(&paused).await.unwrap();
+    paused.id
+}
+
+fn list(server: &Server, args: &[&str]) -> Vec<Value> {
+    let data = server.data_dir();
+    let mut all = vec!["executions", "list", "--json", "--limit", "100000"];
+    all.extend_from_slice(args);
+    all.extend(["--data", data.to_str().unwrap()]);
+    let (ok, out, err) = hookflow(&all);
+    assert!(ok, "executions list {args:?} failed: {err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+fn statuses(executions: &[Value]) -> Vec<(String, String)> {
+    executions
+        .iter()
+        .map(|e| {
+            (
+                e["workflowKey"].as_str().unwrap().to_string(),
+                e["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn prune(server: &Server, args: &[&str]) -> String {
+    let data = server.data_dir();
+    let mut all = vec!["executions", "prune"];
+    all.extend_from_slice(args);
+    all.extend(["--data", data.to_str().unwrap()]);
+    let (ok, out, err) = hookflow(&all);
+    assert!(ok, "executions prune {args:?} failed: {err}");
+    out
+}
+
+#[tokio::test]
+async fn lists_by_status_and_time_and_prunes_from_the_command_line() {
+    let server = Server::start(&flows());
+    let paused = seed_old(&server, 3).await;
+    let http = client();
+    for hook in ["ok-hook", "bad-hook", "ok-hook"] {
+        let answer = http.post(server.hook_url(hook)).send().await.unwrap();
+        assert!(answer.status().as_u16() < 600);
+    }
+
+    let failed = list(&server, &["--status", "failed"]);
+    assert_eq!(statuses(&failed), [("bad".into(), "failed".into())]);
+    let recent = list(&server, &["--since", "1h"]);
+    assert_eq!(recent.len(), 3);
+    assert!(
+        recent
+            .iter()
+            .all(|e| e["context"]["body"]["seeded"].is_null())
+    );
+    let old = list(&server, &["--until", "1d"]);
+    assert_eq!(old.len(), 4, "three old finished runs and the paused one");
+    let old_ok = list(
+        &server,
+        &["--until", "1d", "--workflow", "ok", "--status", "resolved"],
+    );
+    assert_eq!(old_ok.len(), 3);
+    let window = list(
+        &server,
+        &["--since", "11d", "--until", "9d", "--status", "started"],
+    );
+    assert_eq!(window.len(), 1);
+    assert_eq!(window[0]["id"], paused.as_str());
+    // RFC 3339 works as well as a duration; a wrong status or time says why.
+    let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    assert_eq!(list(&server, &["--since", &since]).len(), 3);
+    let (ok, _, err) = hookflow(&["executions", "list", "--status", "done"]);
+    assert!(!ok && err.contains("not a status"), "{err}");
+    let (ok, _, err) = hookflow(&["executions", "list", "--since", "yesterday"]);
+    assert!(
+        !ok && err.contains("--since") && err.contains("RFC 3339"),
+        "{err}"
+    );
+
+    // Text output for people, too.
+    let data = server.data_dir();
+    let (ok, text, _) = hookflow(&[
+        "executions",
+        "list",
+        "--status",
+        "failed",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(ok && text.contains("bad") && text.contains("failed") && !text.contains("resolved"));
+
+    let out = prune(&server, &["--older-than", "7d"]);
+    assert!(out.starts_with("pruned 3 execution(s)"), "{out}");
+    let left = list(&server, &[]);
+    assert_eq!(left.len(), 4, "the three recent runs and the paused one");
+    assert!(left.iter().any(|e| e["id"] == paused.as_str()));
+    let out = prune(&server, &["--older-than", "0s", "--status", "failed"]);
+    assert!(out.starts_with("pruned 1 execution(s)"), "{out}");
+    assert_eq!(statuses(&list(&server, &["--workflow", "ok"])).len(), 2);
+}
+
+#[tokio::test]
+async fn a_prune_beside_live_traffic_loses_no_run() {
+    let server = Server::start(&flows());
+    let paused = seed_old(&server, 20_000).await;
+    let data = server.data_dir().to_str().unwrap().to_string();
+    // Sync and async runs before, while and after the prune deletes.
+    let http = client();
+    let mut sent = 0;
+    let mut pruning = None;
+    let began = Instant::now();
+    while pruning
+        .as_ref()
+        .is_none_or(|p: &std::thread::JoinHandle<_>| !p.is_finished())
+        || sent < 400
+    {
+        if sent == 64 {
+            let data = data.clone();
+            pruning = Some(std::thread::spawn(move || {
+                let began = Instant::now();
+                let out = hookflow(&["executions", "prune", "--older-than", "7d", "--data", &data]);
+                (out, began.elapsed())
+            }));
+        }
+        let batch = (0..16).map(|i| {
+            let http = http.clone();
+            let url = server.hook_url(if i % 2 == 0 { "ok-hook" } else { "later-hook" });
+            async move {
+                let answer = http.post(url).json(&json!({"n": i})).send().await.unwrap();
+                answer.status().as_u16()
+            }
+        });
+        for status in futures_util::future::join_all(batch).await {
+            assert_eq!(status, 200);
+        }
+        sent += 16;
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "the prune never ended"
+        );
+    }
+    let ((ok, out, err), took) = pruning.unwrap().join().unwrap();
+    assert!(ok, "{err}");
+    assert!(out.starts_with("pruned 20000 execution(s)"), "{out}");
+    eprintln!("pruned 20000 beside {sent} requests in {took:?}");
+
+    // Every run answered is recorded and finished; the paused one stays.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let all = list(&server, &[]);
+        let live: Vec<&Value> = all.iter().filter(|e| e["id"] != paused.as_str()).collect();
+        let done = live.iter().filter(|e| e["status"] == "resolved").count();
+        if live.len() == sent && done == sent {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {sent} runs recorded, {done} resolved",
+            live.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(list(&server, &["--status", "started"]).len(), 1);
+}
+
+#[tokio::test]
+async fn serve_prunes_past_its_retention_in_the_background() {
+    let server = Server::start_with(&flows(), &["--retention-days", "7"]);
+    let paused = seed_old(&server, 50).await;
+    let ok = client()
+        .post(server.hook_url("ok-hook"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    // The first pass runs 5 s after the start, then every hour.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = list(&server, &[]);
+        if left.len() == 2 {
+            assert!(left.iter().any(|e| e["id"] == paused.as_str()));
+            assert!(
+                left.iter()
+                    .any(|e| e["workflowKey"] == "ok" && e["status"] == "resolved")
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{} executions left", left.len());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn retention_zero_keeps_everything() {
+    let server = Server::start_with(&flows(), &["--retention-days", "0"]);
+    seed_old(&server, 5).await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(list(&server, &[]).len(), 6);
+}
