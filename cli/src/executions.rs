@@ -1,20 +1,16 @@
 //! `hookflow executions list|show|prune`: read and prune recorded executions.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-
-use anyhow::Context as _;
 use std::time::Instant;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use hookflow::app::retention;
 use hookflow::model::{Execution, ExecutionStatus, RunMessage, Wait};
-use hookflow::ports::aws::{self, DynamoStore};
-use hookflow::ports::embedded::{Database, EmbeddedStore, queued_run, queued_runs};
-use hookflow::ports::{ExecutionFilter, Store};
+use hookflow::ports::ExecutionFilter;
+use hookflow::ports::embedded::{queued_run, queued_runs};
 use serde_json::Value;
 
+use crate::source::{Source, open};
 use crate::when;
 
 #[derive(clap::Subcommand)]
@@ -97,17 +93,6 @@ fn parse_status(text: &str) -> Result<ExecutionStatus, String> {
     })
 }
 
-/// Where executions are read from.
-#[derive(clap::Args)]
-pub struct Source {
-    /// The embedded store's directory (as given to `hookflow serve --data`).
-    #[arg(long, default_value = ".hookflow")]
-    data: PathBuf,
-    /// Read a deployed stack's DynamoDB table instead of the embedded store.
-    #[arg(long, env = "HOOKFLOW_TABLE")]
-    table: Option<String>,
-}
-
 pub fn run(command: ExecutionsCommand) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -184,27 +169,6 @@ pub fn run(command: ExecutionsCommand) -> anyhow::Result<ExitCode> {
             }
         }
     })
-}
-
-/// The store, and the embedded database when that is where it lives (its queue
-/// tells of accepted runs not started yet; SQS cannot be searched by id).
-async fn open(source: &Source) -> anyhow::Result<(Arc<dyn Store>, Option<Arc<Database>>)> {
-    if let Some(table) = &source.table {
-        let config = aws::load_config().await;
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table, None);
-        return Ok((Arc::new(store), None));
-    }
-    let data = source.data.as_path();
-    anyhow::ensure!(
-        data.join("hookflow.db").exists(),
-        "no hookflow data in {} (start `hookflow serve --data {}` first)",
-        data.display(),
-        data.display()
-    );
-    let db = Database::open(data)
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("cannot open {}", data.display()))?;
-    Ok((Arc::new(EmbeddedStore::new(Arc::clone(&db))), Some(db)))
 }
 
 /// A run accepted and queued, that no worker has started: status `queued`.

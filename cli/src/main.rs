@@ -5,8 +5,10 @@ mod executions;
 mod http_server;
 mod serve;
 mod sign;
+mod source;
 mod validate;
 mod when;
+mod workflows;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,7 +40,12 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Read recorded executions.
+    /// List deployed workflows; enable or disable one without editing its file.
+    Workflows {
+        #[command(subcommand)]
+        command: workflows::WorkflowsCommand,
+    },
+    /// Read, replay and prune recorded executions.
     Executions {
         #[command(subcommand)]
         command: executions::ExecutionsCommand,
@@ -68,6 +75,7 @@ fn main() -> ExitCode {
         Command::Deploy(args) => deploy::run(args),
         Command::InitLocalAws(args) => deploy::init_local(args),
         Command::Validate { files } => validate::run(&files),
+        Command::Workflows { command } => workflows::run(command),
         Command::Executions { command } => executions::run(command),
         Command::ParseSample { json, url, form } => parse_sample(json, url, form),
         Command::Sign(args) => sign::run(args),

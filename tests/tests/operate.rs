@@ -280,3 +280,99 @@ async fn retention_zero_keeps_everything() {
     tokio::time::sleep(Duration::from_secs(7)).await;
     assert_eq!(list(&server, &[]).len(), 6);
 }
+
+fn workflows(server: &Server, args: &[&str]) -> (bool, String, String) {
+    let data = server.data_dir();
+    let mut all = vec!["workflows"];
+    all.extend_from_slice(args);
+    all.extend(["--data", data.to_str().unwrap()]);
+    hookflow(&all)
+}
+
+/// Posts to a hook until it answers `status` (the hook cache holds a workflow up
+/// to 5 s); returns how long that took.
+async fn until_answered(server: &Server, hook: &str, status: u16) -> Duration {
+    let began = Instant::now();
+    loop {
+        let answer = client().post(server.hook_url(hook)).send().await.unwrap();
+        if answer.status().as_u16() == status {
+            return began.elapsed();
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "{hook} still answers {}",
+            answer.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_workflow_is_switched_off_and_on_without_editing_its_file() {
+    let mut server = Server::start(&flows());
+    let (ok, out, _) = workflows(&server, &["list", "--json"]);
+    assert!(ok);
+    let listed: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let keys: Vec<&str> = listed.iter().map(|w| w["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["bad", "later", "ok"]);
+    assert!(
+        listed
+            .iter()
+            .all(|w| w["enabled"] == true && w["version"] == 1)
+    );
+    assert_eq!(listed[2]["path"], "/api/webhook:trigger/ok-hook");
+    until_answered(&server, "ok-hook", 200).await;
+
+    let (ok, out, err) = workflows(&server, &["disable", "ok"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("ok v2 disabled"), "{out}");
+    let took = until_answered(&server, "ok-hook", 404).await;
+    assert!(took < Duration::from_secs(7), "took {took:?}");
+    let (_, out, _) = workflows(&server, &["disable", "ok"]);
+    assert!(out.contains("disabled already"), "{out}");
+
+    // History: version 2 is the switch, with who made it.
+    let (_, out, _) = workflows(&server, &["list", "--json"]);
+    let listed: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let ok_flow = listed.iter().find(|w| w["key"] == "ok").unwrap();
+    assert_eq!(ok_flow["enabled"], false);
+    assert_eq!(ok_flow["version"], 2);
+    assert!(
+        ok_flow["switchedBy"]
+            .as_str()
+            .unwrap()
+            .contains("hookflow workflows disable")
+    );
+    let (_, text, _) = workflows(&server, &["list"]);
+    assert!(
+        text.contains("disabled") && text.contains("switched by"),
+        "{text}"
+    );
+
+    // A restart deploys the unchanged file: the switch holds.
+    server.restart_with(&[]);
+    assert!(
+        server
+            .banner
+            .iter()
+            .any(|l| l.contains("ok v2") && l.contains("disabled")),
+        "{:?}",
+        server.banner
+    );
+    assert!(until_answered(&server, "ok-hook", 404).await < Duration::from_millis(100));
+
+    let (ok, out, _) = workflows(&server, &["enable", "ok"]);
+    assert!(ok && out.starts_with("ok v3 enabled"), "{out}");
+    until_answered(&server, "ok-hook", 200).await;
+    let runs = list(&server, &["--workflow", "ok"]);
+    let versions: Vec<u64> = runs
+        .iter()
+        .map(|e| e["workflowVersion"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions.first(), Some(&3));
+    assert_eq!(versions.last(), Some(&1));
+    assert!(!versions.contains(&2), "nothing ran while it was off");
+
+    let (ok, _, err) = workflows(&server, &["disable", "nope"]);
+    assert!(!ok && err.contains("no workflow \"nope\""), "{err}");
+}

@@ -132,7 +132,18 @@ pub async fn deploy(
     if definition.sync {
         check_sync_subflows(store, &definition.nodes, "nodes").await?;
     }
-    if let Some(current) = current.as_ref().filter(|c| c.definition == definition) {
+    // The file as it is, or as it was when an operator switched the workflow on or
+    // off: the switch holds until the file itself changes.
+    let unchanged = |c: &DeployedWorkflow| {
+        c.definition == definition
+            || (c.switched_by.is_some()
+                && c.definition
+                    == WorkflowDefinition {
+                        enabled: c.definition.enabled,
+                        ..definition.clone()
+                    })
+    };
+    if let Some(current) = current.as_ref().filter(|c| unchanged(c)) {
         return Ok(Deployed {
             workflow: Arc::clone(current),
             changed: false,
@@ -144,12 +155,44 @@ pub async fn deploy(
         hook_id,
         definition,
         deployed_at: now_rfc3339(),
+        switched_by: None,
     };
     store.publish(&workflow).await?;
     Ok(Deployed {
         workflow: Arc::new(workflow),
         changed: true,
     })
+}
+
+/// Turns a workflow on or off: a new version, equal to the current one but for
+/// `enabled`, recorded with who switched it, so its history shows which version ran
+/// when. The webhook sees it within its hook cache's TTL. `None` for an unknown
+/// key; `changed: false` when it was so already.
+pub async fn switch(
+    store: &dyn Store,
+    key: &str,
+    enabled: bool,
+    by: &str,
+) -> Result<Option<Deployed>, StoreError> {
+    let Some(current) = store.current_workflow(key).await? else {
+        return Ok(None);
+    };
+    if current.definition.enabled == enabled {
+        return Ok(Some(Deployed {
+            workflow: current,
+            changed: false,
+        }));
+    }
+    let mut workflow = DeployedWorkflow::clone(&current);
+    workflow.version += 1;
+    workflow.definition.enabled = enabled;
+    workflow.deployed_at = now_rfc3339();
+    workflow.switched_by = Some(by.to_string());
+    store.publish(&workflow).await?;
+    Ok(Some(Deployed {
+        workflow: Arc::new(workflow),
+        changed: true,
+    }))
 }
 
 /// A sync workflow may call only sync workflows: checked here for targets that are

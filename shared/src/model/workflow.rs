@@ -210,4 +210,8 @@ pub struct DeployedWorkflow {
     pub hook_id: String,
     pub definition: WorkflowDefinition,
     pub deployed_at: String,
+    /// Set on a version `hookflow workflows enable|disable` made: who, and how. A
+    /// deploy of the unchanged file keeps such a switch (see `app::deploy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switched_by: Option<String>,
 }

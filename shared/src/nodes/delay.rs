@@ -404,6 +404,7 @@ mod tests {
             hook_id: "h".into(),
             definition: serde_json::from_value(definition).unwrap(),
             deployed_at: String::new(),
+            switched_by: None,
         };
         let engine = Engine::new(Arc::new(crate::nodes::builtin()), Limits::default());
         let runner = Runner::new(Arc::new(engine), Arc::new(json!({})));

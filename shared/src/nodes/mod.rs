@@ -184,6 +184,7 @@ pub(crate) mod test_support {
             hook_id: "h".into(),
             definition,
             deployed_at: now_rfc3339(),
+            switched_by: None,
         };
         let engine = Arc::new(Engine::new(
             Arc::new(crate::nodes::builtin()),

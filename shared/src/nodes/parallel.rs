@@ -316,6 +316,7 @@ mod tests {
             hook_id: "h".into(),
             definition: serde_json::from_value(definition).unwrap(),
             deployed_at: String::new(),
+            switched_by: None,
         };
         let engine = crate::engine::Engine::new(
             std::sync::Arc::new(crate::nodes::builtin()),

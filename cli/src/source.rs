@@ -1,0 +1,42 @@
+//! Where the CLI reads and writes: the embedded store of a `hookflow serve` data
+//! directory, or a deployed stack's DynamoDB table.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use hookflow::ports::Store;
+use hookflow::ports::aws::{self, DynamoStore};
+use hookflow::ports::embedded::{Database, EmbeddedStore};
+
+/// Which store a command reads and writes.
+#[derive(clap::Args)]
+pub struct Source {
+    /// The embedded store's directory (as given to `hookflow serve --data`).
+    #[arg(long, default_value = ".hookflow")]
+    pub data: PathBuf,
+    /// A deployed stack's DynamoDB table instead of the embedded store.
+    #[arg(long, env = "HOOKFLOW_TABLE")]
+    pub table: Option<String>,
+}
+
+/// The store, and the embedded database when that is where it lives (its queue
+/// tells of accepted runs not started yet; SQS cannot be searched by id).
+pub async fn open(source: &Source) -> anyhow::Result<(Arc<dyn Store>, Option<Arc<Database>>)> {
+    if let Some(table) = &source.table {
+        let config = aws::load_config().await;
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table, None);
+        return Ok((Arc::new(store), None));
+    }
+    let data = source.data.as_path();
+    anyhow::ensure!(
+        data.join("hookflow.db").exists(),
+        "no hookflow data in {} (start `hookflow serve --data {}` first)",
+        data.display(),
+        data.display()
+    );
+    let db = Database::open(data)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("cannot open {}", data.display()))?;
+    Ok((Arc::new(EmbeddedStore::new(Arc::clone(&db))), Some(db)))
+}
