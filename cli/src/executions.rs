@@ -4,13 +4,14 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use hookflow::app::replay::{self, ReplayError};
 use hookflow::app::retention;
 use hookflow::model::{Execution, ExecutionStatus, RunMessage, Wait};
 use hookflow::ports::ExecutionFilter;
 use hookflow::ports::embedded::{queued_run, queued_runs};
 use serde_json::Value;
 
-use crate::source::{Source, open};
+use crate::source::{Source, open, open_queue};
 use crate::when;
 
 #[derive(clap::Subcommand)]
@@ -24,6 +25,26 @@ pub enum ExecutionsCommand {
         /// Print JSON (an array of execution records, jobs included).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        source: Source,
+    },
+    /// Runs an execution again with the same trigger context, as a new async
+    /// execution (`replayOf` names the original); or every execution the filters
+    /// select, oldest first.
+    Replay {
+        /// The execution to replay; without it, the filters select them.
+        id: Option<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Run on the version that ran the original, not the current one.
+        #[arg(long)]
+        same_version: bool,
+        /// At most this many (with filters).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// With --table: the stack's run queue (its RunQueueUrl output).
+        #[arg(long, env = "HOOKFLOW_QUEUE_URL")]
+        queue_url: Option<String>,
         #[command(flatten)]
         source: Source,
     },
@@ -122,6 +143,65 @@ pub fn run(command: ExecutionsCommand) -> anyhow::Result<ExitCode> {
                     }
                 }
                 Ok(ExitCode::SUCCESS)
+            }
+            ExecutionsCommand::Replay {
+                id,
+                filter,
+                same_version,
+                limit,
+                queue_url,
+                source,
+            } => {
+                let selection = filter.filter()?;
+                anyhow::ensure!(
+                    id.is_none() != (selection == ExecutionFilter::default()),
+                    "give an execution id, or filters that select several (--workflow, --status, --since, --until), not both"
+                );
+                let (store, db) = open(&source).await?;
+                let queue = open_queue(&source, db, queue_url.as_deref()).await?;
+                let originals = match &id {
+                    Some(id) => match store.execution(id).await? {
+                        Some(e) => vec![e],
+                        None => {
+                            eprintln!("error: no execution {id:?}");
+                            return Ok(ExitCode::FAILURE);
+                        }
+                    },
+                    None => {
+                        let mut found = store.find_executions(&selection, limit).await?;
+                        found.reverse();
+                        found
+                    }
+                };
+                let (mut queued, mut refused) = (0, 0);
+                for original in &originals {
+                    match replay::replay(store.as_ref(), queue.as_ref(), original, same_version)
+                        .await
+                    {
+                        Ok(run) => {
+                            queued += 1;
+                            println!(
+                                "replayed {} as {} ({} v{})",
+                                original.id, run.execution_id, run.workflow_key, run.workflow_version
+                            );
+                        }
+                        Err(e @ (ReplayError::Store(_) | ReplayError::Queue(_))) => {
+                            return Err(e.into());
+                        }
+                        Err(e) => {
+                            refused += 1;
+                            eprintln!("not replayed {}: {e}", original.id);
+                        }
+                    }
+                }
+                if id.is_none() {
+                    println!("{queued} replay(s) queued, {refused} refused, of {} selected", originals.len());
+                }
+                Ok(if refused > 0 && queued == 0 {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                })
             }
             ExecutionsCommand::Prune {
                 older_than,
@@ -247,6 +327,9 @@ fn print_one(e: &Execution) {
     }
     if let Some(parent) = &e.parent_execution_id {
         println!("Parent     {parent} (called as a subflow)");
+    }
+    if let Some(original) = &e.replay_of {
+        println!("Replay of {original}");
     }
     if let Some(key) = &e.idempotency_key {
         println!("Key        {key} (idempotency: its duplicates are answered as it was)");

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use hookflow::ports::Store;
-use hookflow::ports::aws::{self, DynamoStore};
-use hookflow::ports::embedded::{Database, EmbeddedStore};
+use hookflow::ports::aws::{self, DynamoStore, SqsQueue};
+use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
+use hookflow::ports::{Queue, Store};
 
 /// Which store a command reads and writes.
 #[derive(clap::Args)]
@@ -39,4 +39,27 @@ pub async fn open(source: &Source) -> anyhow::Result<(Arc<dyn Store>, Option<Arc
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("cannot open {}", data.display()))?;
     Ok((Arc::new(EmbeddedStore::new(Arc::clone(&db))), Some(db)))
+}
+
+/// The queue runs go to: the embedded one beside the store (a `hookflow serve` on
+/// that data picks new rows up within a second), or the stack's SQS queue.
+pub async fn open_queue(
+    source: &Source,
+    db: Option<Arc<Database>>,
+    queue_url: Option<&str>,
+) -> anyhow::Result<Arc<dyn Queue>> {
+    if let Some(db) = db {
+        return Ok(Arc::new(EmbeddedQueue::open(db).await?));
+    }
+    let Some(url) = queue_url else {
+        anyhow::bail!(
+            "with --table {}, name the run queue with --queue-url (or HOOKFLOW_QUEUE_URL): the stack's RunQueueUrl output",
+            source.table.as_deref().unwrap_or_default()
+        );
+    };
+    let config = aws::load_config().await;
+    Ok(Arc::new(SqsQueue::new(
+        aws_sdk_sqs::Client::new(&config),
+        url,
+    )))
 }

@@ -180,6 +180,17 @@ impl Server {
         self.child = Some(child);
     }
 
+    /// Writes (or rewrites) a definition file; a restart deploys it.
+    pub fn write_workflow(&self, workflow: &Value) {
+        let key = workflow["key"].as_str().expect("fixture has a key");
+        let file = self
+            .dir
+            .path()
+            .join("workflows")
+            .join(format!("{key}.json"));
+        std::fs::write(file, serde_json::to_vec_pretty(workflow).unwrap()).unwrap();
+    }
+
     /// The full URL of a hook id.
     pub fn hook_url(&self, hook_id: &str) -> String {
         format!("{}/api/webhook:trigger/{hook_id}", self.base)

@@ -75,6 +75,7 @@ fn execution(id: &str, key: &str, status: ExecutionStatus) -> Execution {
         paused: None,
         attempts: 0,
         idempotency_key: None,
+        replay_of: None,
         finished_at: None,
     }
 }
@@ -508,6 +509,7 @@ fn run(id: &str) -> RunMessage {
         wake: None,
         after: None,
         idempotency_key: None,
+        replay_of: None,
     }
 }
 

@@ -321,6 +321,7 @@ async fn a_run_returned_while_the_table_is_down_comes_back_within_seconds() {
         wake: None,
         after: None,
         idempotency_key: None,
+        replay_of: None,
     };
     stack.queue.enqueue(&run).await.unwrap();
     let got = stack
@@ -533,6 +534,7 @@ async fn a_wake_up_that_comes_before_its_time_is_chained() {
         wake: None,
         after: None,
         idempotency_key: None,
+        replay_of: None,
     };
     let batch = hookflow_worker::handle(
         &stack.app,
@@ -626,6 +628,7 @@ async fn an_async_child_that_waits_pauses_its_parent_on_dynamodb_and_sqs() {
         wake: None,
         after: None,
         idempotency_key: None,
+        replay_of: None,
     };
     let mut bodies = vec![serde_json::to_string(&run).unwrap()];
     let started = std::time::Instant::now();

@@ -46,6 +46,7 @@ fn record(id: String, key: &str, status: ExecutionStatus) -> Execution {
         paused: None,
         attempts: 0,
         idempotency_key: None,
+        replay_of: None,
     }
 }
 
@@ -375,4 +376,159 @@ async fn a_workflow_is_switched_off_and_on_without_editing_its_file() {
 
     let (ok, _, err) = workflows(&server, &["disable", "nope"]);
     assert!(!ok && err.contains("no workflow \"nope\""), "{err}");
+}
+
+/// A payment handler whose first version has a bug: it fails every run.
+fn payment(fixed: bool) -> Value {
+    let node = if fixed {
+        json!({"key": "book", "type": "output", "config": {"value": "booked {{$context.body.order}}"}})
+    } else {
+        json!({"key": "book", "type": "end", "config": {"endStatus": -1}})
+    };
+    json!({"key": "payment", "sync": true, "trigger": {"type": "webhook", "hookId": "pay-hook"},
+        "nodes": [node]})
+}
+
+fn replay(server: &Server, args: &[&str]) -> (bool, String, String) {
+    let data = server.data_dir();
+    let mut all = vec!["executions", "replay"];
+    all.extend_from_slice(args);
+    all.extend(["--data", data.to_str().unwrap()]);
+    hookflow(&all)
+}
+
+/// The new execution ids a replay printed (`replayed OLD as NEW (...)`).
+fn replayed_ids(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("replayed "))
+        .map(|l| l.split_whitespace().nth(2).unwrap().to_string())
+        .collect()
+}
+
+async fn wait_for(server: &Server, id: &str, status: &str, within: Duration) -> Value {
+    let began = Instant::now();
+    loop {
+        if let Some(e) = server.execution(id).filter(|e| e["status"] == status) {
+            return e;
+        }
+        assert!(
+            began.elapsed() < within,
+            "{id} not {status} within {within:?}: {:?}",
+            server.execution(id)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn failed_runs_are_replayed_after_the_fix_and_resolve() {
+    let mut server = Server::start(&[payment(false)]);
+    let http = client();
+    for order in ["A-1", "A-2", "A-3"] {
+        let answer = http
+            .post(server.hook_url("pay-hook"))
+            .json(&json!({"order": order}))
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status().is_server_error() || answer.status().is_success());
+    }
+    let failed = list(&server, &["--status", "failed"]);
+    assert_eq!(failed.len(), 3);
+    let first = failed.last().unwrap()["id"].as_str().unwrap().to_string();
+
+    // The fix is deployed; the serve process keeps running meanwhile.
+    server.write_workflow(&payment(true));
+    server.restart_with(&[]);
+    let (ok, out, err) = replay(&server, &[&first]);
+    assert!(ok, "{err}");
+    let new = replayed_ids(&out);
+    assert_eq!(new.len(), 1, "{out}");
+    assert!(out.contains("(payment v2)"), "{out}");
+    let began = Instant::now();
+    let run = wait_for(&server, &new[0], "resolved", Duration::from_secs(5)).await;
+    eprintln!("a replay ran {:?} after it was queued", began.elapsed());
+    assert!(began.elapsed() < Duration::from_secs(3));
+    assert_eq!(run["replayOf"], first.as_str());
+    assert_eq!(run["workflowVersion"], 2);
+    assert_eq!(run["context"], server.execution(&first).unwrap()["context"]);
+    assert_eq!(run["jobs"][0]["result"], "booked A-1");
+    let (_, shown, _) = hookflow(&[
+        "executions",
+        "show",
+        &new[0],
+        "--data",
+        server.data_dir().to_str().unwrap(),
+    ]);
+    assert!(shown.contains(&format!("Replay of {first}")), "{shown}");
+
+    // Pinned to the version that ran, it fails as it did.
+    let (ok, out, _) = replay(&server, &[&first, "--same-version"]);
+    assert!(ok && out.contains("(payment v1)"), "{out}");
+    wait_for(
+        &server,
+        &replayed_ids(&out)[0],
+        "failed",
+        Duration::from_secs(5),
+    )
+    .await;
+
+    // Bulk: every failed run of the last hour (the three, and the pinned replay).
+    let (ok, out, err) = replay(
+        &server,
+        &[
+            "--workflow",
+            "payment",
+            "--status",
+            "failed",
+            "--since",
+            "1h",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("4 replay(s) queued, 0 refused, of 4 selected"),
+        "{out}"
+    );
+    for id in replayed_ids(&out) {
+        wait_for(&server, &id, "resolved", Duration::from_secs(5)).await;
+    }
+    let resolved = list(&server, &["--workflow", "payment", "--status", "resolved"]);
+    let mut orders: Vec<&str> = resolved
+        .iter()
+        .map(|e| e["context"]["body"]["order"].as_str().unwrap())
+        .collect();
+    orders.sort();
+    assert_eq!(orders, ["A-1", "A-1", "A-1", "A-2", "A-3"]);
+
+    // What cannot be replayed says why.
+    let (ok, _, err) = replay(&server, &["no-such-id"]);
+    assert!(!ok && err.contains("no execution"), "{err}");
+    let (ok, _, err) = replay(&server, &[]);
+    assert!(!ok && err.contains("--workflow"), "{err}");
+    workflows(&server, &["disable", "payment"]);
+    let (ok, _, err) = replay(&server, &[&first]);
+    assert!(!ok && err.contains("disabled"), "{err}");
+}
+
+#[tokio::test]
+async fn replays_queue_while_serve_is_down_and_run_at_its_start() {
+    let mut server = Server::start(&[payment(true)]);
+    let answer = client()
+        .post(server.hook_url("pay-hook"))
+        .json(&json!({"order": "B-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let original = list(&server, &[])[0]["id"].as_str().unwrap().to_string();
+    server.stop();
+    let (ok, out, err) = replay(&server, &[&original]);
+    assert!(ok, "{err}");
+    let new = replayed_ids(&out);
+    // Queued, not started: `show` tells so.
+    assert_eq!(server.execution(&new[0]).unwrap()["status"], "queued");
+    server.restart_with(&[]);
+    let run = wait_for(&server, &new[0], "resolved", Duration::from_secs(5)).await;
+    assert_eq!(run["replayOf"], original.as_str());
 }

@@ -219,6 +219,7 @@ fn run_message(id: &str) -> RunMessage {
         wake: None,
         after: None,
         idempotency_key: None,
+        replay_of: None,
     }
 }
 

@@ -1,11 +1,12 @@
 //! The application: runs recorded as executions (the [`runner`]), the queue's
 //! [`worker`], durable [`wakeups`] of paused runs, [`subflows`], [`deploy`]ing
-//! definitions, execution [`ids`], [`retention`]. It speaks to storage through [`crate::ports`]'
+//! definitions, execution [`ids`], [`replay`], [`retention`]. It speaks to storage through [`crate::ports`]'
 //! traits only; the wiring above builds it on real adapters.
 
 pub mod deploy;
 mod error;
 pub mod ids;
+pub mod replay;
 pub mod retention;
 pub mod runner;
 pub mod subflows;

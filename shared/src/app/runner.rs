@@ -52,6 +52,7 @@ impl Runner {
             paused: None,
             attempts: 0,
             idempotency_key: None,
+            replay_of: None,
         }
     }
 

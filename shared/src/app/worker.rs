@@ -176,6 +176,7 @@ impl Worker {
         );
         execution.attempts = begun + 1;
         execution.idempotency_key = message.idempotency_key.clone();
+        execution.replay_of = message.replay_of.clone();
         // Conditional writes: a delivery that finds the run finished by another one
         // (a duplicate, or a redelivery racing the first) leaves that record alone.
         if !self.store.save_unless_finished(&execution).await? {
@@ -311,6 +312,7 @@ fn error_record(message: &RunMessage, reason: &str) -> Execution {
         finished_at: Some(now_rfc3339()),
         attempts: 0,
         idempotency_key: message.idempotency_key.clone(),
+        replay_of: message.replay_of.clone(),
     }
 }
 

@@ -102,6 +102,10 @@ pub struct Execution {
     /// The idempotency key the run was started under (`trigger.idempotency`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// Set on a run `hookflow executions replay` started: the execution whose
+    /// trigger context it ran again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<String>,
 }
 
 fn at_most_once(attempts: &u32) -> bool {
@@ -136,6 +140,9 @@ pub struct RunMessage {
     /// The idempotency key the run was accepted under, for its record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// The execution this run replays, for its record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<String>,
 }
 
 impl RunMessage {
@@ -152,6 +159,7 @@ impl RunMessage {
             wake: Some(reason.into()),
             after: None,
             idempotency_key: None,
+            replay_of: None,
         }
     }
 

@@ -643,6 +643,7 @@ fn async_message(
         wake: None,
         after: None,
         idempotency_key,
+        replay_of: None,
     }
 }
 

@@ -189,6 +189,7 @@ mod tests {
             finished_at: Some("t".into()),
             attempts: 0,
             idempotency_key: None,
+            replay_of: None,
         }
     }
 

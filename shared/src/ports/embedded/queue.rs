@@ -8,7 +8,8 @@
 //! A delayed run (the wake-up of a paused execution) is a row of the `delayed`
 //! table and nothing in memory; one timer task sleeps until the earliest comes due,
 //! then moves the due rows into the queue in one transaction and has them read
-//! back. Rows that came due while the process was down move at start.
+//! back. Rows that came due while the process was down move at start. Every second
+//! the queue is read back as well, for rows another process added (a replay).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,6 +25,9 @@ use crate::ports::{Delivery, Queue, QueueError};
 
 /// Deliveries held in memory at most.
 pub const BUFFER: usize = 1024;
+
+/// How often rows that another process queued are looked for, in milliseconds.
+const OUTSIDE_POLL_MS: i64 = 1_000;
 
 #[derive(Default)]
 struct Pending {
@@ -92,17 +96,19 @@ async fn timer_loop(
                 }
             },
             Ok(Some(due)) => due - now_ms(),
-            Ok(None) => 60_000,
+            Ok(None) => OUTSIDE_POLL_MS,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read delayed runs; retrying in 1 s");
                 1_000
             }
         };
-        // Looked again at least every minute.
-        let wait = Duration::from_millis(u64::try_from(wait_ms.clamp(0, 60_000)).unwrap_or(0));
+        // Looked again at least every second, when the queue is read back too:
+        // another process (`hookflow executions replay`) may have added rows.
+        let wait =
+            Duration::from_millis(u64::try_from(wait_ms.clamp(0, OUTSIDE_POLL_MS)).unwrap_or(0));
         tokio::select! {
             () = added => {}
-            () = tokio::time::sleep(wait) => {}
+            () = tokio::time::sleep(wait) => mark_spilled(&pending, &wake),
         }
     }
 }
@@ -468,6 +474,7 @@ mod tests {
             wake: None,
             after: None,
             idempotency_key: None,
+            replay_of: None,
         }
     }
 
