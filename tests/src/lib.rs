@@ -342,12 +342,41 @@ pub fn unique_name(prefix: &str) -> String {
 /// A tiny HTTP server on loopback that answers `{"ok":true}` to everything and hands
 /// each raw request (head and body) to the test.
 pub fn recording_server() -> (String, std::sync::mpsc::Receiver<String>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let url = loopback_server(move |raw, _| {
+        let _ = tx.send(raw);
+        (200, "{\"ok\":true}".into())
+    });
+    (url, rx)
+}
+
+/// A loopback server that answers 503 to its first `failures` requests and 200
+/// `{"ok":true,"request":N}` after; the counter tells how many it got.
+pub fn flaky_server(failures: usize) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = std::sync::Arc::clone(&count);
+    let url = loopback_server(move |_, n| {
+        seen.store(n, Ordering::SeqCst);
+        if n <= failures {
+            (503, format!("{{\"busy\":{n}}}"))
+        } else {
+            (200, format!("{{\"ok\":true,\"request\":{n}}}"))
+        }
+    });
+    (url, count)
+}
+
+/// Serves one request per connection on loopback; `answer` gets each raw request
+/// and its number (from 1) and gives the status and JSON body.
+fn loopback_server(
+    mut answer: impl FnMut(String, usize) -> (u16, String) + Send + 'static,
+) -> String {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for stream in listener.incoming() {
+        for (i, stream) in listener.incoming().enumerate() {
             let Ok(mut stream) = stream else { continue };
             let mut raw = Vec::new();
             let mut buf = [0u8; 4096];
@@ -372,14 +401,13 @@ pub fn recording_server() -> (String, std::sync::mpsc::Receiver<String>) {
                     }
                 }
             }
-            let body = "{\"ok\":true}";
+            let (status, body) = answer(String::from_utf8_lossy(&raw).to_string(), i + 1);
             let _ = write!(
                 stream,
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                 body.len()
             );
-            let _ = tx.send(String::from_utf8_lossy(&raw).to_string());
         }
     });
-    (url, rx)
+    url
 }

@@ -9,6 +9,7 @@ pub mod config;
 mod halt;
 mod node;
 mod parallel;
+mod retry;
 mod state;
 mod subflow;
 mod walk;

@@ -165,6 +165,7 @@ impl RunState {
                 started_at: now_rfc3339(),
                 finished_at: None,
                 log: Vec::new(),
+                attempts: 0,
             });
             jobs.len() - 1
         };
@@ -183,6 +184,20 @@ impl RunState {
         if let Value::Object(map) = &mut self.results {
             map.insert(key, result);
         }
+    }
+
+    /// Records an attempt of a node with `retry`: how many runs so far, and
+    /// (while it waits for the next) the failure that made it retry.
+    pub(super) fn note_attempt(&mut self, index: usize, attempts: u32, failure: Option<Value>) {
+        if let Some(failure) = failure {
+            self.set_job_result(index, failure);
+        }
+        self.lock_jobs()[index].attempts = attempts;
+    }
+
+    /// Whether a caller waits for this run (a sync workflow, or a subflow of one).
+    pub(super) fn is_sync(&self) -> bool {
+        self.sync
     }
 
     /// A job's result as it stands.

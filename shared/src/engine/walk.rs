@@ -9,11 +9,12 @@ use std::sync::{Arc, OnceLock, Weak};
 use serde_json::{Value, json};
 
 use super::halt::{Halt, NodeStop, Pause, Reply};
-use super::node::NodeRegistry;
+use super::node::{NodeRegistry, NodeType};
+use super::retry::{self, RetryFrame};
 use super::state::{RunContext, RunState};
 use super::subflow::Subflows;
 use crate::lang::limits;
-use crate::model::{Cursor, ExecutionStatus, JobStatus, NodeDefinition};
+use crate::model::{Cursor, ExecutionStatus, JobStatus, NodeDefinition, Wait};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -117,46 +118,87 @@ impl Engine {
                     let message = format!("unknown node type {:?}", node.kind);
                     return Err(state.error_job(node, message, false));
                 };
+                // Attempts made before this one: a retry that waited paused the run.
+                let mut attempts = 0;
                 let (job, result) = match resume.take() {
-                    // The paused node: counted and its job started before the pause.
-                    Some(cursor) => {
-                        let mut cx = RunContext {
-                            engine: self,
-                            state: &mut *state,
-                            job: cursor.job,
-                        };
-                        let resumed = kind.resume(node, &mut cx, cursor.frame);
-                        (cursor.job, crate::guard::catch(resumed).await)
-                    }
+                    Some(cursor) => match RetryFrame::read(&cursor.frame) {
+                        // A wait between attempts is over: the next attempt.
+                        Some(retry) => {
+                            if !state.count_node_run(self.limits.max_node_runs) {
+                                let message = self.too_many_runs_message();
+                                return Err(state.stop_job(cursor.job, NodeStop::Error(message)));
+                            }
+                            attempts = retry.attempts;
+                            let result = self.attempt(kind.as_ref(), node, state, cursor.job);
+                            (cursor.job, result.await)
+                        }
+                        // The paused node: counted and its job started before the pause.
+                        None => {
+                            let mut cx = RunContext {
+                                engine: self,
+                                state: &mut *state,
+                                job: cursor.job,
+                            };
+                            let resumed = kind.resume(node, &mut cx, cursor.frame);
+                            (cursor.job, crate::guard::catch(resumed).await)
+                        }
+                    },
                     None => {
                         if !state.count_node_run(self.limits.max_node_runs) {
-                            let message = format!(
-                                "the execution ran more than {} nodes and was stopped",
-                                self.limits.max_node_runs
-                            );
-                            return Err(state.error_job(node, message, true));
+                            return Err(self.too_many_runs(node, state));
                         }
                         let job = state.start_job(node);
-                        let mut cx = RunContext {
-                            engine: self,
-                            state: &mut *state,
-                            job,
-                        };
-                        (job, crate::guard::catch(kind.run(node, &mut cx)).await)
+                        (job, self.attempt(kind.as_ref(), node, state, job).await)
                     }
                 };
-                // A panic (a bug) fails this node's job with the panic's message and
-                // ends the execution as `error`, whatever a loop or parallel node
-                // around it would do with an ordinary failure.
-                let result = match result {
-                    Ok(result) => within_bounds(result),
-                    Err(panic) => {
-                        let message =
-                            format!("the node failed on an internal error (a bug): {panic}");
-                        let mut halt = state.stop_job(job, NodeStop::Error(message));
-                        halt.terminal = true;
-                        return Err(halt);
+                let mut result = result;
+                loop {
+                    attempts += 1;
+                    // A panic (a bug) fails this node's job with the panic's message
+                    // and ends the execution as `error`, whatever a loop or parallel
+                    // node around it would do with an ordinary failure; never retried.
+                    let outcome = match result {
+                        Ok(outcome) => within_bounds(outcome),
+                        Err(panic) => {
+                            let message =
+                                format!("the node failed on an internal error (a bug): {panic}");
+                            let mut halt = state.stop_job(job, NodeStop::Error(message));
+                            halt.terminal = true;
+                            return Err(halt);
+                        }
+                    };
+                    let Some(policy) = &node.retry else {
+                        result = Ok(outcome);
+                        break;
+                    };
+                    let failure =
+                        retry::retried(&outcome).filter(|_| attempts < policy.max_attempts);
+                    let Some(failure) = failure else {
+                        state.note_attempt(job, attempts, None);
+                        result = Ok(outcome);
+                        break;
+                    };
+                    let wait = retry::wait_before(policy, attempts + 1);
+                    state.note_attempt(job, attempts, Some(failure));
+                    if !state.is_sync() && wait >= retry::PAUSE_FROM {
+                        let until = chrono::Utc::now()
+                            + chrono::Duration::from_std(wait).unwrap_or_default();
+                        let waits = vec![Wait::Until {
+                            node_key: node.key.clone(),
+                            until: until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        }];
+                        let frame = RetryFrame { attempts }.to_value();
+                        return Err(Halt::paused(Cursor { index, job, frame }, waits));
                     }
+                    tokio::time::sleep(wait).await;
+                    if !state.count_node_run(self.limits.max_node_runs) {
+                        let message = self.too_many_runs_message();
+                        return Err(state.stop_job(job, NodeStop::Error(message)));
+                    }
+                    result = self.attempt(kind.as_ref(), node, state, job).await;
+                }
+                let Ok(result) = result else {
+                    unreachable!("a panic returned above");
                 };
                 match result {
                     Ok(value) => state.finish_job(job, JobStatus::Resolved, value),
@@ -174,6 +216,35 @@ impl Engine {
             }
             Ok(())
         })
+    }
+}
+
+impl Engine {
+    /// One run of a node on its job, a panic caught.
+    async fn attempt(
+        &self,
+        kind: &dyn NodeType,
+        node: &NodeDefinition,
+        state: &mut RunState,
+        job: usize,
+    ) -> Result<Result<Value, NodeStop>, String> {
+        let mut cx = RunContext {
+            engine: self,
+            state,
+            job,
+        };
+        crate::guard::catch(kind.run(node, &mut cx)).await
+    }
+
+    fn too_many_runs_message(&self) -> String {
+        format!(
+            "the execution ran more than {} nodes and was stopped",
+            self.limits.max_node_runs
+        )
+    }
+
+    fn too_many_runs(&self, node: &NodeDefinition, state: &mut RunState) -> Halt {
+        state.error_job(node, self.too_many_runs_message(), true)
     }
 }
 

@@ -16,6 +16,6 @@ pub use inbound::{
 pub use pause::{Cursor, Paused, Wait};
 pub use workflow::{
     BasicAuth, DEFAULT_SYNC_TIMEOUT_MS, DeclaredPath, DeployedWorkflow, HeaderDeclaration,
-    NameValue, NodeDefinition, RequestDeclarations, TriggerDefinition, TriggerResponse,
-    WorkflowDefinition, WorkflowOptions, is_hook_id,
+    NameValue, NodeDefinition, RequestDeclarations, RetryPolicy, TriggerDefinition,
+    TriggerResponse, WorkflowDefinition, WorkflowOptions, is_hook_id,
 };

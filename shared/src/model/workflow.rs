@@ -189,6 +189,47 @@ pub struct NodeDefinition {
     pub config: Value,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub branches: BTreeMap<String, Vec<NodeDefinition>>,
+    /// Runs the node again when it fails or errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+}
+
+/// `retry` on a node: up to `maxAttempts` runs in all, waiting `backoffMs` before
+/// the second, twice that before the third, and so on, at most `maxBackoffMs`,
+/// each wait shortened by up to a quarter at random (so retries of many runs
+/// spread out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    #[serde(default = "default_backoff_ms")]
+    pub backoff_ms: u64,
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+}
+
+fn default_backoff_ms() -> u64 {
+    1_000
+}
+
+fn default_max_backoff_ms() -> u64 {
+    300_000
+}
+
+impl RetryPolicy {
+    pub const MAX_ATTEMPTS: u32 = 10;
+    /// The longest wait between two attempts (an hour).
+    pub const MAX_BACKOFF_MS: u64 = 3_600_000;
+
+    /// The wait before attempt `next` (2 for the first retry), before jitter.
+    pub fn backoff_before(&self, next: u32) -> std::time::Duration {
+        let doublings = next.saturating_sub(2).min(32);
+        let ms = self
+            .backoff_ms
+            .saturating_mul(1u64 << doublings)
+            .min(self.max_backoff_ms);
+        std::time::Duration::from_millis(ms)
+    }
 }
 
 fn empty_object() -> Value {

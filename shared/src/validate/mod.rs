@@ -14,6 +14,7 @@ use crate::model::{WorkflowDefinition, is_hook_id};
 
 mod callers;
 mod inbound;
+mod operate;
 
 const ROOT_FIELDS: [&str; 8] = [
     "key",
@@ -37,7 +38,15 @@ const TRIGGER_FIELDS: [&str; 10] = [
     "allowIps",
     "rateLimit",
 ];
-const NODE_FIELDS: [&str; 6] = ["key", "type", "title", "description", "config", "branches"];
+const NODE_FIELDS: [&str; 7] = [
+    "key",
+    "type",
+    "title",
+    "description",
+    "config",
+    "branches",
+    "retry",
+];
 /// Lambda's own ceiling; a sync answer past API Gateway's 30 s is cut off anyway.
 const MAX_TIMEOUT_MS: u64 = 900_000;
 
@@ -329,6 +338,9 @@ fn check_node(
         }
     }
     check_templates(&config, &format!("{at}.config"), cx.node_keys, check);
+    if let Some(retry) = map.get("retry") {
+        operate::check_retry(retry, &format!("{at}.retry"), check);
+    }
     match map.get("branches") {
         None => {}
         Some(Value::Object(branches)) => {

@@ -181,6 +181,7 @@ mod tests {
                     started_at: "t".into(),
                     finished_at: Some("t".into()),
                     log: Vec::new(),
+                    attempts: 0,
                 })
                 .collect(),
             created_at: "t".into(),
