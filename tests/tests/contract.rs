@@ -76,6 +76,7 @@ fn execution(id: &str, key: &str, status: ExecutionStatus) -> Execution {
         attempts: 0,
         idempotency_key: None,
         replay_of: None,
+        on_failure_of: None,
         finished_at: None,
     }
 }
@@ -510,6 +511,7 @@ fn run(id: &str) -> RunMessage {
         after: None,
         idempotency_key: None,
         replay_of: None,
+        on_failure_of: None,
     }
 }
 

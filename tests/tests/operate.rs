@@ -47,6 +47,7 @@ fn record(id: String, key: &str, status: ExecutionStatus) -> Execution {
         attempts: 0,
         idempotency_key: None,
         replay_of: None,
+        on_failure_of: None,
     }
 }
 

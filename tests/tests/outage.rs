@@ -220,6 +220,7 @@ fn run_message(id: &str) -> RunMessage {
         after: None,
         idempotency_key: None,
         replay_of: None,
+        on_failure_of: None,
     }
 }
 

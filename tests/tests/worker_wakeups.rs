@@ -28,6 +28,7 @@ fn execution(id: &str, parent: Option<&str>, paused: Option<Paused>) -> Executio
         attempts: 0,
         idempotency_key: None,
         replay_of: None,
+        on_failure_of: None,
     }
 }
 
@@ -154,6 +155,7 @@ async fn a_retried_start_looks_at_the_children_of_the_pause_it_finds() {
         after: None,
         idempotency_key: None,
         replay_of: None,
+        on_failure_of: None,
     };
     assert_eq!(process(&app, &start).await, Processed::Done);
     assert_one_child_wake_up(&queue).await;

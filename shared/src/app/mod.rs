@@ -5,6 +5,7 @@
 
 pub mod deploy;
 mod error;
+pub mod failures;
 pub mod ids;
 pub mod replay;
 pub mod retention;

@@ -81,6 +81,8 @@ pub async fn replay(
         after: None,
         idempotency_key: None,
         replay_of: Some(original.id.clone()),
+        // A failure workflow's run replayed is one still: it starts no other.
+        on_failure_of: original.on_failure_of.clone(),
     };
     queue.enqueue(&message).await?;
     Ok(Replayed {

@@ -53,6 +53,7 @@ impl Runner {
             attempts: 0,
             idempotency_key: None,
             replay_of: None,
+            on_failure_of: None,
         }
     }
 

@@ -18,6 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::error::AppError;
+use super::failures;
 use crate::model::{Execution, RunMessage, Wait};
 use crate::ports::{Queue, Store};
 
@@ -59,8 +60,15 @@ impl Wakeups {
     /// After a pause on children is saved: wakes the execution if a child finished
     /// in the meantime. One wake-up at most (the resume looks at every wait), so
     /// copies of it do not run the rest of the workflow side by side.
+    ///
+    /// A run that ended in failure starts its failure workflow here (see
+    /// [`super::failures`]).
     pub async fn after_save(&self, execution: &Execution) -> Result<(), AppError> {
         let Some(paused) = &execution.paused else {
+            if execution.status.is_final() {
+                failures::after_final_save(self.store.as_ref(), self.queue.as_ref(), execution)
+                    .await?;
+            }
             return Ok(());
         };
         for wait in &paused.waits {

@@ -177,6 +177,7 @@ impl Worker {
         execution.attempts = begun + 1;
         execution.idempotency_key = message.idempotency_key.clone();
         execution.replay_of = message.replay_of.clone();
+        execution.on_failure_of = message.on_failure_of.clone();
         // Conditional writes: a delivery that finds the run finished by another one
         // (a duplicate, or a redelivery racing the first) leaves that record alone.
         if !self.store.save_unless_finished(&execution).await? {
@@ -289,10 +290,9 @@ impl Worker {
 
     async fn record_error(&self, message: &RunMessage, reason: &str) -> Result<(), AppError> {
         tracing::warn!(execution_id = %message.execution_id, reason, "run recorded as error");
-        self.store
-            .save_unless_finished(&error_record(message, reason))
-            .await?;
-        Ok(())
+        let record = error_record(message, reason);
+        self.store.save_unless_finished(&record).await?;
+        self.wakeups.after_save(&record).await
     }
 }
 
@@ -313,6 +313,7 @@ fn error_record(message: &RunMessage, reason: &str) -> Execution {
         attempts: 0,
         idempotency_key: message.idempotency_key.clone(),
         replay_of: message.replay_of.clone(),
+        on_failure_of: message.on_failure_of.clone(),
     }
 }
 

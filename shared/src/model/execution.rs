@@ -113,6 +113,10 @@ pub struct Execution {
     /// trigger context it ran again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_of: Option<String>,
+    /// Set on a failure workflow's run (`options.onFailure`): the failed execution
+    /// it was started for. Such a run never starts a failure workflow itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure_of: Option<String>,
 }
 
 fn at_most_once(attempts: &u32) -> bool {
@@ -150,6 +154,9 @@ pub struct RunMessage {
     /// The execution this run replays, for its record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_of: Option<String>,
+    /// The failed execution this failure workflow run reports, for its record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure_of: Option<String>,
 }
 
 impl RunMessage {
@@ -167,6 +174,7 @@ impl RunMessage {
             after: None,
             idempotency_key: None,
             replay_of: None,
+            on_failure_of: None,
         }
     }
 

@@ -55,6 +55,10 @@ impl WorkflowDefinition {
 pub struct WorkflowOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// The key of a workflow started (async) when a run ends `failed`, `error` or
+    /// `aborted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

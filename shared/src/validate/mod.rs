@@ -48,7 +48,7 @@ const NODE_FIELDS: [&str; 7] = [
     "retry",
 ];
 /// Lambda's own ceiling; a sync answer past API Gateway's 30 s is cut off anyway.
-const MAX_TIMEOUT_MS: u64 = 900_000;
+pub(crate) const MAX_TIMEOUT_MS: u64 = 900_000;
 
 /// How long API Gateway's HTTP API waits for an answer.
 pub const API_GATEWAY_TIMEOUT_MS: u64 = 30_000;
@@ -111,13 +111,8 @@ fn check_root(doc: &Value, registry: &NodeRegistry, check: &mut Checker) {
     check.optional_bool(doc, "sync", "");
     let sync = root.get("sync").and_then(Value::as_bool).unwrap_or(false);
     if let Some(options) = root.get("options") {
-        match options.get("timeoutMs") {
-            None => {}
-            Some(t)
-                if t.as_u64()
-                    .is_some_and(|t| (1..=MAX_TIMEOUT_MS).contains(&t)) => {}
-            Some(_) => check.error("options.timeoutMs", format!("must be 1..={MAX_TIMEOUT_MS}")),
-        }
+        let key = root.get("key").and_then(Value::as_str).unwrap_or_default();
+        operate::check_options(options, key, check);
     }
     check.set_nodes(collect_nodes(root.get("nodes")));
     let node_keys: HashSet<String> = check.node_keys().cloned().collect();

@@ -3,8 +3,36 @@
 
 use serde_json::Value;
 
-use super::{Checker, unknown_fields};
+use super::{Checker, MAX_TIMEOUT_MS, is_identifier, unknown_fields};
 use crate::model::RetryPolicy;
+
+/// `options`: `{timeoutMs?, onFailure?}` of the workflow keyed `key`.
+pub(super) fn check_options(options: &Value, key: &str, check: &mut Checker) {
+    let Some(map) = options.as_object() else {
+        check.error("options", "must be an object {timeoutMs, onFailure}");
+        return;
+    };
+    unknown_fields(map, &["timeoutMs", "onFailure"], "options", check);
+    match map.get("timeoutMs") {
+        None => {}
+        Some(t)
+            if t.as_u64()
+                .is_some_and(|t| (1..=MAX_TIMEOUT_MS).contains(&t)) => {}
+        Some(_) => check.error("options.timeoutMs", format!("must be 1..={MAX_TIMEOUT_MS}")),
+    }
+    match map.get("onFailure") {
+        None => {}
+        Some(Value::String(target)) if target == key => check.error(
+            "options.onFailure",
+            "names this workflow itself; name another workflow to run when this one fails",
+        ),
+        Some(Value::String(target)) if is_identifier(target, 128) => {}
+        Some(_) => check.error(
+            "options.onFailure",
+            "must be the key of the workflow to run when a run fails (a string)",
+        ),
+    }
+}
 
 /// `retry`: `{maxAttempts, backoffMs?, maxBackoffMs?}`.
 pub(super) fn check_retry(retry: &Value, at: &str, check: &mut Checker) {
@@ -61,6 +89,33 @@ mod tests {
             Ok(_) => Vec::new(),
             Err(problems) => problems.iter().map(ToString::to_string).collect(),
         }
+    }
+
+    fn option_problems(options: Value) -> Vec<String> {
+        let doc = json!({"key": "k", "trigger": {"type": "webhook"}, "options": options});
+        match crate::validate::validate(&doc, &crate::nodes::builtin()) {
+            Ok(_) => Vec::new(),
+            Err(problems) => problems.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn failure_workflows() {
+        assert!(option_problems(json!({"onFailure": "alert", "timeoutMs": 5})).is_empty());
+        assert_eq!(
+            option_problems(json!({"onFailure": "k"})),
+            [
+                "options.onFailure: names this workflow itself; name another workflow to run when this one fails"
+            ]
+        );
+        assert_eq!(
+            option_problems(json!({"onFailure": ["a"], "retry": 1, "timeoutMs": 0})),
+            [
+                "options.retry: unknown field; expected one of timeoutMs, onFailure",
+                "options.timeoutMs: must be 1..=900000",
+                "options.onFailure: must be the key of the workflow to run when a run fails (a string)",
+            ]
+        );
     }
 
     #[test]

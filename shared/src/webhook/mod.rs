@@ -20,6 +20,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
+use crate::app::failures;
 use crate::app::ids::new_execution_id;
 use crate::app::runner::Runner;
 use crate::model::{
@@ -577,6 +578,16 @@ impl WebhookService {
             );
             return (refused, false);
         }
+        // Once the run is recorded; a start that cannot be queued is logged and the
+        // answer stands (the run happened).
+        let failures = failures::after_final_save(
+            self.store.as_ref(),
+            self.queue.as_ref(),
+            &finished.execution,
+        );
+        if let Err(e) = failures.await {
+            tracing::error!(execution_id = %id, error = %e, "cannot start the failure workflow of a failed sync run");
+        }
         let status = finished.execution.status;
         if finished.timed_out {
             let body = json!({
@@ -644,6 +655,7 @@ fn async_message(
         after: None,
         idempotency_key,
         replay_of: None,
+        on_failure_of: None,
     }
 }
 

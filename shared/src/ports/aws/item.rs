@@ -191,6 +191,7 @@ mod tests {
             attempts: 0,
             idempotency_key: None,
             replay_of: None,
+            on_failure_of: None,
         }
     }
 

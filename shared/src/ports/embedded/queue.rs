@@ -475,6 +475,7 @@ mod tests {
             after: None,
             idempotency_key: None,
             replay_of: None,
+            on_failure_of: None,
         }
     }
 
