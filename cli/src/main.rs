@@ -3,6 +3,7 @@
 mod deploy;
 mod executions;
 mod http_server;
+mod metrics;
 mod serve;
 mod sign;
 mod source;

@@ -13,13 +13,14 @@ use hookflow::nodes::NodeSettings;
 use hookflow::nodes::request::guard::NetworkPolicy;
 use hookflow::ports::aws::{self, DynamoStore, SqsQueue};
 use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
-use hookflow::ports::{Queue, Store};
+use hookflow::ports::{Queue, Store, Telemetry};
 use hookflow::webhook::DEFAULT_MAX_BODY;
 use hookflow::wiring::{App, Settings};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::http_server::{self, Limits};
+use crate::metrics::Metrics;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -77,6 +78,10 @@ pub struct ServeArgs {
     /// 0 keeps everything. Running and paused executions are never pruned.
     #[arg(long, env = "HOOKFLOW_RETENTION_DAYS", default_value_t = 30)]
     retention_days: u64,
+    /// Answer `GET /metrics` to any caller, not only to loopback ones: its labels
+    /// name hook ids, the secret part of the webhook URLs.
+    #[arg(long)]
+    metrics_public: bool,
     /// Seconds a kept-alive connection may stay open with no request.
     #[arg(long, default_value_t = Limits::default().idle_timeout.as_secs())]
     idle_timeout: u64,
@@ -144,7 +149,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         },
         ..Settings::default()
     };
-    let app = App::new(backend.store, backend.queue, &settings);
+    let metrics = Arc::new(Metrics::new(
+        backend.embedded_queue.clone(),
+        args.metrics_public,
+    ));
+    let telemetry: Arc<dyn Telemetry> = metrics.clone();
+    let app = App::with_telemetry(backend.store, backend.queue, &settings, telemetry);
 
     let mut deployed = Vec::new();
     for definition in definitions {
@@ -210,6 +220,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     http_server::serve(
         listener,
         Arc::clone(&app.webhook),
+        Some(metrics),
         args.limits(),
         shutdown_signal(),
         Duration::from_secs(30),
@@ -235,6 +246,8 @@ struct Backend {
     delayed: usize,
     description: String,
     embedded: bool,
+    /// The embedded queue, whose depth `/metrics` reads.
+    embedded_queue: Option<Arc<EmbeddedQueue>>,
 }
 
 /// The embedded store, or, when `AWS_ENDPOINT_URL` points at an AWS-compatible
@@ -249,7 +262,8 @@ async fn open_backend(args: &ServeArgs) -> anyhow::Result<Backend> {
         let delayed = queue.delayed().await?;
         return Ok(Backend {
             store,
-            queue,
+            queue: queue.clone(),
+            embedded_queue: Some(queue),
             waiting,
             delayed,
             description: format!("data in {}", args.data.display()),
@@ -275,6 +289,7 @@ async fn open_backend(args: &ServeArgs) -> anyhow::Result<Backend> {
             args.table, args.queue
         ),
         embedded: false,
+        embedded_queue: None,
     })
 }
 

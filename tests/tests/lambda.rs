@@ -3,8 +3,8 @@
 //! the worker handler, and the executions found in DynamoDB. AWS calls are counted
 //! with an SDK interceptor.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContex
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
 use hookflow::model::RunMessage;
 use hookflow::ports::Queue;
-use hookflow::ports::aws::{self, SqsQueue};
+use hookflow::ports::aws::{self, Emf, SqsQueue};
 use hookflow::wiring::{App, AwsEnv, Settings};
 use hookflow_tests::{hookflow, job_trail, moto_endpoint, unique_name};
 use lambda_http::RequestExt;
@@ -49,6 +49,8 @@ struct Stack {
     calls: Calls,
     /// A plain queue client for the test's own look at SQS.
     queue: SqsQueue,
+    /// The Embedded Metric Format lines the handlers printed.
+    emf: Arc<Mutex<Vec<String>>>,
 }
 
 /// A table and a queue of its own, the examples deployed with the CLI, and the app
@@ -98,12 +100,16 @@ async fn stack_with_queue_endpoint(sqs_endpoint: Option<&str>) -> Stack {
         retention: Some(Duration::from_secs(7 * 86_400)),
         settings: Settings::default(),
     };
-    let app = env.app(dynamo, sqs);
+    let emf = Arc::new(Mutex::new(Vec::new()));
+    let lines = Arc::clone(&emf);
+    let telemetry = Emf::to(move |line| lines.lock().unwrap().push(line.to_string()));
+    let app = env.app_with(dynamo, sqs, Arc::new(telemetry));
     Stack {
         env,
         app,
         calls,
         queue: SqsQueue::new(plain_sqs, queue_url),
+        emf,
     }
 }
 
@@ -918,4 +924,85 @@ async fn duplicates_start_one_run_on_dynamodb_within_the_call_budget() {
     let first = show(&stack, first_id.as_str().unwrap()).await;
     assert_eq!(first["status"], "resolved");
     assert_eq!(first["idempotencyKey"], "d-1");
+}
+
+/// The metric lines printed so far, parsed; each must be one JSON object whose
+/// `_aws` block declares namespace `hookflow` and the metrics it carries.
+fn emf_lines(stack: &Stack) -> Vec<Value> {
+    let lines = std::mem::take(&mut *stack.emf.lock().unwrap());
+    lines
+        .iter()
+        .map(|line| {
+            assert!(
+                line.ends_with('\n') && !line.trim_end().contains('\n'),
+                "{line:?}"
+            );
+            let value: Value = serde_json::from_str(line).expect("an EMF line is JSON");
+            let directive = &value["_aws"]["CloudWatchMetrics"][0];
+            assert_eq!(directive["Namespace"], "hookflow");
+            assert!(value["_aws"]["Timestamp"].as_u64().unwrap() > 1_700_000_000_000);
+            for dimension in directive["Dimensions"][0].as_array().unwrap() {
+                assert!(value[dimension.as_str().unwrap()].is_string(), "{value}");
+            }
+            for metric in directive["Metrics"].as_array().unwrap() {
+                assert!(
+                    value[metric["Name"].as_str().unwrap()].is_number(),
+                    "{value}"
+                );
+            }
+            value
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_handlers_print_embedded_metric_format_lines_with_no_aws_call() {
+    let stack = stack().await;
+    let response = hookflow_webhook::handle(&stack.app, api_event("apigw-basic-auth.json"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let lines = emf_lines(&stack);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["hook"], "git-push-7f3a9c21d4");
+    assert_eq!(lines[0]["status"], "202");
+    assert_eq!(lines[0]["hookflow_requests_total"], 1.0);
+    assert_eq!(
+        stack.calls.take(),
+        2,
+        "metrics cost no call: GetItem and SendMessage only"
+    );
+
+    // A hook nobody deployed is counted under "unknown", never under its id.
+    let unknown = event_to("no-such-hook-123", json!({}), "{}", "203.0.113.9");
+    let response = hookflow_webhook::handle(&stack.app, unknown).await.unwrap();
+    assert_eq!(response.status(), 404);
+    let lines = emf_lines(&stack);
+    assert_eq!(lines[0]["hook"], "unknown");
+    assert_eq!(lines[0]["status"], "404");
+
+    let message = stack
+        .queue
+        .receive(1, Duration::from_secs(2))
+        .await
+        .unwrap();
+    let batch =
+        hookflow_worker::handle(&stack.app, sqs_event_of(&[("m-1", &message[0].body)])).await;
+    assert!(batch.batch_item_failures.is_empty());
+    let lines = emf_lines(&stack);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["workflow"], "git-push");
+    assert_eq!(lines[0]["status"], "resolved");
+    assert_eq!(lines[0]["hookflow_executions_total"], 1.0);
+    let took = lines[0]["hookflow_execution_duration_seconds"]
+        .as_f64()
+        .unwrap();
+    assert!((0.0..30.0).contains(&took), "{took}");
+    let units: Vec<&str> = lines[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Unit"].as_str().unwrap())
+        .collect();
+    assert_eq!(units, ["Count", "Seconds"]);
 }

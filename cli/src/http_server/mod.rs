@@ -25,6 +25,8 @@ use tokio::sync::Semaphore;
 
 use hookflow::webhook::{SourceIp, WebhookService, declared_length, error_response};
 
+use crate::metrics::{self, Metrics};
+
 use conn::{ConnState, TimedIo};
 pub use fds::connection_cap;
 pub use limits::Limits;
@@ -47,6 +49,8 @@ const RELEASE_EVERY: Duration = Duration::from_secs(10);
 
 struct Shared {
     service: Arc<WebhookService>,
+    /// Answers `GET /metrics` when set.
+    metrics: Option<Arc<Metrics>>,
     limits: Limits,
     budget: BodyBudget,
 }
@@ -55,12 +59,14 @@ struct Shared {
 pub async fn serve(
     listener: TcpListener,
     service: Arc<WebhookService>,
+    metrics: Option<Arc<Metrics>>,
     limits: Limits,
     stop: impl Future<Output = ()>,
     grace: Duration,
 ) {
     let shared = Arc::new(Shared {
         service,
+        metrics,
         limits,
         budget: BodyBudget::new(limits.max_body_memory),
     });
@@ -178,6 +184,18 @@ async fn refuse_busy(mut stream: TcpStream) {
 
 async fn answer(shared: &Shared, request: hyper::Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, incoming) = request.into_parts();
+    if parts.uri.path() == "/metrics"
+        && parts.method == hyper::Method::GET
+        && let Some(metrics) = &shared.metrics
+        && metrics.readable_from(parts.extensions.get::<SourceIp>().map(|ip| ip.0))
+    {
+        let mut response = Response::new(Full::new(Bytes::from(metrics.render().await)));
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static(metrics::CONTENT_TYPE),
+        );
+        return response;
+    }
     let admitted = match shared.service.admit(&parts).await {
         Ok(admitted) => admitted,
         Err(refused) => {

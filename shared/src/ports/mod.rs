@@ -8,6 +8,7 @@ pub mod aws;
 pub mod embedded;
 mod filter;
 pub mod secrets;
+pub mod telemetry;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use async_trait::async_trait;
 use crate::model::{Claim, ClaimOutcome, DeployedWorkflow, Execution, RunMessage};
 
 pub use filter::ExecutionFilter;
+pub use telemetry::{NoTelemetry, Telemetry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -28,7 +28,8 @@ use crate::model::{
     SignatureConfig, SignaturePreset, is_hook_id,
 };
 use crate::ports::secrets::SecretSource;
-use crate::ports::{Queue, Store};
+use crate::ports::telemetry::UNKNOWN_HOOK;
+use crate::ports::{NoTelemetry, Queue, Store, Telemetry};
 use crate::time::now_rfc3339;
 
 pub use access::SourceIp;
@@ -120,6 +121,7 @@ pub struct WebhookService {
     secrets: SecretCache,
     rates: access::RateLimiter,
     max_body: usize,
+    telemetry: Arc<dyn Telemetry>,
 }
 
 impl WebhookService {
@@ -139,7 +141,14 @@ impl WebhookService {
             secrets: SecretCache::new(secrets, hook_cache_ttl),
             rates: access::RateLimiter::default(),
             max_body,
+            telemetry: Arc::new(NoTelemetry),
         }
+    }
+
+    /// Counts every answer (see [`Telemetry::request`]).
+    pub fn with_telemetry(mut self, telemetry: Arc<dyn Telemetry>) -> Self {
+        self.telemetry = telemetry;
+        self
     }
 
     pub fn max_body(&self) -> usize {
@@ -166,21 +175,45 @@ impl WebhookService {
     /// passed them: probing unknown hooks or sending unauthenticated uploads costs
     /// no memory.
     pub async fn admit(&self, parts: &http::request::Parts) -> Result<Admitted, Refusal> {
-        match crate::guard::catch(self.check_head(parts)).await {
-            Ok(checked) => checked.map_err(Box::new),
-            Err(panic) => Err(Box::new(internal_error(&panic))),
-        }
+        let (refused, hook) = match crate::guard::catch(self.check_head(parts)).await {
+            Ok(Ok(admitted)) => return Ok(admitted),
+            Ok(Err((refused, hook))) => (refused, hook),
+            Err(panic) => (internal_error(&panic), None),
+        };
+        let hook = hook.as_deref().unwrap_or(UNKNOWN_HOOK);
+        self.telemetry.request(hook, refused.status().as_u16());
+        Err(Box::new(refused))
     }
 
     /// Answers an admitted request, with its body read (at most one byte past
     /// [`WebhookService::max_body`]).
     pub async fn complete(&self, admitted: Admitted, request: Request<Bytes>) -> Response<Bytes> {
-        crate::guard::catch(self.answer(admitted, request))
+        let hook = admitted.workflow.hook_id.clone();
+        let response = crate::guard::catch(self.answer(admitted, request))
             .await
-            .unwrap_or_else(|panic| internal_error(&panic))
+            .unwrap_or_else(|panic| internal_error(&panic));
+        self.telemetry.request(&hook, response.status().as_u16());
+        response
     }
 
-    async fn check_head(&self, parts: &http::request::Parts) -> Result<Admitted, Response<Bytes>> {
+    /// The head's checks; a refusal carries the hook id when it names a deployed,
+    /// enabled workflow (the label it is counted under).
+    async fn check_head(
+        &self,
+        parts: &http::request::Parts,
+    ) -> Result<Admitted, (Response<Bytes>, Option<String>)> {
+        let (workflow, hook_id) = self.find_hook(parts).await.map_err(|r| (r, None))?;
+        match self.check_caller(parts, &workflow, &hook_id).await {
+            Ok(()) => Ok(Admitted { workflow, hook_id }),
+            Err(refused) => Err((refused, Some(hook_id))),
+        }
+    }
+
+    /// Route, method and hook lookup: the enabled workflow a request is for.
+    async fn find_hook(
+        &self,
+        parts: &http::request::Parts,
+    ) -> Result<(Arc<DeployedWorkflow>, String), Response<Bytes>> {
         let Some(hook_id) = route::hook_id_from_path(parts.uri.path()) else {
             return Err(reply::error(
                 StatusCode::NOT_FOUND,
@@ -191,7 +224,6 @@ impl WebhookService {
         // (inbound.md §4), so it is known after the lookup; 405 comes first for
         // anything else, as in part 1.
         let is_post = parts.method == Method::POST;
-        let is_get = parts.method == Method::GET;
         // An id no workflow can have is not looked up (nor cached): 404 at once,
         // the answer any unknown id gets.
         if !is_hook_id(&hook_id) {
@@ -218,6 +250,19 @@ impl WebhookService {
                 ));
             }
         };
+        Ok((workflow, hook_id))
+    }
+
+    /// What the hook's trigger asks of the caller: method, address, rate, a GET
+    /// handshake (answered here), Basic auth, a declared length within bounds.
+    async fn check_caller(
+        &self,
+        parts: &http::request::Parts,
+        workflow: &DeployedWorkflow,
+        hook_id: &str,
+    ) -> Result<(), Response<Bytes>> {
+        let is_post = parts.method == Method::POST;
+        let is_get = parts.method == Method::GET;
         let trigger = &workflow.definition.trigger;
         let get_handshake = trigger.handshake.as_ref().filter(|h| h.preset.is_get());
         if !(is_post || is_get && get_handshake.is_some()) {
@@ -236,7 +281,7 @@ impl WebhookService {
             ));
         }
         if let Some(limit) = trigger.rate_limit
-            && let Err(wait) = self.rates.take(&hook_id, limit, Instant::now())
+            && let Err(wait) = self.rates.take(hook_id, limit, Instant::now())
         {
             let mut response = reply::error(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -248,7 +293,7 @@ impl WebhookService {
         }
         if let Some(handshake) = get_handshake.filter(|_| is_get) {
             return Err(self
-                .get_handshake(handshake, &workflow, parts, &hook_id)
+                .get_handshake(handshake, workflow, parts, hook_id)
                 .await?);
         }
         if let Some(expected) = &trigger.basic_authentication {
@@ -256,7 +301,7 @@ impl WebhookService {
                 .secret(
                     &expected.password,
                     "trigger.basicAuthentication.password",
-                    &hook_id,
+                    hook_id,
                 )
                 .await?;
             if !auth::basic_matches(&parts.headers, &expected.username, &password) {
@@ -273,7 +318,7 @@ impl WebhookService {
         if declared_length(&parts.headers).is_some_and(|n| n > self.max_body as u64) {
             return Err(self.too_large());
         }
-        Ok(Admitted { workflow, hook_id })
+        Ok(())
     }
 
     /// The secret a handshake signs with (`zoom`, `crc`): its own, else the

@@ -7,6 +7,7 @@ use super::{App, Settings};
 use crate::engine::Limits;
 use crate::nodes::NodeSettings;
 use crate::nodes::request::guard::NetworkPolicy;
+use crate::ports::Telemetry;
 use crate::webhook::DEFAULT_MAX_BODY;
 
 /// The Lambdas' configuration, read from their environment once per cold start.
@@ -71,11 +72,22 @@ impl AwsEnv {
         ))
     }
 
-    /// The app on DynamoDB and SQS with the given clients (built once by the caller).
+    /// The app on DynamoDB and SQS with the given clients (built once by the
+    /// caller), counting in Embedded Metric Format lines on stdout.
     pub fn app(&self, dynamo: aws_sdk_dynamodb::Client, sqs: aws_sdk_sqs::Client) -> App {
+        self.app_with(dynamo, sqs, Arc::new(crate::ports::aws::Emf::stdout()))
+    }
+
+    /// [`AwsEnv::app`] with its metrics going to `telemetry`.
+    pub fn app_with(
+        &self,
+        dynamo: aws_sdk_dynamodb::Client,
+        sqs: aws_sdk_sqs::Client,
+        telemetry: Arc<dyn Telemetry>,
+    ) -> App {
         use crate::ports::aws::{DynamoStore, SqsQueue};
         let store = Arc::new(DynamoStore::new(dynamo, &self.table, self.retention));
         let queue = Arc::new(SqsQueue::new(sqs, &self.queue_url));
-        App::new(store, queue, &self.settings)
+        App::with_telemetry(store, queue, &self.settings, telemetry)
     }
 }

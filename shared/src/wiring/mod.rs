@@ -16,7 +16,7 @@ use crate::app::wakeups::Wakeups;
 use crate::app::worker::Worker;
 use crate::engine::{Engine, Limits, Subflows};
 use crate::nodes::NodeSettings;
-use crate::ports::{Queue, Store};
+use crate::ports::{NoTelemetry, Queue, Store, Telemetry};
 use crate::webhook::{DEFAULT_MAX_BODY, WebhookService};
 
 #[derive(Debug, Clone)]
@@ -52,12 +52,25 @@ pub struct App {
 
 impl App {
     pub fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>, settings: &Settings) -> Self {
+        Self::with_telemetry(store, queue, settings, Arc::new(NoTelemetry))
+    }
+
+    /// An app whose requests and runs are counted by `telemetry`.
+    pub fn with_telemetry(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn Queue>,
+        settings: &Settings,
+        telemetry: Arc<dyn Telemetry>,
+    ) -> Self {
         let registry = crate::nodes::builtin_with(&settings.nodes);
         let engine = Arc::new(Engine::new(Arc::new(registry), settings.limits.clone()));
-        let runner = Arc::new(Runner::new(
-            Arc::clone(&engine),
-            Arc::new(exposed_env(&settings.exposed_env)),
-        ));
+        let runner = Arc::new(
+            Runner::new(
+                Arc::clone(&engine),
+                Arc::new(exposed_env(&settings.exposed_env)),
+            )
+            .with_telemetry(Arc::clone(&telemetry)),
+        );
         let wakeups = Arc::new(Wakeups::new(Arc::clone(&queue), Arc::clone(&store)));
         let subflows: Arc<dyn Subflows> = Arc::new(SubflowService::new(
             Arc::clone(&store),
@@ -66,15 +79,18 @@ impl App {
             DEFAULT_MAX_DEPTH,
         ));
         engine.set_subflows(Arc::downgrade(&subflows));
-        let webhook = Arc::new(WebhookService::new(
-            Arc::clone(&store),
-            Arc::clone(&queue),
-            Arc::clone(&runner),
-            settings.hook_cache_ttl,
-            settings.max_body,
-            // Clients built on the first SSM or Secrets Manager reference only.
-            Arc::new(crate::ports::aws::AwsSecrets::new()),
-        ));
+        let webhook = Arc::new(
+            WebhookService::new(
+                Arc::clone(&store),
+                Arc::clone(&queue),
+                Arc::clone(&runner),
+                settings.hook_cache_ttl,
+                settings.max_body,
+                // Clients built on the first SSM or Secrets Manager reference only.
+                Arc::new(crate::ports::aws::AwsSecrets::new()),
+            )
+            .with_telemetry(telemetry),
+        );
         let worker = Arc::new(Worker::new(Arc::clone(&store), runner, wakeups));
         Self {
             store,

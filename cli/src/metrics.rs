@@ -1,0 +1,196 @@
+//! `GET /metrics` of `hookflow serve`: the [`Telemetry`] port kept in
+//! `prometheus-client` metrics and encoded in the text exposition format, with
+//! the queue's depth and the paused executions read at each scrape.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookflow::model::ExecutionStatus;
+use hookflow::ports::Telemetry;
+use hookflow::ports::embedded::EmbeddedQueue;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// The content type of the exposition `encode` writes (OpenMetrics text, which
+/// Prometheus scrapes natively).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    hook: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExecutionLabels {
+    workflow: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkflowLabel {
+    workflow: String,
+}
+
+/// 1 ms to about 9 minutes, doubling.
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 20))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    executions: Family<ExecutionLabels, Counter>,
+    durations: Family<WorkflowLabel, Histogram, fn() -> Histogram>,
+    queue_depth: Gauge,
+    paused: Gauge,
+    /// Read at each scrape; `None` when the queue is SQS (CloudWatch has its depth).
+    queue: Option<Arc<EmbeddedQueue>>,
+    /// Whether callers other than loopback may read them: the labels name hook
+    /// ids, the secret part of the webhook URLs.
+    public: bool,
+}
+
+impl Metrics {
+    pub fn new(queue: Option<Arc<EmbeddedQueue>>, public: bool) -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "hookflow_requests",
+            "Webhook requests answered, by hook id (\"unknown\" for hooks of no enabled workflow) and status code",
+            requests.clone(),
+        );
+        let executions = Family::<ExecutionLabels, Counter>::default();
+        registry.register(
+            "hookflow_executions",
+            "Runs that ended, by workflow and status",
+            executions.clone(),
+        );
+        let durations = Family::<WorkflowLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+            duration_histogram,
+        );
+        registry.register(
+            "hookflow_execution_duration_seconds",
+            "Time from a run's start (an async run: its acceptance) to its end",
+            durations.clone(),
+        );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "hookflow_queue_depth",
+            "Async runs and wake-ups queued or running now",
+            queue_depth.clone(),
+        );
+        let paused = Gauge::default();
+        registry.register(
+            "hookflow_paused_executions",
+            "Executions paused until a time (delay nodes, retry waits)",
+            paused.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            executions,
+            durations,
+            queue_depth,
+            paused,
+            queue,
+            public,
+        }
+    }
+
+    /// Whether a caller at `peer` may read them.
+    pub fn readable_from(&self, peer: Option<IpAddr>) -> bool {
+        self.public || peer.is_some_and(|ip| ip.is_loopback())
+    }
+
+    /// The exposition, the gauges read now.
+    pub async fn render(&self) -> String {
+        if let Some(queue) = &self.queue {
+            if let Ok(depth) = queue.depth().await {
+                self.queue_depth
+                    .set(i64::try_from(depth).unwrap_or(i64::MAX));
+            }
+            if let Ok(paused) = queue.delayed().await {
+                self.paused.set(i64::try_from(paused).unwrap_or(i64::MAX));
+            }
+        }
+        let mut text = String::new();
+        if let Err(e) = encode(&mut text, &self.registry) {
+            tracing::error!(error = %e, "cannot encode the metrics");
+        }
+        text
+    }
+}
+
+impl Telemetry for Metrics {
+    fn request(&self, hook: &str, status: u16) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                hook: hook.to_string(),
+                status: status.to_string(),
+            })
+            .inc();
+    }
+
+    fn execution(&self, workflow: &str, status: ExecutionStatus, took: Duration) {
+        self.executions
+            .get_or_create(&ExecutionLabels {
+                workflow: workflow.to_string(),
+                status: status.as_str().to_string(),
+            })
+            .inc();
+        self.durations
+            .get_or_create(&WorkflowLabel {
+                workflow: workflow.to_string(),
+            })
+            .observe(took.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_reads_hook_ids_unless_public() {
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let local6: IpAddr = "::1".parse().unwrap();
+        let remote: IpAddr = "203.0.113.7".parse().unwrap();
+        let private = Metrics::new(None, false);
+        assert!(private.readable_from(Some(local)) && private.readable_from(Some(local6)));
+        assert!(!private.readable_from(Some(remote)) && !private.readable_from(None));
+        assert!(Metrics::new(None, true).readable_from(Some(remote)));
+    }
+
+    #[test]
+    fn counts_are_encoded_with_their_labels() {
+        let metrics = Metrics::new(None, false);
+        metrics.request("h-1", 200);
+        metrics.request("h-1", 200);
+        metrics.execution("k", ExecutionStatus::Failed, Duration::from_millis(3));
+        let text = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(metrics.render());
+        assert!(
+            text.contains("hookflow_requests_total{hook=\"h-1\",status=\"200\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hookflow_executions_total{workflow=\"k\",status=\"failed\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "hookflow_execution_duration_seconds_bucket{le=\"0.004\",workflow=\"k\"} 1\n"
+            ),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,28 @@
+//! What hookflow counts, as a port: each request answered and each run that
+//! ended. `hookflow serve` keeps them for Prometheus (`GET /metrics`); the Lambdas
+//! print them as CloudWatch Embedded Metric Format lines ([`super::aws::Emf`]).
+
+use std::time::Duration;
+
+use crate::model::ExecutionStatus;
+
+/// The `hook` label of requests to no deployed, enabled workflow: callers choose
+/// those ids, so they are never labels of their own.
+pub const UNKNOWN_HOOK: &str = "unknown";
+
+pub trait Telemetry: Send + Sync {
+    /// A webhook request was answered with `status`; `hook` is its hook id, or
+    /// [`UNKNOWN_HOOK`].
+    fn request(&self, hook: &str, status: u16);
+
+    /// A run ended (not paused) after `took` since it was created.
+    fn execution(&self, workflow: &str, status: ExecutionStatus, took: Duration);
+}
+
+/// Counts nothing.
+pub struct NoTelemetry;
+
+impl Telemetry for NoTelemetry {
+    fn request(&self, _hook: &str, _status: u16) {}
+    fn execution(&self, _workflow: &str, _status: ExecutionStatus, _took: Duration) {}
+}
