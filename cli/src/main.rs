@@ -1,6 +1,7 @@
 //! `hookflow`: run webhook workflows locally, validate definitions, read executions.
 
 mod deploy;
+mod dlq;
 mod executions;
 mod http_server;
 mod metrics;
@@ -46,6 +47,11 @@ enum Command {
         #[command(subcommand)]
         command: workflows::WorkflowsCommand,
     },
+    /// The runs in a stack's dead-letter queue; move them back to its run queue.
+    Dlq {
+        #[command(subcommand)]
+        command: dlq::DlqCommand,
+    },
     /// Read, replay and prune recorded executions.
     Executions {
         #[command(subcommand)]
@@ -77,6 +83,7 @@ fn main() -> ExitCode {
         Command::InitLocalAws(args) => deploy::init_local(args),
         Command::Validate { files } => validate::run(&files),
         Command::Workflows { command } => workflows::run(command),
+        Command::Dlq { command } => dlq::run(command),
         Command::Executions { command } => executions::run(command),
         Command::ParseSample { json, url, form } => parse_sample(json, url, form),
         Command::Sign(args) => sign::run(args),

@@ -172,3 +172,143 @@ async fn operators_find_replay_switch_and_prune_on_dynamodb_and_sqs() {
     assert!(left.iter().all(|e| e["status"] == "resolved"), "{left:?}");
     assert!(left.iter().any(|e| e["workflowKey"] == "later"));
 }
+
+/// A queue whose messages go to a dead-letter queue after one receive, as the
+/// stack's run queue does after its maxReceiveCount; returns (queue, dlq) URLs.
+async fn queue_with_dlq(sqs: &aws_sdk_sqs::Client) -> (String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let dlq = sqs
+        .create_queue()
+        .queue_name(unique_name("dead"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    let policy = json!({"deadLetterTargetArn": arn, "maxReceiveCount": 1}).to_string();
+    let queue = sqs
+        .create_queue()
+        .queue_name(unique_name("source"))
+        .attributes(QueueAttributeName::RedrivePolicy, policy)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    (queue, dlq)
+}
+
+#[tokio::test]
+async fn dead_lettered_runs_are_listed_and_redriven_to_run() {
+    let stack = stack().await;
+    let config = hookflow::ports::aws::load_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let (source, dlq) = queue_with_dlq(&sqs).await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let id = hookflow::app::ids::new_execution_id();
+        let run = json!({"executionId": id, "workflowKey": "later", "workflowVersion": 1,
+            "context": {"body": {"n": n}}, "acceptedAt": "2026-11-29T00:00:00.000Z"});
+        sqs.send_message()
+            .queue_url(&source)
+            .message_body(run.to_string())
+            .send()
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    sqs.send_message()
+        .queue_url(&source)
+        .message_body("not a run")
+        .send()
+        .await
+        .unwrap();
+    // Received and never acknowledged: past maxReceiveCount they move to the DLQ.
+    let began = Instant::now();
+    loop {
+        let got = sqs
+            .receive_message()
+            .queue_url(&source)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+        if got.messages.unwrap_or_default().is_empty() {
+            break;
+        }
+        assert!(began.elapsed() < Duration::from_secs(10));
+    }
+
+    let (ok, out, err) = hookflow(&["dlq", "list", "--dlq-url", &dlq, "--json"]);
+    assert!(ok, "{err}");
+    let listed: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed.len(), 4, "{out}");
+    let mut listed_ids: Vec<&str> = listed
+        .iter()
+        .filter_map(|r| r["executionId"].as_str())
+        .collect();
+    listed_ids.sort();
+    let mut want: Vec<&str> = ids.iter().map(String::as_str).collect();
+    want.sort();
+    assert_eq!(listed_ids, want);
+    assert!(listed.iter().filter(|r| r["workflow"] == "later").count() == 3);
+    assert!(
+        listed
+            .iter()
+            .all(|r| r["receiveCount"].as_u64().unwrap() >= 1)
+    );
+    let (_, text, _) = hookflow(&["dlq", "list", "--dlq-url", &dlq]);
+    assert!(
+        text.contains("later") && text.contains("(not a run)"),
+        "{text}"
+    );
+
+    // Two at a time: the rest stays.
+    let (ok, out, _) = hookflow(&[
+        "dlq",
+        "redrive",
+        "--dlq-url",
+        &dlq,
+        "--queue-url",
+        &stack.queue_url,
+        "--max",
+        "2",
+    ]);
+    assert!(ok && out.starts_with("moved 2 message(s)"), "{out}");
+    let (ok, out, _) = hookflow(&[
+        "dlq",
+        "redrive",
+        "--dlq-url",
+        &dlq,
+        "--queue-url",
+        &stack.queue_url,
+    ]);
+    assert!(ok && out.starts_with("moved 2 message(s)"), "{out}");
+    let (_, out, _) = hookflow(&["dlq", "list", "--dlq-url", &dlq]);
+    assert!(out.contains("empty"), "{out}");
+
+    // The stack's worker (serve, here) runs them; the body that is no run is
+    // dropped as poison.
+    for id in &ids {
+        let began = Instant::now();
+        loop {
+            let (ok, out, _) = stack.run(&["executions", "show", id, "--json"]);
+            if ok && serde_json::from_str::<Value>(&out).unwrap()["status"] == "resolved" {
+                break;
+            }
+            assert!(began.elapsed() < Duration::from_secs(15), "{id} never ran");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

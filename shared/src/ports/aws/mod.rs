@@ -5,6 +5,7 @@
 //! `AWS_REGION`), so the same code talks to AWS or to a local endpoint such as moto.
 
 mod claims;
+pub mod dlq;
 mod dynamo;
 mod emf;
 mod item;

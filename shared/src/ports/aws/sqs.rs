@@ -20,7 +20,7 @@ pub struct SqsQueue {
     url: String,
 }
 
-fn backend<E: std::error::Error + 'static>(e: E) -> QueueError {
+pub(super) fn backend<E: std::error::Error + 'static>(e: E) -> QueueError {
     QueueError::Backend(DisplayErrorContext(e).to_string())
 }
 

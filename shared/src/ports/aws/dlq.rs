@@ -1,0 +1,183 @@
+//! The run queue's dead-letter queue: what is there, and moving it back.
+//!
+//! A message reaches it after the run queue's `maxReceiveCount` deliveries that
+//! were never acknowledged (a worker that crashed, or a store down for hours).
+//! Moving one back sends it to the run queue first and deletes it from the
+//! dead-letter queue only once that send succeeded: a stop in between leaves it in
+//! both, and the run's fixed execution id makes the second delivery a no-op.
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName,
+    SendMessageBatchRequestEntry,
+};
+
+use super::sqs::backend;
+use crate::model::RunMessage;
+use crate::ports::QueueError;
+
+/// One message in the dead-letter queue, as far as it reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadRun {
+    pub message_id: String,
+    /// From the run message; `None` for a body that is not one.
+    pub workflow_key: Option<String>,
+    pub execution_id: Option<String>,
+    /// Set when the message is the wake-up of a paused execution.
+    pub wake: bool,
+    pub receive_count: u32,
+    /// Since the message was first sent (to the run queue).
+    pub age: Duration,
+}
+
+fn attribute(message: &Message, name: MessageSystemAttributeName) -> Option<u64> {
+    message.attributes()?.get(&name)?.parse().ok()
+}
+
+fn describe(message: &Message) -> DeadRun {
+    let run: Option<RunMessage> = message.body().and_then(|b| serde_json::from_str(b).ok());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let sent = attribute(message, MessageSystemAttributeName::SentTimestamp)
+        .map(Duration::from_millis)
+        .unwrap_or(now);
+    DeadRun {
+        message_id: message.message_id().unwrap_or_default().to_string(),
+        workflow_key: run
+            .as_ref()
+            .map(|r| r.workflow_key.clone())
+            .filter(|k| !k.is_empty()),
+        execution_id: run.as_ref().map(|r| r.execution_id.clone()),
+        wake: run.as_ref().is_some_and(|r| r.wake.is_some()),
+        receive_count: attribute(message, MessageSystemAttributeName::ApproximateReceiveCount)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
+        age: now.saturating_sub(sent),
+    }
+}
+
+/// Up to `count` (at most 10) messages, hidden for `visibility` seconds.
+async fn receive(
+    client: &Client,
+    url: &str,
+    visibility: i32,
+    count: usize,
+) -> Result<Vec<Message>, QueueError> {
+    let out = client
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(i32::try_from(count.clamp(1, 10)).unwrap_or(10))
+        .visibility_timeout(visibility)
+        .wait_time_seconds(1)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await
+        .map_err(backend)?;
+    Ok(out.messages.unwrap_or_default())
+}
+
+/// Up to `max` messages of the dead-letter queue, left there: each is received
+/// with a visibility timeout of 0, so it stays visible (its receive count grows).
+pub async fn list(client: &Client, url: &str, max: usize) -> Result<Vec<DeadRun>, QueueError> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    // SQS samples its servers: a few empty or repeated answers do not mean the
+    // end of the queue.
+    let mut idle = 0;
+    while out.len() < max && idle < 3 {
+        let batch = receive(client, url, 0, 10).await?;
+        let before = out.len();
+        for message in &batch {
+            if seen.insert(message.message_id().unwrap_or_default().to_string()) && out.len() < max
+            {
+                out.push(describe(message));
+            }
+        }
+        idle = if out.len() == before { idle + 1 } else { 0 };
+    }
+    Ok(out)
+}
+
+/// What a redrive did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Redriven {
+    pub moved: usize,
+    /// Messages whose send failed: left in the dead-letter queue.
+    pub failed: usize,
+}
+
+/// Moves up to `max` messages from the dead-letter queue to the run queue, each
+/// deleted only after it was sent.
+pub async fn redrive(
+    client: &Client,
+    dlq_url: &str,
+    queue_url: &str,
+    max: usize,
+) -> Result<Redriven, QueueError> {
+    let mut done = Redriven::default();
+    let mut idle = 0;
+    while done.moved + done.failed < max && idle < 3 {
+        // Hidden for a minute while it is moved; one whose send fails shows again.
+        // Only as many as are still to move: a message received and not moved
+        // would stay hidden for that minute.
+        let batch = receive(client, dlq_url, 60, max - done.moved - done.failed).await?;
+        if batch.is_empty() {
+            idle += 1;
+            continue;
+        }
+        idle = 0;
+        let entries = batch
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(m.body().unwrap_or_default())
+                    .build()
+                    .map_err(|e| QueueError::Backend(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let sent = client
+            .send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(backend)?;
+        done.failed += sent.failed().len();
+        let deletes = sent
+            .successful()
+            .iter()
+            .filter_map(|ok| ok.id().parse::<usize>().ok())
+            .filter_map(|i| batch.get(i))
+            .enumerate()
+            .map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .build()
+                    .map_err(|e| QueueError::Backend(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if deletes.is_empty() {
+            continue;
+        }
+        let count = deletes.len();
+        let deleted = client
+            .delete_message_batch()
+            .queue_url(dlq_url)
+            .set_entries(Some(deletes))
+            .send()
+            .await
+            .map_err(backend)?;
+        // Sent but not deleted: it comes back in a minute and is sent again,
+        // which the run's fixed execution id makes harmless.
+        done.moved += count - deleted.failed().len();
+        done.failed += deleted.failed().len();
+    }
+    Ok(done)
+}
