@@ -39,9 +39,12 @@ pub enum ExecutionsCommand {
         /// Run on the version that ran the original, not the current one.
         #[arg(long)]
         same_version: bool,
-        /// At most this many (with filters).
+        /// At most this many (with filters), oldest first.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// With filters: replay executions replayed before as well.
+        #[arg(long)]
+        again: bool,
         /// With --table: the stack's run queue (its RunQueueUrl output).
         #[arg(long, env = "HOOKFLOW_QUEUE_URL")]
         queue_url: Option<String>,
@@ -149,6 +152,7 @@ pub fn run(command: ExecutionsCommand) -> anyhow::Result<ExitCode> {
                 filter,
                 same_version,
                 limit,
+                again,
                 queue_url,
                 source,
             } => {
@@ -168,9 +172,17 @@ pub fn run(command: ExecutionsCommand) -> anyhow::Result<ExitCode> {
                         }
                     },
                     None => {
-                        let mut found = store.find_executions(&selection, limit).await?;
-                        found.reverse();
-                        found
+                        let chosen = replay::select(store.as_ref(), &selection, limit, again).await?;
+                        if chosen.replayed_before > 0 {
+                            println!("left {} replayed before (--again replays them too)", chosen.replayed_before);
+                        }
+                        if chosen.not_originals > 0 {
+                            println!("left {} started by another run (subflow children, failure workflow runs, replays)", chosen.not_originals);
+                        }
+                        if chosen.more > 0 {
+                            println!("{} more match past --limit {limit}: run this again for them", chosen.more);
+                        }
+                        chosen.originals
                     }
                 };
                 let (mut queued, mut refused) = (0, 0);

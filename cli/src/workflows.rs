@@ -26,7 +26,8 @@ pub enum WorkflowsCommand {
         source: Source,
     },
     /// Turns a workflow off: its hook answers 404 (within the hook cache TTL)
-    /// until it is enabled again or its file changes and is deployed.
+    /// until it is enabled again, or its file changes in anything but `enabled`
+    /// and is deployed.
     Disable {
         key: String,
         #[command(flatten)]

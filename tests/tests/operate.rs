@@ -474,25 +474,38 @@ async fn failed_runs_are_replayed_after_the_fix_and_resolve() {
     )
     .await;
 
-    // Bulk: every failed run of the last hour (the three, and the pinned replay).
-    let (ok, out, err) = replay(
-        &server,
-        &[
-            "--workflow",
-            "payment",
-            "--status",
-            "failed",
-            "--since",
-            "1h",
-        ],
-    );
+    // Bulk: every failed original of the last hour not replayed before,
+    // oldest first; A-1 was replayed, the pinned replay is no original.
+    let bulk = [
+        "--workflow",
+        "payment",
+        "--status",
+        "failed",
+        "--since",
+        "1h",
+    ];
+    let (ok, out, err) = replay(&server, &bulk);
     assert!(ok, "{err}");
+    assert!(out.contains("left 1 replayed before"), "{out}");
+    assert!(out.contains("left 1 started by another run"), "{out}");
     assert!(
-        out.contains("4 replay(s) queued, 0 refused, of 4 selected"),
+        out.contains("2 replay(s) queued, 0 refused, of 2 selected"),
         "{out}"
     );
-    for id in replayed_ids(&out) {
-        wait_for(&server, &id, "resolved", Duration::from_secs(5)).await;
+    let ids = replayed_ids(&out);
+    let orders: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            let run = server.execution(id).unwrap();
+            run["context"]["body"]["order"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(orders, ["A-2", "A-3"], "oldest first");
+    for id in &ids {
+        wait_for(&server, id, "resolved", Duration::from_secs(5)).await;
     }
     let resolved = list(&server, &["--workflow", "payment", "--status", "resolved"]);
     let mut orders: Vec<&str> = resolved
@@ -500,7 +513,20 @@ async fn failed_runs_are_replayed_after_the_fix_and_resolve() {
         .map(|e| e["context"]["body"]["order"].as_str().unwrap())
         .collect();
     orders.sort();
-    assert_eq!(orders, ["A-1", "A-1", "A-1", "A-2", "A-3"]);
+    assert_eq!(orders, ["A-1", "A-2", "A-3"]);
+    // The same bulk replay again runs nothing twice; --again does, with --limit.
+    let (_, out, _) = replay(&server, &bulk);
+    assert!(
+        out.contains("0 replay(s) queued, 0 refused, of 0 selected"),
+        "{out}"
+    );
+    let mut again = bulk.to_vec();
+    again.extend(["--again", "--limit", "2"]);
+    let (_, out, _) = replay(&server, &again);
+    assert!(
+        out.contains("2 replay(s) queued") && out.contains("1 more match past --limit 2"),
+        "{out}"
+    );
 
     // What cannot be replayed says why.
     let (ok, _, err) = replay(&server, &["no-such-id"]);

@@ -163,3 +163,30 @@ async fn an_async_run_pauses_through_a_long_backoff() {
         "one job for all attempts"
     );
 }
+
+#[tokio::test]
+async fn a_retried_node_that_pauses_keeps_its_count_across_the_pause() {
+    // Each child waits a second (the parent pauses on it), then fails.
+    let child = json!({"key": "slow-fail", "trigger": {"type": "webhook", "hookId": "slow-fail-hook"},
+        "nodes": [{"key": "nap", "type": "delay", "config": {"duration": 1, "endStatus": -1}}]});
+    let parent = json!({"key": "caller", "trigger": {"type": "webhook", "hookId": "caller-hook"},
+        "nodes": [{"key": "call", "type": "subflow", "config": {"workflow": "slow-fail", "context": {}},
+                   "retry": {"maxAttempts": 2, "backoffMs": 10}}]});
+    let server = start(&[child, parent]);
+    let (status, _) = post(&server, "caller").await;
+    assert_eq!(status, 200);
+    let began = Instant::now();
+    let run = loop {
+        let runs = server.executions(Some("caller"));
+        if let Some(run) = runs.first().filter(|r| r["status"] != "started") {
+            break run.clone();
+        }
+        assert!(began.elapsed() < Duration::from_secs(15), "{runs:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(run["status"], "failed");
+    assert_eq!(run["jobs"][0]["attempts"], 2, "{run}");
+    // Two children in all: the count held across each child's pause.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(server.executions(Some("slow-fail")).len(), 2);
+}

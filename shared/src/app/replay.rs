@@ -2,8 +2,10 @@
 //! context, queued like any async run (a sync workflow too: nobody waits for a
 //! replay), on the workflow's current version or the one that ran.
 
+use std::collections::HashSet;
+
 use crate::model::{Execution, ExecutionStatus, RunMessage};
-use crate::ports::{Queue, QueueError, Store, StoreError};
+use crate::ports::{ExecutionFilter, Queue, QueueError, Store, StoreError};
 use crate::time::now_rfc3339;
 
 use super::ids::new_execution_id;
@@ -97,4 +99,62 @@ fn is_truncation_marker(context: &serde_json::Value) -> bool {
     context.get("truncated") == Some(&serde_json::Value::Bool(true))
         && context.get("bytes").is_some_and(serde_json::Value::is_u64)
         && context.as_object().is_some_and(|o| o.len() == 2)
+}
+
+/// The most executions a bulk replay looks through.
+const SCAN_AT_MOST: usize = 10_000;
+
+/// What a bulk replay takes, oldest first, and what it leaves.
+#[derive(Debug, Default)]
+pub struct Selection {
+    pub originals: Vec<Execution>,
+    /// Matched, and replayed before (a replay of them exists): left unless `again`.
+    pub replayed_before: usize,
+    /// Matched, but started by another run (a subflow's child, a failure
+    /// workflow's run, a replay): their own origin is what to replay.
+    pub not_originals: usize,
+    /// Matched past `limit`: the next call takes them.
+    pub more: usize,
+}
+
+/// The executions `filter` selects for a bulk replay, oldest first, at most
+/// `limit`: originals only (not a subflow's child, a failure workflow's run or a
+/// replay), and, unless `again`, none replayed before, so running the same bulk
+/// replay twice does not run anything twice.
+pub async fn select(
+    store: &dyn Store,
+    filter: &ExecutionFilter,
+    limit: usize,
+    again: bool,
+) -> Result<Selection, StoreError> {
+    let matched = store.find_executions(filter, SCAN_AT_MOST).await?;
+    // Replays are made after their originals: look from the window's start on.
+    let later = ExecutionFilter {
+        workflow: filter.workflow.clone(),
+        since: filter.since,
+        ..ExecutionFilter::default()
+    };
+    let replayed: HashSet<String> = if again {
+        HashSet::new()
+    } else {
+        store
+            .find_executions(&later, SCAN_AT_MOST)
+            .await?
+            .into_iter()
+            .filter_map(|e| e.replay_of)
+            .collect()
+    };
+    let mut out = Selection::default();
+    for e in matched.into_iter().rev() {
+        if e.parent_execution_id.is_some() || e.on_failure_of.is_some() || e.replay_of.is_some() {
+            out.not_originals += 1;
+        } else if replayed.contains(&e.id) {
+            out.replayed_before += 1;
+        } else if out.originals.len() < limit {
+            out.originals.push(e);
+        } else {
+            out.more += 1;
+        }
+    }
+    Ok(out)
 }

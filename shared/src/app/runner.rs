@@ -9,7 +9,6 @@ use serde_json::Value;
 
 use crate::engine::{Engine, Outcome, Reply, RunState};
 use crate::model::{DeployedWorkflow, Execution, ExecutionStatus, JobStatus, Paused};
-use crate::ports::{NoTelemetry, Telemetry};
 use crate::time::now_rfc3339;
 
 /// A finished (or aborted) run.
@@ -25,39 +24,11 @@ pub struct Runner {
     engine: Arc<Engine>,
     /// `$env`: only the variables the deployment exposes.
     env: Arc<Value>,
-    telemetry: Arc<dyn Telemetry>,
 }
 
 impl Runner {
     pub fn new(engine: Arc<Engine>, env: Arc<Value>) -> Self {
-        Self {
-            engine,
-            env,
-            telemetry: Arc::new(NoTelemetry),
-        }
-    }
-
-    /// Counts every run that ends here.
-    pub fn with_telemetry(mut self, telemetry: Arc<dyn Telemetry>) -> Self {
-        self.telemetry = telemetry;
-        self
-    }
-
-    /// Tells the telemetry of a run that ended (a pause is not an end).
-    fn observe(&self, finished: Finished) -> Finished {
-        let e = &finished.execution;
-        if e.status.is_final() {
-            let took = chrono::DateTime::parse_from_rfc3339(&e.created_at)
-                .ok()
-                .and_then(|t| {
-                    (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
-                        .to_std()
-                        .ok()
-                })
-                .unwrap_or_default();
-            self.telemetry.execution(&e.workflow_key, e.status, took);
-        }
-        finished
+        Self { engine, env }
     }
 
     /// A new execution record in the `started` state.
@@ -116,7 +87,7 @@ impl Runner {
                 .unwrap_or(Err(Stopped::TimedOut)),
             None => walk.await,
         };
-        self.observe(finish(execution, workflow, state, ended))
+        finish(execution, workflow, state, ended)
     }
 
     /// Goes on with a paused execution (its record, `paused` set) from where it
@@ -141,7 +112,7 @@ impl Runner {
         let nodes = &workflow.definition.nodes;
         let walk = self.engine.resume(nodes, &mut state, paused.cursor);
         let ended = guarded(walk).await;
-        self.observe(finish(execution, workflow, state, ended))
+        finish(execution, workflow, state, ended)
     }
 }
 

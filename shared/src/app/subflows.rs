@@ -7,12 +7,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::json;
 
+use crate::app::failures;
 use crate::app::ids::new_execution_id;
 use crate::app::runner::Runner;
 use crate::app::wakeups::Wakeups;
 use crate::engine::{SubflowCall, SubflowError, SubflowResult, Subflows};
 use crate::model::ExecutionStatus;
-use crate::ports::Store;
+use crate::ports::telemetry::count_recorded;
+use crate::ports::{Store, Telemetry};
 use crate::time::now_rfc3339;
 
 /// Subflow calls nest at most this deep by default.
@@ -22,6 +24,7 @@ pub struct SubflowService {
     store: Arc<dyn Store>,
     runner: Arc<Runner>,
     wakeups: Arc<Wakeups>,
+    telemetry: Arc<dyn Telemetry>,
     max_depth: usize,
 }
 
@@ -30,12 +33,14 @@ impl SubflowService {
         store: Arc<dyn Store>,
         runner: Arc<Runner>,
         wakeups: Arc<Wakeups>,
+        telemetry: Arc<dyn Telemetry>,
         max_depth: usize,
     ) -> Self {
         Self {
             store,
             runner,
             wakeups,
+            telemetry,
             max_depth,
         }
     }
@@ -93,6 +98,13 @@ impl Subflows for SubflowService {
             .after_save(&child)
             .await
             .map_err(|e| unavailable("scheduled", &e))?;
+        count_recorded(self.telemetry.as_ref(), &child);
+        // The child ran and is recorded: a failure workflow that cannot be started
+        // now is logged, not a reason to run the child again.
+        let store = self.store.as_ref();
+        if let Err(e) = failures::after_final_save(store, self.wakeups.queue(), &child).await {
+            tracing::error!(execution_id = %child.id, error = %e, "cannot start the failure workflow of a failed subflow run");
+        }
         Ok(SubflowResult {
             execution_id: id,
             status: child.status,

@@ -60,15 +60,8 @@ impl Wakeups {
     /// After a pause on children is saved: wakes the execution if a child finished
     /// in the meantime. One wake-up at most (the resume looks at every wait), so
     /// copies of it do not run the rest of the workflow side by side.
-    ///
-    /// A run that ended in failure starts its failure workflow here (see
-    /// [`super::failures`]).
     pub async fn after_save(&self, execution: &Execution) -> Result<(), AppError> {
         let Some(paused) = &execution.paused else {
-            if execution.status.is_final() {
-                failures::after_final_save(self.store.as_ref(), self.queue.as_ref(), execution)
-                    .await?;
-            }
             return Ok(());
         };
         for wait in &paused.waits {
@@ -83,6 +76,22 @@ impl Wakeups {
             }
         }
         Ok(())
+    }
+
+    /// [`Wakeups::after_save`], and for a run that ended in failure, the start of
+    /// its failure workflow (see [`super::failures`]). Called again by a retried
+    /// delivery that finds the record saved, so a start that failed is made then.
+    pub async fn after_worker_save(&self, execution: &Execution) -> Result<(), AppError> {
+        self.after_save(execution).await?;
+        if execution.status.is_final() {
+            failures::after_final_save(self.store.as_ref(), self.queue.as_ref(), execution).await?;
+        }
+        Ok(())
+    }
+
+    /// The run queue wake-ups go to.
+    pub fn queue(&self) -> &dyn Queue {
+        self.queue.as_ref()
     }
 
     /// Tells a finished child's parent (if any) that the child is done.

@@ -11,7 +11,8 @@ use super::error::AppError;
 use crate::app::runner::Runner;
 use crate::app::wakeups::{self, CHILD_PREFIX, Wakeups};
 use crate::model::{Execution, ExecutionStatus, JobStatus, RunMessage, Wait};
-use crate::ports::{Delivery, Queue, Store};
+use crate::ports::telemetry::count_recorded;
+use crate::ports::{Delivery, Queue, Store, Telemetry};
 use crate::time::now_rfc3339;
 
 /// A run begun this many times without finishing (each time its worker was cut off,
@@ -52,14 +53,21 @@ pub struct Worker {
     store: Arc<dyn Store>,
     runner: Arc<Runner>,
     wakeups: Arc<Wakeups>,
+    telemetry: Arc<dyn Telemetry>,
 }
 
 impl Worker {
-    pub fn new(store: Arc<dyn Store>, runner: Arc<Runner>, wakeups: Arc<Wakeups>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        runner: Arc<Runner>,
+        wakeups: Arc<Wakeups>,
+        telemetry: Arc<dyn Telemetry>,
+    ) -> Self {
         Self {
             store,
             runner,
             wakeups,
+            telemetry,
         }
     }
 
@@ -146,7 +154,7 @@ impl Worker {
             .as_ref()
             .filter(|e| e.status.is_final() || e.is_paused())
         {
-            return self.wakeups.after_save(existing).await;
+            return self.wakeups.after_worker_save(existing).await;
         }
         let workflow = self
             .store
@@ -183,7 +191,13 @@ impl Worker {
         if !self.store.save_unless_finished(&execution).await? {
             return Ok(());
         }
-        let finished = self.runner.run(execution, &workflow, None).await;
+        // A sync workflow run from the queue (a replay, a failure workflow) keeps
+        // its time limit: its retries sleep in place rather than pause.
+        let timeout = workflow
+            .definition
+            .sync
+            .then(|| Duration::from_millis(workflow.definition.sync_timeout_ms()));
+        let finished = self.runner.run(execution, &workflow, timeout).await;
         self.record(&finished.execution, None).await
     }
 
@@ -215,9 +229,11 @@ impl Worker {
             return later("the execution is not recorded yet");
         };
         if execution.status.is_final() {
-            // A retried wake-up of a child that finished: its parent may not have
-            // heard (sending that wake-up failed after the save).
-            return self.wakeups.wake_parent(&execution).await;
+            // A retried wake-up of a run that finished: its parent may not have
+            // heard, or its failure workflow not been started (sending either
+            // failed after the save).
+            self.wakeups.wake_parent(&execution).await?;
+            return self.wakeups.after_worker_save(&execution).await;
         }
         let Some(paused) = &execution.paused else {
             return later("the execution has not recorded its pause yet");
@@ -285,14 +301,19 @@ impl Worker {
             tracing::info!(execution_id = %execution.id, "another delivery recorded this run first");
             return Ok(());
         }
-        self.wakeups.after_save(execution).await
+        count_recorded(self.telemetry.as_ref(), execution);
+        self.wakeups.after_worker_save(execution).await
     }
 
     async fn record_error(&self, message: &RunMessage, reason: &str) -> Result<(), AppError> {
         tracing::warn!(execution_id = %message.execution_id, reason, "run recorded as error");
         let record = error_record(message, reason);
-        self.store.save_unless_finished(&record).await?;
-        self.wakeups.after_save(&record).await
+        // Not saved: another delivery finished the run, and what it recorded stands.
+        if !self.store.save_unless_finished(&record).await? {
+            return Ok(());
+        }
+        count_recorded(self.telemetry.as_ref(), &record);
+        self.wakeups.after_worker_save(&record).await
     }
 }
 

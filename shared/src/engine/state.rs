@@ -195,6 +195,11 @@ impl RunState {
         self.lock_jobs()[index].attempts = attempts;
     }
 
+    /// How many times a job's node ran so far (0 on a node without `retry`).
+    pub(super) fn job_attempts(&self, index: usize) -> u32 {
+        self.lock_jobs().get(index).map_or(0, |j| j.attempts)
+    }
+
     /// Whether a caller waits for this run (a sync workflow, or a subflow of one).
     pub(super) fn is_sync(&self) -> bool {
         self.sync

@@ -125,15 +125,17 @@ impl Engine {
                         // A wait between attempts is over: the next attempt.
                         Some(retry) => {
                             if !state.count_node_run(self.limits.max_node_runs) {
-                                let message = self.too_many_runs_message();
-                                return Err(state.stop_job(cursor.job, NodeStop::Error(message)));
+                                return Err(self.too_many_runs_on(cursor.job, state));
                             }
                             attempts = retry.attempts;
                             let result = self.attempt(kind.as_ref(), node, state, cursor.job);
                             (cursor.job, result.await)
                         }
-                        // The paused node: counted and its job started before the pause.
+                        // The paused node: counted and its job started before the
+                        // pause. On a node with `retry`, the attempt that paused was
+                        // counted then, and this goes on with it.
                         None => {
+                            attempts = state.job_attempts(cursor.job).saturating_sub(1);
                             let mut cx = RunContext {
                                 engine: self,
                                 state: &mut *state,
@@ -158,7 +160,7 @@ impl Engine {
                     // and ends the execution as `error`, whatever a loop or parallel
                     // node around it would do with an ordinary failure; never retried.
                     let outcome = match result {
-                        Ok(outcome) => within_bounds(outcome),
+                        Ok(outcome) => outcome,
                         Err(panic) => {
                             let message =
                                 format!("the node failed on an internal error (a bug): {panic}");
@@ -167,12 +169,16 @@ impl Engine {
                             return Err(halt);
                         }
                     };
+                    // Judged on what the node did, before the size bounds: a call
+                    // that succeeded with too large a result is not made again.
+                    let failure = node.retry.as_ref().and_then(|policy| {
+                        retry::retried(&outcome).filter(|_| attempts < policy.max_attempts)
+                    });
+                    let outcome = within_bounds(outcome);
                     let Some(policy) = &node.retry else {
                         result = Ok(outcome);
                         break;
                     };
-                    let failure =
-                        retry::retried(&outcome).filter(|_| attempts < policy.max_attempts);
                     let Some(failure) = failure else {
                         state.note_attempt(job, attempts, None);
                         result = Ok(outcome);
@@ -192,8 +198,7 @@ impl Engine {
                     }
                     tokio::time::sleep(wait).await;
                     if !state.count_node_run(self.limits.max_node_runs) {
-                        let message = self.too_many_runs_message();
-                        return Err(state.stop_job(job, NodeStop::Error(message)));
+                        return Err(self.too_many_runs_on(job, state));
                     }
                     result = self.attempt(kind.as_ref(), node, state, job).await;
                 }
@@ -245,6 +250,14 @@ impl Engine {
 
     fn too_many_runs(&self, node: &NodeDefinition, state: &mut RunState) -> Halt {
         state.error_job(node, self.too_many_runs_message(), true)
+    }
+
+    /// The cap reached by another attempt of a started job: it ends the run, as
+    /// everywhere else.
+    fn too_many_runs_on(&self, job: usize, state: &mut RunState) -> Halt {
+        let mut halt = state.stop_job(job, NodeStop::Error(self.too_many_runs_message()));
+        halt.terminal = true;
+        halt
     }
 }
 

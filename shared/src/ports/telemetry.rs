@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::model::ExecutionStatus;
+use crate::model::{Execution, ExecutionStatus};
 
 /// The `hook` label of requests to no deployed, enabled workflow: callers choose
 /// those ids, so they are never labels of their own.
@@ -25,4 +25,22 @@ pub struct NoTelemetry;
 impl Telemetry for NoTelemetry {
     fn request(&self, _hook: &str, _status: u16) {}
     fn execution(&self, _workflow: &str, _status: ExecutionStatus, _took: Duration) {}
+}
+
+/// Counts an execution just recorded, if it ended: its time from `createdAt` to
+/// `finishedAt`. Called after a successful save only, so a run whose save failed
+/// and is delivered again counts once.
+pub fn count_recorded(telemetry: &dyn Telemetry, execution: &Execution) {
+    if !execution.status.is_final() || execution.paused.is_some() {
+        return;
+    }
+    let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
+    let took = match (
+        at(&execution.created_at),
+        execution.finished_at.as_deref().and_then(at),
+    ) {
+        (Some(from), Some(to)) => (to - from).to_std().unwrap_or_default(),
+        _ => Duration::ZERO,
+    };
+    telemetry.execution(&execution.workflow_key, execution.status, took);
 }

@@ -28,7 +28,7 @@ use crate::model::{
     SignatureConfig, SignaturePreset, is_hook_id,
 };
 use crate::ports::secrets::SecretSource;
-use crate::ports::telemetry::UNKNOWN_HOOK;
+use crate::ports::telemetry::{UNKNOWN_HOOK, count_recorded};
 use crate::ports::{NoTelemetry, Queue, Store, Telemetry};
 use crate::time::now_rfc3339;
 
@@ -623,6 +623,7 @@ impl WebhookService {
             );
             return (refused, false);
         }
+        count_recorded(self.telemetry.as_ref(), &finished.execution);
         // Once the run is recorded; a start that cannot be queued is logged and the
         // answer stands (the run happened).
         let failures = failures::after_final_save(

@@ -64,18 +64,16 @@ impl App {
     ) -> Self {
         let registry = crate::nodes::builtin_with(&settings.nodes);
         let engine = Arc::new(Engine::new(Arc::new(registry), settings.limits.clone()));
-        let runner = Arc::new(
-            Runner::new(
-                Arc::clone(&engine),
-                Arc::new(exposed_env(&settings.exposed_env)),
-            )
-            .with_telemetry(Arc::clone(&telemetry)),
-        );
+        let runner = Arc::new(Runner::new(
+            Arc::clone(&engine),
+            Arc::new(exposed_env(&settings.exposed_env)),
+        ));
         let wakeups = Arc::new(Wakeups::new(Arc::clone(&queue), Arc::clone(&store)));
         let subflows: Arc<dyn Subflows> = Arc::new(SubflowService::new(
             Arc::clone(&store),
             Arc::clone(&runner),
             Arc::clone(&wakeups),
+            Arc::clone(&telemetry),
             DEFAULT_MAX_DEPTH,
         ));
         engine.set_subflows(Arc::downgrade(&subflows));
@@ -89,9 +87,9 @@ impl App {
                 // Clients built on the first SSM or Secrets Manager reference only.
                 Arc::new(crate::ports::aws::AwsSecrets::new()),
             )
-            .with_telemetry(telemetry),
+            .with_telemetry(Arc::clone(&telemetry)),
         );
-        let worker = Arc::new(Worker::new(Arc::clone(&store), runner, wakeups));
+        let worker = Arc::new(Worker::new(Arc::clone(&store), runner, wakeups, telemetry));
         Self {
             store,
             queue,

@@ -130,30 +130,11 @@ pub async fn redrive(
             continue;
         }
         idle = 0;
-        let entries = batch
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(m.body().unwrap_or_default())
-                    .build()
-                    .map_err(|e| QueueError::Backend(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let sent = client
-            .send_message_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(backend)?;
-        done.failed += sent.failed().len();
+        let (sent, failed) = send_all(client, queue_url, &batch).await?;
+        done.failed += failed;
         let deletes = sent
-            .successful()
             .iter()
-            .filter_map(|ok| ok.id().parse::<usize>().ok())
-            .filter_map(|i| batch.get(i))
+            .filter_map(|&i| batch.get(i))
             .enumerate()
             .map(|(i, m)| {
                 DeleteMessageBatchRequestEntry::builder()
@@ -180,4 +161,77 @@ pub async fn redrive(
         done.failed += deleted.failed().len();
     }
     Ok(done)
+}
+
+/// What one `SendMessageBatch` may carry in all (SQS's payload limit, 256 KiB).
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// Sends every message's body to the run queue: in batches within SQS's payload
+/// limit, a message too large to share one alone. The indexes of those sent, and
+/// how many were not.
+async fn send_all(
+    client: &Client,
+    queue_url: &str,
+    messages: &[Message],
+) -> Result<(Vec<usize>, usize), QueueError> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut bytes = 0;
+    for (i, m) in messages.iter().enumerate() {
+        let size = m.body().map_or(0, str::len);
+        match groups.last_mut() {
+            Some(group) if bytes + size <= BATCH_BYTES => group.push(i),
+            _ => {
+                groups.push(vec![i]);
+                bytes = 0;
+            }
+        }
+        bytes += size;
+    }
+    let (mut sent, mut failed) = (Vec::new(), 0);
+    for group in groups {
+        let entries = group
+            .iter()
+            .map(|&i| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(messages[i].body().unwrap_or_default())
+                    .build()
+                    .map_err(|e| QueueError::Backend(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = client
+            .send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                failed += out.failed().len();
+                sent.extend(
+                    out.successful()
+                        .iter()
+                        .filter_map(|ok| ok.id().parse::<usize>().ok()),
+                );
+            }
+            // The whole batch refused (too large for this queue, say): each alone.
+            Err(e) if group.len() > 1 => {
+                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "a batch was refused; sending its messages one by one");
+                for i in group {
+                    let one = client
+                        .send_message()
+                        .queue_url(queue_url)
+                        .message_body(messages[i].body().unwrap_or_default())
+                        .send()
+                        .await;
+                    match one {
+                        Ok(_) => sent.push(i),
+                        Err(_) => failed += 1,
+                    }
+                }
+            }
+            Err(_) => failed += group.len(),
+        }
+    }
+    Ok((sent, failed))
 }
