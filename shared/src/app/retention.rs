@@ -10,23 +10,28 @@ use tokio::sync::watch;
 
 use crate::ports::{ExecutionFilter, Store, StoreError};
 
-/// Executions deleted per store call.
-pub const PRUNE_BATCH: usize = 500;
+/// Executions deleted per store call: a few milliseconds of writing.
+pub const PRUNE_BATCH: usize = 200;
 
 /// How often `hookflow serve` prunes by its retention.
 const RETENTION_EVERY: Duration = Duration::from_secs(3_600);
 
 /// Deletes every finished execution the filter selects; returns how many.
+///
+/// Paced: after each batch it rests as long as the batch took, so requests and
+/// runs get the store at least half the time. That matters most to a prune from
+/// another process (`hookflow executions prune` beside `hookflow serve`), which
+/// competes for SQLite's file lock, whose waits back off in steps of milliseconds.
 pub async fn prune(store: &dyn Store, filter: &ExecutionFilter) -> Result<usize, StoreError> {
     let mut total = 0;
     loop {
+        let began = Instant::now();
         let deleted = store.prune_executions(filter, PRUNE_BATCH).await?;
         total += deleted;
         if deleted < PRUNE_BATCH {
             return Ok(total);
         }
-        // Let the requests and runs waiting for the store go first.
-        tokio::task::yield_now().await;
+        tokio::time::sleep(began.elapsed().max(Duration::from_millis(1))).await;
     }
 }
 
