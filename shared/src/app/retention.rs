@@ -18,8 +18,8 @@ const RETENTION_EVERY: Duration = Duration::from_secs(3_600);
 
 /// Deletes every finished execution the filter selects; returns how many.
 ///
-/// Paced: after each batch it rests as long as the batch took, so requests and
-/// runs get the store at least half the time. That matters most to a prune from
+/// Paced: after each batch it rests as long as the batch took (at most 10 ms),
+/// so requests and runs get the store at least half the time. That matters most to a prune from
 /// another process (`hookflow executions prune` beside `hookflow serve`), which
 /// competes for SQLite's file lock, whose waits back off in steps of milliseconds.
 pub async fn prune(store: &dyn Store, filter: &ExecutionFilter) -> Result<usize, StoreError> {
@@ -31,7 +31,12 @@ pub async fn prune(store: &dyn Store, filter: &ExecutionFilter) -> Result<usize,
         if deleted < PRUNE_BATCH {
             return Ok(total);
         }
-        tokio::time::sleep(began.elapsed().max(Duration::from_millis(1))).await;
+        // At most 10 ms: a batch that took long mostly waited for the lock,
+        // while the others wrote.
+        let rest = began
+            .elapsed()
+            .clamp(Duration::from_millis(1), Duration::from_millis(10));
+        tokio::time::sleep(rest).await;
     }
 }
 
