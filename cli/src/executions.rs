@@ -12,7 +12,6 @@ use hookflow::ports::embedded::{queued_run, queued_runs};
 use serde_json::Value;
 
 use crate::source::{Source, open, open_queue};
-use crate::when;
 
 #[derive(clap::Subcommand)]
 pub enum ExecutionsCommand {
@@ -98,7 +97,7 @@ impl FilterArgs {
         let now = Utc::now();
         let at = |text: &Option<String>, flag: &str| {
             text.as_deref()
-                .map(|t| when::parse_instant(t, now))
+                .map(|t| hookflow::time::parse_instant(t, now))
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
         };
@@ -221,7 +220,7 @@ pub fn run(command: ExecutionsCommand) -> anyhow::Result<ExitCode> {
                 status,
                 source,
             } => {
-                let until = when::parse_instant(&older_than, Utc::now())
+                let until = hookflow::time::parse_instant(&older_than, Utc::now())
                     .map_err(|e| anyhow::anyhow!("--older-than: {e}"))?;
                 let filter = ExecutionFilter {
                     workflow,

@@ -3,13 +3,14 @@
 mod deploy;
 mod dlq;
 mod executions;
+mod graph;
 mod http_server;
 mod metrics;
 mod serve;
 mod sign;
 mod source;
+mod ui;
 mod validate;
-mod when;
 mod workflows;
 
 use std::path::PathBuf;
@@ -70,6 +71,13 @@ enum Command {
         #[arg(long)]
         form: Option<String>,
     },
+    /// Serve the read-only executions viewer alone, over a data directory or a
+    /// deployed stack's table (`hookflow serve` has it at /ui already).
+    Ui(ui::UiArgs),
+    /// Print a workflow as a Mermaid flowchart; with --execution, the path it took.
+    Graph(graph::GraphArgs),
+    /// Print the JSON Schema (draft 2020-12) of workflow definitions, for editors.
+    Schema,
     /// Print the signature headers a sender would send with a body (simulate a
     /// signed delivery with curl).
     Sign(sign::SignArgs),
@@ -87,6 +95,9 @@ fn main() -> ExitCode {
         Command::Executions { command } => executions::run(command),
         Command::ParseSample { json, url, form } => parse_sample(json, url, form),
         Command::Sign(args) => sign::run(args),
+        Command::Ui(args) => ui::run(args),
+        Command::Graph(args) => graph::run(args),
+        Command::Schema => schema(),
     };
     match result {
         Ok(code) => code,
@@ -95,6 +106,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn schema() -> anyhow::Result<ExitCode> {
+    let schema = hookflow::validate::definition_schema(&hookflow::nodes::builtin());
+    println!("{}", serde_json::to_string_pretty(&schema)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn parse_sample(

@@ -21,6 +21,8 @@ use tokio::sync::watch;
 
 use crate::http_server::{self, Limits};
 use crate::metrics::Metrics;
+use crate::ui::Mounted;
+use hookflow::view::Viewer;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -82,6 +84,13 @@ pub struct ServeArgs {
     /// name hook ids, the secret part of the webhook URLs.
     #[arg(long)]
     metrics_public: bool,
+    /// Serve no viewer at `/ui`.
+    #[arg(long)]
+    no_ui: bool,
+    /// Answer `/ui` to any caller under any host name, not only to loopback ones:
+    /// its pages show trigger contexts, results and webhook URLs.
+    #[arg(long)]
+    ui_public: bool,
     /// Seconds a kept-alive connection may stay open with no request.
     #[arg(long, default_value_t = Limits::default().idle_timeout.as_secs())]
     idle_timeout: u64,
@@ -170,6 +179,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     let base = format!("http://{}", listener.local_addr()?);
     println!("hookflow listening on {base} ({})", backend.description);
+    let viewer = (!args.no_ui).then(|| {
+        Arc::new(Mounted {
+            viewer: Viewer::new(Arc::clone(&app.store), base.clone()),
+            public: args.ui_public,
+        })
+    });
+    if viewer.is_some() {
+        println!("  viewer: {base}/ui");
+    }
     for d in &deployed {
         let w = &d.workflow;
         println!(
@@ -221,6 +239,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         listener,
         Arc::clone(&app.webhook),
         Some(metrics),
+        viewer,
         args.limits(),
         shutdown_signal(),
         Duration::from_secs(30),

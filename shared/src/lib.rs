@@ -12,6 +12,7 @@
 //! 8. [`app`]: runs recorded as executions, the worker, wake-ups, subflows, deploys.
 //! 9. [`webhook`]: an `http` request in, its answer out.
 //! 10. [`wiring`]: all of it built once from a store, a queue and settings.
+//! 11. [`view`]: pictures of workflows and runs, and the read-only viewer's pages.
 
 pub mod app;
 pub mod engine;
@@ -25,5 +26,6 @@ pub mod ports;
 pub mod testing;
 pub mod time;
 pub mod validate;
+pub mod view;
 pub mod webhook;
 pub mod wiring;

@@ -35,6 +35,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "webhook",
         ],
     ),
+    ("view", &["time", "model", "ports", "app"]),
     // Test builds only.
     ("testing", &[]),
 ];

@@ -26,6 +26,8 @@ use tokio::sync::Semaphore;
 use hookflow::webhook::{SourceIp, WebhookService, declared_length, error_response};
 
 use crate::metrics::{self, Metrics};
+use crate::ui::Mounted;
+use hookflow::view::Viewer;
 
 use conn::{ConnState, TimedIo};
 pub use fds::connection_cap;
@@ -51,6 +53,8 @@ struct Shared {
     service: Arc<WebhookService>,
     /// Answers `GET /metrics` when set.
     metrics: Option<Arc<Metrics>>,
+    /// Answers `/ui` when set.
+    viewer: Option<Arc<Mounted>>,
     limits: Limits,
     budget: BodyBudget,
 }
@@ -60,6 +64,7 @@ pub async fn serve(
     listener: TcpListener,
     service: Arc<WebhookService>,
     metrics: Option<Arc<Metrics>>,
+    viewer: Option<Arc<Mounted>>,
     limits: Limits,
     stop: impl Future<Output = ()>,
     grace: Duration,
@@ -67,6 +72,7 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         service,
         metrics,
+        viewer,
         limits,
         budget: BodyBudget::new(limits.max_body_memory),
     });
@@ -195,6 +201,13 @@ async fn answer(shared: &Shared, request: hyper::Request<Incoming>) -> Response<
             hyper::header::HeaderValue::from_static(metrics::CONTENT_TYPE),
         );
         return response;
+    }
+    if let Some(viewer) = &shared.viewer
+        && Viewer::serves(parts.uri.path())
+    {
+        discard(incoming, &parts.headers, shared.limits.body_timeout);
+        let peer = parts.extensions.get::<SourceIp>().map(|ip| ip.0);
+        return viewer.answer(peer, &parts).await;
     }
     let admitted = match shared.service.admit(&parts).await {
         Ok(admitted) => admitted,

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use schemars::{Schema, SchemaGenerator};
 use serde_json::Value;
 
 use super::check::Checker;
@@ -32,6 +33,10 @@ pub trait NodeType: Send + Sync {
     fn mode(&self) -> Mode {
         Mode::Any
     }
+
+    /// The JSON Schema of the node's `config`: the typed struct `validate` reads
+    /// (`generator.subschema_for::<TheConfig>()`), so editors and the loader agree.
+    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema;
 
     /// Reports every problem of a node's config; `at` is the config's JSON path.
     fn validate(&self, config: &Value, at: &str, check: &mut Checker);

@@ -3,12 +3,13 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A configured secret: the value itself (accepted; `validate` warns, since it then
 /// sits in the definition and its store) or where to read it when first needed.
 /// Debug output never shows a value.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum SecretRef {
     Env {
@@ -54,7 +55,7 @@ impl SecretRef {
 }
 
 /// One secret, or several (rotation: any of them verifies).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Secrets {
     One(SecretRef),
@@ -70,7 +71,7 @@ impl Secrets {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SignaturePreset {
     Github,
@@ -82,7 +83,7 @@ pub enum SignaturePreset {
     Hmac,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HmacAlgorithm {
     Sha1,
@@ -90,7 +91,7 @@ pub enum HmacAlgorithm {
     Sha512,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SignatureEncoding {
     Hex,
@@ -98,7 +99,7 @@ pub enum SignatureEncoding {
 }
 
 /// `trigger.signature`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SignatureConfig {
     pub preset: SignaturePreset,
@@ -139,7 +140,7 @@ impl SignatureConfig {
 
 /// `trigger.handshake`: an endpoint check a sender makes before it sends events,
 /// answered by hookflow itself (inbound.md §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HandshakePreset {
     /// Facebook, Instagram, WhatsApp: `GET ?hub.mode=subscribe&hub.verify_token&hub.challenge`.
@@ -169,7 +170,7 @@ impl HandshakePreset {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HandshakeConfig {
     pub preset: HandshakePreset,
@@ -183,7 +184,7 @@ pub struct HandshakeConfig {
 }
 
 /// `trigger.idempotency` (inbound.md §5).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IdempotencyConfig {
     /// A template over `$context`; absent = the signature preset's delivery id.
@@ -214,7 +215,7 @@ impl IdempotencyConfig {
 }
 
 /// `trigger.rateLimit`: requests per second per hook, per process, with a burst.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RateLimit {
     pub per_second: f64,

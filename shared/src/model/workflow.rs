@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -22,7 +23,7 @@ pub fn is_hook_id(s: &str) -> bool {
 /// Sync runs answer before API Gateway's own 30 s limit.
 pub const DEFAULT_SYNC_TIMEOUT_MS: u64 = 25_000;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowDefinition {
     pub key: String,
@@ -50,7 +51,7 @@ impl WorkflowDefinition {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,7 +62,7 @@ pub struct WorkflowOptions {
     pub on_failure: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TriggerDefinition {
     #[serde(rename = "type")]
@@ -73,6 +74,7 @@ pub struct TriggerDefinition {
         deserialize_with = "basic_auth_or_false",
         serialize_with = "basic_auth_or_false_out"
     )]
+    #[schemars(schema_with = "basic_auth_or_false_schema")]
     pub basic_authentication: Option<BasicAuth>,
     #[serde(default)]
     pub request: RequestDeclarations,
@@ -91,7 +93,7 @@ pub struct TriggerDefinition {
     pub rate_limit: Option<RateLimit>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BasicAuth {
     pub username: String,
     pub password: SecretRef,
@@ -109,6 +111,12 @@ fn basic_auth_or_false<'de, D: serde::Deserializer<'de>>(
     }
 }
 
+fn basic_auth_or_false_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "anyOf": [generator.subschema_for::<BasicAuth>(), {"type": "null"}, {"const": false}]
+    })
+}
+
 fn basic_auth_or_false_out<S: serde::Serializer>(
     auth: &Option<BasicAuth>,
     s: S,
@@ -119,7 +127,7 @@ fn basic_auth_or_false_out<S: serde::Serializer>(
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestDeclarations {
     #[serde(default)]
@@ -133,13 +141,13 @@ pub struct RequestDeclarations {
     pub raw_body: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HeaderDeclaration {
     pub key: String,
 }
 
 /// A documented variable path with an optional display name.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DeclaredPath {
     pub key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -147,7 +155,7 @@ pub struct DeclaredPath {
 }
 
 /// The immediate answer of an async workflow.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TriggerResponse {
     #[serde(default = "ok_status")]
@@ -176,13 +184,13 @@ fn ok_body() -> Value {
     Value::String("ok".into())
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct NameValue {
     pub name: String,
     pub value: Value,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct NodeDefinition {
     pub key: String,
     #[serde(rename = "type")]
@@ -202,7 +210,7 @@ pub struct NodeDefinition {
 /// the second, twice that before the third, and so on, at most `maxBackoffMs`,
 /// each wait shortened by up to a quarter at random (so retries of many runs
 /// spread out).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RetryPolicy {
     pub max_attempts: u32,

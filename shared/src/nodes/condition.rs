@@ -2,6 +2,7 @@
 //! With `rejectOnFalse`, a false result fails the execution instead.
 
 use async_trait::async_trait;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -12,8 +13,8 @@ use crate::model::NodeDefinition;
 pub struct Condition;
 
 /// `calculation` (the basic engine, operands templated) and `rejectOnFalse`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ConditionConfig {
     #[serde(default)]
     calculation: Option<Value>,
@@ -25,6 +26,10 @@ struct ConditionConfig {
 impl NodeType for Condition {
     fn name(&self) -> &'static str {
         "condition"
+    }
+
+    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<ConditionConfig>()
     }
 
     fn allows_branch(&self, _config: &Value, index: &str) -> bool {

@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -19,14 +20,17 @@ pub struct Delay;
 
 /// `duration` × `unit` milliseconds (`duration` may be templated), then
 /// `endStatus`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct DelayConfig {
     #[serde(default)]
     duration: Value,
     #[serde(default = "seconds")]
     unit: u64,
-    #[serde(flatten)]
-    end: EndConfig,
+    /// `end`'s field, written beside the others (not flattened: serde cannot
+    /// refuse unknown fields around a flattened struct).
+    #[serde(default = "super::end::resolved", rename = "endStatus")]
+    end_status: i64,
 }
 
 fn seconds() -> u64 {
@@ -37,6 +41,10 @@ fn seconds() -> u64 {
 impl NodeType for Delay {
     fn name(&self) -> &'static str {
         "delay"
+    }
+
+    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<DelayConfig>()
     }
 
     fn mode(&self) -> Mode {
@@ -62,7 +70,10 @@ impl NodeType for Delay {
                  3600000 (hours), 86400000 (days) or 604800000 (weeks)",
             );
         }
-        c.end.check(at, check);
+        EndConfig {
+            end_status: c.end_status,
+        }
+        .check(at, check);
     }
 
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
@@ -127,7 +138,7 @@ impl Delay {
             return Err(NodeStop::pause(&Waiting { until }, waits));
         }
         let result = json!({ "until": until });
-        if c.end.end_status == -1 {
+        if c.end_status == -1 {
             Err(NodeStop::Fail(result))
         } else {
             Ok(result)

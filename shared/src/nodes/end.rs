@@ -2,6 +2,7 @@
 //! `endStatus` 1 resolves it, -1 fails it.
 
 use async_trait::async_trait;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -11,14 +12,14 @@ use crate::model::NodeDefinition;
 pub struct End;
 
 /// `endStatus`: 1 (resolved, the default) or -1 (failed). Shared with `delay`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(super) struct EndConfig {
     #[serde(default = "resolved")]
     pub end_status: i64,
 }
 
-fn resolved() -> i64 {
+pub(super) fn resolved() -> i64 {
     1
 }
 
@@ -37,6 +38,10 @@ impl EndConfig {
 impl NodeType for End {
     fn name(&self) -> &'static str {
         "end"
+    }
+
+    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<EndConfig>()
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {

@@ -3,6 +3,7 @@
 //! mapping the result into named fields with `model: [{path, alias}]`.
 
 use async_trait::async_trait;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -20,6 +21,10 @@ pub struct JsonQuery;
 impl NodeType for JsonQuery {
     fn name(&self) -> &'static str {
         "json-query"
+    }
+
+    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<QueryConfig>()
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
@@ -76,7 +81,8 @@ impl NodeType for JsonQuery {
 
 /// `engine`, `expression`, `source` (templated), and `model: [{path, alias}]`
 /// naming the fields to keep.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct QueryConfig {
     #[serde(default)]
     engine: QueryEngine,
@@ -88,7 +94,7 @@ struct QueryConfig {
     model: Vec<ModelField>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 enum QueryEngine {
     #[default]
@@ -108,7 +114,8 @@ impl QueryEngine {
 }
 
 /// A field of each result item: its path, and the name it takes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct ModelField {
     path: String,
     #[serde(default)]

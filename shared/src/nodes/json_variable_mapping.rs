@@ -2,6 +2,7 @@
 //! nodes read as `$jobsMapByNodeKey.<node>.<key>`.
 
 use async_trait::async_trait;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -12,8 +13,8 @@ use crate::model::NodeDefinition;
 pub struct JsonVariableMapping;
 
 /// `dataSource` (templated; JSON text is parsed) and `variables: [{key, path}]`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct MappingConfig {
     #[serde(default)]
     data_source: Option<Value>,
@@ -21,7 +22,8 @@ struct MappingConfig {
     variables: Option<Vec<Mapped>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct Mapped {
     #[serde(default)]
     key: String,
@@ -33,6 +35,10 @@ struct Mapped {
 impl NodeType for JsonVariableMapping {
     fn name(&self) -> &'static str {
         "json-variable-mapping"
+    }
+
+    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<MappingConfig>()
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {

@@ -6,6 +6,7 @@
 //! Result: `{looped, done, broken}`. Iterations are capped.
 
 use async_trait::async_trait;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -16,11 +17,13 @@ use crate::model::{Cursor, NodeDefinition};
 pub struct Loop;
 
 /// `target` (templated), `condition` (absent, null or false: none), `exit`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct LoopConfig {
     #[serde(default)]
     target: Option<Value>,
     #[serde(default, deserialize_with = "condition_or_false")]
+    #[schemars(schema_with = "condition_or_false_schema")]
     condition: Option<LoopCondition>,
     #[serde(default)]
     exit: u64,
@@ -28,8 +31,8 @@ struct LoopConfig {
 
 /// Tested before (`checkpoint` 0) or after (1) each iteration; false breaks the
 /// loop, or skips the iteration with `continueOnFalse`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct LoopCondition {
     #[serde(default)]
     checkpoint: u64,
@@ -51,6 +54,12 @@ fn condition_or_false<'de, D: serde::Deserializer<'de>>(
     }
 }
 
+fn condition_or_false_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "anyOf": [generator.subschema_for::<LoopCondition>(), {"type": "null"}, {"const": false}]
+    })
+}
+
 /// What to do after a condition check.
 enum Check {
     Go,
@@ -62,6 +71,10 @@ enum Check {
 impl NodeType for Loop {
     fn name(&self) -> &'static str {
         "loop"
+    }
+
+    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<LoopConfig>()
     }
 
     fn allows_branch(&self, _config: &Value, index: &str) -> bool {

@@ -4,6 +4,7 @@
 //! (1-based), or 0 when none matched.
 
 use async_trait::async_trait;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -14,8 +15,8 @@ use crate::model::NodeDefinition;
 pub struct MultiConditions;
 
 /// `conditions: [{calculation}]`, tested in order, and `continueOnNoMatch`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct MultiConfig {
     #[serde(default)]
     conditions: Vec<Tested>,
@@ -23,7 +24,8 @@ struct MultiConfig {
     continue_on_no_match: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct Tested {
     #[serde(default)]
     calculation: Option<Value>,
@@ -41,6 +43,10 @@ fn conditions(config: &Value) -> &[Value] {
 impl NodeType for MultiConditions {
     fn name(&self) -> &'static str {
         "multi-conditions"
+    }
+
+    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<MultiConfig>()
     }
 
     fn allows_branch(&self, config: &Value, index: &str) -> bool {

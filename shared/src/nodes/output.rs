@@ -1,6 +1,7 @@
 //! `output`: sets the execution's output (what a parent workflow receives).
 
 use async_trait::async_trait;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -10,7 +11,8 @@ use crate::model::NodeDefinition;
 pub struct Output;
 
 /// `value`: the output, templated.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct OutputConfig {
     #[serde(default)]
     value: Value,
@@ -20,6 +22,10 @@ struct OutputConfig {
 impl NodeType for Output {
     fn name(&self) -> &'static str {
         "output"
+    }
+
+    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<OutputConfig>()
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {

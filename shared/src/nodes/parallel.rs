@@ -6,6 +6,7 @@
 //! branch order.
 
 use async_trait::async_trait;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -20,7 +21,7 @@ type Outcomes = [BranchOutcome];
 
 /// `Some(resolved?)` once the mode's outcome is settled.
 /// `mode`: when the branches' outcome is settled.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 enum ParallelMode {
     /// Resolves when all resolve, fails at the first failure.
@@ -34,7 +35,8 @@ enum ParallelMode {
     AllSettled,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct ParallelConfig {
     #[serde(default)]
     mode: ParallelMode,
@@ -72,6 +74,10 @@ fn decide(mode: ParallelMode, outcomes: &Outcomes) -> Option<bool> {
 impl NodeType for Parallel {
     fn name(&self) -> &'static str {
         "parallel"
+    }
+
+    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<ParallelConfig>()
     }
 
     fn allows_branch(&self, _config: &Value, index: &str) -> bool {

@@ -1,6 +1,7 @@
 //! `response`: sets a sync webhook's answer and ends the execution as resolved.
 
 use async_trait::async_trait;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -11,8 +12,8 @@ pub struct Response;
 
 /// `statusCode` (200..=599, default 200), `headers` `[{name, value}]` and `body`,
 /// values templated.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ResponseConfig {
     #[serde(default = "ok")]
     status_code: u16,
@@ -30,6 +31,10 @@ fn ok() -> u16 {
 impl NodeType for Response {
     fn name(&self) -> &'static str {
         "response"
+    }
+
+    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<ResponseConfig>()
     }
 
     fn mode(&self) -> Mode {

@@ -6,6 +6,7 @@
 //! the child finishes and wakes it.
 
 use async_trait::async_trait;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -15,7 +16,8 @@ use crate::model::{ExecutionStatus, NodeDefinition, Wait};
 pub struct Subflow;
 
 /// `workflow`: the key of the workflow to call; `context`: its `$context`, templated.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct SubflowConfig {
     #[serde(default)]
     workflow: String,
@@ -27,6 +29,10 @@ struct SubflowConfig {
 impl NodeType for Subflow {
     fn name(&self) -> &'static str {
         "subflow"
+    }
+
+    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<SubflowConfig>()
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {

@@ -3,6 +3,7 @@
 //! feature, which the workspace's end-to-end tests turn on); never in a release.
 
 use async_trait::async_trait;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -12,7 +13,8 @@ use crate::model::NodeDefinition;
 pub struct TestPanic;
 
 /// `when`: panics when it renders to true (always, when absent).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct PanicConfig {
     #[serde(default = "always")]
     when: Value,
@@ -26,6 +28,10 @@ fn always() -> Value {
 impl NodeType for TestPanic {
     fn name(&self) -> &'static str {
         "test-panic"
+    }
+
+    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<PanicConfig>()
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {

@@ -3,6 +3,7 @@
 //! of `$jobsMapByNodeKey.<that key>` see the new value.
 
 use async_trait::async_trait;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -14,7 +15,8 @@ pub struct Variable;
 
 /// `target`: null declares (the value is this node's result), or the key of a
 /// declaring node to assign to; `value`, templated.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct VariableConfig {
     #[serde(default)]
     target: Option<String>,
@@ -26,6 +28,10 @@ struct VariableConfig {
 impl NodeType for Variable {
     fn name(&self) -> &'static str {
         "variable"
+    }
+
+    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<VariableConfig>()
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {

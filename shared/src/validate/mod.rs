@@ -15,8 +15,12 @@ use crate::model::{WorkflowDefinition, is_hook_id};
 mod callers;
 mod inbound;
 mod operate;
+mod schema;
 
-const ROOT_FIELDS: [&str; 8] = [
+pub use schema::definition_schema;
+
+const ROOT_FIELDS: [&str; 9] = [
+    "$schema",
     "key",
     "title",
     "description",
@@ -104,8 +108,10 @@ fn check_root(doc: &Value, registry: &NodeRegistry, check: &mut Checker) {
         ),
         None => check.error("key", "is required (a string)"),
     }
-    if root.get("title").is_some_and(|t| !t.is_string()) {
-        check.error("title", "must be a string");
+    for field in ["$schema", "title", "description"] {
+        if root.get(field).is_some_and(|t| !t.is_string()) {
+            check.error(field, "must be a string");
+        }
     }
     check.optional_bool(doc, "enabled", "");
     check.optional_bool(doc, "sync", "");

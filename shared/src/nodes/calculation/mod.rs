@@ -13,6 +13,7 @@ use evalexpr::{
     Context as _, ContextWithMutableFunctions, ContextWithMutableVariables, HashMapContext,
     Value as Ev,
 };
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{Number, Value, json};
 
@@ -26,6 +27,10 @@ pub struct Calculation;
 impl NodeType for Calculation {
     fn name(&self) -> &'static str {
         "calculation"
+    }
+
+    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<CalculationConfig>()
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
@@ -57,7 +62,8 @@ impl NodeType for Calculation {
 }
 
 /// `engine` and `expression` (references bound as values, never spliced in).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct CalculationConfig {
     #[serde(default)]
     engine: CalculationEngine,
@@ -65,7 +71,7 @@ struct CalculationConfig {
     expression: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
 enum CalculationEngine {
     #[default]
     #[serde(rename = "math.js")]

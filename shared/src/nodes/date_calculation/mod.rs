@@ -10,6 +10,7 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -49,6 +50,10 @@ pub struct DateCalculation;
 impl NodeType for DateCalculation {
     fn name(&self) -> &'static str {
         "dateCalculation"
+    }
+
+    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<DateConfig>()
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
@@ -120,19 +125,20 @@ impl NodeType for DateCalculation {
 
 /// `input` (templated), `inputType`, and `steps` applied in order (arguments
 /// templated).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct DateConfig {
     #[serde(default)]
     input: Option<Value>,
     #[serde(default, deserialize_with = "input_type_or_null")]
+    #[schemars(with = "Option<InputType>")]
     input_type: InputType,
     #[serde(default)]
     steps: Option<Vec<Step>>,
 }
 
 /// What `input` is: a date (the default) or a plain number.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 enum InputType {
     #[default]
@@ -145,7 +151,8 @@ fn input_type_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<InputTyp
     Ok(Option::<InputType>::deserialize(d)?.unwrap_or_default())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct Step {
     #[serde(default)]
     function: String,

@@ -8,6 +8,7 @@ pub mod guard;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -169,6 +170,10 @@ impl NodeType for Request {
         "request"
     }
 
+    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<RequestConfig>()
+    }
+
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
         let Some(c) = config::read::<RequestConfig>(config, at, check) else {
             return;
@@ -212,8 +217,8 @@ impl NodeType for Request {
 
 /// NocoBase's request config: `url`, `method`, `contentType`, `headers` and
 /// `params` (`[{name, value}]`), `data`, `timeout` (ms), `ignoreFail`, `onlyData`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RequestConfig {
     #[serde(default)]
     url: Value,

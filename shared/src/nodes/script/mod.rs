@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rquickjs::{CatchResultExt, Context, Function, Runtime};
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -33,7 +34,8 @@ const MAX_LOG_BYTES: usize = 64 << 10;
 
 /// `content` (a function body), `arguments: [{name, value}]` (values templated),
 /// `timeout` (ms), `continue` (a failure becomes the result `{error}`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct ScriptConfig {
     #[serde(default)]
     content: Option<String>,
@@ -45,7 +47,8 @@ struct ScriptConfig {
     keep_going: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct Argument {
     name: String,
     #[serde(default)]
@@ -210,6 +213,10 @@ pub fn run_script_until(
 impl NodeType for Script {
     fn name(&self) -> &'static str {
         "script"
+    }
+
+    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<ScriptConfig>()
     }
 
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
