@@ -1,6 +1,7 @@
 //! Test harness: starts the real `hookflow` binary on a free loopback port with
 //! fixture workflows, and reads its store through `hookflow executions`.
 
+pub mod browser;
 pub mod inproc;
 
 use std::io::{BufRead, BufReader};

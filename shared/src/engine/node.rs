@@ -34,6 +34,11 @@ pub trait NodeType: Send + Sync {
         Mode::Any
     }
 
+    /// A type for the project's own tests, left out of the schema users' editors read.
+    fn test_only(&self) -> bool {
+        false
+    }
+
     /// The JSON Schema of the node's `config`: the typed struct `validate` reads
     /// (`generator.subschema_for::<TheConfig>()`), so editors and the loader agree.
     fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema;

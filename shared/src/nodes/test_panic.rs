@@ -30,6 +30,10 @@ impl NodeType for TestPanic {
         "test-panic"
     }
 
+    fn test_only(&self) -> bool {
+        true
+    }
+
     fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
         generator.subschema_for::<PanicConfig>()
     }
