@@ -42,10 +42,17 @@ impl Mounted {
             .headers
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok());
-        let local = peer.is_some_and(|ip| ip.is_loopback()) && is_loopback_host(host);
+        // A reverse proxy on this machine connects from loopback and may pass the
+        // Host on: what it forwarded came from elsewhere.
+        let proxied = FORWARDING_HEADERS
+            .iter()
+            .any(|name| parts.headers.contains_key(*name));
+        let local = peer.is_some_and(|ip| ip.to_canonical().is_loopback())
+            && is_loopback_host(host)
+            && !proxied;
         if !(self.public || local) {
             let mut refused = Response::new(Full::new(Bytes::from_static(
-                b"the viewer answers loopback callers at a loopback address only \
+                b"the viewer answers loopback callers at a loopback address only, not through a proxy \
                   (start it with --ui-public, or `hookflow ui --public`, to change that)\n",
             )));
             *refused.status_mut() = StatusCode::FORBIDDEN;
@@ -57,6 +64,15 @@ impl Mounted {
             .map(Full::new)
     }
 }
+
+/// Headers a proxy adds to what it forwards.
+const FORWARDING_HEADERS: [&str; 5] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-real-ip",
+    "via",
+];
 
 /// `localhost`, `127.0.0.1`, `[::1]` and the like, with or without a port.
 fn is_loopback_host(host: Option<&str>) -> bool {

@@ -412,3 +412,13 @@ fn loopback_server(
     });
     url
 }
+
+/// A child process killed when the test ends, passed or not.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -312,3 +312,55 @@ async fn dead_lettered_runs_are_listed_and_redriven_to_run() {
         }
     }
 }
+
+/// `hookflow ui --table`: the viewer over a stack's table, in a real browser.
+#[tokio::test]
+async fn the_viewer_reads_a_stacks_table() {
+    let stack = stack().await;
+    let http = client();
+    for hook in ["aws-ok-hook", "aws-bad-hook"] {
+        http.post(stack.server.hook_url(hook))
+            .json(&json!({"n": 1}))
+            .send()
+            .await
+            .unwrap();
+    }
+    let failed = stack.list_until(&["--status", "failed"], 1).await;
+    let id = failed[0]["id"].as_str().unwrap().to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let _ui = hookflow_tests::Killed(
+        std::process::Command::new(hookflow_tests::hookflow_bin())
+            .args(["ui", "--table", &stack.table, "--addr", &addr])
+            .args(["--webhook-base", "https://api.example.com"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://{addr}");
+    let mut index = None;
+    for _ in 0..100 {
+        if let Ok(r) = http.get(format!("{base}/ui")).send().await {
+            index = Some(r.text().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let index = index.expect("hookflow ui answers");
+    assert!(
+        index.contains("https://api.example.com/api/webhook:trigger/aws-bad-hook"),
+        "{index}"
+    );
+    let page = hookflow_tests::browser::load(&format!("{base}/ui/executions/{id}"));
+    assert!(page.console.is_empty(), "{:?}", page.console);
+    assert!(
+        page.dom
+            .contains(r#"data-node="stop" data-status="failed""#),
+        "{}",
+        page.dom
+    );
+}

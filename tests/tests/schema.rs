@@ -154,3 +154,24 @@ fn assert_validates(doc: &Value, expected: bool) {
     let (ok, out, err) = hookflow(&["validate", file.to_str().unwrap()]);
     assert_eq!(ok, expected, "hookflow validate on {doc}:\n{out}{err}");
 }
+
+/// What the schema accepts, the loader accepts: `null` where a field is optional
+/// reads as absent, and fields the hand-written checks know (a header's `alias`).
+#[test]
+fn what_the_schema_accepts_the_loader_accepts() {
+    let validator = validator();
+    let doc = json!({
+        "key": "t", "title": null, "description": null, "sync": false,
+        "options": {"timeoutMs": null, "onFailure": null},
+        "trigger": {"type": "webhook", "hookId": null, "basicAuthentication": null,
+            "request": {"headers": [{"key": "x-id", "alias": "Request id"}], "body": [{"key": "a", "alias": null}]},
+            "response": null, "signature": null, "handshake": null, "idempotency": null, "rateLimit": null},
+        "nodes": [
+            {"key": "o", "type": "output", "title": null, "config": {"value": 1}, "retry": null},
+            {"key": "v", "type": "variable", "config": {"target": null, "value": 2}}
+        ]
+    });
+    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_validates(&doc, true);
+}

@@ -216,6 +216,16 @@ async fn the_viewer_shows_each_run_as_a_picture_in_a_real_browser() {
     );
     assert!(text(&page, "#node-ok .result").contains("\"received\""));
     assert!(select(&page, "img").is_empty());
+    let taken: Vec<_> = select(&page, "polyline.edge.taken")
+        .iter()
+        .map(|e| e.value().attr("points").unwrap().to_string())
+        .collect();
+    assert_eq!(
+        taken.len(),
+        2,
+        "into the true branch and out of it: {taken:?}"
+    );
+    assert_eq!(select(&page, "polyline.edge").len(), 4);
     assert_eq!(
         select(&page, "svg.graph a[href='#node-ok']").len(),
         1,
@@ -271,6 +281,15 @@ async fn the_viewer_shows_each_run_as_a_picture_in_a_real_browser() {
     );
     assert_eq!(select(&page, "meta[http-equiv='refresh']").len(), 1);
     screenshot(&url, "viewer-paused.png", 760);
+
+    // A workflow's definition never shows a secret written in it.
+    let page = open(&format!("{}/ui/workflows/payment-callback", server.base));
+    let definition = text(&page, "#definition");
+    assert!(
+        definition.contains("\"password\": \"<redacted>\""),
+        "{definition}"
+    );
+    assert!(!page.html().contains("s3cret"));
 
     // A workflow: its graph with no statuses, its versions, its runs.
     let page = open(&format!("{}/ui/workflows/checks", server.base));
@@ -343,6 +362,14 @@ async fn unknown_pages_are_404_and_the_viewer_only_reads() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    // A reverse proxy on this machine forwarding from elsewhere.
+    let r = http
+        .get(format!("{}/ui", server.base))
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
 }
 
 #[tokio::test]
@@ -393,16 +420,6 @@ fn the_browser_check_sees_console_errors() {
     );
 }
 
-/// A child process killed when the test ends, passed or not.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn hookflow_ui_serves_the_same_pages_over_a_data_directory() {
     let mut server = Server::start(&[looping()]);
@@ -420,7 +437,7 @@ async fn hookflow_ui_serves_the_same_pages_over_a_data_directory() {
         l.local_addr().unwrap().port()
     };
     let addr = format!("127.0.0.1:{port}");
-    let _ui = Killed(
+    let _ui = hookflow_tests::Killed(
         std::process::Command::new(hookflow_tests::hookflow_bin())
             .args(["ui", "--data", data.to_str().unwrap(), "--addr", &addr])
             .args(["--webhook-base", "https://hooks.example.com"])
@@ -453,6 +470,21 @@ async fn hookflow_ui_serves_the_same_pages_over_a_data_directory() {
     let r = client().get(format!("{base}/")).send().await.unwrap();
     assert_eq!(r.status(), 303, "the root leads to the viewer");
     assert_eq!(r.headers()["location"], "/ui");
+}
+
+#[test]
+fn the_charts_in_the_docs_are_what_graph_prints() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let doc = std::fs::read_to_string(root.join("docs/graphs.md")).unwrap();
+    for name in ["payment-callback", "order-fulfilment", "invoice-total"] {
+        let file = root.join(format!("examples/{name}.json"));
+        let (ok, chart, err) = hookflow(&["graph", "--markdown", file.to_str().unwrap()]);
+        assert!(ok, "{err}");
+        assert!(
+            doc.contains(&format!("## examples/{name}.json\n\n{chart}")),
+            "docs/graphs.md is stale for {name}: rerun `hookflow graph --markdown`:\n{chart}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -109,6 +109,17 @@ impl<'a> Checker<'a> {
             return;
         };
         for (i, item) in items.iter().enumerate() {
+            if let Some(map) = item.as_object() {
+                for field in map
+                    .keys()
+                    .filter(|k| !matches!(k.as_str(), "name" | "value"))
+                {
+                    self.error(
+                        format!("{at}[{i}].{field}"),
+                        "unknown field; expected one of name, value",
+                    );
+                }
+            }
             match item.get("name").and_then(Value::as_str) {
                 Some(name) if is_header_name(name) => {}
                 Some(_) => self.error(format!("{at}[{i}].name"), "is not a valid header name"),

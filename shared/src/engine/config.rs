@@ -6,6 +6,7 @@
 
 use std::sync::LazyLock;
 
+use schemars::{JsonSchema, SchemaGenerator};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -14,9 +15,19 @@ use super::halt::NodeStop;
 
 /// Reads a node's config for validation. A field that does not read as its type
 /// is reported with its JSON path; `None` then, and the node's own rules are not
-/// checked until it reads.
-pub fn read<T: DeserializeOwned>(config: &Value, at: &str, check: &mut Checker) -> Option<T> {
+/// checked until it reads. A field the struct does not have is reported too (it is
+/// usually a typo), at any depth.
+pub fn read<T: DeserializeOwned + JsonSchema>(
+    config: &Value,
+    at: &str,
+    check: &mut Checker,
+) -> Option<T> {
     let config = if config.is_null() { &EMPTY } else { config };
+    let schema = SchemaGenerator::default()
+        .into_root_schema_for::<T>()
+        .to_value();
+    let defs = schema.get("$defs").cloned().unwrap_or(Value::Null);
+    unknown_fields(config, &schema, &defs, at, check);
     match serde_path_to_error::deserialize::<_, T>(config) {
         Ok(typed) => Some(typed),
         Err(e) => {
@@ -30,6 +41,65 @@ pub fn read<T: DeserializeOwned>(config: &Value, at: &str, check: &mut Checker) 
             None
         }
     }
+}
+
+/// Reports the fields of `value` that `schema` (a struct's, as derived for
+/// editors) does not list. Runs stay lenient (see [`parse`]): a version stored
+/// before a field was dropped still runs.
+fn unknown_fields(value: &Value, schema: &Value, defs: &Value, at: &str, check: &mut Checker) {
+    let Some(schema) = pick(schema, defs, value) else {
+        return;
+    };
+    match value {
+        Value::Object(map) => {
+            let Some(known) = schema.get("properties").and_then(Value::as_object) else {
+                return;
+            };
+            for (field, inner) in map {
+                let path = join(at, field);
+                match known.get(field) {
+                    Some(field_schema) => unknown_fields(inner, field_schema, defs, &path, check),
+                    None => {
+                        let names: Vec<&str> = known.keys().map(String::as_str).collect();
+                        check.error(
+                            path,
+                            format!("unknown field; expected one of {}", names.join(", ")),
+                        );
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    unknown_fields(item, item_schema, defs, &format!("{at}[{i}]"), check);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The schema that describes `value`: `$ref`s followed, and of `anyOf`/`oneOf`
+/// alternatives the one for its kind (an object's fields, an array's items).
+fn pick<'a>(schema: &'a Value, defs: &'a Value, value: &Value) -> Option<&'a Value> {
+    let schema = match schema.get("$ref").and_then(Value::as_str) {
+        Some(reference) => defs.get(reference.rsplit('/').next()?)?,
+        None => schema,
+    };
+    let wanted = if value.is_object() {
+        "properties"
+    } else {
+        "items"
+    };
+    if schema.get(wanted).is_some() {
+        return Some(schema);
+    }
+    ["anyOf", "oneOf"]
+        .iter()
+        .filter_map(|k| schema.get(*k).and_then(Value::as_array))
+        .flatten()
+        .find_map(|alternative| pick(alternative, defs, value).filter(|s| s.get(wanted).is_some()))
 }
 
 /// Reads a node's config for a run. Deployed definitions were validated, so a
@@ -51,7 +121,7 @@ mod tests {
     use super::*;
     use crate::engine::Problem;
 
-    #[derive(Debug, Deserialize, PartialEq)]
+    #[derive(Debug, Deserialize, PartialEq, schemars::JsonSchema)]
     #[serde(rename_all = "camelCase")]
     struct Sample {
         #[serde(default)]
@@ -60,7 +130,7 @@ mod tests {
         headers: Vec<Pair>,
     }
 
-    #[derive(Debug, Deserialize, PartialEq)]
+    #[derive(Debug, Deserialize, PartialEq, schemars::JsonSchema)]
     struct Pair {
         name: String,
     }
@@ -88,5 +158,19 @@ mod tests {
             }
         );
         assert!(parse::<Sample>(&json!({"statusCode": "x"})).is_err());
+
+        // Unknown fields, at any depth, are named; a run still reads them.
+        let mut problems: Vec<Problem> = Vec::new();
+        let mut check = Checker::new(&mut problems);
+        let typo = json!({"statusCod": 1, "headers": [{"name": "a", "nmae": "b"}]});
+        assert!(read::<Sample>(&typo, "c", &mut check).is_some());
+        let found: Vec<String> = problems.iter().map(|p| p.path.clone()).collect();
+        assert_eq!(found, ["c.statusCod", "c.headers[0].nmae"]);
+        assert!(
+            problems[0]
+                .message
+                .contains("expected one of statusCode, headers")
+        );
+        assert!(parse::<Sample>(&typo).is_ok());
     }
 }

@@ -144,6 +144,8 @@ pub struct RequestDeclarations {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HeaderDeclaration {
     pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
 }
 
 /// A documented variable path with an optional display name.

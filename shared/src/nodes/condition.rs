@@ -14,7 +14,7 @@ pub struct Condition;
 
 /// `calculation` (the basic engine, operands templated) and `rejectOnFalse`.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct ConditionConfig {
     #[serde(default)]
     calculation: Option<Value>,

@@ -21,14 +21,12 @@ pub struct Delay;
 /// `duration` × `unit` milliseconds (`duration` may be templated), then
 /// `endStatus`.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct DelayConfig {
     #[serde(default)]
     duration: Value,
     #[serde(default = "seconds")]
     unit: u64,
-    /// `end`'s field, written beside the others (not flattened: serde cannot
-    /// refuse unknown fields around a flattened struct).
+    // `end`'s field, written beside the others.
     #[serde(default = "super::end::resolved", rename = "endStatus")]
     end_status: i64,
 }

@@ -13,7 +13,7 @@ pub struct End;
 
 /// `endStatus`: 1 (resolved, the default) or -1 (failed). Shared with `delay`.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub(super) struct EndConfig {
     #[serde(default = "resolved")]
     pub end_status: i64,

@@ -82,7 +82,6 @@ impl NodeType for JsonQuery {
 /// `engine`, `expression`, `source` (templated), and `model: [{path, alias}]`
 /// naming the fields to keep.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct QueryConfig {
     #[serde(default)]
     engine: QueryEngine,
@@ -115,7 +114,6 @@ impl QueryEngine {
 
 /// A field of each result item: its path, and the name it takes.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct ModelField {
     path: String,
     #[serde(default)]

@@ -14,7 +14,7 @@ pub struct JsonVariableMapping;
 
 /// `dataSource` (templated; JSON text is parsed) and `variables: [{key, path}]`.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct MappingConfig {
     #[serde(default)]
     data_source: Option<Value>,
@@ -23,7 +23,6 @@ struct MappingConfig {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct Mapped {
     #[serde(default)]
     key: String,

@@ -18,7 +18,6 @@ pub struct Loop;
 
 /// `target` (templated), `condition` (absent, null or false: none), `exit`.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct LoopConfig {
     #[serde(default)]
     target: Option<Value>,
@@ -32,7 +31,7 @@ struct LoopConfig {
 /// Tested before (`checkpoint` 0) or after (1) each iteration; false breaks the
 /// loop, or skips the iteration with `continueOnFalse`.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct LoopCondition {
     #[serde(default)]
     checkpoint: u64,

@@ -16,7 +16,7 @@ pub struct MultiConditions;
 
 /// `conditions: [{calculation}]`, tested in order, and `continueOnNoMatch`.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct MultiConfig {
     #[serde(default)]
     conditions: Vec<Tested>,
@@ -25,7 +25,6 @@ struct MultiConfig {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct Tested {
     #[serde(default)]
     calculation: Option<Value>,

@@ -12,7 +12,6 @@ pub struct Output;
 
 /// `value`: the output, templated.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct OutputConfig {
     #[serde(default)]
     value: Value,

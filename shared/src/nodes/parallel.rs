@@ -36,7 +36,6 @@ enum ParallelMode {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct ParallelConfig {
     #[serde(default)]
     mode: ParallelMode,

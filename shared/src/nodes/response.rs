@@ -13,7 +13,7 @@ pub struct Response;
 /// `statusCode` (200..=599, default 200), `headers` `[{name, value}]` and `body`,
 /// values templated.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct ResponseConfig {
     #[serde(default = "ok")]
     status_code: u16,

@@ -17,7 +17,6 @@ pub struct Subflow;
 
 /// `workflow`: the key of the workflow to call; `context`: its `$context`, templated.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct SubflowConfig {
     #[serde(default)]
     workflow: String,

@@ -14,7 +14,6 @@ pub struct TestPanic;
 
 /// `when`: panics when it renders to true (always, when absent).
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct PanicConfig {
     #[serde(default = "always")]
     when: Value,

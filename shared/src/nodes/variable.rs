@@ -16,7 +16,6 @@ pub struct Variable;
 /// `target`: null declares (the value is this node's result), or the key of a
 /// declaring node to assign to; `value`, templated.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct VariableConfig {
     #[serde(default)]
     target: Option<String>,

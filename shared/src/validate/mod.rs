@@ -80,6 +80,7 @@ pub fn warnings(definition: &WorkflowDefinition) -> Vec<Problem> {
 
 /// Checks a definition and, when it is valid, returns it typed.
 pub fn validate(doc: &Value, registry: &NodeRegistry) -> Result<WorkflowDefinition, Vec<Problem>> {
+    let doc = &without_nulls(doc, false);
     let mut problems = Vec::new();
     let mut check = Checker::new(&mut problems);
     check_root(doc, registry, &mut check);
@@ -92,6 +93,38 @@ pub fn validate(doc: &Value, registry: &NodeRegistry) -> Result<WorkflowDefiniti
             message: e.to_string(),
         }]
     })
+}
+
+/// The definition with `null` fields left out, as if absent (which is how the
+/// schema editors read describes them), except inside node configs, which their
+/// own structs read. `node` says whether `value` is a node.
+fn without_nulls(value: &Value, node: bool) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| {
+                    let kept = match k.as_str() {
+                        "config" if node => v.clone(),
+                        "nodes" if !node => without_nulls(v, true),
+                        "branches" if node => match v {
+                            Value::Object(lanes) => Value::Object(
+                                lanes
+                                    .iter()
+                                    .map(|(i, lane)| (i.clone(), without_nulls(lane, true)))
+                                    .collect(),
+                            ),
+                            other => other.clone(),
+                        },
+                        _ => without_nulls(v, false),
+                    };
+                    (k.clone(), kept)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|v| without_nulls(v, node)).collect()),
+        other => other.clone(),
+    }
 }
 
 fn check_root(doc: &Value, registry: &NodeRegistry, check: &mut Checker) {
@@ -169,6 +202,12 @@ fn check_trigger(trigger: &Value, sync: bool, node_keys: &HashSet<String>, check
     match map.get("basicAuthentication") {
         None | Some(Value::Null) | Some(Value::Bool(false)) => {}
         Some(Value::Object(auth)) => {
+            unknown_fields(
+                auth,
+                &["username", "password"],
+                "trigger.basicAuthentication",
+                check,
+            );
             match auth.get("username").and_then(Value::as_str) {
                 Some(u) if !u.is_empty() && !u.contains(':') => {}
                 _ => check.error(
@@ -200,7 +239,13 @@ fn check_trigger(trigger: &Value, sync: bool, node_keys: &HashSet<String>, check
                 "trigger.response",
                 "applies to async workflows only; a sync workflow answers with a response node",
             );
-        } else if response.is_object() {
+        } else if let Some(fields) = response.as_object() {
+            unknown_fields(
+                fields,
+                &["statusCode", "headers", "body"],
+                "trigger.response",
+                check,
+            );
             check.status_code(response.get("statusCode"), "trigger.response.statusCode");
             check.name_values(response.get("headers"), "trigger.response.headers");
             check_templates(response, "trigger.response", node_keys, check);
@@ -214,10 +259,16 @@ fn check_trigger(trigger: &Value, sync: bool, node_keys: &HashSet<String>, check
 }
 
 fn check_request(request: &Value, check: &mut Checker) {
-    if !request.is_object() {
+    let Some(fields) = request.as_object() else {
         check.error("trigger.request", "must be an object");
         return;
-    }
+    };
+    unknown_fields(
+        fields,
+        &["headers", "query", "body", "rawBody"],
+        "trigger.request",
+        check,
+    );
     if request.get("rawBody").is_some_and(|r| !r.is_boolean()) {
         check.error("trigger.request.rawBody", "must be true or false");
     }
@@ -231,6 +282,9 @@ fn check_request(request: &Value, check: &mut Checker) {
             continue;
         };
         for (i, item) in items.iter().enumerate() {
+            if let Some(fields) = item.as_object() {
+                unknown_fields(fields, &["key", "alias"], &format!("{at}[{i}]"), check);
+            }
             let key = item.get("key").and_then(Value::as_str);
             let valid = match key {
                 Some(k) if part == "headers" => is_header_name(k),
@@ -453,10 +507,13 @@ fn unknown_fields(map: &Map<String, Value>, known: &[&str], at: &str, check: &mu
     }
 }
 
+/// Letters, digits, `-`, `_` and `.`, but not dots alone (`.` and `..` would be
+/// path segments in the viewer's links).
 fn is_identifier(s: &str, max: usize) -> bool {
     (1..=max).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && !s.bytes().all(|b| b == b'.')
 }
 
 #[cfg(test)]

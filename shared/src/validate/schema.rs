@@ -14,7 +14,7 @@ use crate::engine::NodeRegistry;
 use crate::model::WorkflowDefinition;
 
 /// What `key` and node keys may be (see `is_identifier`).
-const KEY_PATTERN: &str = "^[A-Za-z0-9._-]{1,128}$";
+const KEY_PATTERN: &str = r"^(?!\.+$)[A-Za-z0-9._-]{1,128}$";
 /// What a hook id may be (see `model::is_hook_id`).
 const HOOK_ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,128}$";
 
@@ -38,7 +38,7 @@ pub fn definition_schema(registry: &NodeRegistry) -> Value {
         "type": "string",
         "description": "Where editors find this schema (ignored by hookflow)."
     });
-    root["description"] = json!({"type": "string"});
+    root["description"] = json!({"type": ["string", "null"]});
     root["key"]["pattern"] = json!(KEY_PATTERN);
 
     let trigger = &mut schema["$defs"]["TriggerDefinition"]["properties"];
@@ -46,7 +46,7 @@ pub fn definition_schema(registry: &NodeRegistry) -> Value {
     trigger["hookId"]["pattern"] = json!(HOOK_ID_PATTERN);
 
     let node = &mut schema["$defs"]["NodeDefinition"];
-    node["properties"]["description"] = json!({"type": "string"});
+    node["properties"]["description"] = json!({"type": ["string", "null"]});
     node["properties"]["key"]["pattern"] = json!(KEY_PATTERN);
     node["properties"]["type"] = json!({
         "enum": configs.iter().map(|(name, _)| *name).collect::<Vec<_>>()

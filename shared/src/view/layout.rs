@@ -37,6 +37,9 @@ pub struct Edge {
     pub label: Option<String>,
     pub points: Vec<(f64, f64)>,
     pub joins: bool,
+    /// For an empty branch's arrow: the first nodes of its sibling branches. The
+    /// arrow was taken only if none of them was reached.
+    pub alternatives: Vec<String>,
     /// Whether it ends at a node's top (and gets an arrowhead), rather than at a
     /// join line.
     pub arrow: bool,
@@ -51,13 +54,27 @@ pub struct Layout<'a> {
 }
 
 /// The branches of a node in reading order, with their labels: a condition's
-/// "true" first, a multi-condition's cases in order and "otherwise" last.
+/// "true" first, a multi-condition's cases in order and "otherwise" last. A
+/// condition's missing side, or a multi-condition's missing "otherwise", is an
+/// empty lane: the walk goes straight on to the next node that way.
 pub fn branches(node: &NodeDefinition) -> Vec<(&str, &[NodeDefinition], String)> {
     let mut found: Vec<(&str, &[NodeDefinition])> = node
         .branches
         .iter()
         .map(|(index, nodes)| (index.as_str(), nodes.as_slice()))
         .collect();
+    if !found.is_empty() {
+        let implied: &[&'static str] = match node.kind.as_str() {
+            "condition" => &["1", "0"],
+            "multi-conditions" => &["0"],
+            _ => &[],
+        };
+        for index in implied {
+            if !node.branches.contains_key(*index) {
+                found.push((index, &[]));
+            }
+        }
+    }
     let number = |index: &str| index.parse::<u64>().unwrap_or(u64::MAX);
     match node.kind.as_str() {
         "condition" => found.sort_by_key(|(index, _)| std::cmp::Reverse(number(index))),
@@ -87,7 +104,11 @@ fn branch_label(kind: &str, index: &str) -> String {
 
 /// Lays out a definition's nodes.
 pub fn layout(nodes: &[NodeDefinition]) -> Layout<'_> {
-    let (width, height) = measure(nodes);
+    let (width, height) = match measure(nodes) {
+        // Room for the picture's "no nodes" line.
+        (_, 0.0) => (2.0 * NODE_WIDTH, NODE_HEIGHT),
+        size => size,
+    };
     let mut out = Layout {
         width: width + 2.0 * MARGIN,
         height: height + 2.0 * MARGIN,
@@ -156,6 +177,7 @@ fn place<'a>(
                 label: None,
                 points: vec![(x, bottom), (x, next_top)],
                 joins: !lanes.is_empty(),
+                alternatives: Vec::new(),
                 arrow: true,
             });
             y = next_top;
@@ -178,6 +200,10 @@ fn place_branches<'a>(
     let lane_top = y + NODE_HEIGHT + GAP_Y;
     let join_y = bottom;
     let mut left = x - total / 2.0;
+    let firsts: Vec<String> = lanes
+        .iter()
+        .filter_map(|(_, nodes, _)| nodes.first().map(|n| n.key.clone()))
+        .collect();
     for ((_, nodes, label), width) in lanes.iter().zip(widths) {
         let lane_x = left + width / 2.0;
         left += width + GAP_X;
@@ -208,6 +234,11 @@ fn place_branches<'a>(
                 ]
             },
             joins: false,
+            alternatives: if nodes.is_empty() {
+                firsts.clone()
+            } else {
+                Vec::new()
+            },
             arrow: !nodes.is_empty(),
         });
         if let Some(last) = nodes.last() {
@@ -217,7 +248,9 @@ fn place_branches<'a>(
                 to: next.map(str::to_string),
                 label: None,
                 points: vec![(lane_x, end), (lane_x, join_y), (x, join_y)],
-                joins: false,
+                // A branching node ending its lane: its own branches lead on.
+                joins: !branches(last).is_empty(),
+                alternatives: Vec::new(),
                 arrow: false,
             });
         }
@@ -276,15 +309,61 @@ mod tests {
     #[test]
     fn an_empty_branch_goes_straight_to_the_next_node() {
         let nodes = nodes(json!([
-            {"key": "check", "type": "condition", "branches": {"1": [{"key": "yes", "type": "end"}]}},
+            {"key": "check", "type": "condition", "branches": {"1": [{"key": "yes", "type": "output"}]}},
+            {"key": "after", "type": "output"}
         ]));
         let out = layout(&nodes);
-        assert_eq!(out.nodes.len(), 2);
-        let edge = &out.edges[0];
+        assert_eq!(out.nodes.len(), 3);
+        let arrows: Vec<_> = out
+            .edges
+            .iter()
+            .map(|e| {
+                (
+                    e.from.as_str(),
+                    e.to.as_deref(),
+                    e.label.as_deref(),
+                    e.alternatives.clone(),
+                )
+            })
+            .collect();
         assert_eq!(
-            (edge.from.as_str(), edge.to.as_deref()),
-            ("check", Some("yes"))
+            arrows,
+            [
+                ("check", Some("yes"), Some("true"), vec![]),
+                ("yes", Some("after"), None, vec![]),
+                (
+                    "check",
+                    Some("after"),
+                    Some("false"),
+                    vec!["yes".to_string()]
+                ),
+                ("check", Some("after"), None, vec![]),
+            ]
         );
-        assert_eq!(out.edges[1].to, None);
+        // The empty lane runs from the fork down to the join, beside the other.
+        let lane = &out.edges[2].points;
+        assert_eq!(lane.len(), 5);
+        assert!(lane[2].0 > out.nodes[1].x);
+    }
+
+    #[test]
+    fn a_branching_node_at_the_end_of_a_branch_joins_through_its_own_branches() {
+        let nodes = nodes(json!([
+            {"key": "outer", "type": "parallel", "branches": {"0": [
+                {"key": "inner", "type": "condition", "branches": {
+                    "1": [{"key": "a", "type": "output"}], "0": [{"key": "b", "type": "output"}]}}
+            ]}},
+            {"key": "after", "type": "output"}
+        ]));
+        let out = layout(&nodes);
+        let from_inner: Vec<_> = out
+            .edges
+            .iter()
+            .filter(|e| e.from == "inner" && e.to.as_deref() == Some("after"))
+            .map(|e| e.joins)
+            .collect();
+        assert_eq!(from_inner, [true]);
+        let no_nodes = layout(&[]);
+        assert!(no_nodes.width >= 2.0 * NODE_WIDTH && no_nodes.height > NODE_HEIGHT);
     }
 }

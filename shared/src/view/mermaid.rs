@@ -47,7 +47,7 @@ pub fn flowchart(nodes: &[NodeDefinition], runs: Option<&NodeRuns<'_>>) -> Strin
         let Some(to) = edge.to.as_deref() else {
             continue;
         };
-        let taken = runs.is_some_and(|r| r.reached(&edge.from) && r.reached(to));
+        let taken = runs.is_some_and(|r| r.took(edge));
         let arrow = if taken { "==>" } else { "-->" };
         let label = edge
             .label

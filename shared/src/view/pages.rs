@@ -1,7 +1,7 @@
 //! The viewer's pages, rendered on the server: HTML and CSS, no script, nothing
 //! loaded from anywhere else. `maud` escapes every value it inserts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
@@ -9,7 +9,9 @@ use serde_json::Value;
 
 use super::status::{NodeRuns, icon};
 use super::svg::{anchor, graph};
-use crate::model::{DeployedWorkflow, Execution, ExecutionStatus, Wait};
+use crate::model::{
+    DeployedWorkflow, Execution, ExecutionStatus, SecretRef, Secrets, Wait, WorkflowDefinition,
+};
 
 /// The statuses an execution list may be filtered by, in the order shown.
 pub const STATUSES: [ExecutionStatus; 6] = [
@@ -24,6 +26,9 @@ pub const STATUSES: [ExecutionStatus; 6] = [
 /// Text shown of one JSON value at most; the rest is cut (a result may be a
 /// whole HTTP response).
 const SHOWN_BYTES: usize = 64 << 10;
+
+/// Jobs listed on an execution's page at most (a long loop makes thousands).
+const JOBS_SHOWN: usize = 300;
 
 /// Seconds between reloads of a page that shows runs as they come.
 const REFRESH_SECONDS: u32 = 5;
@@ -139,7 +144,7 @@ pub fn workflow_page(
             section.graph-box { (graph(&d.nodes, None)) }
             details {
                 summary { "definition (JSON)" }
-                pre { (shown(&serde_json::to_value(d).unwrap_or(Value::Null))) }
+                pre #definition { (shown(&serde_json::to_value(without_plain_secrets(d)).unwrap_or(Value::Null))) }
             }
             h2 { "Versions" }
             table.list #versions {
@@ -163,6 +168,11 @@ pub fn workflow_page(
 
 pub fn execution_page(execution: &Execution, workflow: Option<&DeployedWorkflow>) -> Markup {
     let runs = NodeRuns::of(execution);
+    // Each node's first job carries the anchor its graph node links to.
+    let mut first_jobs: HashMap<&str, usize> = HashMap::new();
+    for (i, job) in execution.jobs.iter().enumerate() {
+        first_jobs.entry(job.node_key.as_str()).or_insert(i);
+    }
     let running = execution.status == ExecutionStatus::Started;
     let status = execution.status.as_str();
     page(
@@ -224,8 +234,11 @@ pub fn execution_page(execution: &Execution, workflow: Option<&DeployedWorkflow>
                 section.jobs {
                     h2 { "Jobs" }
                     @if execution.jobs.is_empty() { p.muted { "No node ran." } }
-                    @for (i, job) in execution.jobs.iter().enumerate() {
-                        @let first = execution.jobs.iter().position(|j| j.node_key == job.node_key) == Some(i);
+                    @if execution.jobs.len() > JOBS_SHOWN {
+                        p.muted #jobs-cut { "The first " (JOBS_SHOWN) " of " (execution.jobs.len()) " jobs; `hookflow executions show "  (execution.id) " --json` has them all." }
+                    }
+                    @for (i, job) in execution.jobs.iter().take(JOBS_SHOWN).enumerate() {
+                        @let first = first_jobs.get(job.node_key.as_str()) == Some(&i);
                         @let status = job.status.as_str();
                         article.job id=[first.then(|| anchor(&job.node_key))]
                             data-node=(job.node_key) data-status=(status) {
@@ -343,7 +356,36 @@ fn waiting_for(wait: &Wait) -> Markup {
     }
 }
 
-fn mode(definition: &crate::model::WorkflowDefinition) -> &'static str {
+/// A definition with every secret written in it replaced (a reference to the
+/// environment, SSM or Secrets Manager says where, never what, and stays).
+fn without_plain_secrets(definition: &WorkflowDefinition) -> WorkflowDefinition {
+    fn hide(secret: &mut SecretRef) {
+        if let SecretRef::Plain(value) = secret {
+            *value = REDACTED.to_string();
+        }
+    }
+    let mut shown = definition.clone();
+    let trigger = &mut shown.trigger;
+    if let Some(auth) = &mut trigger.basic_authentication {
+        hide(&mut auth.password);
+    }
+    if let Some(signature) = &mut trigger.signature {
+        match &mut signature.secret {
+            Secrets::One(one) => hide(one),
+            Secrets::Many(many) => many.iter_mut().for_each(hide),
+        }
+    }
+    if let Some(handshake) = &mut trigger.handshake {
+        handshake.verify_token.iter_mut().for_each(hide);
+        handshake.secret.iter_mut().for_each(hide);
+    }
+    shown
+}
+
+/// What a secret written in a definition shows as.
+const REDACTED: &str = "<redacted>";
+
+fn mode(definition: &WorkflowDefinition) -> &'static str {
     if definition.sync { "sync" } else { "async" }
 }
 

@@ -24,11 +24,11 @@ pub const PREFIX: &str = "/ui";
 /// Executions listed on a page.
 const LISTED: usize = 50;
 /// Executions per workflow counted by status on the first page.
-const COUNTED: usize = 100;
+const COUNTED: usize = 50;
 /// Versions listed on a workflow's page.
 const VERSIONS: u32 = 20;
 
-const POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
+const POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; \
                       form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 pub struct Viewer {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::layout::Edge;
 use crate::model::{Execution, Job};
 
 /// The `data-status` of a node the run did not reach.
@@ -37,6 +38,14 @@ impl<'a> NodeRuns<'a> {
 
     pub fn reached(&self, key: &str) -> bool {
         !self.jobs(key).is_empty()
+    }
+
+    /// Whether the run went along an arrow: both its ends reached, and for an
+    /// empty branch's arrow, none of the other branches taken instead.
+    pub fn took(&self, edge: &Edge) -> bool {
+        self.reached(&edge.from)
+            && edge.to.as_deref().is_none_or(|to| self.reached(to))
+            && !edge.alternatives.iter().any(|key| self.reached(key))
     }
 }
 

@@ -68,9 +68,7 @@ pub fn graph(nodes: &[NodeDefinition], runs: Option<&NodeRuns<'_>>) -> Markup {
 }
 
 fn draw_edge(edge: &Edge, runs: Option<&NodeRuns<'_>>) -> Markup {
-    let taken = runs.is_some_and(|r| {
-        r.reached(&edge.from) && edge.to.as_deref().is_none_or(|to| r.reached(to))
-    });
+    let taken = runs.is_some_and(|r| r.took(edge));
     let points: Vec<String> = edge
         .points
         .iter()

@@ -182,7 +182,10 @@ mod tests {
             request: RequestDeclarations {
                 headers: headers
                     .iter()
-                    .map(|h| HeaderDeclaration { key: h.to_string() })
+                    .map(|h| HeaderDeclaration {
+                        key: h.to_string(),
+                        alias: None,
+                    })
                     .collect(),
                 ..Default::default()
             },

@@ -63,7 +63,6 @@ impl NodeType for Calculation {
 
 /// `engine` and `expression` (references bound as values, never spliced in).
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct CalculationConfig {
     #[serde(default)]
     engine: CalculationEngine,

@@ -126,7 +126,7 @@ impl NodeType for DateCalculation {
 /// `input` (templated), `inputType`, and `steps` applied in order (arguments
 /// templated).
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct DateConfig {
     #[serde(default)]
     input: Option<Value>,
@@ -152,7 +152,6 @@ fn input_type_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<InputTyp
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct Step {
     #[serde(default)]
     function: String,

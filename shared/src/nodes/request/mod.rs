@@ -218,7 +218,7 @@ impl NodeType for Request {
 /// NocoBase's request config: `url`, `method`, `contentType`, `headers` and
 /// `params` (`[{name, value}]`), `data`, `timeout` (ms), `ignoreFail`, `onlyData`.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct RequestConfig {
     #[serde(default)]
     url: Value,

@@ -35,7 +35,6 @@ const MAX_LOG_BYTES: usize = 64 << 10;
 /// `content` (a function body), `arguments: [{name, value}]` (values templated),
 /// `timeout` (ms), `continue` (a failure becomes the result `{error}`).
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct ScriptConfig {
     #[serde(default)]
     content: Option<String>,
@@ -48,7 +47,6 @@ struct ScriptConfig {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct Argument {
     name: String,
     #[serde(default)]
