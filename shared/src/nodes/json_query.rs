@@ -144,8 +144,18 @@ fn query(
         "jsonata" => {
             let arena = bumpalo::Bump::new();
             let expression = with_bounded_pad(expression);
-            let parsed = jsonata_rs::JsonAta::new(&expression, &arena)
-                .map_err(|e| format!("not a JSONata expression: {e}"))?;
+            // jsonata-rs panics on syntax it parses but does not implement (the
+            // `%` parent operator): that is an expression it cannot run, not a bug
+            // to fail the run with.
+            let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                jsonata_rs::JsonAta::new(&expression, &arena)
+            }))
+            .map_err(|_| {
+                "not a JSONata expression hookflow can run: it uses syntax the engine does \
+                 not implement (such as the % parent operator)"
+                    .to_string()
+            })?
+            .map_err(|e| format!("not a JSONata expression: {e}"))?;
             // Fail closed: a `$pad` the renaming did not reach (written where the
             // scan cannot see it, after a regex literal say) would be unbounded.
             if format!("{:?}", parsed.ast()).contains("Var(\"pad\")") {
@@ -305,6 +315,16 @@ mod tests {
 
     fn orders() -> Value {
         json!({"orders": [{"id": 1, "total": 30, "customer": {"name": "Ann"}}, {"id": 2, "total": 120, "customer": {"name": "Bo"}}]})
+    }
+
+    /// Found by the property tests (`Σ%%`): jsonata-rs panics on the parent
+    /// operator; a definition using it is refused, a run fails the node.
+    #[test]
+    fn syntax_the_engine_does_not_implement_is_refused() {
+        for compile_only in [true, false] {
+            let refused = query("jsonata", "Σ%%", &json!(1e300), compile_only).unwrap_err();
+            assert!(refused.contains("the % parent operator"), "{refused}");
+        }
     }
 
     #[test]
