@@ -1,6 +1,7 @@
 //! The built-in node types, one module each behind [`crate::engine::NodeType`];
 //! [`builtin`] registers them all, so adding a type touches no engine code.
 
+pub mod aws;
 mod basic;
 mod calculation;
 mod condition;
@@ -124,6 +125,7 @@ pub fn builtin_with(settings: &NodeSettings) -> NodeRegistry {
     registry.register(variable::Variable);
     registry.register(subflow::Subflow);
     registry.register(delay::Delay);
+    aws::register(&mut registry, settings.max_response_bytes);
     #[cfg(any(test, feature = "testing"))]
     registry.register(test_panic::TestPanic);
     registry

@@ -1,0 +1,245 @@
+//! `dynamodb`: one item read or written, or a query; items in and out as plain
+//! JSON (`serde_dynamo`), never as AttributeValue maps.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::Deserialize;
+use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
+use serde_json::{Value, json};
+
+use super::{AwsClients, Text, check_number, failure, finish, required, whole_number};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
+use crate::model::NodeDefinition;
+
+pub struct DynamoDb(pub Arc<AwsClients>);
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Operation {
+    Get,
+    Put,
+    Update,
+    Delete,
+    Query,
+}
+
+/// `operation` and `tableName`; `key` (get, update, delete), `item` (put),
+/// `updateExpression`, `conditionExpression` (put, update, delete),
+/// `keyConditionExpression`, `indexName`, `limit`, `exclusiveStartKey` (query),
+/// `expressionAttributeNames`, `expressionAttributeValues` (plain JSON),
+/// `returnValues` (NONE, ALL_OLD, UPDATED_OLD, ALL_NEW, UPDATED_NEW); `ignoreFail`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct DynamoConfig {
+    operation: Operation,
+    #[serde(default)]
+    table_name: Text,
+    #[serde(default)]
+    key: Value,
+    #[serde(default)]
+    item: Value,
+    #[serde(default)]
+    update_expression: Option<Text>,
+    #[serde(default)]
+    condition_expression: Option<Text>,
+    #[serde(default)]
+    key_condition_expression: Option<Text>,
+    #[serde(default)]
+    expression_attribute_names: BTreeMap<String, Text>,
+    #[serde(default)]
+    expression_attribute_values: serde_json::Map<String, Value>,
+    #[serde(default)]
+    index_name: Option<Text>,
+    #[serde(default)]
+    limit: Value,
+    #[serde(default)]
+    exclusive_start_key: Value,
+    #[serde(default)]
+    return_values: Option<Text>,
+    #[serde(default)]
+    ignore_fail: bool,
+}
+
+const RETURN_VALUES: [&str; 5] = ["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"];
+
+#[async_trait]
+impl NodeType for DynamoDb {
+    fn name(&self) -> &'static str {
+        "dynamodb"
+    }
+
+    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<DynamoConfig>()
+    }
+
+    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
+        let Some(c) = config::read::<DynamoConfig>(config, at, check) else {
+            return;
+        };
+        required(&c.table_name, "tableName", at, "the table's name or ARN", check);
+        let needs = |field: &str, present: bool, check: &mut Checker| {
+            if !present {
+                check.error(
+                    format!("{at}.{field}"),
+                    format!("is required for {:?}", c.operation).to_lowercase(),
+                );
+            }
+        };
+        match c.operation {
+            Operation::Get | Operation::Delete => needs("key", !c.key.is_null(), check),
+            Operation::Put => needs("item", !c.item.is_null(), check),
+            Operation::Update => {
+                needs("key", !c.key.is_null(), check);
+                needs("updateExpression", c.update_expression.is_some(), check);
+            }
+            Operation::Query => needs(
+                "keyConditionExpression",
+                c.key_condition_expression.is_some(),
+                check,
+            ),
+        }
+        if let Some(r) = &c.return_values
+            && !r.as_str().contains("{{")
+            && !RETURN_VALUES.contains(&r.as_str())
+        {
+            check.error(
+                format!("{at}.returnValues"),
+                format!("must be one of {}", RETURN_VALUES.join(", ")),
+            );
+        }
+        check_number(&c.limit, "limit", at, 10_000, check);
+    }
+
+    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
+        let c: DynamoConfig = config::parse(&cx.render(&node.config))?;
+        finish(self.call(&c).await, c.ignore_fail)
+    }
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Plain JSON as an item (an object of attributes).
+fn item_of(value: &Value, field: &str) -> Result<Item, Value> {
+    if !value.is_object() {
+        return Err(json!({
+            "message": format!("{field} must be an object of attributes, not {value}"),
+            "code": "InvalidParameter"
+        }));
+    }
+    to_item(value).map_err(|e| json!({"message": format!("{field}: {e}"), "code": "InvalidParameter"}))
+}
+
+/// An item as plain JSON.
+fn json_of(item: &Item) -> Value {
+    from_item::<Value>(item.clone()).unwrap_or(Value::Null)
+}
+
+impl DynamoDb {
+    async fn call(&self, c: &DynamoConfig) -> Result<Value, Value> {
+        let client = self.0.client(&self.0.dynamodb, aws_sdk_dynamodb::Client::new).await?;
+        let table = c.table_name.as_str();
+        let resource = format!("table {table}");
+        let names: Option<HashMap<String, String>> = (!c.expression_attribute_names.is_empty())
+            .then(|| {
+                c.expression_attribute_names
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.0.clone()))
+                    .collect()
+            });
+        let mut values = HashMap::new();
+        for (name, value) in &c.expression_attribute_values {
+            let attribute = to_attribute_value(value).map_err(
+                |e| json!({"message": format!("expressionAttributeValues.{name}: {e}"), "code": "InvalidParameter"}),
+            )?;
+            values.insert(name.clone(), attribute);
+        }
+        let values = (!values.is_empty()).then_some(values);
+        let returning = c.return_values.as_ref().map(|r| ReturnValue::from(r.as_str()));
+        let text = |t: &Option<Text>| t.as_ref().map(|t| t.0.clone());
+        match c.operation {
+            Operation::Get => {
+                let out = client
+                    .get_item()
+                    .table_name(table)
+                    .set_key(Some(item_of(&c.key, "key")?))
+                    .set_expression_attribute_names(names)
+                    .send()
+                    .await
+                    .map_err(|e| failure("GetItem on", &resource, &e))?;
+                Ok(out.item().map_or(Value::Null, json_of))
+            }
+            Operation::Put => {
+                let out = client
+                    .put_item()
+                    .table_name(table)
+                    .set_item(Some(item_of(&c.item, "item")?))
+                    .set_condition_expression(text(&c.condition_expression))
+                    .set_expression_attribute_names(names)
+                    .set_expression_attribute_values(values)
+                    .set_return_values(returning)
+                    .send()
+                    .await
+                    .map_err(|e| failure("PutItem on", &resource, &e))?;
+                Ok(out.attributes().map_or_else(|| json!({}), json_of))
+            }
+            Operation::Update => {
+                let out = client
+                    .update_item()
+                    .table_name(table)
+                    .set_key(Some(item_of(&c.key, "key")?))
+                    .set_update_expression(text(&c.update_expression))
+                    .set_condition_expression(text(&c.condition_expression))
+                    .set_expression_attribute_names(names)
+                    .set_expression_attribute_values(values)
+                    .return_values(returning.unwrap_or(ReturnValue::AllNew))
+                    .send()
+                    .await
+                    .map_err(|e| failure("UpdateItem on", &resource, &e))?;
+                Ok(out.attributes().map_or_else(|| json!({}), json_of))
+            }
+            Operation::Delete => {
+                let out = client
+                    .delete_item()
+                    .table_name(table)
+                    .set_key(Some(item_of(&c.key, "key")?))
+                    .set_condition_expression(text(&c.condition_expression))
+                    .set_expression_attribute_names(names)
+                    .set_expression_attribute_values(values)
+                    .set_return_values(returning)
+                    .send()
+                    .await
+                    .map_err(|e| failure("DeleteItem on", &resource, &e))?;
+                Ok(out.attributes().map_or_else(|| json!({}), json_of))
+            }
+            Operation::Query => {
+                let limit = whole_number(&c.limit, "limit", 10_000)?;
+                let start = if c.exclusive_start_key.is_null() {
+                    None
+                } else {
+                    Some(item_of(&c.exclusive_start_key, "exclusiveStartKey")?)
+                };
+                let out = client
+                    .query()
+                    .table_name(table)
+                    .set_index_name(text(&c.index_name))
+                    .set_key_condition_expression(text(&c.key_condition_expression))
+                    .set_expression_attribute_names(names)
+                    .set_expression_attribute_values(values)
+                    .set_limit(limit.map(|l| l as i32))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| failure("Query on", &resource, &e))?;
+                let items: Vec<Value> = out.items().iter().map(json_of).collect();
+                Ok(json!({
+                    "items": items,
+                    "lastEvaluatedKey": out.last_evaluated_key().map_or(Value::Null, json_of),
+                }))
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! `eventbridge`: puts one event on a bus (PutEvents), AWS's own pattern for
+//! inbound webhooks: rules on the bus route it to whatever handles it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{AwsClients, Text, failure, finish, required};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
+use crate::model::NodeDefinition;
+
+pub struct EventBridge(pub Arc<AwsClients>);
+
+/// `eventBusName` (a name or ARN; `default` when absent), `source`, `detailType`,
+/// `detail` (any JSON, sent as JSON text), `resources` (ARNs); `ignoreFail`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct EventBridgeConfig {
+    #[serde(default)]
+    event_bus_name: Text,
+    #[serde(default)]
+    source: Text,
+    #[serde(default)]
+    detail_type: Text,
+    #[serde(default)]
+    detail: Value,
+    #[serde(default)]
+    resources: Vec<Text>,
+    #[serde(default)]
+    ignore_fail: bool,
+}
+
+#[async_trait]
+impl NodeType for EventBridge {
+    fn name(&self) -> &'static str {
+        "eventbridge"
+    }
+
+    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<EventBridgeConfig>()
+    }
+
+    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
+        let Some(c) = config::read::<EventBridgeConfig>(config, at, check) else {
+            return;
+        };
+        required(&c.source, "source", at, "the event's source, such as com.stripe", check);
+        required(&c.detail_type, "detailType", at, "the event's detail-type", check);
+    }
+
+    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
+        let c: EventBridgeConfig = config::parse(&cx.render(&node.config))?;
+        finish(self.put(&c).await, c.ignore_fail)
+    }
+}
+
+impl EventBridge {
+    async fn put(&self, c: &EventBridgeConfig) -> Result<Value, Value> {
+        let client = self
+            .0
+            .client(&self.0.eventbridge, aws_sdk_eventbridge::Client::new)
+            .await?;
+        let bus = if c.event_bus_name.is_empty() {
+            "default"
+        } else {
+            c.event_bus_name.as_str()
+        };
+        let detail = match &c.detail {
+            Value::Null => "{}".to_string(),
+            // EventBridge wants a JSON object; anything else is wrapped.
+            Value::Object(_) => c.detail.to_string(),
+            other => json!({ "value": other }).to_string(),
+        };
+        let entry = PutEventsRequestEntry::builder()
+            .event_bus_name(bus)
+            .source(c.source.as_str())
+            .detail_type(c.detail_type.as_str())
+            .detail(detail)
+            .set_resources(
+                (!c.resources.is_empty())
+                    .then(|| c.resources.iter().map(|r| r.0.clone()).collect()),
+            )
+            .build();
+        let resource = format!("event bus {bus}");
+        let out = client
+            .put_events()
+            .entries(entry)
+            .send()
+            .await
+            .map_err(|e| failure("PutEvents on", &resource, &e))?;
+        // PutEvents answers 200 with the entry's own error when the event was refused.
+        let first = out.entries().first();
+        match first.and_then(|e| e.event_id()) {
+            Some(id) if out.failed_entry_count() == 0 => Ok(json!({ "eventId": id })),
+            _ => Err(json!({
+                "message": format!(
+                    "PutEvents on {resource}: {}",
+                    first.and_then(|e| e.error_message()).unwrap_or("the event was refused")
+                ),
+                "code": first.and_then(|e| e.error_code()).unwrap_or("FailedEntry"),
+            })),
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! `sqs`: sends one message to a queue (SendMessage).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::types::MessageAttributeValue;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{AwsClients, Text, as_text, check_number, failure, finish, required, whole_number};
+use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
+use crate::model::NodeDefinition;
+
+pub struct Sqs(pub Arc<AwsClients>);
+
+/// `queueUrl`, `messageBody` (an object or list is sent as JSON text), and for
+/// FIFO queues `messageGroupId` and `messageDeduplicationId`; `delaySeconds`
+/// (0..=900), `messageAttributes` (`{name: value}`, numbers sent as Number);
+/// `ignoreFail`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct SqsConfig {
+    #[serde(default)]
+    queue_url: Text,
+    #[serde(default)]
+    message_body: Value,
+    #[serde(default)]
+    message_group_id: Option<Text>,
+    #[serde(default)]
+    message_deduplication_id: Option<Text>,
+    #[serde(default)]
+    delay_seconds: Value,
+    #[serde(default)]
+    message_attributes: BTreeMap<String, Value>,
+    #[serde(default)]
+    ignore_fail: bool,
+}
+
+#[async_trait]
+impl NodeType for Sqs {
+    fn name(&self) -> &'static str {
+        "sqs"
+    }
+
+    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<SqsConfig>()
+    }
+
+    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
+        let Some(c) = config::read::<SqsConfig>(config, at, check) else {
+            return;
+        };
+        required(&c.queue_url, "queueUrl", at, "the queue's URL", check);
+        if c.message_body.is_null() {
+            check.error(format!("{at}.messageBody"), "is required");
+        }
+        check_number(&c.delay_seconds, "delaySeconds", at, 900, check);
+    }
+
+    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
+        let c: SqsConfig = config::parse(&cx.render(&node.config))?;
+        finish(self.send(&c).await, c.ignore_fail)
+    }
+}
+
+impl Sqs {
+    async fn send(&self, c: &SqsConfig) -> Result<Value, Value> {
+        let delay = whole_number(&c.delay_seconds, "delaySeconds", 900)?;
+        let client = self.0.client(&self.0.sqs, aws_sdk_sqs::Client::new).await?;
+        let mut attributes = std::collections::HashMap::new();
+        for (name, value) in &c.message_attributes {
+            let data_type = if value.is_number() { "Number" } else { "String" };
+            let attribute = MessageAttributeValue::builder()
+                .data_type(data_type)
+                .string_value(as_text(value))
+                .build()
+                .map_err(|e| json!({"message": format!("message attribute {name}: {e}"), "code": "InvalidParameter"}))?;
+            attributes.insert(name.clone(), attribute);
+        }
+        let resource = format!("queue {}", c.queue_url.as_str());
+        let out = client
+            .send_message()
+            .queue_url(c.queue_url.as_str())
+            .message_body(as_text(&c.message_body))
+            .set_message_group_id(c.message_group_id.as_ref().map(|t| t.0.clone()))
+            .set_message_deduplication_id(c.message_deduplication_id.as_ref().map(|t| t.0.clone()))
+            .set_delay_seconds(delay.map(|d| d as i32))
+            .set_message_attributes((!attributes.is_empty()).then_some(attributes))
+            .send()
+            .await
+            .map_err(|e| failure("SendMessage to", &resource, &e))?;
+        Ok(json!({ "messageId": out.message_id() }))
+    }
+}
