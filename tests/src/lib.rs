@@ -373,6 +373,18 @@ pub fn flaky_server(failures: usize) -> (String, std::sync::Arc<std::sync::atomi
 fn loopback_server(
     mut answer: impl FnMut(String, usize) -> (u16, String) + Send + 'static,
 ) -> String {
+    stub_server(move |raw, n| {
+        let (status, body) = answer(raw, n);
+        (status, String::new(), body)
+    })
+}
+
+/// A loopback server standing in for a service: `answer` gets each raw request
+/// and its number (from 1) and gives the status, extra header lines (each ending
+/// in `\r\n`) and the JSON body. It may sleep to play a slow service.
+pub fn stub_server(
+    mut answer: impl FnMut(String, usize) -> (u16, String, String) + Send + 'static,
+) -> String {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -402,10 +414,10 @@ fn loopback_server(
                     }
                 }
             }
-            let (status, body) = answer(String::from_utf8_lossy(&raw).to_string(), i + 1);
+            let (status, headers, body) = answer(String::from_utf8_lossy(&raw).to_string(), i + 1);
             let _ = write!(
                 stream,
-                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}",
                 body.len()
             );
         }

@@ -1006,3 +1006,94 @@ async fn the_handlers_print_embedded_metric_format_lines_with_no_aws_call() {
         .collect();
     assert_eq!(units, ["Count", "Seconds"]);
 }
+
+#[tokio::test]
+async fn an_async_run_hands_its_event_on_to_aws_from_the_worker() {
+    let stack = stack().await;
+    let config = aws::load_config().await;
+    let plain_sqs = aws_sdk_sqs::Client::new(&config);
+    let target = aws::create_queue(&plain_sqs, &unique_name("orders"))
+        .await
+        .unwrap();
+    // Any table keyed by pk and sk will do for the orders.
+    let orders = unique_name("orders");
+    aws::create_table(&aws_sdk_dynamodb::Client::new(&config), &orders)
+        .await
+        .unwrap();
+    deploy_to(
+        &stack,
+        &json!({"key": "hand-on", "sync": false,
+        "trigger": {"type": "webhook", "hookId": "hand-on-7c1",
+            "response": {"statusCode": 202, "body": {"executionId": "{{$system.executionId}}"}}},
+        "nodes": [
+            {"key": "store", "type": "dynamodb", "config": {"operation": "put",
+                "tableName": orders,
+                "item": {"pk": "ORDER#{{$context.body.id}}", "sk": "order", "total": "{{$context.body.total}}"}}},
+            {"key": "send", "type": "sqs", "config": {"queueUrl": target,
+                "messageBody": {"order": "{{$context.body.id}}"}}}
+        ]}),
+    );
+    let response = hookflow_webhook::handle(
+        &stack.app,
+        event_to(
+            "hand-on-7c1",
+            json!({"content-type": "application/json"}),
+            r#"{"id": "A-8", "total": 12}"#,
+            "203.0.113.9",
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 202);
+    let id = body_of(&response)["executionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let runs = stack
+        .queue
+        .receive(10, Duration::from_secs(2))
+        .await
+        .unwrap();
+    let run = runs.iter().find(|m| m.body.contains(&id)).expect("the run");
+    let batch = hookflow_worker::handle(&stack.app, sqs_event_of(&[("m-1", &run.body)])).await;
+    assert!(batch.batch_item_failures.is_empty());
+    let execution = show(&stack, &id).await;
+    assert_eq!(execution["status"], "resolved", "{execution}");
+    assert_eq!(
+        job_trail(&execution),
+        [("store", "resolved"), ("send", "resolved")]
+    );
+
+    // Both effects, read back with the SDK.
+    let item = aws_sdk_dynamodb::Client::new(&config)
+        .get_item()
+        .table_name(&orders)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("ORDER#A-8".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("order".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the stored order");
+    assert_eq!(
+        item["total"],
+        aws_sdk_dynamodb::types::AttributeValue::N("12".into())
+    );
+    let sent = plain_sqs
+        .receive_message()
+        .queue_url(&target)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].body(), Some(r#"{"order":"A-8"}"#));
+}

@@ -1,17 +1,18 @@
 //! `dynamodb`: one item read or written, or a query; items in and out as plain
 //! JSON (`serde_dynamo`), never as AttributeValue maps.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use base64::Engine as _;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
 use serde_json::{Value, json};
 
-use super::{AwsClients, Text, check_number, failure, finish, required, whole_number};
+use super::{AwsClients, Fields, Text, check_number, failure, finish, required, whole_number};
 use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
 
@@ -30,7 +31,8 @@ enum Operation {
 /// `operation` and `tableName`; `key` (get, update, delete), `item` (put),
 /// `updateExpression`, `conditionExpression` (put, update, delete),
 /// `keyConditionExpression`, `indexName`, `limit`, `exclusiveStartKey` (query),
-/// `expressionAttributeNames`, `expressionAttributeValues` (plain JSON),
+/// `projectionExpression` (get, query), `expressionAttributeNames`,
+/// `expressionAttributeValues` (plain JSON),
 /// `returnValues` (NONE, ALL_OLD, UPDATED_OLD, ALL_NEW, UPDATED_NEW); `ignoreFail`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -49,9 +51,11 @@ struct DynamoConfig {
     #[serde(default)]
     key_condition_expression: Option<Text>,
     #[serde(default)]
-    expression_attribute_names: BTreeMap<String, Text>,
+    projection_expression: Option<Text>,
     #[serde(default)]
-    expression_attribute_values: serde_json::Map<String, Value>,
+    expression_attribute_names: Fields<Text>,
+    #[serde(default)]
+    expression_attribute_values: Fields<Value>,
     #[serde(default)]
     index_name: Option<Text>,
     #[serde(default)]
@@ -80,7 +84,13 @@ impl NodeType for DynamoDb {
         let Some(c) = config::read::<DynamoConfig>(config, at, check) else {
             return;
         };
-        required(&c.table_name, "tableName", at, "the table's name or ARN", check);
+        required(
+            &c.table_name,
+            "tableName",
+            at,
+            "the table's name or ARN",
+            check,
+        );
         let needs = |field: &str, present: bool, check: &mut Checker| {
             if !present {
                 check.error(
@@ -111,7 +121,11 @@ impl NodeType for DynamoDb {
                 format!("must be one of {}", RETURN_VALUES.join(", ")),
             );
         }
-        check_number(&c.limit, "limit", at, 10_000, check);
+        check_number(&c.limit, "limit", at, 1..=10_000, check);
+        c.expression_attribute_names
+            .check("expressionAttributeNames", at, check);
+        c.expression_attribute_values
+            .check("expressionAttributeValues", at, check);
     }
 
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
@@ -130,35 +144,72 @@ fn item_of(value: &Value, field: &str) -> Result<Item, Value> {
             "code": "InvalidParameter"
         }));
     }
-    to_item(value).map_err(|e| json!({"message": format!("{field}: {e}"), "code": "InvalidParameter"}))
+    to_item(value)
+        .map_err(|e| json!({"message": format!("{field}: {e}"), "code": "InvalidParameter"}))
 }
 
-/// An item as plain JSON.
-fn json_of(item: &Item) -> Value {
-    from_item::<Value>(item.clone()).unwrap_or(Value::Null)
+/// An item as plain JSON: binary attributes (which JSON has no type for) as
+/// base64 text, sets as lists.
+fn json_of(item: &Item) -> Result<Value, Value> {
+    let plain: Item = item.iter().map(|(k, v)| (k.clone(), plain(v))).collect();
+    from_item::<Value>(plain).map_err(|e| {
+        json!({"message": format!("an item DynamoDB returned does not read as JSON: {e}"), "code": "Unreadable"})
+    })
+}
+
+/// Binary values as base64 strings, at any depth.
+fn plain(value: &AttributeValue) -> AttributeValue {
+    let base64 = |blob: &aws_sdk_dynamodb::primitives::Blob| {
+        base64::engine::general_purpose::STANDARD.encode(blob.as_ref())
+    };
+    match value {
+        AttributeValue::B(blob) => AttributeValue::S(base64(blob)),
+        AttributeValue::Bs(blobs) => AttributeValue::Ss(blobs.iter().map(base64).collect()),
+        AttributeValue::L(items) => AttributeValue::L(items.iter().map(plain).collect()),
+        AttributeValue::M(map) => {
+            AttributeValue::M(map.iter().map(|(k, v)| (k.clone(), plain(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+/// The attributes a write returned (`returnValues`), `{}` when none.
+fn returned(attributes: Option<&Item>) -> Result<Value, Value> {
+    attributes.map_or_else(|| Ok(json!({})), json_of)
 }
 
 impl DynamoDb {
     async fn call(&self, c: &DynamoConfig) -> Result<Value, Value> {
-        let client = self.0.client(&self.0.dynamodb, aws_sdk_dynamodb::Client::new).await?;
+        let client = self
+            .0
+            .client(&self.0.dynamodb, aws_sdk_dynamodb::Client::new)
+            .await?;
         let table = c.table_name.as_str();
         let resource = format!("table {table}");
-        let names: Option<HashMap<String, String>> = (!c.expression_attribute_names.is_empty())
-            .then(|| {
-                c.expression_attribute_names
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.0.clone()))
-                    .collect()
-            });
+        let names = c
+            .expression_attribute_names
+            .rendered("expressionAttributeNames")?;
+        let names: Option<HashMap<String, String>> = (!names.is_empty()).then(|| {
+            names
+                .iter()
+                .map(|(k, v)| (k.clone(), v.0.clone()))
+                .collect()
+        });
         let mut values = HashMap::new();
-        for (name, value) in &c.expression_attribute_values {
+        for (name, value) in c
+            .expression_attribute_values
+            .rendered("expressionAttributeValues")?
+        {
             let attribute = to_attribute_value(value).map_err(
                 |e| json!({"message": format!("expressionAttributeValues.{name}: {e}"), "code": "InvalidParameter"}),
             )?;
             values.insert(name.clone(), attribute);
         }
         let values = (!values.is_empty()).then_some(values);
-        let returning = c.return_values.as_ref().map(|r| ReturnValue::from(r.as_str()));
+        let returning = c
+            .return_values
+            .as_ref()
+            .map(|r| ReturnValue::from(r.as_str()));
         let text = |t: &Option<Text>| t.as_ref().map(|t| t.0.clone());
         match c.operation {
             Operation::Get => {
@@ -166,11 +217,12 @@ impl DynamoDb {
                     .get_item()
                     .table_name(table)
                     .set_key(Some(item_of(&c.key, "key")?))
+                    .set_projection_expression(text(&c.projection_expression))
                     .set_expression_attribute_names(names)
                     .send()
                     .await
                     .map_err(|e| failure("GetItem on", &resource, &e))?;
-                Ok(out.item().map_or(Value::Null, json_of))
+                out.item().map_or(Ok(Value::Null), json_of)
             }
             Operation::Put => {
                 let out = client
@@ -184,7 +236,7 @@ impl DynamoDb {
                     .send()
                     .await
                     .map_err(|e| failure("PutItem on", &resource, &e))?;
-                Ok(out.attributes().map_or_else(|| json!({}), json_of))
+                returned(out.attributes())
             }
             Operation::Update => {
                 let out = client
@@ -199,7 +251,7 @@ impl DynamoDb {
                     .send()
                     .await
                     .map_err(|e| failure("UpdateItem on", &resource, &e))?;
-                Ok(out.attributes().map_or_else(|| json!({}), json_of))
+                returned(out.attributes())
             }
             Operation::Delete => {
                 let out = client
@@ -213,10 +265,10 @@ impl DynamoDb {
                     .send()
                     .await
                     .map_err(|e| failure("DeleteItem on", &resource, &e))?;
-                Ok(out.attributes().map_or_else(|| json!({}), json_of))
+                returned(out.attributes())
             }
             Operation::Query => {
-                let limit = whole_number(&c.limit, "limit", 10_000)?;
+                let limit = whole_number(&c.limit, "limit", 1..=10_000)?;
                 let start = if c.exclusive_start_key.is_null() {
                     None
                 } else {
@@ -227,6 +279,7 @@ impl DynamoDb {
                     .table_name(table)
                     .set_index_name(text(&c.index_name))
                     .set_key_condition_expression(text(&c.key_condition_expression))
+                    .set_projection_expression(text(&c.projection_expression))
                     .set_expression_attribute_names(names)
                     .set_expression_attribute_values(values)
                     .set_limit(limit.map(|l| l as i32))
@@ -234,10 +287,14 @@ impl DynamoDb {
                     .send()
                     .await
                     .map_err(|e| failure("Query on", &resource, &e))?;
-                let items: Vec<Value> = out.items().iter().map(json_of).collect();
+                let items = out
+                    .items()
+                    .iter()
+                    .map(json_of)
+                    .collect::<Result<Vec<_>, _>>()?;
                 Ok(json!({
                     "items": items,
-                    "lastEvaluatedKey": out.last_evaluated_key().map_or(Value::Null, json_of),
+                    "lastEvaluatedKey": out.last_evaluated_key().map_or(Ok(Value::Null), json_of)?,
                 }))
             }
         }

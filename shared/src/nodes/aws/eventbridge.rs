@@ -9,7 +9,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AwsClients, Text, failure, finish, required};
+use super::{AwsClients, Text, Texts, failure, finish, required};
 use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
 
@@ -29,7 +29,7 @@ struct EventBridgeConfig {
     #[serde(default)]
     detail: Value,
     #[serde(default)]
-    resources: Vec<Text>,
+    resources: Texts,
     #[serde(default)]
     ignore_fail: bool,
 }
@@ -48,8 +48,20 @@ impl NodeType for EventBridge {
         let Some(c) = config::read::<EventBridgeConfig>(config, at, check) else {
             return;
         };
-        required(&c.source, "source", at, "the event's source, such as com.stripe", check);
-        required(&c.detail_type, "detailType", at, "the event's detail-type", check);
+        required(
+            &c.source,
+            "source",
+            at,
+            "the event's source, such as com.stripe",
+            check,
+        );
+        required(
+            &c.detail_type,
+            "detailType",
+            at,
+            "the event's detail-type",
+            check,
+        );
     }
 
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
@@ -80,10 +92,7 @@ impl EventBridge {
             .source(c.source.as_str())
             .detail_type(c.detail_type.as_str())
             .detail(detail)
-            .set_resources(
-                (!c.resources.is_empty())
-                    .then(|| c.resources.iter().map(|r| r.0.clone()).collect()),
-            )
+            .set_resources(c.resources.or_none())
             .build();
         let resource = format!("event bus {bus}");
         let out = client

@@ -2,6 +2,7 @@
 //! hands the event over (`Event`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_lambda::primitives::Blob;
@@ -10,7 +11,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AwsClients, Text, failure, finish, required};
+use super::{AwsClients, Text, check_number, failure, finish, required, whole_number};
 use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
 
@@ -21,7 +22,9 @@ pub struct Lambda {
 }
 
 /// `functionName` (a name, ARN or alias), `payload` (JSON), `invocationType`
-/// (`RequestResponse`, the default, or `Event`); `ignoreFail`.
+/// (`RequestResponse`, the default, or `Event`), `timeout` (ms to wait for the
+/// function's answer, default 30 000, at most 900 000: Lambda's own limit);
+/// `ignoreFail`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct LambdaConfig {
@@ -32,10 +35,16 @@ struct LambdaConfig {
     #[serde(default)]
     invocation_type: Option<Text>,
     #[serde(default)]
+    timeout: Value,
+    #[serde(default)]
     ignore_fail: bool,
 }
 
 const INVOCATION_TYPES: [&str; 2] = ["RequestResponse", "Event"];
+
+/// How long a `RequestResponse` call waits by default, and at most (ms).
+const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+const MAX_TIMEOUT_MS: u64 = 900_000;
 
 #[async_trait]
 impl NodeType for Lambda {
@@ -51,7 +60,13 @@ impl NodeType for Lambda {
         let Some(c) = config::read::<LambdaConfig>(config, at, check) else {
             return;
         };
-        required(&c.function_name, "functionName", at, "the function's name or ARN", check);
+        required(
+            &c.function_name,
+            "functionName",
+            at,
+            "the function's name or ARN",
+            check,
+        );
         if let Some(t) = &c.invocation_type
             && !t.as_str().contains("{{")
             && !INVOCATION_TYPES.contains(&t.as_str())
@@ -61,6 +76,7 @@ impl NodeType for Lambda {
                 "must be RequestResponse or Event",
             );
         }
+        check_number(&c.timeout, "timeout", at, 1..=MAX_TIMEOUT_MS, check);
     }
 
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
@@ -81,10 +97,19 @@ impl Lambda {
                 }));
             }
         };
-        let client = self.clients.client(&self.clients.lambda, aws_sdk_lambda::Client::new).await?;
+        let timeout = whole_number(&c.timeout, "timeout", 1..=MAX_TIMEOUT_MS)?
+            .map_or(DEFAULT_TIMEOUT_MS, |ms| ms);
+        let client = self
+            .clients
+            .client(&self.clients.lambda, aws_sdk_lambda::Client::new)
+            .await?;
         let name = c.function_name.as_str();
         let resource = format!("function {name}");
-        let payload = if c.payload.is_null() { json!({}) } else { c.payload.clone() };
+        let payload = if c.payload.is_null() {
+            json!({})
+        } else {
+            c.payload.clone()
+        };
         let out = client
             .invoke()
             .function_name(name)
@@ -94,9 +119,24 @@ impl Lambda {
                 InvocationType::RequestResponse
             })
             .payload(Blob::new(payload.to_string().into_bytes()))
+            .customize()
+            // A function may take longer than the other calls' 10 s.
+            .config_override(
+                aws_sdk_lambda::config::Builder::default().timeout_config(
+                    aws_sdk_lambda::config::timeout::TimeoutConfig::builder()
+                        .operation_timeout(Duration::from_millis(timeout))
+                        .build(),
+                ),
+            )
             .send()
             .await
-            .map_err(|e| failure("Invoke", &resource, &e))?;
+            .map_err(|e| match failure("Invoke", &resource, &e) {
+                f if f["code"] == "Timeout" => json!({
+                    "message": format!("Invoke {resource}: no answer within {timeout} ms"),
+                    "code": "Timeout"
+                }),
+                f => f,
+            })?;
         if event {
             return Ok(json!({ "statusCode": out.status_code() }));
         }

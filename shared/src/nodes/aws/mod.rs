@@ -17,6 +17,8 @@ mod ses;
 mod sns;
 mod sqs;
 
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,7 +68,10 @@ impl AwsClients {
                     )
                     .load()
                     .await;
-                config.region().is_some().then_some(config)
+                config
+                    .region()
+                    .is_some_and(|r| !r.as_ref().trim().is_empty())
+                    .then_some(config)
             })
             .await;
         loaded.as_ref().ok_or_else(|| {
@@ -126,7 +131,12 @@ where
             format!("no answer within {} s", CALL_TIMEOUT.as_secs()),
         ),
         SdkError::DispatchFailure(d) => (
-            if d.is_timeout() { "Timeout" } else { "DispatchFailure" }.to_string(),
+            if d.is_timeout() {
+                "Timeout"
+            } else {
+                "DispatchFailure"
+            }
+            .to_string(),
             chain(error),
         ),
         _ => ("ClientError".to_string(), chain(error)),
@@ -163,7 +173,7 @@ impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match Value::deserialize(d)? {
             Value::String(s) => Ok(Self(s)),
-            Value::Number(n) => Ok(Self(n.to_string())),
+            Value::Number(n) => Ok(Self(crate::lang::number::text(&n))),
             Value::Bool(b) => Ok(Self(b.to_string())),
             Value::Null => Ok(Self::default()),
             other => Err(serde::de::Error::custom(format!(
@@ -202,16 +212,160 @@ fn required(value: &Text, field: &str, at: &str, what: &str, check: &mut Checker
     }
 }
 
-/// A value sent as text: a string as it is, anything else as JSON.
+/// A value sent as text: a string as it is, a number as a template writes it,
+/// an object or list as JSON.
 fn as_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
+        Value::Number(n) => crate::lang::number::text(n),
         other => other.to_string(),
     }
 }
 
+/// A message's content as text; one that rendered to nothing fails the node
+/// rather than sending the word `null`.
+fn content_text(value: &Value, field: &str) -> Result<String, Value> {
+    match value {
+        Value::Null => Err(json!({
+            "message": format!("{field} rendered to null: nothing to send"),
+            "code": "InvalidParameter"
+        })),
+        other => Ok(as_text(other)),
+    }
+}
+
+/// A list of texts: written as a list, or as one text (an address, or one
+/// `{{ }}` template that renders to the whole list).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Texts(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Texts {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Null => Ok(Self::default()),
+            Value::Array(items) => items
+                .into_iter()
+                .filter(|item| !item.is_null())
+                .map(|item| Text::deserialize(item).map(|t| t.0))
+                .collect::<Result<_, _>>()
+                .map(Self)
+                .map_err(serde::de::Error::custom),
+            one => Text::deserialize(one)
+                .map(|t| Self(vec![t.0]))
+                .map_err(|e| serde::de::Error::custom(format!("{e} or a list of texts"))),
+        }
+    }
+}
+
+impl JsonSchema for Texts {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Texts".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let one = generator.subschema_for::<Text>();
+        schemars::json_schema!({ "anyOf": [one, { "type": "array", "items": one }] })
+    }
+}
+
+impl Texts {
+    fn or_none(&self) -> Option<Vec<String>> {
+        (!self.0.is_empty()).then(|| self.0.clone())
+    }
+}
+
+/// Named values (`{name: value}`), or one `{{ }}` template that renders to them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fields<V> {
+    pub map: BTreeMap<String, V>,
+    /// Written as a template; after rendering, text that is not a map of fields.
+    template: Option<String>,
+}
+
+impl<V> Default for Fields<V> {
+    fn default() -> Self {
+        Self {
+            map: BTreeMap::new(),
+            template: None,
+        }
+    }
+}
+
+impl<'de, V: serde::de::DeserializeOwned> Deserialize<'de> for Fields<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Null => Ok(Self::default()),
+            Value::String(template) => Ok(Self {
+                map: BTreeMap::new(),
+                template: Some(template),
+            }),
+            Value::Object(map) => map
+                .into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| {
+                    V::deserialize(v)
+                        .map(|v| (k.clone(), v))
+                        .map_err(|e| serde::de::Error::custom(format!("{k}: {e}")))
+                })
+                .collect::<Result<_, _>>()
+                .map(|map| Self {
+                    map,
+                    template: None,
+                }),
+            other => Err(serde::de::Error::custom(format!(
+                "expected an object of named values, found {}",
+                kind_of(&other)
+            ))),
+        }
+    }
+}
+
+impl<V: JsonSchema> JsonSchema for Fields<V> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("Fields_{}", V::schema_name()).into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let value = generator.subschema_for::<V>();
+        schemars::json_schema!({
+            "anyOf": [
+                { "type": "object", "additionalProperties": value },
+                { "type": "string", "pattern": "\\{\\{" }
+            ]
+        })
+    }
+}
+
+impl<V> Fields<V> {
+    /// The named values of a rendered config; text there means the template
+    /// rendered to something else.
+    fn rendered(&self, field: &str) -> Result<&BTreeMap<String, V>, Value> {
+        match &self.template {
+            None => Ok(&self.map),
+            Some(text) => Err(json!({
+                "message": format!("{field} must render to an object of named values, not the text {text:?}"),
+                "code": "InvalidParameter"
+            })),
+        }
+    }
+
+    /// At validation: text must be a template.
+    fn check(&self, field: &str, at: &str, check: &mut Checker) {
+        if self.template.as_ref().is_some_and(|t| !t.contains("{{")) {
+            check.error(
+                format!("{at}.{field}"),
+                "must be an object of named values (or one {{ }} template)",
+            );
+        }
+    }
+}
+
 /// A whole number a template may have rendered as text.
-fn whole_number(value: &Value, field: &str, max: u64) -> Result<Option<u64>, Value> {
+fn whole_number(
+    value: &Value,
+    field: &str,
+    range: RangeInclusive<u64>,
+) -> Result<Option<u64>, Value> {
     let number = match value {
         Value::Null => return Ok(None),
         Value::Number(n) => n.as_u64(),
@@ -220,26 +374,40 @@ fn whole_number(value: &Value, field: &str, max: u64) -> Result<Option<u64>, Val
         _ => None,
     };
     match number {
-        Some(n) if n <= max => Ok(Some(n)),
+        Some(n) if range.contains(&n) => Ok(Some(n)),
         _ => Err(json!({
-            "message": format!("{field} must be a whole number 0..={max}, not {value}"),
+            "message": format!(
+                "{field} must be a whole number from {} to {}, not {value}",
+                range.start(),
+                range.end()
+            ),
             "code": "InvalidParameter"
         })),
     }
 }
 
 /// Checks a number field at validation: a whole number in range, or a template.
-fn check_number(value: &Value, field: &str, at: &str, max: u64, check: &mut Checker) {
+fn check_number(
+    value: &Value,
+    field: &str,
+    at: &str,
+    range: RangeInclusive<u64>,
+    check: &mut Checker,
+) {
     let ok = match value {
         Value::Null => true,
         Value::String(s) => s.contains("{{"),
-        Value::Number(n) => n.as_u64().is_some_and(|n| n <= max),
+        Value::Number(n) => n.as_u64().is_some_and(|n| range.contains(&n)),
         _ => false,
     };
     if !ok {
         check.error(
             format!("{at}.{field}"),
-            format!("must be a whole number 0..={max} (or a template)"),
+            format!(
+                "must be a whole number from {} to {} (or a template)",
+                range.start(),
+                range.end()
+            ),
         );
     }
 }

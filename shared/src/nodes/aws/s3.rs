@@ -95,10 +95,7 @@ impl S3 {
             Value::String(s) => (s.clone().into_bytes(), "text/plain; charset=utf-8"),
             other => (other.to_string().into_bytes(), "application/json"),
         };
-        let content_type = c
-            .content_type
-            .as_ref()
-            .map_or(default_type, |t| t.as_str());
+        let content_type = c.content_type.as_ref().map_or(default_type, |t| t.as_str());
         let resource = format!("s3://{}/{}", c.bucket.as_str(), c.key.as_str());
         let out = client
             .put_object()
@@ -122,27 +119,36 @@ impl S3 {
             .send()
             .await
             .map_err(|e| failure("GetObject", &resource, &e))?;
-        let length = out.content_length().unwrap_or(0);
-        if usize::try_from(length).map_or(true, |n| n > self.max_result_bytes) {
-            return Err(json!({
+        let too_large = |length: String| {
+            json!({
                 "message": format!(
                     "GetObject {resource}: {length} bytes is more than a result may hold ({} bytes)",
                     self.max_result_bytes
                 ),
                 "code": "TooLarge"
-            }));
+            })
+        };
+        let declared = out.content_length().unwrap_or(0);
+        if usize::try_from(declared).map_or(true, |n| n > self.max_result_bytes) {
+            return Err(too_large(declared.to_string()));
         }
         let content_type = out.content_type().map(str::to_string);
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| json!({"message": format!("GetObject {resource}: {e}"), "code": "ReadError"}))?
-            .into_bytes();
-        Ok(match String::from_utf8(bytes.to_vec()) {
+        // Read no more than a result may hold, whatever the length said (or if
+        // it said nothing).
+        let mut body = out.body;
+        let mut bytes = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
+        while let Some(chunk) = body.try_next().await.map_err(
+            |e| json!({"message": format!("GetObject {resource}: {e}"), "code": "ReadError"}),
+        )? {
+            if bytes.len() + chunk.len() > self.max_result_bytes {
+                return Err(too_large(format!("more than {}", self.max_result_bytes)));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(match String::from_utf8(bytes) {
             Ok(text) => json!({ "body": text, "contentType": content_type }),
-            Err(_) => json!({
-                "body": base64::engine::general_purpose::STANDARD.encode(&bytes),
+            Err(e) => json!({
+                "body": base64::engine::general_purpose::STANDARD.encode(e.as_bytes()),
                 "encoding": "base64",
                 "contentType": content_type,
             }),

@@ -8,7 +8,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AwsClients, Text, failure, finish, required};
+use super::{AwsClients, Text, Texts, failure, finish, required};
 use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
 
@@ -22,13 +22,13 @@ struct SesConfig {
     #[serde(default)]
     from: Text,
     #[serde(default)]
-    to: Vec<Text>,
+    to: Texts,
     #[serde(default)]
-    cc: Vec<Text>,
+    cc: Texts,
     #[serde(default)]
-    reply_to: Vec<Text>,
+    reply_to: Texts,
     #[serde(default)]
-    subject: Text,
+    subject: Option<Text>,
     #[serde(default)]
     text: Option<Text>,
     #[serde(default)]
@@ -52,7 +52,7 @@ impl NodeType for Ses {
             return;
         };
         required(&c.from, "from", at, "a verified sender address", check);
-        if c.to.is_empty() {
+        if c.to.0.is_empty() {
             check.error(format!("{at}.to"), "is required: a list of addresses");
         }
         if c.text.is_none() && c.html.is_none() {
@@ -74,13 +74,18 @@ fn content(text: &str) -> Result<Content, Value> {
         .map_err(|e| json!({"message": e.to_string(), "code": "InvalidParameter"}))
 }
 
-fn list(items: &[Text]) -> Option<Vec<String>> {
-    (!items.is_empty()).then(|| items.iter().map(|t| t.0.clone()).collect())
-}
-
 impl Ses {
     async fn send(&self, c: &SesConfig) -> Result<Value, Value> {
-        let client = self.0.client(&self.0.ses, aws_sdk_sesv2::Client::new).await?;
+        if c.to.0.is_empty() {
+            return Err(json!({
+                "message": "to rendered to no address: nobody to send to",
+                "code": "InvalidParameter"
+            }));
+        }
+        let client = self
+            .0
+            .client(&self.0.ses, aws_sdk_sesv2::Client::new)
+            .await?;
         let mut body = Body::builder();
         if let Some(text) = &c.text {
             body = body.text(content(text.as_str())?);
@@ -89,7 +94,7 @@ impl Ses {
             body = body.html(content(html.as_str())?);
         }
         let message = Message::builder()
-            .subject(content(c.subject.as_str())?)
+            .subject(content(c.subject.as_ref().map_or("", Text::as_str))?)
             .body(body.build())
             .build();
         let resource = format!("from {}", c.from.as_str());
@@ -98,11 +103,11 @@ impl Ses {
             .from_email_address(c.from.as_str())
             .destination(
                 Destination::builder()
-                    .set_to_addresses(list(&c.to))
-                    .set_cc_addresses(list(&c.cc))
+                    .set_to_addresses(c.to.or_none())
+                    .set_cc_addresses(c.cc.or_none())
                     .build(),
             )
-            .set_reply_to_addresses(list(&c.reply_to))
+            .set_reply_to_addresses(c.reply_to.or_none())
             .content(EmailContent::builder().simple(message).build())
             .send()
             .await

@@ -1,6 +1,5 @@
 //! `sns`: publishes one message to a topic (Publish).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -9,7 +8,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AwsClients, Text, as_text, failure, finish, required};
+use super::{AwsClients, Fields, Text, as_text, content_text, failure, finish, required};
 use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
 
@@ -28,7 +27,7 @@ struct SnsConfig {
     #[serde(default)]
     subject: Option<Text>,
     #[serde(default)]
-    message_attributes: BTreeMap<String, Value>,
+    message_attributes: Fields<Value>,
     #[serde(default)]
     ignore_fail: bool,
 }
@@ -51,6 +50,7 @@ impl NodeType for Sns {
         if c.message.is_null() {
             check.error(format!("{at}.message"), "is required");
         }
+        c.message_attributes.check("messageAttributes", at, check);
     }
 
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
@@ -61,10 +61,15 @@ impl NodeType for Sns {
 
 impl Sns {
     async fn publish(&self, c: &SnsConfig) -> Result<Value, Value> {
+        let message = content_text(&c.message, "message")?;
         let client = self.0.client(&self.0.sns, aws_sdk_sns::Client::new).await?;
         let mut attributes = std::collections::HashMap::new();
-        for (name, value) in &c.message_attributes {
-            let data_type = if value.is_number() { "Number" } else { "String" };
+        for (name, value) in c.message_attributes.rendered("messageAttributes")? {
+            let data_type = if value.is_number() {
+                "Number"
+            } else {
+                "String"
+            };
             let attribute = MessageAttributeValue::builder()
                 .data_type(data_type)
                 .string_value(as_text(value))
@@ -76,8 +81,13 @@ impl Sns {
         let out = client
             .publish()
             .topic_arn(c.topic_arn.as_str())
-            .message(as_text(&c.message))
-            .set_subject(c.subject.as_ref().map(|s| s.0.clone()))
+            .message(message)
+            .set_subject(
+                c.subject
+                    .as_ref()
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.0.clone()),
+            )
             .set_message_attributes((!attributes.is_empty()).then_some(attributes))
             .send()
             .await

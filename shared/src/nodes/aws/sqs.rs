@@ -1,6 +1,5 @@
 //! `sqs`: sends one message to a queue (SendMessage).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -9,7 +8,10 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AwsClients, Text, as_text, check_number, failure, finish, required, whole_number};
+use super::{
+    AwsClients, Fields, Text, as_text, check_number, content_text, failure, finish, required,
+    whole_number,
+};
 use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
 
@@ -33,7 +35,7 @@ struct SqsConfig {
     #[serde(default)]
     delay_seconds: Value,
     #[serde(default)]
-    message_attributes: BTreeMap<String, Value>,
+    message_attributes: Fields<Value>,
     #[serde(default)]
     ignore_fail: bool,
 }
@@ -56,7 +58,8 @@ impl NodeType for Sqs {
         if c.message_body.is_null() {
             check.error(format!("{at}.messageBody"), "is required");
         }
-        check_number(&c.delay_seconds, "delaySeconds", at, 900, check);
+        check_number(&c.delay_seconds, "delaySeconds", at, 0..=900, check);
+        c.message_attributes.check("messageAttributes", at, check);
     }
 
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
@@ -67,11 +70,16 @@ impl NodeType for Sqs {
 
 impl Sqs {
     async fn send(&self, c: &SqsConfig) -> Result<Value, Value> {
-        let delay = whole_number(&c.delay_seconds, "delaySeconds", 900)?;
+        let delay = whole_number(&c.delay_seconds, "delaySeconds", 0..=900)?;
+        let body = content_text(&c.message_body, "messageBody")?;
         let client = self.0.client(&self.0.sqs, aws_sdk_sqs::Client::new).await?;
         let mut attributes = std::collections::HashMap::new();
-        for (name, value) in &c.message_attributes {
-            let data_type = if value.is_number() { "Number" } else { "String" };
+        for (name, value) in c.message_attributes.rendered("messageAttributes")? {
+            let data_type = if value.is_number() {
+                "Number"
+            } else {
+                "String"
+            };
             let attribute = MessageAttributeValue::builder()
                 .data_type(data_type)
                 .string_value(as_text(value))
@@ -83,7 +91,7 @@ impl Sqs {
         let out = client
             .send_message()
             .queue_url(c.queue_url.as_str())
-            .message_body(as_text(&c.message_body))
+            .message_body(body)
             .set_message_group_id(c.message_group_id.as_ref().map(|t| t.0.clone()))
             .set_message_deduplication_id(c.message_deduplication_id.as_ref().map(|t| t.0.clone()))
             .set_delay_seconds(delay.map(|d| d as i32))
