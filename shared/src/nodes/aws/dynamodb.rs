@@ -300,3 +300,40 @@ impl DynamoDb {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_read_as_plain_json_with_binaries_as_base64() {
+        let blob = |b: &[u8]| aws_sdk_dynamodb::primitives::Blob::new(b.to_vec());
+        let item: Item = HashMap::from([
+            ("id".to_string(), AttributeValue::S("A-1".into())),
+            ("total".to_string(), AttributeValue::N("42.5".into())),
+            ("raw".to_string(), AttributeValue::B(blob(&[0xff, 0, 1]))),
+            ("keys".to_string(), AttributeValue::Bs(vec![blob(b"k")])),
+            ("tags".to_string(), AttributeValue::Ss(vec!["a".into()])),
+            (
+                "lines".to_string(),
+                AttributeValue::L(vec![AttributeValue::M(HashMap::from([(
+                    "sig".to_string(),
+                    AttributeValue::B(blob(b"s")),
+                )]))]),
+            ),
+            ("gone".to_string(), AttributeValue::Null(true)),
+        ]);
+        assert_eq!(
+            json_of(&item).unwrap(),
+            json!({"id": "A-1", "total": 42.5, "raw": "/wAB", "keys": ["aw=="], "tags": ["a"],
+                   "lines": [{"sig": "cw=="}], "gone": null})
+        );
+    }
+
+    #[test]
+    fn an_item_must_be_an_object() {
+        assert!(item_of(&json!({"pk": "a", "n": 1}), "item").is_ok());
+        let failure = item_of(&json!("pk"), "item").unwrap_err();
+        assert_eq!(failure["code"], "InvalidParameter");
+    }
+}

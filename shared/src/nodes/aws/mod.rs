@@ -411,3 +411,80 @@ fn check_number(
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Problem;
+
+    #[test]
+    fn a_list_of_texts_may_be_one_text_or_one_template() {
+        let read = |v: Value| serde_json::from_value::<Texts>(v).map(|t| t.0);
+        assert_eq!(read(json!("a@example.com")).unwrap(), ["a@example.com"]);
+        assert_eq!(
+            read(json!("{{$context.body.to}}")).unwrap(),
+            ["{{$context.body.to}}"]
+        );
+        assert_eq!(
+            read(json!(["a", 7, null, true])).unwrap(),
+            ["a", "7", "true"]
+        );
+        assert_eq!(read(Value::Null).unwrap(), Vec::<String>::new());
+        assert!(read(json!({"a": 1})).is_err());
+        assert!(read(json!([["nested"]])).is_err());
+    }
+
+    #[test]
+    fn named_values_may_be_one_template_and_nulls_are_left_out() {
+        let fields: Fields<Value> = serde_json::from_value(json!({"a": 1, "b": null})).unwrap();
+        assert_eq!(
+            fields.rendered("x").unwrap(),
+            &BTreeMap::from([("a".to_string(), json!(1))])
+        );
+
+        let template: Fields<Value> = serde_json::from_value(json!("{{$context.body}}")).unwrap();
+        let mut problems: Vec<Problem> = Vec::new();
+        template.check(
+            "messageAttributes",
+            "nodes[0].config",
+            &mut Checker::new(&mut problems),
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        // A template that rendered to text, not to named values, fails the node.
+        let failure = template.rendered("messageAttributes").unwrap_err();
+        assert_eq!(failure["code"], "InvalidParameter");
+
+        let text: Fields<Value> = serde_json::from_value(json!("kind=order")).unwrap();
+        text.check(
+            "messageAttributes",
+            "nodes[0].config",
+            &mut Checker::new(&mut problems),
+        );
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].path, "nodes[0].config.messageAttributes");
+        assert!(serde_json::from_value::<Fields<Value>>(json!([1])).is_err());
+    }
+
+    #[test]
+    fn numbers_read_as_templates_write_them() {
+        let text = |v: Value| serde_json::from_value::<Text>(v).unwrap().0;
+        assert_eq!(text(json!(1e21)), "1e+21");
+        assert_eq!(text(json!(42)), "42");
+        assert_eq!(as_text(&json!(0.5)), "0.5");
+        assert_eq!(as_text(&json!({"a": 1})), r#"{"a":1}"#);
+        assert!(content_text(&Value::Null, "messageBody").is_err());
+    }
+
+    #[test]
+    fn whole_numbers_are_bounded() {
+        assert_eq!(
+            whole_number(&json!("15"), "delaySeconds", 0..=900).unwrap(),
+            Some(15)
+        );
+        assert_eq!(whole_number(&Value::Null, "limit", 1..=10).unwrap(), None);
+        assert!(whole_number(&json!(0), "limit", 1..=10).is_err());
+        assert!(whole_number(&json!(901), "delaySeconds", 0..=900).is_err());
+        assert!(whole_number(&json!(-1), "delaySeconds", 0..=900).is_err());
+        assert!(whole_number(&json!(1.5), "delaySeconds", 0..=900).is_err());
+    }
+}

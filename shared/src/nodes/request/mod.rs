@@ -28,34 +28,42 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 5 << 20;
 const MAX_REDIRECTS: usize = 10;
 
 pub struct Request {
-    client: reqwest::Client,
+    /// Made at the first request: building it reads and parses the system's CA
+    /// certificates, which a Lambda cold start that never calls out should not pay.
+    client: std::sync::OnceLock<reqwest::Client>,
     policy: NetworkPolicy,
     max_response_bytes: usize,
 }
 
 impl Request {
     pub fn new(policy: NetworkPolicy, max_response_bytes: usize) -> Self {
-        let redirect = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() >= MAX_REDIRECTS {
-                return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
-            }
-            match check_url(&policy, attempt.url()) {
-                Ok(()) => attempt.follow(),
-                Err(why) => attempt.error(format!("redirect refused: {why}")),
-            }
-        });
-        let client = reqwest::Client::builder()
-            .dns_resolver(std::sync::Arc::new(GuardedResolver { policy }))
-            .redirect(redirect)
-            .no_proxy()
-            .user_agent(concat!("hookflow/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("an HTTP client");
         Self {
-            client,
+            client: std::sync::OnceLock::new(),
             policy,
             max_response_bytes,
         }
+    }
+
+    fn client(&self) -> &reqwest::Client {
+        let policy = self.policy;
+        self.client.get_or_init(|| {
+            let redirect = reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= MAX_REDIRECTS {
+                    return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+                }
+                match check_url(&policy, attempt.url()) {
+                    Ok(()) => attempt.follow(),
+                    Err(why) => attempt.error(format!("redirect refused: {why}")),
+                }
+            });
+            reqwest::Client::builder()
+                .dns_resolver(std::sync::Arc::new(GuardedResolver { policy }))
+                .redirect(redirect)
+                .no_proxy()
+                .user_agent(concat!("hookflow/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .expect("an HTTP client")
+        })
     }
 
     async fn send(&self, config: &RequestConfig) -> Result<Value, Value> {
@@ -78,7 +86,7 @@ impl Request {
         let method =
             reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| fail(e.to_string()))?;
         let mut request = self
-            .client
+            .client()
             .request(method.clone(), url)
             .timeout(Duration::from_millis(config.timeout));
         for h in &config.headers {
