@@ -2,7 +2,8 @@
 //!
 //! Layers, each using only those before it (`tests/tests/layers.rs` checks it):
 //!
-//! 1. [`time`], [`guard`]: clocks and panic guards.
+//! 1. [`time`], [`guard`], [`tls`], [`aws`]: clocks, panic guards, the TLS provider,
+//!    the AWS configuration and SigV4-signed calls.
 //! 2. [`model`]: workflow definitions, execution records, queue messages.
 //! 3. [`lang`]: variable paths, templates, query strings, media types, value bounds.
 //! 4. [`engine`]: the node trait and registry type, the checker of configs, the walk.
@@ -15,6 +16,7 @@
 //! 11. [`view`]: pictures of workflows and runs, and the read-only viewer's pages.
 
 pub mod app;
+pub mod aws;
 pub mod engine;
 pub mod guard;
 pub mod lang;
@@ -25,6 +27,7 @@ pub mod ports;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod time;
+pub mod tls;
 pub mod validate;
 pub mod view;
 pub mod webhook;

@@ -305,6 +305,8 @@ pub fn job_trail(execution: &Value) -> Vec<(&str, &str)> {
 
 /// A reqwest client that does not follow redirects or keep state.
 pub fn client() -> reqwest::Client {
+    // reqwest is built with hookflow's TLS (rustls on ring, no default provider).
+    hookflow::tls::install();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))

@@ -329,12 +329,18 @@ async fn dynamodb_and_s3_write_and_read_plain_json() {
             {"key": "archive", "type": "s3", "config": {"operation": "put", "bucket": bucket,
                 "key": "orders/{{$context.body.id}}.json", "body": "{{$context.body}}"}},
             {"key": "fetch", "type": "s3", "config": {"operation": "get", "bucket": bucket,
-                "key": "orders/{{$context.body.id}}.json"}}
+                "key": "orders/{{$context.body.id}}.json"}},
+            // A key with spaces, a plus and non-ASCII letters, and one that is not there.
+            {"key": "odd", "type": "s3", "config": {"operation": "put", "bucket": bucket,
+                "key": "notes/{{$context.body.id}} ü+1.txt", "body": "straße"}},
+            {"key": "gone", "type": "s3", "config": {"operation": "get", "bucket": bucket,
+                "key": "orders/none.json", "ignoreFail": true}}
         ]),
         json!({"put": "{{$jobsMapByNodeKey.put}}", "bump": "{{$jobsMapByNodeKey.bump}}",
                "get": "{{$jobsMapByNodeKey.get}}", "projected": "{{$jobsMapByNodeKey.projected}}",
                "missing": "{{$jobsMapByNodeKey.missing}}", "all": "{{$jobsMapByNodeKey.all}}",
-               "archive": "{{$jobsMapByNodeKey.archive}}", "fetch": "{{$jobsMapByNodeKey.fetch}}"}),
+               "archive": "{{$jobsMapByNodeKey.archive}}", "fetch": "{{$jobsMapByNodeKey.fetch}}",
+               "gone": "{{$jobsMapByNodeKey.gone}}"}),
     )]);
     let (status, body) = post(&stack, "store", json!({"id": "A-1", "total": 42.5})).await;
     assert_eq!(status, 200, "{body}");
@@ -372,6 +378,22 @@ async fn dynamodb_and_s3_write_and_read_plain_json() {
     assert_eq!(body["fetch"]["contentType"], "application/json");
     let fetched: Value = serde_json::from_str(body["fetch"]["body"].as_str().unwrap()).unwrap();
     assert_eq!(fetched, json!({"id": "A-1", "total": 42.5}));
+    let odd = s3
+        .get_object()
+        .bucket(&bucket)
+        .key("notes/A-1 ü+1.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(odd.content_type(), Some("text/plain; charset=utf-8"));
+    let bytes = odd.body.collect().await.unwrap().into_bytes();
+    assert_eq!(std::str::from_utf8(&bytes).unwrap(), "straße");
+    assert_eq!(body["gone"]["code"], "NoSuchKey", "{body}");
+    let message = body["gone"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("GetObject s3://{bucket}/orders/none.json: ")),
+        "{message}"
+    );
     // The item, read back with the SDK.
     let item = dynamo
         .get_item()

@@ -9,15 +9,19 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("time", &[]),
     ("guard", &[]),
     ("memory", &[]),
+    ("tls", &[]),
+    ("aws", &["tls"]),
     ("model", &["time"]),
     ("lang", &[]),
     ("engine", &["time", "guard", "model", "lang"]),
     (
         "nodes",
-        &["time", "guard", "memory", "model", "lang", "engine"],
+        &[
+            "time", "guard", "memory", "tls", "aws", "model", "lang", "engine",
+        ],
     ),
     ("validate", &["model", "lang", "engine"]),
-    ("ports", &["time", "guard", "model"]),
+    ("ports", &["time", "guard", "aws", "model"]),
     (
         "app",
         &[
@@ -31,7 +35,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "wiring",
         &[
-            "time", "guard", "model", "lang", "engine", "nodes", "validate", "ports", "app",
+            "time", "guard", "aws", "model", "lang", "engine", "nodes", "validate", "ports", "app",
             "webhook",
         ],
     ),

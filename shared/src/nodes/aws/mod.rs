@@ -49,7 +49,8 @@ pub struct AwsClients {
     sqs: OnceCell<aws_sdk_sqs::Client>,
     sns: OnceCell<aws_sdk_sns::Client>,
     dynamodb: OnceCell<aws_sdk_dynamodb::Client>,
-    s3: OnceCell<aws_sdk_s3::Client>,
+    /// S3 is called without its SDK crate (see the workspace's Cargo.toml).
+    signed: OnceCell<crate::aws::SignedClient>,
     ses: OnceCell<aws_sdk_sesv2::Client>,
     lambda: OnceCell<aws_sdk_lambda::Client>,
 }
@@ -60,27 +61,30 @@ impl AwsClients {
         let loaded = self
             .config
             .get_or_init(|| async {
-                let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                let loaded = crate::aws::load_config().await;
+                let config = loaded
+                    .to_builder()
                     .timeout_config(
                         aws_config::timeout::TimeoutConfig::builder()
                             .operation_timeout(CALL_TIMEOUT)
                             .build(),
                     )
-                    .load()
-                    .await;
-                config
-                    .region()
-                    .is_some_and(|r| !r.as_ref().trim().is_empty())
-                    .then_some(config)
+                    .build();
+                crate::aws::region(&config).is_some().then_some(config)
             })
             .await;
-        loaded.as_ref().ok_or_else(|| {
-            json!({
-                "message": "AWS is not configured: set AWS_REGION (on Lambda it is set) and \
-                            credentials, or AWS_ENDPOINT_URL for moto or LocalStack",
-                "code": "NotConfigured"
-            })
-        })
+        loaded
+            .as_ref()
+            .ok_or_else(|| call_failure("", "", &crate::aws::CallError::not_configured()))
+    }
+
+    /// The client for calls signed here (S3).
+    async fn signed(&self) -> Result<&crate::aws::SignedClient, Value> {
+        let config = self.config().await?;
+        Ok(self
+            .signed
+            .get_or_init(|| async { crate::aws::SignedClient::new(config.clone(), CALL_TIMEOUT) })
+            .await)
     }
 
     async fn client<C: Clone>(
@@ -137,22 +141,21 @@ where
                 "DispatchFailure"
             }
             .to_string(),
-            chain(error),
+            crate::aws::chain(error),
         ),
-        _ => ("ClientError".to_string(), chain(error)),
+        _ => ("ClientError".to_string(), crate::aws::chain(error)),
     };
     json!({"message": format!("{action} {resource}: {detail}"), "code": code})
 }
 
-/// An error with its causes, which say what actually went wrong.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    message
+/// A failed signed call as a node's failure, in the form [`failure`] gives.
+fn call_failure(action: &str, resource: &str, error: &crate::aws::CallError) -> Value {
+    let message = if action.is_empty() {
+        error.message.clone()
+    } else {
+        format!("{action} {resource}: {}", error.message)
+    };
+    json!({"message": message, "code": error.code})
 }
 
 /// The node's answer: its result, or its failure (a result when `ignoreFail`).
@@ -220,6 +223,28 @@ fn as_text(value: &Value) -> String {
         Value::Number(n) => crate::lang::number::text(n),
         other => other.to_string(),
     }
+}
+
+/// `messageAttributes` for SQS and SNS, whose SDK types differ: each value as its
+/// data type (`Number` for numbers, `String` otherwise) and its text, built by
+/// `build`. `None` when there are none.
+fn message_attributes<A, E: std::fmt::Display>(
+    fields: &Fields<Value>,
+    build: impl Fn(&'static str, String) -> Result<A, E>,
+) -> Result<Option<std::collections::HashMap<String, A>>, Value> {
+    let mut attributes = std::collections::HashMap::new();
+    for (name, value) in fields.rendered("messageAttributes")? {
+        let data_type = if value.is_number() {
+            "Number"
+        } else {
+            "String"
+        };
+        let attribute = build(data_type, as_text(value)).map_err(|e| {
+            json!({"message": format!("message attribute {name}: {e}"), "code": "InvalidParameter"})
+        })?;
+        attributes.insert(name.clone(), attribute);
+    }
+    Ok((!attributes.is_empty()).then_some(attributes))
 }
 
 /// A message's content as text; one that rendered to nothing fails the node

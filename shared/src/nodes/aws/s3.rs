@@ -3,13 +3,15 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_s3::primitives::ByteStream;
 use base64::Engine as _;
+use bytes::Bytes;
+use http::Method;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AwsClients, Text, failure, finish, required};
+use super::{AwsClients, Text, call_failure, finish, required};
+use crate::aws::{CallError, Reply, Service, SigningStyle, s3_object_url};
 use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
 
@@ -45,6 +47,13 @@ struct S3Config {
     ignore_fail: bool,
 }
 
+impl S3Config {
+    /// The object, as failures name it.
+    fn resource(&self) -> String {
+        format!("s3://{}/{}", self.bucket.as_str(), self.key.as_str())
+    }
+}
+
 #[async_trait]
 impl NodeType for S3 {
     fn name(&self) -> &'static str {
@@ -74,51 +83,48 @@ impl NodeType for S3 {
 }
 
 impl S3 {
-    async fn client(&self) -> Result<aws_sdk_s3::Client, Value> {
-        self.clients
-            .client(&self.clients.s3, |config| {
-                // A custom endpoint (moto, LocalStack, MinIO) serves buckets by path.
-                let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some()
-                    || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
-                aws_sdk_s3::Client::from_conf(
-                    aws_sdk_s3::config::Builder::from(config)
-                        .force_path_style(path_style)
-                        .build(),
-                )
-            })
+    /// One signed request for an object (see the workspace's Cargo.toml for why
+    /// S3 is called without its SDK crate).
+    async fn call(
+        &self,
+        action: &str,
+        c: &S3Config,
+        request: http::request::Builder,
+        body: Bytes,
+    ) -> Result<Reply, Value> {
+        let fail = |e: CallError| call_failure(action, &c.resource(), &e);
+        let client = self.clients.signed().await?;
+        let url =
+            s3_object_url(client.config(), c.bucket.as_str(), c.key.as_str()).map_err(fail)?;
+        let request = request
+            .uri(url)
+            .body(body)
+            .map_err(|e| fail(CallError::new("InvalidParameter", e.to_string())))?;
+        client
+            .send(Service::S3, SigningStyle::S3, request)
             .await
+            .map_err(fail)
     }
 
     async fn put(&self, c: &S3Config) -> Result<Value, Value> {
-        let client = self.client().await?;
         let (body, default_type) = match &c.body {
             Value::String(s) => (s.clone().into_bytes(), "text/plain; charset=utf-8"),
             other => (other.to_string().into_bytes(), "application/json"),
         };
         let content_type = c.content_type.as_ref().map_or(default_type, |t| t.as_str());
-        let resource = format!("s3://{}/{}", c.bucket.as_str(), c.key.as_str());
-        let out = client
-            .put_object()
-            .bucket(c.bucket.as_str())
-            .key(c.key.as_str())
-            .content_type(content_type)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(|e| failure("PutObject", &resource, &e))?;
-        Ok(json!({ "etag": out.e_tag() }))
+        let request = http::Request::builder()
+            .method(Method::PUT)
+            .header("content-type", content_type);
+        let reply = self
+            .call("PutObject", c, request, Bytes::from(body))
+            .await?;
+        Ok(json!({ "etag": reply.header("etag") }))
     }
 
     async fn get(&self, c: &S3Config) -> Result<Value, Value> {
-        let client = self.client().await?;
-        let resource = format!("s3://{}/{}", c.bucket.as_str(), c.key.as_str());
-        let out = client
-            .get_object()
-            .bucket(c.bucket.as_str())
-            .key(c.key.as_str())
-            .send()
-            .await
-            .map_err(|e| failure("GetObject", &resource, &e))?;
+        let resource = c.resource();
+        let request = http::Request::builder().method(Method::GET);
+        let mut reply = self.call("GetObject", c, request, Bytes::new()).await?;
         let too_large = |length: String| {
             json!({
                 "message": format!(
@@ -128,18 +134,19 @@ impl S3 {
                 "code": "TooLarge"
             })
         };
-        let declared = out.content_length().unwrap_or(0);
+        let declared = reply.content_length().unwrap_or(0);
         if usize::try_from(declared).map_or(true, |n| n > self.max_result_bytes) {
             return Err(too_large(declared.to_string()));
         }
-        let content_type = out.content_type().map(str::to_string);
+        let content_type = reply.header("content-type").map(str::to_string);
         // Read no more than a result may hold, whatever the length said (or if
         // it said nothing).
-        let mut body = out.body;
         let mut bytes = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
-        while let Some(chunk) = body.try_next().await.map_err(
-            |e| json!({"message": format!("GetObject {resource}: {e}"), "code": "ReadError"}),
-        )? {
+        while let Some(chunk) = reply
+            .chunk()
+            .await
+            .map_err(|e| call_failure("GetObject", &resource, &e))?
+        {
             if bytes.len() + chunk.len() > self.max_result_bytes {
                 return Err(too_large(format!("more than {}", self.max_result_bytes)));
             }

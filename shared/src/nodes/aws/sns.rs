@@ -8,7 +8,9 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AwsClients, Fields, Text, as_text, content_text, failure, finish, required};
+use super::{
+    AwsClients, Fields, Text, content_text, failure, finish, message_attributes, required,
+};
 use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
 
@@ -63,20 +65,12 @@ impl Sns {
     async fn publish(&self, c: &SnsConfig) -> Result<Value, Value> {
         let message = content_text(&c.message, "message")?;
         let client = self.0.client(&self.0.sns, aws_sdk_sns::Client::new).await?;
-        let mut attributes = std::collections::HashMap::new();
-        for (name, value) in c.message_attributes.rendered("messageAttributes")? {
-            let data_type = if value.is_number() {
-                "Number"
-            } else {
-                "String"
-            };
-            let attribute = MessageAttributeValue::builder()
+        let attributes = message_attributes(&c.message_attributes, |data_type, text| {
+            MessageAttributeValue::builder()
                 .data_type(data_type)
-                .string_value(as_text(value))
+                .string_value(text)
                 .build()
-                .map_err(|e| json!({"message": format!("message attribute {name}: {e}"), "code": "InvalidParameter"}))?;
-            attributes.insert(name.clone(), attribute);
-        }
+        })?;
         let resource = format!("topic {}", c.topic_arn.as_str());
         let out = client
             .publish()
@@ -88,7 +82,7 @@ impl Sns {
                     .filter(|s| !s.is_empty())
                     .map(|s| s.0.clone()),
             )
-            .set_message_attributes((!attributes.is_empty()).then_some(attributes))
+            .set_message_attributes(attributes)
             .send()
             .await
             .map_err(|e| failure("Publish to", &resource, &e))?;

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    AwsClients, Fields, Text, as_text, check_number, content_text, failure, finish, required,
-    whole_number,
+    AwsClients, Fields, Text, check_number, content_text, failure, finish, message_attributes,
+    required, whole_number,
 };
 use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
@@ -73,20 +73,12 @@ impl Sqs {
         let delay = whole_number(&c.delay_seconds, "delaySeconds", 0..=900)?;
         let body = content_text(&c.message_body, "messageBody")?;
         let client = self.0.client(&self.0.sqs, aws_sdk_sqs::Client::new).await?;
-        let mut attributes = std::collections::HashMap::new();
-        for (name, value) in c.message_attributes.rendered("messageAttributes")? {
-            let data_type = if value.is_number() {
-                "Number"
-            } else {
-                "String"
-            };
-            let attribute = MessageAttributeValue::builder()
+        let attributes = message_attributes(&c.message_attributes, |data_type, text| {
+            MessageAttributeValue::builder()
                 .data_type(data_type)
-                .string_value(as_text(value))
+                .string_value(text)
                 .build()
-                .map_err(|e| json!({"message": format!("message attribute {name}: {e}"), "code": "InvalidParameter"}))?;
-            attributes.insert(name.clone(), attribute);
-        }
+        })?;
         let resource = format!("queue {}", c.queue_url.as_str());
         let out = client
             .send_message()
@@ -95,7 +87,7 @@ impl Sqs {
             .set_message_group_id(c.message_group_id.as_ref().map(|t| t.0.clone()))
             .set_message_deduplication_id(c.message_deduplication_id.as_ref().map(|t| t.0.clone()))
             .set_delay_seconds(delay.map(|d| d as i32))
-            .set_message_attributes((!attributes.is_empty()).then_some(attributes))
+            .set_message_attributes(attributes)
             .send()
             .await
             .map_err(|e| failure("SendMessage to", &resource, &e))?;

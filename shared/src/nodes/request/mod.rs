@@ -47,6 +47,7 @@ impl Request {
     fn client(&self) -> &reqwest::Client {
         let policy = self.policy;
         self.client.get_or_init(|| {
+            crate::tls::install();
             let redirect = reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() >= MAX_REDIRECTS {
                     return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));

@@ -18,6 +18,4 @@ pub use secrets::AwsSecrets;
 pub use sqs::{SqsQueue, create_queue};
 
 /// Loads the AWS configuration once (per cold start, per CLI run).
-pub async fn load_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
-}
+pub use crate::aws::load_config;

@@ -2,19 +2,22 @@
 //! Secrets Manager (`GetSecretValue`). Each client is built on first use, so a
 //! deployment that references neither never pays for it.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
-use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
+use crate::aws::{CallError, SdkConfig, Service, SignedClient};
 use crate::model::SecretRef;
 use crate::ports::secrets::{SecretError, SecretSource, read_local};
 
+/// How long one read may take, retries included.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Default)]
 pub struct AwsSecrets {
-    config: OnceCell<aws_config::SdkConfig>,
-    ssm: OnceCell<aws_sdk_ssm::Client>,
-    secrets_manager: OnceCell<aws_sdk_secretsmanager::Client>,
+    client: OnceCell<SignedClient>,
 }
 
 impl AwsSecrets {
@@ -23,15 +26,16 @@ impl AwsSecrets {
     }
 
     /// With a configuration already loaded (a Lambda's cold start).
-    pub fn with_config(config: aws_config::SdkConfig) -> Self {
+    pub fn with_config(config: SdkConfig) -> Self {
         Self {
-            config: OnceCell::new_with(Some(config)),
-            ..Self::default()
+            client: OnceCell::new_with(Some(SignedClient::new(config, READ_TIMEOUT))),
         }
     }
 
-    async fn config(&self) -> &aws_config::SdkConfig {
-        self.config.get_or_init(super::load_config).await
+    async fn client(&self) -> &SignedClient {
+        self.client
+            .get_or_init(|| async { SignedClient::new(super::load_config().await, READ_TIMEOUT) })
+            .await
     }
 }
 
@@ -39,21 +43,9 @@ fn unavailable(reference: &SecretRef, why: impl std::fmt::Display) -> SecretErro
     SecretError::Unavailable(format!("{} cannot be read: {why}", reference.describe()))
 }
 
-/// An SDK failure in a line: the service's code and message, or what kept the
-/// call from reaching it (the whole chain).
-fn sdk_failure<E, R>(e: SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match e.as_service_error() {
-        Some(service) => format!(
-            "{}: {}",
-            service.code().unwrap_or("error"),
-            service.message().unwrap_or("no message")
-        ),
-        None => DisplayErrorContext(e).to_string(),
-    }
+/// A failed call in a line: the service's code and message.
+fn call_failure(reference: &SecretRef, e: CallError) -> SecretError {
+    unavailable(reference, format!("{}: {}", e.code, e.message))
 }
 
 #[async_trait]
@@ -64,44 +56,42 @@ impl SecretSource for AwsSecrets {
         }
         match reference {
             SecretRef::Ssm { ssm } => {
-                let client = self
-                    .ssm
-                    .get_or_init(|| async { aws_sdk_ssm::Client::new(self.config().await) })
-                    .await;
-                let out = client
-                    .get_parameter()
-                    .name(ssm)
-                    .with_decryption(true)
-                    .send()
+                let out = self
+                    .client()
                     .await
-                    .map_err(|e| unavailable(reference, sdk_failure(e)))?;
-                out.parameter
-                    .and_then(|p| p.value)
-                    .ok_or_else(|| unavailable(reference, "it has no value"))
+                    .json(
+                        Service::SSM,
+                        "AmazonSSM.GetParameter",
+                        &json!({"Name": ssm, "WithDecryption": true}),
+                    )
+                    .await
+                    .map_err(|e| call_failure(reference, e))?;
+                match out.pointer("/Parameter/Value") {
+                    Some(Value::String(value)) => Ok(value.clone()),
+                    _ => Err(unavailable(reference, "it has no value")),
+                }
             }
             SecretRef::SecretsManager {
                 secrets_manager,
                 key,
             } => {
-                let client = self
-                    .secrets_manager
-                    .get_or_init(|| async {
-                        aws_sdk_secretsmanager::Client::new(self.config().await)
-                    })
-                    .await;
-                let out = client
-                    .get_secret_value()
-                    .secret_id(secrets_manager)
-                    .send()
+                let out = self
+                    .client()
                     .await
-                    .map_err(|e| unavailable(reference, sdk_failure(e)))?;
-                let text = out
-                    .secret_string
-                    .ok_or_else(|| unavailable(reference, "it is not a text secret"))?;
+                    .json(
+                        Service::SECRETS_MANAGER,
+                        "secretsmanager.GetSecretValue",
+                        &json!({"SecretId": secrets_manager}),
+                    )
+                    .await
+                    .map_err(|e| call_failure(reference, e))?;
+                let Some(Value::String(text)) = out.get("SecretString") else {
+                    return Err(unavailable(reference, "it is not a text secret"));
+                };
                 match key {
-                    None => Ok(text),
+                    None => Ok(text.clone()),
                     Some(key) => {
-                        let fields: Value = serde_json::from_str(&text)
+                        let fields: Value = serde_json::from_str(text)
                             .map_err(|_| unavailable(reference, "it is not a JSON object"))?;
                         match fields.get(key) {
                             Some(Value::String(s)) => Ok(s.clone()),

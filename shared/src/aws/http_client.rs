@@ -1,0 +1,70 @@
+//! The AWS SDK's HTTP client: the process's reqwest client, so the SDK, the signed
+//! calls and the request node share one HTTP and TLS stack. The SDK's own client
+//! would add hyper's HTTP/2 and h2 (HTTP/1.1 is all the services hookflow calls
+//! speak to it) and a second connector, about 0.6 MB in each Lambda. The SDK keeps
+//! its retries, timeouts and signing: this only carries requests.
+
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+
+/// The SDK's view of a reqwest client.
+pub fn shared(client: reqwest::Client) -> SharedHttpClient {
+    SharedHttpClient::new(Reqwest(client))
+}
+
+#[derive(Debug, Clone)]
+struct Reqwest(reqwest::Client);
+
+impl HttpClient for Reqwest {
+    fn http_connector(
+        &self,
+        _settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        // The connect timeout is the client's (the SDK's default, 3.1 s); the
+        // operation timeouts the SDK applies around each call.
+        SharedHttpConnector::new(self.clone())
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        Some(ConnectorMetadata::new("reqwest", None))
+    }
+}
+
+impl HttpConnector for Reqwest {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let client = self.0.clone();
+        HttpConnectorFuture::new(async move {
+            let request = request
+                .try_into_http1x()
+                .map_err(|e| ConnectorError::user(e.into()))?;
+            let (parts, body) = request.into_parts();
+            let body = match body.bytes() {
+                Some(bytes) => reqwest::Body::from(bytes.to_vec()),
+                None => reqwest::Body::wrap(body),
+            };
+            let request = reqwest::Request::try_from(http::Request::from_parts(parts, body))
+                .map_err(|e| ConnectorError::user(e.into()))?;
+            let response = client.execute(request).await.map_err(|e| {
+                if e.is_timeout() {
+                    ConnectorError::timeout(e.into())
+                } else if e.is_connect() || e.is_request() || e.is_body() {
+                    // Transient: the SDK retries these.
+                    ConnectorError::io(e.into())
+                } else {
+                    ConnectorError::other(e.into(), None)
+                }
+            })?;
+            let response =
+                http::Response::<reqwest::Body>::from(response).map(SdkBody::from_body_1_x);
+            HttpResponse::try_from(response).map_err(|e| ConnectorError::other(e.into(), None))
+        })
+    }
+}
