@@ -578,6 +578,90 @@ async fn a_failing_or_slow_function_fails_the_node() {
 }
 
 #[tokio::test]
+async fn s3_calls_are_signed_for_s3_and_a_throttled_one_is_tried_again() {
+    // A stand-in for S3: the first PUT is throttled, the second succeeds, the
+    // third is refused; each raw request is kept.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let kept = std::sync::Arc::clone(&seen);
+    let s3 = stub_server(move |raw, n| {
+        kept.lock().unwrap().push(raw);
+        let error = |code: &str, message: &str| {
+            format!(
+                "<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+            )
+        };
+        match n {
+            1 => (
+                503,
+                String::new(),
+                error("SlowDown", "Please reduce your request rate."),
+            ),
+            2 => (
+                200,
+                "etag: \"9b2cf535f27731c974343645a3985328\"\r\n".to_string(),
+                String::new(),
+            ),
+            _ => (403, String::new(), error("AccessDenied", "Access Denied")),
+        }
+    });
+    let stack = serve_with(
+        &[async_flow(
+            "archive",
+            json!([{"key": "put", "type": "s3", "config": {"operation": "put",
+                "bucket": "archive-bucket", "key": "in/{{$context.body.id}}.json",
+                "body": "{{$context.body}}"}}]),
+        )],
+        &[("AWS_ENDPOINT_URL_S3", &s3)],
+    );
+    let (status, accepted) = post(&stack, "archive", json!({"id": "A-7"})).await;
+    assert_eq!(status, 200, "{accepted}");
+    let execution = stack.ended(accepted["executionId"].as_str().unwrap());
+    assert_eq!(execution["status"], "resolved", "{execution}");
+    assert_eq!(
+        job(&execution, "put")["result"],
+        json!({"etag": "\"9b2cf535f27731c974343645a3985328\""})
+    );
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2, "one throttled attempt, one that succeeded");
+        let key_id = std::env::var("AWS_ACCESS_KEY_ID").unwrap();
+        let payload_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(br#"{"id":"A-7"}"#));
+        for raw in seen.iter() {
+            let lower = raw.to_ascii_lowercase();
+            assert!(
+                raw.starts_with("PUT /archive-bucket/in/A-7.json HTTP/1.1\r\n"),
+                "{raw}"
+            );
+            assert!(
+                lower.contains(&format!(
+                    "authorization: aws4-hmac-sha256 credential={}/",
+                    key_id.to_ascii_lowercase()
+                )) && lower.contains("/us-east-1/s3/aws4_request, signedheaders="),
+                "{raw}"
+            );
+            assert!(
+                lower.contains(&format!("x-amz-content-sha256: {payload_hash}")),
+                "{raw}"
+            );
+            assert!(lower.contains("content-type: application/json"), "{raw}");
+            assert!(raw.ends_with(r#"{"id":"A-7"}"#), "{raw}");
+        }
+    }
+    // A refusal is not tried again: the node fails with S3's code and message.
+    let (status, accepted) = post(&stack, "archive", json!({"id": "A-8"})).await;
+    assert_eq!(status, 200, "{accepted}");
+    let execution = stack.ended(accepted["executionId"].as_str().unwrap());
+    assert_eq!(execution["status"], "failed", "{execution}");
+    let failed = job(&execution, "put");
+    assert_eq!(
+        failed["result"],
+        json!({"code": "AccessDenied",
+               "message": "PutObject s3://archive-bucket/in/A-8.json: Access Denied"})
+    );
+    assert_eq!(seen.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
 async fn an_async_run_sends_its_message_from_the_worker() {
     let config = config().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
