@@ -17,6 +17,8 @@ pub struct Service {
     pub endpoint_prefix: &'static str,
     /// Its part of `AWS_ENDPOINT_URL_<ID>`, as the SDKs name it.
     pub env_id: &'static str,
+    /// In GovCloud its standard endpoint is the FIPS one (there is no `-fips` host).
+    pub govcloud_standard_is_fips: bool,
 }
 
 impl Service {
@@ -24,16 +26,19 @@ impl Service {
         signing_name: "s3",
         endpoint_prefix: "s3",
         env_id: "S3",
+        govcloud_standard_is_fips: false,
     };
     pub const SSM: Self = Self {
         signing_name: "ssm",
         endpoint_prefix: "ssm",
         env_id: "SSM",
+        govcloud_standard_is_fips: true,
     };
     pub const SECRETS_MANAGER: Self = Self {
         signing_name: "secretsmanager",
         endpoint_prefix: "secretsmanager",
         env_id: "SECRETS_MANAGER",
+        govcloud_standard_is_fips: false,
     };
 
     /// The endpoint a configuration gives this service.
@@ -73,17 +78,41 @@ impl Service {
                 fips,
                 dual_stack,
             } => {
-                let fips = if *fips { "-fips" } else { "" };
-                let domain = match (*dual_stack, region.starts_with("cn-")) {
-                    (false, false) => "amazonaws.com",
-                    (false, true) => "amazonaws.com.cn",
-                    (true, false) => "api.aws",
-                    (true, true) => "api.amazonwebservices.com.cn",
-                };
-                format!("https://{}{fips}.{region}.{domain}/", self.endpoint_prefix)
+                let fips =
+                    *fips && !(self.govcloud_standard_is_fips && region.starts_with("us-gov-"));
+                let (suffix, dual_stack_suffix) = partition(region);
+                format!(
+                    "https://{}{}.{region}.{}/",
+                    self.endpoint_prefix,
+                    if fips { "-fips" } else { "" },
+                    if *dual_stack {
+                        dual_stack_suffix
+                    } else {
+                        suffix
+                    }
+                )
             }
         }
     }
+}
+
+/// A region's partition: its DNS suffix and its dual-stack one (the partitions
+/// table the SDKs' endpoint rules carry).
+fn partition(region: &str) -> (&'static str, &'static str) {
+    const PARTITIONS: &[(&str, &str, &str)] = &[
+        ("cn-", "amazonaws.com.cn", "api.amazonwebservices.com.cn"),
+        ("eusc-", "amazonaws.eu", "api.amazonwebservices.eu"),
+        ("us-iso-", "c2s.ic.gov", "api.aws.ic.gov"),
+        ("us-isob-", "sc2s.sgov.gov", "api.aws.scloud"),
+        ("eu-isoe-", "cloud.adc-e.uk", "api.cloud-aws.adc-e.uk"),
+        ("us-isof-", "csp.hci.ic.gov", "api.aws.hci.ic.gov"),
+    ];
+    PARTITIONS
+        .iter()
+        .find(|(prefix, ..)| region.starts_with(prefix))
+        .map_or(("amazonaws.com", "api.aws"), |&(_, suffix, dual)| {
+            (suffix, dual)
+        })
 }
 
 fn ignores_configured_endpoints() -> bool {
@@ -139,6 +168,17 @@ pub fn s3_object_url(config: &SdkConfig, bucket: &str, key: &str) -> Result<Stri
             "an object key is 1 to 1024 bytes long",
         ));
     }
+    // URLs resolve "." and ".." segments (even percent-encoded), which would send
+    // the request to another key, or by path to another bucket.
+    if key
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return Err(CallError::new(
+            "InvalidKey",
+            format!("{key:?} has a \".\" or \"..\" segment, which a URL cannot carry"),
+        ));
+    }
     let key = utf8_percent_encode(key, KEY);
     Ok(match Service::S3.base(config)? {
         Base::Configured(url) => format!("{url}/{bucket}/{key}"),
@@ -151,11 +191,7 @@ pub fn s3_object_url(config: &SdkConfig, bucket: &str, key: &str) -> Result<Stri
                 "s3{}{}.{region}.{}",
                 if fips { "-fips" } else { "" },
                 if dual_stack { ".dualstack" } else { "" },
-                if region.starts_with("cn-") {
-                    "amazonaws.com.cn"
-                } else {
-                    "amazonaws.com"
-                }
+                partition(&region).0
             );
             if bucket.contains('.') {
                 format!("https://{host}/{bucket}/{key}")
@@ -201,6 +237,19 @@ mod tests {
         assert_eq!(
             ssm.json_url(&base("cn-north-1", false, false)),
             "https://ssm.cn-north-1.amazonaws.com.cn/"
+        );
+        assert_eq!(
+            Service::SECRETS_MANAGER.json_url(&base("us-isob-east-1", false, false)),
+            "https://secretsmanager.us-isob-east-1.sc2s.sgov.gov/"
+        );
+        assert_eq!(
+            ssm.json_url(&base("eusc-de-east-1", false, true)),
+            "https://ssm.eusc-de-east-1.api.amazonwebservices.eu/"
+        );
+        // SSM's GovCloud endpoints are FIPS endpoints; there is no ssm-fips host.
+        assert_eq!(
+            ssm.json_url(&base("us-gov-west-1", true, false)),
+            "https://ssm.us-gov-west-1.amazonaws.com/"
         );
         assert_eq!(
             ssm.json_url(&Base::Configured("http://127.0.0.1:5000".into())),

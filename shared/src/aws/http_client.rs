@@ -14,13 +14,13 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 
-/// The SDK's view of a reqwest client.
-pub fn shared(client: reqwest::Client) -> SharedHttpClient {
-    SharedHttpClient::new(Reqwest(client))
+/// The SDK's view of the process's reqwest client.
+pub fn shared() -> SharedHttpClient {
+    SharedHttpClient::new(Reqwest)
 }
 
-#[derive(Debug, Clone)]
-struct Reqwest(reqwest::Client);
+#[derive(Debug, Clone, Copy)]
+struct Reqwest;
 
 impl HttpClient for Reqwest {
     fn http_connector(
@@ -30,7 +30,7 @@ impl HttpClient for Reqwest {
     ) -> SharedHttpConnector {
         // The connect timeout is the client's (the SDK's default, 3.1 s); the
         // operation timeouts the SDK applies around each call.
-        SharedHttpConnector::new(self.clone())
+        SharedHttpConnector::new(*self)
     }
 
     fn connector_metadata(&self) -> Option<ConnectorMetadata> {
@@ -40,8 +40,8 @@ impl HttpClient for Reqwest {
 
 impl HttpConnector for Reqwest {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let client = self.0.clone();
         HttpConnectorFuture::new(async move {
+            let client = super::http().map_err(|e| ConnectorError::other(e.into(), None))?;
             let request = request
                 .try_into_http1x()
                 .map_err(|e| ConnectorError::user(e.into()))?;

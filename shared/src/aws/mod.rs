@@ -15,19 +15,26 @@ pub use endpoint::{Service, s3_object_url};
 pub use signed::{CallError, Reply, SignedClient, SigningStyle};
 
 /// The HTTPS client every AWS call goes through, SDK and signed alike: one per
-/// process (one connection pool), rustls on ring. Certificates load when it is
-/// first needed, so a cold start that never calls AWS never reads them.
-fn http() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        crate::tls::install();
-        reqwest::Client::builder()
-            // The AWS SDK's default connect timeout.
-            .connect_timeout(Duration::from_millis(3100))
-            .user_agent(concat!("hookflow/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("an HTTPS client")
-    })
+/// process (one connection pool), rustls on ring. Built at the first call that
+/// needs it (building reads the system's CA certificates), so a cold start pays for
+/// it at its first AWS call, and a machine without certificates gets failed calls
+/// rather than a crash. Redirects are never followed: AWS does not redirect a
+/// correct request, and following one would resend signed headers elsewhere.
+fn http() -> Result<&'static reqwest::Client, String> {
+    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            crate::tls::install();
+            reqwest::Client::builder()
+                // The AWS SDK's default connect timeout.
+                .connect_timeout(Duration::from_millis(3100))
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("hookflow/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| format!("no HTTPS client: {}", chain(&e)))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 /// The standard AWS configuration (environment, profile files, container or
@@ -35,7 +42,7 @@ fn http() -> &'static reqwest::Client {
 /// or CLI run by its callers.
 pub async fn load_config() -> SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http_client::shared(http().clone()))
+        .http_client(http_client::shared())
         .load()
         .await
 }

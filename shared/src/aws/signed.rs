@@ -172,8 +172,12 @@ impl SignedClient {
         let mut outgoing = reqwest::Request::try_from(signed.map(reqwest::Body::from))
             .map_err(|e| (CallError::new("ClientError", e.to_string()), false))?;
         *outgoing.timeout_mut() = Some(deadline.saturating_duration_since(Instant::now()));
-        let response = match super::http().execute(outgoing).await {
+        let client = super::http().map_err(|e| (CallError::new("DispatchFailure", e), false))?;
+        let response = match client.execute(outgoing).await {
             Ok(response) => response,
+            // No connection within 3.1 s: another attempt may find one.
+            Err(e) if e.is_connect() => return Err((transport("connecting", &e), true)),
+            // The call's deadline has passed.
             Err(e) if e.is_timeout() => {
                 return Err((
                     CallError::new(
@@ -184,7 +188,7 @@ impl SignedClient {
                 ));
             }
             // The request may not have reached AWS: another attempt may.
-            Err(e) => return Err((transport("the call", &e), e.is_connect() || e.is_request())),
+            Err(e) => return Err((transport("the call", &e), e.is_request())),
         };
         let status = response.status();
         if status.is_success() {
@@ -193,8 +197,8 @@ impl SignedClient {
         let headers = response.headers().clone();
         let body = read_capped(response, MAX_ERROR_BODY).await;
         let error = service_error(status, &headers, &body);
-        let retryable = status.is_server_error()
-            || status == StatusCode::TOO_MANY_REQUESTS
+        // The statuses the SDKs retry.
+        let retryable = matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
             || THROTTLING.contains(&error.code.as_str());
         Err((error, retryable))
     }
@@ -233,12 +237,15 @@ impl SignedClient {
             .provide_credentials()
             .await
             .map_err(|e| CallError::new("CredentialsError", super::chain(&e)))?;
-        let life = credentials
-            .expiry()
-            .and_then(|at| at.duration_since(SystemTime::now()).ok())
-            .map_or(CREDENTIALS_DEFAULT_LIFE, |left| {
-                left.saturating_sub(CREDENTIALS_MARGIN)
-            });
+        let life = match credentials.expiry() {
+            None => CREDENTIALS_DEFAULT_LIFE,
+            // Already expired ones are used once and fetched again next time.
+            Some(at) => at
+                .duration_since(SystemTime::now())
+                .map_or(Duration::ZERO, |left| {
+                    left.saturating_sub(CREDENTIALS_MARGIN)
+                }),
+        };
         *cached = Some((credentials.clone(), Instant::now() + life));
         Ok(credentials)
     }
@@ -297,13 +304,23 @@ fn sign_request(
         .build()
         .map_err(|e| CallError::new("ClientError", e.to_string()))?
         .into();
+    // A header that is not ASCII text could not be signed: refused, never sent unsigned.
+    let headers = request
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            v.to_str().map(|v| (k.as_str(), v)).map_err(|_| {
+                CallError::new(
+                    "InvalidParameter",
+                    format!("the {k} header is not ASCII text"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let signable = SignableRequest::new(
         request.method().as_str(),
         request.uri().to_string(),
-        request
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
+        headers.into_iter(),
         SignableBody::Bytes(request.body()),
     )
     .map_err(|e| CallError::new("ClientError", e.to_string()))?;
