@@ -5,6 +5,7 @@ mod dlq;
 mod executions;
 mod graph;
 mod http_server;
+mod local_caller;
 mod metrics;
 mod serve;
 mod sign;

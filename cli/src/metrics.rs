@@ -104,9 +104,10 @@ impl Metrics {
         }
     }
 
-    /// Whether a caller at `peer` may read them.
-    pub fn readable_from(&self, peer: Option<IpAddr>) -> bool {
-        self.public || peer.is_some_and(|ip| ip.is_loopback())
+    /// Whether a caller at `peer` sending `headers` may read them: one on this
+    /// machine (as the viewer decides), or anyone when public.
+    pub fn readable_from(&self, peer: Option<IpAddr>, headers: &http::HeaderMap) -> bool {
+        self.public || crate::local_caller::is_local(peer, headers)
     }
 
     /// The exposition, the gauges read now.
@@ -162,10 +163,20 @@ mod tests {
         let local: IpAddr = "127.0.0.1".parse().unwrap();
         let local6: IpAddr = "::1".parse().unwrap();
         let remote: IpAddr = "203.0.113.7".parse().unwrap();
+        let mut direct = http::HeaderMap::new();
+        direct.insert("host", http::HeaderValue::from_static("localhost:3000"));
+        let mut proxied = direct.clone();
+        proxied.insert(
+            "x-forwarded-for",
+            http::HeaderValue::from_static("203.0.113.7"),
+        );
         let private = Metrics::new(None, false);
-        assert!(private.readable_from(Some(local)) && private.readable_from(Some(local6)));
-        assert!(!private.readable_from(Some(remote)) && !private.readable_from(None));
-        assert!(Metrics::new(None, true).readable_from(Some(remote)));
+        assert!(private.readable_from(Some(local), &direct));
+        assert!(private.readable_from(Some(local6), &direct));
+        assert!(!private.readable_from(Some(remote), &direct));
+        assert!(!private.readable_from(None, &direct));
+        assert!(!private.readable_from(Some(local), &proxied));
+        assert!(Metrics::new(None, true).readable_from(Some(remote), &proxied));
     }
 
     #[test]

@@ -38,18 +38,7 @@ impl Mounted {
         peer: Option<IpAddr>,
         parts: &http::request::Parts,
     ) -> Response<Full<Bytes>> {
-        let host = parts
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok());
-        // A reverse proxy on this machine connects from loopback and may pass the
-        // Host on: what it forwarded came from elsewhere.
-        let proxied = FORWARDING_HEADERS
-            .iter()
-            .any(|name| parts.headers.contains_key(*name));
-        let local = peer.is_some_and(|ip| ip.to_canonical().is_loopback())
-            && is_loopback_host(host)
-            && !proxied;
+        let local = crate::local_caller::is_local(peer, &parts.headers);
         if !(self.public || local) {
             let mut refused = Response::new(Full::new(Bytes::from_static(
                 b"the viewer answers loopback callers at a loopback address only, not through a proxy \
@@ -63,28 +52,6 @@ impl Mounted {
             .await
             .map(Full::new)
     }
-}
-
-/// Headers a proxy adds to what it forwards.
-const FORWARDING_HEADERS: [&str; 5] = [
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-real-ip",
-    "via",
-];
-
-/// `localhost`, `127.0.0.1`, `[::1]` and the like, with or without a port.
-fn is_loopback_host(host: Option<&str>) -> bool {
-    let Some(host) = host else {
-        return false;
-    };
-    let name = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
-    };
-    name.eq_ignore_ascii_case("localhost")
-        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[derive(clap::Args)]
@@ -169,32 +136,4 @@ fn redirect_to_ui() -> Response<Full<Bytes>> {
         http::HeaderValue::from_static(hookflow::view::site::PREFIX),
     );
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_host_names() {
-        for host in [
-            "localhost",
-            "LOCALHOST:3000",
-            "127.0.0.1:3000",
-            "[::1]:80",
-            "127.1.2.3",
-        ] {
-            assert!(is_loopback_host(Some(host)), "{host}");
-        }
-        for host in [
-            "evil.example",
-            "evil.example:3000",
-            "10.0.0.1",
-            "[fe80::1]",
-            "",
-        ] {
-            assert!(!is_loopback_host(Some(host)), "{host}");
-        }
-        assert!(!is_loopback_host(None));
-    }
 }

@@ -427,6 +427,35 @@ pub fn stub_server(
     url
 }
 
+/// `hookflow ui` over `source` (`["--data", dir]` or `["--table", name]`) with
+/// `--webhook-base`, on a free loopback port: its base URL once it answers, and the
+/// process (stopped when dropped).
+pub async fn start_ui(source: &[&str], webhook_base: &str) -> (String, Killed) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind loopback")
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let ui = Killed(
+        std::process::Command::new(hookflow_bin())
+            .arg("ui")
+            .args(source)
+            .args(["--addr", &addr, "--webhook-base", webhook_base])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start hookflow ui"),
+    );
+    let base = format!("http://{addr}");
+    for _ in 0..100 {
+        if client().get(format!("{base}/ui")).send().await.is_ok() {
+            return (base, ui);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("hookflow ui did not start");
+}
+
 /// A child process killed when the test ends, passed or not.
 pub struct Killed(pub std::process::Child);
 

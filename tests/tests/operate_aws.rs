@@ -327,30 +327,16 @@ async fn the_viewer_reads_a_stacks_table() {
     }
     let failed = stack.list_until(&["--status", "failed"], 1).await;
     let id = failed[0]["id"].as_str().unwrap().to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+    let (base, _ui) =
+        hookflow_tests::start_ui(&["--table", &stack.table], "https://api.example.com").await;
+    let index = http
+        .get(format!("{base}/ui"))
+        .send()
+        .await
         .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let _ui = hookflow_tests::Killed(
-        std::process::Command::new(hookflow_tests::hookflow_bin())
-            .args(["ui", "--table", &stack.table, "--addr", &addr])
-            .args(["--webhook-base", "https://api.example.com"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let base = format!("http://{addr}");
-    let mut index = None;
-    for _ in 0..100 {
-        if let Ok(r) = http.get(format!("{base}/ui")).send().await {
-            index = Some(r.text().await.unwrap());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let index = index.expect("hookflow ui answers");
+        .text()
+        .await
+        .unwrap();
     assert!(
         index.contains("https://api.example.com/api/webhook:trigger/aws-bad-hook"),
         "{index}"

@@ -432,29 +432,11 @@ async fn hookflow_ui_serves_the_same_pages_over_a_data_directory() {
     assert_eq!(r.status(), 200);
     server.stop();
     let data = server.data_dir();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let addr = format!("127.0.0.1:{port}");
-    let _ui = hookflow_tests::Killed(
-        std::process::Command::new(hookflow_tests::hookflow_bin())
-            .args(["ui", "--data", data.to_str().unwrap(), "--addr", &addr])
-            .args(["--webhook-base", "https://hooks.example.com"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let base = format!("http://{addr}");
-    let mut ready = false;
-    for _ in 0..100 {
-        if client().get(format!("{base}/ui")).send().await.is_ok() {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(ready, "hookflow ui did not start");
+    let (base, _ui) = hookflow_tests::start_ui(
+        &["--data", data.to_str().unwrap()],
+        "https://hooks.example.com",
+    )
+    .await;
     let index = open(&format!("{base}/ui"));
     assert!(
         text(&index, "#workflows")

@@ -193,7 +193,10 @@ async fn answer(shared: &Shared, request: hyper::Request<Incoming>) -> Response<
     if parts.uri.path() == "/metrics"
         && parts.method == hyper::Method::GET
         && let Some(metrics) = &shared.metrics
-        && metrics.readable_from(parts.extensions.get::<SourceIp>().map(|ip| ip.0))
+        && metrics.readable_from(
+            parts.extensions.get::<SourceIp>().map(|ip| ip.0),
+            &parts.headers,
+        )
     {
         let mut response = Response::new(Full::new(Bytes::from(metrics.render().await)));
         response.headers_mut().insert(
