@@ -73,9 +73,10 @@ impl AwsClients {
                 crate::aws::region(&config).is_some().then_some(config)
             })
             .await;
-        loaded
-            .as_ref()
-            .ok_or_else(|| call_failure("", "", &crate::aws::CallError::not_configured()))
+        loaded.as_ref().ok_or_else(|| {
+            let e = crate::aws::CallError::not_configured();
+            json!({"message": e.message, "code": e.code})
+        })
     }
 
     /// The client for calls signed here (S3).
@@ -150,12 +151,7 @@ where
 
 /// A failed signed call as a node's failure, in the form [`failure`] gives.
 fn call_failure(action: &str, resource: &str, error: &crate::aws::CallError) -> Value {
-    let message = if action.is_empty() {
-        error.message.clone()
-    } else {
-        format!("{action} {resource}: {}", error.message)
-    };
-    json!({"message": message, "code": error.code})
+    json!({"message": format!("{action} {resource}: {}", error.message), "code": error.code})
 }
 
 /// The node's answer: its result, or its failure (a result when `ignoreFail`).
