@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use hookflow::app::deploy;
 use hookflow::model::{
-    Claim, ClaimOutcome, Cursor, Execution, ExecutionStatus, Paused, RunMessage, StoredAnswer,
-    Wait, WorkflowDefinition,
+    Claim, ClaimCheck, ClaimOutcome, Cursor, Execution, ExecutionStatus, KeyedAccept, Paused,
+    RunMessage, StoredAnswer, Wait, WorkflowDefinition,
 };
 use hookflow::ports::aws::{self, DynamoStore, SqsQueue};
 use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
@@ -557,6 +557,7 @@ fn claim(workflow: &str, id: &str, now: u64) -> Claim {
         expires_at: now + 60,
         lease_until: now + 10,
         answer: None,
+        pending: false,
     }
 }
 
@@ -651,6 +652,123 @@ async fn concurrent_claims_of_one_key_let_exactly_one_through(b: Backend) {
     assert_eq!(claimed, 1);
 }
 
+fn accepted() -> StoredAnswer {
+    StoredAnswer {
+        status: 202,
+        headers: vec![],
+        body: b"queued".to_vec(),
+    }
+}
+
+async fn a_pending_claim_stands_only_once_its_worker_confirms_it(b: Backend) {
+    let store = b.store;
+    let now = 4_000;
+    let pending = Claim {
+        pending: true,
+        answer: Some(accepted()),
+        ..claim("w", "a", now)
+    };
+    assert_eq!(
+        store.claim(&pending, now).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    // Within its lease a duplicate waits, and never gets the kept answer.
+    let held = held_by(
+        store
+            .claim(&claim("w", "b", now + 1), now + 1)
+            .await
+            .unwrap(),
+    );
+    assert!(held.pending);
+    assert_eq!(held.answer_at(now + 1), None);
+    assert_eq!(held.answer_at(now + 30), None);
+    // Past it, no worker confirmed: the next duplicate takes the key over, and
+    // the first run's worker then finds it taken.
+    let after = now + 10;
+    assert_eq!(
+        store.claim(&claim("w", "c", after), after).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    assert_eq!(
+        store.confirm_claim("w", "evt_1PqRsT", "a").await.unwrap(),
+        ClaimCheck::HeldBy("c".into())
+    );
+    // A pending claim its worker confirms stands, with its answer, past the lease.
+    let other = Claim {
+        key: "evt_other".into(),
+        ..pending.clone()
+    };
+    assert_eq!(
+        store.claim(&other, now).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    assert_eq!(
+        store.confirm_claim("w", "evt_other", "a").await.unwrap(),
+        ClaimCheck::Ours
+    );
+    let again = Claim {
+        key: "evt_other".into(),
+        ..claim("w", "d", now + 30)
+    };
+    let holder = held_by(store.claim(&again, now + 30).await.unwrap());
+    assert!(!holder.pending);
+    assert_eq!(holder.answer_at(now + 30), Some(&accepted()));
+    assert_eq!(
+        store.confirm_claim("w", "evt_other", "a").await.unwrap(),
+        ClaimCheck::Ours
+    );
+    assert_eq!(
+        store.confirm_claim("w", "evt_none", "a").await.unwrap(),
+        ClaimCheck::Gone
+    );
+}
+
+async fn a_keyed_accept_never_keeps_a_claim_without_its_run(b: Backend) {
+    let (store, queue) = (b.store, b.queue);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let first = Claim {
+        answer: Some(accepted()),
+        ..claim("k", "a", now)
+    };
+    let message = RunMessage {
+        idempotency_key: Some(first.key.clone()),
+        ..run("a")
+    };
+    match store.claim_run(&first, &message, now).await.unwrap() {
+        // One step: the run is queued, and its answer stands at once.
+        KeyedAccept::Queued => {
+            let holder = match store.claim_run(&claim("k", "b", now), &run("b"), now).await {
+                Ok(KeyedAccept::Held(holder)) => holder,
+                other => panic!("a duplicate was not held: {other:?}"),
+            };
+            assert_eq!(holder.execution_id, "a");
+            assert_eq!(holder.answer_at(now), Some(&accepted()));
+        }
+        // Two steps: the claim is pending until the run's worker confirms it.
+        KeyedAccept::Claimed => {
+            match store.claim(&claim("k", "b", now), now).await.unwrap() {
+                ClaimOutcome::Held(holder) => assert!(holder.pending),
+                ClaimOutcome::Claimed => panic!("a duplicate took a fresh pending claim"),
+            }
+            queue.enqueue(&message).await.unwrap();
+        }
+        KeyedAccept::Held(holder) => panic!("a free key was held by {holder:?}"),
+    }
+    let delivered = queue.receive(10, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(delivered.len(), 1, "the keyed run was not delivered");
+    let body: RunMessage = serde_json::from_str(&delivered[0].body).unwrap();
+    assert_eq!(body.execution_id, "a");
+    assert_eq!(
+        store.confirm_claim("k", &first.key, "a").await.unwrap(),
+        ClaimCheck::Ours
+    );
+    let holder = held_by(store.claim(&claim("k", "c", now), now).await.unwrap());
+    assert!(!holder.pending);
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod embedded_adapters {
@@ -664,6 +782,8 @@ macro_rules! contract {
 
 contract!(
     claims_a_key_once_and_returns_its_holder,
+    a_pending_claim_stands_only_once_its_worker_confirms_it,
+    a_keyed_accept_never_keeps_a_claim_without_its_run,
     an_unanswered_claim_ends_with_its_lease_and_a_released_one_at_once,
     concurrent_claims_of_one_key_let_exactly_one_through,
     deploys_versions_and_finds_hooks,

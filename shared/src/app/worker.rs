@@ -10,7 +10,7 @@ use tokio::sync::{Semaphore, watch};
 use super::error::AppError;
 use crate::app::runner::Runner;
 use crate::app::wakeups::{self, CHILD_PREFIX, Wakeups};
-use crate::model::{Execution, ExecutionStatus, JobStatus, RunMessage, Wait};
+use crate::model::{ClaimCheck, Execution, ExecutionStatus, JobStatus, RunMessage, Wait};
 use crate::ports::telemetry::count_recorded;
 use crate::ports::{Delivery, Queue, Store, Telemetry};
 use crate::time::now_rfc3339;
@@ -167,6 +167,13 @@ impl Worker {
             );
             return self.record_error(message, &reason).await;
         };
+        if let Some(key) = &message.idempotency_key
+            && !self
+                .claim_stands(message, key, &workflow.definition)
+                .await?
+        {
+            return Ok(());
+        }
         // A `started` record: an earlier delivery began the run and never recorded
         // its end (its worker was cut off, or the store failed after the run).
         let begun = existing.as_ref().map_or(0, |e| e.attempts.max(1));
@@ -199,6 +206,35 @@ impl Worker {
             .then(|| Duration::from_millis(workflow.definition.sync_timeout_ms()));
         let finished = self.runner.run(execution, &workflow, timeout).await;
         self.record(&finished.execution, None).await
+    }
+
+    /// Whether a keyed run still holds its idempotency claim (confirming it; see
+    /// [`crate::model::Claim::pending`]). A run whose pending claim a duplicate
+    /// took over is dropped: the duplicate was accepted as that delivery and runs.
+    /// Once the claim's time is over, a later holder is another delivery's.
+    async fn claim_stands(
+        &self,
+        message: &RunMessage,
+        key: &str,
+        definition: &crate::model::WorkflowDefinition,
+    ) -> Result<bool, AppError> {
+        let check = self
+            .store
+            .confirm_claim(&message.workflow_key, key, &message.execution_id)
+            .await?;
+        let ClaimCheck::HeldBy(holder) = check else {
+            return Ok(true);
+        };
+        let accepted = chrono::DateTime::parse_from_rfc3339(&message.accepted_at)
+            .map(|t| t.timestamp().max(0) as u64);
+        let now = crate::time::unix_seconds().max(0) as u64;
+        let within_ttl =
+            accepted.is_ok_and(|at| now < at.saturating_add(definition.idempotency_ttl()));
+        if within_ttl {
+            tracing::info!(execution_id = %message.execution_id, holder = %holder,
+                "a keyed run whose claim a duplicate took over is not run: the duplicate runs instead");
+        }
+        Ok(!within_ttl)
     }
 
     /// Goes on with a paused execution, if this wake-up is still the one it waits for.

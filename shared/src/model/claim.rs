@@ -22,24 +22,41 @@ pub struct Claim {
     /// The first request's answer, replayed to duplicates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<StoredAnswer>,
+    /// An async run's claim taken before its run was known to be queued (a store
+    /// that cannot take the claim and the enqueue in one step: DynamoDB and SQS).
+    /// Its answer is never replayed: a duplicate gets 409 during the lease, and
+    /// takes the key over after it, until the worker that takes the run confirms
+    /// the claim ([`ClaimCheck`]). So a replayed "accepted" always stands for a run
+    /// that was queued, and a run whose claim was taken over is dropped by its
+    /// worker, as its duplicate runs instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 impl Claim {
     /// The id the stores file a claim under: the key's SHA-256, so a key of any
     /// length fits a store's key limits.
     pub fn key_hash(&self) -> String {
-        hex::encode(Sha256::digest(self.key.as_bytes()))
+        key_hash(&self.key)
     }
 
     /// Whether the claim still stops a duplicate at `now` (unix seconds).
     pub fn holds_at(&self, now: u64) -> bool {
-        now < self.expires_at && (self.answer.is_some() || now < self.lease_until)
+        now < self.expires_at && (now < self.lease_until || self.is_answered())
     }
 
     /// The answer a duplicate gets again at `now`: only once the first request
-    /// has answered (its lease is over).
+    /// has answered (its lease is over) and its run is known to have happened.
     pub fn answer_at(&self, now: u64) -> Option<&StoredAnswer> {
-        self.answer.as_ref().filter(|_| now >= self.lease_until)
+        self.answer
+            .as_ref()
+            .filter(|_| now >= self.lease_until && !self.pending)
+    }
+
+    /// Whether the claim holds an answer that stands for a run that happened (or
+    /// is queued): kept past the lease, until the claim expires.
+    fn is_answered(&self) -> bool {
+        self.answer.is_some() && !self.pending
     }
 }
 
@@ -52,6 +69,34 @@ pub struct StoredAnswer {
     pub headers: Vec<(String, String)>,
     #[serde(with = "base64_bytes")]
     pub body: Vec<u8>,
+}
+
+/// The id a claim on `key` is filed under (see [`Claim::key_hash`]).
+pub fn key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// What a keyed async accept did ([`crate::model::Claim`] and its run together).
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyedAccept {
+    /// The claim and the run were written in one step: the run is queued.
+    Queued,
+    /// The claim was taken, `pending`: the caller enqueues the run now.
+    Claimed,
+    /// Another request holds the key: nothing was written.
+    Held(Claim),
+}
+
+/// What the worker that took a keyed run found of its claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimCheck {
+    /// The claim is this run's (and now confirmed): it runs.
+    Ours,
+    /// Another execution holds the key: a duplicate took it over while this run's
+    /// claim was pending, or after it expired.
+    HeldBy(String),
+    /// No claim is kept for the key (it expired and was swept).
+    Gone,
 }
 
 /// What a claim attempt found.
@@ -90,6 +135,7 @@ mod tests {
             expires_at: 100,
             lease_until: 50,
             answer,
+            pending: false,
         }
     }
 
@@ -108,6 +154,22 @@ mod tests {
         // Kept but not given yet (an async run being enqueued): not replayed.
         assert!(answered.answer_at(49).is_none());
         assert!(answered.answer_at(50).is_some());
+        // Pending (its run not known to be queued): never replayed, and free to
+        // take over once its lease is over.
+        let pending = Claim {
+            pending: true,
+            ..answered
+        };
+        assert!(pending.holds_at(49));
+        assert!(!pending.holds_at(50));
+        assert!(pending.answer_at(50).is_none());
+        // Written before this field existed: read as not pending.
+        let old: Claim = serde_json::from_value(serde_json::json!({
+            "workflowKey": "w", "key": "k", "executionId": "e", "expiresAt": 100,
+            "leaseUntil": 50, "answer": {"status": 200, "body": ""}
+        }))
+        .unwrap();
+        assert!(!old.pending && old.holds_at(99));
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod inbound;
 mod pause;
 mod workflow;
 
-pub use claim::{Claim, ClaimOutcome, StoredAnswer};
+pub use claim::{Claim, ClaimCheck, ClaimOutcome, KeyedAccept, StoredAnswer, key_hash};
 pub use execution::{Execution, ExecutionStatus, Job, JobStatus, RunMessage};
 pub use inbound::{
     DEFAULT_IDEMPOTENCY_TTL_SECONDS, DEFAULT_TOLERANCE_SECONDS, HandshakeConfig, HandshakePreset,

@@ -49,6 +49,14 @@ impl WorkflowDefinition {
     pub fn sync_timeout_ms(&self) -> u64 {
         self.options.timeout_ms.unwrap_or(DEFAULT_SYNC_TIMEOUT_MS)
     }
+
+    /// How long an idempotency key's claim lasts (`trigger.idempotency.ttlSeconds`).
+    pub fn idempotency_ttl(&self) -> u64 {
+        self.trigger
+            .idempotency
+            .as_ref()
+            .map_or(crate::model::DEFAULT_IDEMPOTENCY_TTL_SECONDS, |c| c.ttl())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::model::{Claim, ClaimOutcome, DeployedWorkflow, Execution, RunMessage};
+use crate::model::{
+    Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, KeyedAccept, RunMessage,
+};
 
 pub use filter::ExecutionFilter;
 pub use telemetry::{NoTelemetry, Telemetry};
@@ -135,6 +137,37 @@ pub trait Store: Send + Sync {
     /// Gives a claim up (its run could not be recorded or enqueued), if this
     /// execution still holds it, so the sender's retry runs.
     async fn release_claim(&self, claim: &Claim) -> Result<(), StoreError>;
+
+    /// Claims an idempotency key for an async run and queues the run in the same
+    /// step, where the store can ([`KeyedAccept::Queued`]: the embedded store,
+    /// whose queue shares its file). Elsewhere the claim is taken `pending`
+    /// ([`KeyedAccept::Claimed`]): the caller enqueues the run, and the worker that
+    /// takes it confirms the claim ([`Store::confirm_claim`]) before it runs.
+    async fn claim_run(
+        &self,
+        claim: &Claim,
+        _run: &RunMessage,
+        now: u64,
+    ) -> Result<KeyedAccept, StoreError> {
+        let pending = Claim {
+            pending: true,
+            ..claim.clone()
+        };
+        Ok(match self.claim(&pending, now).await? {
+            ClaimOutcome::Claimed => KeyedAccept::Claimed,
+            ClaimOutcome::Held(holder) => KeyedAccept::Held(holder),
+        })
+    }
+
+    /// What the worker taking a keyed run finds of its claim: [`ClaimCheck::Ours`]
+    /// confirms it (a pending claim is pending no more, and duplicates get its
+    /// answer from now on).
+    async fn confirm_claim(
+        &self,
+        workflow_key: &str,
+        key: &str,
+        execution_id: &str,
+    ) -> Result<ClaimCheck, StoreError>;
 }
 
 /// One message handed to a worker. `body` is the raw text, so a message that does not

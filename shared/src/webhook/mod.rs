@@ -24,8 +24,8 @@ use crate::app::failures;
 use crate::app::ids::new_execution_id;
 use crate::app::runner::Runner;
 use crate::model::{
-    Claim, ClaimOutcome, DeployedWorkflow, HandshakeConfig, RunMessage, SecretRef, Secrets,
-    SignatureConfig, SignaturePreset, is_hook_id,
+    Claim, ClaimOutcome, DeployedWorkflow, HandshakeConfig, KeyedAccept, RunMessage, SecretRef,
+    Secrets, SignatureConfig, SignaturePreset, is_hook_id,
 };
 use crate::ports::secrets::SecretSource;
 use crate::ports::telemetry::{UNKNOWN_HOOK, count_recorded};
@@ -71,10 +71,10 @@ pub type Refusal = Box<Response<Bytes>>;
 /// itself and answers within it); after that its process is taken to be gone.
 const CLAIM_LEASE_MARGIN_SECONDS: u64 = 10;
 
-/// How long an async run's claim is "being accepted": its answer is kept with the
-/// claim but given to duplicates only after this, when the first request has
-/// either enqueued the run or released the claim (its enqueue is bounded by
-/// [`ACCEPT_ENQUEUE_LIMIT`]).
+/// How long a pending async claim is "being accepted" (duplicates get 409): its
+/// first request has answered by then (its enqueue is bounded by
+/// [`ACCEPT_ENQUEUE_LIMIT`]), and after it a claim whose run no worker confirmed
+/// may be taken over.
 const ACCEPT_WINDOW_SECONDS: u64 = 2;
 const ACCEPT_ENQUEUE_LIMIT: Duration = Duration::from_millis(1_500);
 
@@ -493,8 +493,9 @@ impl WebhookService {
     }
 
     /// A delivery with an idempotency key: the first runs, the others get its
-    /// answer (inbound.md §5). The claim and the enqueue are the only store
-    /// calls an async accept makes.
+    /// answer (inbound.md §5), but only an answer that means "done": a run that
+    /// failed on the server's side (5xx, a timeout) gives its key up, so the
+    /// sender's retry runs.
     async fn run_once(
         &self,
         workflow: &DeployedWorkflow,
@@ -504,11 +505,7 @@ impl WebhookService {
     ) -> Response<Bytes> {
         let now = crate::time::unix_seconds().max(0) as u64;
         let definition = &workflow.definition;
-        let ttl = definition
-            .trigger
-            .idempotency
-            .as_ref()
-            .map_or(crate::model::DEFAULT_IDEMPOTENCY_TTL_SECONDS, |c| c.ttl());
+        let ttl = definition.idempotency_ttl();
         let id = new_execution_id();
         let lease_until = if definition.sync {
             now.saturating_add(definition.sync_timeout_ms().div_ceil(1000))
@@ -524,54 +521,23 @@ impl WebhookService {
             expires_at: now.saturating_add(ttl).max(lease_until),
             lease_until,
             answer: None,
+            pending: false,
         };
-        // An async run's answer is known before it is enqueued: kept with the
-        // claim itself, so the accept is one write and a replay one read.
-        let message = (!definition.sync)
-            .then(|| async_message(workflow, context.clone(), id.clone(), Some(key.clone())));
-        let accepted = message.as_ref().map(|m| async_answer(workflow, m));
-        if let Some(answer) = &accepted {
-            claim.answer = Some(idempotency::keep(answer, &id));
+        if !definition.sync {
+            let message = async_message(workflow, context, id, Some(key));
+            return self
+                .accept_once(workflow, claim, &message, now, deadline)
+                .await;
         }
         match self.store.claim(&claim, now).await {
             Ok(ClaimOutcome::Claimed) => {}
-            Ok(ClaimOutcome::Held(held)) => {
-                tracing::info!(workflow = %workflow.key, execution_id = %held.execution_id, "a duplicate delivery was answered from its first");
-                return match held.answer_at(now) {
-                    Some(answer) => idempotency::replay(answer),
-                    None => idempotency::in_progress(&held.execution_id),
-                };
-            }
-            Err(e) => {
-                tracing::error!(workflow = %workflow.key, error = %e, "cannot claim an idempotency key");
-                return reply::error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the idempotency store is unavailable; retry later",
-                );
-            }
-        }
-        if let (Some(message), Some(answer)) = (message, accepted) {
-            // Bounded, so the claim is released (on a failure) within its accept
-            // window, and before a Lambda deadline.
-            let limit = sync_time_limit(ACCEPT_ENQUEUE_LIMIT.as_millis() as u64, deadline);
-            let refused = match tokio::time::timeout(limit, self.enqueue(&message)).await {
-                Ok(Ok(())) => return answer,
-                Ok(Err(refused)) => refused,
-                Err(_) => {
-                    tracing::error!(execution_id = %id, "enqueueing a keyed run took too long");
-                    reply::error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "the run could not be queued in time; retry later",
-                    )
-                }
-            };
-            self.release(&claim).await;
-            return refused;
+            Ok(ClaimOutcome::Held(held)) => return duplicate(workflow, &held, now),
+            Err(e) => return claims_unavailable(workflow, &e),
         }
         let (response, recorded) = self
             .run_sync(workflow, context, deadline, id.clone(), Some(key))
             .await;
-        if !recorded {
+        if !recorded || response.status().is_server_error() {
             self.release(&claim).await;
             return response;
         }
@@ -583,6 +549,52 @@ impl WebhookService {
             tracing::error!(execution_id = %id, error = %e, "cannot keep the answer of an idempotent run");
         }
         response
+    }
+
+    /// A keyed async delivery: its claim, with its answer known before the run is
+    /// queued, and the run. On the embedded store both are one write. Elsewhere
+    /// the claim is pending until the worker that takes the run confirms it, and
+    /// stands for nothing meanwhile: when the enqueue fails (or times out and may
+    /// yet land), the claim is left to end with its lease, after which a retry
+    /// takes the key over and runs, and this run, if it was queued after all, is
+    /// dropped by its worker. No duplicate is ever answered for a run that was
+    /// not queued, and no delivery runs twice.
+    async fn accept_once(
+        &self,
+        workflow: &DeployedWorkflow,
+        mut claim: Claim,
+        message: &RunMessage,
+        now: u64,
+        deadline: Option<Deadline>,
+    ) -> Response<Bytes> {
+        let answer = async_answer(workflow, message);
+        claim.answer = Some(idempotency::keep(&answer, &message.execution_id));
+        match self.store.claim_run(&claim, message, now).await {
+            Ok(KeyedAccept::Queued) => return answer,
+            Ok(KeyedAccept::Held(held)) => return duplicate(workflow, &held, now),
+            Ok(KeyedAccept::Claimed) => {}
+            Err(e) => return claims_unavailable(workflow, &e),
+        }
+        // Bounded, so the answer comes within the claim's lease (and before a
+        // Lambda deadline).
+        let limit = sync_time_limit(ACCEPT_ENQUEUE_LIMIT.as_millis() as u64, deadline);
+        let mut refused = match tokio::time::timeout(limit, self.enqueue(message)).await {
+            Ok(Ok(())) => return answer,
+            Ok(Err(refused)) => refused,
+            Err(_) => {
+                tracing::error!(execution_id = %message.execution_id, "enqueueing a keyed run took too long");
+                reply::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the run could not be queued in time; retry later",
+                )
+            }
+        };
+        reply::set_header(
+            &mut refused,
+            "retry-after",
+            &ACCEPT_WINDOW_SECONDS.to_string(),
+        );
+        refused
     }
 
     /// Gives up a claim whose run was not recorded or enqueued, so the sender's
@@ -668,6 +680,37 @@ impl WebhookService {
             )
         })
     }
+}
+
+/// A duplicate's answer: the first's, once it stands, else "in progress".
+fn duplicate(workflow: &DeployedWorkflow, held: &Claim, now: u64) -> Response<Bytes> {
+    tracing::info!(workflow = %workflow.key, execution_id = %held.execution_id, "a duplicate delivery was answered from its first");
+    match held.answer_at(now) {
+        Some(answer) => idempotency::replay(answer),
+        None => idempotency::in_progress(&held.execution_id),
+    }
+}
+
+fn claims_unavailable(
+    workflow: &DeployedWorkflow,
+    error: &crate::ports::StoreError,
+) -> Response<Bytes> {
+    tracing::error!(workflow = %workflow.key, error = %error, "cannot claim an idempotency key");
+    reply::error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the idempotency store is unavailable; retry later",
+    )
+}
+
+/// 429 for a rate limit, with `Retry-After` in whole seconds.
+fn too_many(wait: Duration) -> Response<Bytes> {
+    let mut response = reply::error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "this hook's rate limit is reached; retry later",
+    );
+    let seconds = wait.as_secs_f64().ceil().max(1.0);
+    reply::set_header(&mut response, "retry-after", &format!("{seconds}"));
+    response
 }
 
 /// 405, naming GET too on a hook whose sender checks it with a GET.

@@ -5,23 +5,28 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::dynamo::backend;
 use super::item::{self, Item, get_s, n, s};
-use crate::model::{Claim, ClaimOutcome};
+use crate::model::{Claim, ClaimCheck, ClaimOutcome, key_hash};
 use crate::ports::StoreError;
 
-/// A claim the table no longer holds (expired, or its lease ran out) may be taken.
+/// A claim the table no longer holds (expired, or its lease ran out with no
+/// answer that stands: none, or a pending one) may be taken: [`Claim::holds_at`]
+/// as a condition.
 const FREE: &str = "attribute_not_exists(pk) OR expiresAt <= :now \
-                    OR (attribute_not_exists(answered) AND leaseUntil <= :now)";
+                    OR ((attribute_not_exists(answered) OR attribute_exists(pending)) \
+                        AND leaseUntil <= :now)";
 
 fn claim_key(claim: &Claim) -> Item {
+    key_of(&claim.workflow_key, &claim.key_hash())
+}
+
+fn key_of(workflow_key: &str, key_hash: &str) -> Item {
     Item::from([
-        (
-            "pk".to_string(),
-            s(item::claim_pk(&claim.workflow_key, &claim.key_hash())),
-        ),
+        ("pk".to_string(), s(item::claim_pk(workflow_key, key_hash))),
         ("sk".to_string(), s("CLAIM")),
     ])
 }
@@ -35,14 +40,22 @@ fn claim_item(claim: &Claim) -> Result<Item, StoreError> {
     if claim.answer.is_some() {
         item.insert("answered".into(), AttributeValue::Bool(true));
     }
+    if claim.pending {
+        item.insert("pending".into(), AttributeValue::Bool(true));
+    }
     item.insert("record".into(), s(record));
     Ok(item)
 }
 
+/// A claim item as a [`Claim`]: whether it is pending is the `pending`
+/// attribute's to say, which the worker's confirmation removes.
 fn read_claim(found: &Item) -> Result<Claim, StoreError> {
     let text = get_s(found, "record")
         .ok_or_else(|| StoreError::Backend("a claim item without a record".into()))?;
-    serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("unreadable claim: {e}")))
+    let mut claim: Claim = serde_json::from_str(text)
+        .map_err(|e| StoreError::Backend(format!("unreadable claim: {e}")))?;
+    claim.pending = found.contains_key("pending");
+    Ok(claim)
 }
 
 pub async fn claim(
@@ -116,6 +129,54 @@ pub async fn release(client: &Client, table: &str, claim: &Claim) -> Result<(), 
     match result {
         Ok(_) => Ok(()),
         Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
+        Err(e) => Err(backend(e)),
+    }
+}
+
+/// Confirms the claim on `key` for `execution_id`: one conditional `UpdateItem`
+/// that removes `pending` while the claim is still its own, and otherwise returns
+/// the holder in the same call.
+pub async fn confirm(
+    client: &Client,
+    table: &str,
+    workflow_key: &str,
+    key: &str,
+    execution_id: &str,
+) -> Result<ClaimCheck, StoreError> {
+    let result = client
+        .update_item()
+        .table_name(table)
+        .set_key(Some(key_of(workflow_key, &key_hash(key))))
+        .update_expression("REMOVE pending")
+        .condition_expression("executionId = :id")
+        .expression_attribute_values(":id", s(execution_id))
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(ClaimCheck::Ours),
+        Err(SdkError::ServiceError(e)) => match e.into_err() {
+            UpdateItemError::ConditionalCheckFailedException(held) => match held.item {
+                Some(found) => Ok(ClaimCheck::HeldBy(read_claim(&found)?.execution_id)),
+                // No claim, or an endpoint that does not return the item: read it.
+                None => {
+                    let found = client
+                        .get_item()
+                        .table_name(table)
+                        .set_key(Some(key_of(workflow_key, &key_hash(key))))
+                        .consistent_read(true)
+                        .send()
+                        .await
+                        .map_err(backend)?
+                        .item;
+                    Ok(match found {
+                        Some(found) => ClaimCheck::HeldBy(read_claim(&found)?.execution_id),
+                        None => ClaimCheck::Gone,
+                    })
+                }
+            },
+            other => Err(backend(other)),
+        },
         Err(e) => Err(backend(e)),
     }
 }

@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::item::{self, Item, get_s, n, s};
-use crate::model::{Claim, ClaimOutcome, DeployedWorkflow, Execution, ExecutionStatus};
+use crate::model::{Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, ExecutionStatus};
 use crate::ports::{ExecutionFilter, Store, StoreError};
 
 /// Executions by workflow, sorted by id (time): `gsi1pk`, `gsi1sk`.
@@ -492,6 +492,15 @@ impl Store for DynamoStore {
 
     async fn release_claim(&self, claim: &Claim) -> Result<(), StoreError> {
         super::claims::release(&self.client, &self.table, claim).await
+    }
+
+    async fn confirm_claim(
+        &self,
+        workflow_key: &str,
+        key: &str,
+        execution_id: &str,
+    ) -> Result<ClaimCheck, StoreError> {
+        super::claims::confirm(&self.client, &self.table, workflow_key, key, execution_id).await
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::db::Database;
-use crate::model::{Claim, ClaimOutcome};
+use crate::model::{Claim, ClaimCheck, ClaimOutcome, KeyedAccept, RunMessage, key_hash};
 use crate::ports::StoreError;
 
 /// Every this many claims, ended claims are deleted (a few at a time), so the
@@ -45,51 +45,174 @@ fn write_claim(conn: &Connection, claim: &Claim, record: &str) -> rusqlite::Resu
     Ok(())
 }
 
-pub async fn claim(db: &Database, claim: &Claim, now: u64) -> Result<ClaimOutcome, StoreError> {
+/// Takes the claim if no claim on its key holds at `now`; else the holder.
+fn take(
+    conn: &Connection,
+    claim: &Claim,
+    record: &str,
+    now: u64,
+) -> rusqlite::Result<Option<Claim>> {
+    let existing = conn
+        .prepare_cached("SELECT record FROM claims WHERE workflow_key = ?1 AND key_hash = ?2")?
+        .query_row(params![claim.workflow_key, claim.key_hash()], |r| {
+            r.get::<_, String>(0)
+        })
+        .optional()?
+        .map(decode)
+        .transpose()?;
+    if let Some(held) = existing.filter(|c| c.holds_at(now)) {
+        return Ok(Some(held));
+    }
+    write_claim(conn, claim, record)?;
+    if CLAIMS_MADE
+        .fetch_add(1, Ordering::Relaxed)
+        .is_multiple_of(SWEEP_EVERY)
+    {
+        conn.execute(
+            "DELETE FROM claims WHERE rowid IN
+             (SELECT rowid FROM claims WHERE expires_at <= ?1 LIMIT ?2)",
+            params![now as i64, SWEEP_ROWS],
+        )?;
+    }
+    Ok(None)
+}
+
+/// Runs `then` after taking the claim, in the same write; the holder when the key
+/// is held (and nothing is written).
+async fn take_then(
+    db: &Database,
+    claim: &Claim,
+    now: u64,
+    then: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
+) -> Result<Option<Claim>, StoreError> {
     let record = encode(claim)?;
     let holder: Arc<Mutex<Option<Claim>>> = Arc::default();
     let found = Arc::clone(&holder);
     let claim = claim.clone();
-    let sweep = CLAIMS_MADE
-        .fetch_add(1, Ordering::Relaxed)
-        .is_multiple_of(SWEEP_EVERY);
     let claimed = db
         .write(Box::new(move |conn| {
-            let existing = conn
-                .prepare_cached(
-                    "SELECT record FROM claims WHERE workflow_key = ?1 AND key_hash = ?2",
-                )?
-                .query_row(params![claim.workflow_key, claim.key_hash()], |r| {
-                    r.get::<_, String>(0)
-                })
-                .optional()?
-                .map(decode)
-                .transpose()?;
-            if let Some(held) = existing.filter(|c| c.holds_at(now)) {
-                *found.lock().unwrap_or_else(PoisonError::into_inner) = Some(held);
-                return Ok(false);
+            match take(conn, &claim, &record, now)? {
+                Some(held) => {
+                    *found.lock().unwrap_or_else(PoisonError::into_inner) = Some(held);
+                    Ok(false)
+                }
+                None => then(conn).map(|()| true),
             }
-            write_claim(conn, &claim, &record)?;
-            if sweep {
-                conn.execute(
-                    "DELETE FROM claims WHERE rowid IN
-                     (SELECT rowid FROM claims WHERE expires_at <= ?1 LIMIT ?2)",
-                    params![now as i64, SWEEP_ROWS],
-                )?;
-            }
-            Ok(true)
         }))
         .await
         .map_err(backend)?;
     if claimed {
-        return Ok(ClaimOutcome::Claimed);
+        return Ok(None);
     }
     let held = holder
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .take()
         .ok_or_else(|| StoreError::Backend("a held claim was not returned".into()))?;
-    Ok(ClaimOutcome::Held(held))
+    Ok(Some(held))
+}
+
+pub async fn claim(db: &Database, claim: &Claim, now: u64) -> Result<ClaimOutcome, StoreError> {
+    Ok(match take_then(db, claim, now, |_| Ok(())).await? {
+        None => ClaimOutcome::Claimed,
+        Some(held) => ClaimOutcome::Held(held),
+    })
+}
+
+/// The claim and its run's queue row in one transaction: a claim is kept exactly
+/// when its run is queued, so a crash anywhere around them loses neither a run
+/// nor a duplicate's right to run (and needs no confirmation from the worker).
+pub async fn claim_run(
+    db: &Database,
+    claim: &Claim,
+    run: &RunMessage,
+    now: u64,
+) -> Result<KeyedAccept, StoreError> {
+    // Its run is queued once this commits: its answer stands at once.
+    let claim = Claim {
+        pending: false,
+        lease_until: 0,
+        ..claim.clone()
+    };
+    let body = serde_json::to_string(run).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let id = run.new_queue_id();
+    let queued = move |conn: &Connection| {
+        super::queue::insert_row(conn, &id, &body)?;
+        Ok(())
+    };
+    match take_then(db, &claim, now, queued).await? {
+        Some(held) => Ok(KeyedAccept::Held(held)),
+        None => {
+            db.rows_queued();
+            Ok(KeyedAccept::Queued)
+        }
+    }
+}
+
+/// The claim kept on `key`, if any.
+async fn kept(
+    db: &Arc<Database>,
+    workflow_key: &str,
+    key: &str,
+) -> Result<Option<Claim>, StoreError> {
+    let (workflow, hash) = (workflow_key.to_string(), key_hash(key));
+    db.read(move |conn| {
+        conn.prepare_cached("SELECT record FROM claims WHERE workflow_key = ?1 AND key_hash = ?2")?
+            .query_row(params![workflow, hash], |r| r.get::<_, String>(0))
+            .optional()?
+            .map(decode)
+            .transpose()
+    })
+    .await
+    .map_err(backend)
+}
+
+/// Confirms that the claim on `key` is `execution_id`'s (see [`ClaimCheck`]): a
+/// read, and a write only for a claim still pending (never one [`claim_run`] took).
+pub async fn confirm(
+    db: &Arc<Database>,
+    workflow_key: &str,
+    key: &str,
+    execution_id: &str,
+) -> Result<ClaimCheck, StoreError> {
+    let held = match kept(db, workflow_key, key).await? {
+        None => return Ok(ClaimCheck::Gone),
+        Some(held) if held.execution_id != execution_id => {
+            return Ok(ClaimCheck::HeldBy(held.execution_id));
+        }
+        Some(held) if !held.pending => return Ok(ClaimCheck::Ours),
+        Some(held) => held,
+    };
+    let confirmed = Claim {
+        pending: false,
+        ..held
+    };
+    let record = encode(&confirmed)?;
+    let applied = db
+        .write(Box::new(move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE claims SET record = ?4
+                     WHERE workflow_key = ?1 AND key_hash = ?2 AND execution_id = ?3",
+                )?
+                .execute(params![
+                    confirmed.workflow_key,
+                    confirmed.key_hash(),
+                    confirmed.execution_id,
+                    record
+                ])?;
+            Ok(n == 1)
+        }))
+        .await
+        .map_err(backend)?;
+    if applied {
+        return Ok(ClaimCheck::Ours);
+    }
+    // Taken over (or swept) between the read and the write.
+    Ok(match kept(db, workflow_key, key).await? {
+        Some(held) => ClaimCheck::HeldBy(held.execution_id),
+        None => ClaimCheck::Gone,
+    })
 }
 
 pub async fn settle(db: &Database, claim: &Claim) -> Result<(), StoreError> {

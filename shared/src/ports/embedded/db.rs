@@ -72,6 +72,8 @@ pub struct Database {
     writes: Option<mpsc::Sender<WriteJob>>,
     writer: Option<std::thread::JoinHandle<()>>,
     readers: Mutex<Vec<Connection>>,
+    /// Rung when a write outside the queue's own (a keyed accept's) queued a run.
+    queued: tokio::sync::Notify,
 }
 
 /// Connections are closed one after the other: the readers here, then the writer's
@@ -112,6 +114,7 @@ impl Database {
             writes: Some(writes),
             writer: Some(writer),
             readers: Mutex::new(Vec::new()),
+            queued: tokio::sync::Notify::new(),
         }))
     }
 
@@ -125,6 +128,17 @@ impl Database {
             .map_err(|_| "the database writer has stopped".to_string())?;
         done.await
             .map_err(|_| "the database writer has stopped".to_string())?
+    }
+
+    /// Tells the queue that a committed write queued a run without it.
+    pub fn rows_queued(&self) {
+        self.queued.notify_one();
+    }
+
+    /// Resolves at the next [`Database::rows_queued`] (or at once for one that
+    /// came while nobody waited).
+    pub fn queued_elsewhere(&self) -> tokio::sync::futures::Notified<'_> {
+        self.queued.notified()
     }
 
     /// Runs a read on a pooled connection, off the async threads.

@@ -75,6 +75,8 @@ async fn timer_loop(
 ) {
     loop {
         let added = delayed.notified();
+        // Rows another writer of this file's queue committed (a keyed accept).
+        let queued = db.queued_elsewhere();
         let next = db
             .read(|conn| {
                 conn.query_row("SELECT MIN(available_at) FROM delayed", [], |r| {
@@ -108,6 +110,7 @@ async fn timer_loop(
             Duration::from_millis(u64::try_from(wait_ms.clamp(0, OUTSIDE_POLL_MS)).unwrap_or(0));
         tokio::select! {
             () = added => {}
+            () = queued => mark_spilled(&pending, &wake),
             () = tokio::time::sleep(wait) => mark_spilled(&pending, &wake),
         }
     }
@@ -127,6 +130,18 @@ async fn promote_due(db: &Database) -> Result<bool, String> {
         Ok(moved > 0)
     }))
     .await
+}
+
+/// Queues a run's row (once: a run's id is its execution id). Also written by a
+/// keyed accept, in the transaction that takes its idempotency claim.
+pub(super) fn insert_row(
+    conn: &rusqlite::Connection,
+    id: &str,
+    body: &str,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO queue (id, body) VALUES (?1, ?2)")?
+        .execute(params![id, body])?;
+    Ok(())
 }
 
 /// Some rows wait in SQLite only: the next receive reads them back.
@@ -295,8 +310,7 @@ impl Queue for EmbeddedQueue {
         let row_id = id.clone();
         self.db
             .write(Box::new(move |conn| {
-                conn.prepare_cached("INSERT OR IGNORE INTO queue (id, body) VALUES (?1, ?2)")?
-                    .execute(params![row_id, row_body])?;
+                insert_row(conn, &row_id, &row_body)?;
                 Ok(true)
             }))
             .await

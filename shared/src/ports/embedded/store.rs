@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::db::Database;
-use crate::model::{Claim, ClaimOutcome, DeployedWorkflow, Execution};
+use crate::model::{
+    Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, KeyedAccept, RunMessage,
+};
 use crate::ports::{ExecutionFilter, Store, StoreError};
 
 #[derive(Clone)]
@@ -322,6 +324,24 @@ impl Store for EmbeddedStore {
 
     async fn release_claim(&self, claim: &Claim) -> Result<(), StoreError> {
         super::claims::release(&self.db, claim).await
+    }
+
+    async fn claim_run(
+        &self,
+        claim: &Claim,
+        run: &RunMessage,
+        now: u64,
+    ) -> Result<KeyedAccept, StoreError> {
+        super::claims::claim_run(&self.db, claim, run, now).await
+    }
+
+    async fn confirm_claim(
+        &self,
+        workflow_key: &str,
+        key: &str,
+        execution_id: &str,
+    ) -> Result<ClaimCheck, StoreError> {
+        super::claims::confirm(&self.db, workflow_key, key, execution_id).await
     }
 }
 
