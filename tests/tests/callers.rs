@@ -247,6 +247,32 @@ async fn ipv6_peers_are_judged_by_their_own_blocks() {
 }
 
 #[tokio::test]
+async fn ipv4_mapped_entries_and_dual_stack_peers_are_judged_as_ipv4() {
+    let hook = |key: &str, allow: Value| {
+        json!({"key": key, "sync": true, "trigger": {"type": "webhook", "hookId": key,
+            "allowIps": allow}, "nodes": ok_response()})
+    };
+    let workflows = vec![
+        hook("mapped", json!(["::ffff:127.0.0.1"])),
+        hook("mapped-block", json!(["::ffff:127.0.0.0/104"])),
+        hook("mapped-elsewhere", json!(["::ffff:203.0.113.0/120"])),
+        hook("plain", json!(["127.0.0.1"])),
+    ];
+    // A dual-stack socket: an IPv4 caller's peer reads `::ffff:127.0.0.1` there.
+    let server = Server::start_with(&workflows, &["--addr", "[::]:0"]);
+    let over_ipv4 = |key: &str| server.hook_url(key).replacen("[::]", "127.0.0.1", 1);
+    for (key, status) in [
+        ("mapped", 200),
+        ("mapped-block", 200),
+        ("plain", 200),
+        ("mapped-elsewhere", 403),
+    ] {
+        let answer = post_json(&over_ipv4(key), "{}", &[]).await;
+        assert_eq!(answer.status, status, "{key}: {}", answer.body);
+    }
+}
+
+#[tokio::test]
 async fn the_rate_limit_allows_its_burst_then_refills_at_its_rate() {
     let server = start();
     let url = server.hook_url("limited");

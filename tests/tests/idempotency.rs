@@ -147,6 +147,58 @@ async fn a_key_ends_with_its_ttl() {
     server.wait_for_execution(&execution_id(&after), "resolved");
 }
 
+/// Keys past 512 bytes are claimed as `sha256:<hex>`; a short key spelling such a
+/// hash is a key of its own, whichever comes first (it cannot pre-claim the long
+/// key, nor get its answer).
+#[tokio::test]
+async fn a_short_key_spelling_a_long_keys_hash_is_a_key_of_its_own() {
+    use sha2::{Digest, Sha256};
+    let server = Server::start(&workflows());
+    let url = server.hook_url("orders");
+    let hashed = |long: &str| format!("sha256:{}", hex::encode(Sha256::digest(long)));
+    let (long_first, short_first) = ("L".repeat(600), "M".repeat(600));
+    let firsts = [
+        deliver(&url, Some(&long_first), json!({"order": 1})).await,
+        deliver(&url, Some(&hashed(&short_first)), json!({"order": 2})).await,
+    ];
+    // Past the accept window, a duplicate would be answered as its first was.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let seconds = [
+        deliver(&url, Some(&hashed(&long_first)), json!({"order": 3})).await,
+        deliver(&url, Some(&short_first), json!({"order": 4})).await,
+    ];
+    for (first, second) in firsts.iter().zip(&seconds) {
+        assert_eq!(
+            (first.status, replayed(first)),
+            (202, false),
+            "{}",
+            first.body
+        );
+        assert_eq!(
+            (second.status, replayed(second)),
+            (202, false),
+            "{}",
+            second.body
+        );
+        assert_ne!(execution_id(first), execution_id(second));
+    }
+    // Each key still answers its own duplicates.
+    let again = deliver(&url, Some(&long_first), json!({"order": 1})).await;
+    assert_eq!((again.status, replayed(&again)), (202, true));
+    assert_eq!(execution_id(&again), execution_id(&firsts[0]));
+    let short = server.wait_for_execution(&execution_id(&seconds[0]), "resolved");
+    assert_eq!(
+        short["idempotencyKey"],
+        format!("raw:{}", hashed(&long_first))
+    );
+    let long = server.wait_for_execution(&execution_id(&firsts[0]), "resolved");
+    assert_eq!(long["idempotencyKey"], hashed(&long_first));
+    for answer in [&firsts[1], &seconds[1]] {
+        server.wait_for_execution(&execution_id(answer), "resolved");
+    }
+    assert_eq!(server.executions(Some("orders")).len(), 4);
+}
+
 #[tokio::test]
 async fn a_sync_duplicate_waits_for_the_first_answer_then_gets_it_byte_for_byte() {
     let server = Server::start(&workflows());

@@ -168,6 +168,36 @@ fn check_generic(map: &Map<String, Value>, at: &str, check: &mut Checker) {
     }
 }
 
+/// A declared `Authorization` header on a hook with Basic authentication: its
+/// credentials would be in the context every execution records (the webhook
+/// leaves it out anyway, for definitions stored before this rule).
+pub fn check_declared_credentials(trigger: &Map<String, Value>, check: &mut Checker) {
+    if !trigger
+        .get("basicAuthentication")
+        .is_some_and(Value::is_object)
+    {
+        return;
+    }
+    let declared = trigger
+        .get("request")
+        .and_then(|r| r.get("headers"))
+        .and_then(Value::as_array);
+    for (i, item) in declared.into_iter().flatten().enumerate() {
+        if item
+            .get("key")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k.eq_ignore_ascii_case("authorization"))
+        {
+            check.error(
+                format!("trigger.request.headers[{i}].key"),
+                "declares Authorization, which carries this hook's Basic credentials: they \
+                 would be recorded in every execution; remove it (hookflow checks the \
+                 credentials before any run)",
+            );
+        }
+    }
+}
+
 /// Secrets written in the definition: accepted, but kept in its store in clear.
 pub fn secret_warnings(definition: &WorkflowDefinition, found: &mut Vec<Problem>) {
     let warn = |path: String, found: &mut Vec<Problem>| {
@@ -315,6 +345,27 @@ pub(super) mod tests {
                 "trigger.request.rawBody: must be true or false",
             ],
         );
+    }
+
+    #[test]
+    fn a_declared_authorization_header_with_basic_auth_is_refused() {
+        let auth = json!({"username": "u", "password": {"env": "HOOK_PASSWORD"}});
+        for name in ["authorization", "Authorization", "AUTHORIZATION"] {
+            let found = problems(json!({"basicAuthentication": auth,
+                "request": {"headers": [{"key": "x-id"}, {"key": name}]}}));
+            assert_has(
+                &found,
+                &["trigger.request.headers[1].key: declares Authorization"],
+            );
+            assert_eq!(found.len(), 1, "{found:?}");
+        }
+        // Without Basic auth the header is the workflow's to read (a bearer token
+        // it checks itself).
+        for basic in [json!(false), json!(null)] {
+            let found = problems(json!({"basicAuthentication": basic,
+                "request": {"headers": [{"key": "Authorization"}, {"key": "proxy-authorization"}]}}));
+            assert_eq!(found, Vec::<String>::new());
+        }
     }
 
     #[test]

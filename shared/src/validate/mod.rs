@@ -229,6 +229,7 @@ fn check_trigger(trigger: &Value, sync: bool, node_keys: &HashSet<String>, check
     if let Some(request) = map.get("request") {
         check_request(request, check);
     }
+    inbound::check_declared_credentials(map, check);
     if let Some(signature) = map.get("signature") {
         inbound::check_signature(signature, check);
     }

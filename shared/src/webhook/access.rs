@@ -5,6 +5,8 @@ use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use ipnet::{IpNet, Ipv4Net};
+
 use crate::model::{RateLimit, parse_block};
 
 /// The address a request came from, set by the edge as a request extension: the
@@ -14,18 +16,35 @@ use crate::model::{RateLimit, parse_block};
 pub struct SourceIp(pub IpAddr);
 
 /// Whether `source` is inside one of `allowed` (CIDR blocks, or single addresses).
-/// An IPv4 address seen as IPv6 (`::ffff:a.b.c.d`, on a dual-stack socket) is
-/// judged as the IPv4 address. Entries that do not read are skipped (`validate`
-/// refuses them before a deploy).
+/// IPv4 is judged as IPv4 on both sides: a caller seen as `::ffff:a.b.c.d` (on a
+/// dual-stack socket) is the IPv4 address, and so is an entry written that way
+/// (see [`block_of`]). Entries that do not read are skipped (`validate` refuses
+/// them before a deploy).
 pub fn allowed(source: Option<SourceIp>, allowed: &[String]) -> bool {
     let Some(SourceIp(ip)) = source else {
         return false;
     };
     let ip = ip.to_canonical();
-    allowed.iter().any(|entry| match parse_block(entry) {
+    allowed.iter().any(|entry| match block_of(entry) {
         Some(block) => block.contains(&ip),
         None => false,
     })
+}
+
+/// An entry's block, with an IPv4-mapped one (`::ffff:203.0.113.0/120`, inside
+/// `::ffff:0:0/96`) read as the IPv4 block it names (`203.0.113.0/24`): callers
+/// are compared in their IPv4 form, which an IPv6 block never contains. A wider
+/// IPv6 block (`::/0`) stays IPv6, as written.
+fn block_of(entry: &str) -> Option<IpNet> {
+    let block = parse_block(entry)?;
+    if let IpNet::V6(v6) = block
+        && v6.prefix_len() >= 96
+        && let Some(v4) = v6.network().to_ipv4_mapped()
+    {
+        let mapped = Ipv4Net::new(v4, v6.prefix_len() - 96).ok()?;
+        return Some(IpNet::V4(mapped.trunc()));
+    }
+    Some(block)
 }
 
 /// A token bucket per hook: `burst` tokens, refilled at `perSecond`. Kept per
@@ -112,6 +131,40 @@ mod tests {
         assert!(!allowed(ip("10.1.2.4"), &list));
         assert!(!allowed(None, &list), "an unknown source is refused");
         assert!(!allowed(ip("127.0.0.1"), &["not an address".to_string()]));
+    }
+
+    #[test]
+    fn ipv4_mapped_entries_and_callers_match_as_ipv4() {
+        let list = vec![
+            "::ffff:203.0.113.7".to_string(),
+            "::ffff:198.51.100.0/120".to_string(),
+            " ::FFFF:C000:0200/126 ".to_string(),
+        ];
+        for caller in [
+            "203.0.113.7",
+            "::ffff:203.0.113.7",
+            "198.51.100.0",
+            "198.51.100.255",
+            "::ffff:198.51.100.9",
+            "192.0.2.3",
+        ] {
+            assert!(allowed(ip(caller), &list), "{caller}");
+        }
+        for caller in ["203.0.113.8", "198.51.101.0", "192.0.2.4", "::1"] {
+            assert!(!allowed(ip(caller), &list), "{caller}");
+        }
+        // A plain IPv4 entry takes a caller seen on a dual-stack socket.
+        assert!(allowed(
+            ip("::ffff:203.0.113.7"),
+            &["203.0.113.0/24".to_string()]
+        ));
+        // IPv6 blocks beyond the mapped range keep their IPv6 meaning.
+        assert!(!allowed(ip("203.0.113.7"), &["::/0".to_string()]));
+        assert!(allowed(ip("2001:db8::1"), &["::/0".to_string()]));
+        assert_eq!(
+            block_of("::ffff:203.0.113.99/120"),
+            Some("203.0.113.0/24".parse().unwrap())
+        );
     }
 
     #[test]

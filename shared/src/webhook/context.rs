@@ -19,6 +19,9 @@ pub async fn trigger_context(
     let mut headers = Map::new();
     for declared in &trigger.request.headers {
         let name = declared.key.to_ascii_lowercase();
+        if is_checked_credential(trigger, &name) {
+            continue;
+        }
         let values: Vec<String> = request
             .headers()
             .get_all(name.as_str())
@@ -51,6 +54,14 @@ pub async fn trigger_context(
         }
     }
     Ok(Value::Object(context))
+}
+
+/// A header carrying the credentials hookflow itself checks: never put in the
+/// context, which every execution records (`validate` refuses declaring it; this
+/// covers definitions stored before it did). Signatures need no such rule, as
+/// every preset's header carries a MAC, never its secret.
+fn is_checked_credential(trigger: &TriggerDefinition, name: &str) -> bool {
+    trigger.basic_authentication.is_some() && name == "authorization"
 }
 
 fn content_type(request: &Request<Bytes>) -> &str {
@@ -225,6 +236,20 @@ mod tests {
         assert_eq!(ctx["query"], json!({"a": "1"}));
         assert_eq!(ctx["body"], Value::Null);
         assert!(!ctx.to_string().contains("c2VjcmV0"));
+    }
+
+    #[tokio::test]
+    async fn basic_credentials_stay_out_even_when_declared() {
+        let mut t = trigger(&["Authorization", "x-request-id"]);
+        let req = request("/x", None, "");
+        let without_auth = trigger_context(&req, &t).await.unwrap();
+        assert_eq!(without_auth["headers"]["authorization"], "Basic c2VjcmV0");
+        t.basic_authentication = Some(crate::model::BasicAuth {
+            username: "u".into(),
+            password: crate::model::SecretRef::Plain("p".into()),
+        });
+        let ctx = trigger_context(&req, &t).await.unwrap();
+        assert_eq!(ctx["headers"], json!({"x-request-id": "r-1"}));
     }
 
     #[tokio::test]

@@ -13,6 +13,10 @@ use crate::model::{IdempotencyConfig, SignaturePreset, StoredAnswer, TriggerDefi
 /// Keys longer than this are kept as their SHA-256 (`sha256:<hex>`), so a key
 /// rendered from a large value stays small in records and stores.
 const MAX_KEY_BYTES: usize = 512;
+const HASHED: &str = "sha256:";
+/// Marks a raw key that starts like a hashed one (or like a marked one), so no
+/// key a caller sends can equal the hash of another (see [`stored_key`]).
+const RAW: &str = "raw:";
 
 /// An answer larger than this is not kept whole: a DynamoDB item holds 400 KB, and
 /// the body is kept as base64 (4/3 of it) beside the headers. Duplicates get a
@@ -34,12 +38,21 @@ pub fn key_of(
         None => preset_key(trigger.signature.as_ref()?.preset, headers, body, context)?,
     };
     let key = key.trim();
-    if key.is_empty() {
-        None
-    } else if key.len() > MAX_KEY_BYTES {
-        Some(format!("sha256:{}", hex::encode(Sha256::digest(key))))
+    (!key.is_empty()).then(|| stored_key(key))
+}
+
+/// The key as claimed: a long one as `sha256:<hex>`, a raw one as itself, or as
+/// `raw:<key>` when it starts with `sha256:` or `raw:`. So raw and hashed keys
+/// never meet (a short key written as a long one's hash does not get its answer),
+/// and any other key is claimed as before: only claims taken earlier for a
+/// literal `sha256:…` or `raw:…` key are not found again (their retry runs once).
+fn stored_key(key: &str) -> String {
+    if key.len() > MAX_KEY_BYTES {
+        format!("{HASHED}{}", hex::encode(Sha256::digest(key)))
+    } else if key.starts_with(HASHED) || key.starts_with(RAW) {
+        format!("{RAW}{key}")
     } else {
-        Some(key.to_string())
+        key.to_string()
     }
 }
 
@@ -212,6 +225,25 @@ mod tests {
             &long,
         );
         assert!(hashed.unwrap().starts_with("sha256:"));
+    }
+
+    #[test]
+    fn raw_keys_never_equal_hashed_ones() {
+        let long = "x".repeat(MAX_KEY_BYTES + 1);
+        let hashed = stored_key(&long);
+        assert_eq!(
+            hashed,
+            format!("sha256:{}", hex::encode(Sha256::digest(&long)))
+        );
+        assert_eq!(stored_key(&hashed), format!("raw:{hashed}"));
+        assert_eq!(stored_key("raw:a"), "raw:raw:a");
+        assert_ne!(stored_key("raw:a"), stored_key("a"));
+        assert_eq!(
+            stored_key("evt_1"),
+            "evt_1",
+            "other keys are kept as they were"
+        );
+        assert_eq!(stored_key(&"y".repeat(MAX_KEY_BYTES)).len(), MAX_KEY_BYTES);
     }
 
     #[test]

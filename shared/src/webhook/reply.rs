@@ -8,10 +8,33 @@ use crate::engine::Reply;
 use crate::lang::template;
 use crate::model::TriggerResponse;
 
+/// What every answer of the webhook endpoint tells a browser, unless the workflow
+/// set the header itself: the endpoint shares its origin with the viewer (`/ui`),
+/// so a body echoing what a caller sent must never be sniffed into HTML nor run
+/// as a page of that origin (`sandbox` gives it an opaque origin of its own).
+const BROWSER_GUARDS: [(&str, &str); 2] = [
+    ("x-content-type-options", "nosniff"),
+    ("content-security-policy", "sandbox"),
+];
+
+fn guard(response: &mut Response<Bytes>) {
+    for (name, value) in BROWSER_GUARDS {
+        if !response.headers().contains_key(name) {
+            response
+                .headers_mut()
+                .insert(name, HeaderValue::from_static(value));
+        }
+    }
+}
+
+/// Sets a header of an endpoint answer. Every answer built in this module, by
+/// the handshakes and by the idempotency replays sets one (its content type at
+/// least), so this is where each gets the [`BROWSER_GUARDS`] it lacks.
 pub fn set_header(response: &mut Response<Bytes>, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         response.headers_mut().insert(name, v);
     }
+    guard(response);
 }
 
 pub fn json(status: StatusCode, body: &Value) -> Response<Bytes> {
@@ -51,6 +74,7 @@ pub fn from_reply(reply: &Reply) -> Response<Bytes> {
     if !response.headers().contains_key("content-type") {
         set_header(&mut response, "content-type", default_type);
     }
+    guard(&mut response);
     response
 }
 
@@ -133,5 +157,45 @@ mod tests {
         assert_eq!(r.status(), 202);
         assert_eq!(r.headers()["x-order"], "9");
         assert_eq!(r.body().as_ref(), br#"{"accepted":9,"execution":"e-1"}"#);
+    }
+
+    fn guards(r: &Response<Bytes>) -> (Vec<&str>, Vec<&str>) {
+        let all = |name: &str| {
+            r.headers()
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect::<Vec<_>>()
+        };
+        (
+            all("x-content-type-options"),
+            all("content-security-policy"),
+        )
+    }
+
+    #[test]
+    fn every_answer_is_sandboxed_unless_the_workflow_says_otherwise() {
+        let html = from_reply(&Reply {
+            status_code: 200,
+            headers: vec![("Content-Type".into(), "text/html".into())],
+            body: json!("<script>fetch('/ui')</script>"),
+        });
+        assert_eq!(guards(&html), (vec!["nosniff"], vec!["sandbox"]));
+        assert_eq!(
+            guards(&error(StatusCode::UNAUTHORIZED, "no")),
+            (vec!["nosniff"], vec!["sandbox"])
+        );
+        let own = from_reply(&Reply {
+            status_code: 200,
+            headers: vec![
+                (
+                    "Content-Security-Policy".into(),
+                    "default-src 'self'".into(),
+                ),
+                ("X-Content-Type-Options".into(), "nosniff".into()),
+            ],
+            body: json!("<p>hi</p>"),
+        });
+        assert_eq!(guards(&own), (vec!["nosniff"], vec!["default-src 'self'"]));
     }
 }
