@@ -102,3 +102,101 @@ async fn failure_workflows_never_start_each_other_in_a_loop() {
     assert_eq!(server.executions(Some("ping")).len(), 1);
     assert_eq!(server.executions(Some("pong")).len(), 1);
 }
+
+/// Workflow `a` fails (its `end` node) and names `fix` as its failure workflow;
+/// `fix` calls `a` again as a subflow, through `middle` when `nested`. With
+/// `pause`, `a` waits 1 s first: it pauses, and ends through a wake-up.
+fn failure_loop(sync: bool, nested: bool, pause: bool) -> Vec<Value> {
+    let mut a_nodes = Vec::new();
+    if pause {
+        a_nodes.push(json!({"key": "wait", "type": "delay", "config": {"duration": 1}}));
+    }
+    a_nodes.push(json!({"key": "stop", "type": "end", "config": {"endStatus": -1}}));
+    let call = |key: &str, target: &str| {
+        json!({"key": key, "trigger": {"type": "webhook", "hookId": format!("{key}-hook")},
+            "nodes": [{"key": "call", "type": "subflow", "config": {"workflow": target, "context": {}}}]})
+    };
+    let mut workflows = vec![
+        json!({"key": "a", "sync": sync, "options": {"onFailure": "fix"},
+            "trigger": {"type": "webhook", "hookId": "a-hook"}, "nodes": a_nodes}),
+        call("fix", if nested { "middle" } else { "a" }),
+    ];
+    if nested {
+        workflows.push(call("middle", "a"));
+    }
+    workflows
+}
+
+/// How many executions `server` has recorded, once the count has held still for
+/// `quiet` (a loop never holds still), within 20 s.
+async fn settled_count(server: &Server, quiet: Duration) -> usize {
+    let began = Instant::now();
+    let mut last = server.executions(None).len();
+    let mut still_since = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = server.executions(None).len();
+        if now != last {
+            (last, still_since) = (now, Instant::now());
+        } else if still_since.elapsed() >= quiet {
+            return now;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "executions keep growing: {now} after {:?}",
+            began.elapsed()
+        );
+    }
+}
+
+/// Starts `a` once through its hook (answered `hook_answer`), and checks what
+/// follows: its failure workflow ran once, the `a` it called failed and started
+/// nothing, and the count of executions, `total`, holds. Returns the server.
+async fn start_the_loop_once(
+    sync: bool,
+    nested: bool,
+    pause: bool,
+    hook_answer: u16,
+    total: usize,
+) -> Server {
+    let server = Server::start(&failure_loop(sync, nested, pause));
+    assert_eq!(post(&server, "a-hook", json!({})).await, hook_answer);
+    let fixes = finished(&server, "fix", 1).await;
+    let count = settled_count(&server, Duration::from_secs(2)).await;
+    let runs = server.executions(Some("a"));
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let (first, child) = (&runs[1], &runs[0]);
+    assert_eq!(first["status"], "failed");
+    assert_eq!(fixes[0]["onFailureOf"], first["id"]);
+    assert_eq!(child["status"], "failed", "{child}");
+    // The child ran in the failure workflow's lineage, so its failure started nothing.
+    assert_eq!(child["onFailureOf"], first["id"]);
+    assert_eq!(count, total);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        server.executions(None).len(),
+        total,
+        "executions grew after settling"
+    );
+    server
+}
+
+#[tokio::test]
+async fn a_failure_workflow_calling_the_sync_failed_workflow_again_does_not_loop() {
+    start_the_loop_once(true, false, false, 500, 3).await;
+}
+
+#[tokio::test]
+async fn a_failure_workflow_calling_the_async_failed_workflow_again_does_not_loop() {
+    start_the_loop_once(false, false, false, 200, 3).await;
+}
+
+#[tokio::test]
+async fn runs_deeper_under_a_failure_workflow_that_pause_and_fail_start_nothing() {
+    // fix → middle → a, and a pauses 1 s before it fails: it ends through a wake-up.
+    let server = start_the_loop_once(false, true, true, 200, 4).await;
+    let middle = server.executions(Some("middle"));
+    let first = &server.executions(Some("a"))[1];
+    assert_eq!(middle.len(), 1);
+    assert_eq!(middle[0]["onFailureOf"], first["id"]);
+}

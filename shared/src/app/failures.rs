@@ -1,7 +1,9 @@
 //! Failure workflows (`options.onFailure`): when a run ends `failed`, `error` or
 //! `aborted`, the named workflow is started as an async run with
-//! `$context.body.execution` telling what failed. A failure workflow's own runs
-//! never start another, so no chain of them can loop.
+//! `$context.body.execution` telling what failed. No run in a failure workflow's
+//! lineage (its run, and the subflow runs under it at any depth, which carry its
+//! `on_failure_of`) starts another, so no chain of failure workflows and subflows
+//! can loop: not even a failure workflow that calls the failed workflow again.
 //!
 //! Started after the failed run's final record is saved, from that record: a
 //! delivery retried because the start could not be queued finds the record final
@@ -24,6 +26,12 @@ fn is_failure(status: ExecutionStatus) -> bool {
     )
 }
 
+/// Whether the run was started, directly or through subflows, by a failure
+/// workflow's run (or is one): such a run starts no failure workflow.
+fn in_failure_lineage(execution: &Execution) -> bool {
+    execution.on_failure_of.is_some()
+}
+
 /// Starts the failure workflow of a finished run, if it failed and its version
 /// names one.
 pub async fn after_final_save(
@@ -31,7 +39,7 @@ pub async fn after_final_save(
     queue: &dyn Queue,
     execution: &Execution,
 ) -> Result<(), AppError> {
-    if !is_failure(execution.status) || execution.on_failure_of.is_some() {
+    if !is_failure(execution.status) || in_failure_lineage(execution) {
         return Ok(());
     }
     let Some(workflow) = store

@@ -78,7 +78,8 @@ impl Runner {
     ) -> Finished {
         let context = std::mem::take(&mut execution.context);
         let mut state = RunState::new(execution.id.clone(), context, Arc::clone(&self.env))
-            .with_call(workflow.definition.sync, depth);
+            .with_call(workflow.definition.sync, depth)
+            .with_failure_of(execution.on_failure_of.clone());
         let nodes = &workflow.definition.nodes;
         let walk = guarded(self.engine.run(nodes, &mut state));
         let ended = match timeout {
@@ -108,7 +109,8 @@ impl Runner {
             std::mem::take(&mut execution.jobs),
             &paused,
         )
-        .with_call(workflow.definition.sync, paused.depth);
+        .with_call(workflow.definition.sync, paused.depth)
+        .with_failure_of(execution.on_failure_of.clone());
         let nodes = &workflow.definition.nodes;
         let walk = self.engine.resume(nodes, &mut state, paused.cursor);
         let ended = guarded(walk).await;

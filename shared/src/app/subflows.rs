@@ -77,6 +77,9 @@ impl Subflows for SubflowService {
         let id = new_execution_id();
         let mut execution = Runner::started(&workflow, &id, call.context, now_rfc3339());
         execution.parent_execution_id = Some(call.parent_execution_id);
+        // A child of a run in a failure workflow's lineage is in it too: its
+        // failure must not start a failure workflow (which could call it again).
+        execution.on_failure_of = call.parent_on_failure_of;
         let finished = self
             .runner
             .run_at_depth(execution, &workflow, None, depth)

@@ -38,6 +38,9 @@ pub struct RunState {
     /// Whether the workflow runs sync, and how deep in subflow calls.
     sync: bool,
     depth: usize,
+    /// The failed execution whose failure workflow this run belongs to (see
+    /// `Execution::on_failure_of`); the subflows it calls belong to it too.
+    on_failure_of: Option<String>,
 }
 
 impl RunState {
@@ -55,6 +58,7 @@ impl RunState {
             node_runs: Arc::new(AtomicUsize::new(0)),
             sync: false,
             depth: 0,
+            on_failure_of: None,
         }
     }
 
@@ -80,6 +84,12 @@ impl RunState {
     pub fn with_call(mut self, sync: bool, depth: usize) -> Self {
         self.sync = sync;
         self.depth = depth;
+        self
+    }
+
+    /// Marks the run as one a failure workflow's run started (or that run itself).
+    pub fn with_failure_of(mut self, failed: Option<String>) -> Self {
+        self.on_failure_of = failed;
         self
     }
 
@@ -293,6 +303,7 @@ impl RunState {
             node_runs: Arc::clone(&self.node_runs),
             sync: self.sync,
             depth: self.depth,
+            on_failure_of: self.on_failure_of.clone(),
         }
     }
 
@@ -465,6 +476,7 @@ impl RunContext<'_> {
                 parent_execution_id: self.state.execution_id.clone(),
                 parent_sync: self.state.sync,
                 parent_depth: self.state.depth,
+                parent_on_failure_of: self.state.on_failure_of.clone(),
             })
             .await
     }

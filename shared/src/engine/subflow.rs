@@ -17,6 +17,9 @@ pub struct SubflowCall {
     pub parent_sync: bool,
     /// The parent's call depth (0 for a workflow triggered by a webhook).
     pub parent_depth: usize,
+    /// Set when the parent runs for a failure workflow (`Execution::on_failure_of`):
+    /// the child does too, so it starts no failure workflow either.
+    pub parent_on_failure_of: Option<String>,
 }
 
 /// How the child execution ended; `started` when it paused (it then goes on by

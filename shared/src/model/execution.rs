@@ -113,8 +113,11 @@ pub struct Execution {
     /// trigger context it ran again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_of: Option<String>,
-    /// Set on a failure workflow's run (`options.onFailure`): the failed execution
-    /// it was started for. Such a run never starts a failure workflow itself.
+    /// Set on a run in a failure workflow's lineage: the failure workflow's run
+    /// (`options.onFailure`) and every subflow run under it, at any depth, paused
+    /// and resumed or not. It names the failed execution that failure workflow was
+    /// started for. Such a run never starts a failure workflow itself, so no chain
+    /// of failure workflows and subflows can loop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_failure_of: Option<String>,
 }
