@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use hookflow::app::worker::{self, Processed};
 use hookflow::model::{
-    Claim, ClaimOutcome, DeployedWorkflow, Execution, ExecutionStatus, RunMessage,
+    Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, ExecutionStatus, KeyedAccept,
+    RunMessage,
 };
 use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
 use hookflow::ports::{ExecutionFilter, Queue, Store, StoreError};
@@ -117,6 +118,26 @@ impl Store for FlakyStore {
     async fn release_claim(&self, claim: &Claim) -> Result<(), StoreError> {
         self.check()?;
         self.inner.release_claim(claim).await
+    }
+    async fn claim_run(
+        &self,
+        claim: &Claim,
+        run: &RunMessage,
+        now: u64,
+    ) -> Result<KeyedAccept, StoreError> {
+        self.check()?;
+        self.inner.claim_run(claim, run, now).await
+    }
+    async fn confirm_claim(
+        &self,
+        workflow_key: &str,
+        key: &str,
+        execution_id: &str,
+    ) -> Result<ClaimCheck, StoreError> {
+        self.check()?;
+        self.inner
+            .confirm_claim(workflow_key, key, execution_id)
+            .await
     }
 }
 
