@@ -121,13 +121,14 @@ async fn signed_senders_run_and_everything_else_is_refused_without_a_run_or_a_le
     let run = server.wait_for_execution(first["executionId"].as_str().unwrap(), "resolved");
     assert_eq!(run["output"], json!("refs/heads/main"));
 
-    // Stripe: signed now passes; signed ten minutes ago, or ahead, does not.
+    // Stripe: signed now passes; signed ten minutes ago does not (ahead does, as
+    // Stripe's own libraries accept it: tests/tests/official_sdks.rs).
     let event = br#"{"id": "evt_1", "type": "payment_intent.succeeded"}"#;
     let stripe = server.hook_url("stripe");
     let fresh = signed_headers(json!("stripe"), STRIPE_SECRET, event, "", &[], now());
     let (status, body) = post(&stripe, "application/json", event, &fresh).await;
     assert_eq!((status, body.as_str()), (200, r#"{"received":"evt_1"}"#));
-    for skew in [-600, 600] {
+    for skew in [-600] {
         let stale = signed_headers(json!("stripe"), STRIPE_SECRET, event, "", &[], now() + skew);
         let (status, body) = post(&stripe, "application/json", event, &stale).await;
         assert_eq!(status, 401);
