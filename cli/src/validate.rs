@@ -8,6 +8,8 @@ use hookflow::app::deploy::{definition_files, load_file};
 pub fn run(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let registry = hookflow::nodes::builtin();
     let mut failed = false;
+    // Every valid definition with its file, for the checks across workflows.
+    let mut valid = Vec::new();
     for path in paths {
         let files = definition_files(path)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
@@ -30,6 +32,7 @@ pub fn run(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
                     for warning in hookflow::validate::warnings(&def) {
                         println!("{}: warning: {warning}", file.display());
                     }
+                    valid.push((file, def));
                 }
                 Err(problems) => {
                     failed = true;
@@ -37,6 +40,10 @@ pub fn run(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+    }
+    let (files, definitions): (Vec<_>, Vec<_>) = valid.into_iter().unzip();
+    for (i, warning) in hookflow::validate::failure_cycles(&definitions) {
+        println!("{}: warning: {warning}", files[i].display());
     }
     Ok(if failed {
         ExitCode::FAILURE

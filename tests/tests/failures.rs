@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use hookflow_tests::{Server, client, flaky_server};
+use hookflow_tests::{Server, client, flaky_server, hookflow};
 use serde_json::{Value, json};
 
 fn alert() -> Value {
@@ -199,4 +199,26 @@ async fn runs_deeper_under_a_failure_workflow_that_pause_and_fail_start_nothing(
     let first = &server.executions(Some("a"))[1];
     assert_eq!(middle.len(), 1);
     assert_eq!(middle[0]["onFailureOf"], first["id"]);
+}
+
+#[test]
+fn validate_reports_a_failure_workflow_that_reaches_the_failed_one_again() {
+    let dir = tempfile::tempdir().unwrap();
+    for workflow in failure_loop(false, true, false) {
+        let file = dir
+            .path()
+            .join(format!("{}.json", workflow["key"].as_str().unwrap()));
+        std::fs::write(file, workflow.to_string()).unwrap();
+    }
+    let (ok, out, err) = hookflow(&["validate", dir.path().to_str().unwrap()]);
+    // Reported, not refused: calling the failed workflow again is a retry, and runs
+    // under a failure workflow start no failure workflow, so it never loops.
+    assert!(ok, "{out}{err}");
+    let warning = format!(
+        "{}: warning: options.onFailure: \"fix\" reaches this workflow again: \
+         a → fix (onFailure) → middle (subflow node \"call\") → a (subflow node \"call\").",
+        dir.path().join("a.json").display()
+    );
+    assert!(out.contains(&warning), "{out}");
+    assert_eq!(out.matches("warning").count(), 1, "{out}");
 }

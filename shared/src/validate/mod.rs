@@ -13,10 +13,12 @@ use crate::lang::template;
 use crate::model::{WorkflowDefinition, is_hook_id};
 
 mod callers;
+mod cycles;
 mod inbound;
 mod operate;
 mod schema;
 
+pub use cycles::failure_cycles;
 pub use schema::definition_schema;
 
 const ROOT_FIELDS: [&str; 9] = [

@@ -1,0 +1,204 @@
+//! Cycles through failure workflows, across a set of definitions: a workflow whose
+//! failure workflow reaches it again, through subflows or the failure workflows
+//! of failure workflows. Never a loop at run time (no run in a failure workflow's
+//! lineage starts a failure workflow), but when the workflow fails again there,
+//! its own failure workflow is not started for it: worth a warning, not a refusal
+//! (calling the failed workflow again from its failure workflow is a retry).
+
+use std::collections::{HashMap, VecDeque};
+
+use super::Problem;
+use crate::model::{NodeDefinition, WorkflowDefinition};
+
+/// One way a run of a workflow starts a run of another.
+#[derive(Debug, Clone)]
+struct Edge {
+    to: String,
+    /// How, as the cycle's path shows it: `onFailure`, `subflow node "call"`.
+    how: String,
+}
+
+/// One warning per workflow whose failure workflow reaches it again, at
+/// `options.onFailure`, with the shortest such path; each with the workflow's
+/// index in `definitions`.
+pub fn failure_cycles(definitions: &[WorkflowDefinition]) -> Vec<(usize, Problem)> {
+    let edges: HashMap<&str, Vec<Edge>> = definitions
+        .iter()
+        .map(|d| (d.key.as_str(), edges_of(d)))
+        .collect();
+    let mut found = Vec::new();
+    for (index, definition) in definitions.iter().enumerate() {
+        let Some(target) = definition.options.on_failure.as_deref() else {
+            continue;
+        };
+        let Some(path) = path_back(&edges, target, &definition.key) else {
+            continue;
+        };
+        let key = &definition.key;
+        let steps: String = path
+            .iter()
+            .map(|e| format!(" → {} ({})", e.to, e.how))
+            .collect();
+        found.push((
+            index,
+            Problem {
+                path: "options.onFailure".into(),
+                message: format!(
+                    "{target:?} reaches this workflow again: {key} → {target} (onFailure){steps}. \
+                     It never loops (runs under a failure workflow start no failure workflow), \
+                     but when {key} fails there, {target} is not started for that failure"
+                ),
+            },
+        ));
+    }
+    found
+}
+
+/// What a run of `definition` may start: its failure workflow and the workflows
+/// its `subflow` nodes call.
+fn edges_of(definition: &WorkflowDefinition) -> Vec<Edge> {
+    let mut edges: Vec<Edge> = definition
+        .options
+        .on_failure
+        .iter()
+        .map(|to| Edge {
+            to: to.clone(),
+            how: "onFailure".into(),
+        })
+        .collect();
+    subflow_calls(&definition.nodes, &mut edges);
+    edges
+}
+
+fn subflow_calls(nodes: &[NodeDefinition], edges: &mut Vec<Edge>) {
+    for node in nodes {
+        if node.kind == "subflow"
+            && let Some(to) = node.config.get("workflow").and_then(|w| w.as_str())
+        {
+            edges.push(Edge {
+                to: to.to_string(),
+                how: format!("subflow node {:?}", node.key),
+            });
+        }
+        for branch in node.branches.values() {
+            subflow_calls(branch, edges);
+        }
+    }
+}
+
+/// The shortest chain of edges from `from` to `to` (breadth first), if any.
+fn path_back(edges: &HashMap<&str, Vec<Edge>>, from: &str, to: &str) -> Option<Vec<Edge>> {
+    let mut came_by: HashMap<String, (String, Edge)> = HashMap::new();
+    let mut queue = VecDeque::from([from.to_string()]);
+    while let Some(at) = queue.pop_front() {
+        for edge in edges.get(at.as_str()).into_iter().flatten() {
+            if edge.to == from || came_by.contains_key(&edge.to) {
+                continue;
+            }
+            came_by.insert(edge.to.clone(), (at.clone(), edge.clone()));
+            if edge.to == to {
+                let mut path = Vec::new();
+                let mut step = to.to_string();
+                while let Some((previous, edge)) = came_by.get(&step) {
+                    path.push(edge.clone());
+                    step = previous.clone();
+                }
+                path.reverse();
+                return Some(path);
+            }
+            queue.push_back(edge.to.clone());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn definitions(docs: &[Value]) -> Vec<WorkflowDefinition> {
+        docs.iter()
+            .map(|d| crate::validate::validate(d, &crate::nodes::builtin()).unwrap())
+            .collect()
+    }
+
+    fn workflow(key: &str, on_failure: Option<&str>, calls: &[&str]) -> Value {
+        let nodes: Vec<Value> = calls
+            .iter()
+            .map(|c| json!({"key": format!("call_{c}"), "type": "subflow", "config": {"workflow": c}}))
+            .collect();
+        let mut doc = json!({"key": key, "trigger": {"type": "webhook"}, "nodes": nodes});
+        if let Some(f) = on_failure {
+            doc["options"] = json!({"onFailure": f});
+        }
+        doc
+    }
+
+    fn cycles(docs: &[Value]) -> Vec<String> {
+        let definitions = definitions(docs);
+        failure_cycles(&definitions)
+            .into_iter()
+            .map(|(i, p)| format!("{}: {p}", definitions[i].key))
+            .collect()
+    }
+
+    #[test]
+    fn a_failure_workflow_calling_the_failed_one_is_a_cycle() {
+        let found = cycles(&[
+            workflow("a", Some("fix"), &[]),
+            workflow("fix", None, &["a"]),
+        ]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with(
+                "a: options.onFailure: \"fix\" reaches this workflow again: a → fix (onFailure) → a (subflow node \"call_a\")"
+            ),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn deeper_paths_and_failure_workflows_of_failure_workflows() {
+        // a → fix → (subflow) middle → (onFailure) alert → (subflow) a: both
+        // workflows whose failure workflow is on the cycle are told.
+        let found = cycles(&[
+            workflow("a", Some("fix"), &[]),
+            workflow("fix", None, &["middle"]),
+            workflow("middle", Some("alert"), &[]),
+            workflow("alert", None, &["a"]),
+        ]);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[1].contains("middle → alert (onFailure) → a"),
+            "{found:?}"
+        );
+        assert!(found[0].contains(
+            "a → fix (onFailure) → middle (subflow node \"call_middle\") → alert (onFailure) → a (subflow node \"call_a\")"
+        ), "{found:?}");
+        // Two workflows naming each other: each is told.
+        let found = cycles(&[
+            workflow("ping", Some("pong"), &[]),
+            workflow("pong", Some("ping"), &[]),
+        ]);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].contains("ping → pong (onFailure) → ping (onFailure)"));
+    }
+
+    #[test]
+    fn no_cycle_no_warning() {
+        assert!(
+            cycles(&[
+                workflow("a", Some("alert"), &["b"]),
+                workflow("b", Some("alert"), &[]),
+                workflow("alert", None, &["notify"]),
+                workflow("notify", None, &[]),
+                // Subflow cycles without a failure workflow are the depth limit's.
+                workflow("x", None, &["y"]),
+                workflow("y", None, &["x"]),
+            ])
+            .is_empty()
+        );
+    }
+}
