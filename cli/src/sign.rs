@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use hookflow::model::SignatureConfig;
+use hookflow::model::{SignatureConfig, SignaturePreset};
 
 #[derive(clap::Args)]
 pub struct SignArgs {
@@ -34,6 +34,10 @@ pub struct SignArgs {
     /// Twilio: the URL the request is sent to.
     #[arg(long, default_value = "")]
     url: String,
+    /// Twilio: the body is JSON, so Twilio signs the URL with `bodySHA256=<the
+    /// body's hex SHA-256>` appended (printed on stderr: send the request there).
+    #[arg(long)]
+    json: bool,
     /// Standard Webhooks: the message id.
     #[arg(long, default_value = "msg_hookflow_sign")]
     id: String,
@@ -65,15 +69,24 @@ pub fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
         }
         (None, None) => unreachable!("clap requires one of --body and --body-file"),
     };
-    // Twilio signs form fields, decoded.
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    if args.json && config.preset != SignaturePreset::Twilio {
+        anyhow::bail!("--json applies to --preset twilio only");
+    }
+    let (url, form) = if args.json {
+        let url = hookflow::webhook::signature::twilio_json_url(&args.url, &body);
+        eprintln!("send to: {url}");
+        (url, Vec::new())
+    } else {
+        // Twilio signs form fields, decoded.
+        let form: Vec<(String, String)> = url::form_urlencoded::parse(&body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        (args.url.clone(), form)
+    };
     let now = chrono::Utc::now().timestamp();
-    let headers = hookflow::webhook::signature::sign(
-        &config, &secret, &body, &args.url, &form, now, &args.id,
-    )
-    .map_err(anyhow::Error::msg)?;
+    let headers =
+        hookflow::webhook::signature::sign(&config, &secret, &body, &url, &form, now, &args.id)
+            .map_err(anyhow::Error::msg)?;
     for (name, value) in headers {
         println!("{name}: {value}");
     }

@@ -1,6 +1,12 @@
 //! `trigger.signature` (inbound.md §2): each preset's header, signed bytes and
-//! encoding, verified over the exact bytes received, in constant time (the MAC
-//! crates' `verify_slice`), against every configured secret (rotation).
+//! encoding, verified over the exact bytes received as its provider's official
+//! library verifies them (named in each preset's code and in docs/workflows.md),
+//! compared in constant time, against every configured secret (rotation).
+
+mod sign;
+mod standard_webhooks;
+mod stripe;
+mod twilio;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -9,6 +15,9 @@ use http::HeaderMap;
 use subtle::ConstantTimeEq;
 
 use crate::model::{HmacAlgorithm, SignatureConfig, SignatureEncoding, SignaturePreset};
+
+pub use sign::sign;
+pub use twilio::json_url as twilio_json_url;
 
 /// Why a signature was refused: the class is logged, the message answered. Neither
 /// ever holds a secret or an expected value.
@@ -62,114 +71,57 @@ pub fn verify<S: AsRef<str>>(
     request: &Signed<'_>,
 ) -> Result<(), Failure> {
     let tolerance = i64::try_from(config.tolerance()).unwrap_or(i64::MAX);
-    let fresh = |ts: &str| -> Result<Vec<u8>, Failure> {
-        let at: i64 = ts
-            .trim()
-            .parse()
-            .map_err(|_| Failure::BadFormat("the timestamp is not a number".into()))?;
-        if request.now.abs_diff(at) > tolerance.unsigned_abs() {
-            return Err(Failure::StaleTimestamp);
-        }
-        Ok(ts.trim().as_bytes().to_vec())
-    };
+    // An empty secret would let anyone sign; the official libraries refuse one.
+    let secrets: Vec<&str> = secrets
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|s| !s.trim().is_empty())
+        .collect();
+    let sha256 = HmacAlgorithm::Sha256;
     match config.preset {
         SignaturePreset::Github => {
+            // @octokit/webhooks-methods 6.0.0 `verify`: `sha256=<lowercase hex>`
+            // compared as text; an empty payload is refused.
             let value = header(request.headers, "x-hub-signature-256")?;
-            let hex_sig = value
+            value
                 .strip_prefix("sha256=")
+                .filter(|sig| hex::decode(sig).is_ok())
                 .ok_or_else(|| Failure::BadFormat("expected sha256=<hex>".into()))?;
-            let sig = decode(hex_sig, SignatureEncoding::Hex)?;
-            any_secret(secrets, |key| {
-                matches(HmacAlgorithm::Sha256, key, &[request.body], &sig)
+            non_empty(request.body)?;
+            any_secret(&secrets, |key| {
+                let raw = mac(sha256, key, &[request.body]);
+                same_text(&format!("sha256={}", hex::encode(raw)), value)
             })
         }
         SignaturePreset::Shopify => {
-            let sig = decode(
-                header(request.headers, "x-shopify-hmac-sha256")?,
-                SignatureEncoding::Base64,
-            )?;
-            any_secret(secrets, |key| {
-                matches(HmacAlgorithm::Sha256, key, &[request.body], &sig)
+            // @shopify/shopify-api 15.0.0 `webhooks.validate`: the events header
+            // first, base64 compared as text, an empty body refused.
+            let value = header(request.headers, "shopify-hmac-sha256")
+                .or_else(|_| header(request.headers, "x-shopify-hmac-sha256"))?;
+            non_empty(request.body)?;
+            any_secret(&secrets, |key| {
+                same_text(&STANDARD.encode(mac(sha256, key, &[request.body])), value)
             })
         }
-        SignaturePreset::Stripe => {
-            let value = header(request.headers, "stripe-signature")?;
-            let mut timestamp = None;
-            let mut candidates = Vec::new();
-            for part in value.split(',') {
-                match part.trim().split_once('=') {
-                    Some(("t", t)) => timestamp = Some(t),
-                    Some(("v1", sig)) => candidates.push(decode(sig, SignatureEncoding::Hex)?),
-                    _ => {}
-                }
-            }
-            let ts = fresh(timestamp.ok_or_else(|| Failure::BadFormat("no t=".into()))?)?;
-            if candidates.is_empty() {
-                return Err(Failure::BadFormat("no v1= signature".into()));
-            }
-            any_secret(secrets, |key| {
-                candidates
-                    .iter()
-                    .any(|sig| matches(HmacAlgorithm::Sha256, key, &[&ts, b".", request.body], sig))
-            })
-        }
+        SignaturePreset::Stripe => stripe::verify(&secrets, request, tolerance),
         SignaturePreset::Slack => {
+            // slack_sdk 3.48.0 `SignatureVerifier.is_valid`: the timestamp signed as
+            // received, `v0=<hex>` compared as text.
             let value = header(request.headers, "x-slack-signature")?;
-            let ts = fresh(header(request.headers, "x-slack-request-timestamp")?)?;
-            let sig = decode(
-                value
-                    .strip_prefix("v0=")
-                    .ok_or_else(|| Failure::BadFormat("expected v0=<hex>".into()))?,
-                SignatureEncoding::Hex,
-            )?;
-            any_secret(secrets, |key| {
-                matches(
-                    HmacAlgorithm::Sha256,
-                    key,
-                    &[b"v0:", &ts, b":", request.body],
-                    &sig,
-                )
+            let ts = header(request.headers, "x-slack-request-timestamp")?;
+            fresh(ts, request.now, tolerance)?;
+            if !value.starts_with("v0=") {
+                return Err(Failure::BadFormat("expected v0=<hex>".into()));
+            }
+            any_secret(&secrets, |key| {
+                let raw = mac(sha256, key, &[b"v0:", ts.as_bytes(), b":", request.body]);
+                same_text(&format!("v0={}", hex::encode(raw)), value)
             })
         }
         SignaturePreset::StandardWebhooks => {
-            let id = header(request.headers, "webhook-id")?;
-            let ts = fresh(header(request.headers, "webhook-timestamp")?)?;
-            let value = header(request.headers, "webhook-signature")?;
-            let candidates: Vec<Vec<u8>> = value
-                .split_whitespace()
-                .filter_map(|s| s.strip_prefix("v1,"))
-                .map(|sig| decode(sig, SignatureEncoding::Base64))
-                .collect::<Result<_, _>>()?;
-            if candidates.is_empty() {
-                return Err(Failure::BadFormat("no v1,<base64> signature".into()));
-            }
-            let keys: Vec<Vec<u8>> = secrets
-                .iter()
-                .map(|s| standard_webhooks_key(s.as_ref()))
-                .collect::<Result<_, _>>()?;
-            let signed: [&[u8]; 5] = [id.as_bytes(), b".", &ts, b".", request.body];
-            let found = keys.iter().any(|key| {
-                candidates
-                    .iter()
-                    .any(|sig| matches(HmacAlgorithm::Sha256, key, &signed, sig))
-            });
-            if found {
-                Ok(())
-            } else {
-                Err(Failure::Mismatch)
-            }
+            standard_webhooks::verify(&secrets, request, tolerance)
         }
-        SignaturePreset::Twilio => {
-            let sig = decode(
-                header(request.headers, "x-twilio-signature")?,
-                SignatureEncoding::Base64,
-            )?;
-            let url = config.public_url.as_deref().unwrap_or(request.url);
-            let signed = twilio_signed(url, request.form);
-            any_secret(secrets, |key| {
-                matches(HmacAlgorithm::Sha1, key, &signed, &sig)
-            })
-        }
+        SignaturePreset::Twilio => twilio::verify(config, &secrets, request),
         SignaturePreset::Hmac => {
             let name = config.header.as_deref().unwrap_or("x-signature");
             let mut value = header(request.headers, name)?;
@@ -183,30 +135,42 @@ pub fn verify<S: AsRef<str>>(
             let signed: Vec<u8> = match config.timestamp_header.as_deref() {
                 None => request.body.to_vec(),
                 Some(ts_header) => {
-                    let ts = fresh(header(request.headers, ts_header)?)?;
-                    let ts = String::from_utf8_lossy(&ts).into_owned();
-                    let format = config
-                        .signed_payload
-                        .as_deref()
-                        .unwrap_or("{timestamp}.{body}");
-                    fill_payload(format, &ts, request.body)
+                    let ts = header(request.headers, ts_header)?;
+                    fresh(ts, request.now, tolerance)?;
+                    fill_payload(generic_payload(config), ts, request.body)
                 }
             };
-            any_secret(secrets, |key| matches(algorithm, key, &[&signed], &sig))
+            any_secret(&secrets, |key| {
+                mac(algorithm, key, &[&signed]).ct_eq(&sig).into()
+            })
         }
     }
 }
 
-/// What Twilio signs: the URL, then each form field's name and value, sorted.
-fn twilio_signed<'a>(url: &'a str, form: &'a [(String, String)]) -> Vec<&'a [u8]> {
-    let mut fields: Vec<&(String, String)> = form.iter().collect();
-    fields.sort();
-    let mut signed: Vec<&[u8]> = vec![url.as_bytes()];
-    for (name, value) in fields {
-        signed.push(name.as_bytes());
-        signed.push(value.as_bytes());
+/// An integer timestamp within `tolerance` of `now`, either way.
+fn fresh(ts: &str, now: i64, tolerance: i64) -> Result<i64, Failure> {
+    let at: i64 = ts
+        .parse()
+        .map_err(|_| Failure::BadFormat("the timestamp is not a number".into()))?;
+    if now.abs_diff(at) > tolerance.unsigned_abs() {
+        return Err(Failure::StaleTimestamp);
     }
-    signed
+    Ok(at)
+}
+
+fn non_empty(body: &[u8]) -> Result<(), Failure> {
+    if body.is_empty() {
+        return Err(Failure::BadFormat("the body is empty".into()));
+    }
+    Ok(())
+}
+
+/// The generic preset's `signedPayload` (default `{timestamp}.{body}`).
+fn generic_payload(config: &SignatureConfig) -> &str {
+    config
+        .signed_payload
+        .as_deref()
+        .unwrap_or("{timestamp}.{body}")
 }
 
 /// `signedPayload` with `{timestamp}` and `{body}` filled in (the body as bytes,
@@ -243,22 +207,12 @@ fn decode(text: &str, encoding: SignatureEncoding) -> Result<Vec<u8>, Failure> {
     }
 }
 
-/// A Standard Webhooks secret is `whsec_<base64 key>`; the key is the decoded bytes.
-fn standard_webhooks_key(secret: &str) -> Result<Vec<u8>, Failure> {
-    let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
-    STANDARD.decode(encoded).map_err(|_| {
-        Failure::BadFormat(
-            "the configured secret is not whsec_<base64> (a configuration error)".into(),
-        )
-    })
-}
-
-fn any_secret<S: AsRef<str>>(secrets: &[S], check: impl Fn(&[u8]) -> bool) -> Result<(), Failure> {
+fn any_secret(secrets: &[&str], check: impl Fn(&[u8]) -> bool) -> Result<(), Failure> {
     // Every secret is tried (no early exit), so the time taken does not tell
     // which one matched.
-    let found = secrets.iter().fold(false, |found, secret| {
-        check(secret.as_ref().as_bytes()) | found
-    });
+    let found = secrets
+        .iter()
+        .fold(false, |found, secret| check(secret.as_bytes()) | found);
     if found {
         Ok(())
     } else {
@@ -282,106 +236,11 @@ pub(crate) fn mac(algorithm: HmacAlgorithm, key: &[u8], parts: &[&[u8]]) -> Vec<
     }
 }
 
-/// Whether HMAC(key, parts...) equals `expected`, compared in constant time (the
-/// length of a MAC is public; its bytes are compared without an early exit).
-fn matches(algorithm: HmacAlgorithm, key: &[u8], parts: &[&[u8]], expected: &[u8]) -> bool {
-    mac(algorithm, key, parts).ct_eq(expected).into()
-}
-
-/// The signature a sender would put in its header(s) for `body`: for `hookflow
-/// sign` and tests. Returns header name/value pairs.
-pub fn sign(
-    config: &SignatureConfig,
-    secret: &str,
-    body: &[u8],
-    url: &str,
-    form: &[(String, String)],
-    now: i64,
-    message_id: &str,
-) -> Result<Vec<(String, String)>, String> {
-    let key = secret.as_bytes();
-    let ts = now.to_string();
-    let sha256 = HmacAlgorithm::Sha256;
-    Ok(match config.preset {
-        SignaturePreset::Github => vec![(
-            "X-Hub-Signature-256".into(),
-            format!("sha256={}", hex::encode(mac(sha256, key, &[body]))),
-        )],
-        SignaturePreset::Shopify => vec![(
-            "X-Shopify-Hmac-Sha256".into(),
-            STANDARD.encode(mac(sha256, key, &[body])),
-        )],
-        SignaturePreset::Stripe => vec![(
-            "Stripe-Signature".into(),
-            format!(
-                "t={ts},v1={}",
-                hex::encode(mac(sha256, key, &[ts.as_bytes(), b".", body]))
-            ),
-        )],
-        SignaturePreset::Slack => vec![
-            ("X-Slack-Request-Timestamp".into(), ts.clone()),
-            (
-                "X-Slack-Signature".into(),
-                format!(
-                    "v0={}",
-                    hex::encode(mac(sha256, key, &[b"v0:", ts.as_bytes(), b":", body]))
-                ),
-            ),
-        ],
-        SignaturePreset::StandardWebhooks => {
-            let key = standard_webhooks_key(secret).map_err(|f| f.message())?;
-            let sig = mac(
-                sha256,
-                &key,
-                &[message_id.as_bytes(), b".", ts.as_bytes(), b".", body],
-            );
-            vec![
-                ("webhook-id".into(), message_id.into()),
-                ("webhook-timestamp".into(), ts.clone()),
-                (
-                    "webhook-signature".into(),
-                    format!("v1,{}", STANDARD.encode(sig)),
-                ),
-            ]
-        }
-        SignaturePreset::Twilio => {
-            let url = config.public_url.as_deref().unwrap_or(url);
-            let signed = twilio_signed(url, form);
-            vec![(
-                "X-Twilio-Signature".into(),
-                STANDARD.encode(mac(HmacAlgorithm::Sha1, key, &signed)),
-            )]
-        }
-        SignaturePreset::Hmac => {
-            let algorithm = config.algorithm.unwrap_or(HmacAlgorithm::Sha256);
-            let mut headers = Vec::new();
-            let signed = match config.timestamp_header.as_deref() {
-                None => body.to_vec(),
-                Some(name) => {
-                    headers.push((name.to_string(), ts.clone()));
-                    let format = config
-                        .signed_payload
-                        .as_deref()
-                        .unwrap_or("{timestamp}.{body}");
-                    fill_payload(format, &ts, body)
-                }
-            };
-            let raw = mac(algorithm, key, &[&signed]);
-            let encoded = match config.encoding.unwrap_or(SignatureEncoding::Hex) {
-                SignatureEncoding::Hex => hex::encode(raw),
-                SignatureEncoding::Base64 => STANDARD.encode(raw),
-            };
-            let prefix = config.prefix.clone().unwrap_or_default();
-            headers.push((
-                config
-                    .header
-                    .clone()
-                    .unwrap_or_else(|| "X-Signature".into()),
-                format!("{prefix}{encoded}"),
-            ));
-            headers
-        }
-    })
+/// Whether an expected signature equals a received one, as the official libraries
+/// compare them: as text (so `ABC` is not `abc`), in constant time for texts of
+/// equal length (a signature's length is public).
+fn same_text(expected: &str, received: &str) -> bool {
+    expected.as_bytes().ct_eq(received.as_bytes()).into()
 }
 
 #[cfg(test)]

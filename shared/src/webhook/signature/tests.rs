@@ -164,7 +164,10 @@ fn twilio_documented_example() {
     .iter()
     .map(|(n, v)| (n.to_string(), v.to_string()))
     .collect();
-    let h = headers(&[("X-Twilio-Signature", "0/KCTR6DLpKmkAf8muzZqo1nDgQ=")]);
+    let h = headers(&[
+        ("X-Twilio-Signature", "0/KCTR6DLpKmkAf8muzZqo1nDgQ="),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ]);
     let run = |c: &SignatureConfig, url: &str, form: &[(String, String)]| {
         verify(
             c,
@@ -213,9 +216,10 @@ fn stripe_and_shopify_signed_here() {
         check(&stripe, &["whsec_test"], &h, body, now + 301),
         Err(Failure::StaleTimestamp)
     );
+    // Signed ahead of this clock: accepted, as Stripe's libraries accept it.
     assert_eq!(
-        check(&stripe, &["whsec_test"], &h, body, now - 301),
-        Err(Failure::StaleTimestamp)
+        check(&stripe, &["whsec_test"], &h, body, now - 3600),
+        Ok(())
     );
     // Stripe lists one v1 per active secret during a roll: any may match.
     let rolled = format!(
