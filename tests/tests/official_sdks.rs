@@ -19,7 +19,7 @@ const STRIPE: &str = "whsec_stripe-oracle-77c1";
 const SLACK: &str = "slack-secret-31d8";
 const SHOPIFY: &str = "shpss_oracle-5e2b";
 /// base64 of a 20-byte key written without its `=`: Svix's Python library pads it.
-const SW: &str = "whsec_aG9va2Zsb3ctb3JhY2xlLWtleS0x";
+const SW: &str = "whsec_aG9va2Zsb3ctb3JhY2xlLWtleTE";
 const TWILIO: &str = "twilio-token-4b6e";
 const PUBLIC_URL: &str = "https://hooks.example.com/twilio/inbound";
 
