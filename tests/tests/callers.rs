@@ -31,7 +31,9 @@ fn workflows() -> Vec<Value> {
         json!({"key": "slack-events", "trigger": {"type": "webhook", "hookId": "slack",
             "signature": {"preset": "slack", "secret": {"env": "SLACK_SECRET"}},
             "handshake": {"preset": "slack"}}}),
+        // Zoom signs its check too, and it is answered only once that passed.
         json!({"key": "zoom", "trigger": {"type": "webhook", "hookId": "zoom",
+            "signature": zoom_signature(),
             "handshake": {"preset": "zoom", "secret": {"env": "ZOOM_SECRET"}}}}),
         json!({"key": "graph", "trigger": {"type": "webhook", "hookId": "graph",
             "handshake": {"preset": "msgraph"}}}),
@@ -44,6 +46,13 @@ fn workflows() -> Vec<Value> {
         json!({"key": "limited", "sync": true, "trigger": {"type": "webhook", "hookId": "limited",
             "rateLimit": {"perSecond": 2, "burst": 3}}, "nodes": ok_response()}),
     ]
+}
+
+/// Zoom's scheme: `x-zm-signature: v0=hex(HMAC-SHA256(secret, "v0:{ts}:{body}"))`.
+fn zoom_signature() -> Value {
+    json!({"preset": "hmac", "header": "x-zm-signature", "prefix": "v0=",
+        "timestampHeader": "x-zm-request-timestamp", "signedPayload": "v0:{timestamp}:{body}",
+        "secret": {"env": "ZOOM_SECRET"}})
 }
 
 fn start() -> Server {
@@ -156,13 +165,11 @@ async fn each_senders_check_is_answered_in_its_shape_and_starts_nothing() {
     // A GET to a hook whose sender checks with a POST is the wrong method.
     assert_eq!(get(&slack).await.status, 405);
 
-    // Zoom.
-    let zoom = post_json(
-        &server.hook_url("zoom"),
-        r#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#,
-        &[],
-    )
-    .await;
+    // Zoom, signed as Zoom signs it.
+    let check = r#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#;
+    let config: SignatureConfig = serde_json::from_value(zoom_signature()).unwrap();
+    let signed = sign(&config, ZOOM_SECRET, check.as_bytes(), "", &[], now, "").unwrap();
+    let zoom = post_json(&server.hook_url("zoom"), check, &signed).await;
     assert_eq!(zoom.status, 200);
     assert_eq!(
         serde_json::from_str::<Value>(&zoom.body).unwrap(),
@@ -293,4 +300,87 @@ async fn the_rate_limit_allows_its_burst_then_refills_at_its_rate() {
         post_json(&server.hook_url("local"), "{}", &[]).await.status,
         200
     );
+}
+
+/// Callers that fail Basic auth or the signature never spend the hook's rate
+/// limit (issue 23, item 10): a flood of them from one address leaves the real
+/// sender, from another, its whole burst; the flooding address itself is cut off
+/// (429) before its bodies are read.
+#[tokio::test]
+async fn failed_callers_never_spend_the_real_senders_rate_limit() {
+    let limit = json!({"perSecond": 0.2, "burst": 2});
+    let workflows = vec![
+        json!({"key": "signed-limited", "sync": true, "trigger": {"type": "webhook", "hookId": "signed-limited",
+            "signature": {"preset": "github", "secret": {"env": "SLACK_SECRET"}}, "rateLimit": limit},
+            "nodes": ok_response()}),
+        json!({"key": "password-limited", "sync": true, "trigger": {"type": "webhook", "hookId": "password-limited",
+            "basicAuthentication": {"username": "u", "password": {"env": "META_TOKEN"}}, "rateLimit": limit},
+            "nodes": ok_response()}),
+    ];
+    let server = Server::start_with_env(
+        &workflows,
+        &[],
+        &[("SLACK_SECRET", SLACK_SECRET), ("META_TOKEN", META_TOKEN)],
+    );
+    let signed_url = server.hook_url("signed-limited");
+    let password_url = server.hook_url("password-limited");
+    let body = r#"{"action":"opened"}"#;
+    let github: SignatureConfig =
+        serde_json::from_value(json!({"preset": "github", "secret": "x"})).unwrap();
+    let good_signature = sign(&github, SLACK_SECRET, body.as_bytes(), "", &[], 0, "").unwrap();
+
+    // The attacker, from another loopback address (the server listens on 127.0.0.1).
+    let _ = client();
+    let attacker = reqwest::Client::builder()
+        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let mut answers = Vec::new();
+    for _ in 0..20 {
+        let forged = attacker
+            .post(&signed_url)
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", format!("sha256={}", "0".repeat(64)))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        answers.push(forged.status().as_u16());
+        let guessed = attacker
+            .post(&password_url)
+            .basic_auth("u", Some("guess"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        answers.push(guessed.status().as_u16());
+    }
+    assert!(
+        answers.iter().all(|s| [401, 429].contains(s)),
+        "{answers:?}"
+    );
+    assert_eq!(answers[..4], [401, 401, 401, 401], "{answers:?}");
+    assert_eq!(answers[answers.len() - 2..], [429, 429], "{answers:?}");
+
+    // The real sender still has its whole burst on both hooks.
+    for _ in 0..2 {
+        let delivered = post_json(&signed_url, body, &good_signature).await;
+        assert_eq!(delivered.status, 200, "{}", delivered.body);
+        let logged_in = send(
+            client()
+                .post(&password_url)
+                .basic_auth("u", Some(META_TOKEN))
+                .body("{}"),
+        )
+        .await;
+        assert_eq!(logged_in.status, 200, "{}", logged_in.body);
+    }
+    // Past it, the real sender is limited as configured.
+    assert_eq!(
+        post_json(&signed_url, body, &good_signature).await.status,
+        429
+    );
+    assert_eq!(server.executions(Some("signed-limited")).len(), 2);
+    assert_eq!(server.executions(Some("password-limited")).len(), 2);
 }

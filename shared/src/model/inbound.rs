@@ -177,8 +177,10 @@ pub struct HandshakeConfig {
     /// `meta`: the token typed into the app's webhook settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_token: Option<SecretRef>,
-    /// `zoom` (the app's secret token) and `crc` (the consumer secret); when absent,
-    /// the first `trigger.signature.secret`.
+    /// `zoom`: the app's secret token; when absent, the first
+    /// `trigger.signature.secret` (a zoom check is answered only once that
+    /// signature passed). `crc`: the consumer secret, required (never the
+    /// signature's: a CRC is an unsigned GET anyone may send).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<SecretRef>,
 }

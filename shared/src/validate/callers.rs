@@ -70,11 +70,21 @@ fn check_handshake(handshake: &Value, has_signature: bool, check: &mut Checker) 
             format!("{at}.secret"),
             "applies to the zoom and crc presets only",
         ),
-        None if signs && !has_signature => check.error(
+        // The CRC is an unsigned GET: answered with a secret that signs bodies,
+        // it would sign any text a caller sends.
+        None if preset == Some("crc") => check.error(
             format!("{at}.secret"),
-            "is required (or a trigger.signature whose first secret it is)",
+            "is required for crc (X's consumer secret), written here: the signature's secret is never used to answer a check anyone can send",
         ),
         None => {}
+    }
+    // Zoom's check is answered only once its signature is verified; without one
+    // anyone could have a text of their choice signed with the app's secret token.
+    if preset == Some("zoom") && !has_signature {
+        check.error(
+            "trigger.signature",
+            "is required with a zoom handshake (Zoom signs its check too: hmac, header x-zm-signature, prefix \"v0=\", timestampHeader x-zm-request-timestamp, signedPayload \"v0:{timestamp}:{body}\"); a check is answered only once its signature is verified",
+        );
     }
 }
 
@@ -160,13 +170,24 @@ mod tests {
 
     use crate::validate::inbound::tests::problems;
 
+    /// Zoom's scheme: `x-zm-signature: v0=hex(HMAC-SHA256(secret, "v0:{ts}:{body}"))`.
+    fn zoom_signature() -> serde_json::Value {
+        json!({"preset": "hmac", "header": "x-zm-signature", "prefix": "v0=",
+            "timestampHeader": "x-zm-request-timestamp", "signedPayload": "v0:{timestamp}:{body}",
+            "secret": {"env": "ZOOM_SECRET"}})
+    }
+
     #[test]
     fn good_settings_are_accepted() {
         for extra in [
             json!({"handshake": {"preset": "meta", "verifyToken": {"env": "META_TOKEN"}}}),
             json!({"handshake": {"preset": "dropbox"}}),
-            json!({"handshake": {"preset": "zoom", "secret": {"env": "ZOOM_SECRET"}}}),
-            json!({"handshake": {"preset": "crc"}, "signature": {"preset": "hmac", "header": "x-sig", "secret": {"env": "S"}}}),
+            json!({"handshake": {"preset": "zoom", "secret": {"env": "ZOOM_SECRET"}}, "signature": zoom_signature()}),
+            json!({"handshake": {"preset": "zoom"}, "signature": zoom_signature()}),
+            json!({"handshake": {"preset": "crc", "secret": {"env": "X"}}}),
+            // X's own case: one consumer secret for the CRC and the signature.
+            json!({"handshake": {"preset": "crc", "secret": {"env": "X"}}, "signature": {"preset": "hmac",
+                "header": "x-twitter-webhooks-signature", "encoding": "base64", "prefix": "sha256=", "secret": {"env": "X"}}}),
             json!({"idempotency": {"key": "{{$context.headers.x-id}}", "ttlSeconds": 60}}),
             json!({"idempotency": {}, "signature": {"preset": "stripe", "secret": {"env": "S"}}}),
             json!({"allowIps": ["192.30.252.0/22", "2001:db8::/32", "10.0.0.1"]}),
@@ -190,7 +211,19 @@ mod tests {
             ),
             (
                 json!({"handshake": {"preset": "zoom"}}),
-                "trigger.handshake.secret",
+                "trigger.signature: is required with a zoom handshake",
+            ),
+            (
+                json!({"handshake": {"preset": "zoom", "secret": {"env": "ZOOM_SECRET"}}}),
+                "trigger.signature: is required with a zoom handshake",
+            ),
+            (
+                json!({"handshake": {"preset": "crc"}}),
+                "trigger.handshake.secret: is required for crc",
+            ),
+            (
+                json!({"handshake": {"preset": "crc"}, "signature": {"preset": "hmac", "header": "x-sig", "secret": {"env": "S"}}}),
+                "trigger.handshake.secret: is required for crc",
             ),
             (
                 json!({"handshake": {"preset": "slack", "secret": "x"}}),

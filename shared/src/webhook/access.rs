@@ -1,6 +1,7 @@
 //! Who may call a hook (inbound.md §6): `trigger.allowIps` and `trigger.rateLimit`.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -47,12 +48,94 @@ fn block_of(entry: &str) -> Option<IpNet> {
     Some(block)
 }
 
-/// A token bucket per hook: `burst` tokens, refilled at `perSecond`. Kept per
-/// process (a Lambda's warm instance, a `hookflow serve`), and reset when the
-/// hook's limit changes.
+/// `trigger.rateLimit`: token buckets kept per process (a Lambda's warm instance,
+/// a `hookflow serve`), each reset when its hook's limit changes. Two kinds, so a
+/// caller who fails the hook's checks never spends what its real sender needs:
+/// - one per hook, spent only by callers that passed Basic auth and the signature
+///   (by everyone, on a hook with neither);
+/// - one per hook and source address (an IPv6 /64 counts as one address), spent
+///   by callers that failed those checks and by GET handshakes. A source that
+///   empties its bucket is refused before its body is read or a MAC computed, so
+///   failing costs a bounded amount of work per address, and only that address
+///   waits.
 #[derive(Default)]
 pub struct RateLimiter {
-    buckets: Mutex<HashMap<String, Bucket>>,
+    proven: Buckets<String>,
+    unproven: Buckets<(String, Option<IpAddr>)>,
+}
+
+/// Whose bucket a request spends (see [`RateLimiter`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Caller {
+    /// Passed the hook's checks.
+    Proven,
+    /// Failed one, or a GET handshake: counted against its source address.
+    Unproven(Option<SourceIp>),
+}
+
+impl RateLimiter {
+    /// Whether `caller`'s bucket holds a token now (none is taken); `Err` is how
+    /// long until one is free.
+    pub fn room(
+        &self,
+        hook_id: &str,
+        caller: Caller,
+        limit: RateLimit,
+        now: Instant,
+    ) -> Result<(), Duration> {
+        self.spend(hook_id, caller, limit, now, false)
+    }
+
+    /// Takes a token from `caller`'s bucket.
+    pub fn take(
+        &self,
+        hook_id: &str,
+        caller: Caller,
+        limit: RateLimit,
+        now: Instant,
+    ) -> Result<(), Duration> {
+        self.spend(hook_id, caller, limit, now, true)
+    }
+
+    fn spend(
+        &self,
+        hook_id: &str,
+        caller: Caller,
+        limit: RateLimit,
+        now: Instant,
+        take: bool,
+    ) -> Result<(), Duration> {
+        let hook = hook_id.to_string();
+        match caller {
+            Caller::Proven => self.proven.spend(hook, limit, now, take),
+            Caller::Unproven(source) => {
+                self.unproven
+                    .spend((hook, source_key(source)), limit, now, take)
+            }
+        }
+    }
+}
+
+/// The address a source's bucket is kept under: IPv4 as itself (also when seen as
+/// `::ffff:a.b.c.d`), IPv6 by its /64, the block one host is usually given.
+fn source_key(source: Option<SourceIp>) -> Option<IpAddr> {
+    let SourceIp(ip) = source?;
+    Some(match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        v4 => v4,
+    })
+}
+
+struct Buckets<K> {
+    map: Mutex<HashMap<K, Bucket>>,
+}
+
+impl<K> Default for Buckets<K> {
+    fn default() -> Self {
+        Self {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
 }
 
 struct Bucket {
@@ -61,35 +144,38 @@ struct Bucket {
     at: Instant,
 }
 
-/// So a burst of unique hooks cannot grow the map without end: past this many
-/// buckets, full (idle) ones are dropped, as they hold nothing a new one lacks.
+/// So a burst of unique keys cannot grow a map without end: past this many
+/// buckets, full (idle) ones are dropped, as they hold nothing a new one lacks;
+/// if all are in use (many addresses failing at once) the map starts afresh,
+/// which forgets failures rather than refuse anyone for want of room.
 const MAX_BUCKETS: usize = 10_000;
 
-impl RateLimiter {
-    /// Takes one token for `hook_id`; `Err` is how long until one is free.
-    pub fn take(&self, hook_id: &str, limit: RateLimit, now: Instant) -> Result<(), Duration> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(hook_id) {
+impl<K: Hash + Eq> Buckets<K> {
+    /// Refills `key`'s bucket to `now`; `Ok` when it holds a token, taken when
+    /// `take`; else how long until one is free.
+    fn spend(&self, key: K, limit: RateLimit, now: Instant, take: bool) -> Result<(), Duration> {
+        let mut buckets = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&key) {
             buckets.retain(|_, b| b.refilled(now) < b.limit.burst());
+            if buckets.len() >= MAX_BUCKETS {
+                buckets.clear();
+            }
         }
-        let bucket = buckets
-            .entry(hook_id.to_string())
-            .or_insert_with(|| Bucket {
-                limit,
-                tokens: limit.burst(),
-                at: now,
-            });
+        let fresh = || Bucket {
+            limit,
+            tokens: limit.burst(),
+            at: now,
+        };
+        let bucket = buckets.entry(key).or_insert_with(fresh);
         if bucket.limit != limit {
-            *bucket = Bucket {
-                limit,
-                tokens: limit.burst(),
-                at: now,
-            };
+            *bucket = fresh();
         }
         bucket.tokens = bucket.refilled(now);
         bucket.at = now;
         if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+            if take {
+                bucket.tokens -= 1.0;
+            }
             Ok(())
         } else {
             let rate = limit.per_second.max(f64::MIN_POSITIVE);
@@ -167,38 +253,85 @@ mod tests {
         );
     }
 
+    fn per_second(per_second: f64, burst: u32) -> RateLimit {
+        RateLimit {
+            per_second,
+            burst: Some(burst),
+        }
+    }
+
     #[test]
     fn the_bucket_allows_its_burst_then_refills_at_its_rate() {
         let limiter = RateLimiter::default();
-        let limit = RateLimit {
-            per_second: 2.0,
-            burst: Some(3),
-        };
+        let limit = per_second(2.0, 3);
         let t0 = Instant::now();
         for _ in 0..3 {
-            assert!(limiter.take("h", limit, t0).is_ok());
+            assert!(limiter.take("h", Caller::Proven, limit, t0).is_ok());
         }
-        let wait = limiter.take("h", limit, t0).unwrap_err();
+        let wait = limiter.take("h", Caller::Proven, limit, t0).unwrap_err();
         assert_eq!(wait, Duration::from_millis(500));
-        // Half a second later one token is back, and only one.
+        assert_eq!(limiter.room("h", Caller::Proven, limit, t0), Err(wait));
+        // Half a second later one token is back, and only one; looking takes none.
         let t1 = t0 + Duration::from_millis(500);
-        assert!(limiter.take("h", limit, t1).is_ok());
-        assert!(limiter.take("h", limit, t1).is_err());
+        assert!(limiter.room("h", Caller::Proven, limit, t1).is_ok());
+        assert!(limiter.take("h", Caller::Proven, limit, t1).is_ok());
+        assert!(limiter.take("h", Caller::Proven, limit, t1).is_err());
         // Another hook has its own bucket.
-        assert!(limiter.take("other", limit, t1).is_ok());
+        assert!(limiter.take("other", Caller::Proven, limit, t1).is_ok());
         // A long quiet spell refills to the burst, not past it.
         let t2 = t1 + Duration::from_secs(60);
         for _ in 0..3 {
-            assert!(limiter.take("h", limit, t2).is_ok());
+            assert!(limiter.take("h", Caller::Proven, limit, t2).is_ok());
         }
-        assert!(limiter.take("h", limit, t2).is_err());
+        assert!(limiter.take("h", Caller::Proven, limit, t2).is_err());
         // A changed limit starts a fresh bucket.
-        let wider = RateLimit {
-            per_second: 2.0,
-            burst: Some(5),
-        };
+        let wider = per_second(2.0, 5);
         for _ in 0..5 {
-            assert!(limiter.take("h", wider, t2).is_ok());
+            assert!(limiter.take("h", Caller::Proven, wider, t2).is_ok());
         }
+    }
+
+    #[test]
+    fn failures_are_counted_per_source_and_never_spend_the_hooks_bucket() {
+        let limiter = RateLimiter::default();
+        let limit = per_second(1.0, 2);
+        let t0 = Instant::now();
+        let attacker = ip("203.0.113.9");
+        for _ in 0..50 {
+            let _ = limiter.take("h", Caller::Unproven(attacker), limit, t0);
+        }
+        assert!(
+            limiter
+                .room("h", Caller::Unproven(attacker), limit, t0)
+                .is_err()
+        );
+        // The same address seen on an IPv6 socket, and the rest of an IPv6 /64,
+        // are the same source.
+        assert!(
+            limiter
+                .room("h", Caller::Unproven(ip("::ffff:203.0.113.9")), limit, t0)
+                .is_err()
+        );
+        for _ in 0..2 {
+            let _ = limiter.take("h", Caller::Unproven(ip("2001:db8:1:2::1")), limit, t0);
+        }
+        assert!(
+            limiter
+                .room("h", Caller::Unproven(ip("2001:db8:1:2:ffff::9")), limit, t0)
+                .is_err()
+        );
+        assert!(
+            limiter
+                .room("h", Caller::Unproven(ip("2001:db8:1:3::1")), limit, t0)
+                .is_ok()
+        );
+        // Other addresses, and callers that pass, are untouched.
+        assert!(
+            limiter
+                .room("h", Caller::Unproven(ip("192.30.252.1")), limit, t0)
+                .is_ok()
+        );
+        assert!(limiter.take("h", Caller::Proven, limit, t0).is_ok());
+        assert!(limiter.take("h", Caller::Proven, limit, t0).is_ok());
     }
 }

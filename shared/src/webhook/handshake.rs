@@ -77,6 +77,15 @@ pub fn answer_get(preset: HandshakePreset, query: &str, secrets: GetSecrets) -> 
             None => missing("challenge"),
         },
         HandshakePreset::Crc => match (query_param(query, "crc_token"), secrets.secret) {
+            (None, _) => missing("crc_token"),
+            (Some(token), _) if token.contains(CRC_SEPARATOR) => reply::error(
+                StatusCode::BAD_REQUEST,
+                "a crc_token never contains '{': X's never do, and every body this hook accepts does",
+            ),
+            (Some(_), None) => reply::error(
+                StatusCode::FORBIDDEN,
+                "this hook's crc handshake has no trigger.handshake.secret of its own, so it answers no check",
+            ),
             (Some(token), Some(secret)) => {
                 use base64::Engine as _;
                 let digest =
@@ -86,13 +95,32 @@ pub fn answer_get(preset: HandshakePreset, query: &str, secrets: GetSecrets) -> 
                     &json!({ "response_token": format!("sha256={digest}") }),
                 )
             }
-            _ => missing("crc_token"),
         },
         // POST handshakes: a GET to their hook is a wrong method, answered earlier.
         HandshakePreset::Slack | HandshakePreset::Zoom | HandshakePreset::Msgraph => {
             reply::error(StatusCode::METHOD_NOT_ALLOWED, "webhooks accept POST only")
         }
     }
+}
+
+/// The byte that keeps a CRC answer from ever serving as a body signature (X
+/// signs both with its one consumer secret): no `crc_token` holds it, and on a
+/// hook with a `crc` handshake every accepted body starts with it (X's events are
+/// JSON objects). Each preset's signed message contains the body, so it contains
+/// this byte, and no token a CRC answers does: no answer is an HMAC of a message
+/// any preset accepts.
+const CRC_SEPARATOR: char = '{';
+
+/// On a hook with a `crc` handshake, a signed body that is not a JSON object is
+/// refused (see [`CRC_SEPARATOR`]), however well signed: its signature may be a
+/// CRC answer. `None` lets it through.
+pub fn refuses_signed_body(preset: HandshakePreset, body: &[u8]) -> Option<Response<Bytes>> {
+    (preset == HandshakePreset::Crc && body.first() != Some(&(CRC_SEPARATOR as u8))).then(|| {
+        reply::error(
+            StatusCode::UNAUTHORIZED,
+            "on a hook with a crc handshake only JSON objects are accepted: the body must start with '{'",
+        )
+    })
 }
 
 fn missing(parameter: &str) -> Response<Bytes> {
@@ -269,5 +297,34 @@ mod tests {
             answer["response_token"],
             "sha256=YUsT0aLbF0VtFGcLCND1EU/aQP0sjPL19cPulVY7Wes="
         );
+    }
+    #[test]
+    fn crc_answers_no_token_with_a_brace_and_nothing_without_its_own_secret() {
+        let with = |secret| GetSecrets {
+            verify_token: None,
+            secret,
+        };
+        let braced = answer_get(
+            HandshakePreset::Crc,
+            "crc_token=%7B%22id%22%3A1%7D",
+            with(Some("x-consumer-secret")),
+        );
+        assert_eq!(braced.status(), 400);
+        assert!(!body(&braced).contains("sha256="), "{}", body(&braced));
+        let unkeyed = answer_get(HandshakePreset::Crc, "crc_token=abc", with(None));
+        assert_eq!(unkeyed.status(), 403);
+        assert!(!body(&unkeyed).contains("sha256="));
+    }
+
+    #[test]
+    fn a_crc_hook_accepts_only_signed_json_objects() {
+        for refused in [&b""[..], b"[1]", b"abc", b" {}", b"\"{}\""] {
+            let r = refuses_signed_body(HandshakePreset::Crc, refused).expect("refused");
+            assert_eq!(r.status(), 401);
+        }
+        assert!(refuses_signed_body(HandshakePreset::Crc, br#"{"for_user_id":"1"}"#).is_none());
+        // Other hooks take any body their signature covers.
+        assert!(refuses_signed_body(HandshakePreset::Zoom, b"abc").is_none());
+        assert!(refuses_signed_body(HandshakePreset::Meta, b"").is_none());
     }
 }

@@ -24,14 +24,15 @@ use crate::app::failures;
 use crate::app::ids::new_execution_id;
 use crate::app::runner::Runner;
 use crate::model::{
-    Claim, ClaimOutcome, DeployedWorkflow, HandshakeConfig, KeyedAccept, RunMessage, SecretRef,
-    Secrets, SignatureConfig, SignaturePreset, is_hook_id,
+    Claim, ClaimOutcome, DeployedWorkflow, HandshakeConfig, HandshakePreset, KeyedAccept,
+    RunMessage, SecretRef, Secrets, SignatureConfig, SignaturePreset, is_hook_id,
 };
 use crate::ports::secrets::SecretSource;
 use crate::ports::telemetry::{UNKNOWN_HOOK, count_recorded};
 use crate::ports::{NoTelemetry, Queue, Store, Telemetry};
 use crate::time::now_rfc3339;
 
+use access::Caller;
 pub use access::SourceIp;
 pub use cache::HookCache;
 pub use reply::error as error_response;
@@ -280,18 +281,24 @@ impl WebhookService {
                 "this hook does not accept requests from this address",
             ));
         }
-        if let Some(limit) = trigger.rate_limit
-            && let Err(wait) = self.rates.take(hook_id, limit, Instant::now())
-        {
-            let mut response = reply::error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "this hook's rate limit is reached; retry later",
-            );
-            let seconds = wait.as_secs_f64().ceil().max(1.0);
-            reply::set_header(&mut response, "retry-after", &format!("{seconds}"));
-            return Err(response);
+        let source = parts.extensions.get::<SourceIp>().copied();
+        let handshake = get_handshake.filter(|_| is_get);
+        if let Some(limit) = trigger.rate_limit {
+            // Nothing is taken from the hook's own bucket until the caller has
+            // passed its checks; a GET handshake proves nothing, so it spends its
+            // source's (see access::RateLimiter).
+            let now = Instant::now();
+            let unproven = Caller::Unproven(source);
+            let room = match handshake {
+                Some(_) => self.rates.take(hook_id, unproven, limit, now),
+                None => self
+                    .rates
+                    .room(hook_id, Caller::Proven, limit, now)
+                    .and(self.rates.room(hook_id, unproven, limit, now)),
+            };
+            room.map_err(too_many)?;
         }
-        if let Some(handshake) = get_handshake.filter(|_| is_get) {
+        if let Some(handshake) = handshake {
             return Err(self
                 .get_handshake(handshake, workflow, parts, hook_id)
                 .await?);
@@ -305,6 +312,7 @@ impl WebhookService {
                 )
                 .await?;
             if !auth::basic_matches(&parts.headers, &expected.username, &password) {
+                self.count_failure(workflow, hook_id, source);
                 let mut response =
                     reply::error(StatusCode::UNAUTHORIZED, "missing or wrong credentials");
                 reply::set_header(
@@ -318,11 +326,42 @@ impl WebhookService {
         if declared_length(&parts.headers).is_some_and(|n| n > self.max_body as u64) {
             return Err(self.too_large());
         }
+        if trigger.signature.is_none() {
+            // Nothing more to check: the caller is as proven as it gets.
+            if let Some(refused) = self.take_proven(workflow, hook_id) {
+                return Err(refused);
+            }
+        }
         Ok(())
     }
 
-    /// The secret a handshake signs with (`zoom`, `crc`): its own, else the
-    /// signature's first; `None` for presets that sign nothing.
+    /// Counts a failed check (Basic auth, the signature) against the caller's
+    /// source address, never against the hook's own bucket.
+    fn count_failure(&self, workflow: &DeployedWorkflow, hook_id: &str, source: Option<SourceIp>) {
+        if let Some(limit) = workflow.definition.trigger.rate_limit {
+            // Already refused: an empty bucket only makes the next try wait.
+            let _ = self
+                .rates
+                .take(hook_id, Caller::Unproven(source), limit, Instant::now());
+        }
+    }
+
+    /// Takes a token from the hook's bucket for a caller that passed every check;
+    /// the 429 when there is none.
+    fn take_proven(&self, workflow: &DeployedWorkflow, hook_id: &str) -> Option<Response<Bytes>> {
+        let limit = workflow.definition.trigger.rate_limit?;
+        let taken = self
+            .rates
+            .take(hook_id, Caller::Proven, limit, Instant::now());
+        taken.err().map(too_many)
+    }
+
+    /// The secret a handshake signs the sender's token with. Never one that signs
+    /// bodies over a token anyone may send: `crc` (an unsigned GET) has only its
+    /// own (and when X gives both one value, [`handshake::refuses_signed_body`]
+    /// keeps its answers from serving as signatures); `zoom` is answered only on
+    /// a hook that checked Zoom's signature first, so its token is Zoom's, and it
+    /// may use the signature's first secret.
     async fn handshake_secret(
         &self,
         handshake: &HandshakeConfig,
@@ -332,21 +371,21 @@ impl WebhookService {
         if !handshake.preset.needs_secret() {
             return Ok(None);
         }
-        if let Some(own) = &handshake.secret {
-            return self
-                .secret(own, "trigger.handshake.secret", hook_id)
-                .await
-                .map(Some);
-        }
-        match workflow.definition.trigger.signature.as_ref() {
-            Some(signature) => {
-                let first = &signature.secret.refs()[0];
-                self.secret(first, "trigger.signature.secret", hook_id)
-                    .await
-                    .map(Some)
+        let signature = workflow.definition.trigger.signature.as_ref();
+        let (reference, at) = match (handshake.preset, &handshake.secret, signature) {
+            (HandshakePreset::Zoom, _, None) => {
+                return Err(reply::error(
+                    StatusCode::UNAUTHORIZED,
+                    "a zoom check is answered only on a hook that checks Zoom's signature (trigger.signature)",
+                ));
             }
-            None => Ok(None),
-        }
+            (_, Some(own), _) => (own, "trigger.handshake.secret"),
+            (HandshakePreset::Zoom, None, Some(signature)) => {
+                (&signature.secret.refs()[0], "trigger.signature.secret")
+            }
+            _ => return Ok(None),
+        };
+        self.secret(reference, at, hook_id).await.map(Some)
     }
 
     async fn get_handshake(
@@ -434,6 +473,35 @@ impl WebhookService {
         })
     }
 
+    /// The signature, and what a hook with a `crc` handshake adds to it; a caller
+    /// that passes takes a token from the hook's rate limit, one that fails from
+    /// its source's.
+    async fn check_signed(
+        &self,
+        config: &SignatureConfig,
+        workflow: &DeployedWorkflow,
+        request: &Request<Bytes>,
+        hook_id: &str,
+    ) -> Result<(), Response<Bytes>> {
+        let mut checked = self.check_signature(config, request, hook_id).await;
+        if checked.is_ok()
+            && let Some(handshake) = &workflow.definition.trigger.handshake
+            && let Some(refused) = handshake::refuses_signed_body(handshake.preset, request.body())
+        {
+            tracing::warn!(
+                hook_id,
+                "a signed body that is not a JSON object was refused on a crc hook"
+            );
+            checked = Err(refused);
+        }
+        if checked.is_err() {
+            let source = request.extensions().get::<SourceIp>().copied();
+            self.count_failure(workflow, hook_id, source);
+        }
+        checked?;
+        self.take_proven(workflow, hook_id).map_or(Ok(()), Err)
+    }
+
     fn too_large(&self) -> Response<Bytes> {
         let message = format!("the request body is larger than {} bytes", self.max_body);
         reply::error(StatusCode::PAYLOAD_TOO_LARGE, &message)
@@ -446,7 +514,9 @@ impl WebhookService {
         }
         let trigger = &workflow.definition.trigger;
         if let Some(config) = &trigger.signature
-            && let Err(refused) = self.check_signature(config, &request, &hook_id).await
+            && let Err(refused) = self
+                .check_signed(config, &workflow, &request, &hook_id)
+                .await
         {
             return refused;
         }
