@@ -88,8 +88,11 @@ fn preset_key(
     match preset {
         SignaturePreset::Github => header("x-github-delivery"),
         SignaturePreset::Stripe => Some(text(context.pointer("/body/id")?)),
-        SignaturePreset::Shopify => header("x-shopify-webhook-id"),
-        SignaturePreset::StandardWebhooks => header("webhook-id"),
+        // Read from the header the signature check read (the newer name first).
+        SignaturePreset::Shopify => {
+            header("shopify-webhook-id").or_else(|| header("x-shopify-webhook-id"))
+        }
+        SignaturePreset::StandardWebhooks => header("svix-id").or_else(|| header("webhook-id")),
         // Slack sends no delivery id: a retry repeats the timestamp and the body.
         SignaturePreset::Slack => header("x-slack-request-timestamp")
             .map(|ts| format!("{ts}:{}", hex::encode(Sha256::digest(body)))),
@@ -217,6 +220,17 @@ mod tests {
                 .starts_with("1531420618:44136fa355b3678a")
         );
         assert_eq!(key(&trigger(None, Some(SignaturePreset::Shopify))), None);
+        // Svix's and Shopify's own names, first, as their signatures are read.
+        let mut named = http::HeaderMap::new();
+        named.insert("svix-id", "msg_2Kx".parse().unwrap());
+        named.insert("webhook-id", "msg_other".parse().unwrap());
+        named.insert("shopify-webhook-id", "b54557e4".parse().unwrap());
+        let by = |preset| key_of(&trigger(None, Some(preset)), &named, b"{}", &context);
+        assert_eq!(
+            by(SignaturePreset::StandardWebhooks).as_deref(),
+            Some("msg_2Kx")
+        );
+        assert_eq!(by(SignaturePreset::Shopify).as_deref(), Some("b54557e4"));
         let long = json!({"body": {"id": "x".repeat(600)}});
         let hashed = key_of(
             &trigger(None, Some(SignaturePreset::Stripe)),
