@@ -3,6 +3,7 @@
 //! date library). Dates use `chrono`, time zones `chrono-tz` (IANA names).
 
 mod format;
+mod text;
 mod units;
 
 use async_trait::async_trait;
@@ -17,6 +18,7 @@ use serde_json::{Value, json};
 use super::calculation::number;
 use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
+use text::{bounded, text_arg};
 use units::Unit;
 
 pub type Date = DateTime<Tz>;
@@ -92,6 +94,11 @@ impl NodeType for DateCalculation {
                         format!("unknown unit {u:?}"),
                     );
                 }
+            }
+            if let Some(Value::String(f)) = args.get("format")
+                && let Err(message) = bounded("the format", f)
+            {
+                check.error(format!("{step_at}.arguments.format"), message);
             }
             if let Some(Value::String(tz)) = args.get("timezone")
                 && !tz.contains("{{")
@@ -183,7 +190,7 @@ pub fn parse_date(value: &Value) -> Result<Date, String> {
                 .ok_or_else(out_of_range)
         }
         Value::String(s) => {
-            let s = s.trim();
+            let s = bounded("the date", s)?.trim();
             if let Some(d) = parse_text(s) {
                 // chrono reads `:60` as a leap second; JavaScript's dates have none.
                 if d.timestamp_subsec_nanos() >= 1_000_000_000 {
@@ -286,7 +293,7 @@ fn date_of(current: &Current) -> Result<Date, String> {
 }
 
 fn unit_arg(args: &Value, name: &str, default: Unit) -> Result<Unit, String> {
-    match args.get(name).and_then(Value::as_str) {
+    match text_arg(args, name)? {
         None => Ok(default),
         Some(u) => Unit::parse(u).ok_or_else(|| format!("unknown unit {u:?}")),
     }
@@ -297,7 +304,7 @@ fn unit_arg(args: &Value, name: &str, default: Unit) -> Result<Unit, String> {
 fn number_arg(args: &Value, name: &str) -> Result<f64, String> {
     let number = match args.get(name) {
         Some(Value::Number(n)) => n.as_f64(),
-        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+        Some(Value::String(s)) => bounded(name, s)?.trim().parse::<f64>().ok(),
         _ => return Err(format!("{name} is required (a number)")),
     };
     number
@@ -348,10 +355,7 @@ pub fn apply(function: &str, args: &Value, current: Current) -> Result<Current, 
             Current::Other(json!((year % 4 == 0 && year % 100 != 0) || year % 400 == 0))
         }
         "format" => {
-            let pattern = args
-                .get("format")
-                .and_then(Value::as_str)
-                .unwrap_or("YYYY-MM-DDTHH:mm:ssZ");
+            let pattern = text_arg(args, "format")?.unwrap_or("YYYY-MM-DDTHH:mm:ssZ");
             Current::Other(Value::String(format::format(&date()?, pattern)))
         }
         "transDuration" => {
@@ -387,10 +391,7 @@ pub fn apply(function: &str, args: &Value, current: Current) -> Result<Current, 
             Current::Date(parse_date(&json!(ms))?)
         }
         "changeTimezone" => {
-            let name = args
-                .get("timezone")
-                .and_then(Value::as_str)
-                .ok_or("timezone is required")?;
+            let name = text_arg(args, "timezone")?.ok_or("timezone is required")?;
             let tz: Tz = name
                 .parse()
                 .map_err(|_| format!("unknown time zone {name:?}"))?;
@@ -592,6 +593,106 @@ mod tests {
             let message = parse_date(&json!(leap)).unwrap_err();
             assert!(message.contains("not a date"), "{leap}: {message}");
         }
+    }
+
+    fn formatted(pattern: &str) -> Result<Value, String> {
+        steps(
+            json!("2024-07-04T18:30:05Z"),
+            json!([{"function": "format", "arguments": {"format": pattern}}]),
+        )
+    }
+
+    #[test]
+    fn brackets_read_as_dayjs_reads_them() {
+        // Each answer is what dayjs 1.11.23 gives for the same date and format.
+        for (pattern, dayjs) in [
+            ("[", "["),
+            ("[YYYY", "[2024"),
+            ("[]", "[]"),
+            ("[]YYYY", "[]2024"),
+            ("[[a]", "[a"),
+            ("a]YYYY", "pm]2024"),
+            ("[a][b]YYYY", "ab2024"),
+            ("[YYYY]]", "YYYY]"),
+            ("[[[[[[YYYY", "[[[[[[2024"),
+        ] {
+            assert_eq!(formatted(pattern).unwrap(), json!(dayjs), "{pattern}");
+        }
+    }
+
+    #[test]
+    fn text_past_the_bound_fails_the_step_naming_the_bound() {
+        let within = "[".repeat(text::MAX_TEXT_CHARS);
+        assert_eq!(formatted(&within).unwrap(), json!(within));
+        let message = formatted(&"[".repeat(700_000)).unwrap_err();
+        assert_eq!(
+            message,
+            "format is 700000 characters long; dateCalculation reads at most 1000"
+        );
+        // Counted in characters, not bytes.
+        let wide = "é".repeat(text::MAX_TEXT_CHARS);
+        assert_eq!(formatted(&wide).unwrap(), json!(wide));
+        for (input, args) in [
+            (
+                json!("2024-01-01"),
+                json!({"function": "changeTimezone", "arguments": {"timezone": "x".repeat(5000)}}),
+            ),
+            (
+                json!("2024-01-01"),
+                json!({"function": "add", "arguments": {"number": "1".repeat(5000), "unit": "day"}}),
+            ),
+            (
+                json!("2024-01-01"),
+                json!({"function": "add", "arguments": {"number": 1, "unit": "d".repeat(5000)}}),
+            ),
+            (
+                json!("2024-01-01"),
+                json!({"function": "diff", "arguments": {"date": " ".repeat(5000)}}),
+            ),
+        ] {
+            let message = steps(input, json!([args])).unwrap_err();
+            assert!(
+                message.contains("5000 characters long; dateCalculation reads at most 1000"),
+                "{message}"
+            );
+        }
+        let message = parse_date(&json!(format!("2024-01-01{}", " ".repeat(5000)))).unwrap_err();
+        assert!(
+            message.starts_with("the date is 5010 characters long"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_written_format_past_the_bound_is_a_definition_error() {
+        let mut problems = Vec::new();
+        let mut check = Checker::new(&mut problems);
+        let config = json!({"input": "2024-01-01", "steps": [
+            {"function": "format", "arguments": {"format": "YYYY"}},
+            {"function": "format", "arguments": {"format": "Y".repeat(1001)}}]});
+        DateCalculation.validate(&config, "nodes[0].config", &mut check);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(
+            problems[0].path,
+            "nodes[0].config.steps[1].arguments.format"
+        );
+        assert!(
+            problems[0].message.contains("at most 1000"),
+            "{}",
+            problems[0]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sent_format_past_the_bound_fails_the_node() {
+        let nodes = json!([{"key": "f", "type": "dateCalculation", "config": {"input": "2024-01-01",
+            "steps": [{"function": "format", "arguments": {"format": "{{$context.format}}"}}]}}]);
+        let (outcome, jobs, _) = run(nodes, json!({"format": "[".repeat(700_000)})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Failed);
+        assert_eq!(
+            jobs[0].result["message"],
+            "step 1 (format): format is 700000 characters long; dateCalculation reads at most 1000"
+        );
     }
 
     #[tokio::test]
