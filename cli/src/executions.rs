@@ -184,9 +184,12 @@ pub fn run(command: ExecutionsCommand) -> anyhow::Result<ExitCode> {
                         chosen.originals
                     }
                 };
-                let (mut queued, mut refused) = (0, 0);
+                // A bulk replay without --again replays what another one, running
+                // at the same time, has not.
+                let once = id.is_none() && !again;
+                let (mut queued, mut refused, mut meanwhile) = (0, 0, 0);
                 for original in &originals {
-                    match replay::replay(store.as_ref(), queue.as_ref(), original, same_version)
+                    match replay::replay(store.as_ref(), queue.as_ref(), original, same_version, once)
                         .await
                     {
                         Ok(run) => {
@@ -199,11 +202,15 @@ pub fn run(command: ExecutionsCommand) -> anyhow::Result<ExitCode> {
                         Err(e @ (ReplayError::Store(_) | ReplayError::Queue(_))) => {
                             return Err(e.into());
                         }
+                        Err(ReplayError::ReplayedMeanwhile(_)) => meanwhile += 1,
                         Err(e) => {
                             refused += 1;
                             eprintln!("not replayed {}: {e}", original.id);
                         }
                     }
+                }
+                if meanwhile > 0 {
+                    println!("left {meanwhile} another replay queued meanwhile");
                 }
                 if id.is_none() {
                     println!("{queued} replay(s) queued, {refused} refused, of {} selected", originals.len());

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookflow::app::deploy;
+use hookflow::app::{deploy, replay};
 use hookflow::model::{
     Claim, ClaimCheck, ClaimOutcome, Cursor, Execution, ExecutionStatus, KeyedAccept, Paused,
     RunMessage, StoredAnswer, Wait, WorkflowDefinition,
@@ -769,6 +769,93 @@ async fn a_keyed_accept_never_keeps_a_claim_without_its_run(b: Backend) {
     assert!(!holder.pending);
 }
 
+/// Three failed runs of `rp`, deployed, created a minute ago.
+async fn failed_runs(store: &dyn Store) -> Vec<Execution> {
+    deploy::deploy(store, definition("rp", None, 1))
+        .await
+        .unwrap();
+    let mut runs = Vec::new();
+    for i in 0..3u64 {
+        let id = id_created(Duration::from_secs(60 - i));
+        let run = execution(&id, "rp", ExecutionStatus::Failed);
+        store.save_execution(&run).await.unwrap();
+        runs.push(run);
+    }
+    runs
+}
+
+async fn a_replay_is_marked_when_queued_not_when_recorded(b: Backend) {
+    let (store, queue) = (b.store.as_ref(), b.queue.as_ref());
+    let runs = failed_runs(store).await;
+    let filter = ExecutionFilter {
+        workflow: Some("rp".into()),
+        ..ExecutionFilter::default()
+    };
+    let chosen = replay::select(store, &filter, 100, false).await.unwrap();
+    assert_eq!(chosen.originals.len(), 3);
+    for original in &chosen.originals {
+        replay::replay(store, queue, original, false, true)
+            .await
+            .unwrap();
+    }
+    // Nothing took the replays from the queue: none is recorded, all are marked.
+    assert_eq!(
+        store.list_executions(Some("rp"), 10).await.unwrap().len(),
+        3
+    );
+    let again = replay::select(store, &filter, 100, false).await.unwrap();
+    assert_eq!((again.originals.len(), again.replayed_before), (0, 3));
+    // A bulk replay that selected it before the mark was written leaves it.
+    let late = replay::replay(store, queue, &runs[0], false, true).await;
+    assert!(
+        matches!(late, Err(replay::ReplayError::ReplayedMeanwhile(ref id)) if *id == runs[0].id),
+        "{late:?}"
+    );
+    // `--again` and single replays mark over an earlier mark.
+    replay::replay(store, queue, &runs[0], false, false)
+        .await
+        .unwrap();
+    let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(store.replays_marked(&ids).await.unwrap().len(), 3);
+    let all = replay::select(store, &filter, 100, true).await.unwrap();
+    assert_eq!(all.originals.len(), 3);
+    assert_eq!(
+        queue
+            .receive(10, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+}
+
+async fn a_replay_mark_is_taken_back_only_by_its_own_replay(b: Backend) {
+    let store = b.store.as_ref();
+    let runs = failed_runs(store).await;
+    let (one, two) = (&runs[0].id, &runs[1].id);
+    assert!(store.mark_replay(one, "r1", true).await.unwrap());
+    assert!(!store.mark_replay(one, "r2", true).await.unwrap());
+    assert!(store.mark_replay(two, "r3", true).await.unwrap());
+    // Another replay's mark stays; the replay's own goes.
+    store.unmark_replay(one, "r2").await.unwrap();
+    let ids = [one.clone(), two.clone(), "unknown".into()];
+    let marked = store.replays_marked(&ids).await.unwrap();
+    assert_eq!(marked.len(), 2, "{marked:?}");
+    store.unmark_replay(one, "r1").await.unwrap();
+    let marked = store.replays_marked(&ids).await.unwrap();
+    assert_eq!(
+        marked.into_iter().collect::<Vec<_>>(),
+        std::slice::from_ref(two)
+    );
+    assert!(store.mark_replay(one, "r4", true).await.unwrap());
+    // More ids than one DynamoDB batch takes.
+    let many: Vec<String> = (0..250)
+        .map(|i| format!("none-{i}"))
+        .chain(ids.clone())
+        .collect();
+    assert_eq!(store.replays_marked(&many).await.unwrap().len(), 2);
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod embedded_adapters {
@@ -796,4 +883,6 @@ contract!(
     delivers_acks_and_retries,
     a_pause_is_resumed_by_one_wake_up_only,
     delays_a_run_until_its_time,
+    a_replay_is_marked_when_queued_not_when_recorded,
+    a_replay_mark_is_taken_back_only_by_its_own_replay,
 );

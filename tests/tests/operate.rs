@@ -559,3 +559,66 @@ async fn replays_queue_while_serve_is_down_and_run_at_its_start() {
     let run = wait_for(&server, &new[0], "resolved", Duration::from_secs(5)).await;
     assert_eq!(run["replayOf"], original.as_str());
 }
+
+#[tokio::test]
+async fn a_bulk_replay_run_twice_while_the_first_batch_is_queued_replays_nothing_twice() {
+    let mut server = Server::start(&[payment(true)]);
+    for order in ["C-1", "C-2", "C-3"] {
+        let answer = client()
+            .post(server.hook_url("pay-hook"))
+            .json(&json!({"order": order}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    // No worker: the replays stay queued, unrecorded, until serve starts again.
+    server.stop();
+    let bulk = ["--workflow", "payment", "--since", "1h"];
+    let (ok, out, err) = replay(&server, &bulk);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("3 replay(s) queued, 0 refused, of 3 selected"),
+        "{out}"
+    );
+    let first = replayed_ids(&out);
+    for id in &first {
+        assert_eq!(server.execution(id).unwrap()["status"], "queued");
+    }
+    let (ok, out, err) = replay(&server, &bulk);
+    assert!(ok, "{err}");
+    assert!(out.contains("left 3 replayed before"), "{out}");
+    assert!(
+        out.contains("0 replay(s) queued, 0 refused, of 0 selected"),
+        "{out}"
+    );
+    // A single replay is marked too; --again still replays everything.
+    let original = list(&server, &["--workflow", "payment"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (ok, out, _) = replay(&server, &[&original]);
+    assert!(ok && replayed_ids(&out).len() == 1, "{out}");
+    let mut again = bulk.to_vec();
+    again.push("--again");
+    let (_, out, _) = replay(&server, &again);
+    assert!(out.contains("3 replay(s) queued"), "{out}");
+
+    // Once serve runs them: 3 originals and 3 + 1 + 3 replays, each once.
+    server.restart_with(&[]);
+    let began = Instant::now();
+    while list(&server, &["--workflow", "payment", "--status", "resolved"]).len() < 10 {
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            list(&server, &[])
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, out, _) = replay(&server, &bulk);
+    assert!(
+        out.contains("0 replay(s) queued, 0 refused, of 0 selected"),
+        "{out}"
+    );
+    assert_eq!(list(&server, &[]).len(), 10);
+}

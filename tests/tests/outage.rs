@@ -139,6 +139,26 @@ impl Store for FlakyStore {
             .confirm_claim(workflow_key, key, execution_id)
             .await
     }
+    async fn mark_replay(
+        &self,
+        original: &str,
+        replay: &str,
+        first_only: bool,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.mark_replay(original, replay, first_only).await
+    }
+    async fn unmark_replay(&self, original: &str, replay: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.unmark_replay(original, replay).await
+    }
+    async fn replays_marked(
+        &self,
+        originals: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        self.check()?;
+        self.inner.replays_marked(originals).await
+    }
 }
 
 fn workflow() -> Value {

@@ -1,6 +1,8 @@
 //! Running a recorded execution again: a new execution with the same trigger
 //! context, queued like any async run (a sync workflow too: nobody waits for a
-//! replay), on the workflow's current version or the one that ran.
+//! replay), on the workflow's current version or the one that ran. The original
+//! is marked replayed in the store before its replay is queued, so a bulk replay
+//! knows it from then on, not only once the replay has run and been recorded.
 
 use std::collections::HashSet;
 
@@ -25,6 +27,8 @@ pub enum ReplayError {
         "execution {0}'s trigger context was too large to keep whole in its record, so it cannot be replayed"
     )]
     ContextNotKept(String),
+    #[error("execution {0} was replayed meanwhile by another replay")]
+    ReplayedMeanwhile(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -40,12 +44,14 @@ pub struct Replayed {
 }
 
 /// Queues a new run of `original`'s workflow with its trigger context: on the
-/// current version, or with `same_version` on the one that ran.
+/// current version, or with `same_version` on the one that ran. With `once`, not
+/// if a replay of it was marked meanwhile (another bulk replay running at once).
 pub async fn replay(
     store: &dyn Store,
     queue: &dyn Queue,
     original: &Execution,
     same_version: bool,
+    once: bool,
 ) -> Result<Replayed, ReplayError> {
     if original.status == ExecutionStatus::Started {
         return Err(ReplayError::NotFinished(original.id.clone()));
@@ -86,7 +92,18 @@ pub async fn replay(
         // A failure workflow's run replayed is one still: it starts no other.
         on_failure_of: original.on_failure_of.clone(),
     };
-    queue.enqueue(&message).await?;
+    let (id, replay_id) = (&original.id, &message.execution_id);
+    if !store.mark_replay(id, replay_id, once).await? {
+        return Err(ReplayError::ReplayedMeanwhile(id.clone()));
+    }
+    if let Err(e) = queue.enqueue(&message).await {
+        // Not queued: the mark goes, so the next bulk replay takes it.
+        if let Err(unmark) = store.unmark_replay(id, replay_id).await {
+            tracing::warn!(execution_id = %id, error = %unmark,
+                "a replay could not be queued and stays marked; `--again` replays it");
+        }
+        return Err(e.into());
+    }
     Ok(Replayed {
         execution_id: message.execution_id,
         workflow_key: message.workflow_key,
@@ -108,7 +125,8 @@ const SCAN_AT_MOST: usize = 10_000;
 #[derive(Debug, Default)]
 pub struct Selection {
     pub originals: Vec<Execution>,
-    /// Matched, and replayed before (a replay of them exists): left unless `again`.
+    /// Matched, and replayed before (a replay was queued, or recorded): left
+    /// unless `again`.
     pub replayed_before: usize,
     /// Matched, but started by another run (a subflow's child, a failure
     /// workflow's run, a replay): their own origin is what to replay.
@@ -128,25 +146,14 @@ pub async fn select(
     again: bool,
 ) -> Result<Selection, StoreError> {
     let matched = store.find_executions(filter, SCAN_AT_MOST).await?;
-    // Replays are made after their originals: look from the window's start on.
-    let later = ExecutionFilter {
-        workflow: filter.workflow.clone(),
-        since: filter.since,
-        ..ExecutionFilter::default()
-    };
-    let replayed: HashSet<String> = if again {
+    let replayed = if again {
         HashSet::new()
     } else {
-        store
-            .find_executions(&later, SCAN_AT_MOST)
-            .await?
-            .into_iter()
-            .filter_map(|e| e.replay_of)
-            .collect()
+        replayed_before(store, filter, &matched).await?
     };
     let mut out = Selection::default();
     for e in matched.into_iter().rev() {
-        if e.parent_execution_id.is_some() || e.on_failure_of.is_some() || e.replay_of.is_some() {
+        if !is_original(&e) {
             out.not_originals += 1;
         } else if replayed.contains(&e.id) {
             out.replayed_before += 1;
@@ -157,4 +164,34 @@ pub async fn select(
         }
     }
     Ok(out)
+}
+
+/// Not started by another run: a subflow's child, a failure workflow's run (or a
+/// run under it), a replay.
+fn is_original(e: &Execution) -> bool {
+    e.parent_execution_id.is_none() && e.on_failure_of.is_none() && e.replay_of.is_none()
+}
+
+/// Which of `matched` were replayed before: marked when their replay was queued,
+/// or, for replays queued before marks were kept, a recorded replay names them.
+async fn replayed_before(
+    store: &dyn Store,
+    filter: &ExecutionFilter,
+    matched: &[Execution],
+) -> Result<HashSet<String>, StoreError> {
+    let ids: Vec<String> = matched
+        .iter()
+        .filter(|e| is_original(e))
+        .map(|e| e.id.clone())
+        .collect();
+    let mut replayed = store.replays_marked(&ids).await?;
+    // Replays are made after their originals: look from the window's start on.
+    let later = ExecutionFilter {
+        workflow: filter.workflow.clone(),
+        since: filter.since,
+        ..ExecutionFilter::default()
+    };
+    let recorded = store.find_executions(&later, SCAN_AT_MOST).await?;
+    replayed.extend(recorded.into_iter().filter_map(|e| e.replay_of));
+    Ok(replayed)
 }

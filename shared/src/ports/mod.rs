@@ -11,6 +11,7 @@ pub mod secrets;
 pub mod telemetry;
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -168,6 +169,26 @@ pub trait Store: Send + Sync {
         key: &str,
         execution_id: &str,
     ) -> Result<ClaimCheck, StoreError>;
+
+    // Replay marks: which executions a replay was queued for, written before the
+    // replay is queued, so "replayed before" holds while it waits in the queue.
+
+    /// Marks `original` as replayed by the run `replay`. With `first_only`, only if
+    /// no replay of it is marked: `false` then, and nothing written (two bulk
+    /// replays at once replay it once).
+    async fn mark_replay(
+        &self,
+        original: &str,
+        replay: &str,
+        first_only: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// Takes back the mark of a replay that could not be queued, if it still
+    /// names `replay`.
+    async fn unmark_replay(&self, original: &str, replay: &str) -> Result<(), StoreError>;
+
+    /// Which of `originals` have a replay marked.
+    async fn replays_marked(&self, originals: &[String]) -> Result<HashSet<String>, StoreError>;
 }
 
 /// One message handed to a worker. `body` is the raw text, so a message that does not

@@ -1,14 +1,14 @@
 //! [`Store`] on one DynamoDB table (see [`super::item`] for its shape).
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -44,11 +44,18 @@ fn decode<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> 
     serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("unreadable record: {e}")))
 }
 
-/// A conditional put's answer: `false` when the condition did not hold.
-fn applied<T>(result: Result<T, SdkError<PutItemError, HttpResponse>>) -> Result<bool, StoreError> {
+/// A conditional write's answer: `false` when the condition did not hold.
+pub(super) fn applied<T, E>(
+    result: Result<T, SdkError<E, HttpResponse>>,
+) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
     match result {
         Ok(_) => Ok(true),
-        Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+        Err(SdkError::ServiceError(e))
+            if e.err().code() == Some("ConditionalCheckFailedException") =>
+        {
             Ok(false)
         }
         Err(e) => Err(backend(e)),
@@ -222,13 +229,7 @@ impl DynamoStore {
             .expression_attribute_values(":started", s(ExecutionStatus::Started.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Ok(false)
-            }
-            Err(e) => Err(backend(e)),
-        }
+        applied(result)
     }
 }
 
@@ -501,6 +502,24 @@ impl Store for DynamoStore {
         execution_id: &str,
     ) -> Result<ClaimCheck, StoreError> {
         super::claims::confirm(&self.client, &self.table, workflow_key, key, execution_id).await
+    }
+
+    async fn mark_replay(
+        &self,
+        original: &str,
+        replay: &str,
+        first_only: bool,
+    ) -> Result<bool, StoreError> {
+        let ids = (original, replay);
+        super::replays::mark(&self.client, &self.table, self.retention, ids, first_only).await
+    }
+
+    async fn unmark_replay(&self, original: &str, replay: &str) -> Result<(), StoreError> {
+        super::replays::unmark(&self.client, &self.table, original, replay).await
+    }
+
+    async fn replays_marked(&self, originals: &[String]) -> Result<HashSet<String>, StoreError> {
+        super::replays::marked(&self.client, &self.table, originals).await
     }
 }
 

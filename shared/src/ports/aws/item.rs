@@ -12,6 +12,8 @@
 //!   idempotency key (`record`: the claim with its answer as JSON), with
 //!   `executionId`, `leaseUntil`, `answered` (present once the answer is kept) for
 //!   conditions, and `expiresAt` (the table's TTL attribute) when its claim ends.
+//! - `EX#<id>` / `REPLAY`: a replay of that execution was queued (`replayId`); see
+//!   `replays.rs`.
 
 use std::collections::HashMap;
 

@@ -9,6 +9,7 @@ pub mod dlq;
 mod dynamo;
 mod emf;
 mod item;
+mod replays;
 mod secrets;
 mod sqs;
 

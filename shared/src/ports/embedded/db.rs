@@ -55,6 +55,15 @@ CREATE TABLE IF NOT EXISTS claims (
     PRIMARY KEY (workflow_key, key_hash)
 );
 CREATE INDEX IF NOT EXISTS claims_by_expiry ON claims (expires_at);
+-- Replay marks: the execution a replay was queued for, and the replay's id; gone
+-- with the execution when it is deleted (not when its record is written again:
+-- INSERT OR REPLACE fires no delete trigger while recursive triggers are off).
+CREATE TABLE IF NOT EXISTS replay_marks (
+    original_id TEXT PRIMARY KEY,
+    replay_id TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS replay_marks_pruned AFTER DELETE ON executions
+BEGIN DELETE FROM replay_marks WHERE original_id = old.id; END;
 ";
 
 /// A write: runs inside the batch's transaction; `Ok(false)` means "not applied"

@@ -10,6 +10,7 @@
 mod claims;
 mod db;
 mod queue;
+mod replays;
 mod store;
 
 pub use db::Database;

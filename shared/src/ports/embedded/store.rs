@@ -1,6 +1,7 @@
 //! [`Store`] on the embedded SQLite file. Records are stored as JSON text; the
 //! columns beside them exist only for lookups and ordering.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -342,6 +343,23 @@ impl Store for EmbeddedStore {
         execution_id: &str,
     ) -> Result<ClaimCheck, StoreError> {
         super::claims::confirm(&self.db, workflow_key, key, execution_id).await
+    }
+
+    async fn mark_replay(
+        &self,
+        original: &str,
+        replay: &str,
+        first_only: bool,
+    ) -> Result<bool, StoreError> {
+        super::replays::mark(&self.db, original, replay, first_only).await
+    }
+
+    async fn unmark_replay(&self, original: &str, replay: &str) -> Result<(), StoreError> {
+        super::replays::unmark(&self.db, original, replay).await
+    }
+
+    async fn replays_marked(&self, originals: &[String]) -> Result<HashSet<String>, StoreError> {
+        super::replays::marked(&self.db, originals).await
     }
 }
 
