@@ -77,6 +77,7 @@ fn execution(id: &str, key: &str, status: ExecutionStatus) -> Execution {
         idempotency_key: None,
         replay_of: None,
         on_failure_of: None,
+        budget: None,
         finished_at: None,
     }
 }

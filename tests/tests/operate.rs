@@ -48,6 +48,7 @@ fn record(id: String, key: &str, status: ExecutionStatus) -> Execution {
         idempotency_key: None,
         replay_of: None,
         on_failure_of: None,
+        budget: None,
     }
 }
 

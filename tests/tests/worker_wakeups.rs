@@ -29,6 +29,7 @@ fn execution(id: &str, parent: Option<&str>, paused: Option<Paused>) -> Executio
         idempotency_key: None,
         replay_of: None,
         on_failure_of: None,
+        budget: None,
     }
 }
 

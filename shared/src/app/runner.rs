@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::engine::{Engine, Outcome, Reply, RunState};
+use crate::engine::{Budget, Engine, Outcome, Reply, RunState};
 use crate::model::{DeployedWorkflow, Execution, ExecutionStatus, JobStatus, Paused};
 use crate::time::now_rfc3339;
 
@@ -54,6 +54,7 @@ impl Runner {
             idempotency_key: None,
             replay_of: None,
             on_failure_of: None,
+            budget: None,
         }
     }
 
@@ -65,19 +66,35 @@ impl Runner {
         workflow: &DeployedWorkflow,
         timeout: Option<Duration>,
     ) -> Finished {
-        self.run_at_depth(execution, workflow, timeout, 0).await
+        let state = RunState::new(execution.id.clone(), Value::Null, Arc::clone(&self.env));
+        self.walk(execution, workflow, timeout, 0, state).await
     }
 
-    /// Runs a workflow called by a `subflow` node `depth` levels down.
+    /// Runs a workflow called by a `subflow` node `depth` levels down, spending
+    /// its caller's `budget`.
     pub async fn run_at_depth(
+        &self,
+        execution: Execution,
+        workflow: &DeployedWorkflow,
+        depth: usize,
+        budget: Arc<Budget>,
+    ) -> Finished {
+        let state = RunState::new(execution.id.clone(), Value::Null, Arc::clone(&self.env))
+            .sharing_budget(budget);
+        self.walk(execution, workflow, None, depth, state).await
+    }
+
+    async fn walk(
         &self,
         mut execution: Execution,
         workflow: &DeployedWorkflow,
         timeout: Option<Duration>,
         depth: usize,
+        state: RunState,
     ) -> Finished {
         let context = std::mem::take(&mut execution.context);
-        let mut state = RunState::new(execution.id.clone(), context, Arc::clone(&self.env))
+        let mut state = state
+            .with_context(context)
             .with_call(workflow.definition.sync, depth)
             .with_failure_of(execution.on_failure_of.clone());
         let nodes = &workflow.definition.nodes;
@@ -111,6 +128,12 @@ impl Runner {
         )
         .with_call(workflow.definition.sync, paused.depth)
         .with_failure_of(execution.on_failure_of.clone());
+        // Kept in the record: a subflow run that paused took a share along.
+        if let Some(allowance) = execution.budget {
+            let share = execution.parent_execution_id.is_some();
+            let budget = Budget::from_allowance(allowance, self.engine.limits(), share);
+            state = state.with_budget(Arc::new(budget));
+        }
         let nodes = &workflow.definition.nodes;
         let walk = self.engine.resume(nodes, &mut state, paused.cursor);
         let ended = guarded(walk).await;
@@ -163,6 +186,11 @@ fn finish(
         node_runs: state.node_runs(),
         depth: state.depth(),
     });
+    // Kept while the run waits, and once it ran on a budget its record kept (its
+    // caller reads what a subflow run left of its share).
+    if paused.is_some() || execution.budget.is_some() {
+        execution.budget = state.own_budget();
+    }
     let (context, output, jobs) = state.into_parts();
     execution.context = context;
     execution.output = output;

@@ -74,16 +74,26 @@ impl Subflows for SubflowService {
                 call.workflow_key
             )));
         }
+        // Every run under one delivery counts against that delivery's run, so a
+        // workflow that calls itself ends (see `engine::Budget`).
+        call.budget
+            .take_execution()
+            .map_err(SubflowError::Refused)?;
         let id = new_execution_id();
         let mut execution = Runner::started(&workflow, &id, call.context, now_rfc3339());
         execution.parent_execution_id = Some(call.parent_execution_id);
         // A child of a run in a failure workflow's lineage is in it too: its
         // failure must not start a failure workflow (which could call it again).
         execution.on_failure_of = call.parent_on_failure_of;
-        let finished = self
+        let mut finished = self
             .runner
-            .run_at_depth(execution, &workflow, None, depth)
+            .run_at_depth(execution, &workflow, depth, Arc::clone(&call.budget))
             .await;
+        // A child that paused goes on by itself later, maybe elsewhere: it takes a
+        // share of the budget along, and its caller gets back what it leaves.
+        if finished.execution.paused.is_some() {
+            finished.execution.budget = Some(call.budget.take_share());
+        }
         // A child that paused goes on by itself, woken like any paused execution.
         let child = match self.store.as_written(&finished.execution) {
             Cow::Owned(written) => written,
@@ -112,6 +122,7 @@ impl Subflows for SubflowService {
             execution_id: id,
             status: child.status,
             output: child.output,
+            left: None,
         })
     }
 
@@ -127,12 +138,14 @@ impl Subflows for SubflowService {
                 execution_id: execution_id.to_string(),
                 status: ExecutionStatus::Error,
                 output: json!({ "error": "the child execution is no longer recorded" }),
+                left: None,
             }));
         };
         Ok(child.status.is_final().then(|| SubflowResult {
             execution_id: child.id,
             status: child.status,
             output: child.output,
+            left: child.budget,
         }))
     }
 }

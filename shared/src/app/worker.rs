@@ -371,6 +371,7 @@ fn error_record(message: &RunMessage, reason: &str) -> Execution {
         idempotency_key: message.idempotency_key.clone(),
         replay_of: message.replay_of.clone(),
         on_failure_of: message.on_failure_of.clone(),
+        budget: None,
     }
 }
 

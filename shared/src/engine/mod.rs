@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod config;
+mod budget;
 mod halt;
 mod node;
 mod parallel;
@@ -14,6 +15,7 @@ mod state;
 mod subflow;
 mod walk;
 
+pub use budget::Budget;
 pub use check::{Checker, Problem, is_header_name, is_path};
 pub use halt::{BranchFrame, BranchOutcome, Decider, Halt, NodeStop, Pause, Reply, read_frame};
 pub use node::{Mode, NodeRegistry, NodeType};

@@ -1,16 +1,16 @@
 //! What a run knows while it runs: the trigger context, finished nodes' results,
 //! loop scopes, the output and the jobs so far.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Map, Value, json};
 
+use super::budget::Budget;
 use super::halt::{BranchOutcome, Decider, Halt, NodeStop};
 use super::walk::Engine;
 use crate::lang::path::{self, Segment};
 use crate::lang::template::{self, Variables};
-use crate::model::{Cursor, ExecutionStatus, Job, JobStatus, NodeDefinition, Paused};
+use crate::model::{Allowance, Cursor, ExecutionStatus, Job, JobStatus, NodeDefinition, Paused};
 use crate::time::now_rfc3339;
 
 /// Indexes of the jobs one parallel branch started (nested branches included).
@@ -33,8 +33,14 @@ pub struct RunState {
     /// a job started here is listed in each, so a canceled branch finds all of its
     /// jobs, even those of nested branches that were dropped with it.
     lineage: Vec<Owned>,
-    /// Shared with parallel forks, so the cap counts every branch.
-    node_runs: Arc<AtomicUsize>,
+    /// Shared with parallel forks and with the subflow runs this run waits for
+    /// in process, so the limits count all of them; made at the walk's start
+    /// unless the run was given one.
+    budget: Option<Arc<Budget>>,
+    /// Whether the budget is this run's own rather than its caller's.
+    owns_budget: bool,
+    /// Node runs a paused record from before budgets were kept counted.
+    nodes_before: usize,
     /// Whether the workflow runs sync, and how deep in subflow calls.
     sync: bool,
     depth: usize,
@@ -55,7 +61,9 @@ impl RunState {
             output: Value::Null,
             jobs: Arc::new(Mutex::new(Vec::new())),
             lineage: Vec::new(),
-            node_runs: Arc::new(AtomicUsize::new(0)),
+            budget: None,
+            owns_budget: true,
+            nodes_before: 0,
             sync: false,
             depth: 0,
             on_failure_of: None,
@@ -76,8 +84,50 @@ impl RunState {
         state.jobs = Arc::new(Mutex::new(jobs));
         state.results = paused.results.clone();
         state.scopes = paused.scopes.clone();
-        state.node_runs = Arc::new(AtomicUsize::new(paused.node_runs));
+        state.nodes_before = paused.node_runs;
         state
+    }
+
+    /// Runs under a budget of its own, kept in its record (a resumed run).
+    pub fn with_budget(mut self, budget: Arc<Budget>) -> Self {
+        self.budget = Some(budget);
+        self.owns_budget = true;
+        self
+    }
+
+    /// Spends its caller's budget (a subflow run working in its caller's process).
+    pub fn sharing_budget(mut self, budget: Arc<Budget>) -> Self {
+        self.budget = Some(budget);
+        self.owns_budget = false;
+        self
+    }
+
+    /// Gives the run its budget at the walk's start, unless it has one.
+    pub(super) fn ensure_budget(&mut self, limits: &super::Limits) {
+        if self.budget.is_none() {
+            let budget = Budget::new(limits);
+            budget.add_nodes_used(self.nodes_before);
+            self.budget = Some(Arc::new(budget));
+        }
+    }
+
+    /// The budget as this run's record keeps it; `None` when it spends its caller's.
+    pub fn own_budget(&self) -> Option<Allowance> {
+        self.budget
+            .as_ref()
+            .filter(|_| self.owns_budget)
+            .map(|b| b.allowance())
+    }
+
+    /// The budget this run spends, for a subflow run it starts.
+    pub(super) fn budget(&self) -> Option<Arc<Budget>> {
+        self.budget.clone()
+    }
+
+    /// Sets `$context` (a state made before its context was at hand).
+    pub fn with_context(mut self, context: Value) -> Self {
+        self.context = context;
+        self
     }
 
     /// Marks the run as sync or async, at a subflow call depth.
@@ -107,9 +157,11 @@ impl RunState {
         &self.scopes
     }
 
-    /// Node runs so far.
+    /// Node runs so far, of the run and the subflow runs sharing its budget.
     pub fn node_runs(&self) -> usize {
-        self.node_runs.load(Ordering::Relaxed)
+        self.budget
+            .as_ref()
+            .map_or(self.nodes_before, |b| b.allowance().nodes_used)
     }
 
     pub fn depth(&self) -> usize {
@@ -159,9 +211,13 @@ impl RunState {
         self.output = output;
     }
 
-    /// Counts one more node run; `false` once the cap is passed.
-    pub(super) fn count_node_run(&mut self, cap: usize) -> bool {
-        self.node_runs.fetch_add(1, Ordering::Relaxed) < cap
+    /// Counts one more node run against the budget; why not, once it is spent.
+    pub(super) fn take_node(&mut self, limits: &super::Limits) -> Result<(), String> {
+        self.ensure_budget(limits);
+        match &self.budget {
+            Some(budget) => budget.take_node(),
+            None => Ok(()),
+        }
     }
 
     pub(super) fn start_job(&mut self, node: &NodeDefinition) -> usize {
@@ -300,7 +356,9 @@ impl RunState {
             output: self.output.clone(),
             jobs: Arc::clone(&self.jobs),
             lineage,
-            node_runs: Arc::clone(&self.node_runs),
+            budget: self.budget.clone(),
+            owns_budget: self.owns_budget,
+            nodes_before: self.nodes_before,
             sync: self.sync,
             depth: self.depth,
             on_failure_of: self.on_failure_of.clone(),
@@ -456,7 +514,21 @@ impl RunContext<'_> {
             .engine
             .subflows()
             .ok_or(super::SubflowError::NotConfigured)?;
-        subflows.outcome(execution_id).await
+        let outcome = subflows.outcome(execution_id).await?;
+        // A child that paused took a share of this run's budget: what it left
+        // comes back once it ended.
+        if let Some(left) = outcome.as_ref().and_then(|o| o.left.as_ref())
+            && let Some(budget) = &self.state.budget
+        {
+            budget.give_back(left);
+        }
+        Ok(outcome)
+    }
+
+    /// Why the budget of the run (and its subflow runs) stopped it, once it did.
+    pub fn budget_spent(&self) -> Option<String> {
+        let budget = self.state.budget.as_ref()?;
+        budget.spent().map(str::to_string)
     }
 
     /// Runs another workflow as a child of this execution.
@@ -469,6 +541,11 @@ impl RunContext<'_> {
             .engine
             .subflows()
             .ok_or(super::SubflowError::NotConfigured)?;
+        let limits = self.engine.limits();
+        let budget = self
+            .state
+            .budget()
+            .unwrap_or_else(|| Arc::new(Budget::new(limits)));
         subflows
             .call(super::SubflowCall {
                 workflow_key: workflow_key.to_string(),
@@ -477,6 +554,7 @@ impl RunContext<'_> {
                 parent_sync: self.state.sync,
                 parent_depth: self.state.depth,
                 parent_on_failure_of: self.state.on_failure_of.clone(),
+                budget,
             })
             .await
     }

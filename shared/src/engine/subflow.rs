@@ -1,10 +1,13 @@
 //! The port through which a `subflow` node runs another workflow. The engine only
 //! knows this trait; the application implements it with the store and the runner.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::model::ExecutionStatus;
+use super::Budget;
+use crate::model::{Allowance, ExecutionStatus};
 
 /// One call of a child workflow.
 #[derive(Debug, Clone)]
@@ -20,6 +23,8 @@ pub struct SubflowCall {
     /// Set when the parent runs for a failure workflow (`Execution::on_failure_of`):
     /// the child does too, so it starts no failure workflow either.
     pub parent_on_failure_of: Option<String>,
+    /// The budget the parent spends: the child counts against it, and spends it.
+    pub budget: Arc<Budget>,
 }
 
 /// How the child execution ended; `started` when it paused (it then goes on by
@@ -29,6 +34,9 @@ pub struct SubflowResult {
     pub execution_id: String,
     pub status: ExecutionStatus,
     pub output: Value,
+    /// What a child that paused (and took a share of the parent's budget along)
+    /// left of that share when it ended, to give back.
+    pub left: Option<Allowance>,
 }
 
 /// Why a child could not run, or could not be looked at.

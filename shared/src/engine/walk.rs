@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -18,10 +19,17 @@ use crate::model::{Cursor, ExecutionStatus, JobStatus, NodeDefinition, Wait};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Bounds that keep a bad graph from running forever.
+/// Bounds that keep a bad graph from running forever. The node runs, executions
+/// and time are one budget for a run and every subflow run under it (see
+/// [`super::Budget`]), so a workflow that calls itself ends.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// Node runs of a run and its subflow runs, all together.
     pub max_node_runs: usize,
+    /// Executions a run and its subflow runs start, the run itself included.
+    pub max_executions: usize,
+    /// How long a run and the subflow runs it waits for may work without pausing.
+    pub max_busy: Duration,
     /// Iterations one loop node may run.
     pub max_loop_iterations: usize,
 }
@@ -30,6 +38,9 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_node_runs: 10_000,
+            max_executions: 1_000,
+            // A Lambda invocation's own ceiling: no run outlives the one it began in.
+            max_busy: Duration::from_secs(15 * 60),
             max_loop_iterations: 1_000,
         }
     }
@@ -76,6 +87,7 @@ impl Engine {
 
     /// Runs a workflow's main line to its end, or to a pause.
     pub async fn run(&self, nodes: &[NodeDefinition], state: &mut RunState) -> Outcome {
+        state.ensure_budget(&self.limits);
         Outcome::of(self.run_nodes_from(nodes, state, None).await)
     }
 
@@ -86,6 +98,7 @@ impl Engine {
         state: &mut RunState,
         cursor: Cursor,
     ) -> Outcome {
+        state.ensure_budget(&self.limits);
         Outcome::of(self.run_nodes_from(nodes, state, Some(cursor)).await)
     }
 
@@ -124,8 +137,8 @@ impl Engine {
                     Some(cursor) => match RetryFrame::read(&cursor.frame) {
                         // A wait between attempts is over: the next attempt.
                         Some(retry) => {
-                            if !state.count_node_run(self.limits.max_node_runs) {
-                                return Err(self.too_many_runs_on(cursor.job, state));
+                            if let Err(spent) = state.take_node(&self.limits) {
+                                return Err(self.too_many_runs_on(cursor.job, state, spent));
                             }
                             attempts = retry.attempts;
                             let result = self.attempt(kind.as_ref(), node, state, cursor.job);
@@ -146,8 +159,8 @@ impl Engine {
                         }
                     },
                     None => {
-                        if !state.count_node_run(self.limits.max_node_runs) {
-                            return Err(self.too_many_runs(node, state));
+                        if let Err(spent) = state.take_node(&self.limits) {
+                            return Err(state.error_job(node, spent, true));
                         }
                         let job = state.start_job(node);
                         (job, self.attempt(kind.as_ref(), node, state, job).await)
@@ -197,8 +210,8 @@ impl Engine {
                         return Err(Halt::paused(Cursor { index, job, frame }, waits));
                     }
                     tokio::time::sleep(wait).await;
-                    if !state.count_node_run(self.limits.max_node_runs) {
-                        return Err(self.too_many_runs_on(job, state));
+                    if let Err(spent) = state.take_node(&self.limits) {
+                        return Err(self.too_many_runs_on(job, state, spent));
                     }
                     result = self.attempt(kind.as_ref(), node, state, job).await;
                 }
@@ -241,21 +254,10 @@ impl Engine {
         crate::guard::catch(kind.run(node, &mut cx)).await
     }
 
-    fn too_many_runs_message(&self) -> String {
-        format!(
-            "the execution ran more than {} nodes and was stopped",
-            self.limits.max_node_runs
-        )
-    }
-
-    fn too_many_runs(&self, node: &NodeDefinition, state: &mut RunState) -> Halt {
-        state.error_job(node, self.too_many_runs_message(), true)
-    }
-
-    /// The cap reached by another attempt of a started job: it ends the run, as
+    /// The budget spent by another attempt of a started job: it ends the run, as
     /// everywhere else.
-    fn too_many_runs_on(&self, job: usize, state: &mut RunState) -> Halt {
-        let mut halt = state.stop_job(job, NodeStop::Error(self.too_many_runs_message()));
+    fn too_many_runs_on(&self, job: usize, state: &mut RunState, spent: String) -> Halt {
+        let mut halt = state.stop_job(job, NodeStop::Error(spent));
         halt.terminal = true;
         halt
     }

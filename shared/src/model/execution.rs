@@ -120,6 +120,32 @@ pub struct Execution {
     /// of failure workflows and subflows can loop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_failure_of: Option<String>,
+    /// What this run and the subflow runs working with it may spend, kept while
+    /// it waits: a run paused, or a subflow run that paused and took its share of
+    /// its caller's budget along (read back, once it finished, for what it left).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Allowance>,
+}
+
+/// A budget as a record keeps it: how many node runs and started executions it
+/// allows, and how many of each were spent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Allowance {
+    pub nodes: usize,
+    pub nodes_used: usize,
+    pub executions: usize,
+    pub executions_used: usize,
+}
+
+impl Allowance {
+    /// What is left of it: `(nodes, executions)`.
+    pub fn unspent(&self) -> (usize, usize) {
+        (
+            self.nodes.saturating_sub(self.nodes_used),
+            self.executions.saturating_sub(self.executions_used),
+        )
+    }
 }
 
 fn at_most_once(attempts: &u32) -> bool {

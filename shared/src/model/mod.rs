@@ -7,7 +7,7 @@ mod pause;
 mod workflow;
 
 pub use claim::{Claim, ClaimCheck, ClaimOutcome, KeyedAccept, StoredAnswer, key_hash};
-pub use execution::{Execution, ExecutionStatus, Job, JobStatus, RunMessage};
+pub use execution::{Allowance, Execution, ExecutionStatus, Job, JobStatus, RunMessage};
 pub use inbound::{
     DEFAULT_IDEMPOTENCY_TTL_SECONDS, DEFAULT_TOLERANCE_SECONDS, HandshakeConfig, HandshakePreset,
     HmacAlgorithm, IdempotencyConfig, RateLimit, SecretRef, Secrets, SignatureConfig,

@@ -1,9 +1,11 @@
 //! `subflow`: runs another workflow (`workflow`: its key; its current enabled version)
 //! with `context` (templated) as the child's `$context`. The child's output is the
 //! node's result; a child that does not resolve fails the node. The child is recorded
-//! as its own execution with `parentExecutionId`; calls nest at most 8 deep. A child
-//! that pauses (an async child waiting in a `delay`) pauses this execution too, until
-//! the child finishes and wakes it.
+//! as its own execution with `parentExecutionId`; calls nest at most 8 deep, and a
+//! run and all its children share one budget (node runs, executions started, time:
+//! see `engine::Budget`); once it is spent, the node errors with the budget's
+//! message, whatever the child did. A child that pauses (an async child waiting in
+//! a `delay`) pauses this execution too, until the child finishes and wakes it.
 
 use async_trait::async_trait;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
@@ -49,10 +51,9 @@ impl NodeType for Subflow {
     async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
         let c: SubflowConfig = config::parse(&node.config)?;
         let context = cx.render(&c.context);
-        let child = cx
-            .call_subflow(&c.workflow, context)
-            .await
-            .map_err(|e| NodeStop::Fail(json!({ "message": e.to_string() })))?;
+        let child = cx.call_subflow(&c.workflow, context).await.map_err(|e| {
+            over_budget(cx).unwrap_or_else(|| NodeStop::Fail(json!({ "message": e.to_string() })))
+        })?;
         settle(node, cx, child)
     }
 
@@ -88,6 +89,15 @@ fn settle(
         .get("workflow")
         .and_then(Value::as_str)
         .unwrap_or("");
+    let ended = !matches!(
+        child.status,
+        ExecutionStatus::Resolved | ExecutionStatus::Started
+    );
+    // The child stopped because the budget it shares with this run is spent: so
+    // is this run's, and it stops for that reason, named.
+    if ended && let Some(stop) = over_budget(cx) {
+        return Err(stop);
+    }
     match child.status {
         ExecutionStatus::Resolved => Ok(child.output),
         ExecutionStatus::Started => {
@@ -101,6 +111,12 @@ fn settle(
             "output": child.output,
         }))),
     }
+}
+
+/// The run's budget (shared with its children) is spent: the node errors with the
+/// budget's message.
+fn over_budget(cx: &RunContext<'_>) -> Option<NodeStop> {
+    cx.budget_spent().map(NodeStop::Error)
 }
 
 /// A `subflow` node's state while its child waits: the child's execution.

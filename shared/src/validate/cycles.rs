@@ -1,9 +1,13 @@
-//! Cycles through failure workflows, across a set of definitions: a workflow whose
-//! failure workflow reaches it again, through subflows or the failure workflows
-//! of failure workflows. Never a loop at run time (no run in a failure workflow's
-//! lineage starts a failure workflow), but when the workflow fails again there,
-//! its own failure workflow is not started for it: worth a warning, not a refusal
-//! (calling the failed workflow again from its failure workflow is a retry).
+//! Cycles across a set of definitions, both warnings rather than refusals:
+//!
+//! - through failure workflows: a workflow whose failure workflow reaches it
+//!   again, through subflows or the failure workflows of failure workflows. Never
+//!   a loop at run time (no run in a failure workflow's lineage starts a failure
+//!   workflow), but when the workflow fails again there, its own failure workflow
+//!   is not started for it (calling the failed workflow again is a retry);
+//! - through subflow calls: a workflow whose `subflow` nodes reach it again
+//!   (itself, or a → b → a). A recursion bounded by its own data may be meant,
+//!   and one that is not ends at the budget of a run and its subflows.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -16,6 +20,71 @@ struct Edge {
     to: String,
     /// How, as the cycle's path shows it: `onFailure`, `subflow node "call"`.
     how: String,
+    /// The subflow node's `config.workflow` path; `None` for `onFailure`.
+    at: Option<String>,
+}
+
+/// Failure workflow cycles, then subflow call cycles (see the module's doc).
+pub fn cycles(definitions: &[WorkflowDefinition]) -> Vec<(usize, Problem)> {
+    let mut found = failure_cycles(definitions);
+    found.extend(subflow_cycles(definitions));
+    found
+}
+
+/// One warning per workflow on a cycle of subflow calls, at the first `subflow`
+/// node it takes, with the shortest path back; each with the workflow's index.
+pub fn subflow_cycles(definitions: &[WorkflowDefinition]) -> Vec<(usize, Problem)> {
+    // Only calls: a failure workflow's run starts no failure workflow, so an
+    // `onFailure` edge never repeats at run time.
+    let edges: HashMap<&str, Vec<Edge>> = definitions
+        .iter()
+        .map(|d| {
+            let mut calls = Vec::new();
+            subflow_calls(&d.nodes, "nodes", &mut calls);
+            (d.key.as_str(), calls)
+        })
+        .collect();
+    let mut found = Vec::new();
+    for (index, definition) in definitions.iter().enumerate() {
+        let key = definition.key.as_str();
+        let Some(path) = path_around(&edges, key) else {
+            continue;
+        };
+        let steps: String = path
+            .iter()
+            .map(|e| format!(" → {} ({})", e.to, e.how))
+            .collect();
+        found.push((
+            index,
+            Problem {
+                path: path[0].at.clone().unwrap_or_default(),
+                message: format!(
+                    "calls this workflow again: {key}{steps}. Each run and all its subflow \
+                     runs share one budget, which ends a recursion its data does not end"
+                ),
+            },
+        ));
+    }
+    found
+}
+
+/// The shortest chain of calls from `key` back to itself, if any.
+fn path_around(edges: &HashMap<&str, Vec<Edge>>, key: &str) -> Option<Vec<Edge>> {
+    let calls = edges.get(key)?;
+    if let Some(direct) = calls.iter().find(|e| e.to == key) {
+        return Some(vec![direct.clone()]);
+    }
+    calls
+        .iter()
+        .filter_map(|first| {
+            let rest = path_back(edges, &first.to, key)?;
+            Some(
+                std::iter::once(first.clone())
+                    .chain(rest)
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .min_by_key(Vec::len)
 }
 
 /// One warning per workflow whose failure workflow reaches it again, at
@@ -64,24 +133,28 @@ fn edges_of(definition: &WorkflowDefinition) -> Vec<Edge> {
         .map(|to| Edge {
             to: to.clone(),
             how: "onFailure".into(),
+            at: None,
         })
         .collect();
-    subflow_calls(&definition.nodes, &mut edges);
+    subflow_calls(&definition.nodes, "nodes", &mut edges);
     edges
 }
 
-fn subflow_calls(nodes: &[NodeDefinition], edges: &mut Vec<Edge>) {
-    for node in nodes {
+/// The calls of the `subflow` nodes in `nodes` (at JSON path `at`), at any depth.
+fn subflow_calls(nodes: &[NodeDefinition], at: &str, edges: &mut Vec<Edge>) {
+    for (i, node) in nodes.iter().enumerate() {
+        let node_at = format!("{at}[{i}]");
         if node.kind == "subflow"
             && let Some(to) = node.config.get("workflow").and_then(|w| w.as_str())
         {
             edges.push(Edge {
                 to: to.to_string(),
                 how: format!("subflow node {:?}", node.key),
+                at: Some(format!("{node_at}.config.workflow")),
             });
         }
-        for branch in node.branches.values() {
-            subflow_calls(branch, edges);
+        for (index, branch) in &node.branches {
+            subflow_calls(branch, &format!("{node_at}.branches.{index}"), edges);
         }
     }
 }
@@ -136,9 +209,12 @@ mod tests {
         doc
     }
 
-    fn cycles(docs: &[Value]) -> Vec<String> {
+    type Finder = fn(&[WorkflowDefinition]) -> Vec<(usize, Problem)>;
+
+    /// What `find` reports, as `key: path: message`.
+    fn found_by(find: Finder, docs: &[Value]) -> Vec<String> {
         let definitions = definitions(docs);
-        failure_cycles(&definitions)
+        find(&definitions)
             .into_iter()
             .map(|(i, p)| format!("{}: {p}", definitions[i].key))
             .collect()
@@ -194,11 +270,43 @@ mod tests {
                 workflow("b", Some("alert"), &[]),
                 workflow("alert", None, &["notify"]),
                 workflow("notify", None, &[]),
-                // Subflow cycles without a failure workflow are the depth limit's.
+                // Subflow cycles without a failure workflow are subflow_cycles'.
                 workflow("x", None, &["y"]),
                 workflow("y", None, &["x"]),
             ])
             .is_empty()
+        );
+    }
+
+    fn cycles(docs: &[Value]) -> Vec<String> {
+        found_by(failure_cycles, docs)
+    }
+
+    fn call_cycles(docs: &[Value]) -> Vec<String> {
+        found_by(subflow_cycles, docs)
+    }
+
+    #[test]
+    fn subflow_calls_back_to_the_caller_are_cycles_with_their_shortest_path() {
+        let found = call_cycles(&[
+            workflow("me", None, &["other", "me"]),
+            workflow("a", None, &["b"]),
+            workflow("b", None, &["c", "a"]),
+            workflow("c", None, &["a"]),
+            workflow("outside", Some("a"), &["a"]),
+            workflow("other", None, &[]),
+        ]);
+        assert_eq!(
+            found,
+            [
+                "me: nodes[1].config.workflow: calls this workflow again: me → me (subflow node \"call_me\")",
+                "a: nodes[0].config.workflow: calls this workflow again: a → b (subflow node \"call_b\") → a (subflow node \"call_a\")",
+                "b: nodes[1].config.workflow: calls this workflow again: b → a (subflow node \"call_a\") → b (subflow node \"call_b\")",
+                "c: nodes[0].config.workflow: calls this workflow again: c → a (subflow node \"call_a\") → b (subflow node \"call_b\") → c (subflow node \"call_c\")",
+            ]
+            .map(|s| format!(
+                "{s}. Each run and all its subflow runs share one budget, which ends a recursion its data does not end"
+            ))
         );
     }
 }

@@ -18,7 +18,7 @@ mod inbound;
 mod operate;
 mod schema;
 
-pub use cycles::failure_cycles;
+pub use cycles::{cycles, failure_cycles, subflow_cycles};
 pub use schema::definition_schema;
 
 const ROOT_FIELDS: [&str; 9] = [

@@ -194,6 +194,7 @@ mod tests {
             idempotency_key: None,
             replay_of: None,
             on_failure_of: None,
+            budget: None,
         }
     }
 
