@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -24,6 +24,9 @@ use tokio::sync::watch;
 struct FlakyStore {
     inner: EmbeddedStore,
     down: AtomicBool,
+    /// Execution records longer than this (JSON bytes) are refused for good, as
+    /// SQLite refuses one past its length limit; 0 refuses none.
+    refuse_over: AtomicUsize,
 }
 
 impl FlakyStore {
@@ -33,6 +36,19 @@ impl FlakyStore {
         } else {
             Ok(())
         }
+    }
+
+    fn check_size(&self, execution: &Execution) -> Result<(), StoreError> {
+        self.check()?;
+        let limit = self.refuse_over.load(Ordering::SeqCst);
+        let size = serde_json::to_vec(execution).unwrap().len();
+        if limit > 0 && size > limit {
+            return Err(StoreError::Rejected {
+                reason: "string or blob too big".into(),
+                source: None,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -73,15 +89,15 @@ impl Store for FlakyStore {
         self.inner.insert_execution(execution).await
     }
     async fn save_execution(&self, execution: &Execution) -> Result<(), StoreError> {
-        self.check()?;
+        self.check_size(execution)?;
         self.inner.save_execution(execution).await
     }
     async fn save_unless_finished(&self, execution: &Execution) -> Result<bool, StoreError> {
-        self.check()?;
+        self.check_size(execution)?;
         self.inner.save_unless_finished(execution).await
     }
     async fn save_if_paused(&self, execution: &Execution, token: &str) -> Result<bool, StoreError> {
-        self.check()?;
+        self.check_size(execution)?;
         self.inner.save_if_paused(execution, token).await
     }
     async fn execution(&self, id: &str) -> Result<Option<Execution>, StoreError> {
@@ -98,6 +114,10 @@ impl Store for FlakyStore {
     ) -> Result<Vec<Execution>, StoreError> {
         self.check()?;
         self.inner.find_executions(filter, limit).await
+    }
+    async fn count_paused(&self, workflow_key: &str, up_to: usize) -> Result<usize, StoreError> {
+        self.check()?;
+        self.inner.count_paused(workflow_key, up_to).await
     }
     async fn prune_executions(
         &self,
@@ -169,11 +189,22 @@ fn workflow() -> Value {
     ]})
 }
 
+/// Echoes the body's `pad` in its output: a finished record about three times the
+/// size of the request (context, job result, output), the started one the size
+/// of the request.
+fn echo(sync: bool) -> Value {
+    let key = if sync { "echo-sync" } else { "echo" };
+    json!({"key": key, "sync": sync, "trigger": {"type": "webhook", "hookId": format!("{key}-hook")}, "nodes": [
+        {"key": "out", "type": "output", "config": {"value": "{{$context.body.pad}}"}}
+    ]})
+}
+
 async fn setup(dir: &std::path::Path) -> (App, Arc<FlakyStore>, Arc<EmbeddedQueue>) {
     let db = Database::open(dir).unwrap();
     let store = Arc::new(FlakyStore {
         inner: EmbeddedStore::new(Arc::clone(&db)),
         down: AtomicBool::new(false),
+        refuse_over: AtomicUsize::new(0),
     });
     let queue = Arc::new(EmbeddedQueue::open(db).await.unwrap());
     let app = App::new(
@@ -184,11 +215,13 @@ async fn setup(dir: &std::path::Path) -> (App, Arc<FlakyStore>, Arc<EmbeddedQueu
             ..Settings::default()
         },
     );
-    let definition =
-        hookflow::validate::validate(&workflow(), &hookflow::nodes::builtin()).unwrap();
-    hookflow::app::deploy::deploy(app.store.as_ref(), definition)
-        .await
-        .unwrap();
+    for workflow in [workflow(), echo(false), echo(true)] {
+        let definition =
+            hookflow::validate::validate(&workflow, &hookflow::nodes::builtin()).unwrap();
+        hookflow::app::deploy::deploy(app.store.as_ref(), definition)
+            .await
+            .unwrap();
+    }
     (app, store, queue)
 }
 
@@ -284,7 +317,7 @@ async fn begun(app: &App, id: &str, attempts: u32) {
 }
 
 #[tokio::test]
-async fn only_runs_that_began_count_and_the_fifth_is_the_last() {
+async fn only_runs_that_began_count_and_the_second_is_the_last() {
     let dir = tempfile::tempdir().unwrap();
     let (app, store, _queue) = setup(dir.path()).await;
     let body = serde_json::to_string(&run_message("run-a")).unwrap();
@@ -304,17 +337,18 @@ async fn only_runs_that_began_count_and_the_fifth_is_the_last() {
     );
     assert!(a.attempts <= 1, "began once: {}", a.attempts);
 
-    // Begun twice before (cut off): it begins a third time and is recorded so.
-    begun(&app, "run-b", 2).await;
+    // Begun once before (cut off): it begins a second time and is recorded so.
+    begun(&app, "run-b", 1).await;
     let body = serde_json::to_string(&run_message("run-b")).unwrap();
     assert_eq!(app.worker.process(&body, 1).await, Processed::Done);
     let b = app.store.execution("run-b").await.unwrap().unwrap();
-    assert_eq!((b.status, b.attempts), (ExecutionStatus::Resolved, 3));
+    assert_eq!((b.status, b.attempts), (ExecutionStatus::Resolved, 2));
     let shown = serde_json::to_value(&b).unwrap();
-    assert_eq!(shown["attempts"], 3, "records show attempts past one");
+    assert_eq!(shown["attempts"], 2, "records show attempts past one");
 
-    // Begun five times: given up as error, naming why.
-    begun(&app, "run-c", 5).await;
+    // Begun twice: given up as error, naming why (a third begin could take the
+    // process down a third time).
+    begun(&app, "run-c", 2).await;
     let body = serde_json::to_string(&run_message("run-c")).unwrap();
     assert_eq!(app.worker.process(&body, 1).await, Processed::Done);
     let c = app.store.execution("run-c").await.unwrap().unwrap();
@@ -323,8 +357,45 @@ async fn only_runs_that_began_count_and_the_fifth_is_the_last() {
         c.output["error"]
             .as_str()
             .unwrap()
-            .contains("begun 5 times"),
+            .contains("begun 2 times"),
         "{}",
         c.output
     );
+}
+
+/// A record the store refuses for good (as SQLite refuses one too big) is not an
+/// outage: the run ends `error` with the reason after one begin, not after the
+/// whole run was begun again and again; the record kept is the small one.
+#[tokio::test]
+async fn a_record_the_store_refuses_ends_the_run_error_after_one_begin() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, store, _queue) = setup(dir.path()).await;
+    store.refuse_over.store(25_000, Ordering::SeqCst);
+    let pad = "x".repeat(10_000);
+    let message = RunMessage {
+        workflow_key: "echo".into(),
+        context: json!({"body": {"pad": pad}}),
+        ..run_message("run-big")
+    };
+    let body = serde_json::to_string(&message).unwrap();
+    assert_eq!(app.worker.process(&body, 1).await, Processed::Done);
+    let e = app.store.execution("run-big").await.unwrap().unwrap();
+    // Began once (a record shows attempts only past one).
+    assert_eq!((e.status, e.attempts.max(1)), (ExecutionStatus::Error, 1));
+    let error = e.output["error"].as_str().unwrap();
+    assert!(
+        error.contains("could not be recorded") && error.contains("string or blob too big"),
+        "{error}"
+    );
+
+    // A sync run: answered 500 with the reason, not 503 "retry later", and recorded.
+    let (status, answer) =
+        hookflow_tests::inproc::post_json(&app, "echo-sync-hook", &json!({"pad": pad})).await;
+    assert_eq!(status, 500, "{answer}");
+    let error = answer["error"].as_str().unwrap();
+    assert!(error.contains("string or blob too big"), "{answer}");
+    let id = answer["executionId"].as_str().unwrap();
+    let e = app.store.execution(id).await.unwrap().unwrap();
+    assert_eq!(e.status, ExecutionStatus::Error);
+    assert!(e.jobs.iter().all(|j| j.result.is_null()), "{:?}", e.jobs);
 }

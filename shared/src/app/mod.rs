@@ -7,6 +7,7 @@ pub mod deploy;
 mod error;
 pub mod failures;
 pub mod ids;
+pub mod pauses;
 pub mod replay;
 pub mod retention;
 pub mod runner;

@@ -8,19 +8,25 @@ use serde_json::json;
 use tokio::sync::{Semaphore, watch};
 
 use super::error::AppError;
+use crate::app::pauses;
 use crate::app::runner::Runner;
 use crate::app::wakeups::{self, CHILD_PREFIX, Wakeups};
 use crate::model::{ClaimCheck, Execution, ExecutionStatus, JobStatus, RunMessage, Wait};
 use crate::ports::telemetry::count_recorded;
-use crate::ports::{Delivery, Queue, Store, Telemetry};
+use crate::ports::{Delivery, Queue, Store, StoreError, Telemetry};
 use crate::time::now_rfc3339;
 
 /// A run begun this many times without finishing (each time its worker was cut off,
 /// or its end could not be recorded) is recorded as `error` rather than begun again,
-/// so nothing stays `started` forever. Deliveries that found the store unavailable
-/// never began the run and do not count. Also the deliveries a wake-up waits for
-/// what it follows.
-pub const MAX_ATTEMPTS: u32 = 5;
+/// so nothing stays `started` forever. Two: a run whose begin coincided with a
+/// process death gets one more chance (the death may have been another run's), and
+/// a run that takes its process down each time does so once more, not four times.
+/// Deliveries that found the store unavailable never began the run and do not count.
+pub const MAX_BEGINS: u32 = 2;
+
+/// The deliveries a wake-up waits for what it follows (the save of a pause, a
+/// child's end) before it is dropped.
+pub const MAX_WAKE_TRIES: u32 = 5;
 
 /// The longest wait before a delivery is tried again.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -87,6 +93,9 @@ impl Worker {
         match done {
             Ok(Ok(())) => Processed::Done,
             Ok(Err(e @ AppError::NotYet(_))) => Processed::Retry(e.to_string()),
+            Ok(Err(AppError::Store(e))) if !e.is_retryable() => {
+                self.after_refusal(&message, &e).await
+            }
             Ok(Err(e)) => Processed::Unavailable(e.to_string()),
             Err(panic) => self.after_panic(&message, &panic).await,
         }
@@ -115,6 +124,29 @@ impl Worker {
                     Err(e) => Processed::Unavailable(e.to_string()),
                 }
             }
+        }
+    }
+
+    /// A delivery the store refused a write of for good (a record too large, say):
+    /// running it again would be refused again, so the run ends `error` with the
+    /// reason, on its last record that was kept (small: what the refused write
+    /// added is not in it).
+    async fn after_refusal(&self, message: &RunMessage, refusal: &StoreError) -> Processed {
+        tracing::error!(execution_id = %message.execution_id, error = %refusal, "the store refused a run's record for good");
+        let reason = format!("the run could not be recorded and is not run again: {refusal}");
+        match self.record_failure(message, &reason).await {
+            Ok(()) => Processed::Done,
+            // Even that was refused (the trigger context itself, say): the record
+            // without the context.
+            Err(AppError::Store(e)) if !e.is_retryable() => {
+                let mut record = error_record(message, &reason);
+                record.context = json!({ "omitted": "the store refused the run's record" });
+                match self.store.save_unless_finished(&record).await {
+                    Ok(_) => Processed::Done,
+                    Err(e) => Processed::Unavailable(e.to_string()),
+                }
+            }
+            Err(e) => Processed::Unavailable(e.to_string()),
         }
     }
 
@@ -177,7 +209,7 @@ impl Worker {
         // A `started` record: an earlier delivery began the run and never recorded
         // its end (its worker was cut off, or the store failed after the run).
         let begun = existing.as_ref().map_or(0, |e| e.attempts.max(1));
-        if begun >= MAX_ATTEMPTS {
+        if begun >= MAX_BEGINS {
             let reason = format!(
                 "the run was begun {begun} times and never finished (its worker was cut off, or its end could not be recorded)"
             );
@@ -204,8 +236,19 @@ impl Worker {
             .definition
             .sync
             .then(|| Duration::from_millis(workflow.definition.sync_timeout_ms()));
-        let finished = self.runner.run(execution, &workflow, timeout).await;
-        self.record(&finished.execution, None).await
+        let mut finished = self
+            .runner
+            .run(execution, &workflow, timeout)
+            .await
+            .execution;
+        pauses::bound(
+            self.store.as_ref(),
+            &workflow.definition,
+            &mut finished,
+            true,
+        )
+        .await?;
+        self.record(&finished, None).await
     }
 
     /// Whether a keyed run still holds its idempotency claim (confirming it; see
@@ -242,7 +285,7 @@ impl Worker {
         let id = &message.execution_id;
         // Not there yet (the wake-up beat the save of its pause): retried a few times.
         let later = |why: &'static str| {
-            if attempt > MAX_ATTEMPTS {
+            if attempt > MAX_WAKE_TRIES {
                 tracing::warn!(execution_id = %id, why, "dropping a wake-up that never came due");
                 Ok(())
             } else {
@@ -307,7 +350,12 @@ impl Worker {
             .workflow_version(&execution.workflow_key, execution.workflow_version)
             .await?;
         let finished = match workflow {
-            Some(workflow) => self.runner.resume(execution, &workflow).await.execution,
+            Some(workflow) => {
+                let mut resumed = self.runner.resume(execution, &workflow).await.execution;
+                let store = self.store.as_ref();
+                pauses::bound(store, &workflow.definition, &mut resumed, false).await?;
+                resumed
+            }
             None => {
                 let mut failed = execution;
                 failed.paused = None;
@@ -351,6 +399,27 @@ impl Worker {
         count_recorded(self.telemetry.as_ref(), &record);
         self.wakeups.after_worker_save(&record).await
     }
+}
+
+/// What a run that ended as `execution` keeps when the store refused its record for
+/// good: `error` with `reason`, its jobs without their results (what made it large),
+/// and its trigger context only when that is small.
+pub fn refused_record(execution: &Execution, reason: &str) -> Execution {
+    const KEPT_CONTEXT_BYTES: usize = 64 * 1024;
+    let mut record = execution.clone();
+    for job in &mut record.jobs {
+        job.result = serde_json::Value::Null;
+    }
+    let context_bytes = serde_json::to_vec(&record.context).map_or(usize::MAX, |v| v.len());
+    if context_bytes > KEPT_CONTEXT_BYTES {
+        record.context =
+            json!({ "omitted": format!("{context_bytes} bytes, not kept with a refused record") });
+    }
+    record.status = ExecutionStatus::Error;
+    record.paused = None;
+    record.output = json!({ "error": reason });
+    record.finished_at.get_or_insert_with(now_rfc3339);
+    record
 }
 
 /// A run that never ran (or whose processing failed on a bug), recorded as `error`.

@@ -68,6 +68,38 @@ pub struct WorkflowOptions {
     /// `aborted`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_failure: Option<String>,
+    /// The longest a `delay` node may wait, in seconds (default 7 days, at most
+    /// 366 days). A delay a caller chooses (read from the request) past it fails
+    /// its node, so no sender parks runs with their contexts for a year.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 31_622_400))]
+    pub max_delay_seconds: Option<u64>,
+    /// The most runs of this workflow that may be paused (waiting for a delay or a
+    /// child) at once (default 10,000); a run that would pause past it fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_paused_runs: Option<u64>,
+}
+
+impl WorkflowOptions {
+    /// `maxDelaySeconds` when none is set: a week.
+    pub const DEFAULT_MAX_DELAY_SECONDS: u64 = 7 * 24 * 3600;
+    /// The highest `maxDelaySeconds` (366 days): a wait longer than that is surely a
+    /// mistake.
+    pub const MAX_DELAY_SECONDS: u64 = 366 * 24 * 3600;
+    /// `maxPausedRuns` when none is set.
+    pub const DEFAULT_MAX_PAUSED_RUNS: u64 = 10_000;
+
+    pub fn max_delay_seconds(&self) -> u64 {
+        self.max_delay_seconds
+            .unwrap_or(Self::DEFAULT_MAX_DELAY_SECONDS)
+            .min(Self::MAX_DELAY_SECONDS)
+    }
+
+    pub fn max_paused_runs(&self) -> u64 {
+        self.max_paused_runs
+            .unwrap_or(Self::DEFAULT_MAX_PAUSED_RUNS)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

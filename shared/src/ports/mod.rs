@@ -32,8 +32,26 @@ pub enum StoreError {
     VersionConflict { key: String, version: u32 },
     #[error("{0}")]
     InvalidDefinition(String),
+    /// Passing: the same write may succeed later (a full disk, a throttled or
+    /// unreachable table). Runs wait for it and are tried again.
     #[error("store unavailable: {0}")]
     Backend(String),
+    /// The store refused this write for good (a record too large, a constraint, a
+    /// value it does not take): it would refuse it again, so retrying cannot help.
+    #[error("the store refused the write: {reason}")]
+    Rejected {
+        reason: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl StoreError {
+    /// Whether the same call may succeed later. Only an outage is worth waiting
+    /// for; what the store refuses (or a definition that conflicts) stays refused.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Backend(_))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +133,11 @@ pub trait Store: Send + Sync {
         filter: &ExecutionFilter,
         limit: usize,
     ) -> Result<Vec<Execution>, StoreError>;
+
+    /// How many executions of a workflow are paused, counted up to `up_to` (a store
+    /// may stop counting there). It may count more than are paused (DynamoDB
+    /// counts runs in progress too) but never fewer: what `maxPausedRuns` bounds.
+    async fn count_paused(&self, workflow_key: &str, up_to: usize) -> Result<usize, StoreError>;
 
     /// Deletes up to `max` finished executions matching `filter`, oldest first, and
     /// says how many. A `started` one (running, or paused and waiting) is never

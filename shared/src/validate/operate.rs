@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::{Checker, MAX_TIMEOUT_MS, is_identifier, unknown_fields};
-use crate::model::RetryPolicy;
+use crate::model::{RetryPolicy, WorkflowOptions};
 
 /// `options`: `{timeoutMs?, onFailure?}` of the workflow keyed `key`.
 pub(super) fn check_options(options: &Value, key: &str, check: &mut Checker) {
@@ -12,7 +12,31 @@ pub(super) fn check_options(options: &Value, key: &str, check: &mut Checker) {
         check.error("options", "must be an object {timeoutMs, onFailure}");
         return;
     };
-    unknown_fields(map, &["timeoutMs", "onFailure"], "options", check);
+    unknown_fields(
+        map,
+        &["timeoutMs", "onFailure", "maxDelaySeconds", "maxPausedRuns"],
+        "options",
+        check,
+    );
+    let max_delay = WorkflowOptions::MAX_DELAY_SECONDS;
+    let counts = [
+        ("maxDelaySeconds", max_delay, "seconds a delay may wait"),
+        ("maxPausedRuns", u64::MAX, "runs that may be paused at once"),
+    ];
+    for (name, max, what) in counts {
+        match map.get(name) {
+            None => {}
+            Some(n) if n.as_u64().is_some_and(|n| (1..=max).contains(&n)) => {}
+            Some(_) if max == u64::MAX => check.error(
+                format!("options.{name}"),
+                format!("must be the most {what}, 1 or more"),
+            ),
+            Some(_) => check.error(
+                format!("options.{name}"),
+                format!("must be the most {what}, 1..={max}"),
+            ),
+        }
+    }
     match map.get("timeoutMs") {
         None => {}
         Some(t)
@@ -111,7 +135,7 @@ mod tests {
         assert_eq!(
             option_problems(json!({"onFailure": ["a"], "retry": 1, "timeoutMs": 0})),
             [
-                "options.retry: unknown field; expected one of timeoutMs, onFailure",
+                "options.retry: unknown field; expected one of timeoutMs, onFailure, maxDelaySeconds, maxPausedRuns",
                 "options.timeoutMs: must be 1..=900000",
                 "options.onFailure: must be the key of the workflow to run when a run fails (a string)",
             ]

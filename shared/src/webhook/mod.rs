@@ -699,6 +699,9 @@ impl WebhookService {
         let finished = self.runner.run(execution, workflow, Some(timeout)).await;
         if let Err(e) = self.store.save_execution(&finished.execution).await {
             tracing::error!(execution_id = %id, error = %e, "cannot record a sync execution");
+            if !e.is_retryable() {
+                return self.record_refused(&finished.execution, &e).await;
+            }
             let refused = reply::error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the run could not be recorded; retry later",
@@ -739,6 +742,31 @@ impl WebhookService {
             }
         };
         (response, true)
+    }
+
+    /// A sync run whose record the store refused for good (too large, say): a retry
+    /// would be refused the same way, so it is recorded small, as `error`, and
+    /// answered 500 with the reason rather than 503 "retry later".
+    async fn record_refused(
+        &self,
+        execution: &crate::model::Execution,
+        refusal: &crate::ports::StoreError,
+    ) -> (Response<Bytes>, bool) {
+        let reason = format!("the run could not be recorded: {refusal}");
+        let record = crate::app::worker::refused_record(execution, &reason);
+        if let Err(e) = self.store.save_execution(&record).await {
+            tracing::error!(execution_id = %record.id, error = %e, "cannot record a refused sync execution");
+            let body = json!({ "error": reason, "executionId": record.id });
+            return (reply::json(StatusCode::INTERNAL_SERVER_ERROR, &body), false);
+        }
+        count_recorded(self.telemetry.as_ref(), &record);
+        let failures =
+            failures::after_final_save(self.store.as_ref(), self.queue.as_ref(), &record);
+        if let Err(e) = failures.await {
+            tracing::error!(execution_id = %record.id, error = %e, "cannot start the failure workflow of a failed sync run");
+        }
+        let body = json!({ "error": reason, "executionId": record.id });
+        (reply::json(StatusCode::INTERNAL_SERVER_ERROR, &body), true)
     }
 
     async fn enqueue(&self, message: &RunMessage) -> Result<(), Response<Bytes>> {

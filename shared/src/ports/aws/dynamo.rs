@@ -34,8 +34,30 @@ pub struct DynamoStore {
     retention: Option<Duration>,
 }
 
-pub(super) fn backend<E: std::error::Error + 'static>(e: E) -> StoreError {
-    StoreError::Backend(DisplayErrorContext(e).to_string())
+/// DynamoDB's answers to a request it will refuse again, whenever it is sent: a
+/// request it cannot take (an item over 400 KB, a value it does not accept) or an
+/// item collection at its 10 GB limit. Throttling, timeouts and 5xx are passing.
+const REFUSED_FOR_GOOD: &[&str] = &[
+    "ValidationException",
+    "ItemCollectionSizeLimitExceededException",
+    "SerializationException",
+];
+
+pub(super) fn backend<E>(e: E) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let reason = DisplayErrorContext(&e).to_string();
+    if e.code()
+        .is_some_and(|code| REFUSED_FOR_GOOD.contains(&code))
+    {
+        StoreError::Rejected {
+            reason,
+            source: Some(Box::new(e)),
+        }
+    } else {
+        StoreError::Backend(reason)
+    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
@@ -49,7 +71,7 @@ pub(super) fn applied<T, E>(
     result: Result<T, SdkError<E, HttpResponse>>,
 ) -> Result<bool, StoreError>
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     match result {
         Ok(_) => Ok(true),
@@ -452,6 +474,35 @@ impl Store for DynamoStore {
         all.sort_by(|a, b| b.id.cmp(&a.id));
         all.truncate(limit);
         Ok(all)
+    }
+
+    /// The workflow's `started` executions (paused, or running): its status index
+    /// holds no pause mark. One Query of keys only, counted by DynamoDB (about 1
+    /// read unit per 40 runs, so ~250 for 10,000), stopped at `up_to`.
+    async fn count_paused(&self, workflow_key: &str, up_to: usize) -> Result<usize, StoreError> {
+        let pk = item::status_gsi_pk(workflow_key, ExecutionStatus::Started);
+        let mut counted = 0;
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(STATUS_GSI)
+                .key_condition_expression("gsi2pk = :p")
+                .expression_attribute_values(":p", s(&pk))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .limit(i32::try_from(up_to - counted).unwrap_or(i32::MAX).max(1))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            counted += usize::try_from(page.count).unwrap_or(0);
+            start = page.last_evaluated_key;
+            if start.is_none() || counted >= up_to {
+                return Ok(counted);
+            }
+        }
     }
 
     async fn prune_executions(

@@ -18,9 +18,7 @@ const SWEEP_ROWS: u32 = 1_000;
 
 static CLAIMS_MADE: AtomicU64 = AtomicU64::new(0);
 
-fn backend(e: String) -> StoreError {
-    StoreError::Backend(e)
-}
+use super::db::store_error as backend;
 
 fn encode(claim: &Claim) -> Result<String, StoreError> {
     serde_json::to_string(claim).map_err(|e| StoreError::Backend(e.to_string()))

@@ -8,6 +8,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
+use crate::ports::StoreError;
+
 /// The most writes one transaction takes; more wait for the next commit.
 const MAX_BATCH: usize = 1024;
 
@@ -30,6 +32,9 @@ CREATE TABLE IF NOT EXISTS executions (
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS executions_by_workflow ON executions (workflow_key, id);
+-- The paused executions of a workflow, counted from this index alone (maxPausedRuns).
+CREATE INDEX IF NOT EXISTS executions_paused ON executions (workflow_key)
+    WHERE json_extract(record, '$.paused') IS NOT NULL;
 CREATE TABLE IF NOT EXISTS queue (
     id TEXT PRIMARY KEY,
     body TEXT NOT NULL,
@@ -72,7 +77,58 @@ pub type WriteOp = Box<dyn FnOnce(&Connection) -> rusqlite::Result<bool> + Send>
 
 struct WriteJob {
     op: WriteOp,
-    reply: oneshot::Sender<Result<bool, String>>,
+    reply: oneshot::Sender<Result<bool, DbError>>,
+}
+
+/// Why a write failed, with SQLite's result code when SQLite gave one: the code
+/// tells a write SQLite will refuse again (too big, a constraint) from an outage.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct DbError {
+    pub message: String,
+    pub code: Option<rusqlite::ErrorCode>,
+}
+
+impl DbError {
+    /// SQLite refuses the same write the same way every time: retrying is useless.
+    pub fn is_permanent(&self) -> bool {
+        use rusqlite::ErrorCode::*;
+        matches!(
+            self.code,
+            Some(TooBig | ConstraintViolation | TypeMismatch | ParameterOutOfRange)
+        )
+    }
+}
+
+impl From<String> for DbError {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            code: None,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self {
+            code: e.sqlite_error_code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// The store's error for a failed read or write: refused for good, or an outage.
+pub(super) fn store_error(e: impl Into<DbError>) -> StoreError {
+    let e = e.into();
+    if e.is_permanent() {
+        StoreError::Rejected {
+            reason: e.message.clone(),
+            source: Some(Box::new(e)),
+        }
+    } else {
+        StoreError::Backend(e.message)
+    }
 }
 
 pub struct Database {
@@ -128,15 +184,15 @@ impl Database {
     }
 
     /// Runs a write; returns once it is committed to disk.
-    pub async fn write(&self, op: WriteOp) -> Result<bool, String> {
+    pub async fn write(&self, op: WriteOp) -> Result<bool, DbError> {
         let (reply, done) = oneshot::channel();
         self.writes
             .as_ref()
-            .ok_or_else(|| "the database is closed".to_string())?
+            .ok_or_else(|| DbError::from("the database is closed".to_string()))?
             .send(WriteJob { op, reply })
-            .map_err(|_| "the database writer has stopped".to_string())?;
+            .map_err(|_| DbError::from("the database writer has stopped".to_string()))?;
         done.await
-            .map_err(|_| "the database writer has stopped".to_string())?
+            .map_err(|_| DbError::from("the database writer has stopped".to_string()))?
     }
 
     /// Tells the queue that a committed write queued a run without it.
@@ -212,8 +268,9 @@ fn write_loop(conn: Connection, rx: mpsc::Receiver<WriteJob>) {
             }
         }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let message = e.to_string();
             for job in batch {
-                let _ = job.reply.send(Err(e.to_string()));
+                let _ = job.reply.send(Err(message.clone().into()));
             }
             continue;
         }
@@ -231,31 +288,71 @@ fn write_loop(conn: Connection, rx: mpsc::Receiver<WriteJob>) {
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
                 for (reply, _) in answers {
-                    let _ = reply.send(Err(format!("commit failed: {e}")));
+                    let _ = reply.send(Err(format!("commit failed: {e}").into()));
                 }
             }
         }
     }
 }
 
-fn run_in_savepoint(conn: &Connection, op: WriteOp) -> Result<bool, String> {
-    conn.execute_batch("SAVEPOINT op")
-        .map_err(|e| e.to_string())?;
+fn run_in_savepoint(conn: &Connection, op: WriteOp) -> Result<bool, DbError> {
+    conn.execute_batch("SAVEPOINT op")?;
     // A panic in one write (a bug) fails that write only: the writer thread, and
     // every write after it, goes on.
     let outcome = match crate::guard::catch_sync(|| op(conn)) {
-        Ok(done) => done.map_err(|e| e.to_string()),
-        Err(panic) => Err(format!("the write failed on an internal error: {panic}")),
+        Ok(done) => done.map_err(DbError::from),
+        Err(panic) => Err(format!("the write failed on an internal error: {panic}").into()),
     };
     match outcome {
         Ok(applied) => {
-            conn.execute_batch("RELEASE op")
-                .map_err(|e| e.to_string())?;
+            conn.execute_batch("RELEASE op")?;
             Ok(applied)
         }
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK TO op; RELEASE op");
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What SQLite will refuse again (a constraint here; a record past its length
+    /// limit alike) is a refusal, not an outage to wait out.
+    #[tokio::test]
+    async fn a_write_sqlite_refuses_for_good_is_not_retryable() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).unwrap();
+        let insert = || -> WriteOp {
+            Box::new(|conn| {
+                conn.execute(
+                    "INSERT INTO workflows (key, current_version, hook_id) VALUES ('a', 1, 'h')",
+                    [],
+                )?;
+                Ok(true)
+            })
+        };
+        assert!(db.write(insert()).await.unwrap());
+        let refused = store_error(db.write(insert()).await.unwrap_err());
+        assert!(
+            matches!(refused, StoreError::Rejected { .. }) && !refused.is_retryable(),
+            "{refused:?}"
+        );
+        // SQLite's answer to a record past its length limit (1 GB by default).
+        let too_big = db
+            .write(Box::new(|_| {
+                Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_TOOBIG),
+                    Some("string or blob too big".into()),
+                ))
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(too_big.code, Some(rusqlite::ErrorCode::TooBig), "{too_big}");
+        assert!(!store_error(too_big).is_retryable());
+        let outage = store_error(DbError::from("commit failed: disk I/O error".to_string()));
+        assert!(outage.is_retryable());
     }
 }

@@ -130,6 +130,7 @@ async fn promote_due(db: &Database) -> Result<bool, String> {
         Ok(moved > 0)
     }))
     .await
+    .map_err(|e| e.message)
 }
 
 /// Queues a run's row (once: a run's id is its execution id). Also written by a
@@ -314,7 +315,7 @@ impl Queue for EmbeddedQueue {
                 Ok(true)
             }))
             .await
-            .map_err(QueueError::Backend)?;
+            .map_err(|e| QueueError::Backend(e.message))?;
         let delivery = Delivery {
             receipt: id,
             body,
@@ -340,7 +341,7 @@ impl Queue for EmbeddedQueue {
                 Ok(true)
             }))
             .await
-            .map_err(QueueError::Backend)?;
+            .map_err(|e| QueueError::Backend(e.message))?;
         // The timer looks again: this one may come due first (or be due already).
         self.delayed.notify_one();
         Ok(())
@@ -373,7 +374,7 @@ impl Queue for EmbeddedQueue {
             }))
             .await
             .map(drop)
-            .map_err(QueueError::Backend);
+            .map_err(|e| QueueError::Backend(e.message));
         // Released either way: if the row is still there, a refill delivers it again.
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         p.taken.remove(&delivery.receipt);
@@ -395,7 +396,7 @@ impl Queue for EmbeddedQueue {
             }))
             .await
             .map(drop)
-            .map_err(QueueError::Backend);
+            .map_err(|e| QueueError::Backend(e.message));
         // Offered again even when the count could not be written: a run must not stay
         // held until a restart.
         self.offer_later(

@@ -9,9 +9,7 @@ use rusqlite::params;
 use super::db::Database;
 use crate::ports::StoreError;
 
-fn backend(e: String) -> StoreError {
-    StoreError::Backend(e)
-}
+use super::db::store_error as backend;
 
 pub async fn mark(
     db: &Database,

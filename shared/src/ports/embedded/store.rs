@@ -25,9 +25,7 @@ impl EmbeddedStore {
     }
 }
 
-fn backend(e: String) -> StoreError {
-    StoreError::Backend(e)
-}
+use super::db::store_error as backend;
 
 fn decode<T: serde::de::DeserializeOwned>(text: String) -> rusqlite::Result<T> {
     serde_json::from_str(&text).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
@@ -163,11 +161,11 @@ impl Store for EmbeddedStore {
         match applied {
             Ok(true) => Ok(()),
             Ok(false) => Err(StoreError::VersionConflict { key, version }),
-            Err(e) if e.contains("UNIQUE") => Err(StoreError::HookTaken {
+            Err(e) if e.message.contains("UNIQUE") => Err(StoreError::HookTaken {
                 hook_id,
                 owner: "another workflow".into(),
             }),
-            Err(e) => Err(StoreError::Backend(e)),
+            Err(e) => Err(backend(e)),
         }
     }
 
@@ -278,6 +276,23 @@ impl Store for EmbeddedStore {
                 rows.map(|r| r.and_then(decode)).collect()
             })
             .await
+            .map_err(backend)
+    }
+
+    async fn count_paused(&self, workflow_key: &str, up_to: usize) -> Result<usize, StoreError> {
+        let key = workflow_key.to_string();
+        let up_to = i64::try_from(up_to).unwrap_or(i64::MAX);
+        self.db
+            .read(move |conn| {
+                // The same condition as the partial index's: answered from it.
+                conn.prepare_cached(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM executions WHERE workflow_key = ?1
+                     AND json_extract(record, '$.paused') IS NOT NULL LIMIT ?2)",
+                )?
+                .query_row(params![key, up_to], |row| row.get::<_, i64>(0))
+            })
+            .await
+            .map(|n| usize::try_from(n).unwrap_or(0))
             .map_err(backend)
     }
 
