@@ -24,8 +24,6 @@ pub mod memory;
 pub mod model;
 pub mod nodes;
 pub mod ports;
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
 pub mod time;
 pub mod tls;
 pub mod validate;

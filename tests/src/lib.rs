@@ -2,7 +2,9 @@
 //! fixture workflows, and reads its store through `hookflow executions`.
 
 pub mod browser;
+pub mod generators;
 pub mod inproc;
+pub mod test_nodes;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,11 +1,20 @@
 //! No request can crash `hookflow serve`: the reproduction of issue 9 (a
 //! `dateCalculation` adding 1e15 days used to abort the server, and the queued
 //! run killed it again at every start), and a node that panics on purpose (the
-//! `test-panic` type of test builds), which must cost its own execution only.
+//! test crate's `test-panic` type, on serve's app in this process), which must
+//! cost its own execution only.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use hookflow_tests::{Server, client, job_trail};
+use hookflow::app::worker::run_queue;
+use hookflow::wiring::{App, Settings};
+use hookflow_tests::{Server, client, inproc, job_trail, test_nodes};
 use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 fn add_days(key: &str, sync: bool) -> Value {
     let mut flow = json!({
@@ -102,19 +111,79 @@ async fn adding_1e15_days_fails_the_node_sync_async_and_after_a_restart() {
     assert_eq!(after["jobs"], failed["jobs"], "the run was not run again");
 }
 
-#[tokio::test]
+/// `hookflow serve`'s app in this process, on an embedded store in `dir`, with the
+/// test-only node types and its worker loop running: `test-panic` lives in the
+/// test crate, so no `hookflow` binary can offer it.
+struct Serving {
+    app: App,
+    stop: watch::Sender<bool>,
+    workers: JoinHandle<()>,
+}
+
+impl Serving {
+    async fn start(dir: &Path, workflows: &[Value]) -> Self {
+        let settings = Settings {
+            node_types: test_nodes::with_test_nodes,
+            ..Settings::default()
+        };
+        let app = inproc::app(dir, workflows, &settings, None).await;
+        let (stop, stopped) = watch::channel(false);
+        let workers = tokio::spawn(run_queue(
+            Arc::clone(&app.worker),
+            Arc::clone(&app.queue),
+            4,
+            stopped,
+            Duration::from_secs(10),
+        ));
+        Self { app, stop, workers }
+    }
+
+    /// Stops the worker loop as serve does at SIGINT, runs in flight finished.
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        self.workers.await.expect("the worker loop ends");
+    }
+
+    /// The execution record as `hookflow executions show --json` prints it.
+    async fn execution(&self, id: &str) -> Value {
+        let record = self.app.store.execution(id).await.unwrap();
+        serde_json::to_value(record.expect("the execution is recorded")).unwrap()
+    }
+
+    async fn wait_for_execution(&self, id: &str, status: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(record) = self.app.store.execution(id).await.unwrap() {
+                let record = serde_json::to_value(record).unwrap();
+                if record["status"] == status {
+                    return record;
+                }
+                assert!(Instant::now() < deadline, "still {record}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_node_fails_only_its_own_execution() {
-    let mut server = Server::start(&[panicking("boom-sync", true), panicking("boom-async", false)]);
+    let dir = tempfile::tempdir().unwrap();
+    let flows = [panicking("boom-sync", true), panicking("boom-async", false)];
+    let serving = Serving::start(dir.path(), &flows).await;
+    let app = &serving.app;
 
     // One panicking request among others in flight at the same time.
-    let calls = (0..8).map(|i| post(&server, "boom-sync", json!({"panic": i == 3, "n": i})));
+    let bodies: Vec<Value> = (0..8).map(|i| json!({"panic": i == 3, "n": i})).collect();
+    let calls = bodies
+        .iter()
+        .map(|body| inproc::post_json(app, "boom-sync", body));
     let answers = join_all(calls).await;
     for (i, (status, body)) in answers.iter().enumerate() {
         if i == 3 {
             assert_eq!(*status, 500, "{body}");
             assert_eq!(body["status"], "error");
             let id = body["executionId"].as_str().expect("the execution id");
-            let record = server.execution(id).unwrap();
+            let record = serving.execution(id).await;
             assert_eq!(record["status"], "error");
             assert_eq!(job_trail(&record), [("boom", "error")]);
             let message = job_message(&record, "boom");
@@ -134,25 +203,56 @@ async fn a_panicking_node_fails_only_its_own_execution() {
     let mut ids = Vec::new();
     for i in 0..3 {
         let (status, accepted) =
-            post(&server, "boom-async", json!({"panic": i == 1, "n": i})).await;
+            inproc::post_json(app, "boom-async", &json!({"panic": i == 1, "n": i})).await;
         assert_eq!(status, 202);
         ids.push(accepted["id"].as_str().unwrap().to_string());
     }
-    let broken = server.wait_for_execution(&ids[1], "error");
+    let broken = serving.wait_for_execution(&ids[1], "error").await;
     assert_eq!(job_trail(&broken), [("boom", "error")]);
     for id in [&ids[0], &ids[2]] {
-        let done = server.wait_for_execution(id, "resolved");
+        let done = serving.wait_for_execution(id, "resolved").await;
         assert_eq!(
             job_trail(&done),
             [("boom", "resolved"), ("out", "resolved")]
         );
     }
+    serving.stop().await;
 
     // Nothing comes back at the next start: no crash loop, no second run.
-    server.restart_with(&[]);
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let again = server.execution(&ids[1]).unwrap();
-    assert_eq!(again["jobs"], broken["jobs"]);
-    let (status, _) = post(&server, "boom-sync", json!({"panic": false})).await;
+    let again = Serving::start(dir.path(), &[]).await;
+    let waiting = again
+        .app
+        .queue
+        .receive(10, Duration::from_millis(200))
+        .await;
+    assert!(waiting.unwrap().is_empty(), "a run came back");
+    assert_eq!(again.execution(&ids[1]).await["jobs"], broken["jobs"]);
+    let (status, _) = inproc::post_json(&again.app, "boom-sync", &json!({"panic": false})).await;
     assert_eq!(status, 200);
+    again.stop().await;
+}
+
+/// A panic is a bug, not a node failure: a loop that goes on past failed
+/// iterations (`exit: 2`) still ends the execution at one.
+#[tokio::test]
+async fn a_panic_in_a_loop_body_ends_the_execution_even_with_exit_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = json!({
+        "key": "loop", "sync": true,
+        "trigger": {"type": "webhook", "hookId": "loop-hook"},
+        "nodes": [
+            {"key": "each", "type": "loop", "config": {"target": 3, "exit": 2}, "branches": {"0": [
+                {"key": "boom", "type": "test-panic", "config": {}}
+            ]}},
+            {"key": "after", "type": "output", "config": {"value": 1}}
+        ]
+    });
+    let serving = Serving::start(dir.path(), &[flow]).await;
+    let (status, body) = inproc::post_json(&serving.app, "loop-hook", &json!({})).await;
+    assert_eq!((status, &body["status"]), (500, &json!("error")), "{body}");
+    let record = serving
+        .execution(body["executionId"].as_str().unwrap())
+        .await;
+    assert_eq!(job_trail(&record), [("each", "error"), ("boom", "error")]);
+    serving.stop().await;
 }

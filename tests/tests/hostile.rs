@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use futures_util::StreamExt;
-use hookflow::testing::{hostile_values, nested};
+use hookflow_tests::generators::{hostile_values, nested};
 use hookflow_tests::{Server, client, hookflow};
 use serde_json::{Value, json};
 

@@ -14,7 +14,7 @@ use hookflow::model::RunMessage;
 use hookflow::ports::Queue;
 use hookflow::ports::aws::{self, Emf, SqsQueue};
 use hookflow::wiring::{App, AwsEnv, Settings};
-use hookflow_tests::{hookflow, job_trail, moto_endpoint, unique_name};
+use hookflow_tests::{hookflow, job_trail, moto_endpoint, test_nodes, unique_name};
 use lambda_http::RequestExt;
 use serde_json::{Value, json};
 
@@ -115,15 +115,40 @@ async fn stack_with_queue_endpoint(sqs_endpoint: Option<&str>) -> Stack {
 
 /// The stack's app, on a table that does not exist (a store that fails every call).
 async fn without_table(stack: &Stack) -> App {
-    let broken = AwsEnv {
+    app_on(&AwsEnv {
         table: unique_name("missing"),
         ..stack.env.clone()
-    };
+    })
+    .await
+}
+
+/// The app the Lambdas build from `env`, with plain clients.
+async fn app_on(env: &AwsEnv) -> App {
     let config = aws::load_config().await;
-    broken.app(
+    env.app(
         aws_sdk_dynamodb::Client::new(&config),
         aws_sdk_sqs::Client::new(&config),
     )
+}
+
+/// The stack's app with the test crate's node types too, and `definition` (which
+/// uses them) deployed to its table: no `hookflow` binary offers them, so it is
+/// deployed here as `hookflow deploy` does.
+async fn with_test_nodes(stack: &Stack, definition: &Value) -> App {
+    let app = app_on(&AwsEnv {
+        settings: Settings {
+            node_types: test_nodes::with_test_nodes,
+            ..stack.env.settings.clone()
+        },
+        ..stack.env.clone()
+    })
+    .await;
+    let definition =
+        hookflow::validate::validate(definition, &test_nodes::registry()).expect("valid");
+    hookflow::app::deploy::deploy(app.store.as_ref(), definition)
+        .await
+        .expect("deployed");
+    app
 }
 
 fn api_event(name: &str) -> lambda_http::Request {
@@ -711,13 +736,14 @@ fn deploy_to(stack: &Stack, definition: &Value) {
 #[tokio::test]
 async fn a_run_that_panics_in_a_batch_fails_alone_and_is_not_returned_to_sqs() {
     let stack = stack().await;
-    deploy_to(
+    let app = with_test_nodes(
         &stack,
         &json!({"key": "boom", "trigger": {"type": "webhook", "hookId": "boom-hook"}, "nodes": [
             {"key": "boom", "type": "test-panic", "config": {"when": "{{$context.body.panic}}"}},
             {"key": "out", "type": "output", "config": {"value": "{{$context.body.n}}"}}
         ]}),
-    );
+    )
+    .await;
     let runs: Vec<(String, String)> = (0..3)
         .map(|n| {
             let id = hookflow::app::ids::new_execution_id();
@@ -732,7 +758,7 @@ async fn a_run_that_panics_in_a_batch_fails_alone_and_is_not_returned_to_sqs() {
         .enumerate()
         .map(|(i, (_, body))| (["m-0", "m-1", "m-2"][i], body.as_str()))
         .collect();
-    let batch = hookflow_worker::handle(&stack.app, sqs_event_of(&records)).await;
+    let batch = hookflow_worker::handle(&app, sqs_event_of(&records)).await;
     assert!(
         batch.batch_item_failures.is_empty(),
         "no run comes back: {:?}",

@@ -40,8 +40,6 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("view", &["time", "model", "ports", "app"]),
-    // Test builds only.
-    ("testing", &[]),
 ];
 
 fn source_root() -> PathBuf {

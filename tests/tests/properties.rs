@@ -1,6 +1,6 @@
 //! Property tests over hostile input: the query-string parser, variable paths and
 //! templates, the definition validator, the engine with the data nodes, and the
-//! webhook handler as a whole. Values come from `hookflow::testing`'s generators.
+//! webhook handler as a whole. Values come from `hookflow_tests::generators`.
 //!
 //! A panic inside a node does not fail a run by itself: the engine catches it and
 //! records the node's job as `error` with "internal error (a bug)" in its message.
@@ -22,9 +22,9 @@ use hookflow::engine::{Engine, Limits, Outcome, RunState};
 use hookflow::lang::path::{self, Segment};
 use hookflow::lang::{limits, qs, template};
 use hookflow::model::{ExecutionStatus, Job, JobStatus, NodeDefinition};
-use hookflow::testing::{hostile_scalar, json_value, nested, scalar};
 use hookflow::wiring::{App, Settings};
-use hookflow_tests::inproc;
+use hookflow_tests::generators::{hostile_scalar, json_value, nested, scalar};
+use hookflow_tests::{inproc, test_nodes};
 use proptest::prelude::*;
 use proptest::sample::select;
 use serde_json::{Map, Value, json};
@@ -75,7 +75,8 @@ thread_local! {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    static ENGINE: Engine = Engine::new(Arc::new(hookflow::nodes::builtin()), Limits::default());
+    /// The built-in node types and `test-panic`, which proves the detector works.
+    static ENGINE: Engine = Engine::new(Arc::new(test_nodes::registry()), Limits::default());
 }
 
 /// What one run left behind.
@@ -180,7 +181,7 @@ fn a_node_panic_is_detected() {
         json!({}),
     );
     assert!(
-        run.panics.iter().any(|p| p.contains("test_panic.rs")),
+        run.panics.iter().any(|p| p.contains("test_nodes.rs")),
         "{:?}",
         run.panics
     );
@@ -1424,12 +1425,12 @@ proptest! {
 
 // --- any node graph -------------------------------------------------------------
 
-/// Every registered type but those that reach the network or panic on purpose.
+/// Every built-in type but those that reach the network.
 fn safe_node_types() -> Vec<&'static str> {
     hookflow::nodes::builtin()
         .names()
         .into_iter()
-        .filter(|n| !matches!(*n, "request" | "test-panic"))
+        .filter(|n| *n != "request")
         .collect()
 }
 

@@ -18,8 +18,6 @@ pub mod request;
 mod response;
 pub mod script;
 mod subflow;
-#[cfg(any(test, feature = "testing"))]
-mod test_panic;
 mod variable;
 
 use serde::{Deserialize, Serialize};
@@ -126,8 +124,6 @@ pub fn builtin_with(settings: &NodeSettings) -> NodeRegistry {
     registry.register(subflow::Subflow);
     registry.register(delay::Delay);
     aws::register(&mut registry, settings.max_response_bytes);
-    #[cfg(any(test, feature = "testing"))]
-    registry.register(test_panic::TestPanic);
     registry
 }
 

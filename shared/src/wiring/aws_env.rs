@@ -53,6 +53,7 @@ impl AwsEnv {
                 },
                 ..NodeSettings::default()
             },
+            ..Settings::default()
         };
         Ok(Self {
             table,

@@ -14,7 +14,7 @@ use crate::app::runner::Runner;
 use crate::app::subflows::{DEFAULT_MAX_DEPTH, SubflowService};
 use crate::app::wakeups::Wakeups;
 use crate::app::worker::Worker;
-use crate::engine::{Engine, Limits, Subflows};
+use crate::engine::{Engine, Limits, NodeRegistry, Subflows};
 use crate::nodes::NodeSettings;
 use crate::ports::{NoTelemetry, Queue, Store, Telemetry};
 use crate::webhook::{DEFAULT_MAX_BODY, WebhookService};
@@ -27,6 +27,10 @@ pub struct Settings {
     pub max_body: usize,
     pub limits: Limits,
     pub nodes: NodeSettings,
+    /// Builds the node types workflows may use from `nodes`: the built-in ones
+    /// everywhere the project ships. The project's tests add their own test-only
+    /// types here (tests/src/test_nodes.rs), so no build of the library holds them.
+    pub node_types: fn(&NodeSettings) -> NodeRegistry,
 }
 
 impl Default for Settings {
@@ -37,6 +41,7 @@ impl Default for Settings {
             max_body: DEFAULT_MAX_BODY,
             limits: Limits::default(),
             nodes: NodeSettings::default(),
+            node_types: crate::nodes::builtin_with,
         }
     }
 }
@@ -62,7 +67,7 @@ impl App {
         settings: &Settings,
         telemetry: Arc<dyn Telemetry>,
     ) -> Self {
-        let registry = crate::nodes::builtin_with(&settings.nodes);
+        let registry = (settings.node_types)(&settings.nodes);
         let engine = Arc::new(Engine::new(Arc::new(registry), settings.limits.clone()));
         let runner = Arc::new(Runner::new(
             Arc::clone(&engine),

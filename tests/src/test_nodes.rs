@@ -1,14 +1,30 @@
-//! `test-panic`: a node that panics on purpose, to prove that a bug in one node
-//! costs only its own execution. Built into test builds only (the `testing`
-//! feature, which the workspace's end-to-end tests turn on); never in a release.
+//! The node types of the project's own tests, registered through the library's
+//! public registry: `test-panic`, a node that panics on purpose, to prove that a
+//! bug in one node costs only its own execution. They live in this crate, which
+//! nothing that ships depends on, so no build of the library or the Lambdas can
+//! offer them to a workflow.
 
 use async_trait::async_trait;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
-use crate::model::NodeDefinition;
+use hookflow::engine::{Checker, NodeRegistry, NodeStop, NodeType, RunContext, config};
+use hookflow::model::NodeDefinition;
+use hookflow::nodes::NodeSettings;
+
+/// The built-in node types and the test-only ones: `Settings::node_types` of an
+/// app under test (`Settings { node_types: with_test_nodes, .. }`).
+pub fn with_test_nodes(settings: &NodeSettings) -> NodeRegistry {
+    let mut registry = hookflow::nodes::builtin_with(settings);
+    registry.register(TestPanic);
+    registry
+}
+
+/// [`with_test_nodes`] with the default node settings.
+pub fn registry() -> NodeRegistry {
+    with_test_nodes(&NodeSettings::default())
+}
 
 pub struct TestPanic;
 

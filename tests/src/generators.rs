@@ -1,5 +1,5 @@
-//! Generators for property tests, shared by the library's own tests and the
-//! workspace's end-to-end tests (the `testing` feature; never in a release).
+//! Generators for the property tests, shared by the end-to-end suite's test files
+//! (they live in this crate, which nothing that ships depends on).
 //!
 //! Values are the kind a hostile caller sends: numbers at and past every integer
 //! and float bound, NaN and Infinity spelt as text, `-0`, dates that are not
