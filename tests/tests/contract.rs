@@ -432,6 +432,34 @@ fn paused(id: &str, token: &str) -> Execution {
     e
 }
 
+/// What `maxPausedRuns` is checked against: a workflow's paused runs, counted up to
+/// a bound, never fewer than there are; finished runs and other workflows' are not.
+async fn counts_a_workflows_paused_runs_up_to_a_bound(b: Backend) {
+    let store = b.store.as_ref();
+    let key = hookflow_tests::unique_name("counted");
+    for n in 0..3 {
+        let mut e = paused(&hookflow::app::ids::new_execution_id(), &format!("t{n}"));
+        e.workflow_key = key.clone();
+        assert!(store.save_unless_finished(&e).await.unwrap());
+    }
+    let mut done = execution(
+        &hookflow::app::ids::new_execution_id(),
+        &key,
+        ExecutionStatus::Resolved,
+    );
+    done.output = json!(1);
+    store.save_execution(&done).await.unwrap();
+    let other = paused(&hookflow::app::ids::new_execution_id(), "o");
+    assert!(store.save_unless_finished(&other).await.unwrap());
+    assert_eq!(store.count_paused(&key, 100).await.unwrap(), 3);
+    assert_eq!(
+        store.count_paused(&key, 2).await.unwrap(),
+        2,
+        "stops at the bound"
+    );
+    assert_eq!(store.count_paused("nobody", 10).await.unwrap(), 0);
+}
+
 async fn a_pause_is_resumed_by_one_wake_up_only(b: Backend) {
     let store = b.store.as_ref();
     let id = hookflow::app::ids::new_execution_id();
@@ -883,6 +911,7 @@ contract!(
     prunes_finished_executions_and_never_a_live_one,
     delivers_acks_and_retries,
     a_pause_is_resumed_by_one_wake_up_only,
+    counts_a_workflows_paused_runs_up_to_a_bound,
     delays_a_run_until_its_time,
     a_replay_is_marked_when_queued_not_when_recorded,
     a_replay_mark_is_taken_back_only_by_its_own_replay,
