@@ -14,6 +14,10 @@ use crate::model::{
 };
 use crate::ports::{ExecutionFilter, Store, StoreError};
 
+/// The store on one SQLite file. Its keyed accepts ([`Store::claim_run`]) queue
+/// their runs in the same file, in the write that takes the claim: they are
+/// delivered by the [`super::EmbeddedQueue`] open on that file, whatever queue
+/// the rest of the app was given.
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
