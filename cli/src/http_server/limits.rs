@@ -38,6 +38,7 @@ impl Default for Limits {
 #[derive(Clone)]
 pub struct BodyBudget {
     bytes: Arc<Semaphore>,
+    total: usize,
 }
 
 /// Bytes of the budget held by one request until it is answered.
@@ -45,8 +46,10 @@ pub struct Reserved(Option<OwnedSemaphorePermit>);
 
 impl BodyBudget {
     pub fn new(bytes: usize) -> Self {
+        let total = bytes.min(Semaphore::MAX_PERMITS);
         Self {
-            bytes: Arc::new(Semaphore::new(bytes.min(Semaphore::MAX_PERMITS))),
+            bytes: Arc::new(Semaphore::new(total)),
+            total,
         }
     }
 
@@ -75,6 +78,15 @@ impl BodyBudget {
         }
     }
 
+    /// Takes for `held` what `body` costs once parsed beyond its bytes (already
+    /// held), at once or not at all. One body is charged at most half the budget,
+    /// so a large body still gets in beside smaller ones rather than never.
+    pub fn reserve_parsed(&self, held: &mut Reserved, body: &[u8]) -> bool {
+        let cost = super::parsed::parsed_cost(body).min(self.total / 2);
+        let holding = held.0.as_ref().map_or(0, |p| p.num_permits());
+        self.reserve(held, cost.saturating_sub(holding))
+    }
+
     #[cfg(test)]
     fn available(&self) -> usize {
         self.bytes.available_permits()
@@ -98,5 +110,28 @@ mod tests {
         assert_eq!(budget.available(), 90);
         drop(second);
         assert_eq!(budget.available(), 100);
+    }
+
+    #[test]
+    fn a_json_body_is_charged_what_it_becomes_once_parsed() {
+        let budget = BodyBudget::new(32 << 20);
+        let array = format!("[{}1]", "1,".repeat((1 << 20) / 2 - 1));
+        let mut first = BodyBudget::empty();
+        assert!(budget.reserve(&mut first, array.len()));
+        assert!(budget.reserve_parsed(&mut first, array.as_bytes()));
+        assert_eq!(budget.available(), 16 << 20, "half the budget, no more");
+        let mut second = BodyBudget::empty();
+        assert!(budget.reserve(&mut second, array.len()));
+        assert!(budget.reserve_parsed(&mut second, array.as_bytes()));
+        let mut third = BodyBudget::empty();
+        assert!(
+            !budget.reserve(&mut third, array.len()),
+            "two such bodies at once hold the budget (32 counting raw bytes)"
+        );
+        // A body of text costs its bytes (and one value).
+        let mut text = BodyBudget::empty();
+        drop(second);
+        assert!(budget.reserve_parsed(&mut text, b"\"hello\""));
+        assert_eq!(budget.available(), (16 << 20) - 7 - 112);
     }
 }

@@ -5,6 +5,7 @@
 mod conn;
 mod fds;
 mod limits;
+mod parsed;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -243,6 +244,8 @@ async fn answer(shared: &Shared, request: hyper::Request<Incoming>) -> Response<
     )
     .await;
     let response = match read {
+        // What the body becomes once parsed is held while it runs too.
+        Ok(Ok(bytes)) if !shared.budget.reserve_parsed(&mut reserved, &bytes) => busy(),
         Ok(Ok(bytes)) => {
             shared
                 .service

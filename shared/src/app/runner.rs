@@ -181,8 +181,8 @@ fn finish(
         waits: pause.waits,
         token: uuid::Uuid::new_v4().simple().to_string(),
         cursor: pause.cursor,
-        results: state.results().clone(),
-        scopes: state.scopes().clone(),
+        results: state.results(),
+        scopes: state.scopes(),
         node_runs: state.node_runs(),
         depth: state.depth(),
     });

@@ -178,6 +178,15 @@ impl Budget {
     }
 }
 
+/// A byte count as a budget's message names it: `32 MiB`, `300 KiB`, `12 bytes`.
+pub(super) fn in_units(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

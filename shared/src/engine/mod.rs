@@ -4,10 +4,11 @@
 //! variables, jobs so far) and ends in an [`Outcome`]; callers record it. Node types
 //! plug in through [`NodeType`], so new types touch no code here.
 
+mod budget;
 pub mod check;
 pub mod config;
-mod budget;
 mod halt;
+mod layered;
 mod node;
 mod parallel;
 mod retry;

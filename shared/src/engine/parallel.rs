@@ -45,7 +45,6 @@ impl Engine {
                 fork.set_results(results);
             }
         }
-        let bases: Vec<Value> = forks.iter().map(|f| f.results().clone()).collect();
         let mut outcomes = saved.outcomes;
         let mut cursors = saved.cursors;
         let mut paused: Vec<Option<Pause>> = vec![None; indexes.len()];
@@ -81,9 +80,9 @@ impl Engine {
         let mut views: Vec<Option<Value>> = vec![None; forks.len()];
         for (i, fork) in forks.into_iter().enumerate() {
             if paused[i].is_some() {
-                views[i] = Some(fork.results().clone());
+                views[i] = Some(fork.results());
             }
-            state.join(fork, &bases[i]);
+            state.join(fork);
         }
         if terminal.is_some() || settled {
             for (i, owned) in owned.iter().enumerate() {

@@ -1,13 +1,16 @@
 //! What a run knows while it runs: the trigger context, finished nodes' results,
 //! loop scopes, the output and the jobs so far.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::budget::Budget;
 use super::halt::{BranchOutcome, Decider, Halt, NodeStop};
+use super::layered::Layered;
 use super::walk::Engine;
+use crate::lang::limits::json_len_up_to;
 use crate::lang::path::{self, Segment};
 use crate::lang::template::{self, Variables};
 use crate::model::{Allowance, Cursor, ExecutionStatus, Job, JobStatus, NodeDefinition, Paused};
@@ -18,13 +21,17 @@ pub(super) type Owned = Arc<Mutex<Vec<usize>>>;
 
 pub struct RunState {
     execution_id: String,
-    context: Value,
+    /// Read-only, so parallel branches share it rather than copy it.
+    context: Arc<Value>,
     env: Arc<Value>,
     /// `$jobsMapByNodeKey`: node key → latest result.
-    results: Value,
+    results: Layered,
     /// `$scopes`: node key → loop variables.
-    scopes: Value,
-    output: Value,
+    scopes: Layered,
+    output: Arc<Value>,
+    /// Bytes of job results, logs and output the record keeps, with the parallel
+    /// forks (see [`super::Limits::max_kept_bytes`]).
+    kept: Arc<AtomicUsize>,
     /// Every job of the run in the order they started, shared with parallel forks so
     /// a job is one record wherever it runs (and survives a fork dropped by a
     /// timeout). A job's index here is its identity, also across a pause.
@@ -54,11 +61,12 @@ impl RunState {
     pub fn new(execution_id: impl Into<String>, context: Value, env: Arc<Value>) -> Self {
         Self {
             execution_id: execution_id.into(),
-            context,
+            context: Arc::new(context),
             env,
-            results: Value::Object(Map::new()),
-            scopes: Value::Object(Map::new()),
-            output: Value::Null,
+            results: Layered::default(),
+            scopes: Layered::default(),
+            output: Arc::new(Value::Null),
+            kept: Arc::new(AtomicUsize::new(0)),
             jobs: Arc::new(Mutex::new(Vec::new())),
             lineage: Vec::new(),
             budget: None,
@@ -80,10 +88,12 @@ impl RunState {
         paused: &Paused,
     ) -> Self {
         let mut state = Self::new(execution_id, context, env);
-        state.output = output;
+        let kept = json_len_up_to(&output, usize::MAX) + jobs.iter().map(kept_by).sum::<usize>();
+        state.kept = Arc::new(AtomicUsize::new(kept));
+        state.output = Arc::new(output);
         state.jobs = Arc::new(Mutex::new(jobs));
-        state.results = paused.results.clone();
-        state.scopes = paused.scopes.clone();
+        state.results = Layered::from_value(paused.results.clone());
+        state.scopes = Layered::from_value(paused.scopes.clone());
         state.nodes_before = paused.node_runs;
         state
     }
@@ -126,7 +136,7 @@ impl RunState {
 
     /// Sets `$context` (a state made before its context was at hand).
     pub fn with_context(mut self, context: Value) -> Self {
-        self.context = context;
+        self.context = Arc::new(context);
         self
     }
 
@@ -147,14 +157,14 @@ impl RunState {
         &self.output
     }
 
-    /// `$jobsMapByNodeKey` as it stands.
-    pub fn results(&self) -> &Value {
-        &self.results
+    /// `$jobsMapByNodeKey` as it stands (a copy, for a record).
+    pub fn results(&self) -> Value {
+        self.results.to_value()
     }
 
-    /// `$scopes` as it stands.
-    pub fn scopes(&self) -> &Value {
-        &self.scopes
+    /// `$scopes` as it stands (a copy, for a record).
+    pub fn scopes(&self) -> Value {
+        self.scopes.to_value()
     }
 
     /// Node runs so far, of the run and the subflow runs sharing its budget.
@@ -176,7 +186,10 @@ impl RunState {
     /// Hands the recorded pieces over once the run is over.
     pub fn into_parts(self) -> (Value, Value, Vec<Job>) {
         let jobs = std::mem::take(&mut *self.lock_jobs());
-        (self.context, self.output, jobs)
+        // Forks are gone by now: no copy is made.
+        let context = Arc::try_unwrap(self.context).unwrap_or_else(|c| (*c).clone());
+        let output = Arc::try_unwrap(self.output).unwrap_or_else(|o| (*o).clone());
+        (context, output, jobs)
     }
 
     /// Marks jobs still pending (a timed-out run) as aborted.
@@ -208,7 +221,46 @@ impl RunState {
 
     /// Sets the execution's output.
     pub fn set_output(&mut self, output: Value) {
-        self.output = output;
+        self.charge(
+            json_len_up_to(&output, usize::MAX),
+            json_len_up_to(&self.output, usize::MAX),
+        );
+        self.output = Arc::new(output);
+    }
+
+    /// Counts `added` bytes kept in place of `dropped`.
+    fn charge(&self, added: usize, dropped: usize) {
+        let _ = self
+            .kept
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |kept| {
+                Some((kept + added).saturating_sub(dropped))
+            });
+    }
+
+    /// Whether the record may keep `result` as a job's result, within
+    /// [`super::Limits::max_kept_bytes`]; why not, past it.
+    pub(super) fn keeps(
+        &self,
+        index: usize,
+        result: &Value,
+        limits: &super::Limits,
+    ) -> Result<(), String> {
+        let cap = limits.max_kept_bytes;
+        let dropped = json_len_up_to(&self.lock_jobs()[index].result, usize::MAX);
+        let added = json_len_up_to(result, cap.saturating_add(1));
+        let kept = self.kept.load(Ordering::Relaxed);
+        if (kept + added).saturating_sub(dropped) > cap {
+            return Err(format!(
+                "the run's results exceed {} (the bytes an execution may keep: results, logs and output)",
+                super::budget::in_units(cap)
+            ));
+        }
+        Ok(())
+    }
+
+    /// Bytes the record keeps of results, logs and output so far.
+    pub fn kept_bytes(&self) -> usize {
+        self.kept.load(Ordering::Relaxed)
     }
 
     /// Counts one more node run against the budget; why not, once it is spent.
@@ -242,14 +294,15 @@ impl RunState {
     }
 
     fn set_job_result(&mut self, index: usize, result: Value) {
-        let key = {
+        let added = json_len_up_to(&result, usize::MAX);
+        let (key, dropped) = {
             let mut jobs = self.lock_jobs();
+            let dropped = json_len_up_to(&jobs[index].result, usize::MAX);
             jobs[index].result = result.clone();
-            jobs[index].node_key.clone()
+            (jobs[index].node_key.clone(), dropped)
         };
-        if let Value::Object(map) = &mut self.results {
-            map.insert(key, result);
-        }
+        self.charge(added, dropped);
+        self.results.insert(key, result);
     }
 
     /// Records an attempt of a node with `retry`: how many runs so far, and
@@ -277,6 +330,7 @@ impl RunState {
     }
 
     pub(super) fn log(&mut self, index: usize, line: String) {
+        self.charge(line.len() + 3, 0);
         self.lock_jobs()[index].log.push(line);
     }
 
@@ -344,16 +398,19 @@ impl RunState {
 
     /// A copy for one parallel branch: the same variables and job list; the jobs it
     /// starts are also listed in `owned`.
-    pub(super) fn fork(&self, owned: Owned) -> RunState {
+    /// Nothing but the branch's own writes is copied: the context, the variables
+    /// seen so far and the output are shared.
+    pub(super) fn fork(&mut self, owned: Owned) -> RunState {
         let mut lineage = self.lineage.clone();
         lineage.push(owned);
         RunState {
             execution_id: self.execution_id.clone(),
-            context: self.context.clone(),
+            context: Arc::clone(&self.context),
             env: Arc::clone(&self.env),
-            results: self.results.clone(),
-            scopes: self.scopes.clone(),
-            output: self.output.clone(),
+            results: self.results.fork(),
+            scopes: self.scopes.fork(),
+            output: Arc::clone(&self.output),
+            kept: Arc::clone(&self.kept),
             jobs: Arc::clone(&self.jobs),
             lineage,
             budget: self.budget.clone(),
@@ -366,18 +423,13 @@ impl RunState {
     }
 
     /// Takes a finished, paused or canceled branch back: its results and output
-    /// over ours. `base` is the results map as it was at the fork: a branch's
-    /// changes are the keys whose value differs from it (a node's own result, or a
-    /// variable assigned).
-    pub(super) fn join(&mut self, branch: RunState, base: &Value) {
-        if let (Value::Object(ours), Value::Object(theirs)) = (&mut self.results, branch.results) {
-            for (key, value) in theirs {
-                if base.get(&key) != Some(&value) {
-                    ours.insert(key, value);
-                }
-            }
+    /// over ours. A branch's changes are the keys whose value differs from what it
+    /// saw at its fork (a node's own result, or a variable assigned).
+    pub(super) fn join(&mut self, branch: RunState) {
+        for (key, value) in branch.results.changes() {
+            self.results.insert(key, value);
         }
-        if branch.output != self.output && !branch.output.is_null() {
+        if !Arc::ptr_eq(&branch.output, &self.output) && !branch.output.is_null() {
             self.output = branch.output;
         }
     }
@@ -392,7 +444,7 @@ impl RunState {
 
     /// Replaces `$jobsMapByNodeKey` (a parallel branch resuming with its own view).
     pub(super) fn set_results(&mut self, results: Value) {
-        self.results = results;
+        self.results = Layered::from_value(results);
     }
 
     /// The jobs of `owned` still pending.
@@ -420,28 +472,29 @@ impl RunState {
 
     /// Sets (or, with `None`, removes) the loop variables of a loop node.
     pub(super) fn set_scope(&mut self, key: &str, scope: Option<Value>) {
-        if let Value::Object(map) = &mut self.scopes {
-            match scope {
-                Some(v) => map.insert(key.to_string(), v),
-                None => map.remove(key),
-            };
+        match scope {
+            Some(v) => self.scopes.insert(key.to_string(), v),
+            None => self.scopes.remove(key),
         }
     }
 
     /// Writes a value as another node's result (a `variable` node assigning).
     pub(super) fn assign_result(&mut self, key: &str, value: Value) {
-        if let Value::Object(map) = &mut self.results {
-            map.insert(key.to_string(), value);
-        }
+        self.results.insert(key.to_string(), value);
     }
+}
+
+/// Bytes a job keeps in the record: its result and its log.
+fn kept_by(job: &Job) -> usize {
+    json_len_up_to(&job.result, usize::MAX) + job.log.iter().map(|l| l.len() + 3).sum::<usize>()
 }
 
 impl Variables for RunState {
     fn lookup(&self, root: &str, path: &[Segment]) -> Option<Value> {
         let base = match root {
-            "$context" => &self.context,
-            "$jobsMapByNodeKey" => &self.results,
-            "$scopes" => &self.scopes,
+            "$context" => self.context.as_ref(),
+            "$jobsMapByNodeKey" => return self.results.lookup(path),
+            "$scopes" => return self.scopes.lookup(path),
             "$env" => self.env.as_ref(),
             "$system" => return self.system(path),
             _ => return None,
@@ -492,7 +545,7 @@ impl RunContext<'_> {
 
     /// Sets the execution's output.
     pub fn set_output(&mut self, output: Value) {
-        self.state.output = output;
+        self.state.set_output(output);
     }
 
     /// Sets the loop variables `$scopes.<this node>` (or removes them with `None`).

@@ -32,6 +32,10 @@ pub struct Limits {
     pub max_busy: Duration,
     /// Iterations one loop node may run.
     pub max_loop_iterations: usize,
+    /// Bytes one execution keeps of job results, logs and output, as JSON text:
+    /// what its record holds and what its run holds in memory. A loop whose
+    /// items each render a large body stops here, not at the machine's RAM.
+    pub max_kept_bytes: usize,
 }
 
 impl Default for Limits {
@@ -42,6 +46,8 @@ impl Default for Limits {
             // A Lambda invocation's own ceiling: no run outlives the one it began in.
             max_busy: Duration::from_secs(15 * 60),
             max_loop_iterations: 1_000,
+            // Four results of the largest size one may have (`MAX_RESULT_BYTES`).
+            max_kept_bytes: 32 << 20,
         }
     }
 }
@@ -218,6 +224,13 @@ impl Engine {
                 let Ok(result) = result else {
                     unreachable!("a panic returned above");
                 };
+                // A failure's result is kept too: a loop going on past failed
+                // iterations must not grow the record without bound either.
+                if let Ok(value) | Err(NodeStop::Fail(value)) = &result
+                    && let Err(spent) = state.keeps(job, value, &self.limits)
+                {
+                    return Err(self.too_many_runs_on(job, state, spent));
+                }
                 match result {
                     Ok(value) => state.finish_job(job, JobStatus::Resolved, value),
                     Err(NodeStop::Pause { frame, waits }) => {

@@ -389,6 +389,40 @@ mod tests {
         }
     }
 
+    /// Each iteration renders the body into its result: the record would hold it
+    /// once per item. Past the bytes an execution keeps, the run ends `error`
+    /// naming that budget, even with `exit: 2` (go on after a failed iteration).
+    #[tokio::test]
+    async fn a_loop_echoing_the_body_stops_at_the_bytes_an_execution_keeps() {
+        let nodes = json!([
+            {"key": "each", "type": "loop", "config": {"target": 1000, "exit": 2}, "branches": {"0": [
+                {"key": "echo", "type": "output", "config": {"value": "{{$context.body}}"}}
+            ]}},
+            {"key": "never", "type": "output", "config": {"value": 1}}
+        ]);
+        let limits = Limits {
+            max_kept_bytes: 1 << 20,
+            ..Limits::default()
+        };
+        let body = "x".repeat(100 << 10);
+        let (outcome, jobs, _) = run_with(nodes, json!({"body": body}), limits).await;
+        assert_eq!(outcome.status, ExecutionStatus::Error);
+        let last = jobs.last().unwrap();
+        assert_eq!(last.node_key, "echo");
+        assert_eq!(
+            last.result["message"],
+            json!(
+                "the run's results exceed 1 MiB (the bytes an execution may keep: results, logs and output)"
+            )
+        );
+        let kept: usize = jobs
+            .iter()
+            .map(|j| serde_json::to_string(&j.result).unwrap().len())
+            .sum();
+        assert!(kept <= 1 << 20, "{kept} bytes kept");
+        assert!(jobs.len() < 30, "{} jobs", jobs.len());
+    }
+
     #[tokio::test]
     async fn end_inside_a_loop_ends_everything_and_the_cap_fails_clearly() {
         let nodes = json!([
