@@ -2,18 +2,17 @@
 //! (RFC 9535, `serde_json_path` crate) or JSONata (`jsonata-rs` crate), optionally
 //! mapping the result into named fields with `model: [{path, alias}]`.
 
+use std::sync::{Arc, OnceLock};
+
 use async_trait::async_trait;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use tokio::sync::Semaphore;
 
 use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
-use crate::lang::{limits, path};
+use crate::lang::{jsonata, limits, path};
 use crate::model::NodeDefinition;
-
-/// JSONata may recurse; these bound one evaluation.
-const JSONATA_MAX_DEPTH: usize = 200;
-const JSONATA_TIME_LIMIT_MS: usize = 1000;
 
 pub struct JsonQuery;
 
@@ -60,16 +59,19 @@ impl NodeType for JsonQuery {
         let source = cx.render(c.source.as_ref().unwrap_or(&Value::Null));
         let expression = c.expression.clone().unwrap_or_default();
         let engine = c.engine.as_str();
-        let result = match c.engine {
-            // JSONata may compute for up to its time limit: on a blocking thread, so
-            // the run's own timeout (a sync deadline) can fire meanwhile.
-            QueryEngine::Jsonata => {
-                tokio::task::spawn_blocking(move || query(engine, &expression, &source, false))
-                    .await
-                    .map_err(|e| NodeStop::Error(format!("the JSONata engine failed: {e}")))?
-            }
-            _ => query(engine, &expression, &source, false),
-        }
+        // Off the threads that answer requests, and no more at once than the cap:
+        // the permit goes with the evaluation, so one whose run was cancelled
+        // (a sync deadline) still counts until it stops (JSONata: its time limit).
+        let permit = evaluations()
+            .acquire_owned()
+            .await
+            .map_err(|e| NodeStop::Error(format!("the query engines are closed: {e}")))?;
+        let result = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            query(engine, &expression, &source, false)
+        })
+        .await
+        .map_err(|e| NodeStop::Error(format!("the query engine failed: {e}")))?
         .map_err(|message| NodeStop::Fail(json!({ "message": message })))?;
         Ok(if c.model.is_empty() {
             result
@@ -137,54 +139,18 @@ fn query(
             if compile_only {
                 return Ok(Value::Null);
             }
-            Ok(Value::Array(
-                parsed.query(source).all().into_iter().cloned().collect(),
-            ))
+            let found = parsed.query(source).all();
+            // `$..*` lists every value under every other: copies add up past the source.
+            let mut size = 0usize;
+            for value in &found {
+                size = size.saturating_add(limits::json_len_up_to(value, MAX_RESULT_BYTES));
+                if size > MAX_RESULT_BYTES {
+                    return Err(too_big());
+                }
+            }
+            Ok(Value::Array(found.into_iter().cloned().collect()))
         }
-        "jsonata" => {
-            let arena = bumpalo::Bump::new();
-            let expression = with_bounded_pad(expression);
-            // jsonata-rs panics on syntax it parses but does not implement (the
-            // `%` parent operator): that is an expression it cannot run, not a bug
-            // to fail the run with.
-            let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                jsonata_rs::JsonAta::new(&expression, &arena)
-            }))
-            .map_err(|_| {
-                "not a JSONata expression hookflow can run: it uses syntax the engine does \
-                 not implement (such as the % parent operator)"
-                    .to_string()
-            })?
-            .map_err(|e| format!("not a JSONata expression: {e}"))?;
-            // Fail closed: a `$pad` the renaming did not reach (written where the
-            // scan cannot see it, after a regex literal say) would be unbounded.
-            if format!("{:?}", parsed.ast()).contains("Var(\"pad\")") {
-                return Err("$pad is written where hookflow cannot bound its width; \
-                            call it plainly, as $pad(text, width)"
-                    .to_string());
-            }
-            parsed.register_function(BOUNDED_PAD, 3, bounded_pad);
-            if compile_only {
-                return Ok(Value::Null);
-            }
-            let input = source.to_string();
-            // jsonata-rs panics on some inputs (a range whose bounds overflow, such
-            // as `[-$x..$x]` with x = 1e300): that fails the node with its message,
-            // as any error of the expression does.
-            let result = crate::guard::catch_sync(|| {
-                parsed.evaluate_timeboxed(
-                    Some(&input),
-                    Some(JSONATA_MAX_DEPTH),
-                    Some(JSONATA_TIME_LIMIT_MS),
-                )
-            })
-            .map_err(|panic| format!("the JSONata expression failed on this input: {panic}"))?
-            .map_err(|e| e.to_string())?;
-            if result.is_undefined() {
-                return Ok(Value::Null);
-            }
-            serde_json::from_str(&result.serialize(false)).map_err(|e| e.to_string())
-        }
+        "jsonata" => jsonata::evaluate(expression, source, compile_only),
         _ => {
             let parsed = jmespath::compile(expression)
                 .map_err(|e| format!("not a JMESPath expression: {e}"))?;
@@ -192,98 +158,63 @@ fn query(
                 return Ok(Value::Null);
             }
             let found = parsed.search(source).map_err(|e| e.to_string())?;
+            // Shared parts (`[@, @]` nested) cost the search pointers, and their copies
+            // grow exponentially.
+            if jmespath_len_up_to(&found, MAX_RESULT_BYTES) > MAX_RESULT_BYTES {
+                return Err(too_big());
+            }
             serde_json::to_value(&*found).map_err(|e| e.to_string())
         }
     }
 }
 
-/// `model: [{path, alias}]` turns each result object (or each item of a result
-/// array) into an object of the named fields.
-/// The name `$pad` calls go to (jsonata-rs binds its own `pad` at every
-/// evaluation, over anything registered under that name).
-const BOUNDED_PAD: &str = "__hookflow_pad";
+/// The largest result a query may make.
+const MAX_RESULT_BYTES: usize = limits::MAX_RESULT_BYTES;
 
-/// The expression with every call of `$pad` (outside string literals and
-/// comments) renamed to [`BOUNDED_PAD`].
-fn with_bounded_pad(expression: &str) -> String {
-    let mut out = String::with_capacity(expression.len());
-    let mut rest = expression;
-    while let Some(c) = rest.chars().next() {
-        let skip = match c {
-            '"' | '\'' | '`' => string_literal_len(rest, c),
-            '/' if rest.starts_with("/*") => rest.find("*/").map_or(rest.len(), |end| end + 2),
-            '$' if rest.starts_with("$pad")
-                && !rest[4..].starts_with(|n: char| n.is_alphanumeric() || n == '_') =>
-            {
-                out.push('$');
-                out.push_str(BOUNDED_PAD);
-                rest = &rest[4..];
-                continue;
-            }
-            _ => c.len_utf8(),
-        };
-        out.push_str(&rest[..skip]);
-        rest = &rest[skip..];
-    }
-    out
+fn too_big() -> String {
+    format!(
+        "the result is more than {} MiB, the bound of a node's result",
+        MAX_RESULT_BYTES >> 20
+    )
 }
 
-/// The length of the string literal at the start of `text`, quotes included (all
-/// of `text` when it is not closed).
-fn string_literal_len(text: &str, quote: char) -> usize {
-    let mut escaped = false;
-    for (i, c) in text.char_indices().skip(1) {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            c if c == quote => return i + c.len_utf8(),
-            _ => {}
+/// About the length of a JMESPath value as JSON text, stopping past `cap`.
+fn jmespath_len_up_to(value: &jmespath::Variable, cap: usize) -> usize {
+    use jmespath::Variable as V;
+    let mut total = 0usize;
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        total = total.saturating_add(match v {
+            V::String(s) => s.len() + 2,
+            V::Array(items) => {
+                stack.extend(items.iter().map(|i| &**i));
+                items.len() + 2
+            }
+            V::Object(map) => {
+                stack.extend(map.values().map(|i| &**i));
+                map.keys().map(|k| k.len() + 4).sum::<usize>() + 2
+            }
+            _ => 24,
+        });
+        if total > cap {
+            break;
         }
     }
-    text.len()
+    total
 }
 
-/// The widest `$pad` may make a string. jsonata-rs's own `$pad` builds any width
-/// it is given, and a width from a request (`$pad(x, $.n)` with n = 1e15) would
-/// take all the memory there is.
-const MAX_PAD_WIDTH: f64 = 1_048_576.0;
-
-/// JSONata's `$pad(str, width [, char])`: pads on the right for a positive width,
-/// on the left for a negative one, with `char` (a space by default) repeated.
-fn bounded_pad<'a>(
-    cx: jsonata_rs::FunctionContext<'a, '_>,
-    args: &[&'a jsonata_rs::Value<'a>],
-) -> Result<&'a jsonata_rs::Value<'a>, jsonata_rs::Error> {
-    use jsonata_rs::Value as J;
-    let (Some(text), Some(width)) = (args.first(), args.get(1)) else {
-        return Ok(J::undefined());
-    };
-    if !text.is_string() || !width.is_number() {
-        return Ok(J::undefined());
-    }
-    let width = width.as_f64().round();
-    if !width.is_finite() || width.abs() > MAX_PAD_WIDTH {
-        return Err(jsonata_rs::Error::D3137Error(format!(
-            "$pad: the width {width} is more than {MAX_PAD_WIDTH}"
-        )));
-    }
-    let text = text.as_str();
-    let fill = args
-        .get(2)
-        .map(|c| c.as_str().into_owned())
-        .filter(|c| !c.is_empty())
-        .unwrap_or_else(|| " ".to_string());
-    // Within the bound above: the cast is exact.
-    let missing = (width.abs() as usize).saturating_sub(text.chars().count());
-    let padding: String = fill.chars().cycle().take(missing).collect();
-    let padded = if width > 0.0 {
-        format!("{text}{padding}")
-    } else {
-        format!("{padding}{text}")
-    };
-    Ok(J::string(cx.arena, &padded))
+/// Queries running at once in the process: twice the cores. Each may take up to
+/// [`jsonata::MEMORY_BUDGET_BYTES`], so together they stay within a known bound.
+fn evaluations() -> Arc<Semaphore> {
+    static CAP: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    Arc::clone(CAP.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Arc::new(Semaphore::new((cores * 2).clamp(2, 16)))
+    }))
 }
 
+/// `model: [{path, alias}]` turns each result object (or each item of a result
+/// array) into an object of the named fields.
 fn apply_model(result: &Value, model: &[ModelField]) -> Value {
     let pick = |item: &Value| {
         let mut out = Map::new();
@@ -366,11 +297,6 @@ mod tests {
         assert_eq!(pad("$pad(s, 1)").unwrap(), json!("ab"));
         let message = pad("$pad(s, huge)").unwrap_err();
         assert!(message.contains("$pad: the width"), "{message}");
-        // Only calls are renamed: not text in strings or comments, not `$padded`.
-        assert_eq!(
-            with_bounded_pad("$pad(\"$pad(\", 1) & '$pad' /* $pad */ & $padded"),
-            "$__hookflow_pad(\"$pad(\", 1) & '$pad' /* $pad */ & $padded"
-        );
         assert_eq!(
             pad("$pad(\"$pad\", 5) & '$pad' & \"\\\"$pad\"").unwrap(),
             json!("$pad $pad\"$pad")
@@ -424,6 +350,44 @@ mod tests {
     fn a_range_past_the_integers_fails_clearly() {
         let message = query("jsonata", "$count([-v..v])", &json!({"v": 1e300}), false).unwrap_err();
         assert!(message.contains("failed on this input"), "{message}");
+    }
+
+    #[test]
+    fn shared_parts_of_a_jmespath_result_are_sized_before_they_are_copied() {
+        // Each pipe doubles the result with two pointers: 2^12 copies of 100 KB.
+        let expression = ["[@, @]"; 12].join(" | ");
+        let source = json!({"t": "x".repeat(100_000)});
+        let message = query("jmespath", &expression, &source, false).unwrap_err();
+        assert!(message.contains("more than 8 MiB"), "{message}");
+        assert_eq!(
+            query("jmespath", "[@, @] | [@, @]", &json!(1), false).unwrap(),
+            json!([[1, 1], [1, 1]])
+        );
+    }
+
+    #[test]
+    fn jsonpath_descendants_are_sized_before_they_are_copied() {
+        // `$..*` lists each level with all it holds: 20 copies of 1 MB.
+        let mut source = json!({"s": "x".repeat(1_000_000)});
+        for _ in 0..20 {
+            source = json!({"a": source});
+        }
+        let message = query("jsonpath", "$..*", &source, false).unwrap_err();
+        assert!(message.contains("more than 8 MiB"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_growth_builtin_past_its_bound_fails_the_node_naming_it() {
+        let nodes = json!([{"key": "q", "type": "json-query", "config": {"engine": "jsonata",
+            "source": "{{$context.body}}", "expression": "$replace(t, \"<x>\", v)"}}]);
+        let body = json!({"t": "<x>".repeat(120_000), "v": "y".repeat(40_000)});
+        let (outcome, jobs, _) = run(nodes, json!({"body": body})).await;
+        assert_eq!(outcome.status, ExecutionStatus::Failed);
+        let message = jobs[0].result["message"].as_str().unwrap();
+        assert!(
+            message.contains("$replace: the result would be more than 8 MiB"),
+            "{message}"
+        );
     }
 
     #[test]
