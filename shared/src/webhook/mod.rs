@@ -460,14 +460,9 @@ impl WebhookService {
         } else {
             (Vec::new(), String::new())
         };
-        let signed = signature::Signed {
-            headers: request.headers(),
-            body: request.body(),
-            url: &url,
-            form: &form,
-            now: crate::time::unix_seconds(),
-        };
-        signature::verify(config, &secrets, &signed).map_err(|failure| {
+        let now = crate::time::unix_seconds();
+        let checked = signature::verify_request(config, secrets, request, url, form, now).await;
+        checked.map_err(|failure| {
             tracing::warn!(hook_id, reason = failure.class(), "signature refused");
             reply::error(StatusCode::UNAUTHORIZED, &failure.message())
         })

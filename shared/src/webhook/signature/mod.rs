@@ -1,8 +1,10 @@
 //! `trigger.signature` (inbound.md §2): each preset's header, signed bytes and
 //! encoding, verified over the exact bytes received as its provider's official
 //! library verifies them (named in each preset's code and in docs/workflows.md),
-//! compared in constant time, against every configured secret (rotation).
+//! compared in constant time, against every configured secret (rotation), at a
+//! bounded cost (cost.rs).
 
+mod cost;
 mod sign;
 mod standard_webhooks;
 mod stripe;
@@ -16,6 +18,7 @@ use subtle::ConstantTimeEq;
 
 use crate::model::{HmacAlgorithm, SignatureConfig, SignatureEncoding, SignaturePreset};
 
+pub use cost::{INLINE_BODY_BYTES, MAX_CANDIDATES, MAX_HEADER_BYTES, verify_request};
 pub use sign::sign;
 pub use twilio::json_url as twilio_json_url;
 
@@ -27,6 +30,8 @@ pub enum Failure {
     BadFormat(String),
     StaleTimestamp,
     Mismatch,
+    /// A header past a cost cap (cost.rs): refused before any MAC.
+    Oversized(String),
 }
 
 impl Failure {
@@ -36,6 +41,7 @@ impl Failure {
             Self::BadFormat(_) => "bad format",
             Self::StaleTimestamp => "stale timestamp",
             Self::Mismatch => "mismatch",
+            Self::Oversized(_) => "oversized header",
         }
     }
 
@@ -47,6 +53,7 @@ impl Failure {
                 "the signature's timestamp is outside the accepted window".to_string()
             }
             Self::Mismatch => "the signature does not match".to_string(),
+            Self::Oversized(what) => format!("the signature header is too large: {what}"),
         }
     }
 }
@@ -190,6 +197,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, Failure> {
     let value = headers
         .get(name)
         .ok_or_else(|| Failure::MissingHeader(name.to_ascii_lowercase()))?;
+    cost::at_most_header_bytes(name, value.as_bytes())?;
     value
         .to_str()
         .map(str::trim)

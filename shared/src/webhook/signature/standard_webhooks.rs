@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use super::{Failure, Signed, mac, same_text};
+use super::{Failure, Signed, cost, mac, same_text};
 use crate::model::HmacAlgorithm;
 
 /// `svix`'s `Webhook.verify` reads each `svix-*` header first and falls back to its
@@ -22,23 +22,33 @@ pub(super) fn verify(
     tolerance: i64,
 ) -> Result<(), Failure> {
     let [id, timestamp, signatures] = HEADERS.map(|(svix, standard)| {
-        request
-            .headers
-            .get(svix)
-            .or_else(|| request.headers.get(standard))
-            .map(|v| v.to_str().map(str::trim).unwrap_or(""))
+        let (name, value) = match request.headers.get(svix) {
+            Some(value) => (svix, value),
+            None => (
+                standard,
+                request
+                    .headers
+                    .get(standard)
+                    .ok_or_else(|| missing(svix, standard))?,
+            ),
+        };
+        cost::at_most_header_bytes(name, value.as_bytes())?;
+        Some(value.to_str().map(str::trim).unwrap_or(""))
             .filter(|v| !v.is_empty())
-            .ok_or_else(|| Failure::MissingHeader(format!("{standard} (or {svix})")))
+            .ok_or_else(|| missing(svix, standard))
     });
     let (id, timestamp, signatures) = (id?, timestamp?, signatures?);
     let signed_at = timestamp_seconds(timestamp, request.now, tolerance)?;
+    // The library splits on single spaces and compares whole `v1,<base64>` texts:
+    // each token is a candidate, whatever it holds.
+    let candidates: Vec<&str> = signatures.split(' ').collect();
+    cost::at_most_candidates(candidates.len(), "space-separated")?;
     let keys: Vec<Vec<u8>> = secrets.iter().map(|s| key(s)).collect::<Result<_, _>>()?;
     // Every key and candidate is tried (no early exit): the time taken does not
-    // tell which one matched.
+    // tell which one matched. One MAC per key, compared with each candidate.
     let found = keys.iter().fold(false, |found, key| {
         let expected = signature(key, id, signed_at, request.body);
-        // The library splits on single spaces and compares whole `v1,<base64>` texts.
-        signatures.split(' ').fold(found, |found, candidate| {
+        candidates.iter().fold(found, |found, candidate| {
             same_text(&expected, candidate) | found
         })
     });
@@ -47,6 +57,10 @@ pub(super) fn verify(
     } else {
         Err(Failure::Mismatch)
     }
+}
+
+fn missing(svix: &str, standard: &str) -> Failure {
+    Failure::MissingHeader(format!("{standard} (or {svix})"))
 }
 
 /// `v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>`.

@@ -1,7 +1,7 @@
 //! `stripe`, as the official Python library's `WebhookSignature.verify_header`
 //! (stripe 16.1.0) verifies it.
 
-use super::{Failure, Signed, any_secret, header, mac, same_text};
+use super::{Failure, Signed, any_secret, cost, header, mac, same_text};
 use crate::model::HmacAlgorithm;
 
 pub(super) fn verify(
@@ -16,6 +16,7 @@ pub(super) fn verify(
         return Err(Failure::StaleTimestamp);
     }
     let ts = at.to_string();
+    // One MAC per secret, compared with each candidate: never one per candidate.
     any_secret(secrets, |key| {
         let raw = mac(
             HmacAlgorithm::Sha256,
@@ -59,5 +60,6 @@ fn parse(value: &str) -> Result<(i64, Vec<&str>), Failure> {
     if candidates.is_empty() {
         return Err(Failure::BadFormat("no v1= signature".into()));
     }
+    cost::at_most_candidates(candidates.len(), "v1=")?;
     Ok((at, candidates))
 }
