@@ -199,6 +199,16 @@ impl Server {
         format!("{}/api/webhook:trigger/{hook_id}", self.base)
     }
 
+    /// The peak resident memory of the running process so far (`VmHWM`), in
+    /// bytes; `None` once it stopped or where /proc does not say.
+    pub fn peak_rss(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
     /// Stops gracefully (SIGINT, as Ctrl-C) and waits for the exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
