@@ -2,7 +2,6 @@
 //! query strings parsed like `qs`, media types, sample parsing, and the bounds every
 //! JSON value hookflow makes must stay within. Knows nothing of nodes or runs.
 
-pub mod jsonata;
 pub mod limits;
 pub mod media;
 pub mod number;

@@ -11,8 +11,10 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
 
 use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
-use crate::lang::{jsonata, limits, path};
+use crate::lang::{limits, path};
 use crate::model::NodeDefinition;
+
+mod jsonata;
 
 pub struct JsonQuery;
 

@@ -12,7 +12,7 @@ mod rename;
 
 use serde_json::Value;
 
-use super::limits;
+use crate::lang::limits;
 
 /// What one evaluation's arena may hold: the request's values, once parsed, and
 /// all the expression makes from them.
