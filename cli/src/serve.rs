@@ -19,7 +19,7 @@ use hookflow::wiring::{App, Settings};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::http_server::{self, Limits};
+use crate::http_server::{self, ConnectionFlags, Limits};
 use crate::metrics::Metrics;
 use crate::ui::Mounted;
 use hookflow::view::Viewer;
@@ -63,16 +63,12 @@ pub struct ServeArgs {
     /// (they run at the next start with workers).
     #[arg(long, default_value_t = 16)]
     workers: usize,
-    /// Connections open at once; past it a new connection gets 503 with Retry-After.
-    #[arg(long, default_value_t = Limits::default().max_connections)]
-    max_connections: usize,
+    #[command(flatten)]
+    connections: ConnectionFlags,
     /// Memory for request bodies being read, over all requests, in MiB; past it a
     /// request gets 503 with Retry-After.
     #[arg(long, default_value_t = Limits::default().max_body_memory >> 20)]
     max_body_memory_mb: usize,
-    /// Seconds a connection may take to send a request head.
-    #[arg(long, default_value_t = Limits::default().header_timeout.as_secs())]
-    header_timeout: u64,
     /// Seconds a request may take to send its body (answered 408 past it).
     #[arg(long, default_value_t = Limits::default().body_timeout.as_secs())]
     body_timeout: u64,
@@ -91,9 +87,6 @@ pub struct ServeArgs {
     /// its pages show trigger contexts, results and webhook URLs.
     #[arg(long)]
     ui_public: bool,
-    /// Seconds a kept-alive connection may stay open with no request.
-    #[arg(long, default_value_t = Limits::default().idle_timeout.as_secs())]
-    idle_timeout: u64,
 }
 
 impl ServeArgs {
@@ -104,11 +97,9 @@ impl ServeArgs {
 
     fn limits(&self) -> Limits {
         Limits {
-            max_connections: http_server::connection_cap(self.max_connections),
             max_body_memory: self.max_body_memory_mb.saturating_mul(1 << 20),
-            header_timeout: Duration::from_secs(self.header_timeout.max(1)),
             body_timeout: Duration::from_secs(self.body_timeout.max(1)),
-            idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
+            ..self.connections.limits()
         }
     }
 }

@@ -6,22 +6,21 @@
 //! loopback host name: a web page elsewhere cannot read it through DNS rebinding
 //! (its host name pointed at 127.0.0.1 still arrives as that name).
 
-use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
 use hookflow::view::Viewer;
+use hookflow::webhook::SourceIp;
 use http_body_util::Full;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use hyper::body::Incoming;
 use hyper::{Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::http_server::{self, Answer, ConnectionFlags};
 use crate::source::{Source, open};
 
 /// The viewer and who may read it.
@@ -68,6 +67,8 @@ pub struct UiArgs {
     /// Answer any caller under any host name, not only loopback ones.
     #[arg(long)]
     public: bool,
+    #[command(flatten)]
+    connections: ConnectionFlags,
 }
 
 pub fn run(args: UiArgs) -> anyhow::Result<ExitCode> {
@@ -83,9 +84,13 @@ async fn serve(args: UiArgs) -> anyhow::Result<ExitCode> {
     let listener = TcpListener::bind(&args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
-    let mounted = Arc::new(Mounted {
-        viewer: Viewer::new(store, args.webhook_base),
-        public: args.public,
+    let limits = args.connections.limits();
+    let site = Arc::new(Site {
+        mounted: Mounted {
+            viewer: Viewer::new(store, args.webhook_base),
+            public: args.public,
+        },
+        body_timeout: limits.body_timeout,
     });
     let address = listener.local_addr()?;
     let shown = match address {
@@ -93,38 +98,30 @@ async fn serve(args: UiArgs) -> anyhow::Result<ExitCode> {
         other => other.to_string(),
     };
     println!("hookflow viewer on http://{shown}/ui (read-only)");
-    let graceful = GracefulShutdown::new();
-    let stop = tokio::signal::ctrl_c();
-    tokio::pin!(stop);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(_) => continue,
-            },
-            _ = &mut stop => break,
-        };
-        let mounted = Arc::clone(&mounted);
-        let connection = http1::Builder::new().serve_connection(
-            TokioIo::new(stream),
-            service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                let mounted = Arc::clone(&mounted);
-                async move {
-                    let (parts, _) = request.into_parts();
-                    let response = if Viewer::serves(parts.uri.path()) {
-                        mounted.answer(Some(peer.ip()), &parts).await
-                    } else {
-                        redirect_to_ui()
-                    };
-                    Ok::<_, Infallible>(response)
-                }
-            }),
-        );
-        let connection = graceful.watch(connection);
-        tokio::spawn(connection);
-    }
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    http_server::serve_with(listener, site, limits, stop, Duration::from_secs(5)).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `hookflow ui`'s whole site: the viewer, and a way to it from anywhere else.
+struct Site {
+    mounted: Mounted,
+    /// How long an unwanted request body is read (and thrown away) at most.
+    body_timeout: Duration,
+}
+
+impl Answer for Site {
+    async fn answer(&self, request: hyper::Request<Incoming>) -> Response<Full<Bytes>> {
+        let (parts, body) = request.into_parts();
+        http_server::discard(body, &parts.headers, self.body_timeout);
+        if !Viewer::serves(parts.uri.path()) {
+            return redirect_to_ui();
+        }
+        let peer = parts.extensions.get::<SourceIp>().map(|ip| ip.0);
+        self.mounted.answer(peer, &parts).await
+    }
 }
 
 /// Anything but the viewer's pages leads to them.

@@ -34,6 +34,34 @@ impl Default for Limits {
     }
 }
 
+/// The flags of the bounds on connections, which `hookflow serve` and `hookflow ui`
+/// both take.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectionFlags {
+    /// Connections open at once; past it a new connection gets 503 with Retry-After.
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Seconds a connection may take to send a request head.
+    #[arg(long, default_value_t = Limits::default().header_timeout.as_secs())]
+    header_timeout: u64,
+    /// Seconds a kept-alive connection may stay open with no request.
+    #[arg(long, default_value_t = Limits::default().idle_timeout.as_secs())]
+    idle_timeout: u64,
+}
+
+impl ConnectionFlags {
+    /// The limits these flags set (the others at their defaults), with the
+    /// connection cap lowered to fit the open-file limit.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_connections: super::connection_cap(self.max_connections),
+            header_timeout: Duration::from_secs(self.header_timeout.max(1)),
+            idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
+            ..Limits::default()
+        }
+    }
+}
+
 /// The memory all bodies being read may take together, in bytes.
 #[derive(Clone)]
 pub struct BodyBudget {

@@ -1,13 +1,14 @@
 //! The local HTTP server: hyper in front of the same [`WebhookService`] the webhook
 //! Lambda runs, with graceful shutdown and bounds on what callers may hold
-//! (connections, body memory, time; see [`Limits`]).
+//! (connections, body memory, time; see [`Limits`]). `hookflow ui` runs the same
+//! accept loop ([`serve_with`]) in front of the viewer alone.
 
+mod accept;
 mod conn;
 mod fds;
 mod limits;
 mod parsed;
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,14 +16,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::net::TcpListener;
 
 use hookflow::webhook::{SourceIp, WebhookService, declared_length, error_response};
 
@@ -30,25 +25,15 @@ use crate::metrics::{self, Metrics};
 use crate::ui::Mounted;
 use hookflow::view::Viewer;
 
-use conn::{ConnState, TimedIo};
+pub use accept::{Answer, serve_with};
 pub use fds::connection_cap;
-pub use limits::Limits;
 use limits::{BodyBudget, Reserved};
+pub use limits::{ConnectionFlags, Limits};
 
 /// Bytes of an unwanted body (a request answered before its body was read) read
 /// and thrown away so the answer reaches a client still sending; past this the
 /// connection is closed instead.
 const DISCARD_AT_MOST: u64 = 8 << 20;
-
-/// Connections refused with a 503 at once; past this many more are closed unanswered.
-const REFUSALS_AT_ONCE: usize = 256;
-
-/// A connection's read buffer at most, which bounds a request head (nginx allows
-/// 32 KB of header lines by default; Node 16 KB).
-const READ_BUFFER: usize = 32 << 10;
-
-/// How often freed memory is handed back to the system (see `hookflow::memory`).
-const RELEASE_EVERY: Duration = Duration::from_secs(10);
 
 struct Shared {
     service: Arc<WebhookService>,
@@ -60,7 +45,8 @@ struct Shared {
     budget: BodyBudget,
 }
 
-/// Serves until `stop` resolves, then lets requests in flight finish (up to `grace`).
+/// Serves the webhooks (and `/metrics`, `/ui` when given) until `stop` resolves,
+/// then lets requests in flight finish (up to `grace`).
 pub async fn serve(
     listener: TcpListener,
     service: Arc<WebhookService>,
@@ -77,116 +63,16 @@ pub async fn serve(
         limits,
         budget: BodyBudget::new(limits.max_body_memory),
     });
-    let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
-    let graceful = GracefulShutdown::new();
-    let releaser = tokio::spawn(async {
-        let mut every = tokio::time::interval(RELEASE_EVERY);
-        loop {
-            every.tick().await;
-            let _ = tokio::task::spawn_blocking(hookflow::memory::release_free).await;
-        }
-    });
-    tokio::pin!(stop);
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = &mut stop => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of file descriptors, most often: idle timeouts free some.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let Ok(slot) = Arc::clone(&connections).try_acquire_owned() else {
-            if let Ok(refusal) = Arc::clone(&refusals).try_acquire_owned() {
-                tokio::spawn(async move {
-                    refuse_busy(stream).await;
-                    drop(refusal);
-                });
-            }
-            continue;
-        };
-        let state = ConnState::new();
-        let connection = http1::Builder::new()
-            // A client may shut its write side after the request and still wait
-            // for the answer.
-            .half_close(true)
-            // Each connection's read buffer, and so the largest request head: hyper's
-            // default (about 400 KB) times a thousand slow uploads is 400 MB.
-            .max_buf_size(READ_BUFFER)
-            .serve_connection(
-                TokioIo::new(TimedIo::new(stream, Arc::clone(&state))),
-                service_fn({
-                    let (shared, state) = (Arc::clone(&shared), Arc::clone(&state));
-                    move |mut request: hyper::Request<Incoming>| {
-                        let shared = Arc::clone(&shared);
-                        let in_service = state.request();
-                        // `trigger.allowIps` judges the connection's peer, never a
-                        // header the caller writes.
-                        request.extensions_mut().insert(SourceIp(peer.ip()));
-                        async move {
-                            let response = answer(&shared, request).await;
-                            drop(in_service);
-                            Ok::<_, Infallible>(response)
-                        }
-                    }
-                }),
-            );
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            tokio::select! {
-                ended = connection => {
-                    if let Err(e) = ended {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                }
-                () = state.expired(&limits) => {
-                    tracing::debug!("closed a connection that outstayed its header or idle timeout");
-                }
-            }
-            drop(slot);
-        });
-    }
-    drop(listener);
-    releaser.abort();
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("requests still in flight after {grace:?} were cut off");
-    }
+    serve_with(listener, shared, limits, stop, grace).await;
 }
 
-/// The answer to a connection past `max_connections`: 503 with `Retry-After`,
-/// then closed (after a short look at what the client sends, so the answer is not
-/// lost to a reset).
-async fn refuse_busy(mut stream: TcpStream) {
-    const BODY: &str = r#"{"error":"the server is at its connection limit; retry later"}"#;
-    let answer = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
-        BODY.len()
-    );
-    let _ = tokio::time::timeout(Duration::from_millis(200), async {
-        stream.write_all(answer.as_bytes()).await?;
-        stream.shutdown().await?;
-        // Whatever the client already sent is read (not waited for): closing with
-        // unread bytes would reset the connection and lose the answer.
-        let mut sink = [0u8; 4096];
-        for _ in 0..16 {
-            match stream.try_read(&mut sink) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-        Ok::<_, std::io::Error>(())
-    })
-    .await;
+impl Answer for Shared {
+    fn answer(
+        &self,
+        request: hyper::Request<Incoming>,
+    ) -> impl Future<Output = Response<Full<Bytes>>> + Send {
+        answer(self, request)
+    }
 }
 
 async fn answer(shared: &Shared, request: hyper::Request<Incoming>) -> Response<Full<Bytes>> {
@@ -284,7 +170,7 @@ fn busy() -> Response<Bytes> {
 /// Reads and drops a body nobody will use, in the background, so a client still
 /// sending gets the answer rather than a reset; a body declared past
 /// [`DISCARD_AT_MOST`] is not read at all (the connection closes after the answer).
-fn discard(mut body: Incoming, headers: &hyper::HeaderMap, within: Duration) {
+pub fn discard(mut body: Incoming, headers: &hyper::HeaderMap, within: Duration) {
     if hyper::body::Body::is_end_stream(&body)
         || declared_length(headers).is_some_and(|n| n > DISCARD_AT_MOST)
     {
