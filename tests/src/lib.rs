@@ -326,6 +326,23 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// POSTs `body` as JSON to `hook` on `server`: the status and the answer, as JSON
+/// when it is JSON, else as a JSON string.
+pub async fn post(server: &Server, hook: &str, body: Value) -> (u16, Value) {
+    let response = client()
+        .post(server.hook_url(hook))
+        .json(&body)
+        .send()
+        .await
+        .expect("the server answers");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
 /// The moto endpoint the test command started (`AWS_ENDPOINT_URL`), with the SDK
 /// environment checked. Tests that need AWS fail loudly without it rather than skip.
 pub fn moto_endpoint() -> String {

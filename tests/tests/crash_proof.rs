@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use hookflow::app::worker::run_queue;
 use hookflow::wiring::{App, Settings};
-use hookflow_tests::{Server, client, inproc, job_trail, test_nodes};
+use hookflow_tests::{Server, inproc, job_trail, post, test_nodes};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -48,18 +48,6 @@ fn panicking(key: &str, sync: bool) -> Value {
             json!({"statusCode": 202, "body": {"id": "{{$system.executionId}}"}});
     }
     flow
-}
-
-async fn post(server: &Server, hook: &str, body: Value) -> (u16, Value) {
-    let response = client()
-        .post(server.hook_url(hook))
-        .json(&body)
-        .send()
-        .await
-        .expect("the server answers");
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(json!(text)))
 }
 
 fn job_message(execution: &Value, node: &str) -> String {

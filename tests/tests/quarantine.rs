@@ -3,20 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use hookflow_tests::{Server, client};
-use serde_json::{Value, json};
-
-async fn post(server: &Server, hook: &str, body: Value) -> (u16, Value) {
-    let response = client()
-        .post(server.hook_url(hook))
-        .json(&body)
-        .send()
-        .await
-        .expect("the server answers");
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(json!(text)))
-}
+use hookflow_tests::{Server, post};
+use serde_json::json;
 
 /// A run whose begin coincided with a process death twice is quarantined: the
 /// third start records it `error` instead of beginning it a third time (a run

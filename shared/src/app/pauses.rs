@@ -71,14 +71,7 @@ fn fail(execution: &mut Execution, node: Option<&str>, reason: &str) {
         job.finished_at = Some(now.clone());
     }
     // The other jobs a pause left pending (other branches' waits) end with it.
-    for job in execution
-        .jobs
-        .iter_mut()
-        .filter(|j| j.status == JobStatus::Pending)
-    {
-        job.status = JobStatus::Canceled;
-        job.finished_at = Some(now.clone());
-    }
+    execution.cancel_pending_jobs(&now);
     execution.paused = None;
     execution.status = ExecutionStatus::Failed;
     execution.output = json!({ "error": reason });

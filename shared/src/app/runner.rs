@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::engine::{Budget, Engine, Outcome, Reply, RunState};
-use crate::model::{DeployedWorkflow, Execution, ExecutionStatus, JobStatus, Paused};
+use crate::model::{DeployedWorkflow, Execution, ExecutionStatus, Paused};
 use crate::time::now_rfc3339;
 
 /// A finished (or aborted) run.
@@ -208,14 +208,7 @@ fn finish(
         let now = now_rfc3339();
         // A finished execution has no job still running: one left pending (a branch
         // dropped when a node panicked) ended with the run.
-        for job in execution
-            .jobs
-            .iter_mut()
-            .filter(|j| j.status == JobStatus::Pending)
-        {
-            job.status = JobStatus::Canceled;
-            job.finished_at = Some(now.clone());
-        }
+        execution.cancel_pending_jobs(&now);
         execution.finished_at = Some(now);
     }
     Finished {

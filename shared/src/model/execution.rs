@@ -156,6 +156,19 @@ impl Execution {
     pub fn is_paused(&self) -> bool {
         self.paused.is_some()
     }
+
+    /// Ends every job still pending as `canceled` at `now`: a finished run has no
+    /// job still running.
+    pub fn cancel_pending_jobs(&mut self, now: &str) {
+        for job in self
+            .jobs
+            .iter_mut()
+            .filter(|j| j.status == JobStatus::Pending)
+        {
+            job.status = JobStatus::Canceled;
+            job.finished_at = Some(now.to_string());
+        }
+    }
 }
 
 /// What the queue carries for one async run: enough to run it without asking the
