@@ -81,3 +81,41 @@ fn wait_until_paused(server: &Server, id: &str) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// A subflow child's pause is bounded by the child's own workflow, as a delivery's
+/// run is: a caller cannot park a child past its bounds.
+#[tokio::test]
+async fn a_subflow_child_is_held_to_its_own_workflows_bounds() {
+    let caller = json!({"key": "caller", "trigger": {"type": "webhook", "hookId": "caller",
+            "response": {"statusCode": 202, "body": {"executionId": "{{$system.executionId}}"}}},
+        "nodes": [{"key": "call", "type": "subflow",
+            "config": {"workflow": "bounded", "context": {"body": {"seconds": "{{$context.body.seconds}}"}}}}]});
+    let server = Server::start(&[reminder(), caller]);
+    let r = client()
+        .post(server.hook_url("caller"))
+        .json(&json!({"seconds": 3600}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let child = loop {
+        let found = server
+            .executions(Some("bounded"))
+            .into_iter()
+            .find(|e| e["status"] == "failed");
+        if let Some(child) = found {
+            break child;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child never failed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(
+        wait_message(&child).contains("options.maxDelaySeconds (60 s)"),
+        "{child}"
+    );
+    assert!(child.get("paused").is_none(), "nothing is left waiting");
+}

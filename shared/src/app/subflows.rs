@@ -89,6 +89,15 @@ impl Subflows for SubflowService {
             .runner
             .run_at_depth(execution, &workflow, depth, Arc::clone(&call.budget))
             .await;
+        // A child's pause is bounded by its own workflow, as any run's is.
+        super::pauses::bound(
+            self.store.as_ref(),
+            &workflow.definition,
+            &mut finished.execution,
+            true,
+        )
+        .await
+        .map_err(|e| unavailable("checked against its workflow's pause bounds", &e))?;
         // A child that paused goes on by itself later, maybe elsewhere: it takes a
         // share of the budget along, and its caller gets back what it leaves.
         if finished.execution.paused.is_some() {
