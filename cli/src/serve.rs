@@ -120,6 +120,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(serve(args))
 }
 
+/// The runtime async runs work on, apart from the one that answers requests, with
+/// as many threads as the machine has cores.
+fn runs_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .thread_name("hookflow-runs")
+        .enable_all()
+        .build()
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let registry = hookflow::nodes::builtin();
     let definitions = match &args.workflows {
@@ -205,8 +216,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let worker_loop = (args.workers > 0).then(|| {
-        tokio::spawn(worker::run_queue(
+    // Async runs work on threads of their own: a run's CPU-heavy steps (rendering
+    // a large context, writing its record) never hold a thread that answers
+    // requests, so queued work cannot starve the hooks (the OS shares the cores).
+    let runs_runtime = if args.workers > 0 {
+        Some(runs_runtime().context("cannot start the runtime for async runs")?)
+    } else {
+        None
+    };
+    let worker_loop = runs_runtime.as_ref().map(|runtime| {
+        runtime.spawn(worker::run_queue(
             Arc::clone(&app.worker),
             Arc::clone(&app.queue),
             args.workers,
@@ -239,6 +258,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let _ = stop_tx.send(true);
     if let Some(worker_loop) = worker_loop {
         let _ = worker_loop.await;
+    }
+    if let Some(runtime) = runs_runtime {
+        // Its loop has ended: whatever is left (idle pooled connections) goes.
+        runtime.shutdown_background();
     }
     if let Some(retention) = retention {
         let _ = retention.await;
