@@ -50,10 +50,7 @@ pub fn subflow_cycles(definitions: &[WorkflowDefinition]) -> Vec<(usize, Problem
         let Some(path) = path_around(&edges, key) else {
             continue;
         };
-        let steps: String = path
-            .iter()
-            .map(|e| format!(" → {} ({})", e.to, e.how))
-            .collect();
+        let steps = described(&path);
         found.push((
             index,
             Problem {
@@ -66,6 +63,13 @@ pub fn subflow_cycles(definitions: &[WorkflowDefinition]) -> Vec<(usize, Problem
         ));
     }
     found
+}
+
+/// A chain of calls as text: ` → b (subflow node "call") → a (...)`.
+fn described(path: &[Edge]) -> String {
+    path.iter()
+        .map(|e| format!(" → {} ({})", e.to, e.how))
+        .collect()
 }
 
 /// The shortest chain of calls from `key` back to itself, if any.
@@ -104,10 +108,7 @@ pub fn failure_cycles(definitions: &[WorkflowDefinition]) -> Vec<(usize, Problem
             continue;
         };
         let key = &definition.key;
-        let steps: String = path
-            .iter()
-            .map(|e| format!(" → {} ({})", e.to, e.how))
-            .collect();
+        let steps = described(&path);
         found.push((
             index,
             Problem {
