@@ -1,7 +1,7 @@
 //! Property: a `json-query` node whose JSONata expression grows its output from
 //! what a request sends (`$replace`, `$join`, `$string` of shared parts, `$pad`, a
-//! range, a backtracking-prone regex) ends with a result within the bound of a
-//! result, or fails naming the bound it reached; it never aborts the process
+//! range, a backtracking-prone regex, `&` on shared parts) ends with a result within
+//! the bound of a result, or fails naming the bound it reached; it never aborts the process
 //! (this test process would die with it) and the process's peak memory stays
 //! bounded. Before the budget, `$replace` from a 690 KB request aborted the
 //! process (`memory allocation of 4915200000 bytes failed`).
@@ -18,8 +18,9 @@ use serde_json::{Value, json};
 /// The messages of the bounds an evaluation may reach: the size of a string or
 /// result, the arena's budget, `$pad`'s width, JSONata's own range cap (10^7) and
 /// time limit.
-const BOUNDS: [&str; 5] = [
+const BOUNDS: [&str; 6] = [
     "more than 8 MiB",
+    "more than 16 MiB, the bound of one value's text",
     "memory budget of 64 MiB",
     "$pad: the width",
     "D2014",
@@ -44,6 +45,22 @@ fn growth_expression() -> impl Strategy<Value = String> {
                 e.push_str(&format!("$a{i} := [$a{p}, $a{p}]; ", p = i - 1));
             }
             e.push_str(&format!("$string($a{}))", levels - 1));
+            e
+        }),
+        // `&` writes its operands out as `$string` does, but is an operator, not
+        // a builtin hookflow could rename: the serialiser itself is bounded
+        // (vendor/jsonata-rs/PATCHES.md).
+        (1usize..40, prop::bool::ANY).prop_map(|(levels, left)| {
+            let mut e = "($a0 := [t, v]; ".to_string();
+            for i in 1..levels {
+                e.push_str(&format!("$a{i} := [$a{p}, $a{p}]; ", p = i - 1));
+            }
+            let last = format!("$a{}", levels - 1);
+            e.push_str(&if left {
+                format!("{last} & \"\")")
+            } else {
+                format!("\"\" & {last})")
+            });
             e
         }),
     ]

@@ -203,3 +203,36 @@ fn a_bounded_builtin_passed_as_a_value_stays_bounded() {
         "{message}"
     );
 }
+
+/// Arrays of references to one 100 KB string, eight deep: a few KB of arena, and
+/// 8^6 × 100 KB = 26 GB once written out by `&` (jsonata-rs wrote it on the heap
+/// until the process aborted; vendor/jsonata-rs/PATCHES.md).
+const NESTED: &str = "($a := [t]; $b := [$a,$a,$a,$a,$a,$a,$a,$a]; $c := [$b,$b,$b,$b,$b,$b,$b,$b]; \
+     $d := [$c,$c,$c,$c,$c,$c,$c,$c]; $e := [$d,$d,$d,$d,$d,$d,$d,$d]; \
+     $f := [$e,$e,$e,$e,$e,$e,$e,$e]; $g := [$f,$f,$f,$f,$f,$f,$f,$f]; ";
+
+#[test]
+fn concatenation_of_shared_references_stops_at_the_bound() {
+    let source = json!({"t": "x".repeat(100_000)});
+    for tail in ["\"\" & $g)", "$g & \"\")", "$g & $g)"] {
+        let message = failure(&format!("{NESTED}{tail}"), &source);
+        assert!(
+            message.contains("more than 16 MiB, the bound of one value's text"),
+            "{tail}: {message}"
+        );
+    }
+    // `&` still writes arrays and objects out as JSONata does.
+    assert_eq!(
+        evaluate("\"n=\" & [1, {\"a\": \"b\"}]", &json!({}), false),
+        Ok(json!("n=[1,{\"a\":\"b\"}]"))
+    );
+}
+
+#[test]
+fn a_huge_value_in_an_error_message_is_cut_short() {
+    let source = json!({"t": "x".repeat(100_000)});
+    // Negating an array fails naming it: its text is cut.
+    let message = failure(&format!("{NESTED}-$g)"), &source);
+    assert!(message.len() < 20_000, "{} bytes", message.len());
+    assert!(message.contains("…"), "{message}");
+}
