@@ -9,6 +9,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::refusal::Refusal;
 use super::reply;
 use super::signature::mac;
 use crate::model::{HandshakePreset, HmacAlgorithm};
@@ -53,8 +54,12 @@ pub struct GetSecrets<'a> {
 }
 
 /// Answers a GET to a hook whose handshake is checked with a GET (`meta`,
-/// `dropbox`, `crc`).
-pub fn answer_get(preset: HandshakePreset, query: &str, secrets: GetSecrets) -> Response<Bytes> {
+/// `dropbox`, `crc`), or refuses a check that is not its sender's.
+pub fn answer_get(
+    preset: HandshakePreset,
+    query: &str,
+    secrets: GetSecrets,
+) -> Result<Response<Bytes>, Refusal> {
     match preset {
         HandshakePreset::Meta => {
             let mode = query_param(query, "hub.mode");
@@ -64,41 +69,32 @@ pub fn answer_get(preset: HandshakePreset, query: &str, secrets: GetSecrets) -> 
                 (Some("subscribe"), Some(token), Some(challenge), Some(expected))
                     if same(&token, expected) =>
                 {
-                    text(&challenge)
+                    Ok(text(&challenge))
                 }
-                _ => reply::error(
-                    StatusCode::FORBIDDEN,
-                    "not a subscription check with this hook's verify token",
-                ),
+                _ => Err(Refusal::NotSubscriptionCheck),
             }
         }
         HandshakePreset::Dropbox => match query_param(query, "challenge") {
-            Some(challenge) => text(&challenge),
-            None => missing("challenge"),
+            Some(challenge) => Ok(text(&challenge)),
+            None => Err(Refusal::MissingCheckParameter("challenge")),
         },
         HandshakePreset::Crc => match (query_param(query, "crc_token"), secrets.secret) {
-            (None, _) => missing("crc_token"),
-            (Some(token), _) if token.contains(CRC_SEPARATOR) => reply::error(
-                StatusCode::BAD_REQUEST,
-                "a crc_token never contains '{': X's never do, and every body this hook accepts does",
-            ),
-            (Some(_), None) => reply::error(
-                StatusCode::FORBIDDEN,
-                "this hook's crc handshake has no trigger.handshake.secret of its own, so it answers no check",
-            ),
+            (None, _) => Err(Refusal::MissingCheckParameter("crc_token")),
+            (Some(token), _) if token.contains(CRC_SEPARATOR) => Err(Refusal::BracedCrcToken),
+            (Some(_), None) => Err(Refusal::CrcUnkeyed),
             (Some(token), Some(secret)) => {
                 use base64::Engine as _;
                 let digest =
                     base64::engine::general_purpose::STANDARD.encode(hmac_sha256(secret, &token));
-                reply::json(
+                Ok(reply::json(
                     StatusCode::OK,
                     &json!({ "response_token": format!("sha256={digest}") }),
-                )
+                ))
             }
         },
         // POST handshakes: a GET to their hook is a wrong method, answered earlier.
         HandshakePreset::Slack | HandshakePreset::Zoom | HandshakePreset::Msgraph => {
-            reply::error(StatusCode::METHOD_NOT_ALLOWED, "webhooks accept POST only")
+            Err(Refusal::MethodNotAllowed { get_too: false })
         }
     }
 }
@@ -113,21 +109,12 @@ const CRC_SEPARATOR: char = '{';
 
 /// On a hook with a `crc` handshake, a signed body that is not a JSON object is
 /// refused (see [`CRC_SEPARATOR`]), however well signed: its signature may be a
-/// CRC answer. `None` lets it through.
-pub fn refuses_signed_body(preset: HandshakePreset, body: &[u8]) -> Option<Response<Bytes>> {
-    (preset == HandshakePreset::Crc && body.first() != Some(&(CRC_SEPARATOR as u8))).then(|| {
-        reply::error(
-            StatusCode::UNAUTHORIZED,
-            "on a hook with a crc handshake only JSON objects are accepted: the body must start with '{'",
-        )
-    })
-}
-
-fn missing(parameter: &str) -> Response<Bytes> {
-    reply::error(
-        StatusCode::BAD_REQUEST,
-        &format!("a GET to this hook is its sender's check and needs ?{parameter}="),
-    )
+/// CRC answer.
+pub fn check_signed_body(preset: HandshakePreset, body: &[u8]) -> Result<(), Refusal> {
+    if preset == HandshakePreset::Crc && body.first() != Some(&(CRC_SEPARATOR as u8)) {
+        return Err(Refusal::CrcBodyNotObject);
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -216,6 +203,7 @@ mod tests {
             "hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=meatyhamhock",
             secrets(),
         );
+        let ok = ok.unwrap();
         assert_eq!(ok.status(), 200);
         assert_eq!(body(&ok), "1158201444");
         assert_eq!(ok.headers()["content-type"], "text/plain");
@@ -225,11 +213,8 @@ mod tests {
             "hub.mode=subscribe&hub.verify_token=meatyhamhock",
             "",
         ] {
-            assert_eq!(
-                answer_get(HandshakePreset::Meta, query, secrets()).status(),
-                403,
-                "{query}"
-            );
+            let refused = answer_get(HandshakePreset::Meta, query, secrets()).unwrap_err();
+            assert_eq!(refused.status(), 403, "{query}");
         }
     }
 
@@ -242,7 +227,8 @@ mod tests {
                 verify_token: None,
                 secret: None,
             },
-        );
+        )
+        .unwrap();
         assert_eq!(body(&r), "abc def");
         assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     }
@@ -291,7 +277,8 @@ mod tests {
                 verify_token: None,
                 secret: Some("x-consumer-secret"),
             },
-        );
+        )
+        .unwrap();
         let answer: serde_json::Value = serde_json::from_slice(crc.body()).unwrap();
         assert_eq!(
             answer["response_token"],
@@ -308,10 +295,14 @@ mod tests {
             HandshakePreset::Crc,
             "crc_token=%7B%22id%22%3A1%7D",
             with(Some("x-consumer-secret")),
-        );
+        )
+        .unwrap_err()
+        .into_response();
         assert_eq!(braced.status(), 400);
         assert!(!body(&braced).contains("sha256="), "{}", body(&braced));
-        let unkeyed = answer_get(HandshakePreset::Crc, "crc_token=abc", with(None));
+        let unkeyed = answer_get(HandshakePreset::Crc, "crc_token=abc", with(None))
+            .unwrap_err()
+            .into_response();
         assert_eq!(unkeyed.status(), 403);
         assert!(!body(&unkeyed).contains("sha256="));
     }
@@ -319,12 +310,12 @@ mod tests {
     #[test]
     fn a_crc_hook_accepts_only_signed_json_objects() {
         for refused in [&b""[..], b"[1]", b"abc", b" {}", b"\"{}\""] {
-            let r = refuses_signed_body(HandshakePreset::Crc, refused).expect("refused");
+            let r = check_signed_body(HandshakePreset::Crc, refused).expect_err("refused");
             assert_eq!(r.status(), 401);
         }
-        assert!(refuses_signed_body(HandshakePreset::Crc, br#"{"for_user_id":"1"}"#).is_none());
+        assert!(check_signed_body(HandshakePreset::Crc, br#"{"for_user_id":"1"}"#).is_ok());
         // Other hooks take any body their signature covers.
-        assert!(refuses_signed_body(HandshakePreset::Zoom, b"abc").is_none());
-        assert!(refuses_signed_body(HandshakePreset::Meta, b"").is_none());
+        assert!(check_signed_body(HandshakePreset::Zoom, b"abc").is_ok());
+        assert!(check_signed_body(HandshakePreset::Meta, b"").is_ok());
     }
 }

@@ -148,19 +148,6 @@ pub fn replay(answer: &StoredAnswer) -> Response<Bytes> {
     response
 }
 
-/// A duplicate of a sync delivery whose run has not answered yet.
-pub fn in_progress(execution_id: &str) -> Response<Bytes> {
-    let mut response = reply::json(
-        StatusCode::CONFLICT,
-        &json!({
-            "error": "this delivery is being answered now; retry later",
-            "executionId": execution_id,
-        }),
-    );
-    reply::set_header(&mut response, "retry-after", "1");
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ mod cache;
 mod context;
 mod handshake;
 mod idempotency;
+mod refusal;
 mod reply;
 mod route;
 mod secrets;
@@ -35,6 +36,7 @@ use crate::time::now_rfc3339;
 use access::Caller;
 pub use access::SourceIp;
 pub use cache::HookCache;
+pub use refusal::Refusal;
 pub use reply::error as error_response;
 pub use route::hook_id_from_path;
 pub use secrets::SecretCache;
@@ -66,7 +68,7 @@ pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 
 /// The answer to a request given before its body was read: a refusal, or a
 /// sender's GET handshake.
-pub type Refusal = Box<Response<Bytes>>;
+pub type EarlyAnswer = Box<Response<Bytes>>;
 
 /// How long past its sync timeout an unanswered claim holds (the run records
 /// itself and answers within it); after that its process is taken to be gone.
@@ -99,19 +101,31 @@ pub fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
         .ok()
 }
 
-fn not_found() -> Response<Bytes> {
-    reply::error(
-        StatusCode::NOT_FOUND,
-        "no enabled workflow has this webhook",
-    )
+fn internal_error(panic: &str) -> Refusal {
+    tracing::error!(panic, "a request failed on an internal error");
+    Refusal::Internal
 }
 
-fn internal_error(panic: &str) -> Response<Bytes> {
-    tracing::error!(panic, "a request failed on an internal error");
-    reply::error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "the request failed on an internal error",
-    )
+/// What the checks on a request's head decided, short of admitting it.
+enum Stop {
+    Refused(Refusal),
+    /// A sender's GET check, answered from the head.
+    Answered(Response<Bytes>),
+}
+
+impl From<Refusal> for Stop {
+    fn from(refusal: Refusal) -> Self {
+        Self::Refused(refusal)
+    }
+}
+
+impl Stop {
+    fn into_response(self) -> Response<Bytes> {
+        match self {
+            Self::Refused(refusal) => refusal.into_response(),
+            Self::Answered(answer) => answer,
+        }
+    }
 }
 
 pub struct WebhookService {
@@ -175,24 +189,27 @@ impl WebhookService {
     /// length past the limit), so a server reads a body only for a request that
     /// passed them: probing unknown hooks or sending unauthenticated uploads costs
     /// no memory.
-    pub async fn admit(&self, parts: &http::request::Parts) -> Result<Admitted, Refusal> {
-        let (refused, hook) = match crate::guard::catch(self.check_head(parts)).await {
+    pub async fn admit(&self, parts: &http::request::Parts) -> Result<Admitted, EarlyAnswer> {
+        let (stop, hook) = match crate::guard::catch(self.check_head(parts)).await {
             Ok(Ok(admitted)) => return Ok(admitted),
-            Ok(Err((refused, hook))) => (refused, hook),
-            Err(panic) => (internal_error(&panic), None),
+            Ok(Err((stop, hook))) => (stop, hook),
+            Err(panic) => (internal_error(&panic).into(), None),
         };
+        let answer = stop.into_response();
         let hook = hook.as_deref().unwrap_or(UNKNOWN_HOOK);
-        self.telemetry.request(hook, refused.status().as_u16());
-        Err(Box::new(refused))
+        self.telemetry.request(hook, answer.status().as_u16());
+        Err(Box::new(answer))
     }
 
     /// Answers an admitted request, with its body read (at most one byte past
     /// [`WebhookService::max_body`]).
     pub async fn complete(&self, admitted: Admitted, request: Request<Bytes>) -> Response<Bytes> {
         let hook = admitted.workflow.hook_id.clone();
-        let response = crate::guard::catch(self.answer(admitted, request))
-            .await
-            .unwrap_or_else(|panic| internal_error(&panic));
+        let response = match crate::guard::catch(self.answer(admitted, request)).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(refusal)) => refusal.into_response(),
+            Err(panic) => internal_error(&panic).into_response(),
+        };
         self.telemetry.request(&hook, response.status().as_u16());
         response
     }
@@ -202,8 +219,8 @@ impl WebhookService {
     async fn check_head(
         &self,
         parts: &http::request::Parts,
-    ) -> Result<Admitted, (Response<Bytes>, Option<String>)> {
-        let (workflow, hook_id) = self.find_hook(parts).await.map_err(|r| (r, None))?;
+    ) -> Result<Admitted, (Stop, Option<String>)> {
+        let (workflow, hook_id) = self.find_hook(parts).await.map_err(|r| (r.into(), None))?;
         match self.check_caller(parts, &workflow, &hook_id).await {
             Ok(()) => Ok(Admitted { workflow, hook_id }),
             Err(refused) => Err((refused, Some(hook_id))),
@@ -214,12 +231,9 @@ impl WebhookService {
     async fn find_hook(
         &self,
         parts: &http::request::Parts,
-    ) -> Result<(Arc<DeployedWorkflow>, String), Response<Bytes>> {
+    ) -> Result<(Arc<DeployedWorkflow>, String), Refusal> {
         let Some(hook_id) = route::hook_id_from_path(parts.uri.path()) else {
-            return Err(reply::error(
-                StatusCode::NOT_FOUND,
-                "no such endpoint; webhooks are POST /api/webhook:trigger/{hookId}",
-            ));
+            return Err(Refusal::NoSuchEndpoint);
         };
         // A GET is allowed only on a hook whose sender checks it with one
         // (inbound.md §4), so it is known after the lookup; 405 comes first for
@@ -227,28 +241,19 @@ impl WebhookService {
         let is_post = parts.method == Method::POST;
         // An id no workflow can have is not looked up (nor cached): 404 at once,
         // the answer any unknown id gets.
+        let unknown = || match is_post {
+            true => Refusal::UnknownHook,
+            false => Refusal::MethodNotAllowed { get_too: false },
+        };
         if !is_hook_id(&hook_id) {
-            return Err(if is_post {
-                not_found()
-            } else {
-                wrong_method(false)
-            });
+            return Err(unknown());
         }
         let workflow = match self.hooks.get(self.store.as_ref(), &hook_id).await {
             Ok(Some(w)) if w.definition.enabled => w,
-            Ok(_) => {
-                return Err(if is_post {
-                    not_found()
-                } else {
-                    wrong_method(false)
-                });
-            }
+            Ok(_) => return Err(unknown()),
             Err(e) => {
                 tracing::error!(error = %e, "hook lookup failed");
-                return Err(reply::error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the webhook store is unavailable; retry later",
-                ));
+                return Err(Refusal::StoreUnavailable(e));
             }
         };
         Ok((workflow, hook_id))
@@ -261,13 +266,14 @@ impl WebhookService {
         parts: &http::request::Parts,
         workflow: &DeployedWorkflow,
         hook_id: &str,
-    ) -> Result<(), Response<Bytes>> {
+    ) -> Result<(), Stop> {
         let is_post = parts.method == Method::POST;
         let is_get = parts.method == Method::GET;
         let trigger = &workflow.definition.trigger;
         let get_handshake = trigger.handshake.as_ref().filter(|h| h.preset.is_get());
         if !(is_post || is_get && get_handshake.is_some()) {
-            return Err(wrong_method(get_handshake.is_some()));
+            let get_too = get_handshake.is_some();
+            return Err(Refusal::MethodNotAllowed { get_too }.into());
         }
         if !trigger.allow_ips.is_empty()
             && !access::allowed(
@@ -276,10 +282,7 @@ impl WebhookService {
             )
         {
             tracing::warn!(hook_id, "a request from outside allowIps was refused");
-            return Err(reply::error(
-                StatusCode::FORBIDDEN,
-                "this hook does not accept requests from this address",
-            ));
+            return Err(Refusal::AddressNotAllowed.into());
         }
         let source = parts.extensions.get::<SourceIp>().copied();
         let handshake = get_handshake.filter(|_| is_get);
@@ -296,12 +299,13 @@ impl WebhookService {
                     .room(hook_id, Caller::Proven, limit, now)
                     .and(self.rates.room(hook_id, unproven, limit, now)),
             };
-            room.map_err(too_many)?;
+            room.map_err(|wait| Refusal::RateLimited { wait })?;
         }
         if let Some(handshake) = handshake {
-            return Err(self
+            let answer = self
                 .get_handshake(handshake, workflow, parts, hook_id)
-                .await?);
+                .await?;
+            return Err(Stop::Answered(answer));
         }
         if let Some(expected) = &trigger.basic_authentication {
             let password = self
@@ -313,24 +317,15 @@ impl WebhookService {
                 .await?;
             if !auth::basic_matches(&parts.headers, &expected.username, &password) {
                 self.count_failure(workflow, hook_id, source);
-                let mut response =
-                    reply::error(StatusCode::UNAUTHORIZED, "missing or wrong credentials");
-                reply::set_header(
-                    &mut response,
-                    "www-authenticate",
-                    "Basic realm=\"hookflow\"",
-                );
-                return Err(response);
+                return Err(Refusal::BadCredentials.into());
             }
         }
         if declared_length(&parts.headers).is_some_and(|n| n > self.max_body as u64) {
-            return Err(self.too_large());
+            return Err(self.too_large().into());
         }
         if trigger.signature.is_none() {
             // Nothing more to check: the caller is as proven as it gets.
-            if let Some(refused) = self.take_proven(workflow, hook_id) {
-                return Err(refused);
-            }
+            self.take_proven(workflow, hook_id)?;
         }
         Ok(())
     }
@@ -348,17 +343,18 @@ impl WebhookService {
 
     /// Takes a token from the hook's bucket for a caller that passed every check;
     /// the 429 when there is none.
-    fn take_proven(&self, workflow: &DeployedWorkflow, hook_id: &str) -> Option<Response<Bytes>> {
-        let limit = workflow.definition.trigger.rate_limit?;
-        let taken = self
-            .rates
-            .take(hook_id, Caller::Proven, limit, Instant::now());
-        taken.err().map(too_many)
+    fn take_proven(&self, workflow: &DeployedWorkflow, hook_id: &str) -> Result<(), Refusal> {
+        let Some(limit) = workflow.definition.trigger.rate_limit else {
+            return Ok(());
+        };
+        self.rates
+            .take(hook_id, Caller::Proven, limit, Instant::now())
+            .map_err(|wait| Refusal::RateLimited { wait })
     }
 
     /// The secret a handshake signs the sender's token with. Never one that signs
     /// bodies over a token anyone may send: `crc` (an unsigned GET) has only its
-    /// own (and when X gives both one value, [`handshake::refuses_signed_body`]
+    /// own (and when X gives both one value, [`handshake::check_signed_body`]
     /// keeps its answers from serving as signatures); `zoom` is answered only on
     /// a hook that checked Zoom's signature first, so its token is Zoom's, and it
     /// may use the signature's first secret.
@@ -367,18 +363,13 @@ impl WebhookService {
         handshake: &HandshakeConfig,
         workflow: &DeployedWorkflow,
         hook_id: &str,
-    ) -> Result<Option<Arc<str>>, Response<Bytes>> {
+    ) -> Result<Option<Arc<str>>, Refusal> {
         if !handshake.preset.needs_secret() {
             return Ok(None);
         }
         let signature = workflow.definition.trigger.signature.as_ref();
         let (reference, at) = match (handshake.preset, &handshake.secret, signature) {
-            (HandshakePreset::Zoom, _, None) => {
-                return Err(reply::error(
-                    StatusCode::UNAUTHORIZED,
-                    "a zoom check is answered only on a hook that checks Zoom's signature (trigger.signature)",
-                ));
-            }
+            (HandshakePreset::Zoom, _, None) => return Err(Refusal::ZoomUnsigned),
             (_, Some(own), _) => (own, "trigger.handshake.secret"),
             (HandshakePreset::Zoom, None, Some(signature)) => {
                 (&signature.secret.refs()[0], "trigger.signature.secret")
@@ -394,7 +385,7 @@ impl WebhookService {
         workflow: &DeployedWorkflow,
         parts: &http::request::Parts,
         hook_id: &str,
-    ) -> Result<Response<Bytes>, Response<Bytes>> {
+    ) -> Result<Response<Bytes>, Refusal> {
         let verify_token = match &handshake.verify_token {
             Some(token) => Some(
                 self.secret(token, "trigger.handshake.verifyToken", hook_id)
@@ -411,12 +402,12 @@ impl WebhookService {
                 secret: secret.as_deref(),
             },
         );
-        tracing::info!(
-            hook_id,
-            status = answer.status().as_u16(),
-            "handshake answered"
-        );
-        Ok(answer)
+        let status = match &answer {
+            Ok(answer) => answer.status(),
+            Err(refusal) => refusal.status(),
+        };
+        tracing::info!(hook_id, status = status.as_u16(), "handshake answered");
+        answer
     }
 
     /// A configured secret's value; 503 naming where it is configured (`at`) when
@@ -426,13 +417,13 @@ impl WebhookService {
         reference: &SecretRef,
         at: &str,
         hook_id: &str,
-    ) -> Result<Arc<str>, Response<Bytes>> {
-        self.secrets.value(reference).await.map_err(|e| {
-            tracing::error!(hook_id, at, error = %e, "a configured secret cannot be read");
-            reply::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!("the secret at {at} cannot be read now; retry later"),
-            )
+    ) -> Result<Arc<str>, Refusal> {
+        self.secrets.value(reference).await.map_err(|source| {
+            tracing::error!(hook_id, at, error = %source, "a configured secret cannot be read");
+            Refusal::SecretUnavailable {
+                at: at.to_string(),
+                source,
+            }
         })
     }
 
@@ -442,7 +433,7 @@ impl WebhookService {
         config: &SignatureConfig,
         request: &Request<Bytes>,
         hook_id: &str,
-    ) -> Result<(), Response<Bytes>> {
+    ) -> Result<(), Refusal> {
         let mut secrets = Vec::new();
         for (i, reference) in config.secret.refs().iter().enumerate() {
             let at = match &config.secret {
@@ -464,7 +455,7 @@ impl WebhookService {
         let checked = signature::verify_request(config, secrets, request, url, form, now).await;
         checked.map_err(|failure| {
             tracing::warn!(hook_id, reason = failure.class(), "signature refused");
-            reply::error(StatusCode::UNAUTHORIZED, &failure.message())
+            Refusal::BadSignature(failure)
         })
     }
 
@@ -477,11 +468,11 @@ impl WebhookService {
         workflow: &DeployedWorkflow,
         request: &Request<Bytes>,
         hook_id: &str,
-    ) -> Result<(), Response<Bytes>> {
+    ) -> Result<(), Refusal> {
         let mut checked = self.check_signature(config, request, hook_id).await;
         if checked.is_ok()
             && let Some(handshake) = &workflow.definition.trigger.handshake
-            && let Some(refused) = handshake::refuses_signed_body(handshake.preset, request.body())
+            && let Err(refused) = handshake::check_signed_body(handshake.preset, request.body())
         {
             tracing::warn!(
                 hook_id,
@@ -494,26 +485,28 @@ impl WebhookService {
             self.count_failure(workflow, hook_id, source);
         }
         checked?;
-        self.take_proven(workflow, hook_id).map_or(Ok(()), Err)
+        self.take_proven(workflow, hook_id)
     }
 
-    fn too_large(&self) -> Response<Bytes> {
-        let message = format!("the request body is larger than {} bytes", self.max_body);
-        reply::error(StatusCode::PAYLOAD_TOO_LARGE, &message)
+    fn too_large(&self) -> Refusal {
+        Refusal::TooLarge {
+            limit: self.max_body,
+        }
     }
 
-    async fn answer(&self, admitted: Admitted, request: Request<Bytes>) -> Response<Bytes> {
+    async fn answer(
+        &self,
+        admitted: Admitted,
+        request: Request<Bytes>,
+    ) -> Result<Response<Bytes>, Refusal> {
         let Admitted { workflow, hook_id } = admitted;
         if request.body().len() > self.max_body {
-            return self.too_large();
+            return Err(self.too_large());
         }
         let trigger = &workflow.definition.trigger;
-        if let Some(config) = &trigger.signature
-            && let Err(refused) = self
-                .check_signed(config, &workflow, &request, &hook_id)
-                .await
-        {
-            return refused;
+        if let Some(config) = &trigger.signature {
+            self.check_signed(config, &workflow, &request, &hook_id)
+                .await?;
         }
         if let Some(handshake) = trigger.handshake.as_ref().filter(|h| !h.preset.is_get())
             && handshake::is_post_check(
@@ -522,22 +515,20 @@ impl WebhookService {
                 request.body(),
             )
         {
-            let secret = match self.handshake_secret(handshake, &workflow, &hook_id).await {
-                Ok(secret) => secret,
-                Err(refused) => return refused,
-            };
+            let secret = self
+                .handshake_secret(handshake, &workflow, &hook_id)
+                .await?;
             let query = request.uri().query().unwrap_or("");
             if let Some(answer) =
                 handshake::answer_post(handshake.preset, query, request.body(), secret.as_deref())
             {
                 tracing::info!(hook_id, "handshake answered");
-                return answer;
+                return Ok(answer);
             }
         }
-        let context = match context::trigger_context(&request, trigger).await {
-            Ok(c) => c,
-            Err(message) => return reply::error(StatusCode::BAD_REQUEST, &message),
-        };
+        let context = context::trigger_context(&request, trigger)
+            .await
+            .map_err(Refusal::BadBody)?;
         let key = idempotency::key_of(trigger, request.headers(), request.body(), &context);
         let deadline = request.extensions().get::<Deadline>().copied();
         match key {
@@ -545,14 +536,11 @@ impl WebhookService {
             None if workflow.definition.sync => {
                 self.run_sync(&workflow, context, deadline, new_execution_id(), None)
                     .await
-                    .0
             }
             None => {
                 let message = async_message(&workflow, context, new_execution_id(), None);
-                match self.enqueue(&message).await {
-                    Ok(()) => async_answer(&workflow, &message),
-                    Err(refused) => refused,
-                }
+                self.enqueue(&message, None).await?;
+                Ok(async_answer(&workflow, &message))
             }
         }
     }
@@ -567,7 +555,7 @@ impl WebhookService {
         context: Value,
         key: String,
         deadline: Option<Deadline>,
-    ) -> Response<Bytes> {
+    ) -> Result<Response<Bytes>, Refusal> {
         let now = crate::time::unix_seconds().max(0) as u64;
         let definition = &workflow.definition;
         let ttl = definition.idempotency_ttl();
@@ -597,15 +585,20 @@ impl WebhookService {
         match self.store.claim(&claim, now).await {
             Ok(ClaimOutcome::Claimed) => {}
             Ok(ClaimOutcome::Held(held)) => return duplicate(workflow, &held, now),
-            Err(e) => return claims_unavailable(workflow, &e),
+            Err(e) => return Err(claims_unavailable(workflow, e)),
         }
-        let (response, recorded) = self
+        let answered = self
             .run_sync(workflow, context, deadline, id.clone(), Some(key))
             .await;
-        if !recorded || response.status().is_server_error() {
-            self.release(&claim).await;
-            return response;
-        }
+        // Only an answer that means "done" is kept: every refusal of a sync run
+        // is the server's (5xx), as is a run that ended in error.
+        let response = match answered {
+            Ok(response) if !response.status().is_server_error() => response,
+            failed => {
+                self.release(&claim).await;
+                return failed;
+            }
+        };
         claim.answer = Some(idempotency::keep(&response, &id));
         // Answered now: duplicates get this from here on.
         claim.lease_until = 0;
@@ -613,7 +606,7 @@ impl WebhookService {
             // The run is recorded; a duplicate after the lease runs it again.
             tracing::error!(execution_id = %id, error = %e, "cannot keep the answer of an idempotent run");
         }
-        response
+        Ok(response)
     }
 
     /// A keyed async delivery: its claim, with its answer known before the run is
@@ -631,35 +624,26 @@ impl WebhookService {
         message: &RunMessage,
         now: u64,
         deadline: Option<Deadline>,
-    ) -> Response<Bytes> {
+    ) -> Result<Response<Bytes>, Refusal> {
         let answer = async_answer(workflow, message);
         claim.answer = Some(idempotency::keep(&answer, &message.execution_id));
         match self.store.claim_run(&claim, message, now).await {
-            Ok(KeyedAccept::Queued) => return answer,
+            Ok(KeyedAccept::Queued) => return Ok(answer),
             Ok(KeyedAccept::Held(held)) => return duplicate(workflow, &held, now),
             Ok(KeyedAccept::Claimed) => {}
-            Err(e) => return claims_unavailable(workflow, &e),
+            Err(e) => return Err(claims_unavailable(workflow, e)),
         }
         // Bounded, so the answer comes within the claim's lease (and before a
-        // Lambda deadline).
+        // Lambda deadline). A retry waits for the claim's lease to end.
         let limit = sync_time_limit(ACCEPT_ENQUEUE_LIMIT.as_millis() as u64, deadline);
-        let mut refused = match tokio::time::timeout(limit, self.enqueue(message)).await {
-            Ok(Ok(())) => return answer,
-            Ok(Err(refused)) => refused,
+        let retry_after = ACCEPT_WINDOW_SECONDS;
+        match tokio::time::timeout(limit, self.enqueue(message, Some(retry_after))).await {
+            Ok(queued) => queued.map(|()| answer),
             Err(_) => {
                 tracing::error!(execution_id = %message.execution_id, "enqueueing a keyed run took too long");
-                reply::error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the run could not be queued in time; retry later",
-                )
+                Err(Refusal::NotQueuedInTime { retry_after })
             }
-        };
-        reply::set_header(
-            &mut refused,
-            "retry-after",
-            &ACCEPT_WINDOW_SECONDS.to_string(),
-        );
-        refused
+        }
     }
 
     /// Gives up a claim whose run was not recorded or enqueued, so the sender's
@@ -678,8 +662,8 @@ impl WebhookService {
         }
     }
 
-    /// Runs a sync workflow and records it; the answer, and whether it was
-    /// recorded (a 503 otherwise).
+    /// Runs a sync workflow and records it: its answer, or why it has none (each
+    /// refusal a 5xx).
     async fn run_sync(
         &self,
         workflow: &DeployedWorkflow,
@@ -687,7 +671,7 @@ impl WebhookService {
         deadline: Option<Deadline>,
         id: String,
         idempotency_key: Option<String>,
-    ) -> (Response<Bytes>, bool) {
+    ) -> Result<Response<Bytes>, Refusal> {
         let mut execution = Runner::started(workflow, &id, context, now_rfc3339());
         execution.idempotency_key = idempotency_key;
         let timeout = sync_time_limit(workflow.definition.sync_timeout_ms(), deadline);
@@ -695,13 +679,9 @@ impl WebhookService {
         if let Err(e) = self.store.save_execution(&finished.execution).await {
             tracing::error!(execution_id = %id, error = %e, "cannot record a sync execution");
             if !e.is_retryable() {
-                return self.record_refused(&finished.execution, &e).await;
+                return Err(self.record_refused(&finished.execution, &e).await);
             }
-            let refused = reply::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the run could not be recorded; retry later",
-            );
-            return (refused, false);
+            return Err(Refusal::NotRecorded);
         }
         count_recorded(self.telemetry.as_ref(), &finished.execution);
         // Once the run is recorded; a start that cannot be queued is logged and the
@@ -716,11 +696,10 @@ impl WebhookService {
         }
         let status = finished.execution.status;
         if finished.timed_out {
-            let body = json!({
-                "error": format!("the workflow did not answer within {} ms", timeout.as_millis()),
-                "executionId": id,
+            return Err(Refusal::TimedOut {
+                limit: timeout,
+                execution_id: id,
             });
-            return (reply::json(StatusCode::GATEWAY_TIMEOUT, &body), true);
         }
         let response = match finished.reply {
             Some(r) => reply::from_reply(&r),
@@ -736,7 +715,7 @@ impl WebhookService {
                 )
             }
         };
-        (response, true)
+        Ok(response)
     }
 
     /// A sync run whose record the store refused for good (too large, say): a retry
@@ -746,13 +725,16 @@ impl WebhookService {
         &self,
         execution: &crate::model::Execution,
         refusal: &crate::ports::StoreError,
-    ) -> (Response<Bytes>, bool) {
+    ) -> Refusal {
         let reason = format!("the run could not be recorded: {refusal}");
         let record = crate::app::worker::refused_record(execution, &reason);
+        let refused = Refusal::RecordRefused {
+            reason: reason.clone(),
+            execution_id: record.id.clone(),
+        };
         if let Err(e) = self.store.save_execution(&record).await {
             tracing::error!(execution_id = %record.id, error = %e, "cannot record a refused sync execution");
-            let body = json!({ "error": reason, "executionId": record.id });
-            return (reply::json(StatusCode::INTERNAL_SERVER_ERROR, &body), false);
+            return refused;
         }
         count_recorded(self.telemetry.as_ref(), &record);
         let failures =
@@ -760,65 +742,35 @@ impl WebhookService {
         if let Err(e) = failures.await {
             tracing::error!(execution_id = %record.id, error = %e, "cannot start the failure workflow of a failed sync run");
         }
-        let body = json!({ "error": reason, "executionId": record.id });
-        (reply::json(StatusCode::INTERNAL_SERVER_ERROR, &body), true)
+        refused
     }
 
-    async fn enqueue(&self, message: &RunMessage) -> Result<(), Response<Bytes>> {
+    async fn enqueue(&self, message: &RunMessage, retry_after: Option<u64>) -> Result<(), Refusal> {
         self.queue.enqueue(message).await.map_err(|e| {
             tracing::error!(execution_id = %message.execution_id, error = %e, "cannot enqueue a run");
-            reply::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the run could not be queued; retry later",
-            )
+            Refusal::NotQueued { retry_after }
         })
     }
 }
 
 /// A duplicate's answer: the first's, once it stands, else "in progress".
-fn duplicate(workflow: &DeployedWorkflow, held: &Claim, now: u64) -> Response<Bytes> {
+fn duplicate(
+    workflow: &DeployedWorkflow,
+    held: &Claim,
+    now: u64,
+) -> Result<Response<Bytes>, Refusal> {
     tracing::info!(workflow = %workflow.key, execution_id = %held.execution_id, "a duplicate delivery was answered from its first");
     match held.answer_at(now) {
-        Some(answer) => idempotency::replay(answer),
-        None => idempotency::in_progress(&held.execution_id),
+        Some(answer) => Ok(idempotency::replay(answer)),
+        None => Err(Refusal::InProgress {
+            execution_id: held.execution_id.clone(),
+        }),
     }
 }
 
-fn claims_unavailable(
-    workflow: &DeployedWorkflow,
-    error: &crate::ports::StoreError,
-) -> Response<Bytes> {
+fn claims_unavailable(workflow: &DeployedWorkflow, error: crate::ports::StoreError) -> Refusal {
     tracing::error!(workflow = %workflow.key, error = %error, "cannot claim an idempotency key");
-    reply::error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the idempotency store is unavailable; retry later",
-    )
-}
-
-/// 429 for a rate limit, with `Retry-After` in whole seconds.
-fn too_many(wait: Duration) -> Response<Bytes> {
-    let mut response = reply::error(
-        StatusCode::TOO_MANY_REQUESTS,
-        "this hook's rate limit is reached; retry later",
-    );
-    let seconds = wait.as_secs_f64().ceil().max(1.0);
-    reply::set_header(&mut response, "retry-after", &format!("{seconds}"));
-    response
-}
-
-/// 405, naming GET too on a hook whose sender checks it with a GET.
-fn wrong_method(get_too: bool) -> Response<Bytes> {
-    let (message, allow) = if get_too {
-        (
-            "this hook accepts POST, and GET for its sender's check",
-            "GET, POST",
-        )
-    } else {
-        ("webhooks accept POST only", "POST")
-    };
-    let mut response = reply::error(StatusCode::METHOD_NOT_ALLOWED, message);
-    reply::set_header(&mut response, "allow", allow);
-    response
+    Refusal::ClaimsUnavailable(error)
 }
 
 fn async_message(

@@ -183,7 +183,7 @@ mod tests {
         let wrong_hex = "00".repeat(32);
         // Nine candidates, the genuine one last: a header well under 4 KiB.
         let stripe = check("stripe", body, &stripe_header(body, &wrong_hex, 8));
-        let message = stripe.as_ref().unwrap_err().message();
+        let message = stripe.as_ref().unwrap_err().to_string();
         assert!(is_oversized(&stripe), "{stripe:?}");
         assert!(message.contains("9 v1= signatures, at most 8"), "{message}");
         let wrong_b64 = format!("v1,{}", "A".repeat(43));

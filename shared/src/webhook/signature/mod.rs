@@ -22,15 +22,20 @@ pub use cost::{INLINE_BODY_BYTES, MAX_CANDIDATES, MAX_HEADER_BYTES, verify_reque
 pub use sign::sign;
 pub use twilio::json_url as twilio_json_url;
 
-/// Why a signature was refused: the class is logged, the message answered. Neither
-/// ever holds a secret or an expected value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a signature was refused: the class is logged, the message (`Display`)
+/// answered. Neither ever holds a secret or an expected value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
+    #[error("the signature header {0} is missing")]
     MissingHeader(String),
+    #[error("the signature is malformed: {0}")]
     BadFormat(String),
+    #[error("the signature's timestamp is outside the accepted window")]
     StaleTimestamp,
+    #[error("the signature does not match")]
     Mismatch,
     /// A header past a cost cap (cost.rs): refused before any MAC.
+    #[error("the signature header is too large: {0}")]
     Oversized(String),
 }
 
@@ -42,18 +47,6 @@ impl Failure {
             Self::StaleTimestamp => "stale timestamp",
             Self::Mismatch => "mismatch",
             Self::Oversized(_) => "oversized header",
-        }
-    }
-
-    pub fn message(&self) -> String {
-        match self {
-            Self::MissingHeader(name) => format!("the signature header {name} is missing"),
-            Self::BadFormat(what) => format!("the signature is malformed: {what}"),
-            Self::StaleTimestamp => {
-                "the signature's timestamp is outside the accepted window".to_string()
-            }
-            Self::Mismatch => "the signature does not match".to_string(),
-            Self::Oversized(what) => format!("the signature header is too large: {what}"),
         }
     }
 }

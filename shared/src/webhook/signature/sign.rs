@@ -49,7 +49,7 @@ pub fn sign(
             ),
         ],
         SignaturePreset::StandardWebhooks => {
-            let key = standard_webhooks::key(secret).map_err(|f| f.message())?;
+            let key = standard_webhooks::key(secret).map_err(|f| f.to_string())?;
             vec![
                 ("webhook-id".into(), message_id.into()),
                 ("webhook-timestamp".into(), ts.clone()),
