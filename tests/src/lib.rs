@@ -4,6 +4,8 @@
 pub mod browser;
 pub mod generators;
 pub mod inproc;
+pub mod on_moto;
+pub mod runtime_api;
 pub mod test_nodes;
 
 use std::io::{BufRead, BufReader};

@@ -14,6 +14,7 @@ use hookflow::model::RunMessage;
 use hookflow::ports::Queue;
 use hookflow::ports::aws::{self, Emf, SqsQueue};
 use hookflow::wiring::{App, AwsEnv, Settings};
+use hookflow_tests::on_moto::{self, Examples};
 use hookflow_tests::{hookflow, job_trail, moto_endpoint, test_nodes, unique_name};
 use lambda_http::RequestExt;
 use serde_json::{Value, json};
@@ -60,28 +61,9 @@ async fn stack() -> Stack {
 }
 
 async fn stack_with_queue_endpoint(sqs_endpoint: Option<&str>) -> Stack {
-    moto_endpoint();
+    let Examples { table, queue_url } = on_moto::deploy_examples();
     let config = aws::load_config().await;
-    let table = unique_name("hookflow");
-    aws::create_table(&aws_sdk_dynamodb::Client::new(&config), &table)
-        .await
-        .unwrap();
     let plain_sqs = aws_sdk_sqs::Client::new(&config);
-    let queue_url = aws::create_queue(&plain_sqs, &unique_name("runs"))
-        .await
-        .unwrap();
-
-    let (ok, out, err) = hookflow(&[
-        "deploy",
-        "--table",
-        &table,
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"),
-    ]);
-    assert!(ok, "hookflow deploy failed: {out}{err}");
-    assert!(
-        out.contains("payment-callback v1 deployed  POST /api/webhook:trigger/pay-3kq9x0v2m1"),
-        "{out}"
-    );
 
     let calls = Calls::default();
     let dynamo = aws_sdk_dynamodb::Client::from_conf(
@@ -152,18 +134,11 @@ async fn with_test_nodes(stack: &Stack, definition: &Value) -> App {
 }
 
 fn api_event(name: &str) -> lambda_http::Request {
-    let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
-    lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap())
-        .expect("an API Gateway event")
+    lambda_http::request::from_str(&on_moto::event_file(name)).expect("an API Gateway event")
 }
 
 fn sqs_event_of(bodies: &[(&str, &str)]) -> SqsEvent {
-    let records: Vec<Value> = bodies
-        .iter()
-        .map(|(id, body)| json!({"messageId": id, "receiptHandle": "r", "body": body,
-            "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "eventSource": "aws:sqs"}))
-        .collect();
-    serde_json::from_value(json!({ "Records": records })).unwrap()
+    serde_json::from_value(on_moto::sqs_event(bodies)).unwrap()
 }
 
 fn body_of(response: &lambda_http::Response<lambda_http::Body>) -> Value {
@@ -173,16 +148,7 @@ fn body_of(response: &lambda_http::Response<lambda_http::Body>) -> Value {
 
 /// `hookflow executions show ID --json` on the stack's table.
 async fn show(stack: &Stack, id: &str) -> Value {
-    let (ok, out, err) = hookflow(&[
-        "executions",
-        "show",
-        id,
-        "--json",
-        "--table",
-        &stack.env.table,
-    ]);
-    assert!(ok, "executions show failed: {err}");
-    serde_json::from_str(&out).unwrap()
+    on_moto::execution_on(&stack.env.table, id)
 }
 
 #[tokio::test]
@@ -282,16 +248,7 @@ async fn sync_runs_answer_from_the_response_node_and_are_recorded() {
     );
     assert_eq!(stack.calls.take(), 1, "warm sync path: PutItem");
 
-    let (_, out, _) = hookflow(&[
-        "executions",
-        "list",
-        "--json",
-        "--workflow",
-        "payment-callback",
-        "--table",
-        &stack.env.table,
-    ]);
-    let executions: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let executions = on_moto::executions_on(&stack.env.table, "payment-callback");
     assert_eq!(executions.len(), 2);
     let paid = &executions[1];
     assert_eq!(paid["status"], "resolved");
