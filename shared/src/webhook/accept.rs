@@ -1,0 +1,154 @@
+//! Accept: the checks an admitted request's body decides, in the spec's order:
+//! its size, `trigger.signature` over the exact bytes received, a sender's
+//! POST check (answered here), and the body read into `$context` by its content
+//! type. What passes is an [`Event`] to dispatch.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use serde_json::Value;
+
+use super::access::SourceIp;
+use super::admit::Admitted;
+use super::callers::Callers;
+use super::context;
+use super::deadline::Deadline;
+use super::handshake;
+use super::idempotency;
+use super::refusal::Refusal;
+use super::signature;
+use crate::model::{DeployedWorkflow, Secrets, SignatureConfig, SignaturePreset};
+
+/// A delivery that passed every check, with its context built: what runs.
+pub(super) struct Event {
+    pub workflow: Arc<DeployedWorkflow>,
+    pub context: Value,
+    /// Its idempotency key, when the hook keeps one and the delivery has one.
+    pub key: Option<String>,
+    pub deadline: Option<Deadline>,
+}
+
+pub(super) enum Accepted {
+    Event(Event),
+    /// A sender's POST check, answered.
+    Answered(Response<Bytes>),
+}
+
+pub(super) struct Accept {
+    callers: Arc<Callers>,
+    max_body: usize,
+}
+
+impl Accept {
+    pub(super) fn new(callers: Arc<Callers>, max_body: usize) -> Self {
+        Self { callers, max_body }
+    }
+
+    pub(super) async fn check(
+        &self,
+        admitted: Admitted,
+        request: Request<Bytes>,
+    ) -> Result<Accepted, Refusal> {
+        let Admitted { workflow, hook_id } = admitted;
+        if request.body().len() > self.max_body {
+            return Err(Refusal::TooLarge {
+                limit: self.max_body,
+            });
+        }
+        let trigger = &workflow.definition.trigger;
+        if let Some(config) = &trigger.signature {
+            self.check_signed(config, &workflow, &request, &hook_id)
+                .await?;
+        }
+        if let Some(handshake) = trigger.handshake.as_ref().filter(|h| !h.preset.is_get()) {
+            let query = request.uri().query().unwrap_or("");
+            // A quick look first, so events pay no parse and no secret read.
+            if handshake::is_post_check(handshake.preset, query, request.body()) {
+                let secret = self
+                    .callers
+                    .handshake_secret(handshake, &workflow, &hook_id)
+                    .await?;
+                let body = request.body();
+                if let Some(answer) =
+                    handshake::answer_post(handshake.preset, query, body, secret.as_deref())
+                {
+                    tracing::info!(hook_id, "handshake answered");
+                    return Ok(Accepted::Answered(answer));
+                }
+            }
+        }
+        let context = context::trigger_context(&request, trigger)
+            .await
+            .map_err(Refusal::BadBody)?;
+        let key = idempotency::key_of(trigger, request.headers(), request.body(), &context);
+        let deadline = request.extensions().get::<Deadline>().copied();
+        Ok(Accepted::Event(Event {
+            workflow,
+            context,
+            key,
+            deadline,
+        }))
+    }
+
+    /// The signature, and what a hook with a `crc` handshake adds to it; a caller
+    /// that passes takes a token from the hook's rate limit, one that fails from
+    /// its source's.
+    async fn check_signed(
+        &self,
+        config: &SignatureConfig,
+        workflow: &DeployedWorkflow,
+        request: &Request<Bytes>,
+        hook_id: &str,
+    ) -> Result<(), Refusal> {
+        let mut checked = self.check_signature(config, request, hook_id).await;
+        if checked.is_ok()
+            && let Some(handshake) = &workflow.definition.trigger.handshake
+            && let Err(refused) = handshake::check_signed_body(handshake.preset, request.body())
+        {
+            tracing::warn!(
+                hook_id,
+                "a signed body that is not a JSON object was refused on a crc hook"
+            );
+            checked = Err(refused);
+        }
+        if checked.is_err() {
+            let source = request.extensions().get::<SourceIp>().copied();
+            self.callers.count_failure(workflow, hook_id, source);
+        }
+        checked?;
+        self.callers.take_proven(workflow, hook_id)
+    }
+
+    /// `trigger.signature` over the exact bytes received (inbound.md §2).
+    async fn check_signature(
+        &self,
+        config: &SignatureConfig,
+        request: &Request<Bytes>,
+        hook_id: &str,
+    ) -> Result<(), Refusal> {
+        let mut secrets = Vec::new();
+        for (i, reference) in config.secret.refs().iter().enumerate() {
+            let at = match &config.secret {
+                Secrets::One(_) => "trigger.signature.secret".to_string(),
+                Secrets::Many(_) => format!("trigger.signature.secret[{i}]"),
+            };
+            secrets.push(self.callers.secret(reference, &at, hook_id).await?);
+        }
+        // Only Twilio signs the URL and the form fields.
+        let (form, url) = if config.preset == SignaturePreset::Twilio {
+            (
+                context::form_fields(request),
+                context::received_url(request),
+            )
+        } else {
+            (Vec::new(), String::new())
+        };
+        let now = crate::time::unix_seconds();
+        let checked = signature::verify_request(config, secrets, request, url, form, now).await;
+        checked.map_err(|failure| {
+            tracing::warn!(hook_id, reason = failure.class(), "signature refused");
+            Refusal::BadSignature(failure)
+        })
+    }
+}

@@ -1,0 +1,124 @@
+//! A delivery with an idempotency key (inbound.md §5): the first runs, the
+//! others get its answer, but only an answer that means "done". The protocol
+//! is the [`IdempotencyService`](super::super::idempotency::IdempotencyService)'s;
+//! this says what each of its outcomes answers.
+
+use std::time::Duration;
+
+use super::super::accept::Event;
+use super::super::deadline::{Deadline, sync_time_limit};
+use super::super::idempotency::{self, ACCEPT_WINDOW_SECONDS, ClaimState, Claimed, KeyClaim};
+use super::super::refusal::Refusal;
+use super::{Dispatch, async_answer};
+use crate::app::ids::new_execution_id;
+use crate::model::{DeployedWorkflow, RunMessage};
+use crate::ports::StoreError;
+use bytes::Bytes;
+use http::Response;
+
+/// How long a keyed run's enqueue may take: its request answers within its
+/// claim's accept window.
+const ACCEPT_ENQUEUE_LIMIT: Duration = Duration::from_millis(1_500);
+
+impl Dispatch {
+    /// A keyed sync delivery: a run that failed on the server's side (5xx, a
+    /// timeout) gives its key up, so the sender's retry runs.
+    pub(super) async fn run_sync_once(
+        &self,
+        event: Event,
+        key: String,
+    ) -> Result<Response<Bytes>, Refusal> {
+        let workflow = event.workflow.as_ref();
+        let now = unix_now();
+        let id = new_execution_id();
+        let claim = KeyClaim::sync_run(workflow, key.clone(), id.clone(), now);
+        match self.claims.begin(&claim, now).await {
+            Ok(Claimed::Held(held)) => return duplicate(workflow, held),
+            Ok(_) => {}
+            Err(e) => return Err(claims_unavailable(workflow, e)),
+        }
+        let answered = self
+            .run_sync(
+                workflow,
+                event.context,
+                event.deadline,
+                id.clone(),
+                Some(key),
+            )
+            .await;
+        // Only an answer that means "done" is kept: every refusal of a sync run
+        // is the server's (5xx), as is a run that ended in error.
+        let response = match answered {
+            Ok(response) if !response.status().is_server_error() => response,
+            failed => {
+                self.claims.release(&claim).await;
+                return failed;
+            }
+        };
+        let kept = idempotency::keep(&response, &id);
+        if let Err(e) = self.claims.complete(claim, kept).await {
+            // The run is recorded; a duplicate after the lease runs it again.
+            tracing::error!(execution_id = %id, error = %e, "cannot keep the answer of an idempotent run");
+        }
+        Ok(response)
+    }
+
+    /// A keyed async delivery: its claim, with its answer known before the run is
+    /// queued, and the run. On the embedded store both are one write. Elsewhere
+    /// the claim is pending until the worker that takes the run confirms it, and
+    /// stands for nothing meanwhile: when the enqueue fails (or times out and may
+    /// yet land), the claim is left to end with its lease, after which a retry
+    /// takes the key over and runs, and this run, if it was queued after all, is
+    /// dropped by its worker. No duplicate is ever answered for a run that was
+    /// not queued, and no delivery runs twice.
+    pub(super) async fn accept_once(
+        &self,
+        workflow: &DeployedWorkflow,
+        message: RunMessage,
+        key: String,
+        deadline: Option<Deadline>,
+    ) -> Result<Response<Bytes>, Refusal> {
+        let now = unix_now();
+        let answer = async_answer(workflow, &message);
+        let id = message.execution_id.clone();
+        let kept = idempotency::keep(&answer, &id);
+        let claim = KeyClaim::async_run(workflow, key, id, now, kept);
+        match self.claims.accept(&claim, &message, now).await {
+            Ok(Claimed::Queued) => return Ok(answer),
+            Ok(Claimed::Held(held)) => return duplicate(workflow, held),
+            Ok(Claimed::Ours) => {}
+            Err(e) => return Err(claims_unavailable(workflow, e)),
+        }
+        // Bounded, so the answer comes within the claim's lease (and before a
+        // Lambda deadline). A retry waits for the claim's lease to end.
+        let limit = sync_time_limit(ACCEPT_ENQUEUE_LIMIT.as_millis() as u64, deadline);
+        let retry_after = ACCEPT_WINDOW_SECONDS;
+        match tokio::time::timeout(limit, self.enqueue(&message, Some(retry_after))).await {
+            Ok(queued) => queued.map(|()| answer),
+            Err(_) => {
+                tracing::error!(execution_id = %message.execution_id, "enqueueing a keyed run took too long");
+                Err(Refusal::NotQueuedInTime { retry_after })
+            }
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    crate::time::unix_seconds().max(0) as u64
+}
+
+/// A duplicate's answer: the first's once it is completed, else "in progress".
+fn duplicate(workflow: &DeployedWorkflow, held: KeyClaim) -> Result<Response<Bytes>, Refusal> {
+    tracing::info!(workflow = %workflow.key, execution_id = %held.execution_id, "a duplicate delivery was answered from its first");
+    match held.state {
+        ClaimState::Completed { answer } => Ok(idempotency::replay(&answer)),
+        ClaimState::InProgress { .. } => Err(Refusal::InProgress {
+            execution_id: held.execution_id,
+        }),
+    }
+}
+
+fn claims_unavailable(workflow: &DeployedWorkflow, error: StoreError) -> Refusal {
+    tracing::error!(workflow = %workflow.key, error = %error, "cannot claim an idempotency key");
+    Refusal::ClaimsUnavailable(error)
+}

@@ -1,0 +1,111 @@
+//! Dispatch: an accepted event runs. A sync workflow runs now and answers with
+//! its result (sync.rs); an async one is queued and answered with its configured
+//! response; a delivery with an idempotency key runs once and its duplicates get
+//! its answer (keyed.rs).
+
+mod keyed;
+mod sync;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::Response;
+use serde_json::Value;
+
+use super::accept::Event;
+use super::idempotency::IdempotencyService;
+use super::refusal::Refusal;
+use super::reply;
+use crate::app::ids::new_execution_id;
+use crate::app::runner::Runner;
+use crate::model::{DeployedWorkflow, RunMessage};
+use crate::ports::{NoTelemetry, Queue, Store, Telemetry};
+use crate::time::now_rfc3339;
+
+pub(super) struct Dispatch {
+    store: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
+    runner: Arc<Runner>,
+    claims: IdempotencyService,
+    pub(super) telemetry: Arc<dyn Telemetry>,
+}
+
+impl Dispatch {
+    pub(super) fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>, runner: Arc<Runner>) -> Self {
+        Self {
+            claims: IdempotencyService::new(Arc::clone(&store)),
+            store,
+            queue,
+            runner,
+            telemetry: Arc::new(NoTelemetry),
+        }
+    }
+
+    pub(super) async fn run(&self, mut event: Event) -> Result<Response<Bytes>, Refusal> {
+        match (event.key.take(), event.workflow.definition.sync) {
+            (Some(key), true) => self.run_sync_once(event, key).await,
+            (Some(key), false) => {
+                let id = new_execution_id();
+                let message = async_message(&event.workflow, event.context, id, Some(key.clone()));
+                self.accept_once(&event.workflow, message, key, event.deadline)
+                    .await
+            }
+            (None, true) => {
+                let Event {
+                    workflow,
+                    context,
+                    deadline,
+                    ..
+                } = event;
+                let id = new_execution_id();
+                self.run_sync(&workflow, context, deadline, id, None).await
+            }
+            (None, false) => {
+                let id = new_execution_id();
+                let message = async_message(&event.workflow, event.context, id, None);
+                self.enqueue(&message, None).await?;
+                Ok(async_answer(&event.workflow, &message))
+            }
+        }
+    }
+
+    /// `retry_after`: when a refusal should tell the sender to wait (a keyed
+    /// run's claim holds a while).
+    async fn enqueue(&self, message: &RunMessage, retry_after: Option<u64>) -> Result<(), Refusal> {
+        self.queue.enqueue(message).await.map_err(|e| {
+            tracing::error!(execution_id = %message.execution_id, error = %e, "cannot enqueue a run");
+            Refusal::NotQueued { retry_after }
+        })
+    }
+}
+
+fn async_message(
+    workflow: &DeployedWorkflow,
+    context: Value,
+    execution_id: String,
+    idempotency_key: Option<String>,
+) -> RunMessage {
+    RunMessage {
+        execution_id,
+        workflow_key: workflow.key.clone(),
+        workflow_version: workflow.version,
+        context,
+        accepted_at: now_rfc3339(),
+        wake: None,
+        after: None,
+        idempotency_key,
+        replay_of: None,
+        on_failure_of: None,
+    }
+}
+
+/// An async workflow's configured immediate answer.
+fn async_answer(workflow: &DeployedWorkflow, message: &RunMessage) -> Response<Bytes> {
+    let configured = workflow
+        .definition
+        .trigger
+        .response
+        .clone()
+        .unwrap_or_default();
+    reply::trigger_response(&configured, &message.context, &message.execution_id)
+}

@@ -1,0 +1,153 @@
+//! The idempotency protocol over a [`Store`], as Powertools' persistence layer
+//! runs it: claim a key in progress before the work (`save_inprogress`), keep
+//! the answer when it means "done" (`save_success`), give the key up when the
+//! work failed on the server's side (`delete_record`), and tell a duplicate what
+//! the claim it met stands for. It knows nothing of HTTP: the webhook keeps its
+//! answers, and a replay or the CLI may claim keys with it as well.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::state::{ClaimState, KeyClaim};
+use crate::model::{ClaimOutcome, KeyedAccept, RunMessage, StoredAnswer};
+use crate::ports::{Store, StoreError};
+
+/// Tries at giving up a claim whose run could not be recorded or enqueued.
+const RELEASE_TRIES: u32 = 3;
+
+/// What claiming a key found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claimed {
+    /// The key is this request's: its run goes on (an async run is queued now).
+    Ours,
+    /// The claim and its run were written in one step (the embedded store): the
+    /// run is queued and the claim completed.
+    Queued,
+    /// Another request holds the key, as it stands now.
+    Held(KeyClaim),
+}
+
+pub struct IdempotencyService {
+    store: Arc<dyn Store>,
+}
+
+impl IdempotencyService {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// Claims a key for a run that answers itself (a sync run), in progress,
+    /// atomically: of concurrent duplicates across processes one gets
+    /// [`Claimed::Ours`].
+    pub async fn begin(&self, claim: &KeyClaim, now: u64) -> Result<Claimed, StoreError> {
+        Ok(match self.store.claim(&claim.record(), now).await? {
+            ClaimOutcome::Claimed => Claimed::Ours,
+            ClaimOutcome::Held(held) => Claimed::Held(KeyClaim::held(held, now)),
+        })
+    }
+
+    /// Claims the key of an async run, with the run, in one step where the
+    /// store can ([`Claimed::Queued`]). Elsewhere the claim is taken pending
+    /// ([`Claimed::Ours`]): the caller queues the run, and the worker that takes
+    /// it confirms the claim (`Store::confirm_claim`) before it runs; until then
+    /// its answer is never given.
+    pub async fn accept(
+        &self,
+        claim: &KeyClaim,
+        run: &RunMessage,
+        now: u64,
+    ) -> Result<Claimed, StoreError> {
+        Ok(
+            match self.store.claim_run(&claim.record(), run, now).await? {
+                KeyedAccept::Queued => Claimed::Queued,
+                KeyedAccept::Claimed => Claimed::Ours,
+                KeyedAccept::Held(held) => Claimed::Held(KeyClaim::held(held, now)),
+            },
+        )
+    }
+
+    /// Keeps the answer of a claim this execution still holds: duplicates get
+    /// it from now on.
+    pub async fn complete(
+        &self,
+        mut claim: KeyClaim,
+        answer: StoredAnswer,
+    ) -> Result<(), StoreError> {
+        claim.state = ClaimState::Completed { answer };
+        self.store.settle_claim(&claim.record()).await
+    }
+
+    /// Gives up a claim whose run was not recorded or enqueued, so the sender's
+    /// retry runs; tried a few times, as a claim left behind would answer that
+    /// retry with an answer for a run that never happened.
+    pub async fn release(&self, claim: &KeyClaim) {
+        let record = claim.record();
+        for attempt in 1..=RELEASE_TRIES {
+            match self.store.release_claim(&record).await {
+                Ok(()) => return,
+                Err(e) if attempt == RELEASE_TRIES => {
+                    tracing::error!(execution_id = %claim.execution_id, expires_at = claim.expires_at, error = %e,
+                        "cannot release the idempotency claim of a run that was not queued; duplicates of its delivery will be answered as the first was until it expires");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::DeployedWorkflow;
+    use crate::ports::embedded::{Database, EmbeddedStore};
+
+    fn workflow() -> DeployedWorkflow {
+        serde_json::from_value(serde_json::json!({
+            "key": "orders", "version": 1, "hookId": "h", "deployedAt": "2026-01-01T00:00:00Z",
+            "definition": {
+                "key": "orders", "name": "orders", "sync": true,
+                "trigger": {"type": "webhook", "idempotency": {"ttlSeconds": 600}},
+                "nodes": []
+            }
+        }))
+        .unwrap()
+    }
+
+    fn answer() -> StoredAnswer {
+        StoredAnswer {
+            status: 200,
+            headers: vec![],
+            body: b"done".to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_is_in_progress_then_completed_or_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::new(Database::open(dir.path()).unwrap());
+        let service = IdempotencyService::new(Arc::new(store));
+        let (w, now) = (workflow(), 1_000);
+        let first = KeyClaim::sync_run(&w, "evt_1".into(), "e-1".into(), now);
+        let again = KeyClaim::sync_run(&w, "evt_1".into(), "e-2".into(), now);
+        assert_eq!(service.begin(&first, now).await.unwrap(), Claimed::Ours);
+        let Claimed::Held(held) = service.begin(&again, now).await.unwrap() else {
+            panic!("a duplicate claimed a key in progress");
+        };
+        assert_eq!(held.execution_id, "e-1");
+        assert!(matches!(
+            held.state,
+            ClaimState::InProgress { kept: None, .. }
+        ));
+        // Given up: the sender's retry runs.
+        service.release(&first).await;
+        assert_eq!(service.begin(&again, now).await.unwrap(), Claimed::Ours);
+        // Completed: duplicates get the answer, now and after the lease.
+        service.complete(again, answer()).await.unwrap();
+        let third = KeyClaim::sync_run(&w, "evt_1".into(), "e-3".into(), now + 1);
+        let Claimed::Held(held) = service.begin(&third, now + 1).await.unwrap() else {
+            panic!("a completed key was claimed again");
+        };
+        assert_eq!(held.state, ClaimState::Completed { answer: answer() });
+        assert_eq!(held.execution_id, "e-2");
+    }
+}
