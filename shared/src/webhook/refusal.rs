@@ -18,7 +18,6 @@ use crate::ports::secrets::SecretError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
-    /// A path that is not `/api/webhook:trigger/{hookId}`.
     #[error("no such endpoint; webhooks are POST /api/webhook:trigger/{{hookId}}")]
     NoSuchEndpoint,
     /// No enabled workflow has the hook (or the id is one none could have).
@@ -31,19 +30,15 @@ pub enum Refusal {
         "webhooks accept POST only"
     })]
     MethodNotAllowed { get_too: bool },
-    /// The hook lookup failed.
     #[error("the webhook store is unavailable; retry later")]
     StoreUnavailable(#[source] StoreError),
-    /// `trigger.allowIps` does not hold the caller's address.
     #[error("this hook does not accept requests from this address")]
     AddressNotAllowed,
     /// `trigger.rateLimit`: the caller's bucket is empty for `wait`.
     #[error("this hook's rate limit is reached; retry later")]
     RateLimited { wait: Duration },
-    /// `trigger.basicAuthentication` not met.
     #[error("missing or wrong credentials")]
     BadCredentials,
-    /// A body (declared or read) past the service's limit.
     #[error("the request body is larger than {limit} bytes")]
     TooLarge { limit: usize },
     /// A configured secret cannot be read; `at` says where it is configured,
@@ -54,30 +49,25 @@ pub enum Refusal {
         #[source]
         source: SecretError,
     },
-    /// `trigger.signature` refused (its message never holds a secret).
+    /// Its message never holds a secret nor an expected value.
     #[error(transparent)]
-    BadSignature(#[from] Failure),
+    BadSignature(Failure),
     /// A signed body on a `crc` hook that is not a JSON object (see
-    /// `handshake::refuses_signed_body`).
+    /// `handshake::check_signed_body`).
     #[error(
         "on a hook with a crc handshake only JSON objects are accepted: the body must start with '{{'"
     )]
     CrcBodyNotObject,
-    /// A Zoom check on a hook that does not check Zoom's signature.
     #[error(
         "a zoom check is answered only on a hook that checks Zoom's signature (trigger.signature)"
     )]
     ZoomUnsigned,
-    /// A Meta GET check that is not a subscription with the verify token.
     #[error("not a subscription check with this hook's verify token")]
     NotSubscriptionCheck,
-    /// A GET check without the query parameter its sender puts on it.
     #[error("a GET to this hook is its sender's check and needs ?{0}=")]
     MissingCheckParameter(&'static str),
-    /// A `crc_token` holding the byte every accepted body starts with.
     #[error("a crc_token never contains '{{': X's never do, and every body this hook accepts does")]
     BracedCrcToken,
-    /// A `crc` check on a hook with no handshake secret of its own.
     #[error(
         "this hook's crc handshake has no trigger.handshake.secret of its own, so it answers no check"
     )]
@@ -85,10 +75,8 @@ pub enum Refusal {
     /// The body does not read as its content type says (the message says how).
     #[error("{0}")]
     BadBody(String),
-    /// The idempotency claim could not be taken.
     #[error("the idempotency store is unavailable; retry later")]
     ClaimsUnavailable(#[source] StoreError),
-    /// A duplicate of a delivery whose first request has not answered yet.
     #[error("this delivery is being answered now; retry later")]
     InProgress { execution_id: String },
     /// The run could not be queued; `retry_after` (seconds) when a keyed
@@ -98,7 +86,6 @@ pub enum Refusal {
     /// Queueing a keyed run did not end within its bound (it may yet land).
     #[error("the run could not be queued in time; retry later")]
     NotQueuedInTime { retry_after: u64 },
-    /// A sync run's record could not be written (a retry may be).
     #[error("the run could not be recorded; retry later")]
     NotRecorded,
     /// The store refused a sync run's record for good; `reason` names why.
@@ -107,13 +94,11 @@ pub enum Refusal {
         reason: String,
         execution_id: String,
     },
-    /// A sync run that did not answer within its time limit (it is recorded).
     #[error("the workflow did not answer within {} ms", limit.as_millis())]
     TimedOut {
         limit: Duration,
         execution_id: String,
     },
-    /// A panic (a bug) while answering.
     #[error("the request failed on an internal error")]
     Internal,
 }
@@ -197,12 +182,6 @@ impl Refusal {
             reply::set_header(&mut response, name, &value);
         }
         response
-    }
-}
-
-impl From<Refusal> for Response<Bytes> {
-    fn from(refusal: Refusal) -> Self {
-        refusal.into_response()
     }
 }
 

@@ -51,14 +51,9 @@ impl KeyClaim {
         execution_id: String,
         now: u64,
     ) -> Self {
-        let lease_until = now
-            .saturating_add(workflow.definition.sync_timeout_ms().div_ceil(1000))
-            .saturating_add(CLAIM_LEASE_MARGIN_SECONDS);
-        let state = ClaimState::InProgress {
-            lease_until,
-            kept: None,
-        };
-        Self::taken(workflow, key, execution_id, now, lease_until, state)
+        let timeout = workflow.definition.sync_timeout_ms().div_ceil(1000);
+        let lease = timeout.saturating_add(CLAIM_LEASE_MARGIN_SECONDS);
+        Self::in_progress(workflow, key, execution_id, now, lease, None)
     }
 
     /// An async run's claim, taken at `now` with the `answer` its request
@@ -70,22 +65,19 @@ impl KeyClaim {
         now: u64,
         answer: StoredAnswer,
     ) -> Self {
-        let lease_until = now.saturating_add(ACCEPT_WINDOW_SECONDS);
-        let state = ClaimState::InProgress {
-            lease_until,
-            kept: Some(answer),
-        };
-        Self::taken(workflow, key, execution_id, now, lease_until, state)
+        let lease = ACCEPT_WINDOW_SECONDS;
+        Self::in_progress(workflow, key, execution_id, now, lease, Some(answer))
     }
 
-    fn taken(
+    fn in_progress(
         workflow: &DeployedWorkflow,
         key: String,
         execution_id: String,
         now: u64,
-        lease_until: u64,
-        state: ClaimState,
+        lease: u64,
+        kept: Option<StoredAnswer>,
     ) -> Self {
+        let lease_until = now.saturating_add(lease);
         let ttl = workflow.definition.idempotency_ttl();
         Self {
             workflow_key: workflow.key.clone(),
@@ -93,7 +85,7 @@ impl KeyClaim {
             execution_id,
             // Never shorter than the first request's own answering.
             expires_at: now.saturating_add(ttl).max(lease_until),
-            state,
+            state: ClaimState::InProgress { lease_until, kept },
         }
     }
 
