@@ -8,4 +8,5 @@ pub mod number;
 pub mod path;
 pub mod qs;
 pub mod sample;
+pub mod shape;
 pub mod template;

@@ -5,7 +5,6 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
-use crate::engine::check::join;
 pub use crate::engine::{Checker, Problem, is_header_name, is_path};
 use crate::engine::{Mode, NodeRegistry};
 use crate::lang::path;
@@ -17,42 +16,11 @@ mod cycles;
 mod inbound;
 mod operate;
 mod schema;
+mod structure;
 
 pub use cycles::{cycles, failure_cycles, subflow_cycles};
 pub use schema::definition_schema;
 
-const ROOT_FIELDS: [&str; 9] = [
-    "$schema",
-    "key",
-    "title",
-    "description",
-    "enabled",
-    "sync",
-    "options",
-    "trigger",
-    "nodes",
-];
-const TRIGGER_FIELDS: [&str; 10] = [
-    "type",
-    "hookId",
-    "basicAuthentication",
-    "request",
-    "response",
-    "signature",
-    "handshake",
-    "idempotency",
-    "allowIps",
-    "rateLimit",
-];
-const NODE_FIELDS: [&str; 7] = [
-    "key",
-    "type",
-    "title",
-    "description",
-    "config",
-    "branches",
-    "retry",
-];
 /// Lambda's own ceiling; a sync answer past API Gateway's 30 s is cut off anyway.
 pub(crate) const MAX_TIMEOUT_MS: u64 = 900_000;
 
@@ -86,6 +54,7 @@ pub fn validate(doc: &Value, registry: &NodeRegistry) -> Result<WorkflowDefiniti
     let mut problems = Vec::new();
     let mut check = Checker::new(&mut problems);
     check_root(doc, registry, &mut check);
+    structure::check(doc, registry, &mut problems);
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -134,22 +103,14 @@ fn check_root(doc: &Value, registry: &NodeRegistry, check: &mut Checker) {
         check.error("", "a workflow definition must be a JSON object");
         return;
     };
-    unknown_fields(root, &ROOT_FIELDS, "", check);
-    match root.get("key").and_then(Value::as_str) {
-        Some(key) if is_identifier(key, 128) => {}
-        Some(_) => check.error(
+    if let Some(key) = root.get("key").and_then(Value::as_str)
+        && !is_identifier(key, 128)
+    {
+        check.error(
             "key",
             "must be 1..=128 characters of letters, digits, '-', '_' or '.'",
-        ),
-        None => check.error("key", "is required (a string)"),
+        );
     }
-    for field in ["$schema", "title", "description"] {
-        if root.get(field).is_some_and(|t| !t.is_string()) {
-            check.error(field, "must be a string");
-        }
-    }
-    check.optional_bool(doc, "enabled", "");
-    check.optional_bool(doc, "sync", "");
     let sync = root.get("sync").and_then(Value::as_bool).unwrap_or(false);
     if let Some(options) = root.get("options") {
         let key = root.get("key").and_then(Value::as_str).unwrap_or_default();
@@ -157,22 +118,17 @@ fn check_root(doc: &Value, registry: &NodeRegistry, check: &mut Checker) {
     }
     check.set_nodes(collect_nodes(root.get("nodes")));
     let node_keys: HashSet<String> = check.node_keys().cloned().collect();
-    match root.get("trigger") {
-        Some(trigger) => check_trigger(trigger, sync, &node_keys, check),
-        None => check.error("trigger", "is required"),
+    if let Some(trigger) = root.get("trigger") {
+        check_trigger(trigger, sync, &node_keys, check);
     }
-    match root.get("nodes") {
-        None => {}
-        Some(Value::Array(nodes)) => {
-            let mut seen = HashSet::new();
-            let cx = NodeCheck {
-                registry,
-                sync,
-                node_keys: &node_keys,
-            };
-            check_nodes(nodes, "nodes", &cx, &mut seen, check);
-        }
-        Some(_) => check.error("nodes", "must be an array"),
+    if let Some(Value::Array(nodes)) = root.get("nodes") {
+        let mut seen = HashSet::new();
+        let cx = NodeCheck {
+            registry,
+            sync,
+            node_keys: &node_keys,
+        };
+        check_nodes(nodes, "nodes", &cx, &mut seen, check);
     }
 }
 
@@ -185,48 +141,28 @@ struct NodeCheck<'a> {
 
 fn check_trigger(trigger: &Value, sync: bool, node_keys: &HashSet<String>, check: &mut Checker) {
     let Some(map) = trigger.as_object() else {
-        check.error("trigger", "must be an object");
         return;
     };
-    unknown_fields(map, &TRIGGER_FIELDS, "trigger", check);
-    match map.get("type").and_then(Value::as_str) {
-        Some("webhook") => {}
-        _ => check.error("trigger.type", "must be \"webhook\""),
-    }
     match map.get("hookId") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(id)) if is_hook_id(id) => {}
-        Some(_) => check.error(
+        Some(Value::String(id)) if !is_hook_id(id) => check.error(
             "trigger.hookId",
             "must be 1..=128 URL-safe characters (letters, digits, '-', '_')",
         ),
+        _ => {}
     }
-    match map.get("basicAuthentication") {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => {}
-        Some(Value::Object(auth)) => {
-            unknown_fields(
-                auth,
-                &["username", "password"],
-                "trigger.basicAuthentication",
-                check,
-            );
-            match auth.get("username").and_then(Value::as_str) {
-                Some(u) if !u.is_empty() && !u.contains(':') => {}
-                _ => check.error(
-                    "trigger.basicAuthentication.username",
-                    "is required: a non-empty string without ':'",
-                ),
-            }
-            inbound::check_secret(
-                auth.get("password"),
-                "trigger.basicAuthentication.password",
-                check,
-            );
+    if let Some(Value::Object(auth)) = map.get("basicAuthentication") {
+        match auth.get("username").and_then(Value::as_str) {
+            Some(u) if !u.is_empty() && !u.contains(':') => {}
+            _ => check.error(
+                "trigger.basicAuthentication.username",
+                "is required: a non-empty string without ':'",
+            ),
         }
-        Some(_) => check.error(
-            "trigger.basicAuthentication",
-            "must be false or {\"username\": ..., \"password\": ...}",
-        ),
+        inbound::check_secret(
+            auth.get("password"),
+            "trigger.basicAuthentication.password",
+            check,
+        );
     }
     if let Some(request) = map.get("request") {
         check_request(request, check);
@@ -242,57 +178,25 @@ fn check_trigger(trigger: &Value, sync: bool, node_keys: &HashSet<String>, check
                 "trigger.response",
                 "applies to async workflows only; a sync workflow answers with a response node",
             );
-        } else if let Some(fields) = response.as_object() {
-            unknown_fields(
-                fields,
-                &["statusCode", "headers", "body"],
-                "trigger.response",
-                check,
-            );
+        } else if response.is_object() {
             check.status_code(response.get("statusCode"), "trigger.response.statusCode");
             check.name_values(response.get("headers"), "trigger.response.headers");
             check_templates(response, "trigger.response", node_keys, check);
-        } else {
-            check.error(
-                "trigger.response",
-                "must be an object {statusCode, headers, body}",
-            );
         }
     }
 }
 
 fn check_request(request: &Value, check: &mut Checker) {
-    let Some(fields) = request.as_object() else {
-        check.error("trigger.request", "must be an object");
-        return;
-    };
-    unknown_fields(
-        fields,
-        &["headers", "query", "body", "rawBody"],
-        "trigger.request",
-        check,
-    );
-    if request.get("rawBody").is_some_and(|r| !r.is_boolean()) {
-        check.error("trigger.request.rawBody", "must be true or false");
-    }
     for part in ["headers", "query", "body"] {
         let at = format!("trigger.request.{part}");
-        let Some(items) = request.get(part) else {
-            continue;
-        };
-        let Some(items) = items.as_array() else {
-            check.error(&at, "must be an array of {key, alias}");
+        let Some(Value::Array(items)) = request.get(part) else {
             continue;
         };
         for (i, item) in items.iter().enumerate() {
-            if let Some(fields) = item.as_object() {
-                unknown_fields(fields, &["key", "alias"], &format!("{at}[{i}]"), check);
-            }
-            let key = item.get("key").and_then(Value::as_str);
-            let valid = match key {
+            let valid = match item.get("key").and_then(Value::as_str) {
                 Some(k) if part == "headers" => is_header_name(k),
                 Some(k) => path::parse(k).is_some(),
-                None => false,
+                None => true,
             };
             if !valid {
                 let what = if part == "headers" {
@@ -301,9 +205,6 @@ fn check_request(request: &Value, check: &mut Checker) {
                     "a path such as a.b[0].c"
                 };
                 check.error(format!("{at}[{i}].key"), format!("must be {what}"));
-            }
-            if item.get("alias").is_some_and(|a| !a.is_string()) {
-                check.error(format!("{at}[{i}].alias"), "must be a string");
             }
         }
     }
@@ -332,28 +233,23 @@ fn check_node(
         check.error(at, "a node must be an object {key, type, config}");
         return;
     };
-    unknown_fields(map, &NODE_FIELDS, at, check);
-    match map.get("key").and_then(Value::as_str) {
-        Some(key) if is_identifier(key, 128) => {
-            if !seen.insert(key.to_string()) {
-                check.error(
-                    format!("{at}.key"),
-                    format!("{key:?} is used by another node"),
-                );
-            }
+    if let Some(key) = map.get("key").and_then(Value::as_str) {
+        if !is_identifier(key, 128) {
+            check.error(
+                format!("{at}.key"),
+                "must be 1..=128 letters, digits, '-', '_' or '.'",
+            );
+        } else if !seen.insert(key.to_string()) {
+            check.error(
+                format!("{at}.key"),
+                format!("{key:?} is used by another node"),
+            );
         }
-        _ => check.error(
-            format!("{at}.key"),
-            "is required: 1..=128 letters, digits, '-', '_' or '.'",
-        ),
     }
     let config = map
         .get("config")
         .cloned()
         .unwrap_or(Value::Object(Map::new()));
-    if !config.is_object() {
-        check.error(format!("{at}.config"), "must be an object");
-    }
     let kind = match map.get("type").and_then(Value::as_str) {
         Some(name) => match cx.registry.get(name) {
             Some(kind) => Some(kind),
@@ -368,10 +264,7 @@ fn check_node(
                 None
             }
         },
-        None => {
-            check.error(format!("{at}.type"), "is required");
-            None
-        }
+        None => None,
     };
     if let Some(kind) = kind {
         match kind.mode() {
@@ -399,29 +292,21 @@ fn check_node(
     if let Some(retry) = map.get("retry") {
         operate::check_retry(retry, &format!("{at}.retry"), check);
     }
-    match map.get("branches") {
-        None => {}
-        Some(Value::Object(branches)) => {
-            for (index, nodes) in branches {
-                let branch_at = format!("{at}.branches.{index}");
-                if let Some(kind) = kind
-                    && !kind.allows_branch(&config, index)
-                {
-                    check.error(
-                        &branch_at,
-                        format!("{:?} nodes have no branch {index:?}", kind.name()),
-                    );
-                }
-                match nodes.as_array() {
-                    Some(nodes) => check_nodes(nodes, &branch_at, cx, seen, check),
-                    None => check.error(&branch_at, "must be an array of nodes"),
-                }
+    if let Some(Value::Object(branches)) = map.get("branches") {
+        for (index, nodes) in branches {
+            let branch_at = format!("{at}.branches.{index}");
+            if let Some(kind) = kind
+                && !kind.allows_branch(&config, index)
+            {
+                check.error(
+                    &branch_at,
+                    format!("{:?} nodes have no branch {index:?}", kind.name()),
+                );
+            }
+            if let Some(nodes) = nodes.as_array() {
+                check_nodes(nodes, &branch_at, cx, seen, check);
             }
         }
-        Some(_) => check.error(
-            format!("{at}.branches"),
-            "must be an object of branch index → nodes",
-        ),
     }
 }
 
@@ -499,15 +384,6 @@ fn collect_nodes(nodes: Option<&Value>) -> HashMap<String, Value> {
         walk(nodes, &mut keys);
     }
     keys
-}
-
-fn unknown_fields(map: &Map<String, Value>, known: &[&str], at: &str, check: &mut Checker) {
-    for field in map.keys().filter(|k| !known.contains(&k.as_str())) {
-        check.error(
-            join(at, field),
-            format!("unknown field; expected one of {}", known.join(", ")),
-        );
-    }
 }
 
 /// Letters, digits, `-`, `_` and `.`, but not dots alone (`.` and `..` would be

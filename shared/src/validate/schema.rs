@@ -84,53 +84,7 @@ fn close_objects(schema: &mut Value) {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Map;
-
     use super::*;
-    use crate::validate::{NODE_FIELDS, ROOT_FIELDS, TRIGGER_FIELDS};
-
-    /// The property names of the object schema at `pointer`, sorted.
-    fn property_names(schema: &Value, pointer: &str) -> Vec<String> {
-        let mut names: Vec<String> = schema
-            .pointer(pointer)
-            .and_then(Value::as_object)
-            .map(Map::keys)
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect();
-        names.sort();
-        names
-    }
-
-    /// The fields `validate` knows where it checks by hand, as the schema lists them:
-    /// a test holds the two equal.
-    fn hand_checked_fields(schema: &Value) -> [(Vec<String>, Vec<String>); 3] {
-        let sorted = |fields: &[&str]| {
-            let mut fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
-            fields.sort();
-            fields
-        };
-        [
-            (property_names(schema, "/properties"), sorted(&ROOT_FIELDS)),
-            (
-                property_names(schema, "/$defs/TriggerDefinition/properties"),
-                sorted(&TRIGGER_FIELDS),
-            ),
-            (
-                property_names(schema, "/$defs/NodeDefinition/properties"),
-                sorted(&NODE_FIELDS),
-            ),
-        ]
-    }
-
-    #[test]
-    fn the_schema_names_the_fields_validate_knows() {
-        let schema = definition_schema(&crate::nodes::builtin());
-        for (in_schema, in_validate) in hand_checked_fields(&schema) {
-            assert_eq!(in_schema, in_validate);
-        }
-    }
 
     #[test]
     fn every_node_type_has_its_config_schema() {
