@@ -19,6 +19,8 @@ pub struct Service {
     pub env_id: &'static str,
     /// In GovCloud its standard endpoint is the FIPS one (there is no `-fips` host).
     pub govcloud_standard_is_fips: bool,
+    /// The AWS JSON protocol version it speaks (`1.0` or `1.1`), for those that do.
+    pub json_version: &'static str,
 }
 
 impl Service {
@@ -27,18 +29,59 @@ impl Service {
         endpoint_prefix: "s3",
         env_id: "S3",
         govcloud_standard_is_fips: false,
+        json_version: "",
     };
     pub const SSM: Self = Self {
         signing_name: "ssm",
         endpoint_prefix: "ssm",
         env_id: "SSM",
         govcloud_standard_is_fips: true,
+        json_version: "1.1",
     };
     pub const SECRETS_MANAGER: Self = Self {
         signing_name: "secretsmanager",
         endpoint_prefix: "secretsmanager",
         env_id: "SECRETS_MANAGER",
         govcloud_standard_is_fips: false,
+        json_version: "1.1",
+    };
+    pub const EVENTBRIDGE: Self = Self {
+        signing_name: "events",
+        endpoint_prefix: "events",
+        env_id: "EVENTBRIDGE",
+        govcloud_standard_is_fips: true,
+        json_version: "1.1",
+    };
+    /// The query protocol (a form in, XML out).
+    pub const SNS: Self = Self {
+        signing_name: "sns",
+        endpoint_prefix: "sns",
+        env_id: "SNS",
+        govcloud_standard_is_fips: true,
+        json_version: "",
+    };
+    /// REST with JSON bodies; SES v2's hosts are `email.*`.
+    pub const SESV2: Self = Self {
+        signing_name: "ses",
+        endpoint_prefix: "email",
+        env_id: "SESV2",
+        govcloud_standard_is_fips: false,
+        json_version: "",
+    };
+    pub const SQS: Self = Self {
+        signing_name: "sqs",
+        endpoint_prefix: "sqs",
+        env_id: "SQS",
+        govcloud_standard_is_fips: true,
+        json_version: "1.0",
+    };
+    /// REST: a function's payload as the body.
+    pub const LAMBDA: Self = Self {
+        signing_name: "lambda",
+        endpoint_prefix: "lambda",
+        env_id: "LAMBDA",
+        govcloud_standard_is_fips: false,
+        json_version: "",
     };
 
     /// The endpoint a configuration gives this service.
@@ -69,20 +112,24 @@ impl Service {
         })
     }
 
-    /// The URL of a JSON-protocol service (one path, the operation in a header).
-    pub(crate) fn json_url(&self, base: &Base) -> String {
+    /// The service's URL without a trailing slash, to which a REST call adds its
+    /// path and a JSON or query call `/`.
+    pub(crate) fn url(&self, base: &Base) -> String {
         match base {
-            Base::Configured(url) => format!("{url}/"),
+            Base::Configured(url) => url.clone(),
             Base::Aws {
                 region,
                 fips,
                 dual_stack,
             } => {
-                let fips =
-                    *fips && !(self.govcloud_standard_is_fips && region.starts_with("us-gov-"));
+                // The FIPS GovCloud hosts without `-fips`; dual-stack ones keep it.
+                let fips = *fips
+                    && !(self.govcloud_standard_is_fips
+                        && !dual_stack
+                        && region.starts_with("us-gov-"));
                 let (suffix, dual_stack_suffix) = partition(region);
                 format!(
-                    "https://{}{}.{region}.{}/",
+                    "https://{}{}.{region}.{}",
                     self.endpoint_prefix,
                     if fips { "-fips" } else { "" },
                     if *dual_stack {
@@ -215,7 +262,7 @@ mod tests {
     }
 
     #[test]
-    fn json_services_go_to_their_regional_endpoint_with_fips_and_dual_stack() {
+    fn services_go_to_their_regional_endpoint_with_fips_and_dual_stack() {
         let base = |region: &str, fips, dual_stack| Base::Aws {
             region: region.into(),
             fips,
@@ -223,37 +270,54 @@ mod tests {
         };
         let ssm = Service::SSM;
         assert_eq!(
-            ssm.json_url(&base("eu-west-1", false, false)),
-            "https://ssm.eu-west-1.amazonaws.com/"
+            ssm.url(&base("eu-west-1", false, false)),
+            "https://ssm.eu-west-1.amazonaws.com"
         );
         assert_eq!(
-            Service::SECRETS_MANAGER.json_url(&base("us-gov-west-1", true, false)),
-            "https://secretsmanager-fips.us-gov-west-1.amazonaws.com/"
+            Service::SECRETS_MANAGER.url(&base("us-gov-west-1", true, false)),
+            "https://secretsmanager-fips.us-gov-west-1.amazonaws.com"
         );
         assert_eq!(
-            ssm.json_url(&base("us-east-1", false, true)),
-            "https://ssm.us-east-1.api.aws/"
+            ssm.url(&base("us-east-1", false, true)),
+            "https://ssm.us-east-1.api.aws"
         );
         assert_eq!(
-            ssm.json_url(&base("cn-north-1", false, false)),
-            "https://ssm.cn-north-1.amazonaws.com.cn/"
+            ssm.url(&base("cn-north-1", false, false)),
+            "https://ssm.cn-north-1.amazonaws.com.cn"
         );
         assert_eq!(
-            Service::SECRETS_MANAGER.json_url(&base("us-isob-east-1", false, false)),
-            "https://secretsmanager.us-isob-east-1.sc2s.sgov.gov/"
+            Service::SECRETS_MANAGER.url(&base("us-isob-east-1", false, false)),
+            "https://secretsmanager.us-isob-east-1.sc2s.sgov.gov"
         );
         assert_eq!(
-            ssm.json_url(&base("eusc-de-east-1", false, true)),
-            "https://ssm.eusc-de-east-1.api.amazonwebservices.eu/"
+            ssm.url(&base("eusc-de-east-1", false, true)),
+            "https://ssm.eusc-de-east-1.api.amazonwebservices.eu"
         );
         // SSM's GovCloud endpoints are FIPS endpoints; there is no ssm-fips host.
         assert_eq!(
-            ssm.json_url(&base("us-gov-west-1", true, false)),
-            "https://ssm.us-gov-west-1.amazonaws.com/"
+            ssm.url(&base("us-gov-west-1", true, false)),
+            "https://ssm.us-gov-west-1.amazonaws.com"
         );
         assert_eq!(
-            ssm.json_url(&Base::Configured("http://127.0.0.1:5000".into())),
-            "http://127.0.0.1:5000/"
+            ssm.url(&Base::Configured("http://127.0.0.1:5000".into())),
+            "http://127.0.0.1:5000"
+        );
+        // Each service's own host and GovCloud rule, as its SDK's endpoint rules give them.
+        assert_eq!(
+            Service::SESV2.url(&base("eu-west-1", true, false)),
+            "https://email-fips.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            Service::EVENTBRIDGE.url(&base("us-gov-east-1", true, false)),
+            "https://events.us-gov-east-1.amazonaws.com"
+        );
+        assert_eq!(
+            Service::SNS.url(&base("us-gov-east-1", true, true)),
+            "https://sns-fips.us-gov-east-1.api.aws"
+        );
+        assert_eq!(
+            Service::LAMBDA.url(&base("us-gov-west-1", true, false)),
+            "https://lambda-fips.us-gov-west-1.amazonaws.com"
         );
     }
 

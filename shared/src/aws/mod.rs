@@ -1,7 +1,8 @@
 //! AWS plumbing below every layer that talks to AWS: the configuration (region,
 //! credentials, endpoint) with the process's one HTTPS client, and SigV4-signed
 //! calls for the services hookflow uses without their SDK crate (S3, SSM Parameter
-//! Store, Secrets Manager; see the workspace's Cargo.toml for why).
+//! Store, Secrets Manager, EventBridge, SNS, SES, Lambda; see the workspace's
+//! Cargo.toml for why).
 
 mod endpoint;
 mod http_client;
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 pub use aws_config::SdkConfig;
 pub use endpoint::{Service, s3_object_url};
-pub use signed::{CallError, Reply, SignedClient, SigningStyle};
+pub use signed::{CallError, Reply, SignedClient, SigningStyle, xml_text};
 
 /// The HTTPS client every AWS call goes through, SDK and signed alike: one per
 /// process (one connection pool), rustls on ring. Built at the first call that

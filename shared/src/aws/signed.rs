@@ -77,6 +77,21 @@ impl Reply {
         self.response.content_length()
     }
 
+    /// The whole body, when it is no longer than `limit` bytes.
+    pub async fn bytes(mut self, limit: usize) -> Result<Vec<u8>, CallError> {
+        let mut body = Vec::new();
+        while let Some(chunk) = self.chunk().await? {
+            if body.len() + chunk.len() > limit {
+                return Err(CallError::new(
+                    "TooLarge",
+                    format!("the reply is larger than {limit} bytes"),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
     /// The body's next piece, within the call's deadline.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, CallError> {
         self.response
@@ -125,18 +140,26 @@ impl SignedClient {
         style: SigningStyle,
         request: http::Request<Bytes>,
     ) -> Result<Reply, CallError> {
-        let deadline = Instant::now() + self.timeout;
-        let timed_out = || {
-            CallError::new(
-                "Timeout",
-                format!("no answer within {} s", self.timeout.as_secs_f32()),
-            )
-        };
+        self.send_within(service, style, request, self.timeout)
+            .await
+    }
+
+    /// [`Self::send`] with a deadline of its own, for a call that may take longer
+    /// than the others (a function's answer).
+    pub async fn send_within(
+        &self,
+        service: Service,
+        style: SigningStyle,
+        request: http::Request<Bytes>,
+        timeout: Duration,
+    ) -> Result<Reply, CallError> {
+        let deadline = Instant::now() + timeout;
+        let timed_out = || timed_out(timeout);
         let mut attempt = 1;
         loop {
             let outcome = tokio::time::timeout_at(
                 deadline.into(),
-                self.attempt(service, style, &request, deadline),
+                self.attempt(service, style, &request, deadline, timeout),
             )
             .await
             .map_err(|_| timed_out())?;
@@ -164,6 +187,7 @@ impl SignedClient {
         style: SigningStyle,
         request: &http::Request<Bytes>,
         deadline: Instant,
+        timeout: Duration,
     ) -> Result<Reply, (CallError, bool)> {
         let signed = self
             .sign(service, style, request)
@@ -178,15 +202,7 @@ impl SignedClient {
             // No connection within 3.1 s: another attempt may find one.
             Err(e) if e.is_connect() => return Err((transport("connecting", &e), true)),
             // The call's deadline has passed.
-            Err(e) if e.is_timeout() => {
-                return Err((
-                    CallError::new(
-                        "Timeout",
-                        format!("no answer within {} s", self.timeout.as_secs_f32()),
-                    ),
-                    false,
-                ));
-            }
+            Err(e) if e.is_timeout() => return Err((timed_out(timeout), false)),
             // The request may not have reached AWS: another attempt may.
             Err(e) => return Err((transport("the call", &e), e.is_request())),
         };
@@ -250,33 +266,100 @@ impl SignedClient {
         Ok(credentials)
     }
 
-    /// A call in the AWS JSON 1.1 protocol (SSM, Secrets Manager): the operation
-    /// named in `X-Amz-Target`, a JSON object in, a JSON object out.
+    /// Where a call to `service` goes: its endpoint and `path` (which starts
+    /// with `/`).
+    pub fn url(&self, service: Service, path: &str) -> Result<String, CallError> {
+        Ok(format!(
+            "{}{path}",
+            service.url(&service.base(&self.config)?)
+        ))
+    }
+
+    /// A call in the AWS JSON protocol (SSM, Secrets Manager, EventBridge): the
+    /// operation named in `X-Amz-Target`, a JSON object in, a JSON object out.
     pub async fn json(
         &self,
         service: Service,
         target: &str,
         input: &Value,
     ) -> Result<Value, CallError> {
-        let url = service.json_url(&service.base(&self.config)?);
-        let request = http::Request::builder()
+        let content_type = format!("application/x-amz-json-{}", service.json_version);
+        let reply = self
+            .post(service, "/", &content_type, Some(target), input.to_string())
+            .await?;
+        read_json(reply).await
+    }
+
+    /// A REST call with a JSON body and a JSON reply (SES v2).
+    pub async fn rest_json(
+        &self,
+        service: Service,
+        path: &str,
+        input: &Value,
+    ) -> Result<Value, CallError> {
+        let reply = self
+            .post(service, path, "application/json", None, input.to_string())
+            .await?;
+        read_json(reply).await
+    }
+
+    /// A call in the AWS query protocol (SNS): the action and its parameters as a
+    /// form, XML back.
+    pub async fn query(
+        &self,
+        service: Service,
+        version: &str,
+        action: &str,
+        params: &[(String, String)],
+    ) -> Result<Vec<u8>, CallError> {
+        let body = {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("Action", action)
+                .append_pair("Version", version);
+            for (name, value) in params {
+                form.append_pair(name, value);
+            }
+            form.finish()
+        };
+        let content_type = "application/x-www-form-urlencoded";
+        let reply = self.post(service, "/", content_type, None, body).await?;
+        reply.bytes(MAX_JSON_REPLY).await
+    }
+
+    async fn post(
+        &self,
+        service: Service,
+        path: &str,
+        content_type: &str,
+        target: Option<&str>,
+        body: String,
+    ) -> Result<Reply, CallError> {
+        let url = self.url(service, path)?;
+        let mut request = http::Request::builder()
             .method(Method::POST)
             .uri(&url)
-            .header("content-type", "application/x-amz-json-1.1")
-            .header("x-amz-target", target)
-            .body(Bytes::from(input.to_string()))
-            .map_err(|e| CallError::new("ClientError", format!("{url}: {e}")))?;
-        let mut reply = self.send(service, SigningStyle::Standard, request).await?;
-        let mut body = Vec::new();
-        while let Some(chunk) = reply.chunk().await? {
-            if body.len() + chunk.len() > MAX_JSON_REPLY {
-                return Err(CallError::new("TooLarge", "the reply is larger than 4 MiB"));
-            }
-            body.extend_from_slice(&chunk);
+            .header("content-type", content_type);
+        if let Some(target) = target {
+            request = request.header("x-amz-target", target);
         }
-        serde_json::from_slice(&body)
-            .map_err(|e| CallError::new("InvalidReply", format!("the reply is not JSON: {e}")))
+        let request = request
+            .body(Bytes::from(body))
+            .map_err(|e| CallError::new("ClientError", format!("{url}: {e}")))?;
+        self.send(service, SigningStyle::Standard, request).await
     }
+}
+
+async fn read_json(reply: Reply) -> Result<Value, CallError> {
+    let body = reply.bytes(MAX_JSON_REPLY).await?;
+    serde_json::from_slice(&body)
+        .map_err(|e| CallError::new("InvalidReply", format!("the reply is not JSON: {e}")))
+}
+
+fn timed_out(timeout: Duration) -> CallError {
+    CallError::new(
+        "Timeout",
+        format!("no answer within {} s", timeout.as_secs_f32()),
+    )
 }
 
 /// A copy of `request` with its SigV4 headers (`authorization`, `x-amz-date`, the
@@ -377,10 +460,16 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
 /// the service uses: the `x-amzn-ErrorType` header, a JSON body (`__type`,
 /// `message`), or an XML one (`<Code>`, `<Message>`, as S3 answers).
 fn service_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> CallError {
-    let header_code = headers
-        .get("x-amzn-errortype")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(':').next().unwrap_or(v).to_string());
+    let header = |name: &str, separator: char| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(separator).next().unwrap_or(v).to_string())
+    };
+    // A service that moved from the query protocol to JSON (SQS) names the error
+    // as it did before (`AWS.SimpleQueueService.NonExistentQueue;Sender`), as
+    // its SDK reports it.
+    let header_code = header("x-amzn-query-error", ';').or_else(|| header("x-amzn-errortype", ':'));
     let (body_code, message) = match serde_json::from_slice::<Value>(body) {
         Ok(json) => (
             json.get("__type")
@@ -431,6 +520,26 @@ fn xml_error(body: &[u8]) -> (Option<String>, Option<String>) {
         scan(&mut root, &mut found);
     }
     found
+}
+
+/// The text of the first `<tag>` element anywhere in an XML reply (a query
+/// protocol's result, such as SNS's `<MessageId>`).
+pub fn xml_text(body: &[u8], tag: &str) -> Option<String> {
+    use aws_smithy_xml::decode::{Document, ScopedDecoder, try_data};
+    fn find(element: &mut ScopedDecoder<'_, '_>, tag: &str) -> Option<String> {
+        while let Some(mut child) = element.next_tag() {
+            if child.start_el().matches(tag) {
+                return try_data(&mut child).ok().map(|s| s.trim().to_string());
+            }
+            if let Some(found) = find(&mut child, tag) {
+                return Some(found);
+            }
+        }
+        None
+    }
+    let mut document = Document::try_from(body).ok()?;
+    let mut root = document.root_element().ok()?;
+    find(&mut root, tag)
 }
 
 #[cfg(test)]
@@ -527,6 +636,21 @@ mod tests {
             e.message,
             "Secrets Manager can't find the specified secret."
         );
+        let e = service_error(
+            StatusCode::BAD_REQUEST,
+            &headers(&[(
+                "x-amzn-query-error",
+                "AWS.SimpleQueueService.NonExistentQueue;Sender",
+            )]),
+            br#"{"__type":"com.amazonaws.sqs#QueueDoesNotExist","message":"The specified queue does not exist."}"#,
+        );
+        assert_eq!(
+            e,
+            CallError::new(
+                "AWS.SimpleQueueService.NonExistentQueue",
+                "The specified queue does not exist."
+            )
+        );
     }
 
     #[test]
@@ -541,6 +665,20 @@ mod tests {
         let wrapped = b"<ErrorResponse><Error><Code>AccessDenied</Code><Message>no</Message></Error></ErrorResponse>";
         let e = service_error(StatusCode::FORBIDDEN, &HeaderMap::new(), wrapped);
         assert_eq!(e, CallError::new("AccessDenied", "no"));
+    }
+
+    #[test]
+    fn a_query_result_is_found_at_any_depth() {
+        let body = br#"<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/">
+  <PublishResult><MessageId>94f20ce6-13c5-43a0-9a9e-ca52d816e90b</MessageId></PublishResult>
+  <ResponseMetadata><RequestId>f187a3c1</RequestId></ResponseMetadata>
+</PublishResponse>"#;
+        assert_eq!(
+            xml_text(body, "MessageId").as_deref(),
+            Some("94f20ce6-13c5-43a0-9a9e-ca52d816e90b")
+        );
+        assert_eq!(xml_text(body, "SequenceNumber"), None);
+        assert_eq!(xml_text(b"not xml", "MessageId"), None);
     }
 
     #[test]

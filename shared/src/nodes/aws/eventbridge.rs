@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AwsClients, Text, Texts, failure, finish, required};
+use super::{AwsClients, Text, Texts, call_failure, finish, required};
+use crate::aws::Service;
 use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
 
@@ -72,10 +72,7 @@ impl NodeType for EventBridge {
 
 impl EventBridge {
     async fn put(&self, c: &EventBridgeConfig) -> Result<Value, Value> {
-        let client = self
-            .0
-            .client(&self.0.eventbridge, aws_sdk_eventbridge::Client::new)
-            .await?;
+        let client = self.0.signed().await?;
         let bus = if c.event_bus_name.is_empty() {
             "default"
         } else {
@@ -87,30 +84,37 @@ impl EventBridge {
             Value::Object(_) => c.detail.to_string(),
             other => json!({ "value": other }).to_string(),
         };
-        let entry = PutEventsRequestEntry::builder()
-            .event_bus_name(bus)
-            .source(c.source.as_str())
-            .detail_type(c.detail_type.as_str())
-            .detail(detail)
-            .set_resources(c.resources.or_none())
-            .build();
+        let mut entry = json!({
+            "EventBusName": bus,
+            "Source": c.source.as_str(),
+            "DetailType": c.detail_type.as_str(),
+            "Detail": detail,
+        });
+        if let Some(resources) = c.resources.or_none() {
+            entry["Resources"] = json!(resources);
+        }
         let resource = format!("event bus {bus}");
         let out = client
-            .put_events()
-            .entries(entry)
-            .send()
+            .json(
+                Service::EVENTBRIDGE,
+                "AWSEvents.PutEvents",
+                &json!({ "Entries": [entry] }),
+            )
             .await
-            .map_err(|e| failure("PutEvents on", &resource, &e))?;
+            .map_err(|e| call_failure("PutEvents on", &resource, &e))?;
         // PutEvents answers 200 with the entry's own error when the event was refused.
-        let first = out.entries().first();
-        match first.and_then(|e| e.event_id()) {
-            Some(id) if out.failed_entry_count() == 0 => Ok(json!({ "eventId": id })),
+        let first = out["Entries"].get(0);
+        let field = |name: &str| first.and_then(|e| e[name].as_str());
+        match field("EventId") {
+            Some(id) if out["FailedEntryCount"].as_u64().unwrap_or(0) == 0 => {
+                Ok(json!({ "eventId": id }))
+            }
             _ => Err(json!({
                 "message": format!(
                     "PutEvents on {resource}: {}",
-                    first.and_then(|e| e.error_message()).unwrap_or("the event was refused")
+                    field("ErrorMessage").unwrap_or("the event was refused")
                 ),
-                "code": first.and_then(|e| e.error_code()).unwrap_or("FailedEntry"),
+                "code": field("ErrorCode").unwrap_or("FailedEntry"),
             })),
         }
     }

@@ -5,13 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::InvocationType;
+use bytes::Bytes;
+use http::Method;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AwsClients, Text, check_number, failure, finish, required, whole_number};
+use super::{AwsClients, Text, call_failure, check_number, finish, required, whole_number};
+use crate::aws::{CallError, Service, SigningStyle};
 use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
 
@@ -85,6 +87,14 @@ impl NodeType for Lambda {
     }
 }
 
+/// A function's name in the call's path: all but letters, digits and `-._~`
+/// percent-encoded, as the SDK writes a path label (an ARN's colons included).
+const LABEL: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 impl Lambda {
     async fn invoke(&self, c: &LambdaConfig) -> Result<Value, Value> {
         let event = match c.invocation_type.as_ref().map(Text::as_str) {
@@ -99,61 +109,81 @@ impl Lambda {
         };
         let timeout = whole_number(&c.timeout, "timeout", 1..=MAX_TIMEOUT_MS)?
             .map_or(DEFAULT_TIMEOUT_MS, |ms| ms);
-        let client = self
-            .clients
-            .client(&self.clients.lambda, aws_sdk_lambda::Client::new)
-            .await?;
         let name = c.function_name.as_str();
         let resource = format!("function {name}");
+        let fail = |e: CallError| match e.code.as_str() {
+            "Timeout" => json!({
+                "message": format!("Invoke {resource}: no answer within {timeout} ms"),
+                "code": "Timeout"
+            }),
+            _ => call_failure("Invoke", &resource, &e),
+        };
+        if name.is_empty() {
+            return Err(fail(CallError::new(
+                "InvalidParameter",
+                "functionName rendered to nothing",
+            )));
+        }
+        let client = self.clients.signed().await?;
         let payload = if c.payload.is_null() {
             json!({})
         } else {
             c.payload.clone()
         };
-        let out = client
-            .invoke()
-            .function_name(name)
-            .invocation_type(if event {
-                InvocationType::Event
-            } else {
-                InvocationType::RequestResponse
-            })
-            .payload(Blob::new(payload.to_string().into_bytes()))
-            .customize()
-            // A function may take longer than the other calls' 10 s.
-            .config_override(
-                aws_sdk_lambda::config::Builder::default().timeout_config(
-                    aws_sdk_lambda::config::timeout::TimeoutConfig::builder()
-                        .operation_timeout(Duration::from_millis(timeout))
-                        .build(),
-                ),
+        let path = format!(
+            "/2015-03-31/functions/{}/invocations",
+            utf8_percent_encode(name, LABEL)
+        );
+        let url = client.url(Service::LAMBDA, &path).map_err(fail)?;
+        let request = http::Request::builder()
+            .method(Method::POST)
+            .uri(&url)
+            .header("content-type", "application/octet-stream")
+            .header(
+                "x-amz-invocation-type",
+                if event { "Event" } else { "RequestResponse" },
             )
-            .send()
+            .body(Bytes::from(payload.to_string()))
+            .map_err(|e| fail(CallError::new("InvalidParameter", e.to_string())))?;
+        // A function may take longer than the other calls' 10 s.
+        let reply = client
+            .send_within(
+                Service::LAMBDA,
+                SigningStyle::Standard,
+                request,
+                Duration::from_millis(timeout),
+            )
             .await
-            .map_err(|e| match failure("Invoke", &resource, &e) {
-                f if f["code"] == "Timeout" => json!({
-                    "message": format!("Invoke {resource}: no answer within {timeout} ms"),
-                    "code": "Timeout"
-                }),
-                f => f,
-            })?;
+            .map_err(fail)?;
         if event {
-            return Ok(json!({ "statusCode": out.status_code() }));
+            return Ok(json!({ "statusCode": reply.status.as_u16() }));
         }
-        let bytes = out.payload().map(Blob::as_ref).unwrap_or_default();
-        if bytes.len() > self.max_result_bytes {
-            return Err(json!({
+        let function_error = reply.header("x-amz-function-error").map(str::to_string);
+        let too_large = |length: String| {
+            json!({
                 "message": format!(
-                    "Invoke {resource}: its answer of {} bytes is more than a result may hold ({} bytes)",
-                    bytes.len(),
+                    "Invoke {resource}: its answer of {length} bytes is more than a result may hold ({} bytes)",
                     self.max_result_bytes
                 ),
                 "code": "TooLarge"
-            }));
+            })
+        };
+        if let Some(declared) = reply.content_length()
+            && usize::try_from(declared).map_or(true, |n| n > self.max_result_bytes)
+        {
+            return Err(too_large(declared.to_string()));
         }
-        let answer = serde_json::from_slice(bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()));
-        match out.function_error() {
+        let bytes =
+            reply
+                .bytes(self.max_result_bytes)
+                .await
+                .map_err(|e| match e.code.as_str() {
+                    "TooLarge" => too_large(format!("more than {}", self.max_result_bytes)),
+                    _ => fail(e),
+                })?;
+        let answer = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        match function_error {
             // The function ran and threw: its error object is the answer.
             Some(kind) => Err(json!({
                 "message": format!(

@@ -45,14 +45,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Default)]
 pub struct AwsClients {
     config: OnceCell<Option<SdkConfig>>,
-    eventbridge: OnceCell<aws_sdk_eventbridge::Client>,
-    sqs: OnceCell<aws_sdk_sqs::Client>,
-    sns: OnceCell<aws_sdk_sns::Client>,
     dynamodb: OnceCell<aws_sdk_dynamodb::Client>,
-    /// S3 is called without its SDK crate (see the workspace's Cargo.toml).
+    /// The other services are called without their SDK crate (see the
+    /// workspace's Cargo.toml).
     signed: OnceCell<crate::aws::SignedClient>,
-    ses: OnceCell<aws_sdk_sesv2::Client>,
-    lambda: OnceCell<aws_sdk_lambda::Client>,
 }
 
 impl AwsClients {
@@ -79,7 +75,7 @@ impl AwsClients {
         })
     }
 
-    /// The client for calls signed here (S3).
+    /// The client for calls signed here (all but DynamoDB).
     async fn signed(&self) -> Result<&crate::aws::SignedClient, Value> {
         let config = self.config().await?;
         Ok(self
@@ -221,26 +217,23 @@ fn as_text(value: &Value) -> String {
     }
 }
 
-/// `messageAttributes` for SQS and SNS, whose SDK types differ: each value as its
-/// data type (`Number` for numbers, `String` otherwise) and its text, built by
-/// `build`. `None` when there are none.
-fn message_attributes<A, E: std::fmt::Display>(
+/// `messageAttributes` for SQS and SNS: each value's data type (`Number` for
+/// numbers, `String` otherwise) and its text, by name.
+fn message_attributes(
     fields: &Fields<Value>,
-    build: impl Fn(&'static str, String) -> Result<A, E>,
-) -> Result<Option<std::collections::HashMap<String, A>>, Value> {
-    let mut attributes = std::collections::HashMap::new();
-    for (name, value) in fields.rendered("messageAttributes")? {
-        let data_type = if value.is_number() {
-            "Number"
-        } else {
-            "String"
-        };
-        let attribute = build(data_type, as_text(value)).map_err(|e| {
-            json!({"message": format!("message attribute {name}: {e}"), "code": "InvalidParameter"})
-        })?;
-        attributes.insert(name.clone(), attribute);
-    }
-    Ok((!attributes.is_empty()).then_some(attributes))
+) -> Result<BTreeMap<String, (&'static str, String)>, Value> {
+    Ok(fields
+        .rendered("messageAttributes")?
+        .iter()
+        .map(|(name, value)| {
+            let data_type = if value.is_number() {
+                "Number"
+            } else {
+                "String"
+            };
+            (name.clone(), (data_type, as_text(value)))
+        })
+        .collect())
 }
 
 /// A message's content as text; one that rendered to nothing fails the node

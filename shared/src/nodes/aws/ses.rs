@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AwsClients, Text, Texts, failure, finish, required};
+use super::{AwsClients, Text, Texts, call_failure, finish, required};
+use crate::aws::Service;
 use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
 
@@ -66,12 +66,8 @@ impl NodeType for Ses {
     }
 }
 
-fn content(text: &str) -> Result<Content, Value> {
-    Content::builder()
-        .data(text)
-        .charset("UTF-8")
-        .build()
-        .map_err(|e| json!({"message": e.to_string(), "code": "InvalidParameter"}))
+fn content(text: &str) -> Value {
+    json!({ "Data": text, "Charset": "UTF-8" })
 }
 
 impl Ses {
@@ -82,36 +78,34 @@ impl Ses {
                 "code": "InvalidParameter"
             }));
         }
-        let client = self
-            .0
-            .client(&self.0.ses, aws_sdk_sesv2::Client::new)
-            .await?;
-        let mut body = Body::builder();
+        let client = self.0.signed().await?;
+        let mut body = serde_json::Map::new();
         if let Some(text) = &c.text {
-            body = body.text(content(text.as_str())?);
+            body.insert("Text".into(), content(text.as_str()));
         }
         if let Some(html) = &c.html {
-            body = body.html(content(html.as_str())?);
+            body.insert("Html".into(), content(html.as_str()));
         }
-        let message = Message::builder()
-            .subject(content(c.subject.as_ref().map_or("", Text::as_str))?)
-            .body(body.build())
-            .build();
+        let mut destination = json!({ "ToAddresses": c.to.0 });
+        if let Some(cc) = c.cc.or_none() {
+            destination["CcAddresses"] = json!(cc);
+        }
+        let mut input = json!({
+            "FromEmailAddress": c.from.as_str(),
+            "Destination": destination,
+            "Content": { "Simple": {
+                "Subject": content(c.subject.as_ref().map_or("", Text::as_str)),
+                "Body": body,
+            }},
+        });
+        if let Some(reply_to) = c.reply_to.or_none() {
+            input["ReplyToAddresses"] = json!(reply_to);
+        }
         let resource = format!("from {}", c.from.as_str());
         let out = client
-            .send_email()
-            .from_email_address(c.from.as_str())
-            .destination(
-                Destination::builder()
-                    .set_to_addresses(c.to.or_none())
-                    .set_cc_addresses(c.cc.or_none())
-                    .build(),
-            )
-            .set_reply_to_addresses(c.reply_to.or_none())
-            .content(EmailContent::builder().simple(message).build())
-            .send()
+            .rest_json(Service::SESV2, "/v2/email/outbound-emails", &input)
             .await
-            .map_err(|e| failure("SendEmail", &resource, &e))?;
-        Ok(json!({ "messageId": out.message_id() }))
+            .map_err(|e| call_failure("SendEmail", &resource, &e))?;
+        Ok(json!({ "messageId": out["MessageId"] }))
     }
 }

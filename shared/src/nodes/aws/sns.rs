@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_sns::types::MessageAttributeValue;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    AwsClients, Fields, Text, content_text, failure, finish, message_attributes, required,
+    AwsClients, Fields, Text, call_failure, content_text, finish, message_attributes, required,
 };
+use crate::aws::{Service, xml_text};
 use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
 
@@ -64,28 +64,28 @@ impl NodeType for Sns {
 impl Sns {
     async fn publish(&self, c: &SnsConfig) -> Result<Value, Value> {
         let message = content_text(&c.message, "message")?;
-        let client = self.0.client(&self.0.sns, aws_sdk_sns::Client::new).await?;
-        let attributes = message_attributes(&c.message_attributes, |data_type, text| {
-            MessageAttributeValue::builder()
-                .data_type(data_type)
-                .string_value(text)
-                .build()
-        })?;
+        let client = self.0.signed().await?;
+        let mut params = vec![
+            ("TopicArn".to_string(), c.topic_arn.0.clone()),
+            ("Message".to_string(), message),
+        ];
+        if let Some(subject) = c.subject.as_ref().filter(|s| !s.is_empty()) {
+            params.push(("Subject".to_string(), subject.0.clone()));
+        }
+        for (n, (name, (data_type, text))) in message_attributes(&c.message_attributes)?
+            .into_iter()
+            .enumerate()
+        {
+            let entry = format!("MessageAttributes.entry.{}", n + 1);
+            params.push((format!("{entry}.Name"), name));
+            params.push((format!("{entry}.Value.DataType"), data_type.to_string()));
+            params.push((format!("{entry}.Value.StringValue"), text));
+        }
         let resource = format!("topic {}", c.topic_arn.as_str());
-        let out = client
-            .publish()
-            .topic_arn(c.topic_arn.as_str())
-            .message(message)
-            .set_subject(
-                c.subject
-                    .as_ref()
-                    .filter(|s| !s.is_empty())
-                    .map(|s| s.0.clone()),
-            )
-            .set_message_attributes(attributes)
-            .send()
+        let reply = client
+            .query(Service::SNS, "2010-03-31", "Publish", &params)
             .await
-            .map_err(|e| failure("Publish to", &resource, &e))?;
-        Ok(json!({ "messageId": out.message_id() }))
+            .map_err(|e| call_failure("Publish to", &resource, &e))?;
+        Ok(json!({ "messageId": xml_text(&reply, "MessageId") }))
     }
 }

@@ -3,15 +3,15 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_sqs::types::MessageAttributeValue;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    AwsClients, Fields, Text, check_number, content_text, failure, finish, message_attributes,
+    AwsClients, Fields, Text, call_failure, check_number, content_text, finish, message_attributes,
     required, whole_number,
 };
+use crate::aws::Service;
 use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
 use crate::model::NodeDefinition;
 
@@ -72,25 +72,31 @@ impl Sqs {
     async fn send(&self, c: &SqsConfig) -> Result<Value, Value> {
         let delay = whole_number(&c.delay_seconds, "delaySeconds", 0..=900)?;
         let body = content_text(&c.message_body, "messageBody")?;
-        let client = self.0.client(&self.0.sqs, aws_sdk_sqs::Client::new).await?;
-        let attributes = message_attributes(&c.message_attributes, |data_type, text| {
-            MessageAttributeValue::builder()
-                .data_type(data_type)
-                .string_value(text)
-                .build()
-        })?;
+        let client = self.0.signed().await?;
+        let mut input = json!({ "QueueUrl": c.queue_url.as_str(), "MessageBody": body });
+        if let Some(group) = &c.message_group_id {
+            input["MessageGroupId"] = json!(group.as_str());
+        }
+        if let Some(id) = &c.message_deduplication_id {
+            input["MessageDeduplicationId"] = json!(id.as_str());
+        }
+        if let Some(delay) = delay {
+            input["DelaySeconds"] = json!(delay);
+        }
+        let attributes = message_attributes(&c.message_attributes)?;
+        if !attributes.is_empty() {
+            input["MessageAttributes"] = attributes
+                .into_iter()
+                .map(|(name, (data_type, text))| {
+                    (name, json!({ "DataType": data_type, "StringValue": text }))
+                })
+                .collect();
+        }
         let resource = format!("queue {}", c.queue_url.as_str());
         let out = client
-            .send_message()
-            .queue_url(c.queue_url.as_str())
-            .message_body(body)
-            .set_message_group_id(c.message_group_id.as_ref().map(|t| t.0.clone()))
-            .set_message_deduplication_id(c.message_deduplication_id.as_ref().map(|t| t.0.clone()))
-            .set_delay_seconds(delay.map(|d| d as i32))
-            .set_message_attributes(attributes)
-            .send()
+            .json(Service::SQS, "AmazonSQS.SendMessage", &input)
             .await
-            .map_err(|e| failure("SendMessage to", &resource, &e))?;
-        Ok(json!({ "messageId": out.message_id() }))
+            .map_err(|e| call_failure("SendMessage to", &resource, &e))?;
+        Ok(json!({ "messageId": out["MessageId"] }))
     }
 }
