@@ -55,10 +55,16 @@ fn unknown_fields(value: &Value, schema: &Value, defs: &Value, at: &str, check: 
             let Some(known) = schema.get("properties").and_then(Value::as_object) else {
                 return;
             };
+            // An object that lists what it reads and takes others too (a
+            // `dateCalculation` step's arguments).
+            let open = schema
+                .get("additionalProperties")
+                .is_some_and(|more| more != &Value::Bool(false));
             for (field, inner) in map {
                 let path = join(at, field);
                 match known.get(field) {
                     Some(field_schema) => unknown_fields(inner, field_schema, defs, &path, check),
+                    None if open => {}
                     None => {
                         let names: Vec<&str> = known.keys().map(String::as_str).collect();
                         check.error(
@@ -81,7 +87,8 @@ fn unknown_fields(value: &Value, schema: &Value, defs: &Value, at: &str, check: 
 }
 
 /// The schema that describes `value`: `$ref`s followed, and of `anyOf`/`oneOf`
-/// alternatives the one for its kind (an object's fields, an array's items).
+/// alternatives the one for its kind (an object's fields, an array's items); of
+/// an enum's variants, the one its tag names (`{"function": "add", ...}`).
 fn pick<'a>(schema: &'a Value, defs: &'a Value, value: &Value) -> Option<&'a Value> {
     let schema = match schema.get("$ref").and_then(Value::as_str) {
         Some(reference) => defs.get(reference.rsplit('/').next()?)?,
@@ -95,11 +102,31 @@ fn pick<'a>(schema: &'a Value, defs: &'a Value, value: &Value) -> Option<&'a Val
     if schema.get(wanted).is_some() {
         return Some(schema);
     }
-    ["anyOf", "oneOf"]
+    let alternatives: Vec<&Value> = ["anyOf", "oneOf"]
         .iter()
         .filter_map(|k| schema.get(*k).and_then(Value::as_array))
         .flatten()
-        .find_map(|alternative| pick(alternative, defs, value).filter(|s| s.get(wanted).is_some()))
+        .filter_map(|alternative| pick(alternative, defs, value))
+        .filter(|s| s.get(wanted).is_some())
+        .collect();
+    alternatives
+        .iter()
+        .find(|s| tagged_as(s, value))
+        .or(alternatives.first())
+        .copied()
+}
+
+/// Whether every field `schema` fixes to one value (a tag) has it in `value`.
+fn tagged_as(schema: &Value, value: &Value) -> bool {
+    schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .all(|(field, s)| {
+            s.get("const")
+                .is_none_or(|tag| value.get(field) == Some(tag))
+        })
 }
 
 /// Reads a node's config for a run. Deployed definitions were validated, so a
@@ -172,5 +199,49 @@ mod tests {
                 .contains("expected one of statusCode, headers")
         );
         assert!(parse::<Sample>(&typo).is_ok());
+    }
+
+    #[derive(Debug, Deserialize, schemars::JsonSchema)]
+    #[serde(tag = "kind", rename_all = "camelCase")]
+    enum Shape {
+        Circle {
+            radius: f64,
+        },
+        Square {
+            side: f64,
+            #[serde(default)]
+            labels: Labels,
+        },
+    }
+
+    /// Names it reads, and takes any other.
+    #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+    #[schemars(extend("additionalProperties" = true))]
+    struct Labels {
+        #[serde(default)]
+        _top: Option<String>,
+    }
+
+    #[test]
+    fn an_enum_variant_is_judged_by_its_own_fields_and_open_objects_take_any() {
+        let mut problems: Vec<Problem> = Vec::new();
+        let mut check = Checker::new(&mut problems);
+        let square = json!({"kind": "square", "side": 2, "sdie": 2, "labels": {"left": "a"}});
+        let read_square = read::<Shape>(&square, "c", &mut check);
+        let circle = json!({"kind": "circle", "radius": 1.5});
+        let read_circle = read::<Shape>(&circle, "c", &mut check);
+        let found: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            ["c.sdie: unknown field; expected one of kind, side, labels"]
+        );
+        assert!(matches!(
+            read_square,
+            Some(Shape::Square {
+                side: 2.0,
+                labels: Labels { _top: None }
+            })
+        ));
+        assert!(matches!(read_circle, Some(Shape::Circle { radius: 1.5 })));
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! It knows nothing of HTTP, AWS or storage. A run takes a [`RunState`] (context,
 //! variables, jobs so far) and ends in an [`Outcome`]; callers record it. Node types
-//! plug in through [`NodeType`], so new types touch no code here.
+//! plug in through [`Node`] (bridged to [`NodeType`]), so new types touch no code here.
 
 mod budget;
 pub mod check;
@@ -14,13 +14,15 @@ mod parallel;
 mod retry;
 mod state;
 mod subflow;
+mod typed;
 mod walk;
 
 pub use budget::Budget;
 pub use check::{Checker, Problem, is_header_name, is_path};
 pub use halt::{BranchFrame, BranchOutcome, Decider, Halt, NodeStop, Pause, Reply, read_frame};
-pub use node::{Mode, NodeRegistry, NodeType};
+pub use node::{Branch, Mode, NodeRegistry, NodeType};
 pub use parallel::ParallelFrame;
 pub use state::{RunContext, RunState};
 pub use subflow::{SubflowCall, SubflowError, SubflowResult, Subflows};
+pub use typed::Node;
 pub use walk::{Engine, Limits, Outcome};

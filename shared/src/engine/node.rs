@@ -1,5 +1,7 @@
 //! What a node type is to the engine: the [`NodeType`] trait, and the registry
-//! the walk finds types in by name. The types themselves live in the layer above.
+//! the walk finds types in by name. The types themselves live in the layer above,
+//! written as [`super::Node`]s (a typed config, read once) that a blanket impl
+//! makes `NodeType`s.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,6 +32,22 @@ pub trait NodeType: Send + Sync {
         false
     }
 
+    /// How the branch `index` of `node` reads: its label and place (see [`Branch`]).
+    fn branch(&self, _node: &NodeDefinition, _index: &str) -> Option<Branch> {
+        None
+    }
+
+    /// The branches a node has even when its definition leaves them out: an empty
+    /// one, through which the walk goes straight on (a condition's false side).
+    fn implied_branches(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The key of the workflow `node` calls, when it calls one (`subflow`).
+    fn calls(&self, _node: &NodeDefinition) -> Option<String> {
+        None
+    }
+
     fn mode(&self) -> Mode {
         Mode::Any
     }
@@ -57,10 +75,29 @@ pub trait NodeType: Send + Sync {
         _cx: &mut RunContext<'_>,
         _frame: Value,
     ) -> Result<Value, NodeStop> {
-        Err(NodeStop::Error(format!(
-            "a {} node cannot resume after a pause",
-            node.kind
-        )))
+        Err(cannot_resume(node))
+    }
+}
+
+/// A resume of a node that never pauses (a record edited by hand).
+pub(super) fn cannot_resume(node: &NodeDefinition) -> NodeStop {
+    NodeStop::Error(format!("a {} node cannot resume after a pause", node.kind))
+}
+
+/// A branch as a node type describes it: the label on its arrow and its place
+/// among its node's branches, left to right (lowest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Branch {
+    pub label: String,
+    pub order: u64,
+}
+
+impl Branch {
+    pub fn new(label: impl Into<String>, order: u64) -> Self {
+        Self {
+            label: label.into(),
+            order,
+        }
     }
 }
 
@@ -88,5 +125,10 @@ impl NodeRegistry {
         let mut names: Vec<_> = self.types.keys().copied().collect();
         names.sort_unstable();
         names
+    }
+
+    /// The key of the workflow `node` calls, when its type calls one.
+    pub fn calls(&self, node: &NodeDefinition) -> Option<String> {
+        self.get(&node.kind)?.calls(node)
     }
 }

@@ -3,6 +3,7 @@
 mod claim;
 mod execution;
 mod inbound;
+mod parsed;
 mod pause;
 mod workflow;
 
@@ -13,6 +14,7 @@ pub use inbound::{
     HmacAlgorithm, IdempotencyConfig, RateLimit, SecretRef, Secrets, SignatureConfig,
     SignatureEncoding, SignaturePreset, parse_block,
 };
+pub use parsed::ParsedConfig;
 pub use pause::{Cursor, Paused, Wait};
 pub use workflow::{
     BasicAuth, DEFAULT_SYNC_TIMEOUT_MS, DeclaredPath, DeployedWorkflow, HeaderDeclaration,

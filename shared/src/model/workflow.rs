@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::ParsedConfig;
 use super::inbound::{HandshakeConfig, IdempotencyConfig, RateLimit, SecretRef, SignatureConfig};
 
 /// Whether `s` can be a hook id: 1..=128 URL-safe characters (letters, digits,
@@ -246,6 +247,10 @@ pub struct NodeDefinition {
     /// Runs the node again when it fails or errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryPolicy>,
+    /// `config` as the node's type reads it, read once per loaded definition.
+    #[serde(skip)]
+    #[schemars(skip)]
+    parsed: ParsedConfig,
 }
 
 /// `retry` on a node: up to `maxAttempts` runs in all, waiting `backoffMs` before
@@ -293,6 +298,12 @@ fn empty_object() -> Value {
 impl NodeDefinition {
     pub fn branch(&self, index: &str) -> Option<&[NodeDefinition]> {
         self.branches.get(index).map(Vec::as_slice)
+    }
+
+    /// Where the node's type keeps `config` once read (the config is not changed
+    /// after a definition is loaded).
+    pub fn parsed(&self) -> &ParsedConfig {
+        &self.parsed
     }
 }
 
