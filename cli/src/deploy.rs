@@ -38,7 +38,7 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &args.table, None);
         for definition in definitions {
             let key = definition.key.clone();
-            let done = deploy::deploy(&store, definition)
+            let done = deploy::deploy(&store, &registry, definition)
                 .await
                 .with_context(|| format!("cannot deploy {key:?} to table {}", args.table))?;
             let w = &done.workflow;

@@ -35,7 +35,7 @@ pub fn run(args: GraphArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let chart = match &args.execution {
-        None => flowchart(&definition.nodes, None),
+        None => flowchart(&registry, &definition.nodes, None),
         Some(id) => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -71,7 +71,7 @@ pub fn run(args: GraphArgs) -> anyhow::Result<ExitCode> {
                 }
                 None => &definition.nodes,
             };
-            flowchart(nodes, Some(&NodeRuns::of(&execution)))
+            flowchart(&registry, nodes, Some(&NodeRuns::of(&execution)))
         }
     };
     if args.markdown {

@@ -170,7 +170,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut deployed = Vec::new();
     for definition in definitions {
         let key = definition.key.clone();
-        let result = deploy::deploy(app.store.as_ref(), definition)
+        let result = deploy::deploy(app.store.as_ref(), &app.node_types, definition)
             .await
             .with_context(|| format!("cannot deploy {key:?}"))?;
         deployed.push(result);
@@ -183,7 +183,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     println!("hookflow listening on {base} ({})", backend.description);
     let viewer = (!args.no_ui).then(|| {
         Arc::new(Mounted {
-            viewer: Viewer::new(Arc::clone(&app.store), base.clone()),
+            viewer: Viewer::new(
+                Arc::clone(&app.store),
+                Arc::clone(&app.node_types),
+                base.clone(),
+            ),
             public: args.ui_public,
         })
     });

@@ -87,7 +87,11 @@ async fn serve(args: UiArgs) -> anyhow::Result<ExitCode> {
     let limits = args.connections.limits();
     let site = Arc::new(Site {
         mounted: Mounted {
-            viewer: Viewer::new(store, args.webhook_base),
+            viewer: Viewer::new(
+                store,
+                Arc::new(hookflow::nodes::builtin()),
+                args.webhook_base,
+            ),
             public: args.public,
         },
         body_timeout: limits.body_timeout,

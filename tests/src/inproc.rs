@@ -27,10 +27,9 @@ pub async fn app(
         None => Arc::new(EmbeddedQueue::open(db).await.expect("queue")),
     };
     let app = App::new(store, queue, settings);
-    let registry = (settings.node_types)(&settings.nodes);
     for w in workflows {
-        let def = hookflow::validate::validate(w, &registry).expect("valid");
-        deploy::deploy(app.store.as_ref(), def)
+        let def = hookflow::validate::validate(w, &app.node_types).expect("valid");
+        deploy::deploy(app.store.as_ref(), &app.node_types, def)
             .await
             .expect("deploy");
     }

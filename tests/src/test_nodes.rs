@@ -5,11 +5,11 @@
 //! offer them to a workflow.
 
 use async_trait::async_trait;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use hookflow::engine::{Checker, NodeRegistry, NodeStop, NodeType, RunContext, config};
+use hookflow::engine::{Node, NodeRegistry, NodeStop, RunContext};
 use hookflow::model::NodeDefinition;
 use hookflow::nodes::NodeSettings;
 
@@ -30,7 +30,7 @@ pub struct TestPanic;
 
 /// `when`: panics when it renders to true (always, when absent).
 #[derive(Debug, Deserialize, JsonSchema)]
-struct PanicConfig {
+pub struct PanicConfig {
     #[serde(default = "always")]
     when: Value,
 }
@@ -40,7 +40,9 @@ fn always() -> Value {
 }
 
 #[async_trait]
-impl NodeType for TestPanic {
+impl Node for TestPanic {
+    type Config = PanicConfig;
+
     fn name(&self) -> &'static str {
         "test-panic"
     }
@@ -49,17 +51,13 @@ impl NodeType for TestPanic {
         true
     }
 
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<PanicConfig>()
-    }
-
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        config::read::<PanicConfig>(config, at, check);
-    }
-
     /// Panics when `when` renders to `true` or `"true"` (always, when absent).
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let c: PanicConfig = config::parse(&node.config)?;
+    async fn run(
+        &self,
+        c: &PanicConfig,
+        node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+    ) -> Result<Value, NodeStop> {
         let when = cx.render(&c.when);
         if when == Value::Bool(true) || when == "true" {
             panic!("test-panic node {:?} panicked on purpose", node.key);

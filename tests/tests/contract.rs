@@ -84,22 +84,34 @@ fn execution(id: &str, key: &str, status: ExecutionStatus) -> Execution {
 
 async fn deploys_versions_and_finds_hooks(b: Backend) {
     let store = b.store.as_ref();
-    let first = deploy::deploy(store, definition("pay", Some("pay-hook"), 1))
-        .await
-        .unwrap();
+    let first = deploy::deploy(
+        store,
+        &hookflow::nodes::builtin(),
+        definition("pay", Some("pay-hook"), 1),
+    )
+    .await
+    .unwrap();
     assert!(first.changed);
     assert_eq!(first.workflow.version, 1);
-    let again = deploy::deploy(store, definition("pay", Some("pay-hook"), 1))
-        .await
-        .unwrap();
+    let again = deploy::deploy(
+        store,
+        &hookflow::nodes::builtin(),
+        definition("pay", Some("pay-hook"), 1),
+    )
+    .await
+    .unwrap();
     assert!(
         !again.changed,
         "an unchanged definition is not a new version"
     );
     assert_eq!(again.workflow.version, 1);
-    let second = deploy::deploy(store, definition("pay", Some("pay-hook"), 2))
-        .await
-        .unwrap();
+    let second = deploy::deploy(
+        store,
+        &hookflow::nodes::builtin(),
+        definition("pay", Some("pay-hook"), 2),
+    )
+    .await
+    .unwrap();
     assert_eq!(second.workflow.version, 2);
 
     let by_hook = store
@@ -124,19 +136,31 @@ async fn deploys_versions_and_finds_hooks(b: Backend) {
     assert!(store.current_workflow("nope").await.unwrap().is_none());
 
     // A generated hook id is kept for the key across versions.
-    let generated = deploy::deploy(store, definition("gen", None, 1))
-        .await
-        .unwrap();
+    let generated = deploy::deploy(
+        store,
+        &hookflow::nodes::builtin(),
+        definition("gen", None, 1),
+    )
+    .await
+    .unwrap();
     assert_eq!(generated.workflow.hook_id.len(), 32);
-    let next = deploy::deploy(store, definition("gen", None, 2))
-        .await
-        .unwrap();
+    let next = deploy::deploy(
+        store,
+        &hookflow::nodes::builtin(),
+        definition("gen", None, 2),
+    )
+    .await
+    .unwrap();
     assert_eq!(next.workflow.hook_id, generated.workflow.hook_id);
 
     // Moving a key to a new hook id frees the old one.
-    deploy::deploy(store, definition("pay", Some("pay-hook-2"), 2))
-        .await
-        .unwrap();
+    deploy::deploy(
+        store,
+        &hookflow::nodes::builtin(),
+        definition("pay", Some("pay-hook-2"), 2),
+    )
+    .await
+    .unwrap();
     assert!(store.workflow_by_hook("pay-hook").await.unwrap().is_none());
     assert_eq!(
         store
@@ -160,12 +184,20 @@ async fn deploys_versions_and_finds_hooks(b: Backend) {
 
 async fn refuses_taken_hooks_and_stale_versions(b: Backend) {
     let store = b.store.as_ref();
-    deploy::deploy(store, definition("a", Some("shared-hook"), 1))
-        .await
-        .unwrap();
-    let err = deploy::deploy(store, definition("b", Some("shared-hook"), 1))
-        .await
-        .unwrap_err();
+    deploy::deploy(
+        store,
+        &hookflow::nodes::builtin(),
+        definition("a", Some("shared-hook"), 1),
+    )
+    .await
+    .unwrap();
+    let err = deploy::deploy(
+        store,
+        &hookflow::nodes::builtin(),
+        definition("b", Some("shared-hook"), 1),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, StoreError::HookTaken { .. }), "{err}");
     assert!(
         store.current_workflow("b").await.unwrap().is_none(),
@@ -241,12 +273,20 @@ async fn a_finished_record_is_never_overwritten_by_a_late_delivery(b: Backend) {
 
 async fn lists_all_executions_newest_first(b: Backend) {
     let store = b.store.as_ref();
-    deploy::deploy(store, definition("k1", None, 1))
-        .await
-        .unwrap();
-    deploy::deploy(store, definition("k2", None, 1))
-        .await
-        .unwrap();
+    deploy::deploy(
+        store,
+        &hookflow::nodes::builtin(),
+        definition("k1", None, 1),
+    )
+    .await
+    .unwrap();
+    deploy::deploy(
+        store,
+        &hookflow::nodes::builtin(),
+        definition("k2", None, 1),
+    )
+    .await
+    .unwrap();
     let mut ids = Vec::new();
     for key in ["k1", "k2", "k1"] {
         let id = hookflow::app::ids::new_execution_id();
@@ -280,7 +320,7 @@ const HOUR: Duration = Duration::from_secs(3_600);
 /// paused, old running, recent failed, recent resolved of k2).
 async fn history(store: &dyn Store) -> [String; 6] {
     for key in ["k1", "k2"] {
-        deploy::deploy(store, definition(key, None, 1))
+        deploy::deploy(store, &hookflow::nodes::builtin(), definition(key, None, 1))
             .await
             .unwrap();
     }
@@ -800,9 +840,13 @@ async fn a_keyed_accept_never_keeps_a_claim_without_its_run(b: Backend) {
 
 /// Three failed runs of `rp`, deployed, created a minute ago.
 async fn failed_runs(store: &dyn Store) -> Vec<Execution> {
-    deploy::deploy(store, definition("rp", None, 1))
-        .await
-        .unwrap();
+    deploy::deploy(
+        store,
+        &hookflow::nodes::builtin(),
+        definition("rp", None, 1),
+    )
+    .await
+    .unwrap();
     let mut runs = Vec::new();
     for i in 0..3u64 {
         let id = id_created(Duration::from_secs(60 - i));

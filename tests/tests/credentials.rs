@@ -80,9 +80,13 @@ async fn a_definition_stored_before_the_rule_still_records_no_credentials() {
     // Deployed as an older hookflow (or another loader) would have: not validated.
     let definition: WorkflowDefinition = serde_json::from_value(echoing("guarded", true)).unwrap();
     let db = Database::open(&server.data_dir()).unwrap();
-    deploy::deploy(&EmbeddedStore::new(Arc::clone(&db)), definition)
-        .await
-        .unwrap();
+    deploy::deploy(
+        &EmbeddedStore::new(Arc::clone(&db)),
+        &hookflow::nodes::builtin(),
+        definition,
+    )
+    .await
+    .unwrap();
 
     let answer = client()
         .post(server.hook_url("guarded"))

@@ -244,7 +244,7 @@ async fn app_with_unchecked(dir: &Path, documents: &[Value]) -> App {
     let app = hookflow_tests::inproc::app(dir, &[], &Settings::default(), None).await;
     for document in documents {
         let definition: WorkflowDefinition = serde_json::from_value(document.clone()).unwrap();
-        hookflow::app::deploy::deploy(app.store.as_ref(), definition)
+        hookflow::app::deploy::deploy(app.store.as_ref(), &app.node_types, definition)
             .await
             .unwrap();
     }

@@ -115,7 +115,7 @@ async fn a_send_that_landed_after_a_failure_runs_once_and_is_never_replayed_befo
         &Settings::default(),
     );
     let definition = hookflow::validate::validate(&orders(), &hookflow::nodes::builtin()).unwrap();
-    hookflow::app::deploy::deploy(app.store.as_ref(), definition)
+    hookflow::app::deploy::deploy(app.store.as_ref(), &app.node_types, definition)
         .await
         .unwrap();
 

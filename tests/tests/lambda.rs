@@ -127,7 +127,7 @@ async fn with_test_nodes(stack: &Stack, definition: &Value) -> App {
     .await;
     let definition =
         hookflow::validate::validate(definition, &test_nodes::registry()).expect("valid");
-    hookflow::app::deploy::deploy(app.store.as_ref(), definition)
+    hookflow::app::deploy::deploy(app.store.as_ref(), &app.node_types, definition)
         .await
         .expect("deployed");
     app

@@ -39,7 +39,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "webhook",
         ],
     ),
-    ("view", &["time", "model", "ports", "app"]),
+    ("view", &["time", "model", "engine", "ports", "app"]),
 ];
 
 fn source_root() -> PathBuf {

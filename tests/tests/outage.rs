@@ -218,7 +218,7 @@ async fn setup(dir: &std::path::Path) -> (App, Arc<FlakyStore>, Arc<EmbeddedQueu
     for workflow in [workflow(), echo(false), echo(true)] {
         let definition =
             hookflow::validate::validate(&workflow, &hookflow::nodes::builtin()).unwrap();
-        hookflow::app::deploy::deploy(app.store.as_ref(), definition)
+        hookflow::app::deploy::deploy(app.store.as_ref(), &app.node_types, definition)
             .await
             .unwrap();
     }

@@ -99,7 +99,7 @@ async fn deploying_a_sync_caller_of_a_deployed_async_workflow_is_refused() {
     let app = app(dir.path(), &[doubler(false)]).await;
     let def =
         hookflow::validate::validate(&parent("doubler"), &hookflow::nodes::builtin()).unwrap();
-    let err = deploy::deploy(app.store.as_ref(), def)
+    let err = deploy::deploy(app.store.as_ref(), &app.node_types, def)
         .await
         .unwrap_err()
         .to_string();

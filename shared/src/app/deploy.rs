@@ -116,9 +116,10 @@ pub struct Deployed {
 
 /// Deploys a definition as a new version when it differs from the current one.
 /// A definition without a hook id keeps the one its key already has, or gets a new
-/// random one (128 bits).
+/// random one (128 bits). `types` says which nodes call other workflows.
 pub async fn deploy(
     store: &dyn Store,
+    types: &NodeRegistry,
     mut definition: WorkflowDefinition,
 ) -> Result<Deployed, StoreError> {
     let current = store.current_workflow(&definition.key).await?;
@@ -130,7 +131,7 @@ pub async fn deploy(
         .unwrap_or_else(new_hook_id);
     definition.trigger.hook_id = Some(hook_id.clone());
     if definition.sync {
-        check_sync_subflows(store, &definition.nodes, "nodes").await?;
+        check_sync_subflows(store, types, &definition.nodes, "nodes").await?;
     }
     // The file as it is, or as it was when an operator switched the workflow on or
     // off: the switch holds until the file itself changes.
@@ -199,14 +200,14 @@ pub async fn switch(
 /// deployed already (the rest is checked when the call runs).
 async fn check_sync_subflows(
     store: &dyn Store,
+    types: &NodeRegistry,
     nodes: &[NodeDefinition],
     at: &str,
 ) -> Result<(), StoreError> {
     for (i, node) in nodes.iter().enumerate() {
         let here = format!("{at}[{i}]");
-        if node.kind == "subflow"
-            && let Some(target) = node.config.get("workflow").and_then(Value::as_str)
-            && let Some(child) = store.current_workflow(target).await?
+        if let Some(target) = types.calls(node)
+            && let Some(child) = store.current_workflow(&target).await?
             && !child.definition.sync
         {
             return Err(StoreError::InvalidDefinition(format!(
@@ -216,6 +217,7 @@ async fn check_sync_subflows(
         for (index, branch) in &node.branches {
             Box::pin(check_sync_subflows(
                 store,
+                types,
                 branch,
                 &format!("{here}.branches.{index}"),
             ))

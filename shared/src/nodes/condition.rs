@@ -2,12 +2,12 @@
 //! With `rejectOnFalse`, a false result fails the execution instead.
 
 use async_trait::async_trait;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::basic;
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
+use crate::engine::{Branch, Checker, Node, NodeStop, RunContext};
 use crate::model::NodeDefinition;
 
 pub struct Condition;
@@ -15,7 +15,7 @@ pub struct Condition;
 /// `calculation` (the basic engine, operands templated) and `rejectOnFalse`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct ConditionConfig {
+pub struct ConditionConfig {
     #[serde(default)]
     calculation: Option<Value>,
     #[serde(default)]
@@ -23,27 +23,36 @@ struct ConditionConfig {
 }
 
 #[async_trait]
-impl NodeType for Condition {
+impl Node for Condition {
+    type Config = ConditionConfig;
+
     fn name(&self) -> &'static str {
         "condition"
     }
 
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<ConditionConfig>()
+    fn check(&self, c: &ConditionConfig, at: &str, check: &mut Checker) {
+        basic::validate_required(c.calculation.as_ref(), &format!("{at}.calculation"), check);
     }
 
-    fn allows_branch(&self, _config: &Value, index: &str) -> bool {
-        matches!(index, "0" | "1")
-    }
-
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        if let Some(c) = config::read::<ConditionConfig>(config, at, check) {
-            basic::validate_required(c.calculation.as_ref(), &format!("{at}.calculation"), check);
+    /// "true" drawn first, then "false".
+    fn branch(&self, _: &ConditionConfig, index: &str) -> Option<Branch> {
+        match index {
+            "1" => Some(Branch::new("true", 0)),
+            "0" => Some(Branch::new("false", 1)),
+            _ => None,
         }
     }
 
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let c: ConditionConfig = config::parse(&node.config)?;
+    fn implied_branches(&self) -> &'static [&'static str] {
+        &["1", "0"]
+    }
+
+    async fn run(
+        &self,
+        c: &ConditionConfig,
+        node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+    ) -> Result<Value, NodeStop> {
         let calculation = c.calculation.as_ref().unwrap_or(&Value::Null);
         let passed = basic::evaluate(calculation, &|v| cx.render(v));
         if !passed && c.reject_on_false {
@@ -57,6 +66,7 @@ impl NodeType for Condition {
 
     async fn resume(
         &self,
+        _: &ConditionConfig,
         node: &NodeDefinition,
         cx: &mut RunContext<'_>,
         frame: Value,

@@ -5,12 +5,12 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::end::EndConfig;
-use crate::engine::{Checker, Mode, NodeStop, NodeType, RunContext, config, read_frame};
+use crate::engine::{Checker, Mode, Node, NodeStop, RunContext, read_frame};
 use crate::model::{NodeDefinition, Wait};
 
 /// A wait longer than this is surely a mistake in the definition.
@@ -21,7 +21,7 @@ pub struct Delay;
 /// `duration` × `unit` milliseconds (`duration` may be templated), then
 /// `endStatus`.
 #[derive(Debug, Deserialize, JsonSchema)]
-struct DelayConfig {
+pub struct DelayConfig {
     #[serde(default)]
     duration: Value,
     #[serde(default = "seconds")]
@@ -36,23 +36,18 @@ fn seconds() -> u64 {
 }
 
 #[async_trait]
-impl NodeType for Delay {
+impl Node for Delay {
+    type Config = DelayConfig;
+
     fn name(&self) -> &'static str {
         "delay"
-    }
-
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<DelayConfig>()
     }
 
     fn mode(&self) -> Mode {
         Mode::AsyncOnly
     }
 
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        let Some(c) = config::read::<DelayConfig>(config, at, check) else {
-            return;
-        };
+    fn check(&self, c: &DelayConfig, at: &str, check: &mut Checker) {
         match &c.duration {
             Value::Number(n) if n.as_f64().is_some_and(|d| d >= 0.0) => {}
             Value::String(s) if s.contains("{{") => {}
@@ -74,8 +69,12 @@ impl NodeType for Delay {
         .check(at, check);
     }
 
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let c: DelayConfig = config::parse(&node.config)?;
+    async fn run(
+        &self,
+        c: &DelayConfig,
+        node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+    ) -> Result<Value, NodeStop> {
         let duration = cx.render(&c.duration);
         let duration = match &duration {
             Value::Number(n) => n.as_f64(),
@@ -98,17 +97,18 @@ impl NodeType for Delay {
         let until = Utc::now() + Duration::milliseconds(wait_ms.ceil() as i64);
         let until = until.to_rfc3339_opts(SecondsFormat::Millis, true);
         cx.set_result(json!({ "until": until }));
-        self.wait_or_end(node, until, &c)
+        self.wait_or_end(node, until, c)
     }
 
     async fn resume(
         &self,
+        c: &DelayConfig,
         node: &NodeDefinition,
         _cx: &mut RunContext<'_>,
         frame: Value,
     ) -> Result<Value, NodeStop> {
         let Waiting { until } = read_frame(frame)?;
-        self.wait_or_end(node, until, &config::parse(&node.config)?)
+        self.wait_or_end(node, until, c)
     }
 }
 

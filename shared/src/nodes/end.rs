@@ -2,11 +2,11 @@
 //! `endStatus` 1 resolves it, -1 fails it.
 
 use async_trait::async_trait;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
+use crate::engine::{Checker, Node, NodeStop, RunContext};
 use crate::model::NodeDefinition;
 
 pub struct End;
@@ -14,7 +14,7 @@ pub struct End;
 /// `endStatus`: 1 (resolved, the default) or -1 (failed). Shared with `delay`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct EndConfig {
+pub struct EndConfig {
     #[serde(default = "resolved")]
     pub end_status: i64,
 }
@@ -35,27 +35,23 @@ impl EndConfig {
 }
 
 #[async_trait]
-impl NodeType for End {
+impl Node for End {
+    type Config = EndConfig;
+
     fn name(&self) -> &'static str {
         "end"
     }
 
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<EndConfig>()
-    }
-
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        if let Some(c) = config::read::<EndConfig>(config, at, check) {
-            c.check(at, check);
-        }
+    fn check(&self, c: &EndConfig, at: &str, check: &mut Checker) {
+        c.check(at, check);
     }
 
     async fn run(
         &self,
-        node: &NodeDefinition,
+        c: &EndConfig,
+        _node: &NodeDefinition,
         _cx: &mut RunContext<'_>,
     ) -> Result<Value, NodeStop> {
-        let c: EndConfig = config::parse(&node.config)?;
         Err(NodeStop::End {
             resolved: c.end_status != -1,
         })

@@ -2,11 +2,11 @@
 //! nodes read as `$jobsMapByNodeKey.<node>.<key>`.
 
 use async_trait::async_trait;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
+use crate::engine::{Checker, Node, NodeStop, RunContext};
 use crate::lang::path;
 use crate::model::NodeDefinition;
 
@@ -15,7 +15,7 @@ pub struct JsonVariableMapping;
 /// `dataSource` (templated; JSON text is parsed) and `variables: [{key, path}]`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct MappingConfig {
+pub struct MappingConfig {
     #[serde(default)]
     data_source: Option<Value>,
     #[serde(default)]
@@ -31,19 +31,14 @@ struct Mapped {
 }
 
 #[async_trait]
-impl NodeType for JsonVariableMapping {
+impl Node for JsonVariableMapping {
+    type Config = MappingConfig;
+
     fn name(&self) -> &'static str {
         "json-variable-mapping"
     }
 
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<MappingConfig>()
-    }
-
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        let Some(c) = config::read::<MappingConfig>(config, at, check) else {
-            return;
-        };
+    fn check(&self, c: &MappingConfig, at: &str, check: &mut Checker) {
         if c.data_source.is_none() {
             check.error(
                 format!("{at}.dataSource"),
@@ -76,8 +71,12 @@ impl NodeType for JsonVariableMapping {
         }
     }
 
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let c: MappingConfig = config::parse(&node.config)?;
+    async fn run(
+        &self,
+        c: &MappingConfig,
+        _node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+    ) -> Result<Value, NodeStop> {
         let mut data = cx.render(c.data_source.as_ref().unwrap_or(&Value::Null));
         // A JSON document that arrived as text (a form field, a header) is parsed first.
         if let Value::String(text) = &data
@@ -86,11 +85,11 @@ impl NodeType for JsonVariableMapping {
             data = parsed;
         }
         let mut out = Map::new();
-        for v in c.variables.unwrap_or_default() {
+        for v in c.variables.iter().flatten() {
             let value = path::parse(&v.path)
                 .and_then(|s| path::get(&data, &s).cloned())
                 .unwrap_or(Value::Null);
-            out.insert(v.key, value);
+            out.insert(v.key.clone(), value);
         }
         Ok(Value::Object(out))
     }

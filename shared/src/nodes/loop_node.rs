@@ -6,19 +6,19 @@
 //! Result: `{looped, done, broken}`. Iterations are capped.
 
 use async_trait::async_trait;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::basic;
-use crate::engine::{BranchFrame, Checker, NodeStop, NodeType, RunContext, config, read_frame};
+use crate::engine::{Branch, BranchFrame, Checker, Node, NodeStop, RunContext, read_frame};
 use crate::model::{Cursor, NodeDefinition};
 
 pub struct Loop;
 
 /// `target` (templated), `condition` (absent, null or false: none), `exit`.
 #[derive(Debug, Deserialize, JsonSchema)]
-struct LoopConfig {
+pub struct LoopConfig {
     #[serde(default)]
     target: Option<Value>,
     #[serde(default, deserialize_with = "condition_or_false")]
@@ -67,23 +67,18 @@ enum Check {
 }
 
 #[async_trait]
-impl NodeType for Loop {
+impl Node for Loop {
+    type Config = LoopConfig;
+
     fn name(&self) -> &'static str {
         "loop"
     }
 
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<LoopConfig>()
+    fn branch(&self, _: &LoopConfig, index: &str) -> Option<Branch> {
+        (index == "0").then(|| Branch::new("each item", 0))
     }
 
-    fn allows_branch(&self, _config: &Value, index: &str) -> bool {
-        index == "0"
-    }
-
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        let Some(c) = config::read::<LoopConfig>(config, at, check) else {
-            return;
-        };
+    fn check(&self, c: &LoopConfig, at: &str, check: &mut Checker) {
         if c.target.is_none() {
             check.error(
                 format!("{at}.target"),
@@ -109,8 +104,12 @@ impl NodeType for Loop {
         }
     }
 
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let c: LoopConfig = config::parse(&node.config)?;
+    async fn run(
+        &self,
+        c: &LoopConfig,
+        node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+    ) -> Result<Value, NodeStop> {
         let target = cx.render(c.target.as_ref().unwrap_or(&Value::Null));
         let cap = cx.limits().max_loop_iterations;
         let too_many = |count: String| {
@@ -150,11 +149,12 @@ impl NodeType for Loop {
             index: 0,
             looped: 0,
         };
-        iterate(node, cx, &c, progress, None).await
+        iterate(node, cx, c, progress, None).await
     }
 
     async fn resume(
         &self,
+        c: &LoopConfig,
         node: &NodeDefinition,
         cx: &mut RunContext<'_>,
         frame: Value,
@@ -163,8 +163,7 @@ impl NodeType for Loop {
             state: progress,
             inner,
         } = read_frame::<BranchFrame<Progress>>(frame)?;
-        let c: LoopConfig = config::parse(&node.config)?;
-        iterate(node, cx, &c, progress, Some(inner)).await
+        iterate(node, cx, c, progress, Some(inner)).await
     }
 }
 

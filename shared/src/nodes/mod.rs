@@ -1,5 +1,7 @@
-//! The built-in node types, one module each behind [`crate::engine::NodeType`];
-//! [`builtin`] registers them all, so adding a type touches no engine code.
+//! The built-in node types, one module each, written as [`crate::engine::Node`]s
+//! (a typed config and what a node of the type does); [`builtin`] registers them
+//! all. Adding a type is its module and its line in [`builtin_with`]: the
+//! engine, validation, the schema, the viewer and deploys ask the registry.
 
 pub mod aws;
 mod basic;

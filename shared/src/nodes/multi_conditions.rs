@@ -4,12 +4,12 @@
 //! (1-based), or 0 when none matched.
 
 use async_trait::async_trait;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::basic;
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
+use crate::engine::{Branch, Checker, Node, NodeStop, RunContext};
 use crate::model::NodeDefinition;
 
 pub struct MultiConditions;
@@ -17,7 +17,7 @@ pub struct MultiConditions;
 /// `conditions: [{calculation}]`, tested in order, and `continueOnNoMatch`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct MultiConfig {
+pub struct MultiConfig {
     #[serde(default)]
     conditions: Vec<Tested>,
     #[serde(default)]
@@ -30,34 +30,31 @@ struct Tested {
     calculation: Option<Value>,
 }
 
-fn conditions(config: &Value) -> &[Value] {
-    config
-        .get("conditions")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-}
-
 #[async_trait]
-impl NodeType for MultiConditions {
+impl Node for MultiConditions {
+    type Config = MultiConfig;
+
     fn name(&self) -> &'static str {
         "multi-conditions"
     }
 
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<MultiConfig>()
+    /// A case per condition, in order, and "otherwise" (`"0"`) last.
+    fn branch(&self, c: &MultiConfig, index: &str) -> Option<Branch> {
+        let case = index.parse::<usize>().ok()?;
+        if case > c.conditions.len() || index != case.to_string() {
+            return None;
+        }
+        Some(match case {
+            0 => Branch::new("otherwise", u64::MAX),
+            n => Branch::new(format!("case {n}"), n as u64),
+        })
     }
 
-    fn allows_branch(&self, config: &Value, index: &str) -> bool {
-        index
-            .parse::<usize>()
-            .is_ok_and(|i| i <= conditions(config).len() && index == i.to_string())
+    fn implied_branches(&self) -> &'static [&'static str] {
+        &["0"]
     }
 
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        let Some(c) = config::read::<MultiConfig>(config, at, check) else {
-            return;
-        };
+    fn check(&self, c: &MultiConfig, at: &str, check: &mut Checker) {
         if c.conditions.is_empty() {
             check.error(
                 format!("{at}.conditions"),
@@ -70,8 +67,12 @@ impl NodeType for MultiConditions {
         }
     }
 
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let c: MultiConfig = config::parse(&node.config)?;
+    async fn run(
+        &self,
+        c: &MultiConfig,
+        node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+    ) -> Result<Value, NodeStop> {
         let matched = c
             .conditions
             .iter()
@@ -99,6 +100,7 @@ impl NodeType for MultiConditions {
 
     async fn resume(
         &self,
+        _: &MultiConfig,
         node: &NodeDefinition,
         cx: &mut RunContext<'_>,
         frame: Value,

@@ -1,38 +1,36 @@
 //! `output`: sets the execution's output (what a parent workflow receives).
 
 use async_trait::async_trait;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
+use crate::engine::{Node, NodeStop, RunContext};
 use crate::model::NodeDefinition;
 
 pub struct Output;
 
 /// `value`: the output, templated.
 #[derive(Debug, Deserialize, JsonSchema)]
-struct OutputConfig {
+pub struct OutputConfig {
     #[serde(default)]
     value: Value,
 }
 
 #[async_trait]
-impl NodeType for Output {
+impl Node for Output {
+    type Config = OutputConfig;
+
     fn name(&self) -> &'static str {
         "output"
     }
 
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<OutputConfig>()
-    }
-
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        config::read::<OutputConfig>(config, at, check);
-    }
-
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let c: OutputConfig = config::parse(&node.config)?;
+    async fn run(
+        &self,
+        c: &OutputConfig,
+        _node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+    ) -> Result<Value, NodeStop> {
         let value = cx.render(&c.value);
         cx.set_output(value.clone());
         Ok(value)

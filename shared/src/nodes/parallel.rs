@@ -6,12 +6,12 @@
 //! branch order.
 
 use async_trait::async_trait;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::engine::{
-    BranchOutcome, Checker, Halt, NodeStop, NodeType, ParallelFrame, RunContext, config, read_frame,
+    Branch, BranchOutcome, Halt, Node, NodeStop, ParallelFrame, RunContext, read_frame,
 };
 use crate::model::{ExecutionStatus, NodeDefinition};
 
@@ -23,7 +23,7 @@ type Outcomes = [BranchOutcome];
 /// `mode`: when the branches' outcome is settled.
 #[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-enum ParallelMode {
+pub enum ParallelMode {
     /// Resolves when all resolve, fails at the first failure.
     #[default]
     All,
@@ -36,7 +36,7 @@ enum ParallelMode {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-struct ParallelConfig {
+pub struct ParallelConfig {
     #[serde(default)]
     mode: ParallelMode,
 }
@@ -70,45 +70,47 @@ fn decide(mode: ParallelMode, outcomes: &Outcomes) -> Option<bool> {
 }
 
 #[async_trait]
-impl NodeType for Parallel {
+impl Node for Parallel {
+    type Config = ParallelConfig;
+
     fn name(&self) -> &'static str {
         "parallel"
     }
 
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<ParallelConfig>()
+    /// Any number of branches, `"0".."n-1"`, in number order.
+    fn branch(&self, _: &ParallelConfig, index: &str) -> Option<Branch> {
+        let n = index.parse::<u64>().ok()?;
+        (index == n.to_string()).then(|| Branch::new(format!("branch {n}"), n))
     }
 
-    fn allows_branch(&self, _config: &Value, index: &str) -> bool {
-        index.parse::<usize>().is_ok_and(|i| index == i.to_string())
-    }
-
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        config::read::<ParallelConfig>(config, at, check);
-    }
-
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        run_branches(node, cx, None).await
+    async fn run(
+        &self,
+        c: &ParallelConfig,
+        node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+    ) -> Result<Value, NodeStop> {
+        run_branches(c.mode, node, cx, None).await
     }
 
     async fn resume(
         &self,
+        c: &ParallelConfig,
         node: &NodeDefinition,
         cx: &mut RunContext<'_>,
         frame: Value,
     ) -> Result<Value, NodeStop> {
-        run_branches(node, cx, Some(read_frame(frame)?)).await
+        run_branches(c.mode, node, cx, Some(read_frame(frame)?)).await
     }
 }
 
 /// Runs the branches (or, with the frame of a pause, goes on with them) and turns
 /// their outcomes into the node's result.
 async fn run_branches(
+    mode: ParallelMode,
     node: &NodeDefinition,
     cx: &mut RunContext<'_>,
     resume: Option<ParallelFrame>,
 ) -> Result<Value, NodeStop> {
-    let ParallelConfig { mode } = config::parse(&node.config)?;
     let mut indexes: Vec<String> = node.branches.keys().cloned().collect();
     indexes.sort_by_key(|i| i.parse::<usize>().unwrap_or(usize::MAX));
     let decider = |outcomes: &Outcomes| decide(mode, outcomes);

@@ -1,11 +1,11 @@
 //! `response`: sets a sync webhook's answer and ends the execution as resolved.
 
 use async_trait::async_trait;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::engine::{Checker, Mode, NodeStop, NodeType, Reply, RunContext, config};
+use crate::engine::{Checker, Mode, Node, NodeStop, Reply, RunContext};
 use crate::model::{NameValue, NodeDefinition};
 
 pub struct Response;
@@ -14,7 +14,7 @@ pub struct Response;
 /// values templated.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct ResponseConfig {
+pub struct ResponseConfig {
     #[serde(default = "ok")]
     status_code: u16,
     #[serde(default)]
@@ -28,34 +28,43 @@ fn ok() -> u16 {
 }
 
 #[async_trait]
-impl NodeType for Response {
+impl Node for Response {
+    type Config = ResponseConfig;
+
     fn name(&self) -> &'static str {
         "response"
-    }
-
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<ResponseConfig>()
     }
 
     fn mode(&self) -> Mode {
         Mode::SyncOnly
     }
 
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        // The field rules are the trigger's `response`'s too: checked on the JSON.
-        if config::read::<ResponseConfig>(config, at, check).is_some() {
-            check.status_code(config.get("statusCode"), &format!("{at}.statusCode"));
-            check.name_values(config.get("headers"), &format!("{at}.headers"));
-        }
+    /// The field rules are the trigger's `response`'s too, which checks them on
+    /// its JSON: these are the same functions.
+    fn check(&self, c: &ResponseConfig, at: &str, check: &mut Checker) {
+        check.status_code(Some(&c.status_code.into()), &format!("{at}.statusCode"));
+        check_headers(&c.headers, &format!("{at}.headers"), check);
     }
 
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let c: ResponseConfig = config::parse(&node.config)?;
+    async fn run(
+        &self,
+        c: &ResponseConfig,
+        _node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+    ) -> Result<Value, NodeStop> {
         Err(NodeStop::Respond(Reply {
             status_code: c.status_code,
             headers: render_headers(&c.headers, cx),
             body: cx.render(&c.body),
         }))
+    }
+}
+
+/// Header names and values as the trigger's `response` has them (see
+/// [`Checker::name_values`]); shared with `request`.
+pub fn check_headers(headers: &[NameValue], at: &str, check: &mut Checker) {
+    if let Ok(written) = serde_json::to_value(headers) {
+        check.name_values(Some(&written), at);
     }
 }
 

@@ -8,18 +8,18 @@
 //! a `delay`) pauses this execution too, until the child finishes and wakes it.
 
 use async_trait::async_trait;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, SubflowResult, config, read_frame};
+use crate::engine::{Checker, Node, NodeStop, RunContext, SubflowResult, read_frame};
 use crate::model::{ExecutionStatus, NodeDefinition, Wait};
 
 pub struct Subflow;
 
 /// `workflow`: the key of the workflow to call; `context`: its `$context`, templated.
 #[derive(Debug, Deserialize, JsonSchema)]
-struct SubflowConfig {
+pub struct SubflowConfig {
     #[serde(default)]
     workflow: String,
     #[serde(default)]
@@ -27,19 +27,18 @@ struct SubflowConfig {
 }
 
 #[async_trait]
-impl NodeType for Subflow {
+impl Node for Subflow {
+    type Config = SubflowConfig;
+
     fn name(&self) -> &'static str {
         "subflow"
     }
 
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<SubflowConfig>()
+    fn calls<'c>(&self, c: &'c SubflowConfig) -> Option<&'c str> {
+        Some(c.workflow.as_str()).filter(|key| !key.is_empty())
     }
 
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        let Some(c) = config::read::<SubflowConfig>(config, at, check) else {
-            return;
-        };
+    fn check(&self, c: &SubflowConfig, at: &str, check: &mut Checker) {
         if c.workflow.is_empty() {
             check.error(
                 format!("{at}.workflow"),
@@ -48,25 +47,30 @@ impl NodeType for Subflow {
         }
     }
 
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let c: SubflowConfig = config::parse(&node.config)?;
+    async fn run(
+        &self,
+        c: &SubflowConfig,
+        node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+    ) -> Result<Value, NodeStop> {
         let context = cx.render(&c.context);
         let child = cx.call_subflow(&c.workflow, context).await.map_err(|e| {
             over_budget(cx).unwrap_or_else(|| NodeStop::Fail(json!({ "message": e.to_string() })))
         })?;
-        settle(node, cx, child)
+        settle(c, node, cx, child)
     }
 
     /// The child paused: it wakes this execution when it finishes.
     async fn resume(
         &self,
+        c: &SubflowConfig,
         node: &NodeDefinition,
         cx: &mut RunContext<'_>,
         frame: Value,
     ) -> Result<Value, NodeStop> {
         let Waiting { execution: id } = read_frame(frame)?;
         match cx.subflow_outcome(&id).await {
-            Ok(Some(child)) => settle(node, cx, child),
+            Ok(Some(child)) => settle(c, node, cx, child),
             Ok(None) => Err(wait_for(node, id)),
             // The store could not say (a passing error): keep waiting. The worker
             // looks at the child again right after saving this pause.
@@ -80,15 +84,12 @@ impl NodeType for Subflow {
 
 /// The node's answer to how the child stands: its output, a failure, or a wait.
 fn settle(
+    c: &SubflowConfig,
     node: &NodeDefinition,
     cx: &mut RunContext<'_>,
     child: SubflowResult,
 ) -> Result<Value, NodeStop> {
-    let key = node
-        .config
-        .get("workflow")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let key = &c.workflow;
     let ended = !matches!(
         child.status,
         ExecutionStatus::Resolved | ExecutionStatus::Started

@@ -3,11 +3,11 @@
 //! of `$jobsMapByNodeKey.<that key>` see the new value.
 
 use async_trait::async_trait;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
+use crate::engine::{Checker, Node, NodeStop, RunContext};
 use crate::lang::limits;
 use crate::model::NodeDefinition;
 
@@ -16,7 +16,7 @@ pub struct Variable;
 /// `target`: null declares (the value is this node's result), or the key of a
 /// declaring node to assign to; `value`, templated.
 #[derive(Debug, Deserialize, JsonSchema)]
-struct VariableConfig {
+pub struct VariableConfig {
     #[serde(default)]
     target: Option<String>,
     #[serde(default)]
@@ -24,19 +24,14 @@ struct VariableConfig {
 }
 
 #[async_trait]
-impl NodeType for Variable {
+impl Node for Variable {
+    type Config = VariableConfig;
+
     fn name(&self) -> &'static str {
         "variable"
     }
 
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<VariableConfig>()
-    }
-
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        let Some(c) = config::read::<VariableConfig>(config, at, check) else {
-            return;
-        };
+    fn check(&self, c: &VariableConfig, at: &str, check: &mut Checker) {
         match &c.target {
             None => {}
             Some(target) => {
@@ -56,8 +51,12 @@ impl NodeType for Variable {
         }
     }
 
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let c: VariableConfig = config::parse(&node.config)?;
+    async fn run(
+        &self,
+        c: &VariableConfig,
+        _node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+    ) -> Result<Value, NodeStop> {
         let value = cx.render(&c.value);
         // Checked before it is assigned: the walk checks results only after.
         if let Some(problem) = limits::check_result(&value) {

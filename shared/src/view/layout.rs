@@ -6,6 +6,7 @@
 //! side by side below it, and they join again before the next node. Widths are
 //! measured bottom-up first, then everything is placed top-down.
 
+use crate::engine::{Branch, NodeRegistry};
 use crate::model::NodeDefinition;
 
 pub const NODE_WIDTH: f64 = 188.0;
@@ -53,58 +54,49 @@ pub struct Layout<'a> {
     pub edges: Vec<Edge>,
 }
 
-/// The branches of a node in reading order, with their labels: a condition's
-/// "true" first, a multi-condition's cases in order and "otherwise" last. A
-/// condition's missing side, or a multi-condition's missing "otherwise", is an
-/// empty lane: the walk goes straight on to the next node that way.
-pub fn branches(node: &NodeDefinition) -> Vec<(&str, &[NodeDefinition], String)> {
+/// The branches of a node in reading order, with their labels, as its type
+/// describes them (a condition's "true" first, a multi-condition's cases in order
+/// and "otherwise" last). A branch its type leaves implied (a condition's missing
+/// side) is an empty lane: the walk goes straight on to the next node that way.
+/// A branch of a type the registry does not know reads as its index.
+pub fn branches<'a>(
+    types: &NodeRegistry,
+    node: &'a NodeDefinition,
+) -> Vec<(&'a str, &'a [NodeDefinition], String)> {
+    let kind = types.get(&node.kind);
     let mut found: Vec<(&str, &[NodeDefinition])> = node
         .branches
         .iter()
         .map(|(index, nodes)| (index.as_str(), nodes.as_slice()))
         .collect();
-    if !found.is_empty() {
-        let implied: &[&'static str] = match node.kind.as_str() {
-            "condition" => &["1", "0"],
-            "multi-conditions" => &["0"],
-            _ => &[],
-        };
-        for index in implied {
+    if !found.is_empty()
+        && let Some(kind) = kind
+    {
+        for index in kind.implied_branches() {
             if !node.branches.contains_key(*index) {
                 found.push((index, &[]));
             }
         }
     }
-    let number = |index: &str| index.parse::<u64>().unwrap_or(u64::MAX);
-    match node.kind.as_str() {
-        "condition" => found.sort_by_key(|(index, _)| std::cmp::Reverse(number(index))),
-        "multi-conditions" => found.sort_by_key(|(index, _)| match number(index) {
-            0 => u64::MAX,
-            n => n,
-        }),
-        _ => found.sort_by_key(|(index, _)| number(index)),
-    }
-    found
+    let mut described: Vec<(u64, &str, &[NodeDefinition], String)> = found
         .into_iter()
-        .map(|(index, nodes)| (index, nodes, branch_label(&node.kind, index)))
+        .map(|(index, nodes)| {
+            let branch = kind
+                .and_then(|k| k.branch(node, index))
+                .unwrap_or_else(|| Branch::new(index, index.parse().unwrap_or(u64::MAX)));
+            (branch.order, index, nodes, branch.label)
+        })
+        .collect();
+    described.sort_by_key(|(order, ..)| *order);
+    described
+        .into_iter()
+        .map(|(_, index, nodes, label)| (index, nodes, label))
         .collect()
 }
 
-fn branch_label(kind: &str, index: &str) -> String {
-    match (kind, index) {
-        ("condition", "1") => "true".into(),
-        ("condition", "0") => "false".into(),
-        ("loop", _) => "each item".into(),
-        ("multi-conditions", "0") => "otherwise".into(),
-        ("multi-conditions", n) => format!("case {n}"),
-        ("parallel", n) => format!("branch {n}"),
-        (_, n) => n.to_string(),
-    }
-}
-
 /// Lays out a definition's nodes.
-pub fn layout(nodes: &[NodeDefinition]) -> Layout<'_> {
-    let (width, height) = match measure(nodes) {
+pub fn layout<'a>(types: &NodeRegistry, nodes: &'a [NodeDefinition]) -> Layout<'a> {
+    let (width, height) = match measure(types, nodes) {
         // Room for the picture's "no nodes" line.
         (_, 0.0) => (2.0 * NODE_WIDTH, NODE_HEIGHT),
         size => size,
@@ -115,28 +107,28 @@ pub fn layout(nodes: &[NodeDefinition]) -> Layout<'_> {
         nodes: Vec::new(),
         edges: Vec::new(),
     };
-    place(nodes, MARGIN + width / 2.0, MARGIN, None, &mut out);
+    place(types, nodes, MARGIN + width / 2.0, MARGIN, None, &mut out);
     out
 }
 
 /// The width and height a list of nodes takes.
-fn measure(nodes: &[NodeDefinition]) -> (f64, f64) {
+fn measure(types: &NodeRegistry, nodes: &[NodeDefinition]) -> (f64, f64) {
     if nodes.is_empty() {
         return (EMPTY_LANE, 0.0);
     }
     nodes
         .iter()
-        .map(measure_one)
+        .map(|node| measure_one(types, node))
         .fold((0.0, 0.0), |(w, h), (nw, nh)| {
             (w.max(nw), if h == 0.0 { nh } else { h + GAP_Y + nh })
         })
 }
 
 /// A node with its branches below it, down to where they join.
-fn measure_one(node: &NodeDefinition) -> (f64, f64) {
-    let lanes: Vec<(f64, f64)> = branches(node)
+fn measure_one(types: &NodeRegistry, node: &NodeDefinition) -> (f64, f64) {
+    let lanes: Vec<(f64, f64)> = branches(types, node)
         .iter()
-        .map(|(_, nodes, _)| measure(nodes))
+        .map(|(_, nodes, _)| measure(types, nodes))
         .collect();
     if lanes.is_empty() {
         return (NODE_WIDTH, NODE_HEIGHT);
@@ -152,6 +144,7 @@ fn measure_one(node: &NodeDefinition) -> (f64, f64) {
 /// Places a list centred on `x` from `y` down; `then` is the node the walk goes on
 /// with after the list (the key after the enclosing branching node).
 fn place<'a>(
+    types: &NodeRegistry,
     nodes: &'a [NodeDefinition],
     x: f64,
     mut y: f64,
@@ -161,11 +154,11 @@ fn place<'a>(
     for (i, node) in nodes.iter().enumerate() {
         let next = nodes.get(i + 1).map(|n| n.key.as_str()).or(then);
         out.nodes.push(Placed { node, x, y });
-        let (_, height) = measure_one(node);
+        let (_, height) = measure_one(types, node);
         let bottom = y + height;
-        let lanes = branches(node);
+        let lanes = branches(types, node);
         if !lanes.is_empty() {
-            place_branches(node, &lanes, x, y, bottom, next, out);
+            place_branches(types, node, &lanes, x, (y, bottom), next, out);
         }
         // The arrow to the next node of this list; a list's last node leaves that
         // to the enclosing branching node's join.
@@ -185,16 +178,21 @@ fn place<'a>(
     }
 }
 
+/// Places a node's branches side by side below it; `y` is the node's top and
+/// `bottom` where its branches join.
 fn place_branches<'a>(
+    types: &NodeRegistry,
     node: &'a NodeDefinition,
     lanes: &[(&'a str, &'a [NodeDefinition], String)],
     x: f64,
-    y: f64,
-    bottom: f64,
+    (y, bottom): (f64, f64),
     next: Option<&'a str>,
     out: &mut Layout<'a>,
 ) {
-    let widths: Vec<f64> = lanes.iter().map(|(_, nodes, _)| measure(nodes).0).collect();
+    let widths: Vec<f64> = lanes
+        .iter()
+        .map(|(_, nodes, _)| measure(types, nodes).0)
+        .collect();
     let total = widths.iter().sum::<f64>() + GAP_X * (lanes.len() - 1) as f64;
     let fork_y = y + NODE_HEIGHT + GAP_Y / 2.0;
     let lane_top = y + NODE_HEIGHT + GAP_Y;
@@ -211,7 +209,7 @@ fn place_branches<'a>(
         let end = if nodes.is_empty() {
             fork_y
         } else {
-            lane_top + measure(nodes).1
+            lane_top + measure(types, nodes).1
         };
         out.edges.push(Edge {
             from: node.key.clone(),
@@ -242,14 +240,14 @@ fn place_branches<'a>(
             arrow: !nodes.is_empty(),
         });
         if let Some(last) = nodes.last() {
-            place(nodes, lane_x, lane_top, next, out);
+            place(types, nodes, lane_x, lane_top, next, out);
             out.edges.push(Edge {
                 from: last.key.clone(),
                 to: next.map(str::to_string),
                 label: None,
                 points: vec![(lane_x, end), (lane_x, join_y), (x, join_y)],
                 // A branching node ending its lane: its own branches lead on.
-                joins: !branches(last).is_empty(),
+                joins: !branches(types, last).is_empty(),
                 alternatives: Vec::new(),
                 arrow: false,
             });
@@ -262,6 +260,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::nodes::builtin;
 
     fn nodes(value: serde_json::Value) -> Vec<NodeDefinition> {
         serde_json::from_value(value).unwrap()
@@ -276,7 +275,7 @@ mod tests {
             }},
             {"key": "after", "type": "output"}
         ]));
-        let out = layout(&nodes);
+        let out = layout(&builtin(), &nodes);
         let at = |key: &str| {
             let p = out.nodes.iter().find(|p| p.node.key == key).unwrap();
             (p.x, p.y)
@@ -312,7 +311,7 @@ mod tests {
             {"key": "check", "type": "condition", "branches": {"1": [{"key": "yes", "type": "output"}]}},
             {"key": "after", "type": "output"}
         ]));
-        let out = layout(&nodes);
+        let out = layout(&builtin(), &nodes);
         assert_eq!(out.nodes.len(), 3);
         let arrows: Vec<_> = out
             .edges
@@ -355,7 +354,7 @@ mod tests {
             ]}},
             {"key": "after", "type": "output"}
         ]));
-        let out = layout(&nodes);
+        let out = layout(&builtin(), &nodes);
         let from_inner: Vec<_> = out
             .edges
             .iter()
@@ -363,7 +362,7 @@ mod tests {
             .map(|e| e.joins)
             .collect();
         assert_eq!(from_inner, [true]);
-        let no_nodes = layout(&[]);
+        let no_nodes = layout(&builtin(), &[]);
         assert!(no_nodes.width >= 2.0 * NODE_WIDTH && no_nodes.height > NODE_HEIGHT);
     }
 }

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use super::layout::layout;
 use super::status::{NodeRuns, SKIPPED};
+use crate::engine::NodeRegistry;
 use crate::model::NodeDefinition;
 
 /// Colours per status, as in the viewer.
@@ -23,8 +24,12 @@ const CLASSES: [(&str, &str); 6] = [
 ];
 
 /// `flowchart TD` of `nodes`; with `runs`, the path one execution took.
-pub fn flowchart(nodes: &[NodeDefinition], runs: Option<&NodeRuns<'_>>) -> String {
-    let picture = layout(nodes);
+pub fn flowchart(
+    types: &NodeRegistry,
+    nodes: &[NodeDefinition],
+    runs: Option<&NodeRuns<'_>>,
+) -> String {
+    let picture = layout(types, nodes);
     let ids: HashMap<&str, String> = picture
         .nodes
         .iter()
@@ -129,7 +134,7 @@ mod tests {
 
     #[test]
     fn a_definition_reads_as_a_flowchart() {
-        let chart = flowchart(&nodes(), None);
+        let chart = flowchart(&crate::nodes::builtin(), &nodes(), None);
         assert_eq!(
             chart,
             "flowchart TD\n  n0[\"Paid #quot;now#quot;?<br/><small>condition</small>\"]\n  \
@@ -152,7 +157,7 @@ mod tests {
         }))
         .unwrap();
         let runs = NodeRuns::of(&execution);
-        let chart = flowchart(&nodes(), Some(&runs));
+        let chart = flowchart(&crate::nodes::builtin(), &nodes(), Some(&runs));
         assert!(chart.contains("n0 ==>|true| n1\n"), "{chart}");
         assert!(chart.contains("n1 ==> n3\n"), "{chart}");
         assert!(chart.contains("n0 -->|false| n2\n"), "{chart}");

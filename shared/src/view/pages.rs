@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::status::{NodeRuns, icon};
 use super::svg::{anchor, graph};
+use crate::engine::NodeRegistry;
 use crate::model::{
     DeployedWorkflow, Execution, ExecutionStatus, SecretRef, Secrets, Wait, WorkflowDefinition,
 };
@@ -122,6 +123,7 @@ pub fn index(
 }
 
 pub fn workflow_page(
+    types: &NodeRegistry,
     current: &DeployedWorkflow,
     url: &str,
     versions: &[std::sync::Arc<DeployedWorkflow>],
@@ -141,7 +143,7 @@ pub fn workflow_page(
                 dt { "version" } dd { "v" (current.version) " deployed " (current.deployed_at) }
                 dt { "webhook URL" } dd { code.url { (url) } }
             }
-            section.graph-box { (graph(&d.nodes, None)) }
+            section.graph-box { (graph(types, &d.nodes, None)) }
             details {
                 summary { "definition (JSON)" }
                 pre #definition { (shown(&serde_json::to_value(without_plain_secrets(d)).unwrap_or(Value::Null))) }
@@ -166,7 +168,11 @@ pub fn workflow_page(
     )
 }
 
-pub fn execution_page(execution: &Execution, workflow: Option<&DeployedWorkflow>) -> Markup {
+pub fn execution_page(
+    types: &NodeRegistry,
+    execution: &Execution,
+    workflow: Option<&DeployedWorkflow>,
+) -> Markup {
     let runs = NodeRuns::of(execution);
     // Each node's first job carries the anchor its graph node links to.
     let mut first_jobs: HashMap<&str, usize> = HashMap::new();
@@ -226,7 +232,7 @@ pub fn execution_page(execution: &Execution, workflow: Option<&DeployedWorkflow>
             div.run {
                 section.graph-box {
                     @match workflow {
-                        Some(w) => { (graph(&w.definition.nodes, Some(&runs))) }
+                        Some(w) => { (graph(types, &w.definition.nodes, Some(&runs))) }
                         None => { p.problem { "Version " (execution.workflow_version) " of " (execution.workflow_key) " is no longer stored, so its graph cannot be drawn; the jobs are listed beside." } }
                     }
                     (legend())

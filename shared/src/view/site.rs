@@ -15,6 +15,7 @@ use maud::Markup;
 
 use super::pages::{self, Filters, STATUSES, WorkflowRow};
 use crate::app::deploy::webhook_path;
+use crate::engine::NodeRegistry;
 use crate::model::ExecutionStatus;
 use crate::ports::{ExecutionFilter, Store, StoreError};
 
@@ -33,14 +34,21 @@ const POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'no
 
 pub struct Viewer {
     store: Arc<dyn Store>,
+    /// The node types the pictures ask how a node's branches read.
+    types: Arc<NodeRegistry>,
     /// Prepended to a hook's path to show its full URL (`http://127.0.0.1:3000`).
     webhook_base: String,
 }
 
 impl Viewer {
-    pub fn new(store: Arc<dyn Store>, webhook_base: impl Into<String>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        types: Arc<NodeRegistry>,
+        webhook_base: impl Into<String>,
+    ) -> Self {
         Self {
             store,
+            types,
             webhook_base: webhook_base.into().trim_end_matches('/').to_string(),
         }
     }
@@ -138,7 +146,7 @@ impl Viewer {
         let url = format!("{}{}", self.webhook_base, webhook_path(&current.hook_id));
         Ok(html(
             StatusCode::OK,
-            pages::workflow_page(&current, &url, &versions, &executions),
+            pages::workflow_page(&self.types, &current, &url, &versions, &executions),
         ))
     }
 
@@ -152,7 +160,7 @@ impl Viewer {
             .await?;
         Ok(html(
             StatusCode::OK,
-            pages::execution_page(&execution, workflow.as_deref()),
+            pages::execution_page(&self.types, &execution, workflow.as_deref()),
         ))
     }
 }

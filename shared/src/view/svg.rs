@@ -8,6 +8,7 @@ use maud::{Markup, html};
 
 use super::layout::{Edge, NODE_HEIGHT, NODE_WIDTH, layout};
 use super::status::{NodeRuns, icon};
+use crate::engine::NodeRegistry;
 use crate::model::NodeDefinition;
 
 /// Characters of a title that fit a box; longer ones end with "…" (the whole
@@ -19,8 +20,12 @@ pub fn anchor(key: &str) -> String {
     format!("node-{key}")
 }
 
-pub fn graph(nodes: &[NodeDefinition], runs: Option<&NodeRuns<'_>>) -> Markup {
-    let picture = layout(nodes);
+pub fn graph(
+    types: &NodeRegistry,
+    nodes: &[NodeDefinition],
+    runs: Option<&NodeRuns<'_>>,
+) -> Markup {
+    let picture = layout(types, nodes);
     let (w, h) = (picture.width.ceil(), picture.height.ceil());
     html! {
         svg.graph xmlns="http://www.w3.org/2000/svg" role="img" aria-label="workflow graph"
@@ -105,7 +110,7 @@ mod tests {
             {"key": "b", "type": "output", "title": "a title far longer than any box can hold"}
         ]))
         .unwrap();
-        let svg = graph(&nodes, None).into_string();
+        let svg = graph(&crate::nodes::builtin(), &nodes, None).into_string();
         assert!(svg.contains(r#"data-node="a""#), "{svg}");
         assert!(!svg.contains("<script>"), "{svg}");
         assert!(svg.contains("&lt;script&gt;"), "{svg}");

@@ -51,6 +51,8 @@ pub struct App {
     pub queue: Arc<dyn Queue>,
     pub webhook: Arc<WebhookService>,
     pub worker: Arc<Worker>,
+    /// The node types its engine runs: deploys and the viewer ask them too.
+    pub node_types: Arc<NodeRegistry>,
     /// Kept alive here: the engine holds it weakly.
     _subflows: Arc<dyn Subflows>,
 }
@@ -67,8 +69,11 @@ impl App {
         settings: &Settings,
         telemetry: Arc<dyn Telemetry>,
     ) -> Self {
-        let registry = (settings.node_types)(&settings.nodes);
-        let engine = Arc::new(Engine::new(Arc::new(registry), settings.limits.clone()));
+        let node_types = Arc::new((settings.node_types)(&settings.nodes));
+        let engine = Arc::new(Engine::new(
+            Arc::clone(&node_types),
+            settings.limits.clone(),
+        ));
         let runner = Arc::new(Runner::new(
             Arc::clone(&engine),
             Arc::new(exposed_env(&settings.exposed_env)),
@@ -100,6 +105,7 @@ impl App {
             queue,
             webhook,
             worker,
+            node_types,
             _subflows: subflows,
         }
     }

@@ -13,30 +13,25 @@ use evalexpr::{
     Context as _, ContextWithMutableFunctions, ContextWithMutableVariables, HashMapContext,
     Value as Ev,
 };
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Number, Value, json};
 
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
+use crate::engine::{Checker, Node, NodeStop, RunContext};
 use crate::lang::limits;
 use crate::model::NodeDefinition;
 
 pub struct Calculation;
 
 #[async_trait]
-impl NodeType for Calculation {
+impl Node for Calculation {
+    type Config = CalculationConfig;
+
     fn name(&self) -> &'static str {
         "calculation"
     }
 
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<CalculationConfig>()
-    }
-
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        let Some(c) = config::read::<CalculationConfig>(config, at, check) else {
-            return;
-        };
+    fn check(&self, c: &CalculationConfig, at: &str, check: &mut Checker) {
         let at = format!("{at}.expression");
         match &c.expression {
             None => check.error(at, "is required (a string)"),
@@ -52,8 +47,12 @@ impl NodeType for Calculation {
         }
     }
 
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let c: CalculationConfig = config::parse(&node.config)?;
+    async fn run(
+        &self,
+        c: &CalculationConfig,
+        _node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+    ) -> Result<Value, NodeStop> {
         let (source, references) = bind_references(c.expression.as_deref().unwrap_or(""));
         let values: Vec<Value> = references.iter().map(|r| cx.resolve(r)).collect();
         evaluate(c.engine.as_str(), &source, &values)
@@ -63,7 +62,7 @@ impl NodeType for Calculation {
 
 /// `engine` and `expression` (references bound as values, never spliced in).
 #[derive(Debug, Deserialize, JsonSchema)]
-struct CalculationConfig {
+pub struct CalculationConfig {
     #[serde(default)]
     engine: CalculationEngine,
     #[serde(default)]

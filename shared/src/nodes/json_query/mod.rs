@@ -5,12 +5,12 @@
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
 
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
+use crate::engine::{Checker, Node, NodeStop, RunContext};
 use crate::lang::{limits, path};
 use crate::model::NodeDefinition;
 
@@ -19,19 +19,14 @@ mod jsonata;
 pub struct JsonQuery;
 
 #[async_trait]
-impl NodeType for JsonQuery {
+impl Node for JsonQuery {
+    type Config = QueryConfig;
+
     fn name(&self) -> &'static str {
         "json-query"
     }
 
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<QueryConfig>()
-    }
-
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        let Some(c) = config::read::<QueryConfig>(config, at, check) else {
-            return;
-        };
+    fn check(&self, c: &QueryConfig, at: &str, check: &mut Checker) {
         match &c.expression {
             Some(expr) => {
                 if let Err(e) = query(c.engine.as_str(), expr, &Value::Null, true) {
@@ -56,8 +51,12 @@ impl NodeType for JsonQuery {
         }
     }
 
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let c: QueryConfig = config::parse(&node.config)?;
+    async fn run(
+        &self,
+        c: &QueryConfig,
+        _node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+    ) -> Result<Value, NodeStop> {
         let source = cx.render(c.source.as_ref().unwrap_or(&Value::Null));
         let expression = c.expression.clone().unwrap_or_default();
         let engine = c.engine.as_str();
@@ -86,7 +85,7 @@ impl NodeType for JsonQuery {
 /// `engine`, `expression`, `source` (templated), and `model: [{path, alias}]`
 /// naming the fields to keep.
 #[derive(Debug, Deserialize, JsonSchema)]
-struct QueryConfig {
+pub struct QueryConfig {
     #[serde(default)]
     engine: QueryEngine,
     #[serde(default)]

@@ -8,11 +8,11 @@ pub mod guard;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
+use crate::engine::{Checker, Node, NodeStop, RunContext, config};
 use crate::model::{NameValue, NodeDefinition};
 use guard::{GuardedResolver, NetworkPolicy, check_url};
 
@@ -174,19 +174,14 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 #[async_trait]
-impl NodeType for Request {
+impl Node for Request {
+    type Config = RequestConfig;
+
     fn name(&self) -> &'static str {
         "request"
     }
 
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<RequestConfig>()
-    }
-
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        let Some(c) = config::read::<RequestConfig>(config, at, check) else {
-            return;
-        };
+    fn check(&self, c: &RequestConfig, at: &str, check: &mut Checker) {
         match c.url.as_str() {
             Some(u)
                 if u.contains("{{")
@@ -206,14 +201,20 @@ impl NodeType for Request {
                 format!("must be one of {}", CONTENT_TYPES.join(", ")),
             );
         }
-        check.name_values(config.get("headers"), &format!("{at}.headers"));
+        super::response::check_headers(&c.headers, &format!("{at}.headers"), check);
         if !(1..=300_000).contains(&c.timeout) {
             check.error(format!("{at}.timeout"), "must be 1..=300000 (ms)");
         }
     }
 
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        // Every string may be templated: the config is rendered, then read.
+    /// Every string may be templated: the config as written is rendered, then
+    /// read, each run (what it reads depends on the run).
+    async fn run(
+        &self,
+        _: &RequestConfig,
+        node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+    ) -> Result<Value, NodeStop> {
         let c: RequestConfig = config::parse(&cx.render(&node.config))?;
         match self.send(&c).await {
             Ok(result) if c.only_data => Ok(result["data"].clone()),
@@ -228,7 +229,7 @@ impl NodeType for Request {
 /// `params` (`[{name, value}]`), `data`, `timeout` (ms), `ignoreFail`, `onlyData`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct RequestConfig {
+pub struct RequestConfig {
     #[serde(default)]
     url: Value,
     #[serde(default = "post")]

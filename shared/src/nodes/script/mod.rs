@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rquickjs::{CatchResultExt, Context, Function, Runtime};
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
+use crate::engine::{Checker, Node, NodeStop, RunContext};
 use crate::model::NodeDefinition;
 
 mod budget;
@@ -35,7 +35,7 @@ const MAX_LOG_BYTES: usize = 64 << 10;
 /// `content` (a function body), `arguments: [{name, value}]` (values templated),
 /// `timeout` (ms), `continue` (a failure becomes the result `{error}`).
 #[derive(Debug, Deserialize, JsonSchema)]
-struct ScriptConfig {
+pub struct ScriptConfig {
     #[serde(default)]
     content: Option<String>,
     #[serde(default)]
@@ -208,19 +208,14 @@ pub fn run_script_until(
 }
 
 #[async_trait]
-impl NodeType for Script {
+impl Node for Script {
+    type Config = ScriptConfig;
+
     fn name(&self) -> &'static str {
         "script"
     }
 
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<ScriptConfig>()
-    }
-
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        let Some(c) = config::read::<ScriptConfig>(config, at, check) else {
-            return;
-        };
+    fn check(&self, c: &ScriptConfig, at: &str, check: &mut Checker) {
         if c.content.is_none() {
             check.error(
                 format!("{at}.content"),
@@ -243,14 +238,18 @@ impl NodeType for Script {
         }
     }
 
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let c: ScriptConfig = config::parse(&node.config)?;
+    async fn run(
+        &self,
+        c: &ScriptConfig,
+        _node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+    ) -> Result<Value, NodeStop> {
         let arguments: Vec<(String, Value)> = c
             .arguments
             .iter()
             .map(|a| (a.name.clone(), cx.render(&a.value)))
             .collect();
-        let content = c.content.unwrap_or_default();
+        let content = c.content.clone().unwrap_or_default();
         let timeout = Duration::from_millis(c.timeout);
         let memory = self.memory_bytes;
         let room = match self.budget.enter(memory, timeout).await {
