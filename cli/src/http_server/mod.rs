@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::Response;
 use hyper::body::Incoming;
-use hyper::{Response, StatusCode};
 use tokio::net::TcpListener;
 
-use hookflow::webhook::{SourceIp, WebhookService, declared_length, error_response};
+use hookflow::webhook::{Refusal, SourceIp, WebhookService, declared_length};
 
 use crate::metrics::{self, Metrics};
 use crate::ui::Mounted;
@@ -114,7 +114,7 @@ async fn answer(shared: &Shared, request: hyper::Request<Incoming>) -> Response<
         let n = usize::try_from(n).unwrap_or(usize::MAX).min(limit);
         if !shared.budget.reserve(&mut reserved, n) {
             discard(incoming, &parts.headers, shared.limits.body_timeout);
-            return busy().map(Full::new);
+            return Refusal::Busy.into_response().map(Full::new);
         }
     }
     let read = tokio::time::timeout(
@@ -131,40 +131,24 @@ async fn answer(shared: &Shared, request: hyper::Request<Incoming>) -> Response<
     .await;
     let response = match read {
         // What the body becomes once parsed is held while it runs too.
-        Ok(Ok(bytes)) if !shared.budget.reserve_parsed(&mut reserved, &bytes) => busy(),
+        Ok(Ok(bytes)) if !shared.budget.reserve_parsed(&mut reserved, &bytes) => {
+            Refusal::Busy.into_response()
+        }
         Ok(Ok(bytes)) => {
             shared
                 .service
                 .complete(admitted, hyper::Request::from_parts(parts, bytes))
                 .await
         }
-        Ok(Err(ReadError::Busy)) => busy(),
-        Ok(Err(ReadError::Body(e))) => {
-            let message = format!("cannot read the request body: {e}");
-            error_response(StatusCode::BAD_REQUEST, &message)
+        Ok(Err(ReadError::Busy)) => Refusal::Busy.into_response(),
+        Ok(Err(ReadError::Body(e))) => Refusal::BodyUnreadable(e.to_string()).into_response(),
+        Err(_) => Refusal::BodyTimedOut {
+            limit: shared.limits.body_timeout,
         }
-        Err(_) => {
-            let message = format!(
-                "the request body did not arrive within {} s",
-                shared.limits.body_timeout.as_secs()
-            );
-            error_response(StatusCode::REQUEST_TIMEOUT, &message)
-        }
+        .into_response(),
     };
     drop(reserved);
     response.map(Full::new)
-}
-
-fn busy() -> Response<Bytes> {
-    let mut response = error_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the server holds as many request bodies as it may; retry later",
-    );
-    response.headers_mut().insert(
-        hyper::header::RETRY_AFTER,
-        hyper::header::HeaderValue::from_static("1"),
-    );
-    response
 }
 
 /// Reads and drops a body nobody will use, in the background, so a client still

@@ -45,7 +45,6 @@ pub use admit::{Admitted, declared_length};
 pub use cache::HookCache;
 pub use deadline::{DEADLINE_MARGIN, Deadline, sync_time_limit};
 pub use refusal::Refusal;
-pub use reply::error as error_response;
 pub use route::hook_id_from_path;
 pub use secrets::SecretCache;
 

@@ -41,6 +41,15 @@ pub enum Refusal {
     BadCredentials,
     #[error("the request body is larger than {limit} bytes")]
     TooLarge { limit: usize },
+    /// The connection failed while the body was read (`hookflow serve`).
+    #[error("cannot read the request body: {0}")]
+    BodyUnreadable(String),
+    /// The body did not arrive within the server's body timeout.
+    #[error("the request body did not arrive within {} s", limit.as_secs())]
+    BodyTimedOut { limit: Duration },
+    /// The server holds as many request bodies as its memory budget allows.
+    #[error("the server holds as many request bodies as it may; retry later")]
+    Busy,
     /// A configured secret cannot be read; `at` says where it is configured,
     /// never its value.
     #[error("the secret at {at} cannot be read now; retry later")]
@@ -117,16 +126,19 @@ impl Refusal {
             | Self::CrcBodyNotObject
             | Self::ZoomUnsigned => StatusCode::UNAUTHORIZED,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::MissingCheckParameter(_) | Self::BracedCrcToken | Self::BadBody(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::MissingCheckParameter(_)
+            | Self::BracedCrcToken
+            | Self::BadBody(_)
+            | Self::BodyUnreadable(_) => StatusCode::BAD_REQUEST,
+            Self::BodyTimedOut { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::InProgress { .. } => StatusCode::CONFLICT,
             Self::StoreUnavailable(_)
             | Self::SecretUnavailable { .. }
             | Self::ClaimsUnavailable(_)
             | Self::NotQueued { .. }
             | Self::NotQueuedInTime { .. }
-            | Self::NotRecorded => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::NotRecorded
+            | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::RecordRefused { .. } | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::TimedOut { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -147,7 +159,7 @@ impl Refusal {
                 vec![("retry-after", format!("{seconds}"))]
             }
             Self::BadCredentials => vec![("www-authenticate", "Basic realm=\"hookflow\"".into())],
-            Self::InProgress { .. } => vec![("retry-after", "1".into())],
+            Self::InProgress { .. } | Self::Busy => vec![("retry-after", "1".into())],
             Self::NotQueued {
                 retry_after: Some(seconds),
             }

@@ -44,10 +44,6 @@ pub fn json(status: StatusCode, body: &Value) -> Response<Bytes> {
     response
 }
 
-pub fn error(status: StatusCode, message: &str) -> Response<Bytes> {
-    json(status, &json!({ "error": message }))
-}
-
 /// A workflow-chosen answer. A JSON string is sent as text, anything else as JSON,
 /// unless the workflow set `Content-Type` itself.
 pub fn from_reply(reply: &Reply) -> Response<Bytes> {
@@ -182,7 +178,7 @@ mod tests {
         });
         assert_eq!(guards(&html), (vec!["nosniff"], vec!["sandbox"]));
         assert_eq!(
-            guards(&error(StatusCode::UNAUTHORIZED, "no")),
+            guards(&json(StatusCode::UNAUTHORIZED, &json!({"error": "no"}))),
             (vec!["nosniff"], vec!["sandbox"])
         );
         let own = from_reply(&Reply {
