@@ -1,43 +1,28 @@
 //! `dateCalculation`: a value (a date, or a number with `inputType: "number"`) passed
-//! through `steps`, each `{function, arguments}`, with dayjs's semantics (NocoBase's
-//! date library). Dates use `chrono`, time zones `chrono-tz` (IANA names).
+//! through `steps`, each `{function, arguments}` (see [`steps::Step`]), with dayjs's
+//! semantics (NocoBase's date library). Dates use `chrono`, time zones `chrono-tz`
+//! (IANA names).
 
 mod format;
+mod steps;
 mod text;
 mod units;
 
 use async_trait::async_trait;
 use std::borrow::Cow;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::calculation::number;
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
+use crate::engine::{Checker, Node, NodeStop, RunContext};
 use crate::model::NodeDefinition;
-use text::{bounded, text_arg};
-use units::Unit;
+use steps::Step;
+use text::bounded;
 
 pub type Date = DateTime<Tz>;
-
-const FUNCTIONS: [&str; 13] = [
-    "add",
-    "subtract",
-    "diff",
-    "get",
-    "startOfTime",
-    "endOfTime",
-    "isLeapYear",
-    "format",
-    "transDuration",
-    "toTimestamp",
-    "tsToDate",
-    "changeTimezone",
-    "now",
-];
 
 /// The value flowing through the steps.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,19 +34,14 @@ pub enum Current {
 pub struct DateCalculation;
 
 #[async_trait]
-impl NodeType for DateCalculation {
+impl Node for DateCalculation {
+    type Config = DateConfig;
+
     fn name(&self) -> &'static str {
         "dateCalculation"
     }
 
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<DateConfig>()
-    }
-
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        let Some(c) = config::read::<DateConfig>(config, at, check) else {
-            return;
-        };
+    fn check(&self, c: &DateConfig, at: &str, check: &mut Checker) {
         if c.input.is_none() {
             check.error(
                 format!("{at}.input"),
@@ -76,55 +56,28 @@ impl NodeType for DateCalculation {
             return;
         };
         for (i, step) in steps.iter().enumerate() {
-            let step_at = format!("{at}.steps[{i}]");
-            if !FUNCTIONS.contains(&step.function.as_str()) {
-                check.error(
-                    format!("{step_at}.function"),
-                    format!("must be one of {}", FUNCTIONS.join(", ")),
-                );
-                continue;
-            }
-            let args = &step.arguments;
-            for field in ["unit", "unitBefore", "unitAfter"] {
-                if let Some(Value::String(u)) = args.get(field)
-                    && Unit::parse(u).is_none()
-                {
-                    check.error(
-                        format!("{step_at}.arguments.{field}"),
-                        format!("unknown unit {u:?}"),
-                    );
-                }
-            }
-            if let Some(Value::String(f)) = args.get("format")
-                && let Err(message) = bounded("the format", f)
-            {
-                check.error(format!("{step_at}.arguments.format"), message);
-            }
-            if let Some(Value::String(tz)) = args.get("timezone")
-                && !tz.contains("{{")
-                && tz.parse::<Tz>().is_err()
-            {
-                check.error(
-                    format!("{step_at}.arguments.timezone"),
-                    format!("unknown time zone {tz:?} (use an IANA name)"),
-                );
-            }
+            step.check(&format!("{at}.steps[{i}]"), check);
         }
     }
 
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
-        let c: DateConfig = config::parse(&node.config)?;
+    async fn run(
+        &self,
+        c: &DateConfig,
+        _node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+    ) -> Result<Value, NodeStop> {
         let fail = |message: String| NodeStop::Fail(json!({ "message": message }));
         let input = cx.render(c.input.as_ref().unwrap_or(&Value::Null));
         let mut current = match c.input_type {
             InputType::Number => Current::Other(input),
             InputType::Date => Current::Date(parse_date(&input).map_err(fail)?),
         };
+        let render =
+            |argument: &Option<Value>| argument.as_ref().map_or(Value::Null, |a| cx.render(a));
         for (i, step) in c.steps.iter().flatten().enumerate() {
-            let function = step.function.as_str();
-            let args = cx.render(&step.arguments);
-            current = apply(function, &args, current)
-                .map_err(|e| fail(format!("step {} ({function}): {e}", i + 1)))?;
+            current = step
+                .apply(&render, current)
+                .map_err(|e| fail(format!("step {} ({}): {e}", i + 1, step.name())))?;
         }
         Ok(output(&current))
     }
@@ -134,7 +87,7 @@ impl NodeType for DateCalculation {
 /// templated).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct DateConfig {
+pub struct DateConfig {
     #[serde(default)]
     input: Option<Value>,
     #[serde(default, deserialize_with = "input_type_or_null")]
@@ -147,7 +100,7 @@ struct DateConfig {
 /// What `input` is: a date (the default) or a plain number.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-enum InputType {
+pub enum InputType {
     #[default]
     Date,
     Number,
@@ -156,18 +109,6 @@ enum InputType {
 /// `inputType: null` is the default.
 fn input_type_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<InputType, D::Error> {
     Ok(Option::<InputType>::deserialize(d)?.unwrap_or_default())
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-struct Step {
-    #[serde(default)]
-    function: String,
-    #[serde(default = "no_arguments")]
-    arguments: Value,
-}
-
-fn no_arguments() -> Value {
-    json!({})
 }
 
 /// A date from an ISO 8601 / RFC 3339 string, a `YYYY-MM-DD[ HH:mm[:ss]]` string (UTC),
@@ -292,143 +233,20 @@ fn date_of(current: &Current) -> Result<Date, String> {
     }
 }
 
-fn unit_arg(args: &Value, name: &str, default: Unit) -> Result<Unit, String> {
-    match text_arg(args, name)? {
-        None => Ok(default),
-        Some(u) => Unit::parse(u).ok_or_else(|| format!("unknown unit {u:?}")),
-    }
-}
-
-/// A finite number (JSON, or text that reads as one: `"2"`); `"NaN"` and
-/// `"Infinity"` are not numbers here.
-fn number_arg(args: &Value, name: &str) -> Result<f64, String> {
-    let number = match args.get(name) {
-        Some(Value::Number(n)) => n.as_f64(),
-        Some(Value::String(s)) => bounded(name, s)?.trim().parse::<f64>().ok(),
-        _ => return Err(format!("{name} is required (a number)")),
-    };
-    number
-        .filter(|n| n.is_finite())
-        .ok_or_else(|| format!("{name} {} is not a finite number", args[name]))
-}
-
-fn flag(args: &Value, name: &str) -> bool {
-    args.get(name).and_then(Value::as_bool).unwrap_or(false)
-}
-
-/// Applies one step.
-pub fn apply(function: &str, args: &Value, current: Current) -> Result<Current, String> {
-    let date = || date_of(&current);
-    Ok(match function {
-        "add" | "subtract" => {
-            let amount = number_arg(args, "number")?;
-            let amount = if function == "subtract" {
-                -amount
-            } else {
-                amount
-            };
-            Current::Date(units::add(
-                date()?,
-                amount,
-                unit_arg(args, "unit", Unit::Day)?,
-            )?)
-        }
-        "diff" => {
-            let other = parse_date(args.get("date").unwrap_or(&Value::Null))?;
-            let mut value = units::diff(date()?, other, unit_arg(args, "unit", Unit::Day)?);
-            if flag(args, "isAbs") {
-                value = value.abs();
-            }
-            if flag(args, "round") {
-                value = value.trunc();
-            }
-            Current::Other(number(value))
-        }
-        "get" => Current::Other(json!(get(&date()?, unit_arg(args, "unit", Unit::Day)?))),
-        "startOfTime" => Current::Date(units::start_of(
-            date()?,
-            unit_arg(args, "unit", Unit::Day)?,
-        )?),
-        "endOfTime" => Current::Date(units::end_of(date()?, unit_arg(args, "unit", Unit::Day)?)?),
-        "isLeapYear" => {
-            let year = date()?.year();
-            Current::Other(json!((year % 4 == 0 && year % 100 != 0) || year % 400 == 0))
-        }
-        "format" => {
-            let pattern = text_arg(args, "format")?.unwrap_or("YYYY-MM-DDTHH:mm:ssZ");
-            Current::Other(Value::String(format::format(&date()?, pattern)))
-        }
-        "transDuration" => {
-            let value = match &current {
-                Current::Other(v) => number_arg(&json!({ "v": v }), "v")?,
-                Current::Date(_) => return Err("needs a number (a duration), not a date".into()),
-            };
-            let before = unit_arg(args, "unitBefore", Unit::Millisecond)?;
-            let after = unit_arg(args, "unitAfter", Unit::Millisecond)?;
-            let mut converted = value * before.fixed_ms()? / after.fixed_ms()?;
-            if flag(args, "round") {
-                converted = converted.round();
-            }
-            Current::Other(number(converted))
-        }
-        "toTimestamp" => {
-            let ms = date()?.timestamp_millis();
-            let unit = unit_arg(args, "unit", Unit::Millisecond)?;
-            Current::Other(match unit {
-                Unit::Second => json!(ms.div_euclid(1000)),
-                _ => json!(ms),
-            })
-        }
-        "tsToDate" => {
-            let raw = match &current {
-                Current::Other(v) => number_arg(&json!({ "v": v }), "v")?,
-                Current::Date(d) => d.timestamp_millis() as f64,
-            };
-            let ms = match unit_arg(args, "unit", Unit::Millisecond)? {
-                Unit::Second => raw * 1000.0,
-                _ => raw,
-            };
-            Current::Date(parse_date(&json!(ms))?)
-        }
-        "changeTimezone" => {
-            let name = text_arg(args, "timezone")?.ok_or("timezone is required")?;
-            let tz: Tz = name
-                .parse()
-                .map_err(|_| format!("unknown time zone {name:?}"))?;
-            Current::Date(date()?.with_timezone(&tz))
-        }
-        "now" => Current::Date(Utc::now().with_timezone(&Tz::UTC)),
-        other => return Err(format!("unknown function {other:?}")),
-    })
-}
-
-/// dayjs's `get`: month is 0-based, `day` is the weekday (0 = Sunday), `date` the day
-/// of the month.
-fn get(d: &Date, unit: Unit) -> i64 {
-    match unit {
-        Unit::Year => i64::from(d.year()),
-        Unit::Quarter => i64::from(d.month0() / 3 + 1),
-        Unit::Month => i64::from(d.month0()),
-        Unit::Week => i64::from(d.iso_week().week()),
-        Unit::Day => i64::from(d.weekday().num_days_from_sunday()),
-        Unit::Date => i64::from(d.day()),
-        Unit::Hour => i64::from(d.hour()),
-        Unit::Minute => i64::from(d.minute()),
-        Unit::Second => i64::from(d.second()),
-        Unit::Millisecond => i64::from(d.timestamp_subsec_millis()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::NodeType;
     use crate::model::ExecutionStatus;
     use crate::nodes::test_support::run;
 
+    /// The steps applied with their arguments as written.
     fn steps(input: Value, steps: Value) -> Result<Value, String> {
         let mut current = Current::Date(parse_date(&input)?);
+        let written = |argument: &Option<Value>| argument.clone().unwrap_or(Value::Null);
         for s in steps.as_array().unwrap() {
-            current = apply(s["function"].as_str().unwrap(), &s["arguments"], current)?;
+            let step: Step = serde_json::from_value(s.clone()).unwrap();
+            current = step.apply(&written, current)?;
         }
         Ok(output(&current))
     }

@@ -23,11 +23,8 @@ pub fn bounded<'a>(what: &str, text: &'a str) -> Result<&'a str, String> {
     ))
 }
 
-/// The argument `name` when it is text (checked against the bound), `None` when it
-/// is absent or not text.
-pub fn text_arg<'a>(args: &'a Value, name: &str) -> Result<Option<&'a str>, String> {
-    args.get(name)
-        .and_then(Value::as_str)
-        .map(|text| bounded(name, text))
-        .transpose()
+/// The argument `name` (rendered to `value`) when it is text (checked against the
+/// bound), `None` when it is absent or not text.
+pub fn text_arg<'a>(value: &'a Value, name: &str) -> Result<Option<&'a str>, String> {
+    value.as_str().map(|text| bounded(name, text)).transpose()
 }
