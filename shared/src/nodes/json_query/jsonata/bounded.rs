@@ -4,9 +4,7 @@
 
 use jsonata_rs::{Error, FunctionContext, Value as J};
 
-use super::{MAX_STRING_BYTES, regex};
-
-type Out<'a> = Result<&'a J<'a>, Error>;
+use super::{MAX_STRING_BYTES, Out, delegate, regex, too_big};
 
 /// Registers every bounded builtin under its renamed name.
 pub fn register(parsed: &jsonata_rs::JsonAta<'_>) {
@@ -18,24 +16,6 @@ pub fn register(parsed: &jsonata_rs::JsonAta<'_>) {
     parsed.register_function(&name("contains"), 2, regex::contains);
     parsed.register_function(&name("match"), 2, regex::find_all);
     parsed.register_function(&name("split"), 3, regex::split);
-}
-
-/// The error of a builtin whose result would pass [`MAX_STRING_BYTES`].
-pub fn too_big(builtin: &str) -> Error {
-    Error::D3137Error(format!(
-        "${builtin}: the result would be more than {} MiB, the bound of a string an \
-         expression makes",
-        MAX_STRING_BYTES >> 20
-    ))
-}
-
-/// Calls jsonata-rs's own `builtin` (or whatever the expression bound to its name).
-pub fn delegate<'a>(cx: &FunctionContext<'a, '_>, builtin: &str, args: &[&'a J<'a>]) -> Out<'a> {
-    let original = cx
-        .frame
-        .lookup(builtin)
-        .ok_or_else(|| Error::D3137Error(format!("${builtin} is not available")))?;
-    cx.evaluate_function(original, args)
 }
 
 /// `$replace(str, pattern, replacement [, limit])`: a string pattern's result is

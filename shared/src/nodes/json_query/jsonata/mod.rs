@@ -23,6 +23,31 @@ pub const MAX_STRING_BYTES: usize = limits::MAX_RESULT_BYTES;
 const MAX_DEPTH: usize = 200;
 const TIME_LIMIT_MS: usize = 1000;
 
+/// What a builtin of `bounded` or `regex` returns.
+type Out<'a> = Result<&'a jsonata_rs::Value<'a>, jsonata_rs::Error>;
+
+/// The error of a builtin whose result would pass [`MAX_STRING_BYTES`].
+fn too_big(builtin: &str) -> jsonata_rs::Error {
+    jsonata_rs::Error::D3137Error(format!(
+        "${builtin}: the result would be more than {} MiB, the bound of a string an \
+         expression makes",
+        MAX_STRING_BYTES >> 20
+    ))
+}
+
+/// Calls jsonata-rs's own `builtin` (or whatever the expression bound to its name).
+fn delegate<'a>(
+    cx: &jsonata_rs::FunctionContext<'a, '_>,
+    builtin: &str,
+    args: &[&'a jsonata_rs::Value<'a>],
+) -> Out<'a> {
+    let original = cx
+        .frame
+        .lookup(builtin)
+        .ok_or_else(|| jsonata_rs::Error::D3137Error(format!("${builtin} is not available")))?;
+    cx.evaluate_function(original, args)
+}
+
 /// Evaluates `expression` on `source`; with `compile_only`, only checks that it
 /// parses and uses its builtins where they can be bounded.
 pub fn evaluate(expression: &str, source: &Value, compile_only: bool) -> Result<Value, String> {

@@ -12,10 +12,7 @@ use std::collections::HashMap;
 use jsonata_rs::{ArrayFlags, Error, FunctionContext, Value as J};
 use regex::{Captures, Regex, RegexBuilder};
 
-use super::MAX_STRING_BYTES;
-use super::bounded::{delegate, too_big};
-
-type Out<'a> = Result<&'a J<'a>, Error>;
+use super::{MAX_STRING_BYTES, Out, delegate, too_big};
 
 /// Compiled patterns kept per thread: a `$contains` mapped over 10,000 items
 /// compiles its regex once.
