@@ -1,21 +1,22 @@
 //! `dateCalculation`: a value (a date, or a number with `inputType: "number"`) passed
 //! through `steps`, each `{function, arguments}` (see [`steps::Step`]), with dayjs's
-//! semantics (NocoBase's date library). Dates use `chrono`, time zones `chrono-tz`
+//! semantics (NocoBase's date library). Dates use `chrono`, time zones [`zone::Tz`]
 //! (IANA names).
 
 mod format;
 mod steps;
 mod text;
 mod units;
+mod zone;
 
 use async_trait::async_trait;
 use std::borrow::Cow;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
-use chrono_tz::Tz;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use zone::Tz;
 
 use crate::engine::{Checker, Node, NodeStop, RunContext};
 use crate::model::NodeDefinition;

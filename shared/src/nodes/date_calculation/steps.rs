@@ -3,8 +3,8 @@
 //! The format is NocoBase's `{function, arguments}`; each argument may be
 //! templated, so each is a JSON value until the run renders it.
 
+use super::Tz;
 use chrono::{Datelike, Timelike, Utc};
-use chrono_tz::Tz;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
