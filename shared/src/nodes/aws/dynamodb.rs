@@ -7,13 +7,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use base64::Engine as _;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
 use serde_json::{Value, json};
 
 use super::{AwsClients, Fields, Text, check_number, failure, finish, required, whole_number};
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
+use crate::engine::{Checker, Node, NodeStop, RunContext, config};
 use crate::model::NodeDefinition;
 
 pub struct DynamoDb(pub Arc<AwsClients>);
@@ -36,7 +36,7 @@ enum Operation {
 /// `returnValues` (NONE, ALL_OLD, UPDATED_OLD, ALL_NEW, UPDATED_NEW); `ignoreFail`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct DynamoConfig {
+pub struct DynamoConfig {
     operation: Operation,
     #[serde(default)]
     table_name: Text,
@@ -71,19 +71,14 @@ struct DynamoConfig {
 const RETURN_VALUES: [&str; 5] = ["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"];
 
 #[async_trait]
-impl NodeType for DynamoDb {
+impl Node for DynamoDb {
+    type Config = DynamoConfig;
+
     fn name(&self) -> &'static str {
         "dynamodb"
     }
 
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<DynamoConfig>()
-    }
-
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        let Some(c) = config::read::<DynamoConfig>(config, at, check) else {
-            return;
-        };
+    fn check(&self, c: &DynamoConfig, at: &str, check: &mut Checker) {
         required(
             &c.table_name,
             "tableName",
@@ -128,7 +123,14 @@ impl NodeType for DynamoDb {
             .check("expressionAttributeValues", at, check);
     }
 
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
+    /// Every string may be templated: the config as written is rendered, then
+    /// read, each run.
+    async fn run(
+        &self,
+        _: &DynamoConfig,
+        node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+    ) -> Result<Value, NodeStop> {
         let c: DynamoConfig = config::parse(&cx.render(&node.config))?;
         finish(self.call(&c).await, c.ignore_fail)
     }

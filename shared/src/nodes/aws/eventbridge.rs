@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{AwsClients, Text, Texts, call_failure, finish, required};
 use crate::aws::Service;
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
+use crate::engine::{Checker, Node, NodeStop, RunContext, config};
 use crate::model::NodeDefinition;
 
 pub struct EventBridge(pub Arc<AwsClients>);
@@ -19,7 +19,7 @@ pub struct EventBridge(pub Arc<AwsClients>);
 /// `detail` (any JSON, sent as JSON text), `resources` (ARNs); `ignoreFail`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct EventBridgeConfig {
+pub struct EventBridgeConfig {
     #[serde(default)]
     event_bus_name: Text,
     #[serde(default)]
@@ -35,19 +35,14 @@ struct EventBridgeConfig {
 }
 
 #[async_trait]
-impl NodeType for EventBridge {
+impl Node for EventBridge {
+    type Config = EventBridgeConfig;
+
     fn name(&self) -> &'static str {
         "eventbridge"
     }
 
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<EventBridgeConfig>()
-    }
-
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        let Some(c) = config::read::<EventBridgeConfig>(config, at, check) else {
-            return;
-        };
+    fn check(&self, c: &EventBridgeConfig, at: &str, check: &mut Checker) {
         required(
             &c.source,
             "source",
@@ -64,7 +59,14 @@ impl NodeType for EventBridge {
         );
     }
 
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
+    /// Every string may be templated: the config as written is rendered, then
+    /// read, each run.
+    async fn run(
+        &self,
+        _: &EventBridgeConfig,
+        node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+    ) -> Result<Value, NodeStop> {
         let c: EventBridgeConfig = config::parse(&cx.render(&node.config))?;
         finish(self.put(&c).await, c.ignore_fail)
     }

@@ -8,13 +8,13 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::Method;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{AwsClients, Text, call_failure, check_number, finish, required, whole_number};
 use crate::aws::{CallError, Service, SigningStyle};
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
+use crate::engine::{Checker, Node, NodeStop, RunContext, config};
 use crate::model::NodeDefinition;
 
 pub struct Lambda {
@@ -29,7 +29,7 @@ pub struct Lambda {
 /// `ignoreFail`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct LambdaConfig {
+pub struct LambdaConfig {
     #[serde(default)]
     function_name: Text,
     #[serde(default)]
@@ -49,19 +49,14 @@ const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 const MAX_TIMEOUT_MS: u64 = 900_000;
 
 #[async_trait]
-impl NodeType for Lambda {
+impl Node for Lambda {
+    type Config = LambdaConfig;
+
     fn name(&self) -> &'static str {
         "lambda"
     }
 
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<LambdaConfig>()
-    }
-
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        let Some(c) = config::read::<LambdaConfig>(config, at, check) else {
-            return;
-        };
+    fn check(&self, c: &LambdaConfig, at: &str, check: &mut Checker) {
         required(
             &c.function_name,
             "functionName",
@@ -81,7 +76,14 @@ impl NodeType for Lambda {
         check_number(&c.timeout, "timeout", at, 1..=MAX_TIMEOUT_MS, check);
     }
 
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
+    /// Every string may be templated: the config as written is rendered, then
+    /// read, each run.
+    async fn run(
+        &self,
+        _: &LambdaConfig,
+        node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+    ) -> Result<Value, NodeStop> {
         let c: LambdaConfig = config::parse(&cx.render(&node.config))?;
         finish(self.invoke(&c).await, c.ignore_fail)
     }

@@ -6,13 +6,13 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::Method;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{AwsClients, Text, call_failure, finish, required};
 use crate::aws::{CallError, Reply, Service, SigningStyle, s3_object_url};
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
+use crate::engine::{Checker, Node, NodeStop, RunContext, config};
 use crate::model::NodeDefinition;
 
 pub struct S3 {
@@ -33,7 +33,7 @@ enum Operation {
 /// for JSON, `text/plain; charset=utf-8` for a string); `ignoreFail`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct S3Config {
+pub struct S3Config {
     operation: Operation,
     #[serde(default)]
     bucket: Text,
@@ -55,24 +55,26 @@ impl S3Config {
 }
 
 #[async_trait]
-impl NodeType for S3 {
+impl Node for S3 {
+    type Config = S3Config;
+
     fn name(&self) -> &'static str {
         "s3"
     }
 
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<S3Config>()
-    }
-
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        let Some(c) = config::read::<S3Config>(config, at, check) else {
-            return;
-        };
+    fn check(&self, c: &S3Config, at: &str, check: &mut Checker) {
         required(&c.bucket, "bucket", at, "the bucket's name", check);
         required(&c.key, "key", at, "the object's key", check);
     }
 
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
+    /// Every string may be templated: the config as written is rendered, then
+    /// read, each run.
+    async fn run(
+        &self,
+        _: &S3Config,
+        node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+    ) -> Result<Value, NodeStop> {
         let c: S3Config = config::parse(&cx.render(&node.config))?;
         let outcome = match c.operation {
             Operation::Put => self.put(&c).await,

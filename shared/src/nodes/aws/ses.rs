@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{AwsClients, Text, Texts, call_failure, finish, required};
 use crate::aws::Service;
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
+use crate::engine::{Checker, Node, NodeStop, RunContext, config};
 use crate::model::NodeDefinition;
 
 pub struct Ses(pub Arc<AwsClients>);
@@ -18,7 +18,7 @@ pub struct Ses(pub Arc<AwsClients>);
 /// `text` and/or `html`; `ignoreFail`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct SesConfig {
+pub struct SesConfig {
     #[serde(default)]
     from: Text,
     #[serde(default)]
@@ -38,19 +38,14 @@ struct SesConfig {
 }
 
 #[async_trait]
-impl NodeType for Ses {
+impl Node for Ses {
+    type Config = SesConfig;
+
     fn name(&self) -> &'static str {
         "ses"
     }
 
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<SesConfig>()
-    }
-
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        let Some(c) = config::read::<SesConfig>(config, at, check) else {
-            return;
-        };
+    fn check(&self, c: &SesConfig, at: &str, check: &mut Checker) {
         required(&c.from, "from", at, "a verified sender address", check);
         if c.to.0.is_empty() {
             check.error(format!("{at}.to"), "is required: a list of addresses");
@@ -60,7 +55,14 @@ impl NodeType for Ses {
         }
     }
 
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
+    /// Every string may be templated: the config as written is rendered, then
+    /// read, each run.
+    async fn run(
+        &self,
+        _: &SesConfig,
+        node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+    ) -> Result<Value, NodeStop> {
         let c: SesConfig = config::parse(&cx.render(&node.config))?;
         finish(self.send(&c).await, c.ignore_fail)
     }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -11,7 +11,7 @@ use super::{
     AwsClients, Fields, Text, call_failure, content_text, finish, message_attributes, required,
 };
 use crate::aws::{Service, xml_text};
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
+use crate::engine::{Checker, Node, NodeStop, RunContext, config};
 use crate::model::NodeDefinition;
 
 pub struct Sns(pub Arc<AwsClients>);
@@ -21,7 +21,7 @@ pub struct Sns(pub Arc<AwsClients>);
 /// numbers sent as Number); `ignoreFail`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct SnsConfig {
+pub struct SnsConfig {
     #[serde(default)]
     topic_arn: Text,
     #[serde(default)]
@@ -35,19 +35,14 @@ struct SnsConfig {
 }
 
 #[async_trait]
-impl NodeType for Sns {
+impl Node for Sns {
+    type Config = SnsConfig;
+
     fn name(&self) -> &'static str {
         "sns"
     }
 
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<SnsConfig>()
-    }
-
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        let Some(c) = config::read::<SnsConfig>(config, at, check) else {
-            return;
-        };
+    fn check(&self, c: &SnsConfig, at: &str, check: &mut Checker) {
         required(&c.topic_arn, "topicArn", at, "the topic's ARN", check);
         if c.message.is_null() {
             check.error(format!("{at}.message"), "is required");
@@ -55,7 +50,14 @@ impl NodeType for Sns {
         c.message_attributes.check("messageAttributes", at, check);
     }
 
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
+    /// Every string may be templated: the config as written is rendered, then
+    /// read, each run.
+    async fn run(
+        &self,
+        _: &SnsConfig,
+        node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+    ) -> Result<Value, NodeStop> {
         let c: SnsConfig = config::parse(&cx.render(&node.config))?;
         finish(self.publish(&c).await, c.ignore_fail)
     }

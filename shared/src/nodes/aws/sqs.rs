@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -12,7 +12,7 @@ use super::{
     required, whole_number,
 };
 use crate::aws::Service;
-use crate::engine::{Checker, NodeStop, NodeType, RunContext, config};
+use crate::engine::{Checker, Node, NodeStop, RunContext, config};
 use crate::model::NodeDefinition;
 
 pub struct Sqs(pub Arc<AwsClients>);
@@ -23,7 +23,7 @@ pub struct Sqs(pub Arc<AwsClients>);
 /// `ignoreFail`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct SqsConfig {
+pub struct SqsConfig {
     #[serde(default)]
     queue_url: Text,
     #[serde(default)]
@@ -41,19 +41,14 @@ struct SqsConfig {
 }
 
 #[async_trait]
-impl NodeType for Sqs {
+impl Node for Sqs {
+    type Config = SqsConfig;
+
     fn name(&self) -> &'static str {
         "sqs"
     }
 
-    fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<SqsConfig>()
-    }
-
-    fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
-        let Some(c) = config::read::<SqsConfig>(config, at, check) else {
-            return;
-        };
+    fn check(&self, c: &SqsConfig, at: &str, check: &mut Checker) {
         required(&c.queue_url, "queueUrl", at, "the queue's URL", check);
         if c.message_body.is_null() {
             check.error(format!("{at}.messageBody"), "is required");
@@ -62,7 +57,14 @@ impl NodeType for Sqs {
         c.message_attributes.check("messageAttributes", at, check);
     }
 
-    async fn run(&self, node: &NodeDefinition, cx: &mut RunContext<'_>) -> Result<Value, NodeStop> {
+    /// Every string may be templated: the config as written is rendered, then
+    /// read, each run.
+    async fn run(
+        &self,
+        _: &SqsConfig,
+        node: &NodeDefinition,
+        cx: &mut RunContext<'_>,
+    ) -> Result<Value, NodeStop> {
         let c: SqsConfig = config::parse(&cx.render(&node.config))?;
         finish(self.send(&c).await, c.ignore_fail)
     }
