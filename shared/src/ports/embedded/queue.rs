@@ -198,13 +198,11 @@ async fn timer_loop(shared: Arc<Shared>) {
         let changed = shared.changed.notified();
         // Rows another writer of this file committed (a keyed accept).
         let elsewhere = shared.db.queued_elsewhere();
-        if now_ms() - renewed >= renew_every {
+        if now_ms() - renewed >= renew_every && !shared.holding().held.is_empty() {
             renewed = now_ms();
-            let holds = !shared.holding().held.is_empty();
-            if holds
-                && let Err(e) = shared
-                    .write(move_held(&shared.holding, shared.lease_ms))
-                    .await
+            if let Err(e) = shared
+                .write(move_held(&shared.holding, shared.lease_ms))
+                .await
             {
                 tracing::error!(error = %e, "cannot renew the leases of runs in progress");
             }
