@@ -581,6 +581,7 @@ fn run(id: &str) -> RunMessage {
         idempotency_key: None,
         replay_of: None,
         on_failure_of: None,
+        copy_id: None,
     }
 }
 
@@ -627,6 +628,7 @@ fn claim(workflow: &str, id: &str, now: u64) -> Claim {
         lease_until: now + 10,
         answer: None,
         pending: false,
+        confirmed_by: None,
     }
 }
 
@@ -751,18 +753,68 @@ async fn a_pending_claim_stands_only_once_its_worker_confirms_it(b: Backend) {
     assert!(held.pending);
     assert_eq!(held.answer_at(now + 1), None);
     assert_eq!(held.answer_at(now + 30), None);
-    // Past it, no worker confirmed: the next duplicate takes the key over, and
-    // the first run's worker then finds it taken.
+    // Past it, no worker confirmed: the key stays the first run's, unconfirmed.
     let after = now + 10;
+    let held = held_by(store.claim(&claim("w", "c", after), after).await.unwrap());
+    assert_eq!(held.execution_id, "a");
+    assert!(held.unconfirmed_at(after));
+    // One duplicate renews its lease to queue the run again; a second one,
+    // which read the same lease, is refused.
+    let renewed = Claim {
+        lease_until: after + 10,
+        ..pending.clone()
+    };
+    assert!(store.retake_claim(&renewed, now + 10).await.unwrap());
+    assert!(!store.retake_claim(&renewed, now + 10).await.unwrap());
+    let held = held_by(store.claim(&claim("w", "d", after), after).await.unwrap());
     assert_eq!(
-        store.claim(&claim("w", "c", after), after).await.unwrap(),
-        ClaimOutcome::Claimed
+        (held.execution_id.as_str(), held.lease_until),
+        ("a", after + 10)
+    );
+    assert!(held.pending && !held.unconfirmed_at(after));
+    // The first copy of the run its worker takes confirms the claim; another
+    // copy is dropped; a redelivery of the first runs on.
+    let (key, run) = ("evt_1PqRsT", "a");
+    assert_eq!(
+        store
+            .confirm_claim("w", key, run, Some("copy-2"))
+            .await
+            .unwrap(),
+        ClaimCheck::Ours
     );
     assert_eq!(
-        store.confirm_claim("w", "evt_1PqRsT", "a").await.unwrap(),
-        ClaimCheck::HeldBy("c".into())
+        store
+            .confirm_claim("w", key, run, Some("copy-1"))
+            .await
+            .unwrap(),
+        ClaimCheck::OtherCopy
     );
-    // A pending claim its worker confirms stands, with its answer, past the lease.
+    assert_eq!(
+        store
+            .confirm_claim("w", key, run, Some("copy-2"))
+            .await
+            .unwrap(),
+        ClaimCheck::Ours
+    );
+    // Confirmed, it is re-queued no more.
+    assert!(!store.retake_claim(&renewed, after + 10).await.unwrap());
+    let holder = held_by(
+        store
+            .claim(&claim("w", "e", after + 30), after + 30)
+            .await
+            .unwrap(),
+    );
+    assert!(!holder.pending);
+    assert_eq!(holder.answer_at(after + 30), Some(&accepted()));
+    // Another execution's run is not this claim's.
+    assert_eq!(
+        store
+            .confirm_claim("w", key, "z", Some("copy-3"))
+            .await
+            .unwrap(),
+        ClaimCheck::HeldBy("a".into())
+    );
+    // A message queued before copies had ids confirms as before.
     let other = Claim {
         key: "evt_other".into(),
         ..pending.clone()
@@ -772,22 +824,24 @@ async fn a_pending_claim_stands_only_once_its_worker_confirms_it(b: Backend) {
         ClaimOutcome::Claimed
     );
     assert_eq!(
-        store.confirm_claim("w", "evt_other", "a").await.unwrap(),
-        ClaimCheck::Ours
-    );
-    let again = Claim {
-        key: "evt_other".into(),
-        ..claim("w", "d", now + 30)
-    };
-    let holder = held_by(store.claim(&again, now + 30).await.unwrap());
-    assert!(!holder.pending);
-    assert_eq!(holder.answer_at(now + 30), Some(&accepted()));
-    assert_eq!(
-        store.confirm_claim("w", "evt_other", "a").await.unwrap(),
+        store
+            .confirm_claim("w", "evt_other", "a", None)
+            .await
+            .unwrap(),
         ClaimCheck::Ours
     );
     assert_eq!(
-        store.confirm_claim("w", "evt_none", "a").await.unwrap(),
+        store
+            .confirm_claim("w", "evt_other", "a", None)
+            .await
+            .unwrap(),
+        ClaimCheck::Ours
+    );
+    assert_eq!(
+        store
+            .confirm_claim("w", "evt_none", "a", None)
+            .await
+            .unwrap(),
         ClaimCheck::Gone
     );
 }
@@ -831,7 +885,10 @@ async fn a_keyed_accept_never_keeps_a_claim_without_its_run(b: Backend) {
     let body: RunMessage = serde_json::from_str(&delivered[0].body).unwrap();
     assert_eq!(body.execution_id, "a");
     assert_eq!(
-        store.confirm_claim("k", &first.key, "a").await.unwrap(),
+        store
+            .confirm_claim("k", &first.key, "a", body.copy_id.as_deref())
+            .await
+            .unwrap(),
         ClaimCheck::Ours
     );
     let holder = held_by(store.claim(&claim("k", "c", now), now).await.unwrap());

@@ -2,7 +2,9 @@
 //! are two calls (issue 23, item 5): the claim stands for nothing until the worker
 //! that takes the run confirms it, so a send that failed, or timed out and landed
 //! after all, never leaves a duplicate answered for a run that did not happen, nor
-//! lets the delivery run twice.
+//! lets the delivery run twice. A duplicate after the claim's lease queues the same
+//! run again (same execution id, same answer), and the worker runs one copy, so
+//! every answer for a key names the one execution that runs.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -49,12 +51,46 @@ impl Queue for LandsThenFails {
     }
 }
 
-fn orders() -> Value {
+/// Each run also sends its delivery's key to `ran`, so the runs that happened can
+/// be counted.
+fn orders(ran: &str) -> Value {
     json!({"key": "orders", "trigger": {"type": "webhook", "hookId": "orders-hook",
-            "request": {"headers": [{"key": "x-delivery"}]},
-            "idempotency": {"key": "{{$context.headers.x-delivery}}"},
-            "response": {"statusCode": 202, "body": {"executionId": "{{$system.executionId}}"}}},
-        "nodes": [{"key": "o", "type": "output", "config": {"value": "{{$context.body.n}}"}}]})
+        "request": {"headers": [{"key": "x-delivery"}]},
+        "idempotency": {"key": "{{$context.headers.x-delivery}}"},
+        "response": {"statusCode": 202, "body": {"executionId": "{{$system.executionId}}"}}},
+    "nodes": [
+        {"key": "ran", "type": "sqs", "config": {"queueUrl": ran,
+            "messageBody": "{{$context.headers.x-delivery}}"}},
+        {"key": "o", "type": "output", "config": {"value": "{{$context.body.n}}"}}
+    ]})
+}
+
+/// The keys of the runs that happened, sorted.
+async fn runs_of(sqs: &aws_sdk_sqs::Client, ran: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    loop {
+        let got = sqs
+            .receive_message()
+            .queue_url(ran)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let batch = got.messages.unwrap_or_default();
+        if batch.is_empty() {
+            keys.sort();
+            return keys;
+        }
+        for message in batch {
+            keys.push(message.body.unwrap_or_default());
+            sqs.delete_message()
+                .queue_url(ran)
+                .receipt_handle(message.receipt_handle.unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
 }
 
 struct Answer {
@@ -64,10 +100,14 @@ struct Answer {
 }
 
 async fn deliver(app: &App) -> Answer {
+    deliver_key(app, "evt-1").await
+}
+
+async fn deliver_key(app: &App, key: &str) -> Answer {
     let mut request = post("/api/webhook:trigger/orders-hook", r#"{"n": 7}"#);
     request
         .headers_mut()
-        .insert("x-delivery", "evt-1".parse().unwrap());
+        .insert("x-delivery", key.parse().unwrap());
     let response = app.webhook.handle(request).await;
     Answer {
         status: response.status().as_u16(),
@@ -76,7 +116,8 @@ async fn deliver(app: &App) -> Answer {
     }
 }
 
-/// Runs every queued message through the worker, as the worker Lambda would.
+/// Runs every queued message through the worker, a batch at a time and its
+/// messages at once, as concurrent worker Lambdas would.
 async fn drain(app: &App, queue: &LandsThenFails) -> usize {
     let mut processed = 0;
     loop {
@@ -84,10 +125,15 @@ async fn drain(app: &App, queue: &LandsThenFails) -> usize {
         if batch.is_empty() {
             return processed;
         }
-        for delivery in batch {
-            let done = app.worker.process(&delivery.body, delivery.attempt).await;
+        let done = futures_util::future::join_all(
+            batch
+                .iter()
+                .map(|delivery| app.worker.process(&delivery.body, delivery.attempt)),
+        )
+        .await;
+        for (delivery, done) in batch.iter().zip(done) {
             assert!(matches!(done, Processed::Done), "{done:?}");
-            queue.ack(&delivery).await.unwrap();
+            queue.ack(delivery).await.unwrap();
             processed += 1;
         }
     }
@@ -104,9 +150,10 @@ async fn a_send_that_landed_after_a_failure_runs_once_and_is_never_replayed_befo
     let url = aws::create_queue(&sqs, &unique_name("keyed"))
         .await
         .unwrap();
+    let ran = aws::create_queue(&sqs, &unique_name("ran")).await.unwrap();
     let store: Arc<dyn Store> = Arc::new(DynamoStore::new(dynamo, table, None));
     let queue = Arc::new(LandsThenFails {
-        inner: SqsQueue::new(sqs, url),
+        inner: SqsQueue::new(sqs.clone(), url),
         sent: Mutex::default(),
     });
     let app = App::new(
@@ -114,7 +161,8 @@ async fn a_send_that_landed_after_a_failure_runs_once_and_is_never_replayed_befo
         Arc::clone(&queue) as Arc<dyn Queue>,
         &Settings::default(),
     );
-    let definition = hookflow::validate::validate(&orders(), &hookflow::nodes::builtin()).unwrap();
+    let definition =
+        hookflow::validate::validate(&orders(&ran), &hookflow::nodes::builtin()).unwrap();
     hookflow::app::deploy::deploy(app.store.as_ref(), &app.node_types, definition)
         .await
         .unwrap();
@@ -132,29 +180,33 @@ async fn a_send_that_landed_after_a_failure_runs_once_and_is_never_replayed_befo
         during.body
     );
     tokio::time::sleep(Duration::from_millis(2_100)).await;
-    // The retry takes the key over and is accepted as the delivery.
+    // The retry queues the same run again and gives its answer.
     let retry = deliver(&app).await;
     assert_eq!(
         (retry.status, retry.replayed),
-        (202, false),
+        (202, true),
         "{}",
         retry.body
     );
     let accepted = retry.body["executionId"].as_str().unwrap().to_string();
     let sent = queue.sent.lock().unwrap().clone();
-    assert_eq!(sent.len(), 2);
-    assert_eq!(sent[1], accepted);
+    assert_eq!(sent, vec![accepted.clone(), accepted.clone()]);
     // Not confirmed yet: a duplicate is not answered for a run no worker took.
     let early = deliver(&app).await;
-    assert!(!early.replayed, "{}", early.body);
+    assert_eq!(
+        (early.status, early.replayed),
+        (409, false),
+        "{}",
+        early.body
+    );
 
-    // Both messages reach the worker: the superseded one is dropped, the
-    // accepted one runs.
+    // Both copies reach the worker: the first it takes runs, the other is
+    // dropped.
     assert_eq!(drain(&app, &queue).await, 2);
-    assert!(app.store.execution(&sent[0]).await.unwrap().is_none());
     let run = app.store.execution(&accepted).await.unwrap().unwrap();
     assert_eq!(run.status.as_str(), "resolved");
     assert_eq!(run.output, json!(7));
+    assert_eq!(runs_of(&sqs, &ran).await, ["evt-1"], "one copy ran");
 
     // From now on (past the accept window) duplicates get the accepted answer,
     // and run nothing.
@@ -168,4 +220,30 @@ async fn a_send_that_landed_after_a_failure_runs_once_and_is_never_replayed_befo
     );
     assert_eq!(again.body["executionId"], accepted.as_str());
     assert_eq!(queue.sent.lock().unwrap().len(), 2);
+
+    // A first request that was answered, whose run no worker has taken yet (a
+    // backlog) when a duplicate comes after the lease: both answers name the same
+    // execution, and it runs once.
+    let first = deliver_key(&app, "evt-2").await;
+    assert_eq!(
+        (first.status, first.replayed),
+        (202, false),
+        "{}",
+        first.body
+    );
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let late = deliver_key(&app, "evt-2").await;
+    assert_eq!((late.status, late.replayed), (202, true), "{}", late.body);
+    assert_eq!(late.body["executionId"], first.body["executionId"]);
+    assert_eq!(drain(&app, &queue).await, 2);
+    let id = first.body["executionId"].as_str().unwrap();
+    let run = app.store.execution(id).await.unwrap().unwrap();
+    assert_eq!(run.status.as_str(), "resolved");
+    assert_eq!(runs_of(&sqs, &ran).await, ["evt-2"], "one copy ran");
+    let runs = app
+        .store
+        .list_executions(Some("orders"), 100)
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 2, "one run per key");
 }

@@ -311,6 +311,7 @@ async fn a_run_returned_while_the_table_is_down_comes_back_within_seconds() {
         idempotency_key: None,
         replay_of: None,
         on_failure_of: None,
+        copy_id: None,
     };
     stack.queue.enqueue(&run).await.unwrap();
     let got = stack
@@ -525,6 +526,7 @@ async fn a_wake_up_that_comes_before_its_time_is_chained() {
         idempotency_key: None,
         replay_of: None,
         on_failure_of: None,
+        copy_id: None,
     };
     let batch = hookflow_worker::handle(
         &stack.app,
@@ -620,6 +622,7 @@ async fn an_async_child_that_waits_pauses_its_parent_on_dynamodb_and_sqs() {
         idempotency_key: None,
         replay_of: None,
         on_failure_of: None,
+        copy_id: None,
     };
     let mut bodies = vec![serde_json::to_string(&run).unwrap()];
     let started = std::time::Instant::now();

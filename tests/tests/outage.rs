@@ -148,15 +148,20 @@ impl Store for FlakyStore {
         self.check()?;
         self.inner.claim_run(claim, run, now).await
     }
+    async fn retake_claim(&self, claim: &Claim, lease_was: u64) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.retake_claim(claim, lease_was).await
+    }
     async fn confirm_claim(
         &self,
         workflow_key: &str,
         key: &str,
         execution_id: &str,
+        copy: Option<&str>,
     ) -> Result<ClaimCheck, StoreError> {
         self.check()?;
         self.inner
-            .confirm_claim(workflow_key, key, execution_id)
+            .confirm_claim(workflow_key, key, execution_id, copy)
             .await
     }
     async fn mark_replay(
@@ -295,6 +300,7 @@ fn run_message(id: &str) -> RunMessage {
         idempotency_key: None,
         replay_of: None,
         on_failure_of: None,
+        copy_id: None,
     }
 }
 

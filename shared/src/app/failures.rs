@@ -71,6 +71,7 @@ pub async fn after_final_save(
         idempotency_key: None,
         replay_of: None,
         on_failure_of: Some(execution.id.clone()),
+        copy_id: None,
     };
     queue.enqueue(&message).await?;
     Ok(())

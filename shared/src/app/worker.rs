@@ -251,10 +251,12 @@ impl Worker {
         self.record(&finished, None).await
     }
 
-    /// Whether a keyed run still holds its idempotency claim (confirming it; see
-    /// [`crate::model::Claim::pending`]). A run whose pending claim a duplicate
-    /// took over is dropped: the duplicate was accepted as that delivery and runs.
-    /// Once the claim's time is over, a later holder is another delivery's.
+    /// Whether a keyed run still holds its idempotency claim (confirming it for
+    /// this copy of the run; see [`crate::model::Claim::check_copy`]). A copy
+    /// another copy of the same run confirmed first is dropped: that one runs.
+    /// A claim another execution holds was taken within the key's time by a
+    /// delivery accepted before copies kept the execution id (that one runs
+    /// instead), or after the claim expired, by another delivery.
     async fn claim_stands(
         &self,
         message: &RunMessage,
@@ -263,10 +265,21 @@ impl Worker {
     ) -> Result<bool, AppError> {
         let check = self
             .store
-            .confirm_claim(&message.workflow_key, key, &message.execution_id)
+            .confirm_claim(
+                &message.workflow_key,
+                key,
+                &message.execution_id,
+                message.copy_id.as_deref(),
+            )
             .await?;
-        let ClaimCheck::HeldBy(holder) = check else {
-            return Ok(true);
+        let holder = match check {
+            ClaimCheck::Ours | ClaimCheck::Gone => return Ok(true),
+            ClaimCheck::OtherCopy => {
+                tracing::info!(execution_id = %message.execution_id,
+                    "another copy of this keyed run was taken first and runs: this copy is dropped");
+                return Ok(false);
+            }
+            ClaimCheck::HeldBy(holder) => holder,
         };
         let accepted = chrono::DateTime::parse_from_rfc3339(&message.accepted_at)
             .map(|t| t.timestamp().max(0) as u64);

@@ -24,13 +24,21 @@ pub struct Claim {
     pub answer: Option<StoredAnswer>,
     /// An async run's claim taken before its run was known to be queued (a store
     /// that cannot take the claim and the enqueue in one step: DynamoDB and SQS).
-    /// Its answer is never replayed: a duplicate gets 409 during the lease, and
-    /// takes the key over after it, until the worker that takes the run confirms
-    /// the claim ([`ClaimCheck`]). So a replayed "accepted" always stands for a run
-    /// that was queued, and a run whose claim was taken over is dropped by its
-    /// worker, as its duplicate runs instead.
+    /// Its answer is never replayed while it is pending: a duplicate gets 409
+    /// during the lease, and after it re-queues the same run, under the same
+    /// execution id, with a lease of its own ([`Claim::unconfirmed_at`]): the first
+    /// request may have died before its enqueue. The first copy of the run a
+    /// worker takes confirms the claim ([`Claim::check_copy`]) and runs; the
+    /// others are dropped. So every answer for the key names one execution, a
+    /// replayed "accepted" stands for a run that was queued, and the delivery
+    /// runs once.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pending: bool,
+    /// The copy of the run ([`crate::model::RunMessage::copy_id`]) whose worker
+    /// confirmed the claim: a redelivery of that copy runs on, another copy is
+    /// dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_by: Option<String>,
 }
 
 impl Claim {
@@ -42,7 +50,30 @@ impl Claim {
 
     /// Whether the claim still stops a duplicate at `now` (unix seconds).
     pub fn holds_at(&self, now: u64) -> bool {
-        now < self.expires_at && (now < self.lease_until || self.is_answered())
+        now < self.expires_at && (now < self.lease_until || self.answer.is_some())
+    }
+
+    /// Whether, at `now`, the claim is pending past its lease: the request that
+    /// took it has answered or is gone, and no worker has taken its run, which
+    /// may never have been queued. A duplicate then re-queues the run
+    /// (`Store::retake_claim`).
+    pub fn unconfirmed_at(&self, now: u64) -> bool {
+        self.pending && now >= self.lease_until && now < self.expires_at
+    }
+
+    /// What the worker holding `copy` of run `execution_id` finds of this claim:
+    /// the one rule every store applies (DynamoDB as a condition). A pending
+    /// claim of the run is confirmed by the first copy that comes; a confirmed one
+    /// stands for that copy only (a message with no copy id, queued before copies
+    /// existed, is the only copy).
+    pub fn check_copy(&self, execution_id: &str, copy: Option<&str>) -> ClaimCheck {
+        if self.execution_id != execution_id {
+            return ClaimCheck::HeldBy(self.execution_id.clone());
+        }
+        match (copy, &self.confirmed_by) {
+            (Some(copy), Some(by)) if !self.pending && copy != by => ClaimCheck::OtherCopy,
+            _ => ClaimCheck::Ours,
+        }
     }
 
     /// The answer a duplicate gets again at `now`: only once the first request
@@ -51,12 +82,6 @@ impl Claim {
         self.answer
             .as_ref()
             .filter(|_| now >= self.lease_until && !self.pending)
-    }
-
-    /// Whether the claim holds an answer that stands for a run that happened (or
-    /// is queued): kept past the lease, until the claim expires.
-    fn is_answered(&self) -> bool {
-        self.answer.is_some() && !self.pending
     }
 }
 
@@ -92,9 +117,11 @@ pub enum KeyedAccept {
 pub enum ClaimCheck {
     /// The claim is this run's (and now confirmed): it runs.
     Ours,
-    /// Another execution holds the key: a duplicate took it over while this run's
-    /// claim was pending, or after it expired.
+    /// Another execution holds the key: a delivery after this run's claim expired.
     HeldBy(String),
+    /// Another copy of this run (queued again by a duplicate while the claim was
+    /// pending) confirmed the claim first and runs: this copy is dropped.
+    OtherCopy,
     /// No claim is kept for the key (it expired and was swept).
     Gone,
 }
@@ -136,6 +163,7 @@ mod tests {
             lease_until: 50,
             answer,
             pending: false,
+            confirmed_by: None,
         }
     }
 
@@ -154,15 +182,17 @@ mod tests {
         // Kept but not given yet (an async run being enqueued): not replayed.
         assert!(answered.answer_at(49).is_none());
         assert!(answered.answer_at(50).is_some());
-        // Pending (its run not known to be queued): never replayed, and free to
-        // take over once its lease is over.
+        // Pending (its run not known to be queued): never replayed, held until
+        // it expires, and unconfirmed once its lease is over.
         let pending = Claim {
             pending: true,
             ..answered
         };
-        assert!(pending.holds_at(49));
-        assert!(!pending.holds_at(50));
+        assert!(pending.holds_at(49) && pending.holds_at(99));
+        assert!(!pending.holds_at(100));
         assert!(pending.answer_at(50).is_none());
+        assert!(!pending.unconfirmed_at(49));
+        assert!(pending.unconfirmed_at(50) && !pending.unconfirmed_at(100));
         // Written before this field existed: read as not pending.
         let old: Claim = serde_json::from_value(serde_json::json!({
             "workflowKey": "w", "key": "k", "executionId": "e", "expiresAt": 100,
@@ -170,6 +200,31 @@ mod tests {
         }))
         .unwrap();
         assert!(!old.pending && old.holds_at(99));
+    }
+
+    #[test]
+    fn the_first_copy_of_a_run_confirms_its_claim_and_the_others_are_dropped() {
+        let pending = Claim {
+            pending: true,
+            ..claim(None)
+        };
+        assert_eq!(pending.check_copy("e", Some("c1")), ClaimCheck::Ours);
+        assert_eq!(
+            pending.check_copy("f", Some("c1")),
+            ClaimCheck::HeldBy("e".into())
+        );
+        let confirmed = Claim {
+            pending: false,
+            confirmed_by: Some("c1".into()),
+            ..pending
+        };
+        // A redelivery of the copy that confirmed runs on; another copy does not.
+        assert_eq!(confirmed.check_copy("e", Some("c1")), ClaimCheck::Ours);
+        assert_eq!(confirmed.check_copy("e", Some("c2")), ClaimCheck::OtherCopy);
+        // A message queued before copies had ids is the only one.
+        assert_eq!(confirmed.check_copy("e", None), ClaimCheck::Ours);
+        // A claim taken with its run in one step (never pending) is its run's.
+        assert_eq!(claim(None).check_copy("e", Some("c2")), ClaimCheck::Ours);
     }
 
     #[test]

@@ -199,6 +199,12 @@ pub struct RunMessage {
     /// The failed execution this failure workflow run reports, for its record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_failure_of: Option<String>,
+    /// Which copy of a keyed run this is, where the claim and the enqueue are two
+    /// steps: a duplicate re-queues a run whose claim no worker confirmed, under
+    /// the same execution id, and only the copy that confirms it runs
+    /// ([`crate::model::Claim::check_copy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_id: Option<String>,
 }
 
 impl RunMessage {
@@ -217,6 +223,7 @@ impl RunMessage {
             idempotency_key: None,
             replay_of: None,
             on_failure_of: None,
+            copy_id: None,
         }
     }
 

@@ -183,14 +183,23 @@ pub trait Store: Send + Sync {
         })
     }
 
-    /// What the worker taking a keyed run finds of its claim: [`ClaimCheck::Ours`]
-    /// confirms it (a pending claim is pending no more, and duplicates get its
-    /// answer from now on).
+    /// Renews the lease of a pending claim no worker confirmed
+    /// ([`Claim::unconfirmed_at`]), for a duplicate that re-queues its run:
+    /// `claim` as it will stand, if the claim is still pending, still
+    /// `claim.execution_id`'s and its lease still `lease_was`. `false` when
+    /// another request re-queued it first or a worker confirmed it meanwhile.
+    async fn retake_claim(&self, claim: &Claim, lease_was: u64) -> Result<bool, StoreError>;
+
+    /// What the worker holding `copy` of the keyed run `execution_id` finds of its
+    /// claim ([`Claim::check_copy`]): [`ClaimCheck::Ours`] confirms it for that
+    /// copy (a pending claim is pending no more, and duplicates get its answer
+    /// from now on).
     async fn confirm_claim(
         &self,
         workflow_key: &str,
         key: &str,
         execution_id: &str,
+        copy: Option<&str>,
     ) -> Result<ClaimCheck, StoreError>;
 
     // Replay marks: which executions a replay was queued for, written before the

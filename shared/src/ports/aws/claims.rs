@@ -14,11 +14,9 @@ use crate::model::{Claim, ClaimCheck, ClaimOutcome, key_hash};
 use crate::ports::StoreError;
 
 /// A claim the table no longer holds (expired, or its lease ran out with no
-/// answer that stands: none, or a pending one) may be taken: [`Claim::holds_at`]
-/// as a condition.
+/// answer) may be taken: [`Claim::holds_at`] as a condition.
 const FREE: &str = "attribute_not_exists(pk) OR expiresAt <= :now \
-                    OR ((attribute_not_exists(answered) OR attribute_exists(pending)) \
-                        AND leaseUntil <= :now)";
+                    OR (attribute_not_exists(answered) AND leaseUntil <= :now)";
 
 fn claim_key(claim: &Claim) -> Item {
     key_of(&claim.workflow_key, &claim.key_hash())
@@ -55,6 +53,11 @@ fn read_claim(found: &Item) -> Result<Claim, StoreError> {
     let mut claim: Claim = serde_json::from_str(text)
         .map_err(|e| StoreError::Backend(format!("unreadable claim: {e}")))?;
     claim.pending = found.contains_key("pending");
+    claim.confirmed_by = get_s(found, "confirmedBy").map(str::to_string);
+    // Renewed by a retake, which leaves the record as it was written.
+    if let Some(lease) = found.get("leaseUntil").and_then(|v| v.as_n().ok()) {
+        claim.lease_until = lease.parse().unwrap_or(claim.lease_until);
+    }
     Ok(claim)
 }
 
@@ -133,48 +136,91 @@ pub async fn release(client: &Client, table: &str, claim: &Claim) -> Result<(), 
     }
 }
 
-/// Confirms the claim on `key` for `execution_id`: one conditional `UpdateItem`
-/// that removes `pending` while the claim is still its own, and otherwise returns
-/// the holder in the same call.
+/// Renews a pending claim's lease for a duplicate that re-queues its run
+/// ([`crate::ports::Store::retake_claim`]): one conditional `UpdateItem`.
+pub async fn retake(
+    client: &Client,
+    table: &str,
+    claim: &Claim,
+    lease_was: u64,
+) -> Result<bool, StoreError> {
+    let result = client
+        .update_item()
+        .table_name(table)
+        .set_key(Some(claim_key(claim)))
+        .update_expression("SET leaseUntil = :lease")
+        .condition_expression(
+            "executionId = :id AND attribute_exists(pending) AND leaseUntil = :was",
+        )
+        .expression_attribute_values(":id", s(&claim.execution_id))
+        .expression_attribute_values(":lease", n(claim.lease_until))
+        .expression_attribute_values(":was", n(lease_was))
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+            Ok(false)
+        }
+        Err(e) => Err(backend(e)),
+    }
+}
+
+/// Confirms the claim on `key` for `copy` of run `execution_id`
+/// ([`Claim::check_copy`] as a condition): one conditional `UpdateItem` that
+/// removes `pending` and names the copy, and otherwise returns the claim in the
+/// same call.
 pub async fn confirm(
     client: &Client,
     table: &str,
     workflow_key: &str,
     key: &str,
     execution_id: &str,
+    copy: Option<&str>,
 ) -> Result<ClaimCheck, StoreError> {
-    let result = client
+    let update = client
         .update_item()
         .table_name(table)
         .set_key(Some(key_of(workflow_key, &key_hash(key))))
-        .update_expression("REMOVE pending")
-        .condition_expression("executionId = :id")
         .expression_attribute_values(":id", s(execution_id))
-        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-        .send()
-        .await;
-    match result {
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+    let update = match copy {
+        Some(copy) => update
+            .update_expression("REMOVE pending SET confirmedBy = if_not_exists(confirmedBy, :copy)")
+            .condition_expression(
+                "executionId = :id AND (attribute_exists(pending) \
+                 OR attribute_not_exists(confirmedBy) OR confirmedBy = :copy)",
+            )
+            .expression_attribute_values(":copy", s(copy)),
+        // Queued before copies had ids: the only copy.
+        None => update
+            .update_expression("REMOVE pending")
+            .condition_expression("executionId = :id"),
+    };
+    match update.send().await {
         Ok(_) => Ok(ClaimCheck::Ours),
         Err(SdkError::ServiceError(e)) => match e.into_err() {
-            UpdateItemError::ConditionalCheckFailedException(held) => match held.item {
-                Some(found) => Ok(ClaimCheck::HeldBy(read_claim(&found)?.execution_id)),
-                // No claim, or an endpoint that does not return the item: read it.
-                None => {
-                    let found = client
-                        .get_item()
-                        .table_name(table)
-                        .set_key(Some(key_of(workflow_key, &key_hash(key))))
-                        .consistent_read(true)
-                        .send()
-                        .await
-                        .map_err(backend)?
-                        .item;
-                    Ok(match found {
-                        Some(found) => ClaimCheck::HeldBy(read_claim(&found)?.execution_id),
-                        None => ClaimCheck::Gone,
-                    })
-                }
-            },
+            UpdateItemError::ConditionalCheckFailedException(held) => {
+                let found = match held.item {
+                    Some(found) => Some(found),
+                    // No claim, or an endpoint that does not return the item: read it.
+                    None => {
+                        client
+                            .get_item()
+                            .table_name(table)
+                            .set_key(Some(key_of(workflow_key, &key_hash(key))))
+                            .consistent_read(true)
+                            .send()
+                            .await
+                            .map_err(backend)?
+                            .item
+                    }
+                };
+                Ok(match found {
+                    Some(found) => read_claim(&found)?.check_copy(execution_id, copy),
+                    None => ClaimCheck::Gone,
+                })
+            }
             other => Err(backend(other)),
         },
         Err(e) => Err(backend(e)),

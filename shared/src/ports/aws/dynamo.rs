@@ -546,13 +546,26 @@ impl Store for DynamoStore {
         super::claims::release(&self.client, &self.table, claim).await
     }
 
+    async fn retake_claim(&self, claim: &Claim, lease_was: u64) -> Result<bool, StoreError> {
+        super::claims::retake(&self.client, &self.table, claim, lease_was).await
+    }
+
     async fn confirm_claim(
         &self,
         workflow_key: &str,
         key: &str,
         execution_id: &str,
+        copy: Option<&str>,
     ) -> Result<ClaimCheck, StoreError> {
-        super::claims::confirm(&self.client, &self.table, workflow_key, key, execution_id).await
+        super::claims::confirm(
+            &self.client,
+            &self.table,
+            workflow_key,
+            key,
+            execution_id,
+            copy,
+        )
+        .await
     }
 
     async fn mark_replay(

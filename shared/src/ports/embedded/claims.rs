@@ -50,14 +50,7 @@ fn take(
     record: &str,
     now: u64,
 ) -> rusqlite::Result<Option<Claim>> {
-    let existing = conn
-        .prepare_cached("SELECT record FROM claims WHERE workflow_key = ?1 AND key_hash = ?2")?
-        .query_row(params![claim.workflow_key, claim.key_hash()], |r| {
-            r.get::<_, String>(0)
-        })
-        .optional()?
-        .map(decode)
-        .transpose()?;
+    let existing = kept(conn, &claim.workflow_key, &claim.key_hash())?;
     if let Some(held) = existing.filter(|c| c.holds_at(now)) {
         return Ok(Some(held));
     }
@@ -129,6 +122,7 @@ pub async fn claim_run(
     // Its run is queued once this commits: its answer stands at once.
     let claim = Claim {
         pending: false,
+        confirmed_by: None,
         lease_until: 0,
         ..claim.clone()
     };
@@ -147,70 +141,87 @@ pub async fn claim_run(
     }
 }
 
-/// The claim kept on `key`, if any.
-async fn kept(
-    db: &Arc<Database>,
-    workflow_key: &str,
-    key: &str,
-) -> Result<Option<Claim>, StoreError> {
-    let (workflow, hash) = (workflow_key.to_string(), key_hash(key));
-    db.read(move |conn| {
-        conn.prepare_cached("SELECT record FROM claims WHERE workflow_key = ?1 AND key_hash = ?2")?
-            .query_row(params![workflow, hash], |r| r.get::<_, String>(0))
-            .optional()?
-            .map(decode)
-            .transpose()
-    })
-    .await
-    .map_err(backend)
+/// The claim kept on `key`, read inside a write.
+fn kept(conn: &Connection, workflow_key: &str, key_hash: &str) -> rusqlite::Result<Option<Claim>> {
+    conn.prepare_cached("SELECT record FROM claims WHERE workflow_key = ?1 AND key_hash = ?2")?
+        .query_row(params![workflow_key, key_hash], |r| r.get::<_, String>(0))
+        .optional()?
+        .map(decode)
+        .transpose()
 }
 
-/// Confirms that the claim on `key` is `execution_id`'s (see [`ClaimCheck`]): a
-/// read, and a write only for a claim still pending (never one [`claim_run`] took).
+/// Runs `decide` on the claim kept on `key` inside one write; the claim it
+/// returns is written back.
+async fn update<T: Send + 'static>(
+    db: &Database,
+    workflow_key: &str,
+    key: &str,
+    decide: impl FnOnce(Option<Claim>) -> (T, Option<Claim>) + Send + 'static,
+) -> Result<T, StoreError> {
+    let (workflow, hash) = (workflow_key.to_string(), key_hash(key));
+    let outcome: Arc<Mutex<Option<T>>> = Arc::default();
+    let found = Arc::clone(&outcome);
+    db.write(Box::new(move |conn| {
+        let (result, changed) = decide(kept(conn, &workflow, &hash)?);
+        if let Some(changed) = changed {
+            let record = encode(&changed)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            write_claim(conn, &changed, &record)?;
+        }
+        *found.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+        Ok(true)
+    }))
+    .await
+    .map_err(backend)?;
+    let result = outcome
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    result.ok_or_else(|| StoreError::Backend("a claim update returned nothing".into()))
+}
+
+/// Confirms the claim on `key` for `copy` of run `execution_id` (see
+/// [`Claim::check_copy`]), in one write.
 pub async fn confirm(
-    db: &Arc<Database>,
+    db: &Database,
     workflow_key: &str,
     key: &str,
     execution_id: &str,
+    copy: Option<&str>,
 ) -> Result<ClaimCheck, StoreError> {
-    let held = match kept(db, workflow_key, key).await? {
-        None => return Ok(ClaimCheck::Gone),
-        Some(held) if held.execution_id != execution_id => {
-            return Ok(ClaimCheck::HeldBy(held.execution_id));
-        }
-        Some(held) if !held.pending => return Ok(ClaimCheck::Ours),
-        Some(held) => held,
-    };
-    let confirmed = Claim {
-        pending: false,
-        ..held
-    };
-    let record = encode(&confirmed)?;
-    let applied = db
-        .write(Box::new(move |conn| {
-            let n = conn
-                .prepare_cached(
-                    "UPDATE claims SET record = ?4
-                     WHERE workflow_key = ?1 AND key_hash = ?2 AND execution_id = ?3",
-                )?
-                .execute(params![
-                    confirmed.workflow_key,
-                    confirmed.key_hash(),
-                    confirmed.execution_id,
-                    record
-                ])?;
-            Ok(n == 1)
-        }))
-        .await
-        .map_err(backend)?;
-    if applied {
-        return Ok(ClaimCheck::Ours);
-    }
-    // Taken over (or swept) between the read and the write.
-    Ok(match kept(db, workflow_key, key).await? {
-        Some(held) => ClaimCheck::HeldBy(held.execution_id),
-        None => ClaimCheck::Gone,
+    let (execution_id, copy) = (execution_id.to_string(), copy.map(str::to_string));
+    update(db, workflow_key, key, move |held| {
+        let Some(held) = held else {
+            return (ClaimCheck::Gone, None);
+        };
+        let check = held.check_copy(&execution_id, copy.as_deref());
+        let confirms = check == ClaimCheck::Ours && held.pending;
+        let confirmed = confirms.then(|| Claim {
+            pending: false,
+            confirmed_by: held.confirmed_by.clone().or(copy),
+            ..held
+        });
+        (check, confirmed)
     })
+    .await
+}
+
+/// Renews a pending claim's lease for a duplicate that re-queues its run.
+pub async fn retake(db: &Database, claim: &Claim, lease_was: u64) -> Result<bool, StoreError> {
+    let renewed = claim.clone();
+    update(db, &claim.workflow_key, &claim.key, move |held| {
+        let takes = held.is_some_and(|held| {
+            held.execution_id == renewed.execution_id
+                && held.pending
+                && held.lease_until == lease_was
+        });
+        let renewed = Claim {
+            pending: true,
+            ..renewed
+        };
+        (takes, takes.then_some(renewed))
+    })
+    .await
 }
 
 pub async fn settle(db: &Database, claim: &Claim) -> Result<(), StoreError> {

@@ -491,6 +491,7 @@ mod tests {
             idempotency_key: None,
             replay_of: None,
             on_failure_of: None,
+            copy_id: None,
         }
     }
 

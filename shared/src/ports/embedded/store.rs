@@ -355,13 +355,18 @@ impl Store for EmbeddedStore {
         super::claims::claim_run(&self.db, claim, run, now).await
     }
 
+    async fn retake_claim(&self, claim: &Claim, lease_was: u64) -> Result<bool, StoreError> {
+        super::claims::retake(&self.db, claim, lease_was).await
+    }
+
     async fn confirm_claim(
         &self,
         workflow_key: &str,
         key: &str,
         execution_id: &str,
+        copy: Option<&str>,
     ) -> Result<ClaimCheck, StoreError> {
-        super::claims::confirm(&self.db, workflow_key, key, execution_id).await
+        super::claims::confirm(&self.db, workflow_key, key, execution_id, copy).await
     }
 
     async fn mark_replay(

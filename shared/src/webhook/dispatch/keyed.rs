@@ -10,7 +10,7 @@ use super::super::deadline::{Deadline, sync_time_limit};
 use super::super::idempotency::{self, ACCEPT_WINDOW_SECONDS, ClaimState, Claimed, KeyClaim};
 use super::super::refusal::Refusal;
 use super::{Dispatch, async_answer};
-use crate::app::ids::new_execution_id;
+use crate::app::ids::{new_copy_id, new_execution_id};
 use crate::model::{DeployedWorkflow, RunMessage};
 use crate::ports::StoreError;
 use bytes::Bytes;
@@ -68,27 +68,38 @@ impl Dispatch {
     /// the claim is pending until the worker that takes the run confirms it, and
     /// stands for nothing meanwhile: when the enqueue fails (or times out and may
     /// yet land), the claim is left to end with its lease, after which a retry
-    /// takes the key over and runs, and this run, if it was queued after all, is
-    /// dropped by its worker. No duplicate is ever answered for a run that was
-    /// not queued, and no delivery runs twice.
+    /// queues the same run again, under the same execution id, and gives the same
+    /// answer; the worker that takes a copy first runs it, and drops the others.
+    /// No duplicate is ever answered for a run that was not queued, every answer
+    /// names the one execution, and no delivery runs twice.
     pub(super) async fn accept_once(
         &self,
         workflow: &DeployedWorkflow,
-        message: RunMessage,
+        mut message: RunMessage,
         key: String,
         deadline: Option<Deadline>,
     ) -> Result<Response<Bytes>, Refusal> {
         let now = unix_now();
+        message.copy_id = Some(new_copy_id());
         let answer = async_answer(workflow, &message);
         let id = message.execution_id.clone();
         let kept = idempotency::keep(&answer, &id);
         let claim = KeyClaim::async_run(workflow, key, id, now, kept);
-        match self.claims.accept(&claim, &message, now).await {
+        let answer = match self.claims.accept(&claim, &message, now).await {
             Ok(Claimed::Queued) => return Ok(answer),
             Ok(Claimed::Held(held)) => return duplicate(workflow, held),
-            Ok(Claimed::Ours) => {}
+            Ok(Claimed::Ours) => answer,
+            Ok(Claimed::Requeue {
+                execution_id,
+                answer,
+            }) => {
+                tracing::info!(workflow = %workflow.key, execution_id = %execution_id,
+                    "a duplicate queues again a keyed run no worker has taken");
+                message.execution_id = execution_id;
+                idempotency::replay(&answer)
+            }
             Err(e) => return Err(claims_unavailable(workflow, e)),
-        }
+        };
         // Bounded, so the answer comes within the claim's lease (and before a
         // Lambda deadline). A retry waits for the claim's lease to end.
         let limit = sync_time_limit(ACCEPT_ENQUEUE_LIMIT.as_millis() as u64, deadline);
@@ -112,9 +123,12 @@ fn duplicate(workflow: &DeployedWorkflow, held: KeyClaim) -> Result<Response<Byt
     tracing::info!(workflow = %workflow.key, execution_id = %held.execution_id, "a duplicate delivery was answered from its first");
     match held.state {
         ClaimState::Completed { answer } => Ok(idempotency::replay(&answer)),
-        ClaimState::InProgress { .. } => Err(Refusal::InProgress {
-            execution_id: held.execution_id,
-        }),
+        // An unconfirmed claim is re-queued by an async delivery only.
+        ClaimState::InProgress { .. } | ClaimState::Unconfirmed { .. } => {
+            Err(Refusal::InProgress {
+                execution_id: held.execution_id,
+            })
+        }
     }
 }
 

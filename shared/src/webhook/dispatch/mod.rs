@@ -96,6 +96,7 @@ fn async_message(
         idempotency_key,
         replay_of: None,
         on_failure_of: None,
+        copy_id: None,
     }
 }
 

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::state::{ClaimState, KeyClaim};
+use super::state::{ACCEPT_WINDOW_SECONDS, ClaimState, KeyClaim};
 use crate::model::{ClaimOutcome, KeyedAccept, RunMessage, StoredAnswer};
 use crate::ports::{Store, StoreError};
 
@@ -25,6 +25,14 @@ pub enum Claimed {
     Queued,
     /// Another request holds the key, as it stands now.
     Held(KeyClaim),
+    /// The key's run was claimed by an earlier request, and no worker took it
+    /// (it may never have been queued): this request now holds the claim, under
+    /// the same execution id, and queues the run again (a worker runs one copy),
+    /// then gives the first request's `answer`.
+    Requeue {
+        execution_id: String,
+        answer: StoredAnswer,
+    },
 }
 
 pub struct IdempotencyService {
@@ -61,9 +69,47 @@ impl IdempotencyService {
             match self.store.claim_run(&claim.record(), run, now).await? {
                 KeyedAccept::Queued => Claimed::Queued,
                 KeyedAccept::Claimed => Claimed::Ours,
-                KeyedAccept::Held(held) => Claimed::Held(KeyClaim::held(held, now)),
+                KeyedAccept::Held(held) => self.retake(KeyClaim::held(held, now), now).await?,
             },
         )
+    }
+
+    /// Takes over an [`ClaimState::Unconfirmed`] claim for a request that queues
+    /// its run again, with a lease of its own; any other claim holds.
+    async fn retake(&self, held: KeyClaim, now: u64) -> Result<Claimed, StoreError> {
+        let ClaimState::Unconfirmed {
+            lease_until,
+            answer,
+        } = held.state
+        else {
+            return Ok(Claimed::Held(held));
+        };
+        let renewed = KeyClaim {
+            state: ClaimState::Unconfirmed {
+                lease_until: now.saturating_add(ACCEPT_WINDOW_SECONDS),
+                answer: answer.clone(),
+            },
+            ..held
+        };
+        if self
+            .store
+            .retake_claim(&renewed.record(), lease_until)
+            .await?
+        {
+            return Ok(Claimed::Requeue {
+                execution_id: renewed.execution_id,
+                answer,
+            });
+        }
+        // Another duplicate queued it again first, or a worker confirmed it: a
+        // retry finds which.
+        Ok(Claimed::Held(KeyClaim {
+            state: ClaimState::InProgress {
+                lease_until: now.saturating_add(ACCEPT_WINDOW_SECONDS),
+                kept: None,
+            },
+            ..renewed
+        }))
     }
 
     /// Keeps the answer of a claim this execution still holds: duplicates get

@@ -27,6 +27,14 @@ pub enum ClaimState {
         lease_until: u64,
         kept: Option<StoredAnswer>,
     },
+    /// An async run's claim past its lease that no worker has confirmed: the
+    /// first request answered (or died) and its run may never have been queued.
+    /// A duplicate queues the run again, under the same execution id, and gives
+    /// `answer`, the first request's; a worker runs one copy.
+    Unconfirmed {
+        lease_until: u64,
+        answer: StoredAnswer,
+    },
     /// Answered: duplicates get `answer` again until the claim expires.
     Completed { answer: StoredAnswer },
 }
@@ -91,11 +99,15 @@ impl KeyClaim {
 
     /// The claim as the stores keep it.
     pub fn record(&self) -> Claim {
-        let (lease_until, answer) = match &self.state {
-            ClaimState::InProgress { lease_until, kept } => (*lease_until, kept.clone()),
+        let (lease_until, answer, pending) = match &self.state {
+            ClaimState::InProgress { lease_until, kept } => (*lease_until, kept.clone(), false),
+            ClaimState::Unconfirmed {
+                lease_until,
+                answer,
+            } => (*lease_until, Some(answer.clone()), true),
             // A lease over since 1970: the stores read it as answered, and
             // replay the answer to duplicates from now on.
-            ClaimState::Completed { answer } => (0, Some(answer.clone())),
+            ClaimState::Completed { answer } => (0, Some(answer.clone()), false),
         };
         Claim {
             workflow_key: self.workflow_key.clone(),
@@ -106,20 +118,24 @@ impl KeyClaim {
             answer,
             // A store that cannot queue a run with its claim marks it pending
             // itself (`Store::claim_run`).
-            pending: false,
+            pending,
+            confirmed_by: None,
         }
     }
 
     /// A claim a store holds, as it stands at `now`: completed once its answer
     /// may be given (see [`Claim::answer_at`]), else in progress.
     pub fn held(claim: Claim, now: u64) -> Self {
-        let state = match claim.answer_at(now) {
-            Some(answer) => ClaimState::Completed {
-                answer: answer.clone(),
-            },
-            None => ClaimState::InProgress {
+        let (given, unconfirmed) = (claim.answer_at(now).is_some(), claim.unconfirmed_at(now));
+        let state = match claim.answer {
+            Some(answer) if given => ClaimState::Completed { answer },
+            Some(answer) if unconfirmed => ClaimState::Unconfirmed {
                 lease_until: claim.lease_until,
-                kept: claim.answer,
+                answer,
+            },
+            kept => ClaimState::InProgress {
+                lease_until: claim.lease_until,
+                kept,
             },
         };
         Self {
@@ -175,17 +191,27 @@ mod tests {
             KeyClaim::held(record.clone(), 50).state,
             ClaimState::Completed { answer: answer() }
         );
-        // Pending (its run not known to be queued): in progress, never answered.
+        // Pending (its run not known to be queued): in progress during its
+        // lease, unconfirmed after it, never answered.
         let pending = Claim {
             pending: true,
             ..record
         };
         assert!(matches!(
-            KeyClaim::held(pending, 60).state,
+            KeyClaim::held(pending.clone(), 49).state,
             ClaimState::InProgress {
                 lease_until: 50,
                 ..
             }
         ));
+        let unconfirmed = KeyClaim::held(pending.clone(), 60);
+        assert_eq!(
+            unconfirmed.state,
+            ClaimState::Unconfirmed {
+                lease_until: 50,
+                answer: answer()
+            }
+        );
+        assert_eq!(unconfirmed.record(), pending);
     }
 }
