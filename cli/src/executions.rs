@@ -7,8 +7,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use hookflow::app::replay::{self, ReplayError};
 use hookflow::app::retention;
 use hookflow::model::{Execution, ExecutionStatus, RunMessage, Wait};
-use hookflow::ports::ExecutionFilter;
-use hookflow::ports::embedded::{queued_run, queued_runs};
+use hookflow::ports::embedded::EmbeddedQueue;
+use hookflow::ports::{ExecutionFilter, Queue};
 use serde_json::Value;
 
 use crate::source::{Source, open, open_queue};
@@ -135,10 +135,10 @@ pub fn run(command: ExecutionsCommand) -> anyhow::Result<ExitCode> {
                     println!("{}", serde_json::to_string_pretty(&executions)?);
                 } else {
                     print_list(&executions);
-                    if let Some(db) = &db
+                    if let Some(db) = db
                         && filter == ExecutionFilter::default()
                     {
-                        let waiting = queued_runs(db).await?;
+                        let waiting = EmbeddedQueue::open(db).await?.waiting_runs().await?;
                         if waiting > 0 {
                             println!("{waiting} accepted run(s) queued, not started yet (`executions show ID` tells of one)");
                         }
@@ -249,8 +249,8 @@ pub fn run(command: ExecutionsCommand) -> anyhow::Result<ExitCode> {
                 let (store, db) = open(&source).await?;
                 let Some(execution) = store.execution(&id).await? else {
                     // Accepted and waiting for a worker: no record yet, but not unknown.
-                    if let Some(db) = &db
-                        && let Some(run) = queued_run(db, &id).await?
+                    if let Some(db) = db
+                        && let Some(run) = EmbeddedQueue::open(db).await?.peek(&id).await?
                     {
                         print_queued(&run, json)?;
                         return Ok(ExitCode::SUCCESS);

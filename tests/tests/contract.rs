@@ -11,22 +11,35 @@ use hookflow::model::{
 };
 use hookflow::ports::aws::{self, DynamoStore, SqsQueue};
 use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
-use hookflow::ports::{ExecutionFilter, Queue, Store, StoreError};
+use hookflow::ports::{ExecutionFilter, Queue, QueueError, Store, StoreError};
 use hookflow_tests::{moto_endpoint, unique_name};
 use serde_json::{Value, json};
 
 struct Backend {
     store: Arc<dyn Store>,
     queue: Arc<dyn Queue>,
+    /// Another worker on the same queue (another process).
+    other: Arc<dyn Queue>,
+    /// How long a received run stays with a worker that went silent: the embedded
+    /// queue's lease, SQS's visibility timeout.
+    lease: Duration,
+    /// Whether the queue finds a run by its execution id (SQS cannot).
+    peeks: bool,
     _dir: Option<tempfile::TempDir>,
 }
+
+const LEASE: Duration = Duration::from_secs(2);
 
 async fn embedded() -> Backend {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path()).unwrap();
+    let queue = |db| async { Arc::new(EmbeddedQueue::with_lease(db, LEASE).await.unwrap()) };
     Backend {
         store: Arc::new(EmbeddedStore::new(Arc::clone(&db))),
-        queue: Arc::new(EmbeddedQueue::open(db).await.unwrap()),
+        queue: queue(Arc::clone(&db)).await,
+        other: queue(db).await,
+        lease: LEASE,
+        peeks: true,
         _dir: Some(dir),
     }
 }
@@ -41,6 +54,16 @@ async fn moto() -> Backend {
     let url = aws::create_queue(&sqs, &unique_name("contract"))
         .await
         .unwrap();
+    sqs.set_queue_attributes()
+        .queue_url(&url)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            LEASE.as_secs().to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let other = SqsQueue::new(aws_sdk_sqs::Client::new(&config), &url);
     Backend {
         store: Arc::new(DynamoStore::new(
             dynamo,
@@ -48,6 +71,9 @@ async fn moto() -> Backend {
             Some(Duration::from_secs(86_400)),
         )),
         queue: Arc::new(SqsQueue::new(sqs, url)),
+        other: Arc::new(other),
+        lease: LEASE,
+        peeks: false,
         _dir: None,
     }
 }
@@ -619,6 +645,62 @@ async fn delivers_acks_and_retries(b: Backend) {
     );
 }
 
+/// A run received by a worker that then died (its process, where an embedded
+/// queue renews its leases, ended) goes to another worker once its lease runs
+/// out, and not before.
+async fn a_run_whose_worker_died_comes_back_when_its_lease_runs_out(b: Backend) {
+    b.queue.enqueue(&run("orphan")).await.unwrap();
+    let dying = Arc::clone(&b.queue);
+    let received = std::time::Instant::now();
+    // The worker's own runtime: ending it stops everything the worker did.
+    let taken = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(dying.receive(10, Duration::from_secs(3)))
+    })
+    .join()
+    .unwrap()
+    .unwrap();
+    assert_eq!(taken.len(), 1);
+    let early = b.other.receive(10, b.lease / 2).await.unwrap();
+    assert!(
+        early.is_empty(),
+        "taken before its lease ran out: {early:?}"
+    );
+    let mut back = Vec::new();
+    while back.is_empty() && received.elapsed() < b.lease + Duration::from_secs(10) {
+        back = b.other.receive(10, Duration::from_secs(1)).await.unwrap();
+    }
+    assert_eq!(back.len(), 1, "never came back");
+    assert!(received.elapsed() >= b.lease, "{:?}", received.elapsed());
+    assert_eq!(back[0].body, taken[0].body);
+    b.other.ack(&back[0]).await.unwrap();
+}
+
+/// What `executions show` tells of an accepted run that has no record yet: the
+/// queue finds it by its execution id while it waits or runs, until it is settled;
+/// a queue that cannot search says so rather than finding nothing.
+async fn finds_a_queued_run_by_its_id_until_it_is_settled(b: Backend) {
+    let queue = b.queue.as_ref();
+    queue.enqueue(&run("waiting")).await.unwrap();
+    if !b.peeks {
+        let refused = queue.peek("waiting").await;
+        assert!(
+            matches!(refused, Err(QueueError::Unsupported(_))),
+            "{refused:?}"
+        );
+        return;
+    }
+    assert_eq!(queue.peek("waiting").await.unwrap(), Some(run("waiting")));
+    assert_eq!(queue.peek("unknown").await.unwrap(), None);
+    let taken = queue.receive(10, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(queue.peek("waiting").await.unwrap(), Some(run("waiting")));
+    queue.ack(&taken[0]).await.unwrap();
+    assert_eq!(queue.peek("waiting").await.unwrap(), None);
+}
+
 fn claim(workflow: &str, id: &str, now: u64) -> Claim {
     Claim {
         workflow_key: workflow.into(),
@@ -1011,6 +1093,8 @@ contract!(
     finds_executions_by_workflow_status_and_time,
     prunes_finished_executions_and_never_a_live_one,
     delivers_acks_and_retries,
+    a_run_whose_worker_died_comes_back_when_its_lease_runs_out,
+    finds_a_queued_run_by_its_id_until_it_is_settled,
     a_pause_is_resumed_by_one_wake_up_only,
     counts_a_workflows_paused_runs_up_to_a_bound,
     delays_a_run_until_its_time,

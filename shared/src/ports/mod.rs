@@ -58,6 +58,9 @@ impl StoreError {
 pub enum QueueError {
     #[error("queue unavailable: {0}")]
     Backend(String),
+    /// What this queue cannot do (SQS cannot find a message by its run).
+    #[error("this queue cannot {0}")]
+    Unsupported(&'static str),
 }
 
 /// Workflows with their versions, and execution records.
@@ -270,5 +273,14 @@ pub trait Queue: Send + Sync {
     /// every receive; its retry changes the message's visibility and nothing else).
     async fn back_off(&self, delivery: &Delivery, delay: Duration) -> Result<(), QueueError> {
         self.retry(delivery, delay).await
+    }
+
+    /// The run of `execution_id` while it waits in the queue or runs, not yet
+    /// settled, without taking it: what `executions show` tells of an accepted run
+    /// with no record yet. Wake-ups of paused executions are not runs of their own.
+    async fn peek(&self, _execution_id: &str) -> Result<Option<RunMessage>, QueueError> {
+        Err(QueueError::Unsupported(
+            "find a queued run by its execution id",
+        ))
     }
 }

@@ -35,20 +35,15 @@ CREATE INDEX IF NOT EXISTS executions_by_workflow ON executions (workflow_key, i
 -- The paused executions of a workflow, counted from this index alone (maxPausedRuns).
 CREATE INDEX IF NOT EXISTS executions_paused ON executions (workflow_key)
     WHERE json_extract(record, '$.paused') IS NOT NULL;
+-- The run queue (queue.rs): a row per run from enqueue until ack, taken when its
+-- visible_at (milliseconds since the epoch) has passed and then leased by moving it
+-- ahead. visible_at comes before the body: a lease rewrites the row's first page only.
 CREATE TABLE IF NOT EXISTS queue (
     id TEXT PRIMARY KEY,
-    body TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0
+    visible_at INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    body TEXT NOT NULL
 );
--- Runs to deliver later (wake-ups of paused executions), apart from the queue so
--- its hot path keeps one index; moved into the queue when due (milliseconds since
--- the epoch).
-CREATE TABLE IF NOT EXISTS delayed (
-    id TEXT PRIMARY KEY,
-    body TEXT NOT NULL,
-    available_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS delayed_by_due ON delayed (available_at);
 -- Idempotency claims (inbound.md §5): the record is the claim with its answer;
 -- the columns beside it are for lookups and sweeping ended claims.
 CREATE TABLE IF NOT EXISTS claims (
@@ -168,6 +163,7 @@ impl Database {
         let writer = open_connection(&path, false)?;
         writer
             .execute_batch(SCHEMA)
+            .and_then(|()| upgrade_queue(&writer))
             .map_err(|e| format!("cannot prepare {}: {e}", path.display()))?;
         let (writes, rx) = mpsc::channel();
         let writer = std::thread::Builder::new()
@@ -193,6 +189,28 @@ impl Database {
             .map_err(|_| DbError::from("the database writer has stopped".to_string()))?;
         done.await
             .map_err(|_| DbError::from("the database writer has stopped".to_string()))?
+    }
+
+    /// Runs a write and waits for its commit on this thread, where nothing can be
+    /// awaited (a queue giving its runs back as it is dropped).
+    pub fn write_now(&self, op: WriteOp) -> Result<bool, DbError> {
+        let (reply, mut done) = oneshot::channel();
+        self.writes
+            .as_ref()
+            .ok_or_else(|| DbError::from("the database is closed".to_string()))?
+            .send(WriteJob { op, reply })
+            .map_err(|_| DbError::from("the database writer has stopped".to_string()))?;
+        loop {
+            match done.try_recv() {
+                Ok(result) => return result,
+                Err(oneshot::error::TryRecvError::Empty) => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    return Err(DbError::from("the database writer has stopped".to_string()));
+                }
+            }
+        }
     }
 
     /// Tells the queue that a committed write queued a run without it.
@@ -233,6 +251,36 @@ impl Database {
         .await
         .map_err(|e| e.to_string())?
     }
+}
+
+/// A file from before the lease table (a queue of `id, body, attempts` and a
+/// `delayed` table of wake-ups) gets `visible_at`, and its wake-ups move in.
+fn upgrade_queue(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let upgraded = conn
+        .query_row(
+            "SELECT COUNT(*) = 0 FROM pragma_table_info('queue') WHERE name = 'visible_at'",
+            [],
+            |r| r.get::<_, bool>(0),
+        )
+        .and_then(|old| match old {
+            true => conn.execute_batch(
+                "ALTER TABLE queue ADD COLUMN visible_at INTEGER NOT NULL DEFAULT 0;
+                 INSERT OR IGNORE INTO queue (id, body, visible_at)
+                     SELECT id, body, available_at FROM delayed;
+                 DROP TABLE delayed;",
+            ),
+            false => Ok(()),
+        })
+        .and_then(|()| {
+            conn.execute_batch(
+                "CREATE INDEX IF NOT EXISTS queue_by_time ON queue (visible_at, id); COMMIT;",
+            )
+        });
+    if upgraded.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    upgraded
 }
 
 fn open_connection(path: &Path, read_only: bool) -> Result<Connection, String> {

@@ -14,5 +14,5 @@ mod replays;
 mod store;
 
 pub use db::Database;
-pub use queue::{EmbeddedQueue, queued_run, queued_runs};
+pub use queue::EmbeddedQueue;
 pub use store::EmbeddedStore;
