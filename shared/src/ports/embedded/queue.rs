@@ -198,11 +198,13 @@ async fn timer_loop(shared: Arc<Shared>) {
         let changed = shared.changed.notified();
         // Rows another writer of this file committed (a keyed accept).
         let elsewhere = shared.db.queued_elsewhere();
-        if now_ms() - renewed >= renew_every && !shared.holding().held.is_empty() {
+        if now_ms() - renewed >= renew_every {
             renewed = now_ms();
-            if let Err(e) = shared
-                .write(move_held(&shared.holding, shared.lease_ms))
-                .await
+            let holds = !shared.holding().held.is_empty();
+            if holds
+                && let Err(e) = shared
+                    .write(move_held(&shared.holding, shared.lease_ms))
+                    .await
             {
                 tracing::error!(error = %e, "cannot renew the leases of runs in progress");
             }

@@ -167,3 +167,36 @@ async fn a_file_from_before_the_lease_table_keeps_its_runs() {
     assert_eq!(got, [("run-000001", 2), ("run-000002", 1)]);
     assert_eq!(queue.delayed().await.unwrap(), 1);
 }
+
+/// The CPU time of this thread, where a current-thread test runtime runs the timer.
+fn thread_cpu() -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given, nothing else.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// A queue with nothing to do waits: its timer wakes a few times a second, it
+/// does not spin (it did once nothing had been held for a renewal's time: 50 ms of
+/// CPU in this second, against 5).
+#[tokio::test]
+async fn an_idle_queue_takes_no_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let queue = EmbeddedQueue::with_lease(db, Duration::from_millis(300))
+        .await
+        .unwrap();
+    queue.enqueue(&run(1)).await.unwrap();
+    let taken = queue.receive(1, Duration::from_secs(1)).await.unwrap();
+    queue.ack(&taken[0]).await.unwrap();
+    let before = thread_cpu();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let spent = thread_cpu() - before;
+    assert!(
+        spent < Duration::from_millis(20),
+        "{spent:?} of CPU in 1 s idle"
+    );
+}
