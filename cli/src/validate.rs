@@ -42,7 +42,7 @@ pub fn run(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
         }
     }
     let (files, definitions): (Vec<_>, Vec<_>) = valid.into_iter().unzip();
-    for (i, warning) in hookflow::validate::cycles(&definitions) {
+    for (i, warning) in hookflow::validate::cycles(&definitions, &registry) {
         println!("{}: warning: {warning}", files[i].display());
     }
     Ok(if failed {

@@ -206,12 +206,13 @@ async fn check_sync_subflows(
 ) -> Result<(), StoreError> {
     for (i, node) in nodes.iter().enumerate() {
         let here = format!("{at}[{i}]");
-        if let Some(target) = types.calls(node)
-            && let Some(child) = store.current_workflow(&target).await?
+        if let Some(call) = types.calls(node)
+            && let Some(child) = store.current_workflow(&call.workflow).await?
             && !child.definition.sync
         {
             return Err(StoreError::InvalidDefinition(format!(
-                "{here}.config.workflow: {target:?} is async; a sync workflow may call only sync workflows"
+                "{here}.config.{}: {:?} is async; a sync workflow may call only sync workflows",
+                call.field, call.workflow
             )));
         }
         for (index, branch) in &node.branches {

@@ -1,11 +1,13 @@
 //! The application: runs recorded as executions (the [`runner`]), the queue's
 //! [`worker`], durable [`wakeups`] of paused runs, [`subflows`], [`deploy`]ing
-//! definitions, execution [`ids`], [`replay`], [`retention`]. It speaks to storage through [`crate::ports`]'
+//! definitions, execution [`ids`], [`replay`], [`retention`], the [`idempotency`]
+//! protocol. It speaks to storage through [`crate::ports`]'
 //! traits only; the wiring above builds it on real adapters.
 
 pub mod deploy;
 mod error;
 pub mod failures;
+pub mod idempotency;
 pub mod ids;
 pub mod pauses;
 pub mod replay;

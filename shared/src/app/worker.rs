@@ -8,10 +8,11 @@ use serde_json::json;
 use tokio::sync::{Semaphore, watch};
 
 use super::error::AppError;
+use crate::app::idempotency::IdempotencyService;
 use crate::app::pauses;
 use crate::app::runner::Runner;
 use crate::app::wakeups::{self, CHILD_PREFIX, Wakeups};
-use crate::model::{ClaimCheck, Execution, ExecutionStatus, JobStatus, RunMessage, Wait};
+use crate::model::{Execution, ExecutionStatus, JobStatus, RunMessage, Wait};
 use crate::ports::telemetry::count_recorded;
 use crate::ports::{Delivery, Queue, Store, StoreError, Telemetry};
 use crate::time::now_rfc3339;
@@ -200,8 +201,8 @@ impl Worker {
             return self.record_error(message, &reason).await;
         };
         if let Some(key) = &message.idempotency_key
-            && !self
-                .claim_stands(message, key, &workflow.definition)
+            && !IdempotencyService::new(Arc::clone(&self.store))
+                .run_stands(message, key, workflow.definition.idempotency_ttl())
                 .await?
         {
             return Ok(());
@@ -249,48 +250,6 @@ impl Worker {
         )
         .await?;
         self.record(&finished, None).await
-    }
-
-    /// Whether a keyed run still holds its idempotency claim (confirming it for
-    /// this copy of the run; see [`crate::model::Claim::check_copy`]). A copy
-    /// another copy of the same run confirmed first is dropped: that one runs.
-    /// A claim another execution holds was taken within the key's time by a
-    /// delivery accepted before copies kept the execution id (that one runs
-    /// instead), or after the claim expired, by another delivery.
-    async fn claim_stands(
-        &self,
-        message: &RunMessage,
-        key: &str,
-        definition: &crate::model::WorkflowDefinition,
-    ) -> Result<bool, AppError> {
-        let check = self
-            .store
-            .confirm_claim(
-                &message.workflow_key,
-                key,
-                &message.execution_id,
-                message.copy_id.as_deref(),
-            )
-            .await?;
-        let holder = match check {
-            ClaimCheck::Ours | ClaimCheck::Gone => return Ok(true),
-            ClaimCheck::OtherCopy => {
-                tracing::info!(execution_id = %message.execution_id,
-                    "another copy of this keyed run was taken first and runs: this copy is dropped");
-                return Ok(false);
-            }
-            ClaimCheck::HeldBy(holder) => holder,
-        };
-        let accepted = chrono::DateTime::parse_from_rfc3339(&message.accepted_at)
-            .map(|t| t.timestamp().max(0) as u64);
-        let now = crate::time::unix_seconds().max(0) as u64;
-        let within_ttl =
-            accepted.is_ok_and(|at| now < at.saturating_add(definition.idempotency_ttl()));
-        if within_ttl {
-            tracing::info!(execution_id = %message.execution_id, holder = %holder,
-                "a keyed run whose claim a duplicate took over is not run: the duplicate runs instead");
-        }
-        Ok(!within_ttl)
     }
 
     /// Goes on with a paused execution, if this wake-up is still the one it waits for.

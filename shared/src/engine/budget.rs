@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::walk::Limits;
+use super::instance::Limits;
 use crate::model::Allowance;
 
 #[derive(Debug)]

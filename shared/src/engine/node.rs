@@ -22,6 +22,14 @@ pub enum Mode {
     AsyncOnly,
 }
 
+/// A workflow a node calls: deploys and cycle checks follow it, and point at
+/// `field`, the config field that names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub workflow: String,
+    pub field: &'static str,
+}
+
 #[async_trait]
 pub trait NodeType: Send + Sync {
     /// The `type` written in definitions.
@@ -43,8 +51,8 @@ pub trait NodeType: Send + Sync {
         &[]
     }
 
-    /// The key of the workflow `node` calls, when it calls one (`subflow`).
-    fn calls(&self, _node: &NodeDefinition) -> Option<String> {
+    /// The workflow `node` calls, when it calls one (`subflow`).
+    fn calls(&self, _node: &NodeDefinition) -> Option<Call> {
         None
     }
 
@@ -127,8 +135,8 @@ impl NodeRegistry {
         names
     }
 
-    /// The key of the workflow `node` calls, when its type calls one.
-    pub fn calls(&self, node: &NodeDefinition) -> Option<String> {
+    /// The workflow `node` calls, when its type calls one.
+    pub fn calls(&self, node: &NodeDefinition) -> Option<Call> {
         self.get(&node.kind)?.calls(node)
     }
 }

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::halt::{BranchOutcome, Decider, Halt, NodeStop, Pause};
+use super::instance::Engine;
 use super::state::{Owned, RunState};
-use super::walk::Engine;
 use crate::model::{Cursor, ExecutionStatus, NodeDefinition};
 
 impl Engine {

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use super::budget::Budget;
 use super::halt::{BranchOutcome, Decider, Halt, NodeStop};
+use super::instance::Engine;
 use super::layered::Layered;
-use super::walk::Engine;
 use crate::lang::limits::json_len_up_to;
 use crate::lang::path::{self, Segment};
 use crate::lang::template::{self, Variables};

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::check::Checker;
-use super::node::{Branch, Mode, NodeType, cannot_resume};
+use super::node::{Branch, Call, Mode, NodeType, cannot_resume};
 use super::{NodeStop, RunContext, config};
 use crate::model::NodeDefinition;
 
@@ -51,9 +51,9 @@ pub trait Node: Send + Sync + 'static {
         &[]
     }
 
-    /// The key of the workflow a node with this config calls, when it calls one:
-    /// deploys and cycle checks follow it.
-    fn calls<'c>(&self, _config: &'c Self::Config) -> Option<&'c str> {
+    /// The workflow a node with this config calls, when it calls one: deploys
+    /// and cycle checks follow it.
+    fn calls(&self, _config: &Self::Config) -> Option<Call> {
         None
     }
 
@@ -113,8 +113,8 @@ impl<N: Node> NodeType for N {
         Node::implied_branches(self)
     }
 
-    fn calls(&self, node: &NodeDefinition) -> Option<String> {
-        Node::calls(self, &*config_of::<N>(node).ok()?).map(str::to_string)
+    fn calls(&self, node: &NodeDefinition) -> Option<Call> {
+        Node::calls(self, &*config_of::<N>(node).ok()?)
     }
 
     fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {

@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::engine::{Checker, Node, NodeStop, RunContext, SubflowResult, read_frame};
+use crate::engine::{Call, Checker, Node, NodeStop, RunContext, SubflowResult, read_frame};
 use crate::model::{ExecutionStatus, NodeDefinition, Wait};
 
 pub struct Subflow;
@@ -34,8 +34,11 @@ impl Node for Subflow {
         "subflow"
     }
 
-    fn calls<'c>(&self, c: &'c SubflowConfig) -> Option<&'c str> {
-        Some(c.workflow.as_str()).filter(|key| !key.is_empty())
+    fn calls(&self, c: &SubflowConfig) -> Option<Call> {
+        (!c.workflow.is_empty()).then(|| Call {
+            workflow: c.workflow.clone(),
+            field: "workflow",
+        })
     }
 
     fn check(&self, c: &SubflowConfig, at: &str, check: &mut Checker) {

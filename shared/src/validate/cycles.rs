@@ -12,6 +12,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::Problem;
+use crate::engine::NodeRegistry;
 use crate::model::{NodeDefinition, WorkflowDefinition};
 
 /// One way a run of a workflow starts a run of another.
@@ -25,22 +26,25 @@ struct Edge {
 }
 
 /// Failure workflow cycles, then subflow call cycles (see the module's doc).
-pub fn cycles(definitions: &[WorkflowDefinition]) -> Vec<(usize, Problem)> {
-    let mut found = failure_cycles(definitions);
-    found.extend(subflow_cycles(definitions));
+pub fn cycles(definitions: &[WorkflowDefinition], types: &NodeRegistry) -> Vec<(usize, Problem)> {
+    let mut found = failure_cycles(definitions, types);
+    found.extend(subflow_cycles(definitions, types));
     found
 }
 
 /// One warning per workflow on a cycle of subflow calls, at the first `subflow`
 /// node it takes, with the shortest path back; each with the workflow's index.
-pub fn subflow_cycles(definitions: &[WorkflowDefinition]) -> Vec<(usize, Problem)> {
+pub fn subflow_cycles(
+    definitions: &[WorkflowDefinition],
+    types: &NodeRegistry,
+) -> Vec<(usize, Problem)> {
     // Only calls: a failure workflow's run starts no failure workflow, so an
     // `onFailure` edge never repeats at run time.
     let edges: HashMap<&str, Vec<Edge>> = definitions
         .iter()
         .map(|d| {
             let mut calls = Vec::new();
-            subflow_calls(&d.nodes, "nodes", &mut calls);
+            subflow_calls(types, &d.nodes, "nodes", &mut calls);
             (d.key.as_str(), calls)
         })
         .collect();
@@ -94,10 +98,13 @@ fn path_around(edges: &HashMap<&str, Vec<Edge>>, key: &str) -> Option<Vec<Edge>>
 /// One warning per workflow whose failure workflow reaches it again, at
 /// `options.onFailure`, with the shortest such path; each with the workflow's
 /// index in `definitions`.
-pub fn failure_cycles(definitions: &[WorkflowDefinition]) -> Vec<(usize, Problem)> {
+pub fn failure_cycles(
+    definitions: &[WorkflowDefinition],
+    types: &NodeRegistry,
+) -> Vec<(usize, Problem)> {
     let edges: HashMap<&str, Vec<Edge>> = definitions
         .iter()
-        .map(|d| (d.key.as_str(), edges_of(d)))
+        .map(|d| (d.key.as_str(), edges_of(d, types)))
         .collect();
     let mut found = Vec::new();
     for (index, definition) in definitions.iter().enumerate() {
@@ -126,7 +133,7 @@ pub fn failure_cycles(definitions: &[WorkflowDefinition]) -> Vec<(usize, Problem
 
 /// What a run of `definition` may start: its failure workflow and the workflows
 /// its `subflow` nodes call.
-fn edges_of(definition: &WorkflowDefinition) -> Vec<Edge> {
+fn edges_of(definition: &WorkflowDefinition, types: &NodeRegistry) -> Vec<Edge> {
     let mut edges: Vec<Edge> = definition
         .options
         .on_failure
@@ -137,25 +144,24 @@ fn edges_of(definition: &WorkflowDefinition) -> Vec<Edge> {
             at: None,
         })
         .collect();
-    subflow_calls(&definition.nodes, "nodes", &mut edges);
+    subflow_calls(types, &definition.nodes, "nodes", &mut edges);
     edges
 }
 
-/// The calls of the `subflow` nodes in `nodes` (at JSON path `at`), at any depth.
-fn subflow_calls(nodes: &[NodeDefinition], at: &str, edges: &mut Vec<Edge>) {
+/// The workflows the nodes in `nodes` (at JSON path `at`) call, at any depth, as
+/// their types say.
+fn subflow_calls(types: &NodeRegistry, nodes: &[NodeDefinition], at: &str, edges: &mut Vec<Edge>) {
     for (i, node) in nodes.iter().enumerate() {
         let node_at = format!("{at}[{i}]");
-        if node.kind == "subflow"
-            && let Some(to) = node.config.get("workflow").and_then(|w| w.as_str())
-        {
+        if let Some(call) = types.calls(node) {
             edges.push(Edge {
-                to: to.to_string(),
-                how: format!("subflow node {:?}", node.key),
-                at: Some(format!("{node_at}.config.workflow")),
+                to: call.workflow,
+                how: format!("{} node {:?}", node.kind, node.key),
+                at: Some(format!("{node_at}.config.{}", call.field)),
             });
         }
         for (index, branch) in &node.branches {
-            subflow_calls(branch, &format!("{node_at}.branches.{index}"), edges);
+            subflow_calls(types, branch, &format!("{node_at}.branches.{index}"), edges);
         }
     }
 }
@@ -210,12 +216,12 @@ mod tests {
         doc
     }
 
-    type Finder = fn(&[WorkflowDefinition]) -> Vec<(usize, Problem)>;
+    type Finder = fn(&[WorkflowDefinition], &NodeRegistry) -> Vec<(usize, Problem)>;
 
     /// What `find` reports, as `key: path: message`.
     fn found_by(find: Finder, docs: &[Value]) -> Vec<String> {
         let definitions = definitions(docs);
-        find(&definitions)
+        find(&definitions, &crate::nodes::builtin())
             .into_iter()
             .map(|(i, p)| format!("{}: {p}", definitions[i].key))
             .collect()

@@ -2,14 +2,15 @@
 //! runs it: claim a key in progress before the work (`save_inprogress`), keep
 //! the answer when it means "done" (`save_success`), give the key up when the
 //! work failed on the server's side (`delete_record`), and tell a duplicate what
-//! the claim it met stands for. It knows nothing of HTTP: the webhook keeps its
-//! answers, and a replay or the CLI may claim keys with it as well.
+//! the claim it met stands for; and for the worker, whether the copy of a keyed
+//! run it took is the one that runs. It knows nothing of HTTP: the webhook keeps
+//! its answers, and a replay or the CLI may claim keys with it as well.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::state::{ACCEPT_WINDOW_SECONDS, ClaimState, KeyClaim};
-use crate::model::{ClaimOutcome, KeyedAccept, RunMessage, StoredAnswer};
+use crate::model::{ClaimCheck, ClaimOutcome, KeyedAccept, RunMessage, StoredAnswer};
 use crate::ports::{Store, StoreError};
 
 /// Tries at giving up a claim whose run could not be recorded or enqueued.
@@ -121,6 +122,44 @@ impl IdempotencyService {
     ) -> Result<(), StoreError> {
         claim.state = ClaimState::Completed { answer };
         self.store.settle_claim(&claim.record()).await
+    }
+
+    /// Whether the worker holding `run`, a keyed run accepted under `key`, runs
+    /// it: the claim is confirmed for this copy of the run (see
+    /// [`crate::model::Claim::check_copy`]). A copy another copy of the same run
+    /// confirmed first is dropped: that one runs. A claim another execution holds
+    /// was taken within the key's `ttl_seconds` by a delivery accepted before
+    /// copies kept the execution id (that one runs instead), or after the claim
+    /// expired, by another delivery (this one runs).
+    pub async fn run_stands(
+        &self,
+        run: &RunMessage,
+        key: &str,
+        ttl_seconds: u64,
+    ) -> Result<bool, StoreError> {
+        let copy = run.copy_id.as_deref();
+        let check = self
+            .store
+            .confirm_claim(&run.workflow_key, key, &run.execution_id, copy)
+            .await?;
+        let holder = match check {
+            ClaimCheck::Ours | ClaimCheck::Gone => return Ok(true),
+            ClaimCheck::OtherCopy => {
+                tracing::info!(execution_id = %run.execution_id,
+                    "another copy of this keyed run was taken first and runs: this copy is dropped");
+                return Ok(false);
+            }
+            ClaimCheck::HeldBy(holder) => holder,
+        };
+        let accepted = chrono::DateTime::parse_from_rfc3339(&run.accepted_at)
+            .map(|t| t.timestamp().max(0) as u64);
+        let now = crate::time::unix_seconds().max(0) as u64;
+        let within_ttl = accepted.is_ok_and(|at| now < at.saturating_add(ttl_seconds));
+        if within_ttl {
+            tracing::info!(execution_id = %run.execution_id, holder = %holder,
+                "a keyed run whose claim a duplicate took over is not run: the duplicate runs instead");
+        }
+        Ok(!within_ttl)
     }
 
     /// Gives up a claim whose run was not recorded or enqueued, so the sender's
