@@ -183,8 +183,14 @@ async fn async_run_through_webhook_sqs_and_worker() {
         .iter()
         .find(|m| m.body.contains(&id))
         .expect("the run's message");
+    stack.calls.take();
     let batch = hookflow_worker::handle(&stack.app, sqs_event_of(&[("m-1", &first.body)])).await;
     assert!(batch.batch_item_failures.is_empty());
+    assert_eq!(
+        stack.calls.take(),
+        4,
+        "cold worker run: GetItem (execution), GetItem (version), PutItem (started), PutItem (ended)"
+    );
 
     let execution = show(&stack, &id).await;
     assert_eq!(execution["status"], "resolved");
@@ -225,6 +231,16 @@ async fn async_run_through_webhook_sqs_and_worker() {
         ids,
         [json!(id)],
         "one execution for the run delivered twice; the other run was never delivered"
+    );
+    // The other run, of the same workflow version: the version is not read again.
+    stack.calls.take();
+    let second = messages.iter().find(|m| !m.body.contains(&id)).unwrap();
+    let batch = hookflow_worker::handle(&stack.app, sqs_event_of(&[("m-2", &second.body)])).await;
+    assert!(batch.batch_item_failures.is_empty());
+    assert_eq!(
+        stack.calls.take(),
+        3,
+        "warm worker run: the version is read once per worker"
     );
 }
 

@@ -14,6 +14,7 @@ pub mod replay;
 pub mod retention;
 pub mod runner;
 pub mod subflows;
+pub mod versions;
 pub mod wakeups;
 pub mod worker;
 

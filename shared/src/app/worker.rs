@@ -11,6 +11,7 @@ use super::error::AppError;
 use crate::app::idempotency::IdempotencyService;
 use crate::app::pauses;
 use crate::app::runner::Runner;
+use crate::app::versions::VersionCache;
 use crate::app::wakeups::{self, CHILD_PREFIX, Wakeups};
 use crate::model::{Execution, ExecutionStatus, JobStatus, RunMessage, Wait};
 use crate::ports::telemetry::count_recorded;
@@ -58,6 +59,7 @@ pub enum Processed {
 
 pub struct Worker {
     store: Arc<dyn Store>,
+    versions: VersionCache,
     runner: Arc<Runner>,
     wakeups: Arc<Wakeups>,
     telemetry: Arc<dyn Telemetry>,
@@ -71,6 +73,7 @@ impl Worker {
         telemetry: Arc<dyn Telemetry>,
     ) -> Self {
         Self {
+            versions: VersionCache::new(Arc::clone(&store)),
             store,
             runner,
             wakeups,
@@ -190,8 +193,8 @@ impl Worker {
             return self.wakeups.after_worker_save(existing).await;
         }
         let workflow = self
-            .store
-            .workflow_version(&message.workflow_key, message.workflow_version)
+            .versions
+            .get(&message.workflow_key, message.workflow_version)
             .await?;
         let Some(workflow) = workflow else {
             let reason = format!(
@@ -318,8 +321,8 @@ impl Worker {
             None => return self.wakeups.after_save(&execution).await,
         }
         let workflow = self
-            .store
-            .workflow_version(&execution.workflow_key, execution.workflow_version)
+            .versions
+            .get(&execution.workflow_key, execution.workflow_version)
             .await?;
         let finished = match workflow {
             Some(workflow) => {
