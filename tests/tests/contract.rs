@@ -11,7 +11,7 @@ use hookflow::model::{
 };
 use hookflow::ports::aws::{self, DynamoStore, SqsQueue};
 use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
-use hookflow::ports::{ExecutionFilter, Queue, QueueError, Store, StoreError};
+use hookflow::ports::{ExecutionFilter, Precondition, Queue, QueueError, Store, StoreError};
 use hookflow_tests::{moto_endpoint, unique_name};
 use serde_json::{Value, json};
 
@@ -496,6 +496,79 @@ fn paused(id: &str, token: &str) -> Execution {
         depth: 0,
     });
     e
+}
+
+/// Every precondition over every state a record can be in: written exactly where
+/// the table says, which is also what the rule itself (`Precondition::holds`) says,
+/// and the record afterwards is the write's or the one held, whole.
+async fn every_precondition_applies_exactly_where_its_rule_says(b: Backend) {
+    let store = b.store;
+    let states: [(&str, Option<Execution>); 5] = [
+        ("none", None),
+        (
+            "running",
+            Some(execution("_", "k", ExecutionStatus::Started)),
+        ),
+        ("paused on t1", Some(paused("_", "t1"))),
+        ("paused on t2", Some(paused("_", "t2"))),
+        (
+            "resolved",
+            Some(execution("_", "k", ExecutionStatus::Resolved)),
+        ),
+    ];
+    let table: [(Precondition, [bool; 5]); 5] = [
+        // none, running, paused on t1, paused on t2, resolved
+        (Precondition::Absent, [true, false, false, false, false]),
+        (Precondition::Always, [true, true, true, true, true]),
+        (Precondition::Running, [true, true, false, false, false]),
+        (
+            Precondition::PausedOn("t1"),
+            [false, false, true, false, false],
+        ),
+        (
+            Precondition::PausedOn("t9"),
+            [false, false, false, false, false],
+        ),
+    ];
+    for (case, (when, expected)) in table.iter().enumerate() {
+        for (state, ((name, held), applies)) in states.iter().zip(expected).enumerate() {
+            let id = format!("pre-{case}-{state}-{}", unique_name("x"));
+            let held = held.clone().map(|h| Execution {
+                id: id.clone(),
+                ..h
+            });
+            if let Some(held) = &held {
+                assert!(
+                    store
+                        .write_execution(held, Precondition::Always)
+                        .await
+                        .unwrap()
+                );
+            }
+            let write = Execution {
+                output: json!("written"),
+                ..execution(&id, "k", ExecutionStatus::Error)
+            };
+            let applied = store.write_execution(&write, *when).await.unwrap();
+            assert_eq!(applied, *applies, "{when:?} over a record {name}");
+            assert_eq!(
+                when.holds(held.as_ref()),
+                *applies,
+                "the rule of {when:?} over {name}"
+            );
+            let now = store.execution(&id).await.unwrap();
+            let expected_record = if applied { Some(&write) } else { held.as_ref() };
+            assert_eq!(
+                now.map(|e| (e.status, e.output, e.paused.map(|p| p.token))),
+                expected_record.map(|e| (
+                    e.status,
+                    e.output.clone(),
+                    e.paused.as_ref().map(|p| p.token.clone())
+                )),
+                "the record after {when:?} over {name}"
+            );
+        }
+    }
 }
 
 /// What `maxPausedRuns` is checked against: a workflow's paused runs, counted up to
@@ -1089,6 +1162,7 @@ contract!(
     refuses_taken_hooks_and_stale_versions,
     records_executions_once_and_lists_newest_first,
     a_finished_record_is_never_overwritten_by_a_late_delivery,
+    every_precondition_applies_exactly_where_its_rule_says,
     lists_all_executions_newest_first,
     finds_executions_by_workflow_status_and_time,
     prunes_finished_executions_and_never_a_live_one,

@@ -33,7 +33,7 @@ impl Queue for LandsThenFails {
         let mut sent = self.sent.lock().unwrap();
         sent.push(run.execution_id.clone());
         if sent.len() == 1 {
-            return Err(QueueError::Backend("timed out".into()));
+            return Err(QueueError::unavailable("timed out"));
         }
         Ok(())
     }

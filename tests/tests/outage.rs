@@ -14,7 +14,7 @@ use hookflow::model::{
     RunMessage,
 };
 use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
-use hookflow::ports::{ExecutionFilter, Queue, Store, StoreError};
+use hookflow::ports::{ExecutionFilter, Precondition, Queue, Store, StoreError};
 use hookflow::wiring::{App, Settings};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -32,7 +32,7 @@ struct FlakyStore {
 impl FlakyStore {
     fn check(&self) -> Result<(), StoreError> {
         if self.down.load(Ordering::SeqCst) {
-            Err(StoreError::Backend("database or disk is full".into()))
+            Err(StoreError::unavailable("database or disk is full"))
         } else {
             Ok(())
         }
@@ -84,21 +84,17 @@ impl Store for FlakyStore {
         self.check()?;
         self.inner.publish(workflow).await
     }
-    async fn insert_execution(&self, execution: &Execution) -> Result<bool, StoreError> {
-        self.check()?;
-        self.inner.insert_execution(execution).await
-    }
-    async fn save_execution(&self, execution: &Execution) -> Result<(), StoreError> {
-        self.check_size(execution)?;
-        self.inner.save_execution(execution).await
-    }
-    async fn save_unless_finished(&self, execution: &Execution) -> Result<bool, StoreError> {
-        self.check_size(execution)?;
-        self.inner.save_unless_finished(execution).await
-    }
-    async fn save_if_paused(&self, execution: &Execution, token: &str) -> Result<bool, StoreError> {
-        self.check_size(execution)?;
-        self.inner.save_if_paused(execution, token).await
+    async fn write_execution(
+        &self,
+        execution: &Execution,
+        when: Precondition<'_>,
+    ) -> Result<bool, StoreError> {
+        // As a store with a record size limit: inserts fail only in an outage.
+        match when {
+            Precondition::Absent => self.check()?,
+            _ => self.check_size(execution)?,
+        }
+        self.inner.write_execution(execution, when).await
     }
     async fn execution(&self, id: &str) -> Result<Option<Execution>, StoreError> {
         self.check()?;

@@ -18,10 +18,10 @@ struct DownQueue;
 #[async_trait]
 impl Queue for DownQueue {
     async fn enqueue(&self, _: &RunMessage) -> Result<(), QueueError> {
-        Err(QueueError::Backend("connection refused".into()))
+        Err(QueueError::unavailable("connection refused"))
     }
     async fn enqueue_after(&self, _: &RunMessage, _: Duration) -> Result<(), QueueError> {
-        Err(QueueError::Backend("connection refused".into()))
+        Err(QueueError::unavailable("connection refused"))
     }
     async fn receive(&self, _: usize, _: Duration) -> Result<Vec<Delivery>, QueueError> {
         Ok(Vec::new())

@@ -1,5 +1,6 @@
-//! Why the application could not do something now. Each is passing: the queue
-//! delivers the run again later, and it goes on from what was recorded.
+//! Why the application could not do something now. Most are passing (the queue
+//! delivers the run again later, and it goes on from what was recorded); what a
+//! port refuses for good is not (see [`crate::ports::StoreError::is_retryable`]).
 
 use crate::ports::{QueueError, StoreError};
 

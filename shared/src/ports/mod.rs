@@ -6,7 +6,9 @@ pub mod aws;
 /// The embedded adapters; left out of the Lambdas, which never use them.
 #[cfg(feature = "embedded")]
 pub mod embedded;
+mod error;
 mod filter;
+mod precondition;
 pub mod secrets;
 pub mod telemetry;
 
@@ -21,47 +23,10 @@ use crate::model::{
     Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, KeyedAccept, RunMessage,
 };
 
+pub use error::{BoxError, QueueError, StoreError};
 pub use filter::ExecutionFilter;
+pub use precondition::Precondition;
 pub use telemetry::{NoTelemetry, Telemetry};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("hook id {hook_id:?} already belongs to workflow {owner:?}")]
-    HookTaken { hook_id: String, owner: String },
-    #[error("workflow {key:?} changed while deploying (version {version} exists); deploy again")]
-    VersionConflict { key: String, version: u32 },
-    #[error("{0}")]
-    InvalidDefinition(String),
-    /// Passing: the same write may succeed later (a full disk, a throttled or
-    /// unreachable table). Runs wait for it and are tried again.
-    #[error("store unavailable: {0}")]
-    Backend(String),
-    /// The store refused this write for good (a record too large, a constraint, a
-    /// value it does not take): it would refuse it again, so retrying cannot help.
-    #[error("the store refused the write: {reason}")]
-    Rejected {
-        reason: String,
-        #[source]
-        source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    },
-}
-
-impl StoreError {
-    /// Whether the same call may succeed later. Only an outage is worth waiting
-    /// for; what the store refuses (or a definition that conflicts) stays refused.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Backend(_))
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    #[error("queue unavailable: {0}")]
-    Backend(String),
-    /// What this queue cannot do (SQS cannot find a message by its run).
-    #[error("this queue cannot {0}")]
-    Unsupported(&'static str),
-}
 
 /// Workflows with their versions, and execution records.
 #[async_trait]
@@ -92,21 +57,40 @@ pub trait Store: Send + Sync {
     /// already (a concurrent deploy) or the hook id belongs to another key.
     async fn publish(&self, workflow: &DeployedWorkflow) -> Result<(), StoreError>;
 
+    /// Writes `execution` if `when` holds for the record the store has, checked
+    /// and written in one atomic step; `false` when the record was left as it is.
+    async fn write_execution(
+        &self,
+        execution: &Execution,
+        when: Precondition<'_>,
+    ) -> Result<bool, StoreError>;
+
     /// Records a new execution; `false` when one with this id exists already, so a
     /// redelivered run is recorded once.
-    async fn insert_execution(&self, execution: &Execution) -> Result<bool, StoreError>;
+    async fn insert_execution(&self, execution: &Execution) -> Result<bool, StoreError> {
+        self.write_execution(execution, Precondition::Absent).await
+    }
 
     /// Writes an execution's current state over the previous one.
-    async fn save_execution(&self, execution: &Execution) -> Result<(), StoreError>;
+    async fn save_execution(&self, execution: &Execution) -> Result<(), StoreError> {
+        self.write_execution(execution, Precondition::Always)
+            .await
+            .map(drop)
+    }
 
     /// Writes an execution unless its recorded state is already final or paused;
     /// `false` when the record was left as it is (another delivery of the run got
     /// further first). A paused record changes only through [`Store::save_if_paused`].
-    async fn save_unless_finished(&self, execution: &Execution) -> Result<bool, StoreError>;
+    async fn save_unless_finished(&self, execution: &Execution) -> Result<bool, StoreError> {
+        self.write_execution(execution, Precondition::Running).await
+    }
 
     /// Writes a resumed execution only if its record is still paused with `token`;
     /// `false` when another wake-up of the same pause got there first.
-    async fn save_if_paused(&self, execution: &Execution, token: &str) -> Result<bool, StoreError>;
+    async fn save_if_paused(&self, execution: &Execution, token: &str) -> Result<bool, StoreError> {
+        self.write_execution(execution, Precondition::PausedOn(token))
+            .await
+    }
 
     async fn execution(&self, id: &str) -> Result<Option<Execution>, StoreError>;
 

@@ -30,7 +30,7 @@ fn key_of(workflow_key: &str, key_hash: &str) -> Item {
 }
 
 fn claim_item(claim: &Claim) -> Result<Item, StoreError> {
-    let record = serde_json::to_string(claim).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let record = serde_json::to_string(claim).map_err(StoreError::unencodable)?;
     let mut item = claim_key(claim);
     item.insert("executionId".into(), s(&claim.execution_id));
     item.insert("expiresAt".into(), n(claim.expires_at));
@@ -48,10 +48,12 @@ fn claim_item(claim: &Claim) -> Result<Item, StoreError> {
 /// A claim item as a [`Claim`]: whether it is pending is the `pending`
 /// attribute's to say, which the worker's confirmation removes.
 fn read_claim(found: &Item) -> Result<Claim, StoreError> {
-    let text = get_s(found, "record")
-        .ok_or_else(|| StoreError::Backend("a claim item without a record".into()))?;
-    let mut claim: Claim = serde_json::from_str(text)
-        .map_err(|e| StoreError::Backend(format!("unreadable claim: {e}")))?;
+    let text = get_s(found, "record").ok_or_else(|| StoreError::Unreadable {
+        what: "claim item without a record".into(),
+        source: None,
+    })?;
+    let mut claim: Claim =
+        serde_json::from_str(text).map_err(|e| StoreError::unreadable("claim", e))?;
     claim.pending = found.contains_key("pending");
     claim.confirmed_by = get_s(found, "confirmedBy").map(str::to_string);
     // Renewed by a retake, which leaves the record as it was written.
@@ -102,8 +104,8 @@ async fn holder(client: &Client, table: &str, claim: &Claim) -> Result<ClaimOutc
         .item;
     match found {
         Some(found) => Ok(ClaimOutcome::Held(read_claim(&found)?)),
-        None => Err(StoreError::Backend(
-            "the claim changed while it was read; retry".into(),
+        None => Err(StoreError::unavailable(
+            "the claim changed while it was read; retry",
         )),
     }
 }

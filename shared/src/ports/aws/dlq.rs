@@ -141,7 +141,7 @@ pub async fn redrive(
                     .id(i.to_string())
                     .receipt_handle(m.receipt_handle().unwrap_or_default())
                     .build()
-                    .map_err(|e| QueueError::Backend(e.to_string()))
+                    .map_err(|e| QueueError::unavailable_by("building a request", e))
             })
             .collect::<Result<Vec<_>, _>>()?;
         if deletes.is_empty() {
@@ -196,7 +196,7 @@ async fn send_all(
                     .id(i.to_string())
                     .message_body(messages[i].body().unwrap_or_default())
                     .build()
-                    .map_err(|e| QueueError::Backend(e.to_string()))
+                    .map_err(|e| QueueError::unavailable_by("building a request", e))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let out = client

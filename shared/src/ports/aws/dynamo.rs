@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::{
 
 use super::item::{self, Item, get_s, n, s};
 use crate::model::{Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, ExecutionStatus};
-use crate::ports::{ExecutionFilter, Store, StoreError};
+use crate::ports::{ExecutionFilter, Precondition, Store, StoreError};
 
 /// Executions by workflow, sorted by id (time): `gsi1pk`, `gsi1sk`.
 const GSI: &str = "gsi1";
@@ -56,14 +56,19 @@ where
             source: Some(Box::new(e)),
         }
     } else {
-        StoreError::Backend(reason)
+        StoreError::Unavailable {
+            what: reason,
+            source: Some(Box::new(e)),
+        }
     }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
-    let text =
-        get_s(item, "record").ok_or_else(|| StoreError::Backend("item without a record".into()))?;
-    serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("unreadable record: {e}")))
+    let text = get_s(item, "record").ok_or_else(|| StoreError::Unreadable {
+        what: "item without a record".into(),
+        source: None,
+    })?;
+    serde_json::from_str(text).map_err(|e| StoreError::unreadable("record", e))
 }
 
 /// A conditional write's answer: `false` when the condition did not hold.
@@ -85,7 +90,7 @@ where
 }
 
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
-    StoreError::Backend(e.to_string())
+    StoreError::unavailable_by("building a request", e)
 }
 
 impl DynamoStore {
@@ -320,8 +325,7 @@ impl Store for DynamoStore {
     }
 
     async fn publish(&self, workflow: &DeployedWorkflow) -> Result<(), StoreError> {
-        let record =
-            serde_json::to_string(workflow).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let record = serde_json::to_string(workflow).map_err(StoreError::unencodable)?;
         let previous = self.current_workflow(&workflow.key).await?;
         let pk = item::workflow_pk(&workflow.key);
         let put = |pk: String,
@@ -409,29 +413,26 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn insert_execution(&self, execution: &Execution) -> Result<bool, StoreError> {
-        let put = self
-            .put_execution(execution)
-            .condition_expression("attribute_not_exists(pk)");
-        applied(put.send().await)
-    }
-
-    async fn save_execution(&self, execution: &Execution) -> Result<(), StoreError> {
-        self.put_execution(execution)
-            .send()
-            .await
-            .map(drop)
-            .map_err(backend)
-    }
-
-    async fn save_unless_finished(&self, execution: &Execution) -> Result<bool, StoreError> {
-        let put = self
-            .put_execution(execution)
-            .condition_expression(
-                "attribute_not_exists(pk) OR (#status = :started AND attribute_not_exists(pauseToken))",
-            )
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":started", s("started"));
+    async fn write_execution(
+        &self,
+        execution: &Execution,
+        when: Precondition<'_>,
+    ) -> Result<bool, StoreError> {
+        // The precondition as a ConditionExpression, checked with the write.
+        let put = self.put_execution(execution);
+        let put = match when {
+            Precondition::Always => return put.send().await.map(|_| true).map_err(backend),
+            Precondition::Absent => put.condition_expression("attribute_not_exists(pk)"),
+            Precondition::Running => put
+                .condition_expression(
+                    "attribute_not_exists(pk) OR (#status = :started AND attribute_not_exists(pauseToken))",
+                )
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":started", s("started")),
+            Precondition::PausedOn(token) => put
+                .condition_expression("pauseToken = :token")
+                .expression_attribute_values(":token", s(token)),
+        };
         applied(put.send().await)
     }
 
@@ -444,14 +445,6 @@ impl Store for DynamoStore {
             Ok(written) if record.pause_token.is_none() => Cow::Owned(written),
             _ => Cow::Borrowed(execution),
         }
-    }
-
-    async fn save_if_paused(&self, execution: &Execution, token: &str) -> Result<bool, StoreError> {
-        let put = self
-            .put_execution(execution)
-            .condition_expression("pauseToken = :token")
-            .expression_attribute_values(":token", s(token));
-        applied(put.send().await)
     }
 
     async fn execution(&self, id: &str) -> Result<Option<Execution>, StoreError> {

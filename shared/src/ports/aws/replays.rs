@@ -81,7 +81,7 @@ pub async fn marked(
                 .consistent_read(true)
                 .projection_expression("originalId")
                 .build()
-                .map_err(|e| StoreError::Backend(e.to_string()))?;
+                .map_err(|e| StoreError::unavailable_by("building a request", e))?;
             let out = client
                 .batch_get_item()
                 .request_items(table, request)

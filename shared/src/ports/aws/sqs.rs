@@ -20,8 +20,9 @@ pub struct SqsQueue {
     url: String,
 }
 
-pub(super) fn backend<E: std::error::Error + 'static>(e: E) -> QueueError {
-    QueueError::Backend(DisplayErrorContext(e).to_string())
+pub(super) fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> QueueError {
+    let what = DisplayErrorContext(&e).to_string();
+    QueueError::unavailable_by(what, e)
 }
 
 impl SqsQueue {
@@ -40,7 +41,8 @@ impl SqsQueue {
 #[async_trait]
 impl Queue for SqsQueue {
     async fn enqueue(&self, run: &RunMessage) -> Result<(), QueueError> {
-        let body = serde_json::to_string(run).map_err(|e| QueueError::Backend(e.to_string()))?;
+        let body = serde_json::to_string(run)
+            .map_err(|e| QueueError::unavailable_by("encoding a run", e))?;
         self.client
             .send_message()
             .queue_url(&self.url)
@@ -52,7 +54,8 @@ impl Queue for SqsQueue {
     }
 
     async fn enqueue_after(&self, run: &RunMessage, delay: Duration) -> Result<(), QueueError> {
-        let body = serde_json::to_string(run).map_err(|e| QueueError::Backend(e.to_string()))?;
+        let body = serde_json::to_string(run)
+            .map_err(|e| QueueError::unavailable_by("encoding a run", e))?;
         // SQS delays a message 15 minutes at most; the worker enqueues an early
         // wake-up again for the rest (a chain of delayed messages).
         let seconds = delay.as_secs_f64().ceil().min(MAX_DELAY_SECONDS);
@@ -132,5 +135,5 @@ pub async fn create_queue(client: &Client, name: &str) -> Result<String, QueueEr
         .await
         .map_err(backend)?;
     out.queue_url
-        .ok_or_else(|| QueueError::Backend("CreateQueue returned no URL".into()))
+        .ok_or_else(|| QueueError::unavailable("CreateQueue returned no URL"))
 }

@@ -21,7 +21,7 @@ static CLAIMS_MADE: AtomicU64 = AtomicU64::new(0);
 use super::db::store_error as backend;
 
 fn encode(claim: &Claim) -> Result<String, StoreError> {
-    serde_json::to_string(claim).map_err(|e| StoreError::Backend(e.to_string()))
+    serde_json::to_string(claim).map_err(StoreError::unencodable)
 }
 
 fn decode(text: String) -> rusqlite::Result<Claim> {
@@ -99,7 +99,7 @@ async fn take_then(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .take()
-        .ok_or_else(|| StoreError::Backend("a held claim was not returned".into()))?;
+        .ok_or_else(|| StoreError::unavailable("a held claim was not returned"))?;
     Ok(Some(held))
 }
 
@@ -126,7 +126,7 @@ pub async fn claim_run(
         lease_until: 0,
         ..claim.clone()
     };
-    let body = serde_json::to_string(run).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let body = serde_json::to_string(run).map_err(StoreError::unencodable)?;
     let id = run.new_queue_id();
     let queued = move |conn: &Connection| {
         super::queue::insert_row(conn, &id, &body)?;
@@ -177,7 +177,7 @@ async fn update<T: Send + 'static>(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .take();
-    result.ok_or_else(|| StoreError::Backend("a claim update returned nothing".into()))
+    result.ok_or_else(|| StoreError::unavailable("a claim update returned nothing"))
 }
 
 /// Confirms the claim on `key` for `copy` of run `execution_id` (see

@@ -122,7 +122,7 @@ pub(super) fn store_error(e: impl Into<DbError>) -> StoreError {
             source: Some(Box::new(e)),
         }
     } else {
-        StoreError::Backend(e.message)
+        StoreError::unavailable_by("the database", e)
     }
 }
 
@@ -225,7 +225,7 @@ impl Database {
     }
 
     /// Runs a read on a pooled connection, off the async threads.
-    pub async fn read<T, F>(self: &Arc<Self>, f: F) -> Result<T, String>
+    pub async fn read<T, F>(self: &Arc<Self>, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -241,7 +241,7 @@ impl Database {
                 Some(conn) => conn,
                 None => open_connection(&db.path, true)?,
             };
-            let result = f(&conn).map_err(|e| e.to_string());
+            let result = f(&conn).map_err(DbError::from);
             db.readers
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -249,7 +249,7 @@ impl Database {
             result
         })
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| DbError::from(format!("a read stopped: {e}")))?
     }
 }
 

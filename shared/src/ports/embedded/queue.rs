@@ -110,7 +110,7 @@ impl Shared {
             .write(op)
             .await
             .map(drop)
-            .map_err(|e| QueueError::Backend(e.message))
+            .map_err(|e| QueueError::unavailable_by("the queue's database", e))
     }
 
     /// Leases up to `max` due rows, oldest first.
@@ -180,7 +180,8 @@ impl Shared {
 
     /// Queues a run's row, due at `at` (at once when not given).
     async fn put(&self, run: &RunMessage, at: Option<i64>) -> Result<(), QueueError> {
-        let body = serde_json::to_string(run).map_err(|e| QueueError::Backend(e.to_string()))?;
+        let body = serde_json::to_string(run)
+            .map_err(|e| QueueError::unavailable_by("encoding a run", e))?;
         let id = run.new_queue_id();
         self.write(Box::new(move |conn| {
             insert_at(conn, &id, &body, at.unwrap_or_else(now_ms))?;
@@ -287,7 +288,7 @@ impl EmbeddedQueue {
             })
             .await
             .map(|n| usize::try_from(n).unwrap_or(0))
-            .map_err(QueueError::Backend)
+            .map_err(|e| QueueError::unavailable_by("reading the queue", e))
     }
 
     fn start_timer(&self) {
@@ -387,7 +388,7 @@ impl Queue for EmbeddedQueue {
                     .optional()
             })
             .await
-            .map_err(QueueError::Backend)?;
+            .map_err(|e| QueueError::unavailable_by("reading the queue", e))?;
         Ok(body.and_then(|b| serde_json::from_str(&b).ok()))
     }
 }

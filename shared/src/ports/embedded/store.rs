@@ -12,7 +12,7 @@ use super::db::Database;
 use crate::model::{
     Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, KeyedAccept, RunMessage,
 };
-use crate::ports::{ExecutionFilter, Store, StoreError};
+use crate::ports::{ExecutionFilter, Precondition, Store, StoreError};
 
 /// The store on one SQLite file. Its keyed accepts ([`Store::claim_run`]) queue
 /// their runs in the same file, in the write that takes the claim: they are
@@ -36,7 +36,7 @@ fn decode<T: serde::de::DeserializeOwned>(text: String) -> rusqlite::Result<T> {
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Backend(e.to_string()))
+    serde_json::to_string(value).map_err(StoreError::unencodable)
 }
 
 fn one_workflow(
@@ -173,64 +173,44 @@ impl Store for EmbeddedStore {
         }
     }
 
-    async fn insert_execution(&self, execution: &Execution) -> Result<bool, StoreError> {
+    async fn write_execution(
+        &self,
+        execution: &Execution,
+        when: Precondition<'_>,
+    ) -> Result<bool, StoreError> {
         let record = encode(execution)?;
         let (id, key) = (execution.id.clone(), execution.workflow_key.clone());
+        // The precondition as SQL: the write and its check are one statement.
+        let (sql, token) = match when {
+            Precondition::Absent => (
+                "INSERT OR IGNORE INTO executions (id, workflow_key, record) VALUES (?1, ?2, ?3)",
+                None,
+            ),
+            Precondition::Always => (
+                "INSERT OR REPLACE INTO executions (id, workflow_key, record) VALUES (?1, ?2, ?3)",
+                None,
+            ),
+            Precondition::Running => (
+                "INSERT INTO executions (id, workflow_key, record) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET record = excluded.record
+                 WHERE json_extract(executions.record, '$.status') = 'started'
+                   AND json_extract(executions.record, '$.paused') IS NULL",
+                None,
+            ),
+            Precondition::PausedOn(token) => (
+                "UPDATE executions SET record = ?3
+                 WHERE id = ?1 AND workflow_key = ?2
+                   AND json_extract(record, '$.paused.token') = ?4",
+                Some(token.to_string()),
+            ),
+        };
         self.db
             .write(Box::new(move |conn| {
-                let n = conn
-                    .prepare_cached("INSERT OR IGNORE INTO executions (id, workflow_key, record) VALUES (?1, ?2, ?3)")?
-                    .execute(params![id, key, record])?;
-                Ok(n == 1)
-            }))
-            .await
-            .map_err(backend)
-    }
-
-    async fn save_execution(&self, execution: &Execution) -> Result<(), StoreError> {
-        let record = encode(execution)?;
-        let (id, key) = (execution.id.clone(), execution.workflow_key.clone());
-        self.db
-            .write(Box::new(move |conn| {
-                conn.prepare_cached("INSERT OR REPLACE INTO executions (id, workflow_key, record) VALUES (?1, ?2, ?3)")?
-                    .execute(params![id, key, record])?;
-                Ok(true)
-            }))
-            .await
-            .map(drop)
-            .map_err(backend)
-    }
-
-    async fn save_unless_finished(&self, execution: &Execution) -> Result<bool, StoreError> {
-        let record = encode(execution)?;
-        let (id, key) = (execution.id.clone(), execution.workflow_key.clone());
-        self.db
-            .write(Box::new(move |conn| {
-                let n = conn
-                    .prepare_cached(
-                        "INSERT INTO executions (id, workflow_key, record) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (id) DO UPDATE SET record = excluded.record
-                         WHERE json_extract(executions.record, '$.status') = 'started'
-                           AND json_extract(executions.record, '$.paused') IS NULL",
-                    )?
-                    .execute(params![id, key, record])?;
-                Ok(n == 1)
-            }))
-            .await
-            .map_err(backend)
-    }
-
-    async fn save_if_paused(&self, execution: &Execution, token: &str) -> Result<bool, StoreError> {
-        let record = encode(execution)?;
-        let (id, token) = (execution.id.clone(), token.to_string());
-        self.db
-            .write(Box::new(move |conn| {
-                let n = conn
-                    .prepare_cached(
-                        "UPDATE executions SET record = ?2
-                         WHERE id = ?1 AND json_extract(record, '$.paused.token') = ?3",
-                    )?
-                    .execute(params![id, record, token])?;
+                let mut statement = conn.prepare_cached(sql)?;
+                let n = match &token {
+                    Some(token) => statement.execute(params![id, key, record, token])?,
+                    None => statement.execute(params![id, key, record])?,
+                };
                 Ok(n == 1)
             }))
             .await
