@@ -17,6 +17,32 @@ fn cause(source: &Option<BoxError>) -> String {
         .unwrap_or_default()
 }
 
+/// An outage a call ran into: what it was doing, and why it failed, when the
+/// adapter has an error value for that.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}{}", cause(source))]
+pub struct Outage {
+    what: String,
+    #[source]
+    source: Option<BoxError>,
+}
+
+impl Outage {
+    pub fn new(what: impl Display) -> Self {
+        Self {
+            what: what.to_string(),
+            source: None,
+        }
+    }
+
+    pub fn caused_by(what: impl Display, source: impl Into<BoxError>) -> Self {
+        Self {
+            what: what.to_string(),
+            source: Some(source.into()),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("hook id {hook_id:?} already belongs to workflow {owner:?}")]
@@ -27,12 +53,8 @@ pub enum StoreError {
     InvalidDefinition(String),
     /// Passing: the same call may succeed later (a full disk, a throttled or
     /// unreachable table). Runs wait for it and are tried again.
-    #[error("store unavailable: {what}{}", cause(source))]
-    Unavailable {
-        what: String,
-        #[source]
-        source: Option<BoxError>,
-    },
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] Outage),
     /// The store refused this write for good (a record too large, a constraint, a
     /// value it does not take): it would refuse it again, so retrying cannot help.
     #[error("the store refused the write: {reason}")]
@@ -54,18 +76,12 @@ pub enum StoreError {
 impl StoreError {
     /// An outage, said in words only (the adapter has no error value for it).
     pub fn unavailable(what: impl Display) -> Self {
-        Self::Unavailable {
-            what: what.to_string(),
-            source: None,
-        }
+        Self::Unavailable(Outage::new(what))
     }
 
     /// An outage `what` ran into, caused by `source`.
     pub fn unavailable_by(what: impl Display, source: impl Into<BoxError>) -> Self {
-        Self::Unavailable {
-            what: what.to_string(),
-            source: Some(source.into()),
-        }
+        Self::Unavailable(Outage::caused_by(what, source))
     }
 
     /// A record that cannot be written as JSON: it never will be.
@@ -88,19 +104,15 @@ impl StoreError {
     /// for; what the store refuses, cannot read, or a definition that conflicts
     /// stays so.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable { .. })
+        matches!(self, Self::Unavailable(_))
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     /// Passing: the queue could not be reached or did not take the call.
-    #[error("queue unavailable: {what}{}", cause(source))]
-    Unavailable {
-        what: String,
-        #[source]
-        source: Option<BoxError>,
-    },
+    #[error("queue unavailable: {0}")]
+    Unavailable(#[source] Outage),
     /// What this queue cannot do (SQS cannot find a message by its run).
     #[error("this queue cannot {0}")]
     Unsupported(&'static str),
@@ -109,24 +121,18 @@ pub enum QueueError {
 impl QueueError {
     /// An outage, said in words only.
     pub fn unavailable(what: impl Display) -> Self {
-        Self::Unavailable {
-            what: what.to_string(),
-            source: None,
-        }
+        Self::Unavailable(Outage::new(what))
     }
 
     /// An outage `what` ran into, caused by `source`.
     pub fn unavailable_by(what: impl Display, source: impl Into<BoxError>) -> Self {
-        Self::Unavailable {
-            what: what.to_string(),
-            source: Some(source.into()),
-        }
+        Self::Unavailable(Outage::caused_by(what, source))
     }
 
     /// Whether the same call may succeed later: an outage may end; what the queue
     /// cannot do, it never will.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable { .. })
+        matches!(self, Self::Unavailable(_))
     }
 }
 
@@ -144,7 +150,8 @@ mod tests {
             "store unavailable: saving execution e-1: disk full"
         );
         assert!(outage.is_retryable());
-        assert_eq!(outage.source().unwrap().to_string(), "disk full");
+        let cause = outage.source().and_then(|outage| outage.source());
+        assert_eq!(cause.unwrap().to_string(), "disk full");
         let damaged = StoreError::unreadable(
             "execution record",
             serde_json::from_str::<u8>("x").unwrap_err(),

@@ -23,7 +23,7 @@ use crate::model::{
     Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, KeyedAccept, RunMessage,
 };
 
-pub use error::{BoxError, QueueError, StoreError};
+pub use error::{BoxError, Outage, QueueError, StoreError};
 pub use filter::ExecutionFilter;
 pub use precondition::Precondition;
 pub use telemetry::{NoTelemetry, Telemetry};

@@ -56,10 +56,7 @@ where
             source: Some(Box::new(e)),
         }
     } else {
-        StoreError::Unavailable {
-            what: reason,
-            source: Some(Box::new(e)),
-        }
+        StoreError::unavailable_by(reason, e)
     }
 }
 
