@@ -218,12 +218,6 @@ fn find_cycle(edges: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>>
 const KNOWN: &[&[&str]] = &[
     // `RunContext` holds `&Engine`; the budget reads the walk's context.
     &["engine::budget", "engine::state", "engine::walk"],
-    // The claims and replay marks build their items with the store's helpers.
-    &[
-        "ports::aws::claims",
-        "ports::aws::dynamo",
-        "ports::aws::replays",
-    ],
 ];
 
 #[test]
