@@ -35,7 +35,7 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     runtime.block_on(async {
         let config = aws::load_config().await;
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &args.table, None);
+        let store = DynamoStore::new(aws::client(&config), &args.table, None);
         for definition in definitions {
             let key = definition.key.clone();
             let done = deploy::deploy(&store, &registry, definition)
@@ -82,8 +82,9 @@ pub fn init_local(args: InitLocalArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     runtime.block_on(async {
         let config = aws::load_config().await;
-        aws::create_table(&aws_sdk_dynamodb::Client::new(&config), &args.table).await?;
-        let url = aws::create_queue(&aws_sdk_sqs::Client::new(&config), &args.queue).await?;
+        let client = aws::client(&config);
+        aws::create_table(&client, &args.table).await?;
+        let url = aws::create_queue(&client, &args.queue).await?;
         println!("HOOKFLOW_TABLE={}", args.table);
         println!("HOOKFLOW_QUEUE_URL={url}");
         Ok(ExitCode::SUCCESS)

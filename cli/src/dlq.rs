@@ -40,7 +40,7 @@ pub fn run(command: DlqCommand) -> anyhow::Result<ExitCode> {
         .build()?;
     runtime.block_on(async {
         let config = aws::load_config().await;
-        let client = aws_sdk_sqs::Client::new(&config);
+        let client = aws::client(&config);
         match command {
             DlqCommand::List { dlq_url, max, json } => {
                 let runs = dlq::list(&client, &dlq_url, max).await?;

@@ -308,17 +308,20 @@ async fn open_backend(args: &ServeArgs) -> anyhow::Result<Backend> {
         });
     }
     let config = aws::load_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&config);
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    aws::create_table(&dynamo, &args.table)
+    let client = aws::client(&config);
+    aws::create_table(&client, &args.table)
         .await
         .with_context(|| format!("cannot prepare table {} at {endpoint}", args.table))?;
-    let queue_url = aws::create_queue(&sqs, &args.queue)
+    let queue_url = aws::create_queue(&client, &args.queue)
         .await
         .with_context(|| format!("cannot prepare queue {} at {endpoint}", args.queue))?;
     Ok(Backend {
-        store: Arc::new(DynamoStore::new(dynamo, &args.table, args.retention())),
-        queue: Arc::new(SqsQueue::new(sqs, queue_url)),
+        store: Arc::new(DynamoStore::new(
+            Arc::clone(&client),
+            &args.table,
+            args.retention(),
+        )),
+        queue: Arc::new(SqsQueue::new(client, queue_url)),
         waiting: 0,
         delayed: 0,
         description: format!(

@@ -25,7 +25,7 @@ pub struct Source {
 pub async fn open(source: &Source) -> anyhow::Result<(Arc<dyn Store>, Option<Arc<Database>>)> {
     if let Some(table) = &source.table {
         let config = aws::load_config().await;
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table, None);
+        let store = DynamoStore::new(aws::client(&config), table, None);
         return Ok((Arc::new(store), None));
     }
     let data = source.data.as_path();
@@ -58,8 +58,5 @@ pub async fn open_queue(
         );
     };
     let config = aws::load_config().await;
-    Ok(Arc::new(SqsQueue::new(
-        aws_sdk_sqs::Client::new(&config),
-        url,
-    )))
+    Ok(Arc::new(SqsQueue::new(aws::client(&config), url)))
 }

@@ -47,14 +47,15 @@ async fn embedded() -> Backend {
 async fn moto() -> Backend {
     moto_endpoint();
     let config = aws::load_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let client = aws::client(&config);
     let table = unique_name("contract");
-    aws::create_table(&dynamo, &table).await.unwrap();
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let url = aws::create_queue(&sqs, &unique_name("contract"))
+    aws::create_table(&client, &table).await.unwrap();
+    let url = aws::create_queue(&client, &unique_name("contract"))
         .await
         .unwrap();
-    sqs.set_queue_attributes()
+    // The queue's lease, set with the SDK (nothing in hookflow sets it).
+    aws_sdk_sqs::Client::new(&config)
+        .set_queue_attributes()
         .queue_url(&url)
         .attributes(
             aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
@@ -63,14 +64,14 @@ async fn moto() -> Backend {
         .send()
         .await
         .unwrap();
-    let other = SqsQueue::new(aws_sdk_sqs::Client::new(&config), &url);
+    let other = SqsQueue::new(aws::client(&config), &url);
     Backend {
         store: Arc::new(DynamoStore::new(
-            dynamo,
+            Arc::clone(&client),
             table,
             Some(Duration::from_secs(86_400)),
         )),
-        queue: Arc::new(SqsQueue::new(sqs, url)),
+        queue: Arc::new(SqsQueue::new(client, url)),
         other: Arc::new(other),
         lease: LEASE,
         peeks: false,

@@ -143,17 +143,19 @@ async fn drain(app: &App, queue: &LandsThenFails) -> usize {
 async fn a_send_that_landed_after_a_failure_runs_once_and_is_never_replayed_before_it_runs() {
     moto_endpoint();
     let config = aws::load_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let client = aws::client(&config);
     let table = unique_name("keyed");
-    aws::create_table(&dynamo, &table).await.unwrap();
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let url = aws::create_queue(&sqs, &unique_name("keyed"))
+    aws::create_table(&client, &table).await.unwrap();
+    let url = aws::create_queue(&client, &unique_name("keyed"))
         .await
         .unwrap();
-    let ran = aws::create_queue(&sqs, &unique_name("ran")).await.unwrap();
-    let store: Arc<dyn Store> = Arc::new(DynamoStore::new(dynamo, table, None));
+    let ran = aws::create_queue(&client, &unique_name("ran"))
+        .await
+        .unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let store: Arc<dyn Store> = Arc::new(DynamoStore::new(Arc::clone(&client), table, None));
     let queue = Arc::new(LandsThenFails {
-        inner: SqsQueue::new(sqs.clone(), url),
+        inner: SqsQueue::new(client, url),
         sent: Mutex::default(),
     });
     let app = App::new(

@@ -1,46 +1,35 @@
 //! The Lambda handlers on moto: workflows deployed with `hookflow deploy`, API Gateway
 //! events from `events/` through the webhook handler, the SQS message it sent through
 //! the worker handler, and the executions found in DynamoDB. AWS calls are counted
-//! with an SDK interceptor.
+//! at the clients the app calls DynamoDB and SQS through.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
 use hookflow::model::RunMessage;
 use hookflow::ports::Queue;
-use hookflow::ports::aws::{self, Emf, SqsQueue};
+use hookflow::ports::aws::{self, Emf, SignedClient, SqsQueue};
 use hookflow::wiring::{App, AwsEnv, Settings};
 use hookflow_tests::on_moto::{self, Examples};
 use hookflow_tests::{hookflow, job_trail, moto_endpoint, test_nodes, unique_name};
 use lambda_http::RequestExt;
 use serde_json::{Value, json};
 
-/// Counts the AWS operations a client starts (retries of one operation count once).
-#[derive(Debug, Clone, Default)]
-struct Calls(Arc<AtomicUsize>);
-
-impl Calls {
-    fn take(&self) -> usize {
-        self.0.swap(0, Ordering::SeqCst)
-    }
+/// Counts the AWS calls the app's clients start (retries of one call count once).
+struct Calls {
+    clients: Vec<Arc<SignedClient>>,
+    seen: Mutex<u64>,
 }
 
-impl Intercept for Calls {
-    fn name(&self) -> &'static str {
-        "CountCalls"
-    }
-
-    fn read_before_execution(
-        &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(())
+impl Calls {
+    /// The calls since the last look.
+    fn take(&self) -> u64 {
+        let now: u64 = self.clients.iter().map(|c| c.calls()).sum();
+        let mut seen = self.seen.lock().unwrap();
+        let new = now - *seen;
+        *seen = now;
+        new
     }
 }
 
@@ -55,7 +44,7 @@ struct Stack {
 }
 
 /// A table and a queue of its own, the examples deployed with the CLI, and the app
-/// the Lambdas build (clients wrapped to count calls).
+/// the Lambdas build (on clients whose calls are counted).
 async fn stack() -> Stack {
     stack_with_queue_endpoint(None).await
 }
@@ -63,19 +52,15 @@ async fn stack() -> Stack {
 async fn stack_with_queue_endpoint(sqs_endpoint: Option<&str>) -> Stack {
     let Examples { table, queue_url } = on_moto::deploy_examples();
     let config = aws::load_config().await;
-    let plain_sqs = aws_sdk_sqs::Client::new(&config);
-
-    let calls = Calls::default();
-    let dynamo = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&config)
-            .interceptor(calls.clone())
-            .build(),
-    );
-    let mut sqs_config = aws_sdk_sqs::config::Builder::from(&config).interceptor(calls.clone());
-    if let Some(endpoint) = sqs_endpoint {
-        sqs_config = sqs_config.endpoint_url(endpoint);
-    }
-    let sqs = aws_sdk_sqs::Client::from_conf(sqs_config.build());
+    let dynamo = aws::client(&config);
+    let sqs = match sqs_endpoint {
+        Some(endpoint) => aws::client(&config.to_builder().endpoint_url(endpoint).build()),
+        None => aws::client(&config),
+    };
+    let calls = Calls {
+        clients: vec![Arc::clone(&dynamo), Arc::clone(&sqs)],
+        seen: Mutex::new(0),
+    };
     let env = AwsEnv {
         table,
         queue_url: queue_url.clone(),
@@ -90,9 +75,15 @@ async fn stack_with_queue_endpoint(sqs_endpoint: Option<&str>) -> Stack {
         env,
         app,
         calls,
-        queue: SqsQueue::new(plain_sqs, queue_url),
+        queue: SqsQueue::new(aws::client(&config), queue_url),
         emf,
     }
+}
+
+/// The app the Lambdas build from `env`, with plain clients.
+async fn app_on(env: &AwsEnv) -> App {
+    let client = aws::client(&aws::load_config().await);
+    env.app(Arc::clone(&client), client)
 }
 
 /// The stack's app, on a table that does not exist (a store that fails every call).
@@ -102,15 +93,6 @@ async fn without_table(stack: &Stack) -> App {
         ..stack.env.clone()
     })
     .await
-}
-
-/// The app the Lambdas build from `env`, with plain clients.
-async fn app_on(env: &AwsEnv) -> App {
-    let config = aws::load_config().await;
-    env.app(
-        aws_sdk_dynamodb::Client::new(&config),
-        aws_sdk_sqs::Client::new(&config),
-    )
 }
 
 /// The stack's app with the test crate's node types too, and `definition` (which
@@ -900,11 +882,7 @@ async fn duplicates_start_one_run_on_dynamodb_within_the_call_budget() {
         "a duplicate: the refused claim returns its holder, no second read"
     );
     // A new instance (a cold start) on the same table knows the key too.
-    let config = aws::load_config().await;
-    let cold = stack.env.app(
-        aws_sdk_dynamodb::Client::new(&config),
-        aws_sdk_sqs::Client::new(&config),
-    );
+    let cold = app_on(&stack.env).await;
     let again = hookflow_webhook::handle(&cold, delivery("d-1", "203.0.113.10"))
         .await
         .unwrap();
@@ -1025,14 +1003,13 @@ async fn an_async_run_hands_its_event_on_to_aws_from_the_worker() {
     let stack = stack().await;
     let config = aws::load_config().await;
     let plain_sqs = aws_sdk_sqs::Client::new(&config);
-    let target = aws::create_queue(&plain_sqs, &unique_name("orders"))
+    let client = aws::client(&config);
+    let target = aws::create_queue(&client, &unique_name("orders"))
         .await
         .unwrap();
     // Any table keyed by pk and sk will do for the orders.
     let orders = unique_name("orders");
-    aws::create_table(&aws_sdk_dynamodb::Client::new(&config), &orders)
-        .await
-        .unwrap();
+    aws::create_table(&client, &orders).await.unwrap();
     deploy_to(
         &stack,
         &json!({"key": "hand-on", "sync": false,

@@ -128,7 +128,7 @@ async fn an_async_webhook_is_queued_by_the_shipped_webhook_and_run_by_the_shippe
     let id = body["executionId"].as_str().expect("an execution id");
 
     let queue = SqsQueue::new(
-        aws_sdk_sqs::Client::new(&aws::load_config().await),
+        aws::client(&aws::load_config().await),
         examples.queue_url.clone(),
     );
     let messages = queue.receive(10, Duration::from_secs(5)).await.unwrap();

@@ -2,6 +2,8 @@
 //! §1), on moto: through `hookflow serve` pointed at the endpoint, and through the
 //! webhook Lambda's handler.
 
+use std::sync::Arc;
+
 use aws_sdk_ssm::types::ParameterType;
 use hookflow::model::SignatureConfig;
 use hookflow::ports::aws;
@@ -113,10 +115,9 @@ async fn the_webhook_lambda_reads_them_too() {
     let (parameter, secret) = put_secrets().await;
     let config = aws::load_config().await;
     let table = unique_name("hookflow");
-    aws::create_table(&aws_sdk_dynamodb::Client::new(&config), &table)
-        .await
-        .unwrap();
-    let queue_url = aws::create_queue(&aws_sdk_sqs::Client::new(&config), &unique_name("runs"))
+    let client = aws::client(&config);
+    aws::create_table(&client, &table).await.unwrap();
+    let queue_url = aws::create_queue(&client, &unique_name("runs"))
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -136,10 +137,7 @@ async fn the_webhook_lambda_reads_them_too() {
         retention: None,
         settings: Settings::default(),
     };
-    let app = env.app(
-        aws_sdk_dynamodb::Client::new(&config),
-        aws_sdk_sqs::Client::new(&config),
-    );
+    let app = env.app(Arc::clone(&client), client);
     for (hook, preset, value, status) in [
         ("gh-ssm", "github", GH, 200),
         ("stripe-sm", "stripe", STRIPE, 200),

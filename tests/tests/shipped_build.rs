@@ -13,15 +13,29 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-/// Features a deployed Lambda must not be built with.
-const FORBIDDEN_FEATURES: &[&str] = &["default", "embedded", "testing"];
-/// Crates that are test code, SQLite or the test crate itself.
+/// Features a deployed Lambda must not be built with (`aws-profiles`: the CLI's
+/// aws-config provider chain).
+const FORBIDDEN_FEATURES: &[&str] = &["default", "embedded", "testing", "aws-profiles"];
+/// Crates that are test code, SQLite or the test crate itself, and the AWS SDK
+/// stack: the Lambdas sign their DynamoDB and SQS calls themselves and read their
+/// configuration from the environment (issue 25: each SDK crate, aws-config with
+/// STS, and the smithy runtime cost ~0.2-0.5 MB of every binary).
 const FORBIDDEN_CRATES: &[&str] = &[
     "rusqlite",
     "libsqlite3-sys",
     "proptest",
     "hookflow-tests",
     "hookflow-cli",
+    "aws-config",
+    "aws-sdk-dynamodb",
+    "aws-sdk-sqs",
+    "aws-sdk-sts",
+    "aws-sdk-sso",
+    "aws-sdk-ssooidc",
+    "aws-smithy-runtime",
+    "aws-runtime",
+    "serde_dynamo",
+    "regex-lite",
 ];
 
 /// Each package `cargo tree` lists, by name, with its enabled features.

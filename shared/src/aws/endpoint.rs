@@ -3,7 +3,7 @@
 //! or the service's regional endpoint on AWS, with FIPS and dual-stack honoured as
 //! the SDKs do (`AWS_USE_FIPS_ENDPOINT`, `AWS_USE_DUALSTACK_ENDPOINT`).
 
-use aws_config::SdkConfig;
+use super::SdkConfig;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::CallError;
@@ -67,6 +67,13 @@ impl Service {
         env_id: "SESV2",
         govcloud_standard_is_fips: false,
         json_version: "",
+    };
+    pub const DYNAMODB: Self = Self {
+        signing_name: "dynamodb",
+        endpoint_prefix: "dynamodb",
+        env_id: "DYNAMODB",
+        govcloud_standard_is_fips: true,
+        json_version: "1.0",
     };
     pub const SQS: Self = Self {
         signing_name: "sqs",
@@ -251,7 +258,8 @@ pub fn s3_object_url(config: &SdkConfig, bucket: &str, key: &str) -> Result<Stri
 
 #[cfg(test)]
 mod tests {
-    use aws_config::{Region, SdkConfig};
+    use aws_types::SdkConfig;
+    use aws_types::region::Region;
 
     use super::*;
 

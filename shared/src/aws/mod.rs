@@ -1,21 +1,24 @@
 //! AWS plumbing below every layer that talks to AWS: the configuration (region,
 //! credentials, endpoint) with the process's one HTTPS client, and SigV4-signed
-//! calls for the services hookflow uses without their SDK crate (S3, SSM Parameter
-//! Store, Secrets Manager, EventBridge, SNS, SES, Lambda; see the workspace's
-//! Cargo.toml for why).
+//! calls for every service hookflow uses, without their SDK crates (DynamoDB, SQS,
+//! S3, SSM Parameter Store, Secrets Manager, EventBridge, SNS, SES, Lambda; see
+//! the workspace's Cargo.toml for why).
 
+mod config;
 mod endpoint;
+#[cfg(feature = "aws-profiles")]
 mod http_client;
 mod signed;
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
-pub use aws_config::SdkConfig;
+pub use config::{SdkConfig, env_config, load_config};
 pub use endpoint::{Service, s3_object_url};
 pub use signed::{CallError, Reply, SignedClient, SigningStyle, xml_text};
 
-/// The HTTPS client every AWS call goes through, SDK and signed alike: one per
+/// The HTTPS client every AWS call goes through (with `aws-profiles`, aws-config's
+/// own calls too): one per
 /// process (one connection pool), rustls on ring. Built at the first call that
 /// needs it (building reads the system's CA certificates), so a cold start pays for
 /// it at its first AWS call, and a machine without certificates gets failed calls
@@ -36,16 +39,6 @@ fn http() -> Result<&'static reqwest::Client, String> {
         })
         .as_ref()
         .map_err(Clone::clone)
-}
-
-/// The standard AWS configuration (environment, profile files, container or
-/// instance credentials), with hookflow's HTTPS client. Loaded once per cold start
-/// or CLI run by its callers.
-pub async fn load_config() -> SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http_client::shared())
-        .load()
-        .await
 }
 
 /// The region a configuration names, when it names one.

@@ -5,9 +5,10 @@
 //! backoff (the SDKs' standard retry mode), one deadline over all of them, and
 //! AWS's own error code and message read from the reply.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_config::SdkConfig;
+use super::SdkConfig;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_sigv4::http_request::{
@@ -30,6 +31,10 @@ use super::endpoint::Service;
 pub struct CallError {
     pub code: String,
     pub message: String,
+    /// A JSON error reply that says more than its code and message, whole: the
+    /// item a failed DynamoDB condition returned (`Item`), a cancelled
+    /// transaction's `CancellationReasons`.
+    pub details: Option<Box<Value>>,
 }
 
 impl CallError {
@@ -37,7 +42,13 @@ impl CallError {
         Self {
             code: code.to_string(),
             message: message.into(),
+            details: None,
         }
+    }
+
+    /// `code: message`, as a log line or a store's error names it.
+    pub fn describe(&self) -> String {
+        format!("{}: {}", self.code, self.message)
     }
 
     pub(crate) fn not_configured() -> Self {
@@ -107,6 +118,9 @@ pub struct SignedClient {
     /// Credentials and when to fetch them again.
     credentials: Mutex<Option<(Credentials, Instant)>>,
     timeout: Duration,
+    /// Calls started (retries not counted), so tests can check how many AWS calls
+    /// a path makes.
+    calls: AtomicU64,
 }
 
 /// Attempts per call, as in the SDKs' standard retry mode.
@@ -125,7 +139,13 @@ impl SignedClient {
             config,
             credentials: Mutex::new(None),
             timeout,
+            calls: AtomicU64::new(0),
         }
+    }
+
+    /// How many calls this client has started.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
     }
 
     pub fn config(&self) -> &SdkConfig {
@@ -153,6 +173,7 @@ impl SignedClient {
         request: http::Request<Bytes>,
         timeout: Duration,
     ) -> Result<Reply, CallError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let deadline = Instant::now() + timeout;
         let timed_out = || timed_out(timeout);
         let mut attempt = 1;
@@ -288,6 +309,19 @@ impl SignedClient {
             .post(service, "/", &content_type, Some(target), input.to_string())
             .await?;
         read_json(reply).await
+    }
+
+    /// A DynamoDB operation (`PutItem`, `Query`, ...), items in DynamoDB JSON
+    /// (`{"S": "text"}`).
+    pub async fn dynamodb(&self, operation: &str, input: &Value) -> Result<Value, CallError> {
+        let target = format!("DynamoDB_20120810.{operation}");
+        self.json(Service::DYNAMODB, &target, input).await
+    }
+
+    /// An SQS operation (`SendMessage`, ...) in its JSON protocol.
+    pub async fn sqs(&self, operation: &str, input: &Value) -> Result<Value, CallError> {
+        self.json(Service::SQS, &format!("AmazonSQS.{operation}"), input)
+            .await
     }
 
     /// A REST call with a JSON body and a JSON reply (SES v2).
@@ -470,18 +504,28 @@ fn service_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> CallEr
     // as it did before (`AWS.SimpleQueueService.NonExistentQueue;Sender`), as
     // its SDK reports it.
     let header_code = header("x-amzn-query-error", ';').or_else(|| header("x-amzn-errortype", ':'));
-    let (body_code, message) = match serde_json::from_slice::<Value>(body) {
-        Ok(json) => (
-            json.get("__type")
-                .or_else(|| json.get("code"))
-                .and_then(Value::as_str)
-                .map(|t| t.rsplit('#').next().unwrap_or(t).to_string()),
-            json.get("message")
-                .or_else(|| json.get("Message"))
-                .and_then(Value::as_str)
-                .map(str::to_string),
-        ),
-        Err(_) => xml_error(body),
+    let (body_code, message, details) = match serde_json::from_slice::<Value>(body) {
+        Ok(json) => {
+            const PLAIN: [&str; 4] = ["__type", "code", "message", "Message"];
+            let more = json
+                .as_object()
+                .is_some_and(|fields| fields.keys().any(|k| !PLAIN.contains(&k.as_str())));
+            (
+                json.get("__type")
+                    .or_else(|| json.get("code"))
+                    .and_then(Value::as_str)
+                    .map(|t| t.rsplit('#').next().unwrap_or(t).to_string()),
+                json.get("message")
+                    .or_else(|| json.get("Message"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                more.then(|| Box::new(json)),
+            )
+        }
+        Err(_) => {
+            let (code, message) = xml_error(body);
+            (code, message, None)
+        }
     };
     let code = header_code.or(body_code).unwrap_or_else(|| match status {
         StatusCode::NOT_FOUND => "NotFound".to_string(),
@@ -495,7 +539,11 @@ fn service_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> CallEr
             status.canonical_reason().unwrap_or("")
         )
     });
-    CallError { code, message }
+    CallError {
+        code,
+        message,
+        details,
+    }
 }
 
 /// `<Error><Code>…</Code><Message>…</Message></Error>`, at the root or inside

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{App, Settings};
+use crate::aws::SignedClient;
 use crate::engine::Limits;
 use crate::nodes::NodeSettings;
 use crate::nodes::request::guard::NetworkPolicy;
@@ -63,27 +64,25 @@ impl AwsEnv {
         })
     }
 
-    /// The Lambdas' start: configuration from the environment, SDK clients built once.
+    /// The Lambdas' start: configuration from the environment (no provider
+    /// chain: a Lambda's credentials are in it), one AWS client built once.
     pub async fn app_from_env() -> Result<App, String> {
         let env = Self::from_env()?;
-        let config = crate::ports::aws::load_config().await;
-        Ok(env.app(
-            aws_sdk_dynamodb::Client::new(&config),
-            aws_sdk_sqs::Client::new(&config),
-        ))
+        let client = crate::ports::aws::client(&crate::ports::aws::env_config());
+        Ok(env.app(Arc::clone(&client), client))
     }
 
-    /// The app on DynamoDB and SQS with the given clients (built once by the
+    /// The app on DynamoDB and SQS through the given clients (built once by the
     /// caller), counting in Embedded Metric Format lines on stdout.
-    pub fn app(&self, dynamo: aws_sdk_dynamodb::Client, sqs: aws_sdk_sqs::Client) -> App {
+    pub fn app(&self, dynamo: Arc<SignedClient>, sqs: Arc<SignedClient>) -> App {
         self.app_with(dynamo, sqs, Arc::new(crate::ports::aws::Emf::stdout()))
     }
 
     /// [`AwsEnv::app`] with its metrics going to `telemetry`.
     pub fn app_with(
         &self,
-        dynamo: aws_sdk_dynamodb::Client,
-        sqs: aws_sdk_sqs::Client,
+        dynamo: Arc<SignedClient>,
+        sqs: Arc<SignedClient>,
         telemetry: Arc<dyn Telemetry>,
     ) -> App {
         use crate::ports::aws::{DynamoStore, SqsQueue};

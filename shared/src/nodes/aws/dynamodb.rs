@@ -1,18 +1,15 @@
 //! `dynamodb`: one item read or written, or a query; items in and out as plain
-//! JSON (`serde_dynamo`), never as AttributeValue maps.
+//! JSON (see [`super::dynamo_json`]), never as attribute maps.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use base64::Engine as _;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use super::{AwsClients, Fields, Text, check_number, failure, finish, required, whole_number};
+use super::dynamo_json::{attribute, attributes, plain_item};
+use super::{AwsClients, Fields, Text, call_failure, check_number, finish, required, whole_number};
 use crate::engine::{Checker, Node, NodeStop, RunContext, config};
 use crate::model::NodeDefinition;
 
@@ -136,167 +133,130 @@ impl Node for DynamoDb {
     }
 }
 
-type Item = HashMap<String, AttributeValue>;
+type Item = Map<String, Value>;
 
 /// Plain JSON as an item (an object of attributes).
 fn item_of(value: &Value, field: &str) -> Result<Item, Value> {
-    if !value.is_object() {
-        return Err(json!({
+    match value {
+        Value::Object(fields) => Ok(attributes(fields)),
+        _ => Err(json!({
             "message": format!("{field} must be an object of attributes, not {value}"),
             "code": "InvalidParameter"
-        }));
+        })),
     }
-    to_item(value)
-        .map_err(|e| json!({"message": format!("{field}: {e}"), "code": "InvalidParameter"}))
 }
 
-/// An item as plain JSON: binary attributes (which JSON has no type for) as
-/// base64 text, sets as lists.
-fn json_of(item: &Item) -> Result<Value, Value> {
-    let plain: Item = item.iter().map(|(k, v)| (k.clone(), plain(v))).collect();
-    from_item::<Value>(plain).map_err(|e| {
-        json!({"message": format!("an item DynamoDB returned does not read as JSON: {e}"), "code": "Unreadable"})
-    })
-}
-
-/// Binary values as base64 strings, at any depth.
-fn plain(value: &AttributeValue) -> AttributeValue {
-    let base64 = |blob: &aws_sdk_dynamodb::primitives::Blob| {
-        base64::engine::general_purpose::STANDARD.encode(blob.as_ref())
+/// An item DynamoDB returned (`Item`, `Attributes`, `LastEvaluatedKey`) as plain
+/// JSON; `missing` when the reply has none.
+fn json_of(item: Option<&Value>, missing: Value) -> Result<Value, Value> {
+    let Some(item) = item else {
+        return Ok(missing);
     };
-    match value {
-        AttributeValue::B(blob) => AttributeValue::S(base64(blob)),
-        AttributeValue::Bs(blobs) => AttributeValue::Ss(blobs.iter().map(base64).collect()),
-        AttributeValue::L(items) => AttributeValue::L(items.iter().map(plain).collect()),
-        AttributeValue::M(map) => {
-            AttributeValue::M(map.iter().map(|(k, v)| (k.clone(), plain(v))).collect())
-        }
-        other => other.clone(),
-    }
+    item.as_object()
+        .and_then(plain_item)
+        .map(Value::Object)
+        .ok_or_else(|| {
+            json!({"message": "an item DynamoDB returned does not read as JSON", "code": "Unreadable"})
+        })
 }
 
-/// The attributes a write returned (`returnValues`), `{}` when none.
-fn returned(attributes: Option<&Item>) -> Result<Value, Value> {
-    attributes.map_or_else(|| Ok(json!({})), json_of)
+/// A field of the request, when the node's config gives it.
+fn set(input: &mut Value, field: &str, text: &Option<Text>) {
+    if let Some(t) = text {
+        input[field] = json!(t.0);
+    }
 }
 
 impl DynamoDb {
     async fn call(&self, c: &DynamoConfig) -> Result<Value, Value> {
-        let client = self
-            .0
-            .client(&self.0.dynamodb, aws_sdk_dynamodb::Client::new)
-            .await?;
+        let client = self.0.signed().await?;
         let table = c.table_name.as_str();
-        let resource = format!("table {table}");
+        let mut input = json!({ "TableName": table });
         let names = c
             .expression_attribute_names
             .rendered("expressionAttributeNames")?;
-        let names: Option<HashMap<String, String>> = (!names.is_empty()).then(|| {
-            names
-                .iter()
-                .map(|(k, v)| (k.clone(), v.0.clone()))
-                .collect()
-        });
-        let mut values = HashMap::new();
-        for (name, value) in c
-            .expression_attribute_values
-            .rendered("expressionAttributeValues")?
-        {
-            let attribute = to_attribute_value(value).map_err(
-                |e| json!({"message": format!("expressionAttributeValues.{name}: {e}"), "code": "InvalidParameter"}),
-            )?;
-            values.insert(name.clone(), attribute);
+        if !names.is_empty() {
+            let names: Map<String, Value> =
+                names.iter().map(|(k, v)| (k.clone(), json!(v.0))).collect();
+            input["ExpressionAttributeNames"] = Value::Object(names);
         }
-        let values = (!values.is_empty()).then_some(values);
-        let returning = c
-            .return_values
-            .as_ref()
-            .map(|r| ReturnValue::from(r.as_str()));
-        let text = |t: &Option<Text>| t.as_ref().map(|t| t.0.clone());
+        let values = c
+            .expression_attribute_values
+            .rendered("expressionAttributeValues")?;
+        if !values.is_empty() && c.operation != Operation::Get {
+            let values: Map<String, Value> = values
+                .iter()
+                .map(|(k, v)| (k.clone(), attribute(v)))
+                .collect();
+            input["ExpressionAttributeValues"] = Value::Object(values);
+        }
         match c.operation {
+            Operation::Get | Operation::Query => {
+                set(&mut input, "ProjectionExpression", &c.projection_expression)
+            }
+            Operation::Put | Operation::Update | Operation::Delete => {
+                set(&mut input, "ConditionExpression", &c.condition_expression);
+                set(&mut input, "ReturnValues", &c.return_values);
+            }
+        }
+        let operation = match c.operation {
             Operation::Get => {
-                let out = client
-                    .get_item()
-                    .table_name(table)
-                    .set_key(Some(item_of(&c.key, "key")?))
-                    .set_projection_expression(text(&c.projection_expression))
-                    .set_expression_attribute_names(names)
-                    .send()
-                    .await
-                    .map_err(|e| failure("GetItem on", &resource, &e))?;
-                out.item().map_or(Ok(Value::Null), json_of)
+                input["Key"] = Value::Object(item_of(&c.key, "key")?);
+                "GetItem"
             }
             Operation::Put => {
-                let out = client
-                    .put_item()
-                    .table_name(table)
-                    .set_item(Some(item_of(&c.item, "item")?))
-                    .set_condition_expression(text(&c.condition_expression))
-                    .set_expression_attribute_names(names)
-                    .set_expression_attribute_values(values)
-                    .set_return_values(returning)
-                    .send()
-                    .await
-                    .map_err(|e| failure("PutItem on", &resource, &e))?;
-                returned(out.attributes())
+                input["Item"] = Value::Object(item_of(&c.item, "item")?);
+                "PutItem"
             }
             Operation::Update => {
-                let out = client
-                    .update_item()
-                    .table_name(table)
-                    .set_key(Some(item_of(&c.key, "key")?))
-                    .set_update_expression(text(&c.update_expression))
-                    .set_condition_expression(text(&c.condition_expression))
-                    .set_expression_attribute_names(names)
-                    .set_expression_attribute_values(values)
-                    .return_values(returning.unwrap_or(ReturnValue::AllNew))
-                    .send()
-                    .await
-                    .map_err(|e| failure("UpdateItem on", &resource, &e))?;
-                returned(out.attributes())
+                input["Key"] = Value::Object(item_of(&c.key, "key")?);
+                set(&mut input, "UpdateExpression", &c.update_expression);
+                if c.return_values.is_none() {
+                    input["ReturnValues"] = json!("ALL_NEW");
+                }
+                "UpdateItem"
             }
             Operation::Delete => {
-                let out = client
-                    .delete_item()
-                    .table_name(table)
-                    .set_key(Some(item_of(&c.key, "key")?))
-                    .set_condition_expression(text(&c.condition_expression))
-                    .set_expression_attribute_names(names)
-                    .set_expression_attribute_values(values)
-                    .set_return_values(returning)
-                    .send()
-                    .await
-                    .map_err(|e| failure("DeleteItem on", &resource, &e))?;
-                returned(out.attributes())
+                input["Key"] = Value::Object(item_of(&c.key, "key")?);
+                "DeleteItem"
             }
             Operation::Query => {
-                let limit = whole_number(&c.limit, "limit", 1..=10_000)?;
-                let start = if c.exclusive_start_key.is_null() {
-                    None
-                } else {
-                    Some(item_of(&c.exclusive_start_key, "exclusiveStartKey")?)
-                };
-                let out = client
-                    .query()
-                    .table_name(table)
-                    .set_index_name(text(&c.index_name))
-                    .set_key_condition_expression(text(&c.key_condition_expression))
-                    .set_projection_expression(text(&c.projection_expression))
-                    .set_expression_attribute_names(names)
-                    .set_expression_attribute_values(values)
-                    .set_limit(limit.map(|l| l as i32))
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| failure("Query on", &resource, &e))?;
-                let items = out
-                    .items()
-                    .iter()
-                    .map(json_of)
+                set(&mut input, "IndexName", &c.index_name);
+                set(
+                    &mut input,
+                    "KeyConditionExpression",
+                    &c.key_condition_expression,
+                );
+                if let Some(limit) = whole_number(&c.limit, "limit", 1..=10_000)? {
+                    input["Limit"] = json!(limit);
+                }
+                if !c.exclusive_start_key.is_null() {
+                    let start = item_of(&c.exclusive_start_key, "exclusiveStartKey")?;
+                    input["ExclusiveStartKey"] = Value::Object(start);
+                }
+                "Query"
+            }
+        };
+        let resource = format!("table {table}");
+        let out = client
+            .dynamodb(operation, &input)
+            .await
+            .map_err(|e| call_failure(&format!("{operation} on"), &resource, &e))?;
+        match c.operation {
+            Operation::Get => json_of(out.get("Item"), Value::Null),
+            Operation::Put | Operation::Update | Operation::Delete => {
+                json_of(out.get("Attributes"), json!({}))
+            }
+            Operation::Query => {
+                let items = out.get("Items").and_then(Value::as_array);
+                let items = items
+                    .into_iter()
+                    .flatten()
+                    .map(|i| json_of(Some(i), Value::Null))
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(json!({
                     "items": items,
-                    "lastEvaluatedKey": out.last_evaluated_key().map_or(Ok(Value::Null), json_of)?,
+                    "lastEvaluatedKey": json_of(out.get("LastEvaluatedKey"), Value::Null)?,
                 }))
             }
         }
@@ -306,31 +266,6 @@ impl DynamoDb {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn items_read_as_plain_json_with_binaries_as_base64() {
-        let blob = |b: &[u8]| aws_sdk_dynamodb::primitives::Blob::new(b.to_vec());
-        let item: Item = HashMap::from([
-            ("id".to_string(), AttributeValue::S("A-1".into())),
-            ("total".to_string(), AttributeValue::N("42.5".into())),
-            ("raw".to_string(), AttributeValue::B(blob(&[0xff, 0, 1]))),
-            ("keys".to_string(), AttributeValue::Bs(vec![blob(b"k")])),
-            ("tags".to_string(), AttributeValue::Ss(vec!["a".into()])),
-            (
-                "lines".to_string(),
-                AttributeValue::L(vec![AttributeValue::M(HashMap::from([(
-                    "sig".to_string(),
-                    AttributeValue::B(blob(b"s")),
-                )]))]),
-            ),
-            ("gone".to_string(), AttributeValue::Null(true)),
-        ]);
-        assert_eq!(
-            json_of(&item).unwrap(),
-            json!({"id": "A-1", "total": 42.5, "raw": "/wAB", "keys": ["aw=="], "tags": ["a"],
-                   "lines": [{"sig": "cw=="}], "gone": null})
-        );
-    }
 
     #[test]
     fn an_item_must_be_an_object() {

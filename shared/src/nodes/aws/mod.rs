@@ -2,13 +2,13 @@
 //! message on SQS or SNS, an item in DynamoDB, an object in S3, an email through
 //! SES, another Lambda. One module per type; what they share lives here.
 //!
-//! Clients are made once per process and lazily per service (a deployment that
-//! never sends email never builds an SES client), from the standard AWS
-//! environment: region, credentials and `AWS_ENDPOINT_URL` (moto, LocalStack), so
+//! One client is made once per process, when a node first calls AWS, from the
+//! standard AWS environment: region, credentials and `AWS_ENDPOINT_URL` (moto, LocalStack), so
 //! `hookflow serve` and the Lambdas run the same nodes. Every AWS error fails the
 //! node with `{message, code}` naming the resource, so `ignoreFail` and `retry`
 //! apply to it.
 
+mod dynamo_json;
 mod dynamodb;
 mod eventbridge;
 mod lambda;
@@ -22,12 +22,12 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::SdkConfig;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
+use crate::aws::SdkConfig;
 use crate::engine::{Checker, NodeRegistry, NodeStop};
 
 pub use dynamodb::DynamoDb;
@@ -41,13 +41,13 @@ pub use sqs::Sqs;
 /// How long one AWS call may take, retries included.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The AWS configuration and each service's client, made when first needed.
+/// The AWS configuration and the client the nodes call through, made when first
+/// needed.
 #[derive(Default)]
 pub struct AwsClients {
     config: OnceCell<Option<SdkConfig>>,
-    dynamodb: OnceCell<aws_sdk_dynamodb::Client>,
-    /// The other services are called without their SDK crate (see the
-    /// workspace's Cargo.toml).
+    /// Every service is called without its SDK crate (see the workspace's
+    /// Cargo.toml).
     signed: OnceCell<crate::aws::SignedClient>,
 }
 
@@ -57,15 +57,7 @@ impl AwsClients {
         let loaded = self
             .config
             .get_or_init(|| async {
-                let loaded = crate::aws::load_config().await;
-                let config = loaded
-                    .to_builder()
-                    .timeout_config(
-                        aws_config::timeout::TimeoutConfig::builder()
-                            .operation_timeout(CALL_TIMEOUT)
-                            .build(),
-                    )
-                    .build();
+                let config = crate::aws::load_config().await;
                 crate::aws::region(&config).is_some().then_some(config)
             })
             .await;
@@ -75,22 +67,13 @@ impl AwsClients {
         })
     }
 
-    /// The client for calls signed here (all but DynamoDB).
+    /// The client every node's calls go through.
     async fn signed(&self) -> Result<&crate::aws::SignedClient, Value> {
         let config = self.config().await?;
         Ok(self
             .signed
             .get_or_init(|| async { crate::aws::SignedClient::new(config.clone(), CALL_TIMEOUT) })
             .await)
-    }
-
-    async fn client<C: Clone>(
-        &self,
-        cell: &OnceCell<C>,
-        make: impl FnOnce(&SdkConfig) -> C,
-    ) -> Result<C, Value> {
-        let config = self.config().await?;
-        Ok(cell.get_or_init(|| async { make(config) }).await.clone())
     }
 }
 
@@ -114,38 +97,6 @@ pub fn register(registry: &mut NodeRegistry, max_result_bytes: usize) {
 
 /// An AWS error as a node's failure: what was asked of which resource, AWS's
 /// message and its error code.
-fn failure<E>(action: &str, resource: &str, error: &aws_sdk_sqs::error::SdkError<E>) -> Value
-where
-    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    use aws_sdk_sqs::error::SdkError;
-    let (code, detail) = match error {
-        SdkError::ServiceError(service) => {
-            let e = service.err();
-            (
-                e.code().unwrap_or("ServiceError").to_string(),
-                e.message().map_or_else(|| e.to_string(), str::to_string),
-            )
-        }
-        SdkError::TimeoutError(_) => (
-            "Timeout".to_string(),
-            format!("no answer within {} s", CALL_TIMEOUT.as_secs()),
-        ),
-        SdkError::DispatchFailure(d) => (
-            if d.is_timeout() {
-                "Timeout"
-            } else {
-                "DispatchFailure"
-            }
-            .to_string(),
-            crate::aws::chain(error),
-        ),
-        _ => ("ClientError".to_string(), crate::aws::chain(error)),
-    };
-    json!({"message": format!("{action} {resource}: {detail}"), "code": code})
-}
-
-/// A failed signed call as a node's failure, in the form [`failure`] gives.
 fn call_failure(action: &str, resource: &str, error: &crate::aws::CallError) -> Value {
     json!({"message": format!("{action} {resource}: {}", error.message), "code": error.code})
 }

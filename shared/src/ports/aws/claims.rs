@@ -2,14 +2,11 @@
 //! and, when it is held, returns the holder in the same call
 //! (`ReturnValuesOnConditionCheckFailure`), so a replay costs no second read.
 
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use serde_json::{Value, json};
 
-use super::dynamo::backend;
-use super::item::{self, Item, get_s, n, s};
+use super::errors::{CONDITION_FAILED, applied, backend};
+use super::item::{self, Item, flag, get_n, get_s, n, s};
+use crate::aws::{CallError, SignedClient};
 use crate::model::{Claim, ClaimCheck, ClaimOutcome, key_hash};
 use crate::ports::StoreError;
 
@@ -23,10 +20,7 @@ fn claim_key(claim: &Claim) -> Item {
 }
 
 fn key_of(workflow_key: &str, key_hash: &str) -> Item {
-    Item::from([
-        ("pk".to_string(), s(item::claim_pk(workflow_key, key_hash))),
-        ("sk".to_string(), s("CLAIM")),
-    ])
+    item::key(item::claim_pk(workflow_key, key_hash), "CLAIM")
 }
 
 fn claim_item(claim: &Claim) -> Result<Item, StoreError> {
@@ -36,10 +30,10 @@ fn claim_item(claim: &Claim) -> Result<Item, StoreError> {
     item.insert("expiresAt".into(), n(claim.expires_at));
     item.insert("leaseUntil".into(), n(claim.lease_until));
     if claim.answer.is_some() {
-        item.insert("answered".into(), AttributeValue::Bool(true));
+        item.insert("answered".into(), flag());
     }
     if claim.pending {
-        item.insert("pending".into(), AttributeValue::Bool(true));
+        item.insert("pending".into(), flag());
     }
     item.insert("record".into(), s(record));
     Ok(item)
@@ -57,115 +51,101 @@ fn read_claim(found: &Item) -> Result<Claim, StoreError> {
     claim.pending = found.contains_key("pending");
     claim.confirmed_by = get_s(found, "confirmedBy").map(str::to_string);
     // Renewed by a retake, which leaves the record as it was written.
-    if let Some(lease) = found.get("leaseUntil").and_then(|v| v.as_n().ok()) {
+    if let Some(lease) = get_n(found, "leaseUntil") {
         claim.lease_until = lease.parse().unwrap_or(claim.lease_until);
     }
     Ok(claim)
 }
 
+/// The item a failed condition returned (`ReturnValuesOnConditionCheckFailure`),
+/// or, from an endpoint that does not return it, the item as it is now.
+async fn held_item(
+    client: &SignedClient,
+    table: &str,
+    failed: CallError,
+    key: Item,
+) -> Result<Option<Item>, StoreError> {
+    match failed.details.and_then(|d| match *d {
+        Value::Object(mut reply) => match reply.remove("Item") {
+            Some(Value::Object(found)) => Some(found),
+            _ => None,
+        },
+        _ => None,
+    }) {
+        Some(found) => Ok(Some(found)),
+        None => item::get(client, table, key).await,
+    }
+}
+
 pub async fn claim(
-    client: &Client,
+    client: &SignedClient,
     table: &str,
     claim: &Claim,
     now: u64,
 ) -> Result<ClaimOutcome, StoreError> {
-    let result = client
-        .put_item()
-        .table_name(table)
-        .set_item(Some(claim_item(claim)?))
-        .condition_expression(FREE)
-        .expression_attribute_values(":now", n(now))
-        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-        .send()
-        .await;
-    match result {
+    let input = json!({
+        "TableName": table,
+        "Item": claim_item(claim)?,
+        "ConditionExpression": FREE,
+        "ExpressionAttributeValues": {":now": n(now)},
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    });
+    match client.dynamodb("PutItem", &input).await {
         Ok(_) => Ok(ClaimOutcome::Claimed),
-        Err(SdkError::ServiceError(e)) => match e.into_err() {
-            PutItemError::ConditionalCheckFailedException(held) => match held.item {
+        Err(e) if e.code == CONDITION_FAILED => {
+            match held_item(client, table, e, claim_key(claim)).await? {
                 Some(found) => Ok(ClaimOutcome::Held(read_claim(&found)?)),
-                // An endpoint that does not return the item: read it.
-                None => holder(client, table, claim).await,
-            },
-            other => Err(backend(other)),
-        },
+                None => Err(StoreError::unavailable(
+                    "the claim changed while it was read; retry",
+                )),
+            }
+        }
         Err(e) => Err(backend(e)),
     }
 }
 
-async fn holder(client: &Client, table: &str, claim: &Claim) -> Result<ClaimOutcome, StoreError> {
-    let found = client
-        .get_item()
-        .table_name(table)
-        .set_key(Some(claim_key(claim)))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(backend)?
-        .item;
-    match found {
-        Some(found) => Ok(ClaimOutcome::Held(read_claim(&found)?)),
-        None => Err(StoreError::unavailable(
-            "the claim changed while it was read; retry",
-        )),
-    }
+/// A claim taken over by another request meanwhile is theirs: nothing to do.
+pub async fn settle(client: &SignedClient, table: &str, claim: &Claim) -> Result<(), StoreError> {
+    let input = json!({
+        "TableName": table,
+        "Item": claim_item(claim)?,
+        "ConditionExpression": "executionId = :id",
+        "ExpressionAttributeValues": {":id": s(&claim.execution_id)},
+    });
+    applied(client.dynamodb("PutItem", &input).await).map(drop)
 }
 
-pub async fn settle(client: &Client, table: &str, claim: &Claim) -> Result<(), StoreError> {
-    let result = client
-        .put_item()
-        .table_name(table)
-        .set_item(Some(claim_item(claim)?))
-        .condition_expression("executionId = :id")
-        .expression_attribute_values(":id", s(&claim.execution_id))
-        .send()
-        .await;
-    ignore_lost(result)
-}
-
-pub async fn release(client: &Client, table: &str, claim: &Claim) -> Result<(), StoreError> {
-    let result = client
-        .delete_item()
-        .table_name(table)
-        .set_key(Some(claim_key(claim)))
-        .condition_expression("executionId = :id")
-        .expression_attribute_values(":id", s(&claim.execution_id))
-        .send()
-        .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
-        Err(e) => Err(backend(e)),
-    }
+pub async fn release(client: &SignedClient, table: &str, claim: &Claim) -> Result<(), StoreError> {
+    let input = json!({
+        "TableName": table,
+        "Key": claim_key(claim),
+        "ConditionExpression": "executionId = :id",
+        "ExpressionAttributeValues": {":id": s(&claim.execution_id)},
+    });
+    applied(client.dynamodb("DeleteItem", &input).await).map(drop)
 }
 
 /// Renews a pending claim's lease for a duplicate that re-queues its run
 /// ([`crate::ports::Store::retake_claim`]): one conditional `UpdateItem`.
 pub async fn retake(
-    client: &Client,
+    client: &SignedClient,
     table: &str,
     claim: &Claim,
     lease_was: u64,
 ) -> Result<bool, StoreError> {
-    let result = client
-        .update_item()
-        .table_name(table)
-        .set_key(Some(claim_key(claim)))
-        .update_expression("SET leaseUntil = :lease")
-        .condition_expression(
+    let input = json!({
+        "TableName": table,
+        "Key": claim_key(claim),
+        "UpdateExpression": "SET leaseUntil = :lease",
+        "ConditionExpression":
             "executionId = :id AND attribute_exists(pending) AND leaseUntil = :was",
-        )
-        .expression_attribute_values(":id", s(&claim.execution_id))
-        .expression_attribute_values(":lease", n(claim.lease_until))
-        .expression_attribute_values(":was", n(lease_was))
-        .send()
-        .await;
-    match result {
-        Ok(_) => Ok(true),
-        Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-            Ok(false)
-        }
-        Err(e) => Err(backend(e)),
-    }
+        "ExpressionAttributeValues": {
+            ":id": s(&claim.execution_id),
+            ":lease": n(claim.lease_until),
+            ":was": n(lease_was),
+        },
+    });
+    applied(client.dynamodb("UpdateItem", &input).await)
 }
 
 /// Confirms the claim on `key` for `copy` of run `execution_id`
@@ -173,69 +153,45 @@ pub async fn retake(
 /// removes `pending` and names the copy, and otherwise returns the claim in the
 /// same call.
 pub async fn confirm(
-    client: &Client,
+    client: &SignedClient,
     table: &str,
     workflow_key: &str,
     key: &str,
     execution_id: &str,
     copy: Option<&str>,
 ) -> Result<ClaimCheck, StoreError> {
-    let update = client
-        .update_item()
-        .table_name(table)
-        .set_key(Some(key_of(workflow_key, &key_hash(key))))
-        .expression_attribute_values(":id", s(execution_id))
-        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-    let update = match copy {
-        Some(copy) => update
-            .update_expression("REMOVE pending SET confirmedBy = if_not_exists(confirmedBy, :copy)")
-            .condition_expression(
+    let mut input = json!({
+        "TableName": table,
+        "Key": key_of(workflow_key, &key_hash(key)),
+        "ExpressionAttributeValues": {":id": s(execution_id)},
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    });
+    match copy {
+        Some(copy) => {
+            input["UpdateExpression"] =
+                json!("REMOVE pending SET confirmedBy = if_not_exists(confirmedBy, :copy)");
+            input["ConditionExpression"] = json!(
                 "executionId = :id AND (attribute_exists(pending) \
-                 OR attribute_not_exists(confirmedBy) OR confirmedBy = :copy)",
-            )
-            .expression_attribute_values(":copy", s(copy)),
+                 OR attribute_not_exists(confirmedBy) OR confirmedBy = :copy)"
+            );
+            input["ExpressionAttributeValues"][":copy"] = s(copy);
+        }
         // Queued before copies had ids: the only copy.
-        None => update
-            .update_expression("REMOVE pending")
-            .condition_expression("executionId = :id"),
-    };
-    match update.send().await {
-        Ok(_) => Ok(ClaimCheck::Ours),
-        Err(SdkError::ServiceError(e)) => match e.into_err() {
-            UpdateItemError::ConditionalCheckFailedException(held) => {
-                let found = match held.item {
-                    Some(found) => Some(found),
-                    // No claim, or an endpoint that does not return the item: read it.
-                    None => {
-                        client
-                            .get_item()
-                            .table_name(table)
-                            .set_key(Some(key_of(workflow_key, &key_hash(key))))
-                            .consistent_read(true)
-                            .send()
-                            .await
-                            .map_err(backend)?
-                            .item
-                    }
-                };
-                Ok(match found {
-                    Some(found) => read_claim(&found)?.check_copy(execution_id, copy),
-                    None => ClaimCheck::Gone,
-                })
-            }
-            other => Err(backend(other)),
-        },
-        Err(e) => Err(backend(e)),
+        None => {
+            input["UpdateExpression"] = json!("REMOVE pending");
+            input["ConditionExpression"] = json!("executionId = :id");
+        }
     }
-}
-
-/// A claim taken over by another request meanwhile is theirs: nothing to do.
-fn ignore_lost<T>(
-    result: Result<T, SdkError<PutItemError, aws_sdk_dynamodb::config::http::HttpResponse>>,
-) -> Result<(), StoreError> {
-    match result {
-        Ok(_) => Ok(()),
-        Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
+    match client.dynamodb("UpdateItem", &input).await {
+        Ok(_) => Ok(ClaimCheck::Ours),
+        // No claim, or one that is not this copy's.
+        Err(e) if e.code == CONDITION_FAILED => {
+            let key = key_of(workflow_key, &key_hash(key));
+            Ok(match held_item(client, table, e, key).await? {
+                Some(found) => read_claim(&found)?.check_copy(execution_id, copy),
+                None => ClaimCheck::Gone,
+            })
+        }
         Err(e) => Err(backend(e)),
     }
 }

@@ -9,13 +9,11 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName,
-    SendMessageBatchRequestEntry,
-};
+use serde_json::{Value, json};
 
-use super::sqs::backend;
+use super::errors::queue_backend as backend;
+use super::sqs::{attribute, messages, text};
+use crate::aws::SignedClient;
 use crate::model::RunMessage;
 use crate::ports::QueueError;
 
@@ -33,27 +31,26 @@ pub struct DeadRun {
     pub age: Duration,
 }
 
-fn attribute(message: &Message, name: MessageSystemAttributeName) -> Option<u64> {
-    message.attributes()?.get(&name)?.parse().ok()
-}
+/// A message of a `ReceiveMessage` reply (JSON).
+type Message = Value;
 
 fn describe(message: &Message) -> DeadRun {
-    let run: Option<RunMessage> = message.body().and_then(|b| serde_json::from_str(b).ok());
+    let run: Option<RunMessage> = serde_json::from_str(text(message, "Body")).ok();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let sent = attribute(message, MessageSystemAttributeName::SentTimestamp)
+    let sent = attribute(message, "SentTimestamp")
         .map(Duration::from_millis)
         .unwrap_or(now);
     DeadRun {
-        message_id: message.message_id().unwrap_or_default().to_string(),
+        message_id: text(message, "MessageId").to_string(),
         workflow_key: run
             .as_ref()
             .map(|r| r.workflow_key.clone())
             .filter(|k| !k.is_empty()),
         execution_id: run.as_ref().map(|r| r.execution_id.clone()),
         wake: run.as_ref().is_some_and(|r| r.wake.is_some()),
-        receive_count: attribute(message, MessageSystemAttributeName::ApproximateReceiveCount)
+        receive_count: attribute(message, "ApproximateReceiveCount")
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(0),
         age: now.saturating_sub(sent),
@@ -62,27 +59,32 @@ fn describe(message: &Message) -> DeadRun {
 
 /// Up to `count` (at most 10) messages, hidden for `visibility` seconds.
 async fn receive(
-    client: &Client,
+    client: &SignedClient,
     url: &str,
-    visibility: i32,
+    visibility: u32,
     count: usize,
 ) -> Result<Vec<Message>, QueueError> {
+    let input = json!({
+        "QueueUrl": url,
+        "MaxNumberOfMessages": count.clamp(1, 10),
+        "VisibilityTimeout": visibility,
+        "WaitTimeSeconds": 1,
+        "MessageSystemAttributeNames": ["All"],
+    });
     let out = client
-        .receive_message()
-        .queue_url(url)
-        .max_number_of_messages(i32::try_from(count.clamp(1, 10)).unwrap_or(10))
-        .visibility_timeout(visibility)
-        .wait_time_seconds(1)
-        .message_system_attribute_names(MessageSystemAttributeName::All)
-        .send()
+        .sqs("ReceiveMessage", &input)
         .await
         .map_err(backend)?;
-    Ok(out.messages.unwrap_or_default())
+    Ok(messages(&out).cloned().collect())
 }
 
 /// Up to `max` messages of the dead-letter queue, left there: each is received
 /// with a visibility timeout of 0, so it stays visible (its receive count grows).
-pub async fn list(client: &Client, url: &str, max: usize) -> Result<Vec<DeadRun>, QueueError> {
+pub async fn list(
+    client: &SignedClient,
+    url: &str,
+    max: usize,
+) -> Result<Vec<DeadRun>, QueueError> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     // SQS samples its servers: a few empty or repeated answers do not mean the
@@ -92,8 +94,7 @@ pub async fn list(client: &Client, url: &str, max: usize) -> Result<Vec<DeadRun>
         let batch = receive(client, url, 0, 10).await?;
         let before = out.len();
         for message in &batch {
-            if seen.insert(message.message_id().unwrap_or_default().to_string()) && out.len() < max
-            {
+            if seen.insert(text(message, "MessageId").to_string()) && out.len() < max {
                 out.push(describe(message));
             }
         }
@@ -113,7 +114,7 @@ pub struct Redriven {
 /// Moves up to `max` messages from the dead-letter queue to the run queue, each
 /// deleted only after it was sent.
 pub async fn redrive(
-    client: &Client,
+    client: &SignedClient,
     dlq_url: &str,
     queue_url: &str,
     max: usize,
@@ -132,33 +133,26 @@ pub async fn redrive(
         idle = 0;
         let (sent, failed) = send_all(client, queue_url, &batch).await?;
         done.failed += failed;
-        let deletes = sent
+        let deletes: Vec<Value> = sent
             .iter()
             .filter_map(|&i| batch.get(i))
             .enumerate()
-            .map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
-                    .build()
-                    .map_err(|e| QueueError::unavailable_by("building a request", e))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|(i, m)| json!({"Id": i.to_string(), "ReceiptHandle": text(m, "ReceiptHandle")}))
+            .collect();
         if deletes.is_empty() {
             continue;
         }
         let count = deletes.len();
+        let input = json!({"QueueUrl": dlq_url, "Entries": deletes});
         let deleted = client
-            .delete_message_batch()
-            .queue_url(dlq_url)
-            .set_entries(Some(deletes))
-            .send()
+            .sqs("DeleteMessageBatch", &input)
             .await
             .map_err(backend)?;
+        let not_deleted = failures(&deleted);
         // Sent but not deleted: it comes back in a minute and is sent again,
         // which the run's fixed execution id makes harmless.
-        done.moved += count - deleted.failed().len();
-        done.failed += deleted.failed().len();
+        done.moved += count - not_deleted;
+        done.failed += not_deleted;
     }
     Ok(done)
 }
@@ -170,14 +164,14 @@ const BATCH_BYTES: usize = 256 * 1024;
 /// limit, a message too large to share one alone. The indexes of those sent, and
 /// how many were not.
 async fn send_all(
-    client: &Client,
+    client: &SignedClient,
     queue_url: &str,
     messages: &[Message],
 ) -> Result<(Vec<usize>, usize), QueueError> {
     let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut bytes = 0;
     for (i, m) in messages.iter().enumerate() {
-        let size = m.body().map_or(0, str::len);
+        let size = text(m, "Body").len();
         match groups.last_mut() {
             Some(group) if bytes + size <= BATCH_BYTES => group.push(i),
             _ => {
@@ -189,42 +183,29 @@ async fn send_all(
     }
     let (mut sent, mut failed) = (Vec::new(), 0);
     for group in groups {
-        let entries = group
+        let entries: Vec<Value> = group
             .iter()
-            .map(|&i| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(messages[i].body().unwrap_or_default())
-                    .build()
-                    .map_err(|e| QueueError::unavailable_by("building a request", e))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let out = client
-            .send_message_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await;
-        match out {
+            .map(|&i| json!({"Id": i.to_string(), "MessageBody": text(&messages[i], "Body")}))
+            .collect();
+        let input = json!({"QueueUrl": queue_url, "Entries": entries});
+        match client.sqs("SendMessageBatch", &input).await {
             Ok(out) => {
-                failed += out.failed().len();
+                failed += failures(&out);
+                let successful = out.get("Successful").and_then(Value::as_array);
                 sent.extend(
-                    out.successful()
-                        .iter()
-                        .filter_map(|ok| ok.id().parse::<usize>().ok()),
+                    successful
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|ok| ok.get("Id")?.as_str()?.parse::<usize>().ok()),
                 );
             }
             // The whole batch refused (too large for this queue, say): each alone.
             Err(e) if group.len() > 1 => {
-                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "a batch was refused; sending its messages one by one");
+                tracing::warn!(error = %e.describe(), "a batch was refused; sending its messages one by one");
                 for i in group {
-                    let one = client
-                        .send_message()
-                        .queue_url(queue_url)
-                        .message_body(messages[i].body().unwrap_or_default())
-                        .send()
-                        .await;
-                    match one {
+                    let one =
+                        json!({"QueueUrl": queue_url, "MessageBody": text(&messages[i], "Body")});
+                    match client.sqs("SendMessage", &one).await {
                         Ok(_) => sent.push(i),
                         Err(_) => failed += 1,
                     }
@@ -234,4 +215,12 @@ async fn send_all(
         }
     }
     Ok((sent, failed))
+}
+
+/// How many entries a batch call's reply lists as failed.
+fn failures(reply: &Value) -> usize {
+    reply
+        .get("Failed")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len)
 }

@@ -6,18 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, Put, ScalarAttributeType, TimeToLiveSpecification,
-    TransactWriteItem,
-};
+use serde_json::{Value, json};
 
-use super::item::{self, Item, get_s, n, s};
+use super::errors::{applied, backend};
+use super::item::{self, Item, get_s, n, s, take_item};
+use crate::aws::{CallError, SignedClient};
 use crate::model::{Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, ExecutionStatus};
 use crate::ports::{ExecutionFilter, Precondition, Store, StoreError};
 
@@ -28,36 +21,10 @@ const STATUS_GSI: &str = "gsi2";
 
 #[derive(Clone)]
 pub struct DynamoStore {
-    client: Client,
+    client: Arc<SignedClient>,
     table: String,
     /// How long executions are kept (TTL); `None` keeps them forever.
     retention: Option<Duration>,
-}
-
-/// DynamoDB's answers to a request it will refuse again, whenever it is sent: a
-/// request it cannot take (an item over 400 KB, a value it does not accept) or an
-/// item collection at its 10 GB limit. Throttling, timeouts and 5xx are passing.
-const REFUSED_FOR_GOOD: &[&str] = &[
-    "ValidationException",
-    "ItemCollectionSizeLimitExceededException",
-    "SerializationException",
-];
-
-pub(super) fn backend<E>(e: E) -> StoreError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    let reason = DisplayErrorContext(&e).to_string();
-    if e.code()
-        .is_some_and(|code| REFUSED_FOR_GOOD.contains(&code))
-    {
-        StoreError::Rejected {
-            reason,
-            source: Some(Box::new(e)),
-        }
-    } else {
-        StoreError::unavailable_by(reason, e)
-    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
@@ -68,30 +35,21 @@ fn decode<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> 
     serde_json::from_str(text).map_err(|e| StoreError::unreadable("record", e))
 }
 
-/// A conditional write's answer: `false` when the condition did not hold.
-pub(super) fn applied<T, E>(
-    result: Result<T, SdkError<E, HttpResponse>>,
-) -> Result<bool, StoreError>
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    match result {
-        Ok(_) => Ok(true),
-        Err(SdkError::ServiceError(e))
-            if e.err().code() == Some("ConditionalCheckFailedException") =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(backend(e)),
-    }
-}
-
-fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
-    StoreError::unavailable_by("building a request", e)
+/// The items of a `Query` or `Scan` page.
+fn page_items(page: &Value) -> impl Iterator<Item = &Item> {
+    page.get("Items")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, table: impl Into<String>, retention: Option<Duration>) -> Self {
+    pub fn new(
+        client: Arc<SignedClient>,
+        table: impl Into<String>,
+        retention: Option<Duration>,
+    ) -> Self {
         Self {
             client,
             table: table.into(),
@@ -99,22 +57,16 @@ impl DynamoStore {
         }
     }
 
-    pub fn client(&self) -> &Client {
+    pub fn client(&self) -> &Arc<SignedClient> {
         &self.client
     }
 
+    async fn call(&self, operation: &str, input: Value) -> Result<Value, CallError> {
+        self.client.dynamodb(operation, &input).await
+    }
+
     async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(out.item)
+        item::get(&self.client, &self.table, item::key(pk, sk)).await
     }
 
     fn execution_item(&self, execution: &Execution) -> Item {
@@ -152,11 +104,9 @@ impl DynamoStore {
         item
     }
 
-    fn put_execution(&self, execution: &Execution) -> PutItemFluentBuilder {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(self.execution_item(execution)))
+    /// A `PutItem` of the execution, with what a caller adds (a condition).
+    fn put_execution(&self, execution: &Execution) -> Value {
+        json!({"TableName": self.table, "Item": self.execution_item(execution)})
     }
 
     /// One page of a workflow's execution ids in the filter's window, from the
@@ -173,28 +123,27 @@ impl DynamoStore {
             Some(status) => (STATUS_GSI, ("gsi2pk", item::status_gsi_pk(key, status))),
             None => (GSI, ("gsi1pk", item::executions_gsi_pk(key))),
         };
-        let page = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(index)
-            .key_condition_expression("#pk = :p AND gsi1sk BETWEEN :lo AND :hi")
-            .expression_attribute_names("#pk", pk.0)
-            .expression_attribute_values(":p", s(pk.1))
-            .expression_attribute_values(":lo", s(filter.lowest_id()))
-            .expression_attribute_values(":hi", s(filter.highest_id()))
-            .scan_index_forward(!newest_first)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX).max(1))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(backend)?;
-        let ids = page
-            .items()
-            .iter()
+        let mut input = json!({
+            "TableName": self.table,
+            "IndexName": index,
+            "KeyConditionExpression": "#pk = :p AND gsi1sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeNames": {"#pk": pk.0},
+            "ExpressionAttributeValues": {
+                ":p": s(pk.1),
+                ":lo": s(filter.lowest_id()),
+                ":hi": s(filter.highest_id()),
+            },
+            "ScanIndexForward": !newest_first,
+            "Limit": limit.clamp(1, i32::MAX as usize),
+        });
+        if let Some(start) = start {
+            input["ExclusiveStartKey"] = Value::Object(start);
+        }
+        let mut page = self.call("Query", input).await.map_err(backend)?;
+        let ids = page_items(&page)
             .filter_map(|found| get_s(found, "gsi1sk").map(str::to_string))
             .collect();
-        Ok((ids, page.last_evaluated_key))
+        Ok((ids, take_item(&mut page, "LastEvaluatedKey")))
     }
 
     /// A workflow's executions matching the filter, newest first.
@@ -243,15 +192,16 @@ impl DynamoStore {
     /// Deletes one execution unless it is started (running or paused): `false` then.
     async fn delete_finished(&self, id: &str) -> Result<bool, StoreError> {
         let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(item::execution_pk(id)))
-            .key("sk", s("EX"))
-            .condition_expression("attribute_exists(pk) AND #status <> :started")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":started", s(ExecutionStatus::Started.as_str()))
-            .send()
+            .call(
+                "DeleteItem",
+                json!({
+                    "TableName": self.table,
+                    "Key": {"pk": s(item::execution_pk(id)), "sk": s("EX")},
+                    "ConditionExpression": "attribute_exists(pk) AND #status <> :started",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": {":started": s(ExecutionStatus::Started.as_str())},
+                }),
+            )
             .await;
         applied(result)
     }
@@ -299,20 +249,19 @@ impl Store for DynamoStore {
         let mut out = Vec::new();
         let mut start = None;
         loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("sk = :c")
-                .expression_attribute_values(":c", s("CURRENT"))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend)?;
-            for found in page.items() {
+            let mut input = json!({
+                "TableName": self.table,
+                "FilterExpression": "sk = :c",
+                "ExpressionAttributeValues": {":c": s("CURRENT")},
+            });
+            if let Some(start) = start {
+                input["ExclusiveStartKey"] = Value::Object(start);
+            }
+            let mut page = self.call("Scan", input).await.map_err(backend)?;
+            for found in page_items(&page) {
                 out.push(Arc::new(decode(found)?));
             }
-            start = page.last_evaluated_key;
+            start = take_item(&mut page, "LastEvaluatedKey");
             if start.is_none() {
                 break;
             }
@@ -325,25 +274,22 @@ impl Store for DynamoStore {
         let record = serde_json::to_string(workflow).map_err(StoreError::unencodable)?;
         let previous = self.current_workflow(&workflow.key).await?;
         let pk = item::workflow_pk(&workflow.key);
-        let put = |pk: String,
-                   sk: String,
-                   condition: Option<&str>|
-         -> Result<TransactWriteItem, StoreError> {
-            let mut p = Put::builder()
-                .table_name(&self.table)
-                .item("pk", s(pk))
-                .item("sk", s(sk))
-                .item("record", s(&record))
-                .item("workflowKey", s(&workflow.key))
-                .item("version", n(workflow.version));
+        let put = |pk: String, sk: String, condition: Option<&str>| {
+            let mut put = json!({
+                "TableName": self.table,
+                "Item": {
+                    "pk": s(pk),
+                    "sk": s(sk),
+                    "record": s(&record),
+                    "workflowKey": s(&workflow.key),
+                    "version": n(workflow.version),
+                },
+            });
             if let Some(c) = condition {
-                p = p
-                    .condition_expression(c)
-                    .expression_attribute_values(":key", s(&workflow.key));
+                put["ConditionExpression"] = json!(c);
+                put["ExpressionAttributeValues"] = json!({":key": s(&workflow.key)});
             }
-            Ok(TransactWriteItem::builder()
-                .put(p.build().map_err(build_error)?)
-                .build())
+            json!({ "Put": put })
         };
         let mut items = vec![
             // The version must be new: a concurrent deploy of the same key loses.
@@ -351,45 +297,28 @@ impl Store for DynamoStore {
                 pk.clone(),
                 item::version_sk(workflow.version),
                 Some("attribute_not_exists(pk) AND :key = :key"),
-            )?,
-            put(pk, "CURRENT".into(), None)?,
+            ),
+            put(pk, "CURRENT".into(), None),
             // The hook id must be free or already this key's.
             put(
                 item::hook_pk(&workflow.hook_id),
                 "HOOK".into(),
                 Some("attribute_not_exists(pk) OR workflowKey = :key"),
-            )?,
+            ),
         ];
         if let Some(old) = previous.filter(|p| p.hook_id != workflow.hook_id) {
-            let delete = Delete::builder()
-                .table_name(&self.table)
-                .key("pk", s(item::hook_pk(&old.hook_id)))
-                .key("sk", s("HOOK"))
-                .build()
-                .map_err(build_error)?;
-            items.push(TransactWriteItem::builder().delete(delete).build());
+            items.push(json!({"Delete": {
+                "TableName": self.table,
+                "Key": {"pk": s(item::hook_pk(&old.hook_id)), "sk": s("HOOK")},
+            }}));
         }
         let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
+            .call("TransactWriteItems", json!({ "TransactItems": items }))
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e)) if e.err().is_transaction_canceled_exception() => {
-                let reasons: Vec<String> = match e.err() {
-                    TransactWriteItemsError::TransactionCanceledException(t) => t
-                        .cancellation_reasons()
-                        .iter()
-                        .map(|r| r.code().unwrap_or("").to_string())
-                        .collect(),
-                    _ => Vec::new(),
-                };
-                if reasons
-                    .first()
-                    .is_some_and(|c| c == "ConditionalCheckFailed")
-                {
+            Err(e) if e.code == "TransactionCanceledException" => {
+                if first_cancellation(&e) == Some("ConditionalCheckFailed") {
                     Err(StoreError::VersionConflict {
                         key: workflow.key.clone(),
                         version: workflow.version,
@@ -416,21 +345,31 @@ impl Store for DynamoStore {
         when: Precondition<'_>,
     ) -> Result<bool, StoreError> {
         // The precondition as a ConditionExpression, checked with the write.
-        let put = self.put_execution(execution);
-        let put = match when {
-            Precondition::Always => return put.send().await.map(|_| true).map_err(backend),
-            Precondition::Absent => put.condition_expression("attribute_not_exists(pk)"),
-            Precondition::Running => put
-                .condition_expression(
-                    "attribute_not_exists(pk) OR (#status = :started AND attribute_not_exists(pauseToken))",
-                )
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":started", s("started")),
-            Precondition::PausedOn(token) => put
-                .condition_expression("pauseToken = :token")
-                .expression_attribute_values(":token", s(token)),
-        };
-        applied(put.send().await)
+        let mut put = self.put_execution(execution);
+        match when {
+            Precondition::Always => {
+                return self
+                    .call("PutItem", put)
+                    .await
+                    .map(|_| true)
+                    .map_err(backend);
+            }
+            Precondition::Absent => {
+                put["ConditionExpression"] = json!("attribute_not_exists(pk)");
+            }
+            Precondition::Running => {
+                put["ConditionExpression"] = json!(
+                    "attribute_not_exists(pk) OR (#status = :started AND attribute_not_exists(pauseToken))"
+                );
+                put["ExpressionAttributeNames"] = json!({"#status": "status"});
+                put["ExpressionAttributeValues"] = json!({":started": s("started")});
+            }
+            Precondition::PausedOn(token) => {
+                put["ConditionExpression"] = json!("pauseToken = :token");
+                put["ExpressionAttributeValues"] = json!({":token": s(token)});
+            }
+        }
+        applied(self.call("PutItem", put).await)
     }
 
     fn as_written<'a>(&self, execution: &'a Execution) -> Cow<'a, Execution> {
@@ -474,21 +413,20 @@ impl Store for DynamoStore {
         let mut counted = 0;
         let mut start = None;
         loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(STATUS_GSI)
-                .key_condition_expression("gsi2pk = :p")
-                .expression_attribute_values(":p", s(&pk))
-                .select(aws_sdk_dynamodb::types::Select::Count)
-                .limit(i32::try_from(up_to - counted).unwrap_or(i32::MAX).max(1))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend)?;
-            counted += usize::try_from(page.count).unwrap_or(0);
-            start = page.last_evaluated_key;
+            let mut input = json!({
+                "TableName": self.table,
+                "IndexName": STATUS_GSI,
+                "KeyConditionExpression": "gsi2pk = :p",
+                "ExpressionAttributeValues": {":p": s(&pk)},
+                "Select": "COUNT",
+                "Limit": (up_to - counted).clamp(1, i32::MAX as usize),
+            });
+            if let Some(start) = start {
+                input["ExclusiveStartKey"] = Value::Object(start);
+            }
+            let mut page = self.call("Query", input).await.map_err(backend)?;
+            counted += page.get("Count").and_then(Value::as_u64).unwrap_or(0) as usize;
+            start = take_item(&mut page, "LastEvaluatedKey");
             if start.is_none() || counted >= up_to {
                 return Ok(counted);
             }
@@ -577,67 +515,51 @@ impl Store for DynamoStore {
     }
 }
 
+/// The reason DynamoDB gave for cancelling a transaction's first item
+/// (`ConditionalCheckFailed`, `None`, ...): from `CancellationReasons`, or from the
+/// message, which lists them too (`... reasons [ConditionalCheckFailed, None]`).
+fn first_cancellation(e: &CallError) -> Option<&str> {
+    let listed = e
+        .details
+        .as_ref()
+        .and_then(|d| d.get("CancellationReasons")?.get(0)?.get("Code")?.as_str());
+    listed.or_else(|| {
+        let reasons = e.message.rsplit_once('[')?.1;
+        reasons.split([',', ']']).next().map(str::trim)
+    })
+}
+
 /// Creates the table (for local endpoints and tests; on AWS the SAM template does it).
 /// An existing table is left as it is.
-pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
-    let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .map_err(build_error)
-    };
-    let attr = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .map_err(build_error)
-    };
+pub async fn create_table(client: &SignedClient, table: &str) -> Result<(), StoreError> {
+    let key = |name: &str, kind: &str| json!({"AttributeName": name, "KeyType": kind});
+    let attr = |name: &str| json!({"AttributeName": name, "AttributeType": "S"});
     // Both indexes sort by id (time) and project keys only.
     let index = |name: &str, hash: &str| {
-        GlobalSecondaryIndex::builder()
-            .index_name(name)
-            .key_schema(key(hash, KeyType::Hash)?)
-            .key_schema(key("gsi1sk", KeyType::Range)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::KeysOnly)
-                    .build(),
-            )
-            .build()
-            .map_err(build_error)
+        json!({
+            "IndexName": name,
+            "KeySchema": [key(hash, "HASH"), key("gsi1sk", "RANGE")],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        })
     };
-    let result = client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key("pk", KeyType::Hash)?)
-        .key_schema(key("sk", KeyType::Range)?)
-        .attribute_definitions(attr("pk")?)
-        .attribute_definitions(attr("sk")?)
-        .attribute_definitions(attr("gsi1pk")?)
-        .attribute_definitions(attr("gsi1sk")?)
-        .attribute_definitions(attr("gsi2pk")?)
-        .global_secondary_indexes(index(GSI, "gsi1pk")?)
-        .global_secondary_indexes(index(STATUS_GSI, "gsi2pk")?)
-        .send()
-        .await;
-    match result {
+    let input = json!({
+        "TableName": table,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [key("pk", "HASH"), key("sk", "RANGE")],
+        "AttributeDefinitions": (["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk"].map(attr)),
+        "GlobalSecondaryIndexes": [index(GSI, "gsi1pk"), index(STATUS_GSI, "gsi2pk")],
+    });
+    match client.dynamodb("CreateTable", &input).await {
         Ok(_) => {}
-        Err(SdkError::ServiceError(e)) if e.err().is_resource_in_use_exception() => return Ok(()),
+        Err(e) if e.code == "ResourceInUseException" => return Ok(()),
         Err(e) => return Err(backend(e)),
     }
-    let ttl = TimeToLiveSpecification::builder()
-        .attribute_name("expiresAt")
-        .enabled(true)
-        .build()
-        .map_err(build_error)?;
+    let ttl = json!({
+        "TableName": table,
+        "TimeToLiveSpecification": {"AttributeName": "expiresAt", "Enabled": true},
+    });
     client
-        .update_time_to_live()
-        .table_name(table)
-        .time_to_live_specification(ttl)
-        .send()
+        .dynamodb("UpdateTimeToLive", &ttl)
         .await
         .map_err(backend)?;
     Ok(())

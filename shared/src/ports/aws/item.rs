@@ -15,30 +15,63 @@
 //! - `EX#<id>` / `REPLAY`: a replay of that execution was queued (`replayId`); see
 //!   `replays.rs`.
 
-use std::collections::HashMap;
+use serde_json::{Map, Value, json};
 
-use aws_sdk_dynamodb::types::AttributeValue;
-use serde_json::{Value, json};
-
+use super::errors::backend;
+use crate::aws::SignedClient;
 use crate::model::{Execution, ExecutionStatus, JobStatus};
+use crate::ports::StoreError;
 
-pub type Item = HashMap<String, AttributeValue>;
+/// An item in DynamoDB JSON, as the service's JSON protocol carries it:
+/// `{"pk": {"S": "EX#..."}, "expiresAt": {"N": "1764..."}}`.
+pub type Item = Map<String, Value>;
 
 /// DynamoDB's item limit is 400 KB; this leaves room for keys and attribute names.
 pub const MAX_RECORD_BYTES: usize = 380_000;
 
-pub fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
+pub fn s(value: impl Into<String>) -> Value {
+    json!({ "S": value.into() })
 }
 
-pub fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
+/// A number, which DynamoDB JSON writes as text.
+pub fn n(value: impl ToString) -> Value {
+    json!({ "N": value.to_string() })
+}
+
+pub fn flag() -> Value {
+    json!({ "BOOL": true })
 }
 
 pub fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
+    item.get(name)?.get("S")?.as_str()
+}
+
+pub fn get_n<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)?.get("N")?.as_str()
+}
+
+/// An object of a reply (`Item`, `LastEvaluatedKey`) as an item, when it has one.
+pub fn take_item(reply: &mut Value, field: &str) -> Option<Item> {
+    match reply.get_mut(field)?.take() {
+        Value::Object(item) => Some(item),
+        _ => None,
+    }
+}
+
+/// An item's key: `pk` and `sk`.
+pub fn key(pk: String, sk: &str) -> Item {
+    Item::from_iter([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+
+/// The item at `key`, read consistently (one `GetItem`).
+pub async fn get(
+    client: &SignedClient,
+    table: &str,
+    key: Item,
+) -> Result<Option<Item>, StoreError> {
+    let input = json!({"TableName": table, "Key": key, "ConsistentRead": true});
+    let mut out = client.dynamodb("GetItem", &input).await.map_err(backend)?;
+    Ok(take_item(&mut out, "Item"))
 }
 
 pub fn workflow_pk(key: &str) -> String {

@@ -1,13 +1,16 @@
 //! The AWS adapters: [`DynamoStore`] (one DynamoDB table), [`SqsQueue`], and
 //! [`Emf`] metric lines for CloudWatch.
 //!
-//! Both honour the standard AWS environment (`AWS_ENDPOINT_URL`, `AWS_PROFILE`,
-//! `AWS_REGION`), so the same code talks to AWS or to a local endpoint such as moto.
+//! Both call AWS through [`SignedClient`] (DynamoDB's and SQS's JSON protocols),
+//! with the configuration they are given: the environment's on Lambda
+//! (`AWS_REGION`, `AWS_ENDPOINT_URL`, ...), aws-config's in the CLI, so the same
+//! code talks to AWS or to a local endpoint such as moto.
 
 mod claims;
 pub mod dlq;
 mod dynamo;
 mod emf;
+mod errors;
 mod item;
 mod replays;
 mod secrets;
@@ -18,5 +21,18 @@ pub use emf::Emf;
 pub use secrets::AwsSecrets;
 pub use sqs::{SqsQueue, create_queue};
 
+use std::sync::Arc;
+use std::time::Duration;
+
 /// Loads the AWS configuration once (per cold start, per CLI run).
-pub use crate::aws::load_config;
+pub use crate::aws::{SdkConfig, SignedClient, env_config, load_config};
+
+/// How long one store or queue call may take, its retries included: longer than
+/// SQS's longest receive wait (20 s).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The client a [`DynamoStore`] and an [`SqsQueue`] call through (one can serve
+/// both: it holds the credentials, which it fetches again before they expire).
+pub fn client(config: &SdkConfig) -> Arc<SignedClient> {
+    Arc::new(SignedClient::new(config.clone(), CALL_TIMEOUT))
+}

@@ -5,11 +5,11 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::KeysAndAttributes;
+use serde_json::{Value, json};
 
-use super::dynamo::{applied, backend};
+use super::errors::{applied, backend};
 use super::item::{self, Item, get_s, n, s};
+use crate::aws::SignedClient;
 use crate::ports::StoreError;
 
 const SK: &str = "REPLAY";
@@ -17,14 +17,11 @@ const SK: &str = "REPLAY";
 const BATCH: usize = 100;
 
 fn key(original: &str) -> Item {
-    Item::from([
-        ("pk".to_string(), s(item::execution_pk(original))),
-        ("sk".to_string(), s(SK)),
-    ])
+    item::key(item::execution_pk(original), SK)
 }
 
 pub async fn mark(
-    client: &Client,
+    client: &SignedClient,
     table: &str,
     retention: Option<Duration>,
     (original, replay): (&str, &str),
@@ -39,67 +36,59 @@ pub async fn mark(
             .unwrap_or_default();
         mark.insert("expiresAt".into(), n((now + keep).as_secs()));
     }
-    let put = client.put_item().table_name(table).set_item(Some(mark));
-    let put = if first_only {
-        put.condition_expression("attribute_not_exists(pk)")
-    } else {
-        put
-    };
-    applied(put.send().await)
+    let mut put = json!({"TableName": table, "Item": mark});
+    if first_only {
+        put["ConditionExpression"] = json!("attribute_not_exists(pk)");
+    }
+    applied(client.dynamodb("PutItem", &put).await)
 }
 
 pub async fn unmark(
-    client: &Client,
+    client: &SignedClient,
     table: &str,
     original: &str,
     replay: &str,
 ) -> Result<(), StoreError> {
-    let result = client
-        .delete_item()
-        .table_name(table)
-        .set_key(Some(key(original)))
-        .condition_expression("replayId = :replay")
-        .expression_attribute_values(":replay", s(replay))
-        .send()
-        .await;
+    let input = json!({
+        "TableName": table,
+        "Key": key(original),
+        "ConditionExpression": "replayId = :replay",
+        "ExpressionAttributeValues": {":replay": s(replay)},
+    });
+    let result = client.dynamodb("DeleteItem", &input).await;
     // Not applied: marked again by another replay meanwhile, and that mark stands.
     applied(result).map(drop)
 }
 
 pub async fn marked(
-    client: &Client,
+    client: &SignedClient,
     table: &str,
     originals: &[String],
 ) -> Result<HashSet<String>, StoreError> {
     let mut found = HashSet::new();
     for chunk in originals.chunks(BATCH) {
-        let mut keys: Vec<Item> = chunk.iter().map(|id| key(id)).collect();
+        let mut keys: Vec<Value> = chunk.iter().map(|id| Value::Object(key(id))).collect();
         // What the table leaves unprocessed (throttled) is asked again.
         while !keys.is_empty() {
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .consistent_read(true)
-                .projection_expression("originalId")
-                .build()
-                .map_err(|e| StoreError::unavailable_by("building a request", e))?;
-            let out = client
-                .batch_get_item()
-                .request_items(table, request)
-                .send()
+            let input = json!({"RequestItems": {table: {
+                "Keys": keys,
+                "ConsistentRead": true,
+                "ProjectionExpression": "originalId",
+            }}});
+            let mut out = client
+                .dynamodb("BatchGetItem", &input)
                 .await
                 .map_err(backend)?;
-            let items = out.responses.and_then(|mut r| r.remove(table));
+            let items = out["Responses"][table].as_array().into_iter().flatten();
             found.extend(
                 items
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|i| get_s(&i, "originalId").map(str::to_string)),
+                    .filter_map(Value::as_object)
+                    .filter_map(|i| get_s(i, "originalId").map(str::to_string)),
             );
-            keys = out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(table))
-                .map(|k| k.keys)
-                .unwrap_or_default();
+            keys = match out["UnprocessedKeys"][table]["Keys"].take() {
+                Value::Array(keys) => keys,
+                _ => Vec::new(),
+            };
         }
     }
     Ok(found)

@@ -1,13 +1,14 @@
 //! [`Queue`] on SQS. A receipt is SQS's receipt handle; the attempt is SQS's
 //! `ApproximateReceiveCount`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_sqs::Client;
-use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::MessageSystemAttributeName;
+use serde_json::{Value, json};
 
+use super::errors::queue_backend as backend;
+use crate::aws::SignedClient;
 use crate::model::RunMessage;
 use crate::ports::{Delivery, Queue, QueueError};
 
@@ -16,17 +17,12 @@ const MAX_DELAY_SECONDS: f64 = 900.0;
 
 #[derive(Clone)]
 pub struct SqsQueue {
-    client: Client,
+    client: Arc<SignedClient>,
     url: String,
 }
 
-pub(super) fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> QueueError {
-    let what = DisplayErrorContext(&e).to_string();
-    QueueError::unavailable_by(what, e)
-}
-
 impl SqsQueue {
-    pub fn new(client: Client, url: impl Into<String>) -> Self {
+    pub fn new(client: Arc<SignedClient>, url: impl Into<String>) -> Self {
         Self {
             client,
             url: url.into(),
@@ -36,6 +32,11 @@ impl SqsQueue {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    async fn call(&self, operation: &str, mut input: Value) -> Result<Value, QueueError> {
+        input["QueueUrl"] = json!(self.url);
+        self.client.sqs(operation, &input).await.map_err(backend)
+    }
 }
 
 #[async_trait]
@@ -43,14 +44,9 @@ impl Queue for SqsQueue {
     async fn enqueue(&self, run: &RunMessage) -> Result<(), QueueError> {
         let body = serde_json::to_string(run)
             .map_err(|e| QueueError::unavailable_by("encoding a run", e))?;
-        self.client
-            .send_message()
-            .queue_url(&self.url)
-            .message_body(body)
-            .send()
+        self.call("SendMessage", json!({"MessageBody": body}))
             .await
             .map(drop)
-            .map_err(backend)
     }
 
     async fn enqueue_after(&self, run: &RunMessage, delay: Duration) -> Result<(), QueueError> {
@@ -58,41 +54,26 @@ impl Queue for SqsQueue {
             .map_err(|e| QueueError::unavailable_by("encoding a run", e))?;
         // SQS delays a message 15 minutes at most; the worker enqueues an early
         // wake-up again for the rest (a chain of delayed messages).
-        let seconds = delay.as_secs_f64().ceil().min(MAX_DELAY_SECONDS);
-        self.client
-            .send_message()
-            .queue_url(&self.url)
-            .message_body(body)
-            .delay_seconds(seconds as i32)
-            .send()
-            .await
-            .map(drop)
-            .map_err(backend)
+        let seconds = delay.as_secs_f64().ceil().min(MAX_DELAY_SECONDS) as u32;
+        let input = json!({"MessageBody": body, "DelaySeconds": seconds});
+        self.call("SendMessage", input).await.map(drop)
     }
 
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
-        let out = self
-            .client
-            .receive_message()
-            .queue_url(&self.url)
-            .max_number_of_messages(i32::try_from(max.clamp(1, 10)).unwrap_or(10))
-            .wait_time_seconds(i32::try_from(wait.as_secs().min(20)).unwrap_or(20))
-            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(out
-            .messages()
-            .iter()
+        let input = json!({
+            "MaxNumberOfMessages": max.clamp(1, 10),
+            "WaitTimeSeconds": wait.as_secs().min(20),
+            "MessageSystemAttributeNames": ["ApproximateReceiveCount"],
+        });
+        let out = self.call("ReceiveMessage", input).await?;
+        Ok(messages(&out)
             .filter_map(|m| {
-                let attempt = m
-                    .attributes()
-                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                    .and_then(|c| c.parse().ok())
+                let attempt = attribute(m, "ApproximateReceiveCount")
+                    .and_then(|n| u32::try_from(n).ok())
                     .unwrap_or(1);
                 Some(Delivery {
-                    receipt: m.receipt_handle()?.to_string(),
-                    body: m.body().unwrap_or_default().to_string(),
+                    receipt: m.get("ReceiptHandle")?.as_str()?.to_string(),
+                    body: text(m, "Body").to_string(),
                     attempt,
                     waits: 0,
                 })
@@ -101,39 +82,51 @@ impl Queue for SqsQueue {
     }
 
     async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError> {
-        self.client
-            .delete_message()
-            .queue_url(&self.url)
-            .receipt_handle(&delivery.receipt)
-            .send()
-            .await
-            .map(drop)
-            .map_err(backend)
+        let input = json!({"ReceiptHandle": delivery.receipt});
+        self.call("DeleteMessage", input).await.map(drop)
     }
 
     async fn retry(&self, delivery: &Delivery, delay: Duration) -> Result<(), QueueError> {
-        self.client
-            .change_message_visibility()
-            .queue_url(&self.url)
-            .receipt_handle(&delivery.receipt)
+        let input = json!({
+            "ReceiptHandle": delivery.receipt,
             // Whole seconds, rounded up: a wait is never cut short.
-            .visibility_timeout(delay.as_secs_f64().ceil().min(43_200.0) as i32)
-            .send()
-            .await
-            .map(drop)
-            .map_err(backend)
+            "VisibilityTimeout": delay.as_secs_f64().ceil().min(43_200.0) as u32,
+        });
+        self.call("ChangeMessageVisibility", input).await.map(drop)
     }
+}
+
+/// The messages of a `ReceiveMessage` reply.
+pub(super) fn messages(reply: &Value) -> impl Iterator<Item = &Value> {
+    reply
+        .get("Messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+/// A message's field as text, empty when it has none.
+pub(super) fn text<'a>(message: &'a Value, field: &str) -> &'a str {
+    message
+        .get(field)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// A numeric system attribute of a message (`SentTimestamp`, ...).
+pub(super) fn attribute(message: &Value, name: &str) -> Option<u64> {
+    message.get("Attributes")?.get(name)?.as_str()?.parse().ok()
 }
 
 /// Creates a queue and returns its URL (for local endpoints and tests; on AWS the SAM
 /// template does it).
-pub async fn create_queue(client: &Client, name: &str) -> Result<String, QueueError> {
+pub async fn create_queue(client: &SignedClient, name: &str) -> Result<String, QueueError> {
     let out = client
-        .create_queue()
-        .queue_name(name)
-        .send()
+        .sqs("CreateQueue", &json!({"QueueName": name}))
         .await
         .map_err(backend)?;
-    out.queue_url
+    out.get("QueueUrl")
+        .and_then(Value::as_str)
+        .map(str::to_string)
         .ok_or_else(|| QueueError::unavailable("CreateQueue returned no URL"))
 }
