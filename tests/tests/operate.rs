@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hookflow::model::{Cursor, Execution, ExecutionStatus, Paused, Wait};
-use hookflow::ports::Store;
+use hookflow::ports::ExecutionStore;
 use hookflow::ports::embedded::{Database, EmbeddedStore};
 use hookflow_tests::{Server, client, hookflow};
 use serde_json::{Value, json};

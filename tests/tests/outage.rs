@@ -14,7 +14,10 @@ use hookflow::model::{
     RunMessage,
 };
 use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
-use hookflow::ports::{ExecutionFilter, Precondition, Queue, Store, StoreError};
+use hookflow::ports::{
+    ClaimStore, ExecutionFilter, ExecutionStore, Precondition, Queue, ReplayMarks, Store,
+    StoreError, WorkflowStore,
+};
 use hookflow::wiring::{App, Settings};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -53,7 +56,7 @@ impl FlakyStore {
 }
 
 #[async_trait]
-impl Store for FlakyStore {
+impl WorkflowStore for FlakyStore {
     async fn current_workflow(
         &self,
         key: &str,
@@ -84,6 +87,10 @@ impl Store for FlakyStore {
         self.check()?;
         self.inner.publish(workflow).await
     }
+}
+
+#[async_trait]
+impl ExecutionStore for FlakyStore {
     async fn write_execution(
         &self,
         execution: &Execution,
@@ -123,6 +130,10 @@ impl Store for FlakyStore {
         self.check()?;
         self.inner.prune_executions(filter, max).await
     }
+}
+
+#[async_trait]
+impl ClaimStore for FlakyStore {
     async fn claim(&self, claim: &Claim, now: u64) -> Result<ClaimOutcome, StoreError> {
         self.check()?;
         self.inner.claim(claim, now).await
@@ -160,6 +171,10 @@ impl Store for FlakyStore {
             .confirm_claim(workflow_key, key, execution_id, copy)
             .await
     }
+}
+
+#[async_trait]
+impl ReplayMarks for FlakyStore {
     async fn mark_replay(
         &self,
         original: &str,

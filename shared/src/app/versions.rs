@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use lru::LruCache;
 
 use crate::model::DeployedWorkflow;
-use crate::ports::{Store, StoreError};
+use crate::ports::{StoreError, WorkflowStore};
 
 /// Versions kept at most.
 pub const MAX_VERSIONS: usize = 256;
@@ -18,12 +18,12 @@ pub const MAX_VERSIONS: usize = 256;
 type Key = (String, u32);
 
 pub struct VersionCache {
-    store: Arc<dyn Store>,
+    store: Arc<dyn WorkflowStore>,
     kept: Mutex<LruCache<Key, Arc<DeployedWorkflow>>>,
 }
 
 impl VersionCache {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn WorkflowStore>) -> Self {
         let capacity = NonZeroUsize::new(MAX_VERSIONS).unwrap_or(NonZeroUsize::MIN);
         Self {
             store,
@@ -56,6 +56,7 @@ impl VersionCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::Store;
     use crate::ports::embedded::{Database, EmbeddedStore};
 
     #[tokio::test]
@@ -68,7 +69,7 @@ mod tests {
             &crate::nodes::builtin(),
         )
         .unwrap();
-        let cache = VersionCache::new(Arc::clone(&store));
+        let cache = VersionCache::new(store.clone());
         assert!(cache.get("w", 1).await.unwrap().is_none());
         crate::app::deploy::deploy(store.as_ref(), &crate::nodes::builtin(), definition)
             .await

@@ -73,7 +73,7 @@ impl Worker {
         telemetry: Arc<dyn Telemetry>,
     ) -> Self {
         Self {
-            versions: VersionCache::new(Arc::clone(&store)),
+            versions: VersionCache::new(store.clone()),
             store,
             runner,
             wakeups,
@@ -204,7 +204,7 @@ impl Worker {
             return self.record_error(message, &reason).await;
         };
         if let Some(key) = &message.idempotency_key
-            && !IdempotencyService::new(Arc::clone(&self.store))
+            && !IdempotencyService::new(self.store.clone())
                 .run_stands(message, key, workflow.definition.idempotency_ttl())
                 .await?
         {

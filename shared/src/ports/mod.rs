@@ -28,9 +28,17 @@ pub use filter::ExecutionFilter;
 pub use precondition::Precondition;
 pub use telemetry::{NoTelemetry, Telemetry};
 
-/// Workflows with their versions, and execution records.
+/// Everything the application keeps: one adapter implements the four parts
+/// (DynamoDB, the embedded SQLite file), and each part of the application asks
+/// only for the part it uses (the idempotency protocol for claims, the worker's
+/// version cache for workflows).
+pub trait Store: WorkflowStore + ExecutionStore + ClaimStore + ReplayMarks {}
+
+impl<T: WorkflowStore + ExecutionStore + ClaimStore + ReplayMarks> Store for T {}
+
+/// Workflows with their versions.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait WorkflowStore: Send + Sync {
     /// The current version of a workflow key.
     async fn current_workflow(
         &self,
@@ -56,7 +64,11 @@ pub trait Store: Send + Sync {
     /// Records a new version and makes it current. Fails when the version exists
     /// already (a concurrent deploy) or the hook id belongs to another key.
     async fn publish(&self, workflow: &DeployedWorkflow) -> Result<(), StoreError>;
+}
 
+/// Execution records, each written under a [`Precondition`].
+#[async_trait]
+pub trait ExecutionStore: Send + Sync {
     /// Writes `execution` if `when` holds for the record the store has, checked
     /// and written in one atomic step; `false` when the record was left as it is.
     async fn write_execution(
@@ -135,7 +147,11 @@ pub trait Store: Send + Sync {
         filter: &ExecutionFilter,
         max: usize,
     ) -> Result<usize, StoreError>;
+}
 
+/// Idempotency claims (see `app::idempotency`).
+#[async_trait]
+pub trait ClaimStore: Send + Sync {
     /// Claims an idempotency key atomically: [`ClaimOutcome::Claimed`] when no
     /// claim on it holds at `now` (unix seconds; see [`Claim::holds_at`]), else the
     /// claim that holds, read in the same step, so concurrent duplicates across
@@ -188,10 +204,12 @@ pub trait Store: Send + Sync {
         execution_id: &str,
         copy: Option<&str>,
     ) -> Result<ClaimCheck, StoreError>;
+}
 
-    // Replay marks: which executions a replay was queued for, written before the
-    // replay is queued, so "replayed before" holds while it waits in the queue.
-
+/// Replay marks: which executions a replay was queued for, written before the
+/// replay is queued, so "replayed before" holds while it waits in the queue.
+#[async_trait]
+pub trait ReplayMarks: Send + Sync {
     /// Marks `original` as replayed by the run `replay`. With `first_only`, only if
     /// no replay of it is marked: `false` then, and nothing written (two bulk
     /// replays at once replay it once).

@@ -1,4 +1,4 @@
-//! The idempotency protocol over a [`Store`], as Powertools' persistence layer
+//! The idempotency protocol over a [`ClaimStore`], as Powertools' persistence layer
 //! runs it: claim a key in progress before the work (`save_inprogress`), keep
 //! the answer when it means "done" (`save_success`), give the key up when the
 //! work failed on the server's side (`delete_record`), and tell a duplicate what
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::state::{ACCEPT_WINDOW_SECONDS, ClaimState, KeyClaim};
 use crate::model::{ClaimCheck, ClaimOutcome, KeyedAccept, RunMessage, StoredAnswer};
-use crate::ports::{Store, StoreError};
+use crate::ports::{ClaimStore, StoreError};
 
 /// Tries at giving up a claim whose run could not be recorded or enqueued.
 const RELEASE_TRIES: u32 = 3;
@@ -37,11 +37,11 @@ pub enum Claimed {
 }
 
 pub struct IdempotencyService {
-    store: Arc<dyn Store>,
+    store: Arc<dyn ClaimStore>,
 }
 
 impl IdempotencyService {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn ClaimStore>) -> Self {
         Self { store }
     }
 
@@ -58,7 +58,7 @@ impl IdempotencyService {
     /// Claims the key of an async run, with the run, in one step where the
     /// store can ([`Claimed::Queued`]). Elsewhere the claim is taken pending
     /// ([`Claimed::Ours`]): the caller queues the run, and the worker that takes
-    /// it confirms the claim (`Store::confirm_claim`) before it runs; until then
+    /// it confirms the claim (`ClaimStore::confirm_claim`) before it runs; until then
     /// its answer is never given.
     pub async fn accept(
         &self,

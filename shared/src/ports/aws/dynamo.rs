@@ -12,7 +12,10 @@ use super::errors::{applied, backend};
 use super::item::{self, Item, get_s, n, s, take_item};
 use crate::aws::{CallError, SignedClient};
 use crate::model::{Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, ExecutionStatus};
-use crate::ports::{ExecutionFilter, Precondition, Store, StoreError};
+use crate::ports::{
+    ClaimStore, ExecutionFilter, ExecutionStore, Precondition, ReplayMarks, StoreError,
+    WorkflowStore,
+};
 
 /// Executions by workflow, sorted by id (time): `gsi1pk`, `gsi1sk`.
 const GSI: &str = "gsi1";
@@ -208,7 +211,7 @@ impl DynamoStore {
 }
 
 #[async_trait]
-impl Store for DynamoStore {
+impl WorkflowStore for DynamoStore {
     async fn current_workflow(
         &self,
         key: &str,
@@ -338,7 +341,10 @@ impl Store for DynamoStore {
             Err(e) => Err(backend(e)),
         }
     }
+}
 
+#[async_trait]
+impl ExecutionStore for DynamoStore {
     async fn write_execution(
         &self,
         execution: &Execution,
@@ -461,7 +467,10 @@ impl Store for DynamoStore {
         }
         Ok(deleted)
     }
+}
 
+#[async_trait]
+impl ClaimStore for DynamoStore {
     async fn claim(&self, claim: &Claim, now: u64) -> Result<ClaimOutcome, StoreError> {
         super::claims::claim(&self.client, &self.table, claim, now).await
     }
@@ -495,7 +504,10 @@ impl Store for DynamoStore {
         )
         .await
     }
+}
 
+#[async_trait]
+impl ReplayMarks for DynamoStore {
     async fn mark_replay(
         &self,
         original: &str,

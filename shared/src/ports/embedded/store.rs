@@ -12,7 +12,10 @@ use super::db::Database;
 use crate::model::{
     Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, KeyedAccept, RunMessage,
 };
-use crate::ports::{ExecutionFilter, Precondition, Store, StoreError};
+use crate::ports::{
+    ClaimStore, ExecutionFilter, ExecutionStore, Precondition, ReplayMarks, StoreError,
+    WorkflowStore,
+};
 
 /// The store on one SQLite file. Its keyed accepts ([`Store::claim_run`]) queue
 /// their runs in the same file, in the write that takes the claim: they are
@@ -59,7 +62,7 @@ const CURRENT_BY_HOOK: &str = "SELECT v.record FROM workflows w
     WHERE w.hook_id = ?1";
 
 #[async_trait]
-impl Store for EmbeddedStore {
+impl WorkflowStore for EmbeddedStore {
     async fn current_workflow(
         &self,
         key: &str,
@@ -172,7 +175,10 @@ impl Store for EmbeddedStore {
             Err(e) => Err(backend(e)),
         }
     }
+}
 
+#[async_trait]
+impl ExecutionStore for EmbeddedStore {
     async fn write_execution(
         &self,
         execution: &Execution,
@@ -313,7 +319,10 @@ impl Store for EmbeddedStore {
             .map_err(backend)?;
         Ok(deleted.load(Ordering::Relaxed))
     }
+}
 
+#[async_trait]
+impl ClaimStore for EmbeddedStore {
     async fn claim(&self, claim: &Claim, now: u64) -> Result<ClaimOutcome, StoreError> {
         super::claims::claim(&self.db, claim, now).await
     }
@@ -348,7 +357,10 @@ impl Store for EmbeddedStore {
     ) -> Result<ClaimCheck, StoreError> {
         super::claims::confirm(&self.db, workflow_key, key, execution_id, copy).await
     }
+}
 
+#[async_trait]
+impl ReplayMarks for EmbeddedStore {
     async fn mark_replay(
         &self,
         original: &str,

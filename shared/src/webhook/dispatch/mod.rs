@@ -33,7 +33,7 @@ pub(super) struct Dispatch {
 impl Dispatch {
     pub(super) fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>, runner: Arc<Runner>) -> Self {
         Self {
-            claims: IdempotencyService::new(Arc::clone(&store)),
+            claims: IdempotencyService::new(store.clone()),
             store,
             queue,
             runner,
