@@ -327,6 +327,18 @@ mod tests {
             Service::LAMBDA.url(&base("us-gov-west-1", true, false)),
             "https://lambda-fips.us-gov-west-1.amazonaws.com"
         );
+        assert_eq!(
+            Service::DYNAMODB.url(&base("us-gov-east-1", true, false)),
+            "https://dynamodb.us-gov-east-1.amazonaws.com"
+        );
+        assert_eq!(
+            Service::DYNAMODB.url(&base("us-gov-east-1", true, true)),
+            "https://dynamodb-fips.us-gov-east-1.api.aws"
+        );
+        assert_eq!(
+            Service::DYNAMODB.url(&base("eu-west-1", false, false)),
+            "https://dynamodb.eu-west-1.amazonaws.com"
+        );
     }
 
     #[test]
