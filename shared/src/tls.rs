@@ -1,5 +1,5 @@
 //! The process's one TLS crypto provider: rustls on ring, for the request node's
-//! client, the SigV4-signed calls and the AWS SDK's client alike (see the
+//! client, the SigV4-signed calls and the CLI's aws-config alike (see the
 //! workspace's Cargo.toml for why ring rather than aws-lc).
 
 use std::sync::Once;

@@ -19,9 +19,13 @@ use aws_types::region::Region;
 /// `AWS_USE_FIPS_ENDPOINT`, `AWS_USE_DUALSTACK_ENDPOINT`. Read once: a Lambda's
 /// environment, its credentials included, does not change while it lives.
 pub fn env_config() -> SdkConfig {
+    config_from(|name| std::env::var(name).ok())
+}
+
+/// [`env_config`] from the variables `lookup` gives.
+fn config_from(lookup: impl Fn(&str) -> Option<String>) -> SdkConfig {
     let var = |name: &str| {
-        std::env::var(name)
-            .ok()
+        lookup(name)
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
     };
@@ -62,4 +66,64 @@ pub async fn load_config() -> SdkConfig {
 #[cfg(not(feature = "aws-profiles"))]
 pub async fn load_config() -> SdkConfig {
     env_config()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use aws_credential_types::provider::ProvideCredentials;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> SdkConfig {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        config_from(|name| vars.get(name).cloned())
+    }
+
+    #[tokio::test]
+    async fn a_lambdas_environment_gives_region_credentials_and_endpoint() {
+        let lambda = config(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", "token"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5077"),
+            ("AWS_USE_FIPS_ENDPOINT", "true"),
+        ]);
+        assert_eq!(super::super::region(&lambda), Some("eu-west-1"));
+        assert_eq!(lambda.endpoint_url(), Some("http://127.0.0.1:5077"));
+        assert_eq!(
+            (lambda.use_fips(), lambda.use_dual_stack()),
+            (Some(true), None)
+        );
+        let credentials = lambda
+            .credentials_provider()
+            .unwrap()
+            .provide_credentials()
+            .await
+            .unwrap();
+        assert_eq!(credentials.access_key_id(), "AKIAEXAMPLE");
+        assert_eq!(credentials.secret_access_key(), "secret");
+        assert_eq!(credentials.session_token(), Some("token"));
+    }
+
+    #[test]
+    fn what_the_environment_lacks_the_configuration_lacks() {
+        let bare = config(&[
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5077"),
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
+        ]);
+        assert_eq!(super::super::region(&bare), Some("us-east-1"));
+        // A key without its secret is no credentials.
+        assert!(bare.credentials_provider().is_none());
+        assert_eq!(bare.endpoint_url(), None);
+        assert_eq!(super::super::region(&config(&[("AWS_REGION", " ")])), None);
+    }
 }

@@ -311,22 +311,46 @@ mod tests {
             "http://127.0.0.1:5000"
         );
         // Each service's own host and GovCloud rule, as its SDK's endpoint rules give them.
-        assert_eq!(
-            Service::SESV2.url(&base("eu-west-1", true, false)),
-            "https://email-fips.eu-west-1.amazonaws.com"
-        );
-        assert_eq!(
-            Service::EVENTBRIDGE.url(&base("us-gov-east-1", true, false)),
-            "https://events.us-gov-east-1.amazonaws.com"
-        );
-        assert_eq!(
-            Service::SNS.url(&base("us-gov-east-1", true, true)),
-            "https://sns-fips.us-gov-east-1.api.aws"
-        );
-        assert_eq!(
-            Service::LAMBDA.url(&base("us-gov-west-1", true, false)),
-            "https://lambda-fips.us-gov-west-1.amazonaws.com"
-        );
+        let hosts = [
+            (
+                Service::SESV2,
+                base("eu-west-1", true, false),
+                "https://email-fips.eu-west-1.amazonaws.com",
+            ),
+            (
+                Service::EVENTBRIDGE,
+                base("us-gov-east-1", true, false),
+                "https://events.us-gov-east-1.amazonaws.com",
+            ),
+            (
+                Service::SNS,
+                base("us-gov-east-1", true, true),
+                "https://sns-fips.us-gov-east-1.api.aws",
+            ),
+            (
+                Service::LAMBDA,
+                base("us-gov-west-1", true, false),
+                "https://lambda-fips.us-gov-west-1.amazonaws.com",
+            ),
+            (
+                Service::DYNAMODB,
+                base("us-gov-east-1", true, false),
+                "https://dynamodb.us-gov-east-1.amazonaws.com",
+            ),
+            (
+                Service::DYNAMODB,
+                base("us-gov-east-1", true, true),
+                "https://dynamodb-fips.us-gov-east-1.api.aws",
+            ),
+            (
+                Service::DYNAMODB,
+                base("eu-west-1", false, false),
+                "https://dynamodb.eu-west-1.amazonaws.com",
+            ),
+        ];
+        for (service, at, url) in hosts {
+            assert_eq!(service.url(&at), url, "{service:?}");
+        }
     }
 
     #[test]

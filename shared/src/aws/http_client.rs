@@ -1,8 +1,9 @@
-//! The AWS SDK's HTTP client: the process's reqwest client, so the SDK, the signed
-//! calls and the request node share one HTTP and TLS stack. The SDK's own client
-//! would add hyper's HTTP/2 and h2 (HTTP/1.1 is all the services hookflow calls
-//! speak to it) and a second connector, about 0.6 MB in each Lambda. The SDK keeps
-//! its retries, timeouts and signing: this only carries requests.
+//! aws-config's HTTP client (the CLI's provider chain: STS, SSO, IMDS): the
+//! process's reqwest client, so aws-config, the signed calls and the request node
+//! share one HTTP and TLS stack. The SDK's own client would add hyper's HTTP/2 and
+//! h2 (HTTP/1.1 is all the services hookflow calls speak to it), a second
+//! connector and aws-lc. aws-config keeps its retries, timeouts and signing: this
+//! only carries requests.
 
 use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
 use aws_smithy_runtime_api::client::http::{

@@ -702,6 +702,23 @@ mod tests {
     }
 
     #[test]
+    fn a_json_error_that_says_more_keeps_its_reply() {
+        let body =
+            br#"{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+            "message":"The conditional request failed","Item":{"pk":{"S":"CLAIM#k"}}}"#;
+        let e = service_error(StatusCode::BAD_REQUEST, &HeaderMap::new(), body);
+        assert_eq!(e.code, "ConditionalCheckFailedException");
+        assert_eq!(e.message, "The conditional request failed");
+        let details = e.details.expect("the reply");
+        assert_eq!(details["Item"]["pk"]["S"], "CLAIM#k");
+        // Code and message only: nothing more to keep.
+        let plain = br#"{"__type":"x#ValidationException","message":"too large"}"#;
+        let e = service_error(StatusCode::BAD_REQUEST, &HeaderMap::new(), plain);
+        assert_eq!(e.details, None);
+        assert_eq!(e.describe(), "ValidationException: too large");
+    }
+
+    #[test]
     fn s3_xml_errors_give_code_and_message_with_entities_decoded() {
         let body = br#"<?xml version="1.0" encoding="UTF-8"?>
 <Error><Code>NoSuchKey</Code><Message>The key &quot;a&amp;b&quot; does not exist.</Message><Key>a&amp;b</Key></Error>"#;

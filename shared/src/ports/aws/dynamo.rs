@@ -576,3 +576,23 @@ pub async fn create_table(client: &SignedClient, table: &str) -> Result<(), Stor
         .map_err(backend)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancelled_transaction_names_its_first_reason() {
+        let mut e = CallError::new(
+            "TransactionCanceledException",
+            "Transaction cancelled, please refer cancellation reasons for specific reasons \
+             [ConditionalCheckFailed, None, None]",
+        );
+        assert_eq!(first_cancellation(&e), Some("ConditionalCheckFailed"));
+        e.details = Some(Box::new(json!({"CancellationReasons": [
+            {"Code": "None"}, {"Code": "ConditionalCheckFailed"}
+        ]})));
+        assert_eq!(first_cancellation(&e), Some("None"));
+        assert_eq!(first_cancellation(&CallError::new("X", "no list")), None);
+    }
+}

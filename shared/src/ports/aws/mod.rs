@@ -24,7 +24,8 @@ pub use sqs::{SqsQueue, create_queue};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Loads the AWS configuration once (per cold start, per CLI run).
+/// The configuration (loaded once per cold start or CLI run) and the client the
+/// adapters call through.
 pub use crate::aws::{SdkConfig, SignedClient, env_config, load_config};
 
 /// How long one store or queue call may take, its retries included: longer than
