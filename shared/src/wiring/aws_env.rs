@@ -11,6 +11,23 @@ use crate::nodes::request::guard::NetworkPolicy;
 use crate::ports::Telemetry;
 use crate::webhook::DEFAULT_MAX_BODY;
 
+/// What is wrong with a Lambda's environment: the function cannot start, and
+/// retrying cannot help until its configuration changes.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    #[error("{name} must be a whole number, not {value:?}")]
+    NotANumber {
+        name: &'static str,
+        value: String,
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    #[error("{0} is larger than this machine can address")]
+    TooLarge(&'static str),
+}
+
 /// The Lambdas' configuration, read from their environment once per cold start.
 #[derive(Debug, Clone)]
 pub struct AwsEnv {
@@ -26,17 +43,19 @@ pub struct AwsEnv {
 }
 
 impl AwsEnv {
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_env() -> Result<Self, EnvError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let number = |name: &str, default: u64| -> Result<u64, String> {
-            var(name).map_or(Ok(default), |v| {
-                v.trim()
-                    .parse()
-                    .map_err(|_| format!("{name} must be a whole number, not {v:?}"))
+        let number = |name: &'static str, default: u64| -> Result<u64, EnvError> {
+            var(name).map_or(Ok(default), |value| {
+                value.trim().parse().map_err(|source| EnvError::NotANumber {
+                    name,
+                    value,
+                    source,
+                })
             })
         };
-        let table = var("HOOKFLOW_TABLE").ok_or("HOOKFLOW_TABLE is not set")?;
-        let queue_url = var("HOOKFLOW_QUEUE_URL").ok_or("HOOKFLOW_QUEUE_URL is not set")?;
+        let table = var("HOOKFLOW_TABLE").ok_or(EnvError::Missing("HOOKFLOW_TABLE"))?;
+        let queue_url = var("HOOKFLOW_QUEUE_URL").ok_or(EnvError::Missing("HOOKFLOW_QUEUE_URL"))?;
         let days = number("HOOKFLOW_RETENTION_DAYS", 30)?;
         let settings = Settings {
             exposed_env: var("HOOKFLOW_EXPOSED_ENV")
@@ -44,7 +63,7 @@ impl AwsEnv {
                 .unwrap_or_default(),
             hook_cache_ttl: Duration::from_millis(number("HOOKFLOW_HOOK_CACHE_TTL_MS", 5_000)?),
             max_body: usize::try_from(number("HOOKFLOW_MAX_BODY", DEFAULT_MAX_BODY as u64)?)
-                .map_err(|e| e.to_string())?,
+                .map_err(|_| EnvError::TooLarge("HOOKFLOW_MAX_BODY"))?,
             limits: Limits::default(),
             nodes: NodeSettings {
                 network: NetworkPolicy {
@@ -66,7 +85,7 @@ impl AwsEnv {
 
     /// The Lambdas' start: configuration from the environment (no provider
     /// chain: a Lambda's credentials are in it), one AWS client built once.
-    pub async fn app_from_env() -> Result<App, String> {
+    pub async fn app_from_env() -> Result<App, EnvError> {
         let env = Self::from_env()?;
         let client = crate::ports::aws::client(&crate::ports::aws::env_config());
         Ok(env.app(Arc::clone(&client), client))

@@ -3,7 +3,7 @@
 
 mod aws_env;
 
-pub use aws_env::AwsEnv;
+pub use aws_env::{AwsEnv, EnvError};
 
 use std::sync::Arc;
 use std::time::Duration;
