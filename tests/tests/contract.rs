@@ -499,6 +499,44 @@ fn paused(id: &str, token: &str) -> Execution {
     e
 }
 
+/// A run is begun once: the first begin writes its record, and every later one
+/// gets the record there instead, as it stands, in the same call.
+async fn a_run_is_begun_once_and_later_begins_see_its_record(b: Backend) {
+    let store = b.store;
+    let id = unique_name("begin");
+    let started = execution(&id, "k", ExecutionStatus::Started);
+    assert_eq!(store.begin_execution(&started).await.unwrap(), None);
+    assert_eq!(
+        store.execution(&id).await.unwrap().unwrap().status,
+        ExecutionStatus::Started
+    );
+    let finished = Execution {
+        output: json!("done"),
+        ..execution(&id, "k", ExecutionStatus::Resolved)
+    };
+    store.save_execution(&finished).await.unwrap();
+    let held = store.begin_execution(&started).await.unwrap().unwrap();
+    assert_eq!(
+        (held.status, held.output),
+        (ExecutionStatus::Resolved, json!("done"))
+    );
+    assert_eq!(
+        store.execution(&id).await.unwrap().unwrap().status,
+        ExecutionStatus::Resolved
+    );
+    let paused_id = unique_name("begin");
+    store
+        .save_execution(&paused(&paused_id, "t1"))
+        .await
+        .unwrap();
+    let held = store
+        .begin_execution(&execution(&paused_id, "k", ExecutionStatus::Started))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.paused.map(|p| p.token), Some("t1".to_string()));
+}
+
 /// Every precondition over every state a record can be in: written exactly where
 /// the table says, which is also what the rule itself (`Precondition::holds`) says,
 /// and the record afterwards is the write's or the one held, whole.
@@ -1164,6 +1202,7 @@ contract!(
     records_executions_once_and_lists_newest_first,
     a_finished_record_is_never_overwritten_by_a_late_delivery,
     every_precondition_applies_exactly_where_its_rule_says,
+    a_run_is_begun_once_and_later_begins_see_its_record,
     lists_all_executions_newest_first,
     finds_executions_by_workflow_status_and_time,
     prunes_finished_executions_and_never_a_live_one,

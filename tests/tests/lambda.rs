@@ -170,8 +170,8 @@ async fn async_run_through_webhook_sqs_and_worker() {
     assert!(batch.batch_item_failures.is_empty());
     assert_eq!(
         stack.calls.take(),
-        4,
-        "cold worker run: GetItem (execution), GetItem (version), PutItem (started), PutItem (ended)"
+        3,
+        "cold worker run: GetItem (version), PutItem (begun, or the record there), PutItem (ended)"
     );
 
     let execution = show(&stack, &id).await;
@@ -221,8 +221,8 @@ async fn async_run_through_webhook_sqs_and_worker() {
     assert!(batch.batch_item_failures.is_empty());
     assert_eq!(
         stack.calls.take(),
-        3,
-        "warm worker run: the version is read once per worker"
+        2,
+        "warm worker run: the version is read once per worker, so a run is begun and ended"
     );
 }
 

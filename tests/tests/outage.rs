@@ -91,6 +91,13 @@ impl WorkflowStore for FlakyStore {
 
 #[async_trait]
 impl ExecutionStore for FlakyStore {
+    async fn begin_execution(
+        &self,
+        execution: &Execution,
+    ) -> Result<Option<Execution>, StoreError> {
+        self.check()?;
+        self.inner.begin_execution(execution).await
+    }
     async fn write_execution(
         &self,
         execution: &Execution,

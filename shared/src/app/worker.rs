@@ -183,20 +183,18 @@ impl Worker {
     }
 
     async fn start(&self, message: &RunMessage) -> Result<(), AppError> {
-        let existing = self.store.execution(&message.execution_id).await?;
-        // Finished, or paused with its wake-up sent: this is a duplicate delivery, or
-        // a retry of one whose look at its children failed after the save.
-        if let Some(existing) = existing
-            .as_ref()
-            .filter(|e| e.status.is_final() || e.is_paused())
-        {
-            return self.wakeups.after_worker_save(existing).await;
-        }
+        // Cached once read: a warm worker reads no version.
         let workflow = self
             .versions
             .get(&message.workflow_key, message.workflow_version)
             .await?;
         let Some(workflow) = workflow else {
+            // A duplicate of a run that finished or paused stands on its record.
+            if let Some(existing) = self.store.execution(&message.execution_id).await?
+                && left_running(&existing)
+            {
+                return self.wakeups.after_worker_save(&existing).await;
+            }
             let reason = format!(
                 "workflow {:?} version {} is not deployed",
                 message.workflow_key, message.workflow_version
@@ -210,29 +208,40 @@ impl Worker {
         {
             return Ok(());
         }
-        // A `started` record: an earlier delivery began the run and never recorded
-        // its end (its worker was cut off, or the store failed after the run).
-        let begun = existing.as_ref().map_or(0, |e| e.attempts.max(1));
-        if begun >= MAX_BEGINS {
-            let reason = format!(
-                "the run was begun {begun} times and never finished (its worker was cut off, or its end could not be recorded)"
-            );
-            return self.record_error(message, &reason).await;
-        }
         let mut execution = Runner::started(
             &workflow,
             &message.execution_id,
             message.context.clone(),
             message.accepted_at.clone(),
         );
-        execution.attempts = begun + 1;
+        execution.attempts = 1;
         execution.idempotency_key = message.idempotency_key.clone();
         execution.replay_of = message.replay_of.clone();
         execution.on_failure_of = message.on_failure_of.clone();
-        // Conditional writes: a delivery that finds the run finished by another one
-        // (a duplicate, or a redelivery racing the first) leaves that record alone.
-        if !self.store.save_unless_finished(&execution).await? {
-            return Ok(());
+        // One call for a new run: its `started` record is written, or the record
+        // already there comes back in the same call.
+        if let Some(existing) = self.store.begin_execution(&execution).await? {
+            // Finished, or paused with its wake-up sent: this is a duplicate
+            // delivery, or a retry of one whose look at its children failed after
+            // the save.
+            if left_running(&existing) {
+                return self.wakeups.after_worker_save(&existing).await;
+            }
+            // `started`: an earlier delivery began the run and never recorded its
+            // end (its worker was cut off, or the store failed after the run).
+            let begun = existing.attempts.max(1);
+            if begun >= MAX_BEGINS {
+                let reason = format!(
+                    "the run was begun {begun} times and never finished (its worker was cut off, or its end could not be recorded)"
+                );
+                return self.record_error(message, &reason).await;
+            }
+            execution.attempts = begun + 1;
+            // Conditional: a delivery that finds the run finished by another one
+            // (a redelivery racing the first) leaves that record alone.
+            if !self.store.save_unless_finished(&execution).await? {
+                return Ok(());
+            }
         }
         // A sync workflow run from the queue (a replay, a failure workflow) keeps
         // its time limit: its retries sleep in place rather than pause.
@@ -491,4 +500,11 @@ async fn settle(worker: &Worker, queue: &dyn Queue, delivery: &Delivery) {
     if let Err(e) = outcome {
         tracing::error!(receipt = %delivery.receipt, error = %e, "cannot settle a delivery");
     }
+}
+
+/// Whether a run's record says it is no longer running here: finished, or
+/// paused with its wake-up sent. A start delivered again then only makes sure
+/// what follows the save happened (its parent heard, its children looked at).
+fn left_running(execution: &Execution) -> bool {
+    execution.status.is_final() || execution.is_paused()
 }

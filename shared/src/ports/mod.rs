@@ -77,6 +77,12 @@ pub trait ExecutionStore: Send + Sync {
         when: Precondition<'_>,
     ) -> Result<bool, StoreError>;
 
+    /// Records `execution` if no record has its id yet (`None`); else the record
+    /// there, read in the same step, so a worker learns whether its run is new
+    /// and begins it with one call.
+    async fn begin_execution(&self, execution: &Execution)
+    -> Result<Option<Execution>, StoreError>;
+
     /// Records a new execution; `false` when one with this id exists already, so a
     /// redelivered run is recorded once.
     async fn insert_execution(&self, execution: &Execution) -> Result<bool, StoreError> {

@@ -2,11 +2,11 @@
 //! and, when it is held, returns the holder in the same call
 //! (`ReturnValuesOnConditionCheckFailure`), so a replay costs no second read.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::errors::{CONDITION_FAILED, applied, backend};
 use super::item::{self, Item, flag, get_n, get_s, n, s};
-use crate::aws::{CallError, SignedClient};
+use crate::aws::SignedClient;
 use crate::model::{Claim, ClaimCheck, ClaimOutcome, key_hash};
 use crate::ports::StoreError;
 
@@ -57,26 +57,6 @@ fn read_claim(found: &Item) -> Result<Claim, StoreError> {
     Ok(claim)
 }
 
-/// The item a failed condition returned (`ReturnValuesOnConditionCheckFailure`),
-/// or, from an endpoint that does not return it, the item as it is now.
-async fn held_item(
-    client: &SignedClient,
-    table: &str,
-    failed: CallError,
-    key: Item,
-) -> Result<Option<Item>, StoreError> {
-    match failed.details.and_then(|d| match *d {
-        Value::Object(mut reply) => match reply.remove("Item") {
-            Some(Value::Object(found)) => Some(found),
-            _ => None,
-        },
-        _ => None,
-    }) {
-        Some(found) => Ok(Some(found)),
-        None => item::get(client, table, key).await,
-    }
-}
-
 pub async fn claim(
     client: &SignedClient,
     table: &str,
@@ -93,7 +73,7 @@ pub async fn claim(
     match client.dynamodb("PutItem", &input).await {
         Ok(_) => Ok(ClaimOutcome::Claimed),
         Err(e) if e.code == CONDITION_FAILED => {
-            match held_item(client, table, e, claim_key(claim)).await? {
+            match item::held(client, table, e, claim_key(claim)).await? {
                 Some(found) => Ok(ClaimOutcome::Held(read_claim(&found)?)),
                 None => Err(StoreError::unavailable(
                     "the claim changed while it was read; retry",
@@ -187,7 +167,7 @@ pub async fn confirm(
         // No claim, or one that is not this copy's.
         Err(e) if e.code == CONDITION_FAILED => {
             let key = key_of(workflow_key, &key_hash(key));
-            Ok(match held_item(client, table, e, key).await? {
+            Ok(match item::held(client, table, e, key).await? {
                 Some(found) => read_claim(&found)?.check_copy(execution_id, copy),
                 None => ClaimCheck::Gone,
             })

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::errors::{applied, backend};
+use super::errors::{CONDITION_FAILED, applied, backend};
 use super::item::{self, Item, get_s, n, s, take_item};
 use crate::aws::{CallError, SignedClient};
 use crate::model::{Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, ExecutionStatus};
@@ -386,6 +386,28 @@ impl ExecutionStore for DynamoStore {
         match serde_json::from_str(&record.text) {
             Ok(written) if record.pause_token.is_none() => Cow::Owned(written),
             _ => Cow::Borrowed(execution),
+        }
+    }
+
+    async fn begin_execution(
+        &self,
+        execution: &Execution,
+    ) -> Result<Option<Execution>, StoreError> {
+        let mut put = self.put_execution(execution);
+        put["ConditionExpression"] = json!("attribute_not_exists(pk)");
+        put["ReturnValuesOnConditionCheckFailure"] = json!("ALL_OLD");
+        match self.call("PutItem", put).await {
+            Ok(_) => Ok(None),
+            Err(e) if e.code == CONDITION_FAILED => {
+                let key = item::key(item::execution_pk(&execution.id), "EX");
+                match item::held(&self.client, &self.table, e, key).await? {
+                    Some(found) => decode(&found).map(Some),
+                    None => Err(StoreError::unavailable(
+                        "the execution record changed while it was read; retry",
+                    )),
+                }
+            }
+            Err(e) => Err(backend(e)),
         }
     }
 

@@ -18,7 +18,7 @@
 use serde_json::{Map, Value, json};
 
 use super::errors::backend;
-use crate::aws::SignedClient;
+use crate::aws::{CallError, SignedClient};
 use crate::model::{Execution, ExecutionStatus, JobStatus};
 use crate::ports::StoreError;
 
@@ -72,6 +72,26 @@ pub async fn get(
     let input = json!({"TableName": table, "Key": key, "ConsistentRead": true});
     let mut out = client.dynamodb("GetItem", &input).await.map_err(backend)?;
     Ok(take_item(&mut out, "Item"))
+}
+
+/// The item a failed condition returned (`ReturnValuesOnConditionCheckFailure`),
+/// or, from an endpoint that does not return it, the item as it is now.
+pub async fn held(
+    client: &SignedClient,
+    table: &str,
+    failed: CallError,
+    key: Item,
+) -> Result<Option<Item>, StoreError> {
+    match failed.details.and_then(|d| match *d {
+        Value::Object(mut reply) => match reply.remove("Item") {
+            Some(Value::Object(found)) => Some(found),
+            _ => None,
+        },
+        _ => None,
+    }) {
+        Some(found) => Ok(Some(found)),
+        None => get(client, table, key).await,
+    }
 }
 
 pub fn workflow_pk(key: &str) -> String {

@@ -2,8 +2,8 @@
 //! columns beside them exist only for lookups and ordering.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -221,6 +221,38 @@ impl ExecutionStore for EmbeddedStore {
             }))
             .await
             .map_err(backend)
+    }
+
+    async fn begin_execution(
+        &self,
+        execution: &Execution,
+    ) -> Result<Option<Execution>, StoreError> {
+        let record = encode(execution)?;
+        let (id, key) = (execution.id.clone(), execution.workflow_key.clone());
+        let held: Arc<Mutex<Option<String>>> = Arc::default();
+        let found = Arc::clone(&held);
+        self.db
+            .write(Box::new(move |conn| {
+                let inserted = conn
+                    .prepare_cached("INSERT OR IGNORE INTO executions (id, workflow_key, record) VALUES (?1, ?2, ?3)")?
+                    .execute(params![id, key, record])?;
+                if inserted == 0 {
+                    let there = conn
+                        .prepare_cached("SELECT record FROM executions WHERE id = ?1")?
+                        .query_row([&id], |row| row.get::<_, String>(0))?;
+                    *found.lock().unwrap_or_else(PoisonError::into_inner) = Some(there);
+                }
+                Ok(true)
+            }))
+            .await
+            .map_err(backend)?;
+        let there = held.lock().unwrap_or_else(PoisonError::into_inner).take();
+        there
+            .map(|text| {
+                serde_json::from_str(&text)
+                    .map_err(|e| StoreError::unreadable("execution record", e))
+            })
+            .transpose()
     }
 
     async fn execution(&self, id: &str) -> Result<Option<Execution>, StoreError> {
