@@ -504,7 +504,12 @@ fn paused(id: &str, token: &str) -> Execution {
 async fn a_run_is_begun_once_and_later_begins_see_its_record(b: Backend) {
     let store = b.store;
     let id = unique_name("begin");
-    let started = execution(&id, "k", ExecutionStatus::Started);
+    // A context of 100 KB: a failed condition's reply that returns the record is
+    // larger than an error reply usually is, and must still read as one.
+    let started = Execution {
+        context: json!({"body": "x".repeat(100_000)}),
+        ..execution(&id, "k", ExecutionStatus::Started)
+    };
     assert_eq!(store.begin_execution(&started).await.unwrap(), None);
     assert_eq!(
         store.execution(&id).await.unwrap().unwrap().status,
@@ -512,10 +517,15 @@ async fn a_run_is_begun_once_and_later_begins_see_its_record(b: Backend) {
     );
     let finished = Execution {
         output: json!("done"),
-        ..execution(&id, "k", ExecutionStatus::Resolved)
+        ..started.clone()
+    };
+    let finished = Execution {
+        status: ExecutionStatus::Resolved,
+        ..finished
     };
     store.save_execution(&finished).await.unwrap();
     let held = store.begin_execution(&started).await.unwrap().unwrap();
+    assert_eq!(held.context, started.context, "the record held, whole");
     assert_eq!(
         (held.status, held.output),
         (ExecutionStatus::Resolved, json!("done"))

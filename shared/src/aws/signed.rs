@@ -129,8 +129,12 @@ const ATTEMPTS: u32 = 3;
 /// they do not say (environment variables), as the SDK's identity cache does.
 const CREDENTIALS_MARGIN: Duration = Duration::from_secs(300);
 const CREDENTIALS_DEFAULT_LIFE: Duration = Duration::from_secs(900);
-/// The most of an error reply read for its code and message.
-const MAX_ERROR_BODY: usize = 64 << 10;
+/// The most of an error reply read for its code, message and details. DynamoDB's
+/// reply to a failed condition carries the item that stood in its way
+/// (`ReturnValuesOnConditionCheckFailure`): up to 400 KB, more as JSON text. Cut
+/// short, the reply would not parse, its code would be lost, and the failed
+/// condition would read as an outage, retried for ever.
+const MAX_ERROR_BODY: usize = 1 << 20;
 
 impl SignedClient {
     /// Each call, its retries included, ends within `timeout`.
@@ -752,5 +756,69 @@ mod tests {
         assert_eq!(e, CallError::new("NotFound", "HTTP 404 Not Found"));
         let e = service_error(StatusCode::BAD_GATEWAY, &HeaderMap::new(), b"<html>oops");
         assert_eq!(e.code, "Http502");
+    }
+
+    /// Answers one request on `listener` with a 400 and `body`, as DynamoDB does.
+    async fn answer_once(listener: tokio::net::TcpListener, body: String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // The request's head, then as much body as it declares.
+        let body_at = loop {
+            let n = socket.read(&mut chunk).await.unwrap();
+            request.extend_from_slice(&chunk[..n]);
+            if let Some(at) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&request[..body_at]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        while request.len() < body_at + length {
+            let n = socket.read(&mut chunk).await.unwrap();
+            request.extend_from_slice(&chunk[..n]);
+        }
+        let reply = format!(
+            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        socket.write_all(reply.as_bytes()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_condition_that_returns_a_large_item_still_reads_as_one() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        // DynamoDB names the error in the body only; the item a failed condition
+        // returns can be 400 KB.
+        let record = "r".repeat(300_000);
+        let body = serde_json::json!({
+            "__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+            "message": "The conditional request failed",
+            "Item": {"pk": {"S": "EX#e"}, "record": {"S": record}},
+        })
+        .to_string();
+        tokio::spawn(answer_once(listener, body));
+        let config = SdkConfig::builder()
+            .region(aws_types::region::Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(
+                    "AKID", "secret", None, None, "test",
+                )),
+            )
+            .build();
+        let client = SignedClient::new(config, Duration::from_secs(10));
+        let failed = client
+            .dynamodb("PutItem", &serde_json::json!({"TableName": "t"}))
+            .await
+            .unwrap_err();
+        assert_eq!(failed.code, "ConditionalCheckFailedException");
+        let item = &failed.details.expect("the reply's details")["Item"];
+        assert_eq!(item["record"]["S"].as_str().map(str::len), Some(300_000));
     }
 }

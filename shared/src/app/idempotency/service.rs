@@ -13,6 +13,10 @@ use super::state::{ACCEPT_WINDOW_SECONDS, ClaimState, KeyClaim};
 use crate::model::{ClaimCheck, ClaimOutcome, KeyedAccept, RunMessage, StoredAnswer};
 use crate::ports::{ClaimStore, StoreError};
 
+/// The copy id of a keyed run queued before messages carried one: there was one
+/// such message per execution.
+pub const FIRST_COPY: &str = "first";
+
 /// Tries at giving up a claim whose run could not be recorded or enqueued.
 const RELEASE_TRIES: u32 = 3;
 
@@ -127,20 +131,25 @@ impl IdempotencyService {
     /// Whether the worker holding `run`, a keyed run accepted under `key`, runs
     /// it: the claim is confirmed for this copy of the run (see
     /// [`crate::model::Claim::check_copy`]). A copy another copy of the same run
-    /// confirmed first is dropped: that one runs. A claim another execution holds
-    /// was taken within the key's `ttl_seconds` by a delivery accepted before
-    /// copies kept the execution id (that one runs instead), or after the claim
-    /// expired, by another delivery (this one runs).
+    /// confirmed first is dropped: that one runs. A message queued before copies
+    /// had ids is one copy too ([`FIRST_COPY`]), so it and a copy a new instance
+    /// queued again never both run.
+    ///
+    /// A claim another execution holds: a copy's claim is never taken over while it
+    /// holds, so the key expired and another delivery claimed it, and this run
+    /// goes on. A message without a copy id may instead be one whose claim a
+    /// duplicate took over under the protocol before copies (a new execution
+    /// id): within the key's `ttl_seconds` that duplicate runs instead.
     pub async fn run_stands(
         &self,
         run: &RunMessage,
         key: &str,
         ttl_seconds: u64,
     ) -> Result<bool, StoreError> {
-        let copy = run.copy_id.as_deref();
+        let copy = run.copy_id.as_deref().unwrap_or(FIRST_COPY);
         let check = self
             .store
-            .confirm_claim(&run.workflow_key, key, &run.execution_id, copy)
+            .confirm_claim(&run.workflow_key, key, &run.execution_id, Some(copy))
             .await?;
         let holder = match check {
             ClaimCheck::Ours | ClaimCheck::Gone => return Ok(true),
@@ -151,6 +160,9 @@ impl IdempotencyService {
             }
             ClaimCheck::HeldBy(holder) => holder,
         };
+        if run.copy_id.is_some() {
+            return Ok(true);
+        }
         let accepted = chrono::DateTime::parse_from_rfc3339(&run.accepted_at)
             .map(|t| t.timestamp().max(0) as u64);
         let now = crate::time::unix_seconds().max(0) as u64;
@@ -234,5 +246,64 @@ mod tests {
         };
         assert_eq!(held.state, ClaimState::Completed { answer: answer() });
         assert_eq!(held.execution_id, "e-2");
+    }
+
+    fn keyed_run(id: &str, copy: Option<&str>) -> RunMessage {
+        serde_json::from_value(serde_json::json!({
+            "executionId": id, "workflowKey": "orders", "workflowVersion": 1,
+            "context": {}, "acceptedAt": crate::time::now_rfc3339(),
+            "idempotencyKey": "evt_1", "copyId": copy,
+        }))
+        .unwrap()
+    }
+
+    fn pending(id: &str, now: u64) -> crate::model::Claim {
+        crate::model::Claim {
+            workflow_key: "orders".into(),
+            key: "evt_1".into(),
+            execution_id: id.into(),
+            expires_at: now + 600,
+            lease_until: now + 2,
+            answer: Some(answer()),
+            pending: true,
+            confirmed_by: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_from_before_copies_is_one_copy_and_a_copy_outlives_its_expired_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::new(Database::open(dir.path()).unwrap()));
+        let service = IdempotencyService::new(store.clone());
+        let now = crate::time::unix_seconds() as u64;
+        store.claim(&pending("e-1", now), now).await.unwrap();
+        // A message without a copy id confirms the claim as the first copy: a
+        // copy another instance queued again is dropped, and it runs on.
+        assert!(
+            service
+                .run_stands(&keyed_run("e-1", None), "evt_1", 600)
+                .await
+                .unwrap()
+        );
+        let again = keyed_run("e-1", Some("c2"));
+        assert!(!service.run_stands(&again, "evt_1", 600).await.unwrap());
+        assert!(
+            service
+                .run_stands(&keyed_run("e-1", None), "evt_1", 600)
+                .await
+                .unwrap()
+        );
+        // The key expired and another delivery claimed it: a copy of the first run
+        // still runs (both were answered 2xx); an old message within its time
+        // does not (its claim was taken over under the protocol before copies).
+        let later = now + 700;
+        store.claim(&pending("e-3", later), later).await.unwrap();
+        assert!(service.run_stands(&again, "evt_1", 600).await.unwrap());
+        assert!(
+            !service
+                .run_stands(&keyed_run("e-1", None), "evt_1", 600)
+                .await
+                .unwrap()
+        );
     }
 }
