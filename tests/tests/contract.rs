@@ -979,27 +979,10 @@ async fn a_pending_claim_stands_only_once_its_worker_confirms_it(b: Backend) {
     // The first copy of the run its worker takes confirms the claim; another
     // copy is dropped; a redelivery of the first runs on.
     let (key, run) = ("evt_1PqRsT", "a");
-    assert_eq!(
-        store
-            .confirm_claim("w", key, run, Some("copy-2"))
-            .await
-            .unwrap(),
-        ClaimCheck::Ours
-    );
-    assert_eq!(
-        store
-            .confirm_claim("w", key, run, Some("copy-1"))
-            .await
-            .unwrap(),
-        ClaimCheck::OtherCopy
-    );
-    assert_eq!(
-        store
-            .confirm_claim("w", key, run, Some("copy-2"))
-            .await
-            .unwrap(),
-        ClaimCheck::Ours
-    );
+    let confirm = |copy: &'static str| store.confirm_claim("w", key, run, copy);
+    assert_eq!(confirm("copy-2").await.unwrap(), ClaimCheck::Ours);
+    assert_eq!(confirm("copy-1").await.unwrap(), ClaimCheck::OtherCopy);
+    assert_eq!(confirm("copy-2").await.unwrap(), ClaimCheck::Ours);
     // Confirmed, it is re-queued no more.
     assert!(!store.retake_claim(&renewed, after + 10).await.unwrap());
     let holder = held_by(
@@ -1012,13 +995,10 @@ async fn a_pending_claim_stands_only_once_its_worker_confirms_it(b: Backend) {
     assert_eq!(holder.answer_at(after + 30), Some(&accepted()));
     // Another execution's run is not this claim's.
     assert_eq!(
-        store
-            .confirm_claim("w", key, "z", Some("copy-3"))
-            .await
-            .unwrap(),
+        store.confirm_claim("w", key, "z", "copy-3").await.unwrap(),
         ClaimCheck::HeldBy("a".into())
     );
-    // A message queued before copies had ids confirms as before.
+    // The one copy of a run is confirmed, and stays its run's.
     let other = Claim {
         key: "evt_other".into(),
         ..pending.clone()
@@ -1029,21 +1009,21 @@ async fn a_pending_claim_stands_only_once_its_worker_confirms_it(b: Backend) {
     );
     assert_eq!(
         store
-            .confirm_claim("w", "evt_other", "a", None)
+            .confirm_claim("w", "evt_other", "a", "copy-1")
             .await
             .unwrap(),
         ClaimCheck::Ours
     );
     assert_eq!(
         store
-            .confirm_claim("w", "evt_other", "a", None)
+            .confirm_claim("w", "evt_other", "a", "copy-1")
             .await
             .unwrap(),
         ClaimCheck::Ours
     );
     assert_eq!(
         store
-            .confirm_claim("w", "evt_none", "a", None)
+            .confirm_claim("w", "evt_none", "a", "copy-1")
             .await
             .unwrap(),
         ClaimCheck::Gone
@@ -1090,7 +1070,7 @@ async fn a_keyed_accept_never_keeps_a_claim_without_its_run(b: Backend) {
     assert_eq!(body.execution_id, "a");
     assert_eq!(
         store
-            .confirm_claim("k", &first.key, "a", body.copy_id.as_deref())
+            .confirm_claim("k", &first.key, "a", "copy-1")
             .await
             .unwrap(),
         ClaimCheck::Ours

@@ -171,7 +171,7 @@ impl ClaimStore for FlakyStore {
         workflow_key: &str,
         key: &str,
         execution_id: &str,
-        copy: Option<&str>,
+        copy: &str,
     ) -> Result<ClaimCheck, StoreError> {
         self.check()?;
         self.inner

@@ -64,14 +64,13 @@ impl Claim {
     /// What the worker holding `copy` of run `execution_id` finds of this claim:
     /// the one rule every store applies (DynamoDB as a condition). A pending
     /// claim of the run is confirmed by the first copy that comes; a confirmed one
-    /// stands for that copy only (a message with no copy id, queued before copies
-    /// existed, is the only copy).
-    pub fn check_copy(&self, execution_id: &str, copy: Option<&str>) -> ClaimCheck {
+    /// stands for that copy only.
+    pub fn check_copy(&self, execution_id: &str, copy: &str) -> ClaimCheck {
         if self.execution_id != execution_id {
             return ClaimCheck::HeldBy(self.execution_id.clone());
         }
-        match (copy, &self.confirmed_by) {
-            (Some(copy), Some(by)) if !self.pending && copy != by => ClaimCheck::OtherCopy,
+        match &self.confirmed_by {
+            Some(by) if !self.pending && copy != by => ClaimCheck::OtherCopy,
             _ => ClaimCheck::Ours,
         }
     }
@@ -208,9 +207,9 @@ mod tests {
             pending: true,
             ..claim(None)
         };
-        assert_eq!(pending.check_copy("e", Some("c1")), ClaimCheck::Ours);
+        assert_eq!(pending.check_copy("e", "c1"), ClaimCheck::Ours);
         assert_eq!(
-            pending.check_copy("f", Some("c1")),
+            pending.check_copy("f", "c1"),
             ClaimCheck::HeldBy("e".into())
         );
         let confirmed = Claim {
@@ -219,12 +218,10 @@ mod tests {
             ..pending
         };
         // A redelivery of the copy that confirmed runs on; another copy does not.
-        assert_eq!(confirmed.check_copy("e", Some("c1")), ClaimCheck::Ours);
-        assert_eq!(confirmed.check_copy("e", Some("c2")), ClaimCheck::OtherCopy);
-        // A message queued before copies had ids is the only one.
-        assert_eq!(confirmed.check_copy("e", None), ClaimCheck::Ours);
+        assert_eq!(confirmed.check_copy("e", "c1"), ClaimCheck::Ours);
+        assert_eq!(confirmed.check_copy("e", "c2"), ClaimCheck::OtherCopy);
         // A claim taken with its run in one step (never pending) is its run's.
-        assert_eq!(claim(None).check_copy("e", Some("c2")), ClaimCheck::Ours);
+        assert_eq!(claim(None).check_copy("e", "c2"), ClaimCheck::Ours);
     }
 
     #[test]

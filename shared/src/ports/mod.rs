@@ -208,7 +208,7 @@ pub trait ClaimStore: Send + Sync {
         workflow_key: &str,
         key: &str,
         execution_id: &str,
-        copy: Option<&str>,
+        copy: &str,
     ) -> Result<ClaimCheck, StoreError>;
 }
 

@@ -149,7 +149,7 @@ impl IdempotencyService {
         let copy = run.copy_id.as_deref().unwrap_or(FIRST_COPY);
         let check = self
             .store
-            .confirm_claim(&run.workflow_key, key, &run.execution_id, Some(copy))
+            .confirm_claim(&run.workflow_key, key, &run.execution_id, copy)
             .await?;
         let holder = match check {
             ClaimCheck::Ours | ClaimCheck::Gone => return Ok(true),

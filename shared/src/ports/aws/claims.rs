@@ -138,30 +138,17 @@ pub async fn confirm(
     workflow_key: &str,
     key: &str,
     execution_id: &str,
-    copy: Option<&str>,
+    copy: &str,
 ) -> Result<ClaimCheck, StoreError> {
-    let mut input = json!({
+    let input = json!({
         "TableName": table,
         "Key": key_of(workflow_key, &key_hash(key)),
-        "ExpressionAttributeValues": {":id": s(execution_id)},
+        "UpdateExpression": "REMOVE pending SET confirmedBy = if_not_exists(confirmedBy, :copy)",
+        "ConditionExpression": "executionId = :id AND (attribute_exists(pending) \
+            OR attribute_not_exists(confirmedBy) OR confirmedBy = :copy)",
+        "ExpressionAttributeValues": {":id": s(execution_id), ":copy": s(copy)},
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     });
-    match copy {
-        Some(copy) => {
-            input["UpdateExpression"] =
-                json!("REMOVE pending SET confirmedBy = if_not_exists(confirmedBy, :copy)");
-            input["ConditionExpression"] = json!(
-                "executionId = :id AND (attribute_exists(pending) \
-                 OR attribute_not_exists(confirmedBy) OR confirmedBy = :copy)"
-            );
-            input["ExpressionAttributeValues"][":copy"] = s(copy);
-        }
-        // Queued before copies had ids: the only copy.
-        None => {
-            input["UpdateExpression"] = json!("REMOVE pending");
-            input["ConditionExpression"] = json!("executionId = :id");
-        }
-    }
     match client.dynamodb("UpdateItem", &input).await {
         Ok(_) => Ok(ClaimCheck::Ours),
         // No claim, or one that is not this copy's.

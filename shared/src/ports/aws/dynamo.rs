@@ -514,7 +514,7 @@ impl ClaimStore for DynamoStore {
         workflow_key: &str,
         key: &str,
         execution_id: &str,
-        copy: Option<&str>,
+        copy: &str,
     ) -> Result<ClaimCheck, StoreError> {
         super::claims::confirm(
             &self.client,

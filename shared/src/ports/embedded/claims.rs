@@ -187,18 +187,18 @@ pub async fn confirm(
     workflow_key: &str,
     key: &str,
     execution_id: &str,
-    copy: Option<&str>,
+    copy: &str,
 ) -> Result<ClaimCheck, StoreError> {
-    let (execution_id, copy) = (execution_id.to_string(), copy.map(str::to_string));
+    let (execution_id, copy) = (execution_id.to_string(), copy.to_string());
     update(db, workflow_key, key, move |held| {
         let Some(held) = held else {
             return (ClaimCheck::Gone, None);
         };
-        let check = held.check_copy(&execution_id, copy.as_deref());
+        let check = held.check_copy(&execution_id, &copy);
         let confirms = check == ClaimCheck::Ours && held.pending;
         let confirmed = confirms.then(|| Claim {
             pending: false,
-            confirmed_by: held.confirmed_by.clone().or(copy),
+            confirmed_by: held.confirmed_by.clone().or(Some(copy)),
             ..held
         });
         (check, confirmed)

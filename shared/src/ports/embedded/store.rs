@@ -385,7 +385,7 @@ impl ClaimStore for EmbeddedStore {
         workflow_key: &str,
         key: &str,
         execution_id: &str,
-        copy: Option<&str>,
+        copy: &str,
     ) -> Result<ClaimCheck, StoreError> {
         super::claims::confirm(&self.db, workflow_key, key, execution_id, copy).await
     }
