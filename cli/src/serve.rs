@@ -14,7 +14,7 @@ use hookflow::nodes::request::guard::NetworkPolicy;
 use hookflow::ports::aws::{self, DynamoStore, SqsQueue};
 use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
 use hookflow::ports::{Queue, Store, Telemetry};
-use hookflow::webhook::DEFAULT_MAX_BODY;
+use hookflow::webhook::MAX_BODY_CEILING;
 use hookflow::wiring::{App, Settings};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// With AWS_ENDPOINT_URL set: the SQS queue name to use (created when missing).
     #[arg(long, default_value = "hookflow-runs")]
     queue: String,
+    /// With AWS_ENDPOINT_URL set: the S3 bucket records and contexts too large for
+    /// DynamoDB and SQS go to (created when missing); without it they are trimmed.
+    #[arg(long, env = "HOOKFLOW_BUCKET")]
+    bucket: Option<String>,
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:3000")]
     addr: String,
@@ -49,8 +53,9 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     expose_env: Vec<String>,
-    /// Largest accepted request body, in bytes.
-    #[arg(long, default_value_t = DEFAULT_MAX_BODY)]
+    /// The largest body any hook may take, in bytes: each takes its
+    /// `trigger.request.maxBodyBytes` (default 1 MiB) up to this.
+    #[arg(long, default_value_t = MAX_BODY_CEILING)]
     max_body: usize,
     /// Let HTTP request nodes reach loopback addresses (local services in development).
     #[arg(long)]
@@ -150,7 +155,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let backend = open_backend(&args).await?;
     let settings = Settings {
         exposed_env: args.expose_env.clone(),
-        max_body: args.max_body,
+        body_ceiling: args.max_body,
         nodes: NodeSettings {
             network: NetworkPolicy {
                 allow_loopback: args.allow_loopback_requests,
@@ -315,13 +320,19 @@ async fn open_backend(args: &ServeArgs) -> anyhow::Result<Backend> {
     let queue_url = aws::create_queue(&client, &args.queue)
         .await
         .with_context(|| format!("cannot prepare queue {} at {endpoint}", args.queue))?;
+    let mut store = DynamoStore::new(Arc::clone(&client), &args.table, args.retention());
+    let mut queue = SqsQueue::new(Arc::clone(&client), queue_url);
+    if let Some(bucket) = &args.bucket {
+        aws::create_bucket(&client, bucket)
+            .await
+            .with_context(|| format!("cannot prepare bucket {bucket} at {endpoint}"))?;
+        let objects = aws::Objects::new(client, bucket);
+        store = store.with_objects(objects.clone());
+        queue = queue.with_objects(objects, aws::DEFAULT_MAX_MESSAGE_BYTES);
+    }
     Ok(Backend {
-        store: Arc::new(DynamoStore::new(
-            Arc::clone(&client),
-            &args.table,
-            args.retention(),
-        )),
-        queue: Arc::new(SqsQueue::new(client, queue_url)),
+        store: Arc::new(store),
+        queue: Arc::new(queue),
         waiting: 0,
         delayed: 0,
         description: format!(

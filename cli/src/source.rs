@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use hookflow::ports::aws::{self, DynamoStore, SqsQueue};
+use hookflow::ports::aws::{self, DEFAULT_MAX_MESSAGE_BYTES, DynamoStore, Objects, SqsQueue};
 use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
 use hookflow::ports::{Queue, Store};
 
@@ -18,14 +18,29 @@ pub struct Source {
     /// A deployed stack's DynamoDB table instead of the embedded store.
     #[arg(long, env = "HOOKFLOW_TABLE")]
     pub table: Option<String>,
+    /// With --table: the stack's claim-check bucket (its ClaimCheckBucketName
+    /// output), where records and contexts too large for DynamoDB and SQS are.
+    #[arg(long, env = "HOOKFLOW_BUCKET")]
+    pub bucket: Option<String>,
+}
+
+impl Source {
+    /// The claim-check bucket's objects, through `client`, when one is named.
+    fn objects(&self, client: &Arc<aws::SignedClient>) -> Option<Objects> {
+        let bucket = self.bucket.as_deref()?;
+        Some(Objects::new(Arc::clone(client), bucket))
+    }
 }
 
 /// The store, and the embedded database when that is where it lives (its queue
 /// tells of accepted runs not started yet; SQS cannot be searched by id).
 pub async fn open(source: &Source) -> anyhow::Result<(Arc<dyn Store>, Option<Arc<Database>>)> {
     if let Some(table) = &source.table {
-        let config = aws::load_config().await;
-        let store = DynamoStore::new(aws::client(&config), table, None);
+        let client = aws::client(&aws::load_config().await);
+        let mut store = DynamoStore::new(Arc::clone(&client), table, None);
+        if let Some(objects) = source.objects(&client) {
+            store = store.with_objects(objects);
+        }
         return Ok((Arc::new(store), None));
     }
     let data = source.data.as_path();
@@ -57,6 +72,11 @@ pub async fn open_queue(
             source.table.as_deref().unwrap_or_default()
         );
     };
-    let config = aws::load_config().await;
-    Ok(Arc::new(SqsQueue::new(aws::client(&config), url)))
+    let client = aws::client(&aws::load_config().await);
+    let mut queue = SqsQueue::new(Arc::clone(&client), url);
+    if let Some(objects) = source.objects(&client) {
+        // Whatever the queue's own limit, messages of SQS's default size pass.
+        queue = queue.with_objects(objects, DEFAULT_MAX_MESSAGE_BYTES);
+    }
+    Ok(Arc::new(queue))
 }

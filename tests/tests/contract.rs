@@ -730,6 +730,7 @@ fn run(id: &str) -> RunMessage {
         replay_of: None,
         on_failure_of: None,
         copy_id: None,
+        context_at: None,
     }
 }
 

@@ -319,6 +319,7 @@ fn run_message(id: &str) -> RunMessage {
         replay_of: None,
         on_failure_of: None,
         copy_id: None,
+        context_at: None,
     }
 }
 

@@ -158,6 +158,7 @@ async fn a_retried_start_looks_at_the_children_of_the_pause_it_finds() {
         replay_of: None,
         on_failure_of: None,
         copy_id: None,
+        context_at: None,
     };
     assert_eq!(process(&app, &start).await, Processed::Done);
     assert_one_child_wake_up(&queue).await;

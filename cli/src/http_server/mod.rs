@@ -106,7 +106,7 @@ async fn answer(shared: &Shared, request: hyper::Request<Incoming>) -> Response<
             return refused.map(Full::new);
         }
     };
-    let limit = shared.service.max_body() + 1;
+    let limit = admitted.max_body() + 1;
     let mut reserved = BodyBudget::empty();
     // A declared length is reserved whole up front; a chunked body as it comes.
     let declared = declared_length(&parts.headers);

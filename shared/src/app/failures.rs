@@ -72,6 +72,7 @@ pub async fn after_final_save(
         replay_of: None,
         on_failure_of: Some(execution.id.clone()),
         copy_id: None,
+        context_at: None,
     };
     queue.enqueue(&message).await?;
     Ok(())

@@ -92,6 +92,7 @@ pub async fn replay(
         // A failure workflow's run replayed is one still: it starts no other.
         on_failure_of: original.on_failure_of.clone(),
         copy_id: None,
+        context_at: None,
     };
     let (id, replay_id) = (&original.id, &message.execution_id);
     if !store.mark_replay(id, replay_id, once).await? {

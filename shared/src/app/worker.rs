@@ -83,10 +83,15 @@ impl Worker {
 
     /// Runs one delivered message to a recorded execution (or a recorded pause).
     pub async fn process(&self, body: &str, attempt: u32) -> Processed {
-        let message: RunMessage = match serde_json::from_str(body) {
+        let mut message: RunMessage = match serde_json::from_str(body) {
             Ok(m) => m,
             Err(e) => return Processed::Poison(format!("not a run message: {e}")),
         };
+        match self.wakeups.queue().open(&mut message).await {
+            Ok(true) => {}
+            Ok(false) => return self.without_context(&message).await,
+            Err(e) => return Processed::Unavailable(e.to_string()),
+        }
         let done = crate::guard::catch(async {
             match &message.wake {
                 Some(reason) => self.wake(&message, reason, attempt).await,
@@ -102,6 +107,27 @@ impl Worker {
             }
             Ok(Err(e)) => Processed::Unavailable(e.to_string()),
             Err(panic) => self.after_panic(&message, &panic).await,
+        }
+    }
+
+    /// A run whose context went to the claim-check bucket and is no longer there:
+    /// a redelivery of a run already recorded (its worker deleted the context), or
+    /// a message older than the bucket keeps contexts.
+    async fn without_context(&self, message: &RunMessage) -> Processed {
+        let outcome = match self.store.execution(&message.execution_id).await {
+            Ok(Some(existing)) if left_running(&existing) => Ok(()),
+            Ok(_) => {
+                let reason = format!(
+                    "the run's context ({}) is no longer kept",
+                    message.context_at.as_deref().unwrap_or_default()
+                );
+                self.record_failure(message, &reason).await
+            }
+            Err(e) => Err(e.into()),
+        };
+        match outcome {
+            Ok(()) => Processed::Done,
+            Err(e) => Processed::Unavailable(e.to_string()),
         }
     }
 
@@ -261,7 +287,11 @@ impl Worker {
             true,
         )
         .await?;
-        self.record(&finished, None).await
+        self.record(&finished, None).await?;
+        // Recorded, ended or paused, with its context: a redelivery stands on the
+        // record, so the context's claim-check object can go.
+        self.wakeups.queue().close(message).await;
+        Ok(())
     }
 
     /// Goes on with a paused execution, if this wake-up is still the one it waits for.

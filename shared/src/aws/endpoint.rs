@@ -201,21 +201,6 @@ const KEY: &AsciiSet = &NON_ALPHANUMERIC
 /// certificate does not cover), by virtual host otherwise. The bucket's name is
 /// checked first, so a rendered name can never reach another host.
 pub fn s3_object_url(config: &SdkConfig, bucket: &str, key: &str) -> Result<String, CallError> {
-    let valid_bucket = (3..=63).contains(&bucket.len())
-        && bucket
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
-        && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && bucket.ends_with(|c: char| c.is_ascii_alphanumeric())
-        && !bucket.contains("..");
-    if !valid_bucket {
-        return Err(CallError::new(
-            "InvalidBucketName",
-            format!(
-                "{bucket:?} is not a bucket name (3 to 63 lowercase letters, digits, dots and hyphens)"
-            ),
-        ));
-    }
     if key.is_empty() || key.len() > 1024 {
         return Err(CallError::new(
             "InvalidKey",
@@ -234,8 +219,28 @@ pub fn s3_object_url(config: &SdkConfig, bucket: &str, key: &str) -> Result<Stri
         ));
     }
     let key = utf8_percent_encode(key, KEY);
+    Ok(format!("{}/{key}", s3_bucket_url(config, bucket)?))
+}
+
+/// The URL of a bucket (no trailing slash), addressed as [`s3_object_url`] says.
+pub fn s3_bucket_url(config: &SdkConfig, bucket: &str) -> Result<String, CallError> {
+    let valid_bucket = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && bucket.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && !bucket.contains("..");
+    if !valid_bucket {
+        return Err(CallError::new(
+            "InvalidBucketName",
+            format!(
+                "{bucket:?} is not a bucket name (3 to 63 lowercase letters, digits, dots and hyphens)"
+            ),
+        ));
+    }
     Ok(match Service::S3.base(config)? {
-        Base::Configured(url) => format!("{url}/{bucket}/{key}"),
+        Base::Configured(url) => format!("{url}/{bucket}"),
         Base::Aws {
             region,
             fips,
@@ -248,9 +253,9 @@ pub fn s3_object_url(config: &SdkConfig, bucket: &str, key: &str) -> Result<Stri
                 partition(&region).0
             );
             if bucket.contains('.') {
-                format!("https://{host}/{bucket}/{key}")
+                format!("https://{host}/{bucket}")
             } else {
-                format!("https://{bucket}.{host}/{key}")
+                format!("https://{bucket}.{host}")
             }
         }
     })

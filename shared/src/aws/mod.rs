@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 pub use config::{SdkConfig, env_config, load_config};
-pub use endpoint::{Service, s3_object_url};
+pub use endpoint::{Service, s3_bucket_url, s3_object_url};
 pub use signed::{CallError, Reply, SignedClient, SigningStyle, xml_text};
 
 /// The HTTPS client every AWS call goes through (with `aws-profiles`, aws-config's

@@ -205,6 +205,11 @@ pub struct RunMessage {
     /// ([`crate::model::Claim::check_copy`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_id: Option<String>,
+    /// Where the context is when the message was too large for the queue: the
+    /// key of its claim-check object (S3), `context` being null until the queue
+    /// puts it back ([`crate::ports::Queue::open`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_at: Option<String>,
 }
 
 impl RunMessage {
@@ -224,6 +229,7 @@ impl RunMessage {
             replay_of: None,
             on_failure_of: None,
             copy_id: None,
+            context_at: None,
         }
     }
 

@@ -180,6 +180,23 @@ pub struct RequestDeclarations {
     /// Adds `$context.rawBody` (and `rawBodyEncoding` when it is base64).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub raw_body: bool,
+    /// The largest body this hook takes, in bytes (default 1 MiB, at most 6 MiB:
+    /// a Lambda's request limit); a larger one is answered 413.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 6_291_456))]
+    pub max_body_bytes: Option<usize>,
+}
+
+impl RequestDeclarations {
+    /// The default of `maxBodyBytes`: 1 MiB.
+    pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+    /// The largest `maxBodyBytes`: 6 MiB, what a Lambda invocation's request may
+    /// carry (base64 included).
+    pub const MAX_BODY_BYTES: usize = 6 << 20;
+
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes.unwrap_or(Self::DEFAULT_MAX_BODY_BYTES)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

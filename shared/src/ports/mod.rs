@@ -291,4 +291,16 @@ pub trait Queue: Send + Sync {
             "find a queued run by its execution id",
         ))
     }
+
+    /// Puts back the context of a run whose message was too large for the queue
+    /// and carries the key of its claim-check object instead
+    /// ([`RunMessage::context_at`], which stays set): `false` when that object is
+    /// gone (the run was recorded and it was deleted, or it expired).
+    async fn open(&self, _run: &mut RunMessage) -> Result<bool, QueueError> {
+        Ok(true)
+    }
+
+    /// The run's end is recorded: its claim-check object, if it had one, is no
+    /// longer needed.
+    async fn close(&self, _run: &RunMessage) {}
 }

@@ -309,6 +309,19 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_body_limit_is_a_number_of_bytes_up_to_a_lambdas_request() {
+        for good in [json!(1), json!(6 << 20)] {
+            assert!(problems(json!({"request": {"maxBodyBytes": good}})).is_empty());
+        }
+        for bad in [json!(0), json!((6 << 20) + 1), json!("1MB"), json!(1.5)] {
+            assert_has(
+                &problems(json!({"request": {"maxBodyBytes": bad}})),
+                &["trigger.request.maxBodyBytes: must be a whole number of bytes from 1 to 6291456"],
+            );
+        }
+    }
+
+    #[test]
     fn a_declared_authorization_header_with_basic_auth_is_refused() {
         let auth = json!({"username": "u", "password": {"env": "HOOK_PASSWORD"}});
         for name in ["authorization", "Authorization", "AUTHORIZATION"] {

@@ -37,12 +37,11 @@ pub(super) enum Accepted {
 
 pub(super) struct Accept {
     callers: Arc<Callers>,
-    max_body: usize,
 }
 
 impl Accept {
-    pub(super) fn new(callers: Arc<Callers>, max_body: usize) -> Self {
-        Self { callers, max_body }
+    pub(super) fn new(callers: Arc<Callers>) -> Self {
+        Self { callers }
     }
 
     pub(super) async fn check(
@@ -50,11 +49,13 @@ impl Accept {
         admitted: Admitted,
         request: Request<Bytes>,
     ) -> Result<Accepted, Refusal> {
-        let Admitted { workflow, hook_id } = admitted;
-        if request.body().len() > self.max_body {
-            return Err(Refusal::TooLarge {
-                limit: self.max_body,
-            });
+        let Admitted {
+            workflow,
+            hook_id,
+            max_body,
+        } = admitted;
+        if request.body().len() > max_body {
+            return Err(Refusal::TooLarge { limit: max_body });
         }
         let trigger = &workflow.definition.trigger;
         if let Some(config) = &trigger.signature {

@@ -24,6 +24,16 @@ use crate::ports::Store;
 pub struct Admitted {
     pub(super) workflow: Arc<DeployedWorkflow>,
     pub(super) hook_id: String,
+    /// The largest body this hook takes here.
+    pub(super) max_body: usize,
+}
+
+impl Admitted {
+    /// The largest body the request's hook takes (`trigger.request.maxBodyBytes`,
+    /// within the server's ceiling): a server reads at most one byte more.
+    pub fn max_body(&self) -> usize {
+        self.max_body
+    }
 }
 
 /// What the head's checks decided. `hook_id` names a deployed, enabled
@@ -56,7 +66,8 @@ pub(super) struct Admit {
     store: Arc<dyn Store>,
     hooks: HookCache,
     callers: Arc<Callers>,
-    max_body: usize,
+    /// The most any hook takes on this server (`HOOKFLOW_MAX_BODY`, `--max-body`).
+    body_ceiling: usize,
 }
 
 impl Admit {
@@ -64,13 +75,13 @@ impl Admit {
         store: Arc<dyn Store>,
         hooks: HookCache,
         callers: Arc<Callers>,
-        max_body: usize,
+        body_ceiling: usize,
     ) -> Self {
         Self {
             store,
             hooks,
             callers,
-            max_body,
+            body_ceiling,
         }
     }
 
@@ -84,8 +95,18 @@ impl Admit {
                 };
             }
         };
-        match self.check_caller(parts, &workflow, &hook_id).await {
-            Ok(None) => Head::Admitted(Admitted { workflow, hook_id }),
+        let max_body = workflow
+            .definition
+            .trigger
+            .request
+            .max_body_bytes()
+            .min(self.body_ceiling);
+        match self.check_caller(parts, &workflow, &hook_id, max_body).await {
+            Ok(None) => Head::Admitted(Admitted {
+                workflow,
+                hook_id,
+                max_body,
+            }),
             Ok(Some(answer)) => Head::Answered { hook_id, answer },
             Err(refusal) => Head::Refused {
                 hook_id: Some(hook_id),
@@ -129,6 +150,7 @@ impl Admit {
         parts: &Parts,
         workflow: &DeployedWorkflow,
         hook_id: &str,
+        max_body: usize,
     ) -> Result<Option<Response<Bytes>>, Refusal> {
         let is_get = parts.method == Method::GET;
         let trigger = &workflow.definition.trigger;
@@ -161,10 +183,8 @@ impl Admit {
                 return Err(Refusal::BadCredentials);
             }
         }
-        if declared_length(&parts.headers).is_some_and(|n| n > self.max_body as u64) {
-            return Err(Refusal::TooLarge {
-                limit: self.max_body,
-            });
+        if declared_length(&parts.headers).is_some_and(|n| n > max_body as u64) {
+            return Err(Refusal::TooLarge { limit: max_body });
         }
         if trigger.signature.is_none() {
             // Nothing more to check: the caller is as proven as it gets.

@@ -48,8 +48,10 @@ pub use refusal::Refusal;
 pub use route::hook_id_from_path;
 pub use secrets::SecretCache;
 
-/// The default request body limit: 1 MiB.
-pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+/// A hook's body limit when its trigger sets none (`maxBodyBytes`): 1 MiB.
+pub const DEFAULT_MAX_BODY: usize = crate::model::RequestDeclarations::DEFAULT_MAX_BODY_BYTES;
+/// The most any hook may take by default: 6 MiB, a Lambda's request limit.
+pub const MAX_BODY_CEILING: usize = crate::model::RequestDeclarations::MAX_BODY_BYTES;
 
 /// The answer to a request given before its body was read: a refusal, or a
 /// sender's GET handshake.
@@ -59,7 +61,6 @@ pub struct WebhookService {
     admit: Admit,
     accept: Accept,
     dispatch: Dispatch,
-    max_body: usize,
     telemetry: Arc<dyn Telemetry>,
 }
 
@@ -69,16 +70,15 @@ impl WebhookService {
         queue: Arc<dyn Queue>,
         runner: Arc<Runner>,
         hook_cache_ttl: Duration,
-        max_body: usize,
+        body_ceiling: usize,
         secrets: Arc<dyn SecretSource>,
     ) -> Self {
         let callers = Arc::new(Callers::new(SecretCache::new(secrets, hook_cache_ttl)));
         let hooks = HookCache::new(hook_cache_ttl);
         Self {
-            admit: Admit::new(Arc::clone(&store), hooks, Arc::clone(&callers), max_body),
-            accept: Accept::new(callers, max_body),
+            admit: Admit::new(Arc::clone(&store), hooks, Arc::clone(&callers), body_ceiling),
+            accept: Accept::new(callers),
             dispatch: Dispatch::new(store, queue, runner),
-            max_body,
             telemetry: Arc::new(NoTelemetry),
         }
     }
@@ -89,10 +89,6 @@ impl WebhookService {
         self.dispatch.telemetry = Arc::clone(&telemetry);
         self.telemetry = telemetry;
         self
-    }
-
-    pub fn max_body(&self) -> usize {
-        self.max_body
     }
 
     /// Answers one request whose body is already read (the webhook Lambda). Every
@@ -127,7 +123,7 @@ impl WebhookService {
     }
 
     /// Answers an admitted request, with its body read (at most one byte past
-    /// [`WebhookService::max_body`]).
+    /// [`Admitted::max_body`]).
     pub async fn complete(&self, admitted: Admitted, request: Request<Bytes>) -> Response<Bytes> {
         let hook = admitted.workflow.hook_id.clone();
         let answered = crate::guard::catch(async {

@@ -9,7 +9,7 @@ use crate::engine::Limits;
 use crate::nodes::NodeSettings;
 use crate::nodes::request::guard::NetworkPolicy;
 use crate::ports::Telemetry;
-use crate::webhook::DEFAULT_MAX_BODY;
+use crate::webhook::MAX_BODY_CEILING;
 
 /// What is wrong with a Lambda's environment: the function cannot start, and
 /// retrying cannot help until its configuration changes.
@@ -37,8 +37,16 @@ pub struct AwsEnv {
     pub queue_url: String,
     /// `HOOKFLOW_RETENTION_DAYS` (default 30; 0 keeps executions forever).
     pub retention: Option<Duration>,
+    /// `HOOKFLOW_BUCKET`: the claim-check bucket, where records too large for a
+    /// DynamoDB item and contexts too large for a message go. Without it, large
+    /// records are trimmed and large messages refused.
+    pub bucket: Option<String>,
+    /// `HOOKFLOW_MAX_MESSAGE_BYTES` (default 262,144): the run queue's
+    /// `MaximumMessageSize`; larger runs go through the bucket.
+    pub max_message_bytes: usize,
     /// `HOOKFLOW_HOOK_CACHE_TTL_MS` (default 5000), `HOOKFLOW_EXPOSED_ENV`
-    /// (comma-separated names), `HOOKFLOW_MAX_BODY` (bytes).
+    /// (comma-separated names), `HOOKFLOW_MAX_BODY` (bytes: the most any hook may
+    /// take, default 6 MiB).
     pub settings: Settings,
 }
 
@@ -57,12 +65,16 @@ impl AwsEnv {
         let table = var("HOOKFLOW_TABLE").ok_or(EnvError::Missing("HOOKFLOW_TABLE"))?;
         let queue_url = var("HOOKFLOW_QUEUE_URL").ok_or(EnvError::Missing("HOOKFLOW_QUEUE_URL"))?;
         let days = number("HOOKFLOW_RETENTION_DAYS", 30)?;
+        let max_message_bytes = number(
+            "HOOKFLOW_MAX_MESSAGE_BYTES",
+            crate::ports::aws::DEFAULT_MAX_MESSAGE_BYTES as u64,
+        )?;
         let settings = Settings {
             exposed_env: var("HOOKFLOW_EXPOSED_ENV")
                 .map(|v| v.split(',').map(|n| n.trim().to_string()).collect())
                 .unwrap_or_default(),
             hook_cache_ttl: Duration::from_millis(number("HOOKFLOW_HOOK_CACHE_TTL_MS", 5_000)?),
-            max_body: usize::try_from(number("HOOKFLOW_MAX_BODY", DEFAULT_MAX_BODY as u64)?)
+            body_ceiling: usize::try_from(number("HOOKFLOW_MAX_BODY", MAX_BODY_CEILING as u64)?)
                 .map_err(|_| EnvError::TooLarge("HOOKFLOW_MAX_BODY"))?,
             limits: Limits::default(),
             nodes: NodeSettings {
@@ -79,6 +91,9 @@ impl AwsEnv {
             table,
             queue_url,
             retention: (days > 0).then(|| Duration::from_secs(days * 86_400)),
+            bucket: var("HOOKFLOW_BUCKET"),
+            max_message_bytes: usize::try_from(max_message_bytes)
+                .map_err(|_| EnvError::TooLarge("HOOKFLOW_MAX_MESSAGE_BYTES"))?,
             settings,
         })
     }
@@ -104,9 +119,15 @@ impl AwsEnv {
         sqs: Arc<SignedClient>,
         telemetry: Arc<dyn Telemetry>,
     ) -> App {
-        use crate::ports::aws::{DynamoStore, SqsQueue};
-        let store = Arc::new(DynamoStore::new(dynamo, &self.table, self.retention));
-        let queue = Arc::new(SqsQueue::new(sqs, &self.queue_url));
+        use crate::ports::aws::{DynamoStore, Objects, SqsQueue};
+        let mut store = DynamoStore::new(Arc::clone(&dynamo), &self.table, self.retention);
+        let mut queue = SqsQueue::new(sqs, &self.queue_url);
+        if let Some(bucket) = &self.bucket {
+            let objects = Objects::new(dynamo, bucket);
+            store = store.with_objects(objects.clone());
+            queue = queue.with_objects(objects, self.max_message_bytes);
+        }
+        let (store, queue) = (Arc::new(store), Arc::new(queue));
         App::with_telemetry(store, queue, &self.settings, telemetry)
     }
 }

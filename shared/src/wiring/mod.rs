@@ -17,14 +17,16 @@ use crate::app::worker::Worker;
 use crate::engine::{Engine, Limits, NodeRegistry, Subflows};
 use crate::nodes::NodeSettings;
 use crate::ports::{NoTelemetry, Queue, Store, Telemetry};
-use crate::webhook::{DEFAULT_MAX_BODY, WebhookService};
+use crate::webhook::{MAX_BODY_CEILING, WebhookService};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Environment variables a workflow may read as `$env.NAME`; no others.
     pub exposed_env: Vec<String>,
     pub hook_cache_ttl: Duration,
-    pub max_body: usize,
+    /// The largest body any hook may take (`HOOKFLOW_MAX_BODY`, `--max-body`):
+    /// each takes its `trigger.request.maxBodyBytes`, default 1 MiB, up to this.
+    pub body_ceiling: usize,
     pub limits: Limits,
     pub nodes: NodeSettings,
     /// Builds the node types workflows may use from `nodes`: the built-in ones
@@ -38,7 +40,7 @@ impl Default for Settings {
         Self {
             exposed_env: Vec::new(),
             hook_cache_ttl: Duration::from_secs(5),
-            max_body: DEFAULT_MAX_BODY,
+            body_ceiling: MAX_BODY_CEILING,
             limits: Limits::default(),
             nodes: NodeSettings::default(),
             node_types: crate::nodes::builtin_with,
@@ -93,7 +95,7 @@ impl App {
                 Arc::clone(&queue),
                 Arc::clone(&runner),
                 settings.hook_cache_ttl,
-                settings.max_body,
+                settings.body_ceiling,
                 // Clients built on the first SSM or Secrets Manager reference only.
                 Arc::new(crate::ports::aws::AwsSecrets::new()),
             )

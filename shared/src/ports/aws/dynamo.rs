@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::errors::{CONDITION_FAILED, applied, backend};
 use super::item::{self, Item, get_s, n, s, take_item};
+use super::objects::{self, Objects};
 use crate::aws::{CallError, SignedClient};
 use crate::model::{Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, ExecutionStatus};
 use crate::ports::{
@@ -28,6 +29,9 @@ pub struct DynamoStore {
     table: String,
     /// How long executions are kept (TTL); `None` keeps them forever.
     retention: Option<Duration>,
+    /// Where records too large for an item go whole; without it they are trimmed
+    /// to fit (see [`item::execution_record`]).
+    objects: Option<Objects>,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
@@ -57,7 +61,14 @@ impl DynamoStore {
             client,
             table: table.into(),
             retention,
+            objects: None,
         }
+    }
+
+    /// Keeps records too large for an item whole, in `objects`.
+    pub fn with_objects(mut self, objects: Objects) -> Self {
+        self.objects = Some(objects);
+        self
     }
 
     pub fn client(&self) -> &Arc<SignedClient> {
@@ -72,8 +83,21 @@ impl DynamoStore {
         item::get(&self.client, &self.table, item::key(pk, sk)).await
     }
 
-    fn execution_item(&self, execution: &Execution) -> Item {
-        let record = item::execution_record(execution);
+    /// An execution's item, and the key of the object its record went to when the
+    /// item cannot hold it (written before the item, which points to it).
+    async fn execution_item(
+        &self,
+        execution: &Execution,
+    ) -> Result<(Item, Option<String>), StoreError> {
+        let text = serde_json::to_string(execution).map_err(StoreError::unencodable)?;
+        let (record, object) = match &self.objects {
+            Some(objects) if text.len() > item::MAX_RECORD_BYTES => {
+                let key = objects::record_key(&execution.id, execution.paused.is_some());
+                objects.put(&key, text).await?;
+                (item::Record::of(execution, String::new()), Some(key))
+            }
+            _ => (item::fit(execution, text), None),
+        };
         let mut item = Item::new();
         item.insert("pk".into(), s(item::execution_pk(&execution.id)));
         item.insert("sk".into(), s("EX"));
@@ -103,13 +127,71 @@ impl DynamoStore {
                 }
             }
         }
-        item.insert("record".into(), s(record.text));
-        item
+        match &object {
+            Some(key) => item.insert("recordAt".into(), s(key)),
+            None => item.insert("record".into(), s(record.text)),
+        };
+        Ok((item, object))
     }
 
-    /// A `PutItem` of the execution, with what a caller adds (a condition).
-    fn put_execution(&self, execution: &Execution) -> Value {
-        json!({"TableName": self.table, "Item": self.execution_item(execution)})
+    /// A `PutItem` of the execution, with what a caller adds (a condition), and
+    /// the object its record went to, if it did.
+    async fn put_execution(&self, execution: &Execution) -> Result<(Value, Option<String>), StoreError> {
+        let (item, object) = self.execution_item(execution).await?;
+        let mut put = json!({"TableName": self.table, "Item": item});
+        if self.objects.is_some() {
+            // The item replaced comes back (no read units), so the object it
+            // pointed to can go.
+            put["ReturnValues"] = json!("ALL_OLD");
+        }
+        Ok((put, object))
+    }
+
+    /// Puts an execution's item; after a write that succeeded the replaced item's
+    /// object is deleted, after one that did not, the object written for it.
+    async fn put_item(
+        &self,
+        put: Value,
+        object: Option<String>,
+    ) -> Result<Value, CallError> {
+        let result = self.call("PutItem", put).await;
+        if let Some(objects) = &self.objects {
+            match &result {
+                Ok(reply) => {
+                    let old = reply.get("Attributes").and_then(Value::as_object);
+                    if let Some(key) = old.and_then(|o| get_s(o, "recordAt"))
+                        && Some(key) != object.as_deref()
+                    {
+                        objects.discard(key).await;
+                    }
+                }
+                Err(_) => {
+                    if let Some(key) = &object {
+                        objects.discard(key).await;
+                    }
+                }
+            }
+        }
+        result
+    }
+
+    /// An execution from its item, its record read from the object the item
+    /// points to when it has one.
+    async fn execution_of(&self, found: &Item) -> Result<Execution, StoreError> {
+        let Some(key) = get_s(found, "recordAt") else {
+            return decode(found);
+        };
+        let Some(objects) = &self.objects else {
+            return Err(StoreError::Unreadable {
+                what: format!("record at {key}: no claim-check bucket is configured (HOOKFLOW_BUCKET)"),
+                source: None,
+            });
+        };
+        let text = objects.get(key).await?.ok_or_else(|| StoreError::Unreadable {
+            what: format!("record at {key}: the object is gone"),
+            source: None,
+        })?;
+        serde_json::from_str(&text).map_err(|e| StoreError::unreadable("record", e))
     }
 
     /// One page of a workflow's execution ids in the filter's window, from the
@@ -193,6 +275,7 @@ impl DynamoStore {
     }
 
     /// Deletes one execution unless it is started (running or paused): `false` then.
+    /// Its objects in the claim-check bucket go with it.
     async fn delete_finished(&self, id: &str) -> Result<bool, StoreError> {
         let result = self
             .call(
@@ -203,9 +286,21 @@ impl DynamoStore {
                     "ConditionExpression": "attribute_exists(pk) AND #status <> :started",
                     "ExpressionAttributeNames": {"#status": "status"},
                     "ExpressionAttributeValues": {":started": s(ExecutionStatus::Started.as_str())},
+                    "ReturnValues": "ALL_OLD",
                 }),
             )
             .await;
+        if let (Ok(reply), Some(objects)) = (&result, &self.objects) {
+            if let Some(key) = reply
+                .get("Attributes")
+                .and_then(Value::as_object)
+                .and_then(|old| get_s(old, "recordAt"))
+            {
+                objects.discard(key).await;
+            }
+            // A context that came by the queue, if the worker did not delete it.
+            objects.discard(&objects::message_key(id)).await;
+        }
         applied(result)
     }
 }
@@ -351,11 +446,11 @@ impl ExecutionStore for DynamoStore {
         when: Precondition<'_>,
     ) -> Result<bool, StoreError> {
         // The precondition as a ConditionExpression, checked with the write.
-        let mut put = self.put_execution(execution);
+        let (mut put, object) = self.put_execution(execution).await?;
         match when {
             Precondition::Always => {
                 return self
-                    .call("PutItem", put)
+                    .put_item(put, object)
                     .await
                     .map(|_| true)
                     .map_err(backend);
@@ -375,11 +470,12 @@ impl ExecutionStore for DynamoStore {
                 put["ExpressionAttributeValues"] = json!({":token": s(token)});
             }
         }
-        applied(self.call("PutItem", put).await)
+        applied(self.put_item(put, object).await)
     }
 
     fn as_written<'a>(&self, execution: &'a Execution) -> Cow<'a, Execution> {
-        if execution.paused.is_none() {
+        // A claim-check bucket keeps every record whole.
+        if execution.paused.is_none() || self.objects.is_some() {
             return Cow::Borrowed(execution);
         }
         let record = item::execution_record(execution);
@@ -393,15 +489,15 @@ impl ExecutionStore for DynamoStore {
         &self,
         execution: &Execution,
     ) -> Result<Option<Execution>, StoreError> {
-        let mut put = self.put_execution(execution);
+        let (mut put, object) = self.put_execution(execution).await?;
         put["ConditionExpression"] = json!("attribute_not_exists(pk)");
         put["ReturnValuesOnConditionCheckFailure"] = json!("ALL_OLD");
-        match self.call("PutItem", put).await {
+        match self.put_item(put, object).await {
             Ok(_) => Ok(None),
             Err(e) if e.code == CONDITION_FAILED => {
                 let key = item::key(item::execution_pk(&execution.id), "EX");
                 match item::held(&self.client, &self.table, e, key).await? {
-                    Some(found) => decode(&found).map(Some),
+                    Some(found) => self.execution_of(&found).await.map(Some),
                     None => Err(StoreError::unavailable(
                         "the execution record changed while it was read; retry",
                     )),
@@ -413,7 +509,7 @@ impl ExecutionStore for DynamoStore {
 
     async fn execution(&self, id: &str) -> Result<Option<Execution>, StoreError> {
         match self.get(item::execution_pk(id), "EX").await? {
-            Some(found) => decode(&found).map(Some),
+            Some(found) => self.execution_of(&found).await.map(Some),
             None => Ok(None),
         }
     }

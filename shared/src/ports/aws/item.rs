@@ -5,7 +5,8 @@
 //! - `WF#<key>` / `CURRENT`: the current version's number, hook id and record.
 //! - `HOOK#<hookId>` / `HOOK`: the hook's workflow key and its current record, so the
 //!   webhook's lookup is one `GetItem`.
-//! - `EX#<id>` / `EX`: an execution (`record`), with `gsi1pk = WFEX#<key>` and
+//! - `EX#<id>` / `EX`: an execution (`record`, or `recordAt`: the key of the
+//!   claim-check object holding a record too large for the item), with `gsi1pk = WFEX#<key>` and
 //!   `gsi1sk = <id>` (UUIDv7, time-ordered) for listing a workflow's executions newest
 //!   first, and `expiresAt` (epoch seconds) for TTL retention.
 //! - `CLAIM#<workflow key>#<sha256 of the idempotency key>` / `CLAIM`: a claimed
@@ -125,9 +126,14 @@ pub fn status_gsi_pk(key: &str, status: ExecutionStatus) -> String {
 
 /// The execution as JSON text that fits in one item: job results (largest first)
 /// and then the context are replaced by `{"truncated": true, "bytes": N}` until it fits.
-/// A record is never refused for its size.
+/// A record is never refused for its size. (With a claim-check bucket, a record too
+/// large for its item goes there whole instead: see `objects.rs`.)
 pub fn execution_record(execution: &Execution) -> Record {
-    let text = serde_json::to_string(execution).unwrap_or_default();
+    fit(execution, serde_json::to_string(execution).unwrap_or_default())
+}
+
+/// [`execution_record`] of an execution already written as JSON `text`.
+pub fn fit(execution: &Execution, text: String) -> Record {
     if text.len() <= MAX_RECORD_BYTES {
         return Record::of(execution, text);
     }
@@ -199,7 +205,7 @@ pub struct Record {
 }
 
 impl Record {
-    fn of(execution: &Execution, text: String) -> Self {
+    pub fn of(execution: &Execution, text: String) -> Self {
         Self {
             text,
             status: execution.status,

@@ -12,14 +12,16 @@ mod dynamo;
 mod emf;
 mod errors;
 mod item;
+pub mod objects;
 mod replays;
 mod secrets;
 mod sqs;
 
 pub use dynamo::{DynamoStore, create_table};
 pub use emf::Emf;
+pub use objects::{Objects, create_bucket};
 pub use secrets::AwsSecrets;
-pub use sqs::{SqsQueue, create_queue};
+pub use sqs::{DEFAULT_MAX_MESSAGE_BYTES, SqsQueue, create_queue};
 
 use std::sync::Arc;
 use std::time::Duration;

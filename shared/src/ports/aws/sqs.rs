@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::errors::queue_backend as backend;
+use super::objects::{self, Objects};
 use crate::aws::SignedClient;
 use crate::model::RunMessage;
 use crate::ports::{Delivery, Queue, QueueError};
@@ -15,10 +16,17 @@ use crate::ports::{Delivery, Queue, QueueError};
 /// SQS's longest `DelaySeconds`.
 const MAX_DELAY_SECONDS: f64 = 900.0;
 
+/// The largest message an SQS queue takes by default (256 KiB).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 << 10;
+
 #[derive(Clone)]
 pub struct SqsQueue {
     client: Arc<SignedClient>,
     url: String,
+    /// Where the context of a run too large for a message goes.
+    objects: Option<Objects>,
+    /// The largest message body sent as it is (the queue's `MaximumMessageSize`).
+    max_message_bytes: usize,
 }
 
 impl SqsQueue {
@@ -26,7 +34,42 @@ impl SqsQueue {
         Self {
             client,
             url: url.into(),
+            objects: None,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
+    }
+
+    /// Sends a run whose message would be larger than `max_message_bytes` with its
+    /// context in `objects`, and the message pointing to it.
+    pub fn with_objects(mut self, objects: Objects, max_message_bytes: usize) -> Self {
+        self.objects = Some(objects);
+        self.max_message_bytes = max_message_bytes;
+        self
+    }
+
+    /// A run's message body: the run as JSON, or, too large for the queue, with its
+    /// context in the claim-check bucket (one `PutObject`).
+    async fn body(&self, run: &RunMessage) -> Result<String, QueueError> {
+        let encode = |run: &RunMessage| {
+            serde_json::to_string(run).map_err(|e| QueueError::unavailable_by("encoding a run", e))
+        };
+        let body = encode(run)?;
+        // SQS counts a message's bytes as UTF-8 text.
+        let (Some(objects), true) = (&self.objects, body.len() > self.max_message_bytes) else {
+            return Ok(body);
+        };
+        let key = objects::message_key(&run.execution_id);
+        let context = serde_json::to_string(&run.context)
+            .map_err(|e| QueueError::unavailable_by("encoding a run", e))?;
+        objects
+            .put(&key, context)
+            .await
+            .map_err(|e| QueueError::unavailable_by("keeping a large run's context", e))?;
+        encode(&RunMessage {
+            context: Value::Null,
+            context_at: Some(key),
+            ..run.clone()
+        })
     }
 
     pub fn url(&self) -> &str {
@@ -42,16 +85,14 @@ impl SqsQueue {
 #[async_trait]
 impl Queue for SqsQueue {
     async fn enqueue(&self, run: &RunMessage) -> Result<(), QueueError> {
-        let body = serde_json::to_string(run)
-            .map_err(|e| QueueError::unavailable_by("encoding a run", e))?;
+        let body = self.body(run).await?;
         self.call("SendMessage", json!({"MessageBody": body}))
             .await
             .map(drop)
     }
 
     async fn enqueue_after(&self, run: &RunMessage, delay: Duration) -> Result<(), QueueError> {
-        let body = serde_json::to_string(run)
-            .map_err(|e| QueueError::unavailable_by("encoding a run", e))?;
+        let body = self.body(run).await?;
         // SQS delays a message 15 minutes at most; the worker enqueues an early
         // wake-up again for the rest (a chain of delayed messages).
         let seconds = delay.as_secs_f64().ceil().min(MAX_DELAY_SECONDS) as u32;
@@ -93,6 +134,35 @@ impl Queue for SqsQueue {
             "VisibilityTimeout": delay.as_secs_f64().ceil().min(43_200.0) as u32,
         });
         self.call("ChangeMessageVisibility", input).await.map(drop)
+    }
+
+    async fn open(&self, run: &mut RunMessage) -> Result<bool, QueueError> {
+        let Some(key) = run.context_at.clone() else {
+            return Ok(true);
+        };
+        let Some(objects) = &self.objects else {
+            return Err(QueueError::unavailable(format!(
+                "the run's context is at {key}, and no claim-check bucket is configured (HOOKFLOW_BUCKET)"
+            )));
+        };
+        let text = objects
+            .get(&key)
+            .await
+            .map_err(|e| QueueError::unavailable_by("reading a large run's context", e))?;
+        let Some(text) = text else {
+            return Ok(false);
+        };
+        run.context = serde_json::from_str(&text)
+            .map_err(|e| QueueError::unavailable_by(format!("the context at {key}"), e))?;
+        Ok(true)
+    }
+
+    async fn close(&self, run: &RunMessage) {
+        if let Some(objects) = &self.objects
+            && run.context_at.is_some()
+        {
+            objects.discard(&objects::message_key(&run.execution_id)).await;
+        }
     }
 }
 

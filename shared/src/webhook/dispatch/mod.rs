@@ -97,6 +97,7 @@ fn async_message(
         replay_of: None,
         on_failure_of: None,
         copy_id: None,
+        context_at: None,
     }
 }
 
