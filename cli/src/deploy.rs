@@ -61,14 +61,17 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `hookflow init-local-aws`: creates the table and queue on a local AWS-compatible
-/// endpoint (moto, LocalStack), for running the Lambdas or `hookflow deploy` locally.
+/// `hookflow init-local-aws`: creates the table, queue and claim-check bucket on a
+/// local AWS-compatible endpoint (moto, LocalStack), for running the Lambdas or
+/// `hookflow deploy` locally.
 #[derive(clap::Args)]
 pub struct InitLocalArgs {
     #[arg(long, default_value = "hookflow")]
     table: String,
     #[arg(long, default_value = "hookflow-runs")]
     queue: String,
+    #[arg(long, default_value = "hookflow-objects")]
+    bucket: String,
 }
 
 pub fn init_local(args: InitLocalArgs) -> anyhow::Result<ExitCode> {
@@ -85,8 +88,10 @@ pub fn init_local(args: InitLocalArgs) -> anyhow::Result<ExitCode> {
         let client = aws::client(&config);
         aws::create_table(&client, &args.table).await?;
         let url = aws::create_queue(&client, &args.queue).await?;
+        aws::create_bucket(&client, &args.bucket).await?;
         println!("HOOKFLOW_TABLE={}", args.table);
         println!("HOOKFLOW_QUEUE_URL={url}");
+        println!("HOOKFLOW_BUCKET={}", args.bucket);
         Ok(ExitCode::SUCCESS)
     })
 }

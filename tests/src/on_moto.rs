@@ -10,6 +10,8 @@ use crate::{hookflow, moto_endpoint, unique_name};
 pub struct Examples {
     pub table: String,
     pub queue_url: String,
+    /// The claim-check bucket.
+    pub bucket: String,
 }
 
 /// Creates the table and queue and deploys the examples (`payment-callback` and
@@ -23,12 +25,19 @@ pub fn deploy_examples() -> Examples {
         &table,
         "--queue",
         &unique_name("runs"),
+        "--bucket",
+        &unique_name("objects"),
     ]);
     assert!(ok, "hookflow init-local-aws failed: {out}{err}");
     let queue_url = out
         .lines()
         .find_map(|l| l.strip_prefix("HOOKFLOW_QUEUE_URL="))
         .unwrap_or_else(|| panic!("no queue URL in {out:?}"))
+        .to_string();
+    let bucket = out
+        .lines()
+        .find_map(|l| l.strip_prefix("HOOKFLOW_BUCKET="))
+        .unwrap_or_else(|| panic!("no bucket in {out:?}"))
         .to_string();
     let (ok, out, err) = hookflow(&[
         "deploy",
@@ -41,15 +50,21 @@ pub fn deploy_examples() -> Examples {
         out.contains("payment-callback v1 deployed  POST /api/webhook:trigger/pay-3kq9x0v2m1"),
         "{out}"
     );
-    Examples { table, queue_url }
+    Examples {
+        table,
+        queue_url,
+        bucket,
+    }
 }
 
 impl Examples {
     /// The environment the template gives both functions.
-    pub fn function_env(&self) -> [(&str, &str); 2] {
+    pub fn function_env(&self) -> [(&str, &str); 4] {
         [
             ("HOOKFLOW_TABLE", self.table.as_str()),
             ("HOOKFLOW_QUEUE_URL", self.queue_url.as_str()),
+            ("HOOKFLOW_BUCKET", self.bucket.as_str()),
+            ("HOOKFLOW_MAX_MESSAGE_BYTES", "1048576"),
         ]
     }
 
@@ -96,4 +111,37 @@ pub fn sqs_event(messages: &[(&str, &str)]) -> Value {
             "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "eventSource": "aws:sqs"}))
         .collect();
     json!({ "Records": records })
+}
+
+/// An API Gateway event for `hook_id` from `source_ip`, with these headers and body.
+pub fn event_to(
+    hook_id: &str,
+    headers: Value,
+    body: &str,
+    source_ip: &str,
+) -> lambda_http::Request {
+    let path = format!(
+        "{}/../events/apigw-post-json.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let route = format!("/api/webhook:trigger/{hook_id}");
+    event["rawPath"] = json!(route);
+    event["rawQueryString"] = json!("");
+    event["requestContext"]["http"]["path"] = json!(route);
+    event["requestContext"]["http"]["sourceIp"] = json!(source_ip);
+    event["headers"] = headers;
+    event["body"] = json!(body);
+    lambda_http::request::from_str(&event.to_string()).expect("an API Gateway event")
+}
+
+/// An SQS event of `(messageId, body)` records, as the worker Lambda gets it.
+pub fn sqs_event_of(bodies: &[(&str, &str)]) -> aws_lambda_events::event::sqs::SqsEvent {
+    serde_json::from_value(sqs_event(bodies)).unwrap()
+}
+
+/// A Lambda HTTP answer's body, as JSON when it is JSON.
+pub fn body_of(response: &lambda_http::Response<lambda_http::Body>) -> Value {
+    serde_json::from_slice(response.body().as_ref())
+        .unwrap_or_else(|_| json!(String::from_utf8_lossy(response.body().as_ref())))
 }

@@ -11,7 +11,7 @@ use hookflow::model::RunMessage;
 use hookflow::ports::Queue;
 use hookflow::ports::aws::{self, Emf, SignedClient, SqsQueue};
 use hookflow::wiring::{App, AwsEnv, Settings};
-use hookflow_tests::on_moto::{self, Examples};
+use hookflow_tests::on_moto::{self, Examples, body_of, event_to, sqs_event_of};
 use hookflow_tests::{hookflow, job_trail, moto_endpoint, test_nodes, unique_name};
 use lambda_http::RequestExt;
 use serde_json::{Value, json};
@@ -50,7 +50,11 @@ async fn stack() -> Stack {
 }
 
 async fn stack_with_queue_endpoint(sqs_endpoint: Option<&str>) -> Stack {
-    let Examples { table, queue_url } = on_moto::deploy_examples();
+    let Examples {
+        table,
+        queue_url,
+        bucket,
+    } = on_moto::deploy_examples();
     let config = aws::load_config().await;
     let dynamo = aws::client(&config);
     let sqs = match sqs_endpoint {
@@ -65,6 +69,8 @@ async fn stack_with_queue_endpoint(sqs_endpoint: Option<&str>) -> Stack {
         table,
         queue_url: queue_url.clone(),
         retention: Some(Duration::from_secs(7 * 86_400)),
+        bucket: Some(bucket),
+        max_message_bytes: 1 << 20,
         settings: Settings::default(),
     };
     let emf = Arc::new(Mutex::new(Vec::new()));
@@ -117,15 +123,6 @@ async fn with_test_nodes(stack: &Stack, definition: &Value) -> App {
 
 fn api_event(name: &str) -> lambda_http::Request {
     lambda_http::request::from_str(&on_moto::event_file(name)).expect("an API Gateway event")
-}
-
-fn sqs_event_of(bodies: &[(&str, &str)]) -> SqsEvent {
-    serde_json::from_value(on_moto::sqs_event(bodies)).unwrap()
-}
-
-fn body_of(response: &lambda_http::Response<lambda_http::Body>) -> Value {
-    serde_json::from_slice(response.body().as_ref())
-        .unwrap_or_else(|_| json!(String::from_utf8_lossy(response.body().as_ref())))
 }
 
 /// `hookflow executions show ID --json` on the stack's table.
@@ -779,23 +776,6 @@ async fn a_sync_run_answers_504_before_the_invocation_deadline() {
     let execution = show(&stack, &id).await;
     assert_eq!(execution["status"], "aborted");
     assert_eq!(execution["jobs"][0]["status"], "aborted");
-}
-
-/// An API Gateway event for `hook_id` from `source_ip`, with these headers and body.
-fn event_to(hook_id: &str, headers: Value, body: &str, source_ip: &str) -> lambda_http::Request {
-    let path = format!(
-        "{}/../events/apigw-post-json.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let route = format!("/api/webhook:trigger/{hook_id}");
-    event["rawPath"] = json!(route);
-    event["rawQueryString"] = json!("");
-    event["requestContext"]["http"]["path"] = json!(route);
-    event["requestContext"]["http"]["sourceIp"] = json!(source_ip);
-    event["headers"] = headers;
-    event["body"] = json!(body);
-    lambda_http::request::from_str(&event.to_string()).expect("an API Gateway event")
 }
 
 /// Receives `n` queued runs and hands them to the worker Lambda in one batch, which

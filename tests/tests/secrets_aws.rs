@@ -135,6 +135,8 @@ async fn the_webhook_lambda_reads_them_too() {
         table,
         queue_url,
         retention: None,
+        bucket: None,
+        max_message_bytes: hookflow::ports::aws::DEFAULT_MAX_MESSAGE_BYTES,
         settings: Settings::default(),
     };
     let app = env.app(Arc::clone(&client), client);

@@ -316,7 +316,9 @@ pub(super) mod tests {
         for bad in [json!(0), json!((6 << 20) + 1), json!("1MB"), json!(1.5)] {
             assert_has(
                 &problems(json!({"request": {"maxBodyBytes": bad}})),
-                &["trigger.request.maxBodyBytes: must be a whole number of bytes from 1 to 6291456"],
+                &[
+                    "trigger.request.maxBodyBytes: must be a whole number of bytes from 1 to 6291456",
+                ],
             );
         }
     }

@@ -189,7 +189,10 @@ fn check_trigger(trigger: &Value, sync: bool, node_keys: &HashSet<String>, check
 fn check_request(request: &Value, check: &mut Checker) {
     if let Some(limit) = request.get("maxBodyBytes") {
         let most = crate::model::RequestDeclarations::MAX_BODY_BYTES;
-        if !limit.as_u64().is_some_and(|n| (1..=most as u64).contains(&n)) {
+        if !limit
+            .as_u64()
+            .is_some_and(|n| (1..=most as u64).contains(&n))
+        {
             check.error(
                 "trigger.request.maxBodyBytes",
                 format!("must be a whole number of bytes from 1 to {most} (6 MiB, a Lambda's request limit)"),

@@ -101,7 +101,10 @@ impl Admit {
             .request
             .max_body_bytes()
             .min(self.body_ceiling);
-        match self.check_caller(parts, &workflow, &hook_id, max_body).await {
+        match self
+            .check_caller(parts, &workflow, &hook_id, max_body)
+            .await
+        {
             Ok(None) => Head::Admitted(Admitted {
                 workflow,
                 hook_id,

@@ -76,7 +76,12 @@ impl WebhookService {
         let callers = Arc::new(Callers::new(SecretCache::new(secrets, hook_cache_ttl)));
         let hooks = HookCache::new(hook_cache_ttl);
         Self {
-            admit: Admit::new(Arc::clone(&store), hooks, Arc::clone(&callers), body_ceiling),
+            admit: Admit::new(
+                Arc::clone(&store),
+                hooks,
+                Arc::clone(&callers),
+                body_ceiling,
+            ),
             accept: Accept::new(callers),
             dispatch: Dispatch::new(store, queue, runner),
             telemetry: Arc::new(NoTelemetry),

@@ -136,7 +136,10 @@ impl DynamoStore {
 
     /// A `PutItem` of the execution, with what a caller adds (a condition), and
     /// the object its record went to, if it did.
-    async fn put_execution(&self, execution: &Execution) -> Result<(Value, Option<String>), StoreError> {
+    async fn put_execution(
+        &self,
+        execution: &Execution,
+    ) -> Result<(Value, Option<String>), StoreError> {
         let (item, object) = self.execution_item(execution).await?;
         let mut put = json!({"TableName": self.table, "Item": item});
         if self.objects.is_some() {
@@ -149,11 +152,7 @@ impl DynamoStore {
 
     /// Puts an execution's item; after a write that succeeded the replaced item's
     /// object is deleted, after one that did not, the object written for it.
-    async fn put_item(
-        &self,
-        put: Value,
-        object: Option<String>,
-    ) -> Result<Value, CallError> {
+    async fn put_item(&self, put: Value, object: Option<String>) -> Result<Value, CallError> {
         let result = self.call("PutItem", put).await;
         if let Some(objects) = &self.objects {
             match &result {
@@ -183,14 +182,19 @@ impl DynamoStore {
         };
         let Some(objects) = &self.objects else {
             return Err(StoreError::Unreadable {
-                what: format!("record at {key}: no claim-check bucket is configured (HOOKFLOW_BUCKET)"),
+                what: format!(
+                    "record at {key}: no claim-check bucket is configured (HOOKFLOW_BUCKET)"
+                ),
                 source: None,
             });
         };
-        let text = objects.get(key).await?.ok_or_else(|| StoreError::Unreadable {
-            what: format!("record at {key}: the object is gone"),
-            source: None,
-        })?;
+        let text = objects
+            .get(key)
+            .await?
+            .ok_or_else(|| StoreError::Unreadable {
+                what: format!("record at {key}: the object is gone"),
+                source: None,
+            })?;
         serde_json::from_str(&text).map_err(|e| StoreError::unreadable("record", e))
     }
 

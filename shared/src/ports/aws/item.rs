@@ -129,7 +129,10 @@ pub fn status_gsi_pk(key: &str, status: ExecutionStatus) -> String {
 /// A record is never refused for its size. (With a claim-check bucket, a record too
 /// large for its item goes there whole instead: see `objects.rs`.)
 pub fn execution_record(execution: &Execution) -> Record {
-    fit(execution, serde_json::to_string(execution).unwrap_or_default())
+    fit(
+        execution,
+        serde_json::to_string(execution).unwrap_or_default(),
+    )
 }
 
 /// [`execution_record`] of an execution already written as JSON `text`.

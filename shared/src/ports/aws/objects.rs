@@ -123,7 +123,8 @@ fn failed(action: &str, key: &str, e: CallError) -> StoreError {
 
 /// Creates a bucket (for local endpoints and tests; on AWS the SAM template does).
 pub async fn create_bucket(client: &SignedClient, bucket: &str) -> Result<(), StoreError> {
-    let url = s3_bucket_url(client.config(), bucket).map_err(|e| StoreError::unavailable(e.describe()))?;
+    let url = s3_bucket_url(client.config(), bucket)
+        .map_err(|e| StoreError::unavailable(e.describe()))?;
     let request = http::Request::builder()
         .method(Method::PUT)
         .uri(format!("{url}/"))

@@ -161,7 +161,9 @@ impl Queue for SqsQueue {
         if let Some(objects) = &self.objects
             && run.context_at.is_some()
         {
-            objects.discard(&objects::message_key(&run.execution_id)).await;
+            objects
+                .discard(&objects::message_key(&run.execution_id))
+                .await;
         }
     }
 }

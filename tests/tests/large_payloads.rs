@@ -1,0 +1,355 @@
+//! Payloads of any size (issue 27), through the Lambda handlers on moto: a hook takes
+//! bodies up to its `trigger.request.maxBodyBytes` (6 MiB at most) and answers 413
+//! past it; a context too large for an SQS message (1 MiB) and a record too large for
+//! a DynamoDB item (400 KB) go whole to the claim-check bucket, the message or item
+//! pointing to the object. A run reads the body's last byte after a pause; `executions
+//! show` and a replay see the whole context; prune removes the objects. The bucket is
+//! read back with the AWS SDK for S3, the items with the SDK for DynamoDB.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookflow::ports::Queue;
+use hookflow::ports::aws::{self, SqsQueue};
+use hookflow::wiring::{App, AwsEnv, Settings};
+use hookflow_tests::on_moto::{self, Examples, body_of, event_to, sqs_event_of};
+use hookflow_tests::{hookflow, moto_endpoint};
+use serde_json::{Value, json};
+
+/// What the template gives: SQS's largest message.
+const MAX_MESSAGE: usize = 1 << 20;
+const LIMIT: usize = 6 << 20;
+
+struct Stack {
+    examples: Examples,
+    app: App,
+    queue: SqsQueue,
+    s3: aws_sdk_s3::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+}
+
+async fn stack() -> Stack {
+    let examples = on_moto::deploy_examples();
+    moto_endpoint();
+    let config = aws::load_config().await;
+    let client = aws::client(&config);
+    let env = AwsEnv {
+        table: examples.table.clone(),
+        queue_url: examples.queue_url.clone(),
+        retention: Some(Duration::from_secs(86_400)),
+        bucket: Some(examples.bucket.clone()),
+        max_message_bytes: MAX_MESSAGE,
+        settings: Settings::default(),
+    };
+    let app = env.app(Arc::clone(&client), Arc::clone(&client));
+    // The SDKs, on the configuration the CLI loads.
+    let sdk = config;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    Stack {
+        queue: SqsQueue::new(client, &examples.queue_url),
+        app,
+        s3,
+        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+        examples,
+    }
+}
+
+impl Stack {
+    fn cli(&self, args: &[&str]) -> String {
+        let mut all = args.to_vec();
+        all.extend([
+            "--table",
+            &self.examples.table,
+            "--bucket",
+            &self.examples.bucket,
+        ]);
+        let (ok, out, err) = hookflow(&all);
+        assert!(ok, "hookflow {args:?} failed: {err}");
+        out
+    }
+
+    fn deploy(&self, definition: &Value) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("flow.json");
+        std::fs::write(&file, definition.to_string()).unwrap();
+        let (ok, out, err) = hookflow(&[
+            "deploy",
+            "--table",
+            &self.examples.table,
+            file.to_str().unwrap(),
+        ]);
+        assert!(ok, "{out}{err}");
+    }
+
+    fn show(&self, id: &str) -> Value {
+        serde_json::from_str(&self.cli(&["executions", "show", id, "--json"])).unwrap()
+    }
+
+    async fn post(&self, hook: &str, body: &str) -> (u16, Value) {
+        let headers = json!({"content-type": "application/json"});
+        let event = event_to(hook, headers, body, "203.0.113.9");
+        let response = hookflow_webhook::handle(&self.app, event).await.unwrap();
+        (response.status().as_u16(), body_of(&response))
+    }
+
+    /// Receives the next queued message (waiting up to `wait`) and hands it to the
+    /// worker Lambda; the message's body as it was on the queue.
+    async fn work_next(&self, wait: Duration) -> Value {
+        let started = std::time::Instant::now();
+        loop {
+            let got = self.queue.receive(1, Duration::from_secs(1)).await.unwrap();
+            if let Some(message) = got.first() {
+                assert!(
+                    message.body.len() <= MAX_MESSAGE,
+                    "{} bytes",
+                    message.body.len()
+                );
+                self.queue.ack(message).await.unwrap();
+                let batch =
+                    hookflow_worker::handle(&self.app, sqs_event_of(&[("m", &message.body)])).await;
+                assert!(batch.batch_item_failures.is_empty());
+                return serde_json::from_str(&message.body).unwrap();
+            }
+            assert!(started.elapsed() < wait, "no message within {wait:?}");
+        }
+    }
+
+    /// The keys of the bucket's objects under `prefix`.
+    async fn objects(&self, prefix: &str) -> Vec<String> {
+        let listed = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.examples.bucket)
+            .prefix(prefix)
+            .send()
+            .await
+            .unwrap();
+        listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_string))
+            .collect()
+    }
+
+    /// The execution's item, as DynamoDB holds it: (`record` present, `recordAt`).
+    async fn item(&self, id: &str) -> (bool, Option<String>) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let item = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.examples.table)
+            .key("pk", AttributeValue::S(format!("EX#{id}")))
+            .key("sk", AttributeValue::S("EX".into()))
+            .send()
+            .await
+            .unwrap()
+            .item
+            .expect("the execution's item");
+        let at = item.get("recordAt").and_then(|v| v.as_s().ok()).cloned();
+        (item.contains_key("record"), at)
+    }
+}
+
+/// A JSON body of exactly `bytes` bytes whose `blob` ends in "Z".
+fn body_of_size(bytes: usize) -> String {
+    let frame = r#"{"blob":""}"#.len();
+    let body = json!({"blob": format!("{}Z", "a".repeat(bytes - frame - 1))}).to_string();
+    assert_eq!(body.len(), bytes);
+    body
+}
+
+/// Reads the body's last byte and its length: `{"last": "Z", "length": N}`.
+fn last_byte() -> Value {
+    json!({"key": "last", "type": "json-query", "config": {"engine": "jsonata",
+        "source": "{{$context.body}}", "expression": "{\"last\": $substring(blob, -1), \"length\": $length(blob)}"}})
+}
+
+/// An async workflow that waits a second first, so its context is read back from
+/// a paused record.
+fn waits_then_reads(key: &str) -> Value {
+    json!({"key": key, "sync": false,
+    "trigger": {"type": "webhook", "hookId": key, "request": {"maxBodyBytes": LIMIT},
+        "response": {"statusCode": 202, "body": {"executionId": "{{$system.executionId}}"}}},
+    "nodes": [
+        {"key": "wait", "type": "delay", "config": {"duration": 1, "unit": 1000, "endStatus": 1}},
+        last_byte(),
+        {"key": "out", "type": "output", "config": {"value": "{{$jobsMapByNodeKey.last}}"}}
+    ]})
+}
+
+fn answers_at_once(key: &str) -> Value {
+    json!({"key": key, "sync": true,
+        "trigger": {"type": "webhook", "hookId": key, "request": {"maxBodyBytes": LIMIT}},
+        "nodes": [last_byte(),
+            {"key": "answer", "type": "response", "config": {"body": "{{$jobsMapByNodeKey.last}}"}}]})
+}
+
+fn unique(prefix: &str) -> String {
+    hookflow_tests::unique_name(prefix)
+}
+
+#[tokio::test]
+async fn bodies_up_to_six_mib_run_whole_through_the_lambdas() {
+    let stack = stack().await;
+    let (sync_hook, async_hook) = (unique("big-sync"), unique("big-async"));
+    stack.deploy(&answers_at_once(&sync_hook));
+    stack.deploy(&waits_then_reads(&async_hook));
+
+    for size in [700_000, 3_000_000, 5_500_000] {
+        let body = body_of_size(size);
+        let length = size - r#"{"blob":""}"#.len();
+        let read = json!({"last": "Z", "length": length});
+
+        // Sync: the answer is the run's reading; its record went to the bucket.
+        let (status, answer) = stack.post(&sync_hook, &body).await;
+        assert_eq!((status, &answer), (200, &read), "sync, {size} bytes");
+
+        // Async: accepted, queued (the context in the bucket past 1 MiB), paused
+        // with its whole state, woken, read.
+        let (status, accepted) = stack.post(&async_hook, &body).await;
+        assert_eq!(status, 202, "async, {size} bytes: {accepted}");
+        let id = accepted["executionId"].as_str().unwrap().to_string();
+        let message = stack.work_next(Duration::from_secs(10)).await;
+        assert_eq!(message["executionId"], json!(id));
+        assert_eq!(
+            message.get("contextAt").is_some(),
+            size > MAX_MESSAGE,
+            "{size} bytes"
+        );
+        let paused = stack.show(&id);
+        assert!(paused["paused"].is_object(), "{}", paused["status"]);
+        let (inline, at) = stack.item(&id).await;
+        assert!(!inline && at.as_deref().is_some_and(|k| k.starts_with("paused/")));
+        let wake = stack.work_next(Duration::from_secs(10)).await;
+        assert_eq!(wake["wake"], paused["paused"]["token"]);
+        let done = stack.show(&id);
+        assert_eq!(
+            done["status"], "resolved",
+            "{size} bytes: {}",
+            done["output"]
+        );
+        assert_eq!(done["output"], read);
+        assert_eq!(
+            done["context"]["body"]["blob"].as_str().unwrap().len(),
+            length
+        );
+        // One object per execution: the paused state's went when the pause ended,
+        // the context's once the run was recorded.
+        assert_eq!(
+            stack.objects(&format!("paused/{id}/")).await,
+            Vec::<String>::new()
+        );
+        assert_eq!(stack.objects(&format!("records/{id}/")).await.len(), 1);
+        assert!(stack.objects(&format!("messages/{id}")).await.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn bodies_past_the_hooks_limit_are_refused_413() {
+    let stack = stack().await;
+    let hook = unique("big-limit");
+    stack.deploy(&answers_at_once(&hook));
+    let (status, answer) = stack.post(&hook, &body_of_size(6_500_000)).await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("6291456"),
+        "{answer}"
+    );
+    // A hook that sets no limit takes 1 MiB.
+    let plain = unique("plain");
+    let mut definition = answers_at_once(&plain);
+    definition["trigger"]["request"] = json!({});
+    stack.deploy(&definition);
+    let (status, _) = stack.post(&plain, &body_of_size(1_100_000)).await;
+    assert_eq!(status, 413);
+    let (status, answer) = stack.post(&plain, &body_of_size(1_000_000)).await;
+    assert_eq!((status, answer["last"].as_str()), (200, Some("Z")));
+}
+
+#[tokio::test]
+async fn a_large_runs_replay_sees_its_whole_context_and_prune_removes_its_objects() {
+    let stack = stack().await;
+    let hook = unique("big-replay");
+    stack.deploy(&waits_then_reads(&hook));
+    let body = body_of_size(700_000);
+    let (_, accepted) = stack.post(&hook, &body).await;
+    let id = accepted["executionId"].as_str().unwrap().to_string();
+    stack.work_next(Duration::from_secs(10)).await;
+    stack.work_next(Duration::from_secs(10)).await;
+    let original = stack.show(&id);
+    assert_eq!(original["status"], "resolved");
+
+    let (ok, out, err) = hookflow(&[
+        "executions",
+        "replay",
+        &id,
+        "--table",
+        &stack.examples.table,
+        "--bucket",
+        &stack.examples.bucket,
+        "--queue-url",
+        &stack.examples.queue_url,
+    ]);
+    assert!(ok, "{out}{err}");
+    let message = stack.work_next(Duration::from_secs(10)).await;
+    let replay = message["executionId"].as_str().unwrap().to_string();
+    assert_eq!(message["replayOf"], json!(id));
+    stack.work_next(Duration::from_secs(10)).await;
+    let replayed = stack.show(&replay);
+    assert_eq!(replayed["status"], "resolved");
+    assert_eq!(replayed["output"], original["output"]);
+    assert_eq!(replayed["context"], original["context"]);
+
+    for run in [&id, &replay] {
+        assert_eq!(stack.objects(&format!("records/{run}/")).await.len(), 1);
+    }
+    stack.cli(&[
+        "executions",
+        "prune",
+        "--older-than",
+        "2999-01-01T00:00:00Z",
+        "--workflow",
+        &hook,
+    ]);
+    for run in [&id, &replay] {
+        assert!(stack.objects(&format!("records/{run}/")).await.is_empty());
+        assert!(stack.objects(&format!("messages/{run}")).await.is_empty());
+        let (ok, _, _) = hookflow(&["executions", "show", run, "--table", &stack.examples.table]);
+        assert!(!ok, "{run} is pruned");
+    }
+}
+
+/// The same through `hookflow serve`, whose embedded store keeps large contexts
+/// whole (no bucket): the async run pauses and resumes from its record.
+#[tokio::test]
+async fn bodies_up_to_six_mib_run_whole_through_serve() {
+    let server =
+        hookflow_tests::Server::start(&[answers_at_once("s-sync"), waits_then_reads("s-async")]);
+    let send = |hook: &str, body: String| {
+        hookflow_tests::client()
+            .post(server.hook_url(hook))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for size in [700_000, 3_000_000, 5_500_000] {
+        let read = json!({"last": "Z", "length": size - r#"{"blob":""}"#.len()});
+        let answer = send("s-sync", body_of_size(size)).await.unwrap();
+        assert_eq!(answer.status(), 200, "sync, {size} bytes");
+        assert_eq!(answer.json::<Value>().await.unwrap(), read);
+        let accepted = send("s-async", body_of_size(size)).await.unwrap();
+        assert_eq!(accepted.status(), 202, "async, {size} bytes");
+        let id = accepted.json::<Value>().await.unwrap()["executionId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let done = server.wait_for_execution(&id, "resolved");
+        assert_eq!(done["output"], read, "{size} bytes");
+    }
+    let refused = send("s-sync", body_of_size(6_500_000)).await.unwrap();
+    assert_eq!(refused.status(), 413);
+}
