@@ -353,3 +353,82 @@ async fn bodies_up_to_six_mib_run_whole_through_serve() {
     let refused = send("s-sync", body_of_size(6_500_000)).await.unwrap();
     assert_eq!(refused.status(), 413);
 }
+
+/// The AWS calls an async delivery costs by size (the closing figures), and
+/// the size of the execution's item that is kept: a record past 380 KB is a pointer.
+/// Webhook: SendMessage, with a PutObject first past 1 MiB. Worker: the begin and
+/// end PutItems; past 380 KB each writes its record's object first and the end
+/// deletes the begin's; past 1 MiB the context is read from the bucket first and
+/// deleted once the run is recorded.
+#[tokio::test]
+async fn calls_per_async_delivery_by_size() {
+    let stack = stack().await;
+    let hook = unique("big-calls");
+    stack.deploy(&json!({"key": hook, "sync": false,
+        "trigger": {"type": "webhook", "hookId": hook, "request": {"maxBodyBytes": LIMIT},
+            "response": {"statusCode": 202, "body": {"executionId": "{{$system.executionId}}"}}},
+        "nodes": [last_byte()]}));
+    let client = aws::client(&aws::load_config().await);
+    let env = AwsEnv {
+        table: stack.examples.table.clone(),
+        queue_url: stack.examples.queue_url.clone(),
+        retention: None,
+        bucket: Some(stack.examples.bucket.clone()),
+        max_message_bytes: MAX_MESSAGE,
+        settings: Settings::default(),
+    };
+    let app = env.app(Arc::clone(&client), Arc::clone(&client));
+    // Warm: the hook and the workflow version are cached by the first delivery.
+    let mut counted = Vec::new();
+    for size in [1_000, 1_000, 700_000, 5_000_000] {
+        let before = client.calls();
+        let event = event_to(
+            &hook,
+            json!({"content-type": "application/json"}),
+            &body_of_size(size),
+            "203.0.113.9",
+        );
+        let response = hookflow_webhook::handle(&app, event).await.unwrap();
+        assert_eq!(response.status(), 202);
+        let id = body_of(&response)["executionId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let webhook = client.calls() - before;
+        let message = loop {
+            if let Some(m) = stack
+                .queue
+                .receive(1, Duration::from_secs(1))
+                .await
+                .unwrap()
+                .pop()
+            {
+                break m;
+            }
+        };
+        stack.queue.ack(&message).await.unwrap();
+        let before = client.calls();
+        let batch = hookflow_worker::handle(&app, sqs_event_of(&[("m", &message.body)])).await;
+        assert!(batch.batch_item_failures.is_empty());
+        let worker = client.calls() - before;
+        let (inline, at) = stack.item(&id).await;
+        assert_eq!(stack.show(&id)["status"], "resolved");
+        eprintln!(
+            "{size} bytes: webhook {webhook} calls, worker {worker} calls, record {}",
+            if inline {
+                "in the item"
+            } else {
+                "in the bucket"
+            }
+        );
+        counted.push((size, webhook, worker, at.is_some()));
+    }
+    assert_eq!(
+        counted[1..],
+        [
+            (1_000, 1, 2, false),
+            (700_000, 1, 5, true),
+            (5_000_000, 2, 7, true)
+        ]
+    );
+}
