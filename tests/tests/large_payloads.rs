@@ -137,6 +137,13 @@ impl Stack {
 
     /// The execution's item, as DynamoDB holds it: (`record` present, `recordAt`).
     async fn item(&self, id: &str) -> (bool, Option<String>) {
+        let (inline, at, _) = self.item_sized(id).await;
+        (inline, at)
+    }
+
+    /// [`Self::item`], and the item's size as DynamoDB bills it (names and values;
+    /// texts as UTF-8, numbers about their digits).
+    async fn item_sized(&self, id: &str) -> (bool, Option<String>, usize) {
         use aws_sdk_dynamodb::types::AttributeValue;
         let item = self
             .dynamodb
@@ -150,7 +157,18 @@ impl Stack {
             .item
             .expect("the execution's item");
         let at = item.get("recordAt").and_then(|v| v.as_s().ok()).cloned();
-        (item.contains_key("record"), at)
+        let size = item
+            .iter()
+            .map(|(name, value)| {
+                name.len()
+                    + match value {
+                        AttributeValue::S(text) => text.len(),
+                        AttributeValue::N(number) => number.len(),
+                        _ => 1,
+                    }
+            })
+            .sum();
+        (item.contains_key("record"), at, size)
     }
 }
 
@@ -411,10 +429,10 @@ async fn calls_per_async_delivery_by_size() {
         let batch = hookflow_worker::handle(&app, sqs_event_of(&[("m", &message.body)])).await;
         assert!(batch.batch_item_failures.is_empty());
         let worker = client.calls() - before;
-        let (inline, at) = stack.item(&id).await;
+        let (inline, at, item_bytes) = stack.item_sized(&id).await;
         assert_eq!(stack.show(&id)["status"], "resolved");
         eprintln!(
-            "{size} bytes: webhook {webhook} calls, worker {worker} calls, record {}",
+            "{size} bytes: webhook {webhook} calls, worker {worker} calls, item {item_bytes} bytes, record {}",
             if inline {
                 "in the item"
             } else {
