@@ -9,13 +9,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use hookflow::app::deploy::{self, webhook_path};
 use hookflow::app::{retention, worker};
+use hookflow::model::SecretRef;
 use hookflow::nodes::NodeSettings;
 use hookflow::nodes::request::guard::NetworkPolicy;
 use hookflow::ports::aws::{self, DynamoStore, SqsQueue};
 use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
 use hookflow::ports::{Queue, Store, Telemetry};
 use hookflow::webhook::MAX_BODY_CEILING;
-use hookflow::wiring::{App, Settings};
+use hookflow::wiring::{App, SealingSource, Settings};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -43,6 +44,11 @@ pub struct ServeArgs {
     /// DynamoDB and SQS go to (created when missing); without it they are trimmed.
     #[arg(long, env = "HOOKFLOW_BUCKET")]
     bucket: Option<String>,
+    /// The Secrets Manager secret runs of workflows that redact are sealed with
+    /// (`trigger.redact`); without it, a key kept in the data directory
+    /// (`sealing.key`, made on first start) on the embedded store.
+    #[arg(long, env = "HOOKFLOW_SEALING_SECRET")]
+    sealing_secret: Option<String>,
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:3000")]
     addr: String,
@@ -153,7 +159,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
 
     let backend = open_backend(&args).await?;
+    let sealing = match &args.sealing_secret {
+        Some(secret) => SealingSource::Secret(SecretRef::SecretsManager {
+            secrets_manager: secret.clone(),
+            key: None,
+        }),
+        None if backend.embedded => SealingSource::Key(
+            hookflow::ports::embedded::sealing_key(&args.data)
+                .with_context(|| format!("cannot keep a sealing key in {}", args.data.display()))?
+                .into(),
+        ),
+        None => SealingSource::None,
+    };
     let settings = Settings {
+        sealing,
         exposed_env: args.expose_env.clone(),
         body_ceiling: args.max_body,
         nodes: NodeSettings {

@@ -105,6 +105,8 @@ fn execution(id: &str, key: &str, status: ExecutionStatus) -> Execution {
         replay_of: None,
         on_failure_of: None,
         budget: None,
+        sealed: None,
+        kept_as: Default::default(),
         finished_at: None,
     }
 }
@@ -731,6 +733,7 @@ fn run(id: &str) -> RunMessage {
         on_failure_of: None,
         copy_id: None,
         context_at: None,
+        sealed: None,
     }
 }
 

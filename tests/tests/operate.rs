@@ -49,6 +49,8 @@ fn record(id: String, key: &str, status: ExecutionStatus) -> Execution {
         replay_of: None,
         on_failure_of: None,
         budget: None,
+        sealed: None,
+        kept_as: Default::default(),
     }
 }
 

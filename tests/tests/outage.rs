@@ -320,6 +320,7 @@ fn run_message(id: &str) -> RunMessage {
         on_failure_of: None,
         copy_id: None,
         context_at: None,
+        sealed: None,
     }
 }
 

@@ -30,6 +30,8 @@ fn execution(id: &str, parent: Option<&str>, paused: Option<Paused>) -> Executio
         replay_of: None,
         on_failure_of: None,
         budget: None,
+        sealed: None,
+        kept_as: Default::default(),
     }
 }
 
@@ -159,6 +161,7 @@ async fn a_retried_start_looks_at_the_children_of_the_pause_it_finds() {
         on_failure_of: None,
         copy_id: None,
         context_at: None,
+        sealed: None,
     };
     assert_eq!(process(&app, &start).await, Processed::Done);
     assert_one_child_wake_up(&queue).await;

@@ -10,6 +10,9 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("the queue failed: {0}")]
     Queue(#[from] QueueError),
+    /// The key runs that redact are sealed with could not be read now.
+    #[error("{0}")]
+    Sealing(#[from] crate::app::redaction::RedactionError),
     /// A wake-up that came before what it follows was recorded.
     #[error("{0}; the wake-up is retried")]
     NotYet(&'static str),

@@ -42,6 +42,8 @@ pub async fn after_final_save(
     if !is_failure(execution.status) || in_failure_lineage(execution) {
         return Ok(());
     }
+    // The report is kept (the failure workflow's context): what a record keeps.
+    let execution = &*crate::ports::kept(execution)?;
     let Some(workflow) = store
         .workflow_version(&execution.workflow_key, execution.workflow_version)
         .await?
@@ -73,6 +75,7 @@ pub async fn after_final_save(
         on_failure_of: Some(execution.id.clone()),
         copy_id: None,
         context_at: None,
+        sealed: None,
     };
     queue.enqueue(&message).await?;
     Ok(())

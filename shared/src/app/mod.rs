@@ -10,6 +10,7 @@ pub mod failures;
 pub mod idempotency;
 pub mod ids;
 pub mod pauses;
+pub mod redaction;
 pub mod replay;
 pub mod retention;
 pub mod runner;

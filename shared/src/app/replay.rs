@@ -93,6 +93,7 @@ pub async fn replay(
         on_failure_of: original.on_failure_of.clone(),
         copy_id: None,
         context_at: None,
+        sealed: None,
     };
     let (id, replay_id) = (&original.id, &message.execution_id);
     if !store.mark_replay(id, replay_id, once).await? {

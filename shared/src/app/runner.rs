@@ -55,6 +55,8 @@ impl Runner {
             replay_of: None,
             on_failure_of: None,
             budget: None,
+            sealed: None,
+            kept_as: Default::default(),
         }
     }
 
@@ -96,7 +98,8 @@ impl Runner {
         let mut state = state
             .with_context(context)
             .with_call(workflow.definition.sync, depth)
-            .with_failure_of(execution.on_failure_of.clone());
+            .with_failure_of(execution.on_failure_of.clone())
+            .with_kept_as(execution.kept_as.clone());
         let nodes = &workflow.definition.nodes;
         let walk = guarded(self.engine.run(nodes, &mut state));
         let ended = match timeout {
@@ -127,7 +130,8 @@ impl Runner {
             &paused,
         )
         .with_call(workflow.definition.sync, paused.depth)
-        .with_failure_of(execution.on_failure_of.clone());
+        .with_failure_of(execution.on_failure_of.clone())
+        .with_kept_as(execution.kept_as.clone());
         // Kept in the record: a subflow run that paused took a share along.
         if let Some(allowance) = execution.budget {
             let share = execution.parent_execution_id.is_some();

@@ -85,6 +85,7 @@ impl Subflows for SubflowService {
         // A child of a run in a failure workflow's lineage is in it too: its
         // failure must not start a failure workflow (which could call it again).
         execution.on_failure_of = call.parent_on_failure_of;
+        execution.kept_as = call.parent_kept_as;
         let mut finished = self
             .runner
             .run_at_depth(execution, &workflow, depth, Arc::clone(&call.budget))

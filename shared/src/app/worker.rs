@@ -10,6 +10,7 @@ use tokio::sync::{Semaphore, watch};
 use super::error::AppError;
 use crate::app::idempotency::IdempotencyService;
 use crate::app::pauses;
+use crate::app::redaction::{self, Opened, RedactionError, Sealer};
 use crate::app::runner::Runner;
 use crate::app::versions::VersionCache;
 use crate::app::wakeups::{self, CHILD_PREFIX, Wakeups};
@@ -63,6 +64,8 @@ pub struct Worker {
     runner: Arc<Runner>,
     wakeups: Arc<Wakeups>,
     telemetry: Arc<dyn Telemetry>,
+    /// Opens the sealed context and state of runs that redact.
+    sealer: Arc<Sealer>,
 }
 
 impl Worker {
@@ -71,8 +74,10 @@ impl Worker {
         runner: Arc<Runner>,
         wakeups: Arc<Wakeups>,
         telemetry: Arc<dyn Telemetry>,
+        sealer: Arc<Sealer>,
     ) -> Self {
         Self {
+            sealer,
             versions: VersionCache::new(store.clone()),
             store,
             runner,
@@ -92,22 +97,50 @@ impl Worker {
             Ok(false) => return self.without_context(&message).await,
             Err(e) => return Processed::Unavailable(e.to_string()),
         }
+        // A run that redacts: its real context was sealed; `message.context` is the
+        // redacted one, which is what a record of its failure keeps.
+        let opened = match self.open_sealed(&message).await {
+            Ok(opened) => opened,
+            Err(e @ RedactionError::KeyUnavailable(_)) => {
+                return Processed::Unavailable(e.to_string());
+            }
+            Err(e) => {
+                return match self.record_failure(&message, &e.to_string()).await {
+                    Ok(()) => Processed::Done,
+                    Err(e) => Processed::Unavailable(e.to_string()),
+                };
+            }
+        };
         let done = crate::guard::catch(async {
             match &message.wake {
                 Some(reason) => self.wake(&message, reason, attempt).await,
-                None => self.start(&message).await,
+                None => self.start(&message, opened).await,
             }
         })
         .await;
         match done {
             Ok(Ok(())) => Processed::Done,
             Ok(Err(e @ AppError::NotYet(_))) => Processed::Retry(e.to_string()),
+            Ok(Err(AppError::Sealing(e @ RedactionError::Unsealable(_)))) => {
+                match self.record_failure(&message, &e.to_string()).await {
+                    Ok(()) => Processed::Done,
+                    Err(e) => Processed::Unavailable(e.to_string()),
+                }
+            }
             Ok(Err(AppError::Store(e))) if !e.is_retryable() => {
                 self.after_refusal(&message, &e).await
             }
             Ok(Err(e)) => Processed::Unavailable(e.to_string()),
             Err(panic) => self.after_panic(&message, &panic).await,
         }
+    }
+
+    /// The real context of a message sealed for a workflow that redacts.
+    async fn open_sealed(&self, message: &RunMessage) -> Result<Option<Opened>, RedactionError> {
+        let Some(sealed) = &message.sealed else {
+            return Ok(None);
+        };
+        redaction::open(sealed, self.sealer.key().await?).map(Some)
     }
 
     /// A run whose context went to the claim-check bucket and is no longer there:
@@ -187,6 +220,7 @@ impl Worker {
             Some(existing) if existing.status.is_final() => Ok(()),
             Some(mut failed) => {
                 let token = failed.paused.take().map(|p| p.token);
+                failed.sealed = None;
                 let now = now_rfc3339();
                 for job in failed
                     .jobs
@@ -208,7 +242,7 @@ impl Worker {
         }
     }
 
-    async fn start(&self, message: &RunMessage) -> Result<(), AppError> {
+    async fn start(&self, message: &RunMessage, opened: Option<Opened>) -> Result<(), AppError> {
         // Cached once read: a warm worker reads no version.
         let workflow = self
             .versions
@@ -234,12 +268,17 @@ impl Worker {
         {
             return Ok(());
         }
+        let (context, kept_as) = match opened {
+            Some(opened) => (opened.context, opened.kept_as),
+            None => (message.context.clone(), Default::default()),
+        };
         let mut execution = Runner::started(
             &workflow,
             &message.execution_id,
-            message.context.clone(),
+            context,
             message.accepted_at.clone(),
         );
+        execution.kept_as = kept_as;
         execution.attempts = 1;
         execution.idempotency_key = message.idempotency_key.clone();
         execution.replay_of = message.replay_of.clone();
@@ -365,6 +404,11 @@ impl Worker {
             .await?;
         let finished = match workflow {
             Some(workflow) => {
+                // A run that redacts goes on with its real state, from the seal.
+                let mut execution = execution;
+                if execution.sealed.is_some() {
+                    redaction::reopen(&mut execution, self.sealer.key().await?)?;
+                }
                 let mut resumed = self.runner.resume(execution, &workflow).await.execution;
                 let store = self.store.as_ref();
                 pauses::bound(store, &workflow.definition, &mut resumed, false).await?;
@@ -373,6 +417,7 @@ impl Worker {
             None => {
                 let mut failed = execution;
                 failed.paused = None;
+                failed.sealed = None;
                 failed.status = ExecutionStatus::Error;
                 failed.output = json!({ "error": "the workflow version is no longer deployed" });
                 failed.finished_at = Some(now_rfc3339());
@@ -455,6 +500,8 @@ fn error_record(message: &RunMessage, reason: &str) -> Execution {
         replay_of: message.replay_of.clone(),
         on_failure_of: message.on_failure_of.clone(),
         budget: None,
+        sealed: None,
+        kept_as: Default::default(),
     }
 }
 

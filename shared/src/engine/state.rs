@@ -13,7 +13,9 @@ use super::layered::Layered;
 use crate::lang::limits::json_len_up_to;
 use crate::lang::path::{self, Segment};
 use crate::lang::template::{self, Variables};
-use crate::model::{Allowance, Cursor, ExecutionStatus, Job, JobStatus, NodeDefinition, Paused};
+use crate::model::{
+    Allowance, Cursor, ExecutionStatus, Job, JobStatus, KeptAs, NodeDefinition, Paused,
+};
 use crate::time::now_rfc3339;
 
 /// Indexes of the jobs one parallel branch started (nested branches included).
@@ -54,6 +56,9 @@ pub struct RunState {
     /// The failed execution whose failure workflow this run belongs to (see
     /// `Execution::on_failure_of`); the subflows it calls belong to it too.
     on_failure_of: Option<String>,
+    /// How the run's records are kept (`trigger.redact`); the subflow runs it
+    /// starts are kept so too.
+    kept_as: KeptAs,
 }
 
 impl RunState {
@@ -75,6 +80,7 @@ impl RunState {
             sync: false,
             depth: 0,
             on_failure_of: None,
+            kept_as: KeptAs::default(),
         }
     }
 
@@ -150,6 +156,12 @@ impl RunState {
     /// Marks the run as one a failure workflow's run started (or that run itself).
     pub fn with_failure_of(mut self, failed: Option<String>) -> Self {
         self.on_failure_of = failed;
+        self
+    }
+
+    /// Keeps the subflow runs this run starts as its own records are kept.
+    pub fn with_kept_as(mut self, kept_as: KeptAs) -> Self {
+        self.kept_as = kept_as;
         self
     }
 
@@ -419,6 +431,7 @@ impl RunState {
             sync: self.sync,
             depth: self.depth,
             on_failure_of: self.on_failure_of.clone(),
+            kept_as: self.kept_as.clone(),
         }
     }
 
@@ -607,6 +620,7 @@ impl RunContext<'_> {
                 parent_sync: self.state.sync,
                 parent_depth: self.state.depth,
                 parent_on_failure_of: self.state.on_failure_of.clone(),
+                parent_kept_as: self.state.kept_as.clone(),
                 budget,
             })
             .await

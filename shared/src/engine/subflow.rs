@@ -23,6 +23,8 @@ pub struct SubflowCall {
     /// Set when the parent runs for a failure workflow (`Execution::on_failure_of`):
     /// the child does too, so it starts no failure workflow either.
     pub parent_on_failure_of: Option<String>,
+    /// How the parent's records are kept (`trigger.redact`): the child's are too.
+    pub parent_kept_as: crate::model::KeptAs,
     /// The budget the parent spends: the child counts against it, and spends it.
     pub budget: Arc<Budget>,
 }

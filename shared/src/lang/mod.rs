@@ -7,6 +7,7 @@ pub mod media;
 pub mod number;
 pub mod path;
 pub mod qs;
+pub mod redact_path;
 pub mod sample;
 pub mod shape;
 pub mod template;

@@ -125,6 +125,14 @@ pub struct Execution {
     /// its caller's budget along (read back, once it finished, for what it left).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<Allowance>,
+    /// While a run of a workflow that redacts (`trigger.redact`) waits: its real
+    /// context and state, sealed (AES-256-GCM), so it resumes with the real values
+    /// while the record shows only the redacted ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
+    /// How a store keeps this run (see [`super::KeptAs`]): set in memory only.
+    #[serde(skip)]
+    pub kept_as: super::KeptAs,
 }
 
 /// A budget as a record keeps it: how many node runs and started executions it
@@ -210,6 +218,10 @@ pub struct RunMessage {
     /// puts it back ([`crate::ports::Queue::open`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_at: Option<String>,
+    /// For a workflow that redacts: the real context and the values to scrub,
+    /// sealed; `context` then holds the redacted one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
 }
 
 impl RunMessage {
@@ -230,6 +242,7 @@ impl RunMessage {
             on_failure_of: None,
             copy_id: None,
             context_at: None,
+            sealed: None,
         }
     }
 

@@ -5,6 +5,7 @@ mod execution;
 mod inbound;
 mod parsed;
 mod pause;
+mod redaction;
 mod workflow;
 
 pub use claim::{Claim, ClaimCheck, ClaimOutcome, KeyedAccept, StoredAnswer, key_hash};
@@ -16,6 +17,7 @@ pub use inbound::{
 };
 pub use parsed::ParsedConfig;
 pub use pause::{Cursor, Paused, Wait};
+pub use redaction::{Keeper, KeptAs, RedactConfig, RedactMode};
 pub use workflow::{
     BasicAuth, DEFAULT_SYNC_TIMEOUT_MS, DeclaredPath, DeployedWorkflow, HeaderDeclaration,
     NameValue, NodeDefinition, RequestDeclarations, RetryPolicy, TriggerDefinition,

@@ -132,6 +132,9 @@ pub struct TriggerDefinition {
     pub allow_ips: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// Values scrubbed from what is kept of each run: see `model::redaction`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redact: Option<super::RedactConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

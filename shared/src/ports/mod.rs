@@ -304,3 +304,13 @@ pub trait Queue: Send + Sync {
     /// longer needed.
     async fn close(&self, _run: &RunMessage) {}
 }
+
+/// What a store writes of `execution`: [`Execution::kept`], the record of a run
+/// whose trigger redacts scrubbed (and its real state sealed while it waits).
+/// Every adapter's execution writes go through it.
+pub fn kept(execution: &Execution) -> Result<std::borrow::Cow<'_, Execution>, StoreError> {
+    execution.kept().map_err(|reason| StoreError::Rejected {
+        reason: format!("the run's record cannot be redacted: {reason}"),
+        source: None,
+    })
+}

@@ -132,6 +132,59 @@ fn check_generic(map: &Map<String, Value>, at: &str, check: &mut Checker) {
 /// A declared `Authorization` header on a hook with Basic authentication: its
 /// credentials would be in the context every execution records (the webhook
 /// leaves it out anyway, for definitions stored before this rule).
+/// `trigger.redact`: paths to scrub, and how (`mask`, or `hash` with a `key`).
+pub fn check_redact(redact: &Value, check: &mut Checker) {
+    let at = "trigger.redact";
+    let Some(map) = redact.as_object() else {
+        check.error(
+            at,
+            "must be an object: {\"paths\": [...], \"mode\": \"mask\" or \"hash\"}",
+        );
+        return;
+    };
+    for field in map
+        .keys()
+        .filter(|k| !["paths", "mode", "key"].contains(&k.as_str()))
+    {
+        check.error(
+            format!("{at}.{field}"),
+            "is not a field of trigger.redact (paths, mode, key)",
+        );
+    }
+    match map.get("paths").and_then(Value::as_array) {
+        Some(paths) if !paths.is_empty() => {
+            for (i, path) in paths.iter().enumerate() {
+                match path.as_str().map(crate::lang::redact_path::parse) {
+                    Some(Ok(_)) => {}
+                    Some(Err(problem)) => check.error(format!("{at}.paths[{i}]"), problem),
+                    None => check.error(
+                        format!("{at}.paths[{i}]"),
+                        "must be a path such as body.customer.email",
+                    ),
+                }
+            }
+        }
+        _ => check.error(format!("{at}.paths"), "must list at least one path"),
+    }
+    match (map.get("mode").and_then(Value::as_str), map.get("key")) {
+        (None | Some("mask"), None) => {}
+        (None | Some("mask"), Some(_)) => {
+            check.error(format!("{at}.key"), "applies to mode \"hash\" only")
+        }
+        (Some("hash"), key) => {
+            if key.is_none() {
+                check.error(
+                    format!("{at}.key"),
+                    "is required with mode \"hash\" (a secret: the HMAC key)",
+                );
+            } else {
+                check_secret(key, &format!("{at}.key"), check);
+            }
+        }
+        _ => check.error(format!("{at}.mode"), "must be \"mask\" or \"hash\""),
+    }
+}
+
 pub fn check_declared_credentials(trigger: &Map<String, Value>, check: &mut Checker) {
     if !trigger
         .get("basicAuthentication")
@@ -305,6 +358,36 @@ pub(super) mod tests {
                 "trigger.basicAuthentication.password: must be",
                 "trigger.request.rawBody: must be true or false",
             ],
+        );
+    }
+
+    #[test]
+    fn redaction_needs_paths_and_a_key_for_hashing_only() {
+        let good = json!({"paths": ["body.customer.email", "body.items[*].card"], "mode": "mask"});
+        assert!(problems(json!({"redact": good})).is_empty());
+        let hashed = json!({"paths": ["headers.x-api-key"], "mode": "hash", "key": {"env": "K"}});
+        assert!(problems(json!({"redact": hashed})).is_empty());
+        assert_has(
+            &problems(json!({"redact": {"paths": [], "mode": "hash"}})),
+            &[
+                "trigger.redact.paths: must list at least one path",
+                "trigger.redact.key: is required with mode \"hash\"",
+            ],
+        );
+        assert_has(
+            &problems(
+                json!({"redact": {"paths": ["body..a", 3], "key": "k", "mode": "mask", "x": 1}}),
+            ),
+            &[
+                "trigger.redact.paths[0]: \"body..a\" is not a path",
+                "trigger.redact.paths[1]: must be a path",
+                "trigger.redact.key: applies to mode \"hash\" only",
+                "trigger.redact.x: is not a field",
+            ],
+        );
+        assert_has(
+            &problems(json!({"redact": {"paths": ["body.a"], "mode": "blur"}})),
+            &["trigger.redact.mode: must be \"mask\" or \"hash\""],
         );
     }
 

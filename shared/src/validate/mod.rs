@@ -171,6 +171,9 @@ fn check_trigger(trigger: &Value, sync: bool, node_keys: &HashSet<String>, check
     if let Some(signature) = map.get("signature") {
         inbound::check_signature(signature, check);
     }
+    if let Some(redact) = map.get("redact") {
+        inbound::check_redact(redact, check);
+    }
     callers::check(map, check);
     if let Some(response) = map.get("response") {
         if sync {

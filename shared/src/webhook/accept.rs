@@ -18,7 +18,9 @@ use super::handshake;
 use super::idempotency;
 use super::refusal::Refusal;
 use super::signature;
+use crate::app::redaction::{Redaction, Sealer};
 use crate::model::{DeployedWorkflow, Secrets, SignatureConfig, SignaturePreset};
+use crate::ports::secrets::SecretError;
 
 /// A delivery that passed every check, with its context built: what runs.
 pub(super) struct Event {
@@ -27,6 +29,8 @@ pub(super) struct Event {
     /// Its idempotency key, when the hook keeps one and the delivery has one.
     pub key: Option<String>,
     pub deadline: Option<Deadline>,
+    /// For a hook that redacts (`trigger.redact`): what its run's records keep.
+    pub redaction: Option<Arc<Redaction>>,
 }
 
 pub(super) enum Accepted {
@@ -37,11 +41,12 @@ pub(super) enum Accepted {
 
 pub(super) struct Accept {
     callers: Arc<Callers>,
+    sealer: Arc<Sealer>,
 }
 
 impl Accept {
-    pub(super) fn new(callers: Arc<Callers>) -> Self {
-        Self { callers }
+    pub(super) fn new(callers: Arc<Callers>, sealer: Arc<Sealer>) -> Self {
+        Self { callers, sealer }
     }
 
     pub(super) async fn check(
@@ -84,12 +89,47 @@ impl Accept {
             .map_err(Refusal::BadBody)?;
         let key = idempotency::key_of(trigger, request.headers(), request.body(), &context);
         let deadline = request.extensions().get::<Deadline>().copied();
+        let redaction = self.redaction(&workflow, &context, &hook_id).await?;
         Ok(Accepted::Event(Event {
             workflow,
             context,
             key,
             deadline,
+            redaction,
         }))
+    }
+
+    /// The values `trigger.redact` finds in this delivery, with the keys it takes:
+    /// its `hash` key and the key runs are sealed with.
+    async fn redaction(
+        &self,
+        workflow: &DeployedWorkflow,
+        context: &Value,
+        hook_id: &str,
+    ) -> Result<Option<Arc<Redaction>>, Refusal> {
+        let Some(config) = &workflow.definition.trigger.redact else {
+            return Ok(None);
+        };
+        let hash_key = match &config.key {
+            Some(reference) => Some(
+                self.callers
+                    .secret(reference, "trigger.redact.key", hook_id)
+                    .await?,
+            ),
+            None => None,
+        };
+        let unavailable = |e: crate::app::redaction::RedactionError| {
+            tracing::error!(hook_id, error = %e, "a delivery to a hook that redacts cannot be kept");
+            Refusal::SecretUnavailable {
+                at: "trigger.redact".into(),
+                source: SecretError::Unavailable(e.to_string()),
+            }
+        };
+        let key = self.sealer.key().await.map_err(unavailable)?;
+        let hash_key = hash_key.as_deref().map(str::as_bytes);
+        Redaction::new(config, context, hash_key, key)
+            .map(|r| Some(Arc::new(r)))
+            .map_err(unavailable)
     }
 
     /// The signature, and what a hook with a `crc` handshake adds to it; a caller

@@ -206,6 +206,7 @@ mod tests {
             idempotency: None,
             allow_ips: Vec::new(),
             rate_limit: None,
+            redact: None,
         }
     }
 

@@ -72,6 +72,7 @@ impl WebhookService {
         hook_cache_ttl: Duration,
         body_ceiling: usize,
         secrets: Arc<dyn SecretSource>,
+        sealer: Arc<crate::app::redaction::Sealer>,
     ) -> Self {
         let callers = Arc::new(Callers::new(SecretCache::new(secrets, hook_cache_ttl)));
         let hooks = HookCache::new(hook_cache_ttl);
@@ -82,7 +83,7 @@ impl WebhookService {
                 Arc::clone(&callers),
                 body_ceiling,
             ),
-            accept: Accept::new(callers),
+            accept: Accept::new(callers, sealer),
             dispatch: Dispatch::new(store, queue, runner),
             telemetry: Arc::new(NoTelemetry),
         }

@@ -45,7 +45,8 @@ pub struct AwsEnv {
     /// `MaximumMessageSize`; larger runs go through the bucket.
     pub max_message_bytes: usize,
     /// `HOOKFLOW_HOOK_CACHE_TTL_MS` (default 5000), `HOOKFLOW_EXPOSED_ENV`
-    /// (comma-separated names), `HOOKFLOW_MAX_BODY` (bytes: the most any hook may
+    /// (comma-separated names), `HOOKFLOW_SEALING_SECRET` (the Secrets Manager secret
+    /// runs of workflows that redact are sealed with), `HOOKFLOW_MAX_BODY` (bytes: the most any hook may
     /// take, default 6 MiB).
     pub settings: Settings,
 }
@@ -69,7 +70,15 @@ impl AwsEnv {
             "HOOKFLOW_MAX_MESSAGE_BYTES",
             crate::ports::aws::DEFAULT_MAX_MESSAGE_BYTES as u64,
         )?;
+        let sealing = match var("HOOKFLOW_SEALING_SECRET") {
+            Some(secret) => super::SealingSource::Secret(crate::model::SecretRef::SecretsManager {
+                secrets_manager: secret,
+                key: None,
+            }),
+            None => super::SealingSource::None,
+        };
         let settings = Settings {
+            sealing,
             exposed_env: var("HOOKFLOW_EXPOSED_ENV")
                 .map(|v| v.split(',').map(|n| n.trim().to_string()).collect())
                 .unwrap_or_default(),

@@ -10,12 +10,14 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::app::redaction::{Sealer, SealingKey};
 use crate::app::runner::Runner;
 use crate::app::subflows::{DEFAULT_MAX_DEPTH, SubflowService};
 use crate::app::wakeups::Wakeups;
 use crate::app::worker::Worker;
 use crate::engine::{Engine, Limits, NodeRegistry, Subflows};
 use crate::nodes::NodeSettings;
+use crate::ports::secrets::SecretSource;
 use crate::ports::{NoTelemetry, Queue, Store, Telemetry};
 use crate::webhook::{MAX_BODY_CEILING, WebhookService};
 
@@ -33,6 +35,41 @@ pub struct Settings {
     /// everywhere the project ships. The project's tests add their own test-only
     /// types here (tests/src/test_nodes.rs), so no build of the library holds them.
     pub node_types: fn(&NodeSettings) -> NodeRegistry,
+    /// The key runs of workflows that redact are sealed with.
+    pub sealing: SealingSource,
+}
+
+/// Where the key runs that redact are sealed with comes from
+/// (`app::redaction::sealer`).
+#[derive(Clone, Default)]
+pub enum SealingSource {
+    /// None: a delivery to a hook that redacts is answered 503.
+    #[default]
+    None,
+    /// A secret read when first needed (the stack's Secrets Manager secret).
+    Secret(crate::model::SecretRef),
+    /// A key text (`hookflow serve`'s data directory keeps one).
+    Key(Arc<str>),
+}
+
+impl std::fmt::Debug for SealingSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => f.write_str("SealingSource::None"),
+            Self::Secret(reference) => write!(f, "SealingSource::Secret({reference:?})"),
+            Self::Key(_) => f.write_str("SealingSource::Key(<redacted>)"),
+        }
+    }
+}
+
+impl SealingSource {
+    fn sealer(&self, secrets: Arc<dyn SecretSource>) -> Sealer {
+        match self {
+            Self::None => Sealer::none(),
+            Self::Secret(reference) => Sealer::from_secret(secrets, reference.clone()),
+            Self::Key(text) => Sealer::ready(SealingKey::from_secret(text)),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -44,6 +81,7 @@ impl Default for Settings {
             limits: Limits::default(),
             nodes: NodeSettings::default(),
             node_types: crate::nodes::builtin_with,
+            sealing: SealingSource::None,
         }
     }
 }
@@ -89,6 +127,9 @@ impl App {
             DEFAULT_MAX_DEPTH,
         ));
         engine.set_subflows(Arc::downgrade(&subflows));
+        // Clients built on the first SSM or Secrets Manager reference only.
+        let secrets: Arc<dyn SecretSource> = Arc::new(crate::ports::aws::AwsSecrets::new());
+        let sealer = Arc::new(settings.sealing.sealer(Arc::clone(&secrets)));
         let webhook = Arc::new(
             WebhookService::new(
                 Arc::clone(&store),
@@ -96,12 +137,18 @@ impl App {
                 Arc::clone(&runner),
                 settings.hook_cache_ttl,
                 settings.body_ceiling,
-                // Clients built on the first SSM or Secrets Manager reference only.
-                Arc::new(crate::ports::aws::AwsSecrets::new()),
+                secrets,
+                Arc::clone(&sealer),
             )
             .with_telemetry(Arc::clone(&telemetry)),
         );
-        let worker = Arc::new(Worker::new(Arc::clone(&store), runner, wakeups, telemetry));
+        let worker = Arc::new(Worker::new(
+            Arc::clone(&store),
+            runner,
+            wakeups,
+            telemetry,
+            sealer,
+        ));
         Self {
             store,
             queue,

@@ -140,6 +140,7 @@ impl DynamoStore {
         &self,
         execution: &Execution,
     ) -> Result<(Value, Option<String>), StoreError> {
+        let execution = &*crate::ports::kept(execution)?;
         let (item, object) = self.execution_item(execution).await?;
         let mut put = json!({"TableName": self.table, "Item": item});
         if self.objects.is_some() {
@@ -483,8 +484,12 @@ impl ExecutionStore for DynamoStore {
             return Cow::Borrowed(execution);
         }
         let record = item::execution_record(execution);
-        match serde_json::from_str(&record.text) {
-            Ok(written) if record.pause_token.is_none() => Cow::Owned(written),
+        match serde_json::from_str::<Execution>(&record.text) {
+            Ok(mut written) if record.pause_token.is_none() => {
+                // Still this run in memory: a store redacts it as it writes it.
+                written.kept_as = execution.kept_as.clone();
+                Cow::Owned(written)
+            }
             _ => Cow::Borrowed(execution),
         }
     }

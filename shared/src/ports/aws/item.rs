@@ -257,6 +257,8 @@ mod tests {
             replay_of: None,
             on_failure_of: None,
             budget: None,
+            sealed: None,
+            kept_as: Default::default(),
         }
     }
 

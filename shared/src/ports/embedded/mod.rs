@@ -11,8 +11,10 @@ mod claims;
 mod db;
 mod queue;
 mod replays;
+mod sealing;
 mod store;
 
 pub use db::Database;
 pub use queue::EmbeddedQueue;
+pub use sealing::{SEALING_KEY_FILE, sealing_key};
 pub use store::EmbeddedStore;

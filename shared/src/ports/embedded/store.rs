@@ -184,7 +184,7 @@ impl ExecutionStore for EmbeddedStore {
         execution: &Execution,
         when: Precondition<'_>,
     ) -> Result<bool, StoreError> {
-        let record = encode(execution)?;
+        let record = encode(&*crate::ports::kept(execution)?)?;
         let (id, key) = (execution.id.clone(), execution.workflow_key.clone());
         // The precondition as SQL: the write and its check are one statement.
         let (sql, token) = match when {
@@ -227,7 +227,7 @@ impl ExecutionStore for EmbeddedStore {
         &self,
         execution: &Execution,
     ) -> Result<Option<Execution>, StoreError> {
-        let record = encode(execution)?;
+        let record = encode(&*crate::ports::kept(execution)?)?;
         let (id, key) = (execution.id.clone(), execution.workflow_key.clone());
         let held: Arc<Mutex<Option<String>>> = Arc::default();
         let found = Arc::clone(&held);

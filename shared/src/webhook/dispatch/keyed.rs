@@ -37,15 +37,14 @@ impl Dispatch {
             Ok(_) => {}
             Err(e) => return Err(claims_unavailable(workflow, e)),
         }
-        let answered = self
-            .run_sync(
-                workflow,
-                event.context,
-                event.deadline,
-                id.clone(),
-                Some(key),
-            )
-            .await;
+        let redaction = event.redaction.clone();
+        let run = super::SyncRun {
+            context: event.context,
+            redaction: event.redaction,
+            deadline: event.deadline,
+            idempotency_key: Some(key),
+        };
+        let answered = self.run_sync(workflow, run, id.clone()).await;
         // Only an answer that means "done" is kept: every refusal of a sync run
         // is the server's (5xx), as is a run that ended in error.
         let response = match answered {
@@ -55,7 +54,11 @@ impl Dispatch {
                 return failed;
             }
         };
-        let kept = idempotency::keep(&response, &id);
+        let mut kept = idempotency::keep(&response, &id);
+        // What is kept of the answer holds no redacted value either.
+        if let Some(redaction) = &redaction {
+            redaction.scrub_bytes(&mut kept.body);
+        }
         if let Err(e) = self.claims.complete(claim, kept).await {
             // The run is recorded; a duplicate after the lease runs it again.
             tracing::error!(execution_id = %id, error = %e, "cannot keep the answer of an idempotent run");

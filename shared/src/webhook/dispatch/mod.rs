@@ -13,10 +13,12 @@ use http::Response;
 use serde_json::Value;
 
 use super::accept::Event;
+use super::deadline::Deadline;
 use super::idempotency::IdempotencyService;
 use super::refusal::Refusal;
 use super::reply;
 use crate::app::ids::new_execution_id;
+use crate::app::redaction::Redaction;
 use crate::app::runner::Runner;
 use crate::model::{DeployedWorkflow, RunMessage};
 use crate::ports::{NoTelemetry, Queue, Store, Telemetry};
@@ -46,7 +48,7 @@ impl Dispatch {
             (Some(key), true) => self.run_sync_once(event, key).await,
             (Some(key), false) => {
                 let id = new_execution_id();
-                let message = async_message(&event.workflow, event.context, id, Some(key.clone()));
+                let message = async_message(&event, id, Some(key.clone()))?;
                 self.accept_once(&event.workflow, message, key, event.deadline)
                     .await
             }
@@ -55,14 +57,21 @@ impl Dispatch {
                     workflow,
                     context,
                     deadline,
+                    redaction,
                     ..
                 } = event;
                 let id = new_execution_id();
-                self.run_sync(&workflow, context, deadline, id, None).await
+                let run = SyncRun {
+                    context,
+                    redaction,
+                    deadline,
+                    idempotency_key: None,
+                };
+                self.run_sync(&workflow, run, id).await
             }
             (None, false) => {
                 let id = new_execution_id();
-                let message = async_message(&event.workflow, event.context, id, None);
+                let message = async_message(&event, id, None)?;
                 self.enqueue(&message, None).await?;
                 Ok(async_answer(&event.workflow, &message))
             }
@@ -79,17 +88,27 @@ impl Dispatch {
     }
 }
 
-fn async_message(
-    workflow: &DeployedWorkflow,
+/// What a sync run starts from.
+pub(super) struct SyncRun {
     context: Value,
+    redaction: Option<Arc<Redaction>>,
+    deadline: Option<Deadline>,
+    idempotency_key: Option<String>,
+}
+
+/// An async run's message; for a hook that redacts, its context redacted and the
+/// real one sealed.
+fn async_message(
+    event: &Event,
     execution_id: String,
     idempotency_key: Option<String>,
-) -> RunMessage {
-    RunMessage {
+) -> Result<RunMessage, Refusal> {
+    let workflow = &event.workflow;
+    let mut message = RunMessage {
         execution_id,
         workflow_key: workflow.key.clone(),
         workflow_version: workflow.version,
-        context,
+        context: event.context.clone(),
         accepted_at: now_rfc3339(),
         wake: None,
         after: None,
@@ -98,7 +117,15 @@ fn async_message(
         on_failure_of: None,
         copy_id: None,
         context_at: None,
+        sealed: None,
+    };
+    if let Some(redaction) = &event.redaction {
+        redaction.seal_message(&mut message).map_err(|e| {
+            tracing::error!(execution_id = %message.execution_id, error = %e, "cannot seal a run");
+            Refusal::NotQueued { retry_after: None }
+        })?;
     }
+    Ok(message)
 }
 
 /// An async workflow's configured immediate answer.

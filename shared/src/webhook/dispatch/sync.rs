@@ -3,15 +3,15 @@
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::super::deadline::{Deadline, sync_time_limit};
+use super::super::deadline::sync_time_limit;
 use super::super::refusal::Refusal;
 use super::super::reply;
-use super::Dispatch;
+use super::{Dispatch, SyncRun};
 use crate::app::failures;
 use crate::app::runner::Runner;
-use crate::model::{DeployedWorkflow, Execution, ExecutionStatus};
+use crate::model::{DeployedWorkflow, Execution, ExecutionStatus, KeptAs};
 use crate::ports::StoreError;
 use crate::ports::telemetry::count_recorded;
 use crate::time::now_rfc3339;
@@ -22,13 +22,20 @@ impl Dispatch {
     pub(super) async fn run_sync(
         &self,
         workflow: &DeployedWorkflow,
-        context: Value,
-        deadline: Option<Deadline>,
+        run: SyncRun,
         id: String,
-        idempotency_key: Option<String>,
     ) -> Result<Response<Bytes>, Refusal> {
+        let SyncRun {
+            context,
+            redaction,
+            deadline,
+            idempotency_key,
+        } = run;
         let mut execution = Runner::started(workflow, &id, context, now_rfc3339());
         execution.idempotency_key = idempotency_key;
+        if let Some(redaction) = redaction {
+            execution.kept_as = KeptAs(Some(redaction));
+        }
         let timeout = sync_time_limit(workflow.definition.sync_timeout_ms(), deadline);
         let finished = self.runner.run(execution, workflow, Some(timeout)).await;
         if let Err(e) = self.store.save_execution(&finished.execution).await {
