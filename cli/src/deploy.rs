@@ -72,6 +72,10 @@ pub struct InitLocalArgs {
     queue: String,
     #[arg(long, default_value = "hookflow-objects")]
     bucket: String,
+    /// The Secrets Manager secret runs that redact are sealed with (made with a
+    /// random key when missing).
+    #[arg(long, default_value = "hookflow-sealing-key")]
+    sealing_secret: String,
 }
 
 pub fn init_local(args: InitLocalArgs) -> anyhow::Result<ExitCode> {
@@ -89,9 +93,11 @@ pub fn init_local(args: InitLocalArgs) -> anyhow::Result<ExitCode> {
         aws::create_table(&client, &args.table).await?;
         let url = aws::create_queue(&client, &args.queue).await?;
         aws::create_bucket(&client, &args.bucket).await?;
+        let sealing = aws::create_secret(&client, &args.sealing_secret).await?;
         println!("HOOKFLOW_TABLE={}", args.table);
         println!("HOOKFLOW_QUEUE_URL={url}");
         println!("HOOKFLOW_BUCKET={}", args.bucket);
+        println!("HOOKFLOW_SEALING_SECRET={sealing}");
         Ok(ExitCode::SUCCESS)
     })
 }

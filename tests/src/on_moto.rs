@@ -12,6 +12,8 @@ pub struct Examples {
     pub queue_url: String,
     /// The claim-check bucket.
     pub bucket: String,
+    /// The ARN of the secret runs that redact are sealed with.
+    pub sealing_secret: String,
 }
 
 /// Creates the table and queue and deploys the examples (`payment-callback` and
@@ -27,6 +29,8 @@ pub fn deploy_examples() -> Examples {
         &unique_name("runs"),
         "--bucket",
         &unique_name("objects"),
+        "--sealing-secret",
+        &unique_name("sealing"),
     ]);
     assert!(ok, "hookflow init-local-aws failed: {out}{err}");
     let queue_url = out
@@ -38,6 +42,11 @@ pub fn deploy_examples() -> Examples {
         .lines()
         .find_map(|l| l.strip_prefix("HOOKFLOW_BUCKET="))
         .unwrap_or_else(|| panic!("no bucket in {out:?}"))
+        .to_string();
+    let sealing_secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("HOOKFLOW_SEALING_SECRET="))
+        .unwrap_or_else(|| panic!("no sealing secret in {out:?}"))
         .to_string();
     let (ok, out, err) = hookflow(&[
         "deploy",
@@ -54,17 +63,19 @@ pub fn deploy_examples() -> Examples {
         table,
         queue_url,
         bucket,
+        sealing_secret,
     }
 }
 
 impl Examples {
     /// The environment the template gives both functions.
-    pub fn function_env(&self) -> [(&str, &str); 4] {
+    pub fn function_env(&self) -> [(&str, &str); 5] {
         [
             ("HOOKFLOW_TABLE", self.table.as_str()),
             ("HOOKFLOW_QUEUE_URL", self.queue_url.as_str()),
             ("HOOKFLOW_BUCKET", self.bucket.as_str()),
             ("HOOKFLOW_MAX_MESSAGE_BYTES", "1048576"),
+            ("HOOKFLOW_SEALING_SECRET", self.sealing_secret.as_str()),
         ]
     }
 

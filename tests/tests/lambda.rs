@@ -54,6 +54,7 @@ async fn stack_with_queue_endpoint(sqs_endpoint: Option<&str>) -> Stack {
         table,
         queue_url,
         bucket,
+        ..
     } = on_moto::deploy_examples();
     let config = aws::load_config().await;
     let dynamo = aws::client(&config);

@@ -20,7 +20,7 @@ mod sqs;
 pub use dynamo::{DynamoStore, create_table};
 pub use emf::Emf;
 pub use objects::{Objects, create_bucket};
-pub use secrets::AwsSecrets;
+pub use secrets::{AwsSecrets, create_secret};
 pub use sqs::{DEFAULT_MAX_MESSAGE_BYTES, SqsQueue, create_queue};
 
 use std::sync::Arc;

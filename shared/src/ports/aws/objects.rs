@@ -6,7 +6,8 @@
 //!   executions' retention (`RetentionDays`), as DynamoDB's TTL expires the item.
 //! - `paused/<execution id>/<uuid>.json`: a paused run's record, never expired (a
 //!   wait may outlast the retention); the write that ends the pause deletes it.
-//! - `messages/<execution id>.json`: a queued run's context, expired after 15 days
+//! - `messages/<execution id>.json`: a queued run's context (and, for a run that
+//!   redacts, its sealed real one: `{"context", "sealed"}`), expired after 15 days
 //!   (longer than any queue keeps a message); the worker deletes it once the run
 //!   is recorded.
 //!

@@ -10,6 +10,7 @@ use tokio::sync::OnceCell;
 
 use crate::aws::{CallError, SdkConfig, Service, SignedClient};
 use crate::model::SecretRef;
+use crate::ports::StoreError;
 use crate::ports::secrets::{SecretError, SecretSource, read_local};
 
 /// How long one read may take, retries included.
@@ -104,4 +105,34 @@ impl SecretSource for AwsSecrets {
             SecretRef::Plain(_) | SecretRef::Env { .. } => unreachable!("read locally above"),
         }
     }
+}
+
+/// Creates a Secrets Manager secret holding a random key, or finds the one there,
+/// and returns its ARN (for local endpoints and tests; on AWS the template does).
+pub async fn create_secret(client: &SignedClient, name: &str) -> Result<String, StoreError> {
+    let key = hex::encode(rand::random::<[u8; 32]>());
+    let input = json!({"Name": name, "SecretString": key});
+    let created = client
+        .json(
+            Service::SECRETS_MANAGER,
+            "secretsmanager.CreateSecret",
+            &input,
+        )
+        .await;
+    let out = match created {
+        Ok(out) => out,
+        Err(e) if e.code == "ResourceExistsException" => client
+            .json(
+                Service::SECRETS_MANAGER,
+                "secretsmanager.DescribeSecret",
+                &json!({"SecretId": name}),
+            )
+            .await
+            .map_err(|e| StoreError::unavailable(e.describe()))?,
+        Err(e) => return Err(StoreError::unavailable(e.describe())),
+    };
+    out.get("ARN")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| StoreError::unavailable("CreateSecret returned no ARN"))
 }

@@ -59,14 +59,15 @@ impl SqsQueue {
             return Ok(body);
         };
         let key = objects::message_key(&run.execution_id);
-        let context = serde_json::to_string(&run.context)
-            .map_err(|e| QueueError::unavailable_by("encoding a run", e))?;
+        // The context, and the sealed one of a run that redacts: the large parts.
+        let parts = json!({"context": run.context, "sealed": run.sealed});
         objects
-            .put(&key, context)
+            .put(&key, parts.to_string())
             .await
             .map_err(|e| QueueError::unavailable_by("keeping a large run's context", e))?;
         encode(&RunMessage {
             context: Value::Null,
+            sealed: None,
             context_at: Some(key),
             ..run.clone()
         })
@@ -152,8 +153,10 @@ impl Queue for SqsQueue {
         let Some(text) = text else {
             return Ok(false);
         };
-        run.context = serde_json::from_str(&text)
+        let mut parts: Value = serde_json::from_str(&text)
             .map_err(|e| QueueError::unavailable_by(format!("the context at {key}"), e))?;
+        run.context = parts["context"].take();
+        run.sealed = parts["sealed"].as_str().map(str::to_string);
         Ok(true)
     }
 
