@@ -215,7 +215,7 @@ pub struct RunMessage {
     pub copy_id: Option<String>,
     /// Where the context is when the message was too large for the queue: the
     /// key of its claim-check object (S3), `context` being null until the queue
-    /// puts it back ([`crate::ports::Queue::open`]).
+    /// puts it back (the queue port's `open`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_at: Option<String>,
     /// For a workflow that redacts: the real context and the values to scrub,

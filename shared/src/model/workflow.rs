@@ -132,7 +132,8 @@ pub struct TriggerDefinition {
     pub allow_ips: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
-    /// Values scrubbed from what is kept of each run: see `model::redaction`.
+    /// Values scrubbed from everything kept of each run while its nodes see them
+    /// (docs/workflows.md, "Redaction").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redact: Option<super::RedactConfig>,
 }
