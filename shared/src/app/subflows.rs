@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::app::failures;
 use crate::app::ids::new_execution_id;
+use crate::app::redaction::{self, Sealer};
 use crate::app::runner::Runner;
 use crate::app::wakeups::Wakeups;
 use crate::engine::{SubflowCall, SubflowError, SubflowResult, Subflows};
@@ -26,6 +27,8 @@ pub struct SubflowService {
     wakeups: Arc<Wakeups>,
     telemetry: Arc<dyn Telemetry>,
     max_depth: usize,
+    /// Opens the real output of a child that redacts (see `app::redaction`).
+    sealer: Arc<Sealer>,
 }
 
 impl SubflowService {
@@ -42,7 +45,14 @@ impl SubflowService {
             wakeups,
             telemetry,
             max_depth,
+            sealer: Arc::new(Sealer::none()),
         }
+    }
+
+    /// Reads the sealed output of children whose runs redact with `sealer`'s key.
+    pub fn with_sealer(mut self, sealer: Arc<Sealer>) -> Self {
+        self.sealer = sealer;
+        self
     }
 }
 
@@ -151,10 +161,28 @@ impl Subflows for SubflowService {
                 left: None,
             }));
         };
-        Ok(child.status.is_final().then(|| SubflowResult {
+        if !child.status.is_final() {
+            return Ok(None);
+        }
+        // A child kept redacted: its caller goes on with the real output.
+        let output = match &child.sealed {
+            Some(sealed) => {
+                let key = self
+                    .sealer
+                    .key()
+                    .await
+                    .map_err(|e| unavailable("read", &e))?;
+                match redaction::open(sealed, key) {
+                    Ok(opened) => opened.output.unwrap_or(child.output),
+                    Err(e) => return Err(SubflowError::Refused(e.to_string())),
+                }
+            }
+            None => child.output,
+        };
+        Ok(Some(SubflowResult {
             execution_id: child.id,
             status: child.status,
-            output: child.output,
+            output,
             left: child.budget,
         }))
     }

@@ -242,7 +242,25 @@ impl Worker {
         }
     }
 
+    /// Starts a run; once it is recorded (by this delivery or another), the
+    /// claim-check object of its context, if it has one, is deleted.
     async fn start(&self, message: &RunMessage, opened: Option<Opened>) -> Result<(), AppError> {
+        let stands = self.start_once(message, opened).await?;
+        if stands {
+            // Recorded, ended or paused, with its context: a redelivery stands on
+            // the record.
+            self.wakeups.queue().close(message).await;
+        }
+        Ok(())
+    }
+
+    /// `false` when this copy of a keyed run is not the one that runs (another
+    /// copy needs the context).
+    async fn start_once(
+        &self,
+        message: &RunMessage,
+        opened: Option<Opened>,
+    ) -> Result<bool, AppError> {
         // Cached once read: a warm worker reads no version.
         let workflow = self
             .versions
@@ -253,20 +271,24 @@ impl Worker {
             if let Some(existing) = self.store.execution(&message.execution_id).await?
                 && left_running(&existing)
             {
-                return self.wakeups.after_worker_save(&existing).await;
+                return self
+                    .wakeups
+                    .after_worker_save(&existing)
+                    .await
+                    .map(|()| true);
             }
             let reason = format!(
                 "workflow {:?} version {} is not deployed",
                 message.workflow_key, message.workflow_version
             );
-            return self.record_error(message, &reason).await;
+            return self.record_error(message, &reason).await.map(|()| true);
         };
         if let Some(key) = &message.idempotency_key
             && !IdempotencyService::new(self.store.clone())
                 .run_stands(message, key, workflow.definition.idempotency_ttl())
                 .await?
         {
-            return Ok(());
+            return Ok(false);
         }
         let (context, kept_as) = match opened {
             Some(opened) => (opened.context, opened.kept_as),
@@ -290,7 +312,11 @@ impl Worker {
             // delivery, or a retry of one whose look at its children failed after
             // the save.
             if left_running(&existing) {
-                return self.wakeups.after_worker_save(&existing).await;
+                return self
+                    .wakeups
+                    .after_worker_save(&existing)
+                    .await
+                    .map(|()| true);
             }
             // `started`: an earlier delivery began the run and never recorded its
             // end (its worker was cut off, or the store failed after the run).
@@ -299,13 +325,13 @@ impl Worker {
                 let reason = format!(
                     "the run was begun {begun} times and never finished (its worker was cut off, or its end could not be recorded)"
                 );
-                return self.record_error(message, &reason).await;
+                return self.record_error(message, &reason).await.map(|()| true);
             }
             execution.attempts = begun + 1;
             // Conditional: a delivery that finds the run finished by another one
             // (a redelivery racing the first) leaves that record alone.
             if !self.store.save_unless_finished(&execution).await? {
-                return Ok(());
+                return Ok(true);
             }
         }
         // A sync workflow run from the queue (a replay, a failure workflow) keeps
@@ -327,10 +353,7 @@ impl Worker {
         )
         .await?;
         self.record(&finished, None).await?;
-        // Recorded, ended or paused, with its context: a redelivery stands on the
-        // record, so the context's claim-check object can go.
-        self.wakeups.queue().close(message).await;
-        Ok(())
+        Ok(true)
     }
 
     /// Goes on with a paused execution, if this wake-up is still the one it waits for.

@@ -59,8 +59,10 @@ impl Engine {
                     .get(cursor.index)
                     .is_some_and(|n| state.is_pending_job_of(cursor.job, &n.key))
             {
+                // Its position only: a cursor's frame holds the run's values.
                 tracing::error!(
-                    ?cursor,
+                    index = cursor.index,
+                    job = cursor.job,
                     "a paused run's position does not match its workflow"
                 );
                 return Err(Halt::terminal(ExecutionStatus::Error, None));

@@ -119,17 +119,20 @@ impl App {
             Arc::new(exposed_env(&settings.exposed_env)),
         ));
         let wakeups = Arc::new(Wakeups::new(Arc::clone(&queue), Arc::clone(&store)));
-        let subflows: Arc<dyn Subflows> = Arc::new(SubflowService::new(
-            Arc::clone(&store),
-            Arc::clone(&runner),
-            Arc::clone(&wakeups),
-            Arc::clone(&telemetry),
-            DEFAULT_MAX_DEPTH,
-        ));
-        engine.set_subflows(Arc::downgrade(&subflows));
         // Clients built on the first SSM or Secrets Manager reference only.
         let secrets: Arc<dyn SecretSource> = Arc::new(crate::ports::aws::AwsSecrets::new());
         let sealer = Arc::new(settings.sealing.sealer(Arc::clone(&secrets)));
+        let subflows: Arc<dyn Subflows> = Arc::new(
+            SubflowService::new(
+                Arc::clone(&store),
+                Arc::clone(&runner),
+                Arc::clone(&wakeups),
+                Arc::clone(&telemetry),
+                DEFAULT_MAX_DEPTH,
+            )
+            .with_sealer(Arc::clone(&sealer)),
+        );
+        engine.set_subflows(Arc::downgrade(&subflows));
         let webhook = Arc::new(
             WebhookService::new(
                 Arc::clone(&store),

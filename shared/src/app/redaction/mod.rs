@@ -15,11 +15,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::lang::redact_path as paths;
-use crate::model::{Execution, Keeper, KeptAs, RedactConfig, RedactMode, RunMessage};
+use crate::model::{Execution, Keeper, KeptAs, RedactConfig, RedactMode, RunMessage, StoredAnswer};
 pub use sealer::{Sealer, SealingKey};
 
 /// What a masked value becomes.
 pub const MASK: &str = "***";
+/// What a kept context holds for `rawBody` when its hook redacts.
+pub const RAW_BODY_NOT_KEPT: &str = "(not kept: this hook redacts values)";
 /// Values shorter than this are replaced at their paths only: scrubbing every
 /// "on" or "42" out of a record would destroy it.
 pub const MIN_SCRUBBED_CHARS: usize = 4;
@@ -27,7 +29,8 @@ pub const MIN_SCRUBBED_CHARS: usize = 4;
 /// The values to scrub from a run's records, and what each becomes.
 pub struct Redaction {
     paths: Vec<paths::RedactPath>,
-    /// (real value, replacement), longest first.
+    /// (real value, replacement): those searched for first, longest first, in the
+    /// matcher's pattern order; then those replaced at their paths only.
     values: Vec<(String, String)>,
     matcher: Option<AhoCorasick>,
     key: Arc<SealingKey>,
@@ -42,6 +45,9 @@ struct Sealed {
     context: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     paused: Option<Value>,
+    /// A subflow run's real output, for the caller that reads it from the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    output: Option<Value>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +57,7 @@ pub enum RedactionError {
     /// The sealing key could not be read: retrying may help.
     #[error("the sealing key is unavailable: {0}")]
     KeyUnavailable(String),
+    /// Never with what it holds: serde's messages quote values.
     #[error("a sealed run state cannot be opened: {0}")]
     Unsealable(String),
 }
@@ -66,6 +73,9 @@ impl Redaction {
         key: Arc<SealingKey>,
     ) -> Result<Self, RedactionError> {
         let parsed = paths::parse_all(&config.paths).map_err(RedactionError::Config)?;
+        if config.mode == RedactMode::Hash && hash_key.is_none() {
+            return Err(RedactionError::Config("mode \"hash\" needs a key".into()));
+        }
         let mut found = Vec::new();
         for path in &parsed {
             path.collect(context, &mut found);
@@ -79,9 +89,6 @@ impl Redaction {
             }
             _ => MASK.to_string(),
         };
-        if config.mode == RedactMode::Hash && hash_key.is_none() {
-            return Err(RedactionError::Config("mode \"hash\" needs a key".into()));
-        }
         let values = found
             .into_iter()
             .map(|v| {
@@ -89,41 +96,37 @@ impl Redaction {
                 (v, replacement)
             })
             .collect();
-        Ok(Self::of(parsed, values, key))
+        Self::of(parsed, values, key)
     }
 
     fn of(
         paths: Vec<paths::RedactPath>,
         mut values: Vec<(String, String)>,
         key: Arc<SealingKey>,
-    ) -> Self {
+    ) -> Result<Self, RedactionError> {
         values.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         values.dedup_by(|a, b| a.0 == b.0);
-        let scrubbed: Vec<&str> = values
-            .iter()
-            .map(|(v, _)| v.as_str())
-            .filter(|v| v.chars().count() >= MIN_SCRUBBED_CHARS)
-            .collect();
-        let matcher = (!scrubbed.is_empty())
-            .then(|| {
+        let searched = |v: &str| v.chars().count() >= MIN_SCRUBBED_CHARS;
+        // Searched-for values first (still longest first): pattern i is values[i].
+        let (long, short): (Vec<_>, Vec<_>) = values.into_iter().partition(|(v, _)| searched(v));
+        // Fails closed: values that cannot be searched for refuse the delivery.
+        let matcher = match long.is_empty() {
+            true => None,
+            false => Some(
                 AhoCorasick::builder()
                     .match_kind(MatchKind::LeftmostLongest)
-                    .build(&scrubbed)
-                    .ok()
-            })
-            .flatten();
-        // The matcher's pattern ids index `scrubbed`; keep only those values'
-        // replacements in that order after the path-only ones.
-        let (long, short): (Vec<_>, Vec<_>) = values
-            .into_iter()
-            .partition(|(v, _)| v.chars().count() >= MIN_SCRUBBED_CHARS);
-        let values = long.into_iter().chain(short).collect();
-        Self {
+                    .build(long.iter().map(|(v, _)| v))
+                    .map_err(|e| {
+                        RedactionError::Config(format!("the values cannot be searched for: {e}"))
+                    })?,
+            ),
+        };
+        Ok(Self {
             paths,
-            values,
+            values: long.into_iter().chain(short).collect(),
             matcher,
             key,
-        }
+        })
     }
 
     /// The run's keeper, for its execution records.
@@ -131,40 +134,64 @@ impl Redaction {
         KeptAs(Some(Arc::new(self)))
     }
 
-    /// Every text in `value` with the redacted values replaced.
+    /// Every text in `value` (strings, numbers as JSON writes them, object keys)
+    /// with the redacted values replaced.
     pub fn scrub(&self, value: &mut Value) {
-        let Some(matcher) = &self.matcher else {
-            return;
-        };
+        if let Some(change) = self.changer() {
+            scrub_texts(value, &change);
+        }
+    }
+
+    /// A text with the redacted values replaced, when it holds any.
+    fn changer(&self) -> Option<impl Fn(&str) -> Option<String> + '_> {
+        let matcher = self.matcher.as_ref()?;
         let replacements: Vec<&str> = self
             .values
             .iter()
             .take(matcher.patterns_len())
             .map(|(_, r)| r.as_str())
             .collect();
-        scrub_texts(value, &|text: &str| {
+        Some(move |text: &str| {
             matcher
                 .is_match(text)
                 .then(|| matcher.replace_all(text, &replacements))
-        });
+        })
     }
 
-    /// A body as it may be kept (a kept answer): scrubbed when it is text.
-    pub fn scrub_bytes(&self, bytes: &mut Vec<u8>) {
-        if let Ok(text) = std::str::from_utf8(bytes) {
-            let mut value = Value::String(text.to_string());
-            self.scrub(&mut value);
-            if let Value::String(scrubbed) = value {
-                *bytes = scrubbed.into_bytes();
+    /// An answer kept for duplicates (`trigger.idempotency`): its header values and
+    /// its body (parsed when it is JSON, so escaped values are found too) scrubbed.
+    pub fn scrub_answer(&self, answer: &mut StoredAnswer) {
+        let Some(change) = self.changer() else {
+            return;
+        };
+        for (_, value) in &mut answer.headers {
+            if let Some(new) = change(value) {
+                *value = new;
+            }
+        }
+        match serde_json::from_slice::<Value>(&answer.body) {
+            Ok(mut body) => {
+                scrub_texts(&mut body, &change);
+                answer.body = body.to_string().into_bytes();
+            }
+            Err(_) => {
+                if let Some(new) = std::str::from_utf8(&answer.body).ok().and_then(&change) {
+                    answer.body = new.into_bytes();
+                }
             }
         }
     }
 
     /// A context as it may be kept: the values at the paths replaced (short ones
-    /// too), and every text scrubbed.
+    /// too), the raw body dropped, and every text scrubbed.
     pub fn scrub_context(&self, context: &mut Value) {
         for path in &self.paths {
             path.replace(context, &|text| self.replacement(text));
+        }
+        // The body as received holds the values in its own encoding (form,
+        // escaped JSON, base64), where they cannot all be found: not kept.
+        if let Some(raw) = context.get_mut("rawBody") {
+            *raw = Value::String(RAW_BODY_NOT_KEPT.into());
         }
         self.scrub(context);
     }
@@ -176,23 +203,30 @@ impl Redaction {
             .map_or_else(|| MASK.to_string(), |(_, r)| r.clone())
     }
 
-    fn sealed(&self, context: &Value, paused: Option<Value>) -> Result<String, String> {
+    fn seal(
+        &self,
+        context: &Value,
+        paused: Option<Value>,
+        output: Option<Value>,
+    ) -> Result<String, String> {
         let sealed = Sealed {
             paths: self.paths.iter().map(|p| p.text.clone()).collect(),
             values: self.values.clone(),
             context: context.clone(),
             paused,
+            output,
         };
-        let text = serde_json::to_vec(&sealed).map_err(|e| e.to_string())?;
+        let text =
+            serde_json::to_vec(&sealed).map_err(|_| "the run's state is not JSON".to_string())?;
         self.key.seal(&text)
     }
 
     /// An async run's message: its context redacted, the real one sealed.
     pub fn seal_message(&self, message: &mut RunMessage) -> Result<(), RedactionError> {
-        message.sealed = Some(
-            self.sealed(&message.context, None)
-                .map_err(RedactionError::Unsealable)?,
-        );
+        let sealed = self
+            .seal(&message.context, None, None)
+            .map_err(RedactionError::Unsealable)?;
+        message.sealed = Some(sealed);
         self.scrub_context(&mut message.context);
         Ok(())
     }
@@ -202,13 +236,20 @@ impl Keeper for Redaction {
     fn kept(&self, execution: &Execution) -> Result<Execution, String> {
         let mut kept = execution.clone();
         kept.kept_as = KeptAs::default();
-        // A run that waits resumes from its record: its real state goes sealed.
-        kept.sealed = match &execution.paused {
-            Some(paused) => Some(self.sealed(
-                &execution.context,
-                Some(serde_json::to_value(paused).map_err(|e| e.to_string())?),
-            )?),
+        // What is read back with the real values sealed: a paused run's state (it
+        // resumes from its record), a subflow run's output (its caller reads it
+        // from the record once it finishes after a pause).
+        let paused = match &execution.paused {
+            Some(paused) => Some(
+                serde_json::to_value(paused).map_err(|_| "the pause is not JSON".to_string())?,
+            ),
             None => None,
+        };
+        let output = (execution.parent_execution_id.is_some() && execution.status.is_final())
+            .then(|| execution.output.clone());
+        kept.sealed = match paused.is_some() || output.is_some() {
+            true => Some(self.seal(&execution.context, paused, output)?),
+            false => None,
         };
         self.scrub_context(&mut kept.context);
         self.scrub(&mut kept.output);
@@ -232,23 +273,26 @@ impl Keeper for Redaction {
     }
 }
 
-/// Opens what a sealed message or record holds, with the key it was sealed with.
+/// What a sealed message or record holds, opened.
 pub struct Opened {
     pub context: Value,
     pub paused: Option<Value>,
+    pub output: Option<Value>,
     pub kept_as: KeptAs,
 }
 
-/// Opens `sealed` (a message's or a paused record's).
+/// Opens `sealed` (a message's or a record's) with the key it was sealed with.
 pub fn open(sealed: &str, key: Arc<SealingKey>) -> Result<Opened, RedactionError> {
     let text = key.open(sealed).map_err(RedactionError::Unsealable)?;
-    let sealed: Sealed =
-        serde_json::from_slice(&text).map_err(|e| RedactionError::Unsealable(e.to_string()))?;
-    let paths = paths::parse_all(&sealed.paths).map_err(RedactionError::Unsealable)?;
+    // No error text from here on: serde's would quote the real values.
+    let unreadable = || RedactionError::Unsealable("what it holds is not a run's state".into());
+    let sealed: Sealed = serde_json::from_slice(&text).map_err(|_| unreadable())?;
+    let paths = paths::parse_all(&sealed.paths).map_err(|_| unreadable())?;
     Ok(Opened {
         context: sealed.context,
         paused: sealed.paused,
-        kept_as: Redaction::of(paths, sealed.values, key).into_kept_as(),
+        output: sealed.output,
+        kept_as: Redaction::of(paths, sealed.values, key)?.into_kept_as(),
     })
 }
 
@@ -261,17 +305,16 @@ pub fn reopen(execution: &mut Execution, key: Arc<SealingKey>) -> Result<(), Red
     let opened = open(&sealed, key)?;
     execution.context = opened.context;
     if let Some(paused) = opened.paused {
-        execution.paused = Some(
-            serde_json::from_value(paused)
-                .map_err(|e| RedactionError::Unsealable(e.to_string()))?,
-        );
+        execution.paused = Some(serde_json::from_value(paused).map_err(|_| {
+            RedactionError::Unsealable("what it holds is not a paused run's state".into())
+        })?);
     }
     execution.kept_as = opened.kept_as;
     Ok(())
 }
 
-/// Replaces each string in `value` (object keys are left alone) for which `change`
-/// gives a new text.
+/// Replaces each text in `value` for which `change` gives a new one: strings,
+/// numbers (as JSON writes them; a changed one becomes a string) and object keys.
 fn scrub_texts(value: &mut Value, change: &dyn Fn(&str) -> Option<String>) {
     match value {
         Value::String(text) => {
@@ -279,8 +322,21 @@ fn scrub_texts(value: &mut Value, change: &dyn Fn(&str) -> Option<String>) {
                 *text = new;
             }
         }
+        Value::Number(n) => {
+            if let Some(new) = change(&n.to_string()) {
+                *value = Value::String(new);
+            }
+        }
         Value::Array(items) => items.iter_mut().for_each(|v| scrub_texts(v, change)),
-        Value::Object(map) => map.values_mut().for_each(|v| scrub_texts(v, change)),
+        Value::Object(map) => {
+            if map.keys().any(|k| change(k).is_some()) {
+                *map = std::mem::take(map)
+                    .into_iter()
+                    .map(|(k, v)| (change(&k).unwrap_or(k), v))
+                    .collect();
+            }
+            map.values_mut().for_each(|v| scrub_texts(v, change));
+        }
         _ => {}
     }
 }

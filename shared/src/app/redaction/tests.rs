@@ -157,3 +157,48 @@ fn bad_paths_are_refused() {
     }
     assert!(paths::parse("body.items[*].card").is_ok());
 }
+
+#[test]
+fn numbers_object_keys_raw_bodies_and_kept_answers_are_scrubbed_too() {
+    let context = json!({"body": {"phone": 15551234567_u64, "card": "4242424242424242"},
+        "rawBody": "{\"phone\":15551234567,\"card\":\"4242\\u0034242424242424\"}"});
+    let config = config(&["body.phone", "body.card"], RedactMode::Mask);
+    let r = Redaction::new(&config, &context, None, key()).unwrap();
+    let mut copied =
+        json!({"15551234567": "a key", "n": 15551234567_u64, "note": "card 4242424242424242"});
+    r.scrub(&mut copied);
+    assert_eq!(
+        copied,
+        json!({"***": "a key", "n": "***", "note": "card ***"})
+    );
+    let mut kept_context = context.clone();
+    r.scrub_context(&mut kept_context);
+    assert_eq!(kept_context["rawBody"], RAW_BODY_NOT_KEPT);
+    assert_eq!(kept_context["body"]["phone"], "***");
+    let mut answer = crate::model::StoredAnswer {
+        status: 200,
+        headers: vec![("x-card".into(), "4242424242424242".into())],
+        // JSON escapes hide the value from a plain text search.
+        body: br#"{"card":"4242\u003424242424242"}"#.to_vec(),
+    };
+    r.scrub_answer(&mut answer);
+    assert_eq!(answer.headers[0].1, "***");
+    assert_eq!(answer.body, br#"{"card":"***"}"#.to_vec());
+}
+
+#[test]
+fn a_subflow_runs_output_is_sealed_for_its_caller() {
+    let r = Redaction::new(
+        &config(&["body.customer.email"], RedactMode::Mask),
+        &context(),
+        None,
+        key(),
+    )
+    .unwrap();
+    let mut e = execution(r);
+    e.parent_execution_id = Some("parent".into());
+    let kept = e.kept().unwrap().into_owned();
+    assert_eq!(kept.output["to"], "mail *** now");
+    let opened = open(kept.sealed.as_deref().unwrap(), key()).unwrap();
+    assert_eq!(opened.output.unwrap()["to"], "mail ana@example.com now");
+}

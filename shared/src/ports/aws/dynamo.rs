@@ -151,52 +151,90 @@ impl DynamoStore {
         Ok((put, object))
     }
 
-    /// Puts an execution's item; after a write that succeeded the replaced item's
-    /// object is deleted, after one that did not, the object written for it.
-    async fn put_item(&self, put: Value, object: Option<String>) -> Result<Value, CallError> {
+    /// Puts an execution's item. After a write that succeeded, the replaced item's
+    /// object is deleted. After one whose condition failed, the object written for
+    /// it is, unless the item there points to it: a retried attempt fails its
+    /// condition on the write of the attempt before it, which did apply. Any other
+    /// failure may have applied too, so its object stays (the lifecycle or a prune
+    /// removes it if nothing points to it).
+    async fn put_item(&self, mut put: Value, object: Option<String>) -> Result<Value, CallError> {
+        if self.objects.is_some() && put.get("ConditionExpression").is_some() {
+            put["ReturnValuesOnConditionCheckFailure"] = json!("ALL_OLD");
+        }
         let result = self.call("PutItem", put).await;
-        if let Some(objects) = &self.objects {
-            match &result {
-                Ok(reply) => {
-                    let old = reply.get("Attributes").and_then(Value::as_object);
-                    if let Some(key) = old.and_then(|o| get_s(o, "recordAt"))
-                        && Some(key) != object.as_deref()
-                    {
-                        objects.discard(key).await;
-                    }
-                }
-                Err(_) => {
-                    if let Some(key) = &object {
-                        objects.discard(key).await;
-                    }
+        let Some(objects) = &self.objects else {
+            return result;
+        };
+        let pointed = |item: Option<&Value>| {
+            item.and_then(Value::as_object)
+                .and_then(|o| get_s(o, "recordAt"))
+                .map(str::to_string)
+        };
+        match &result {
+            Ok(reply) => {
+                if let Some(old) = pointed(reply.get("Attributes"))
+                    && Some(&old) != object.as_ref()
+                {
+                    objects.discard(&old).await;
                 }
             }
+            Err(e) if e.code == CONDITION_FAILED => {
+                let held = pointed(e.details.as_deref().and_then(|d| d.get("Item")));
+                if let Some(ours) = &object
+                    && held.as_ref() != Some(ours)
+                {
+                    objects.discard(ours).await;
+                }
+            }
+            Err(_) => {}
         }
         result
     }
 
     /// An execution from its item, its record read from the object the item
-    /// points to when it has one.
-    async fn execution_of(&self, found: &Item) -> Result<Execution, StoreError> {
-        let Some(key) = get_s(found, "recordAt") else {
-            return decode(found);
-        };
-        let Some(objects) = &self.objects else {
-            return Err(StoreError::Unreadable {
-                what: format!(
-                    "record at {key}: no claim-check bucket is configured (HOOKFLOW_BUCKET)"
-                ),
-                source: None,
-            });
-        };
-        let text = objects
-            .get(key)
-            .await?
-            .ok_or_else(|| StoreError::Unreadable {
-                what: format!("record at {key}: the object is gone"),
-                source: None,
-            })?;
-        serde_json::from_str(&text).map_err(|e| StoreError::unreadable("record", e))
+    /// points to when it has one; `None` for an item past its retention whose
+    /// object the bucket's lifecycle removed first (DynamoDB's TTL deletes late).
+    async fn execution_of(&self, found: &Item) -> Result<Option<Execution>, StoreError> {
+        let mut found = Cow::Borrowed(found);
+        // A write may replace the item and delete the object between the two reads:
+        // the item read again points to the new one.
+        for _ in 0..3 {
+            let Some(key) = get_s(&found, "recordAt") else {
+                return decode(&found).map(Some);
+            };
+            let Some(objects) = &self.objects else {
+                return Err(StoreError::Unreadable {
+                    what: format!(
+                        "record at {key}: no claim-check bucket is configured (HOOKFLOW_BUCKET)"
+                    ),
+                    source: None,
+                });
+            };
+            if let Some(text) = objects.get(key).await? {
+                return serde_json::from_str(&text)
+                    .map(Some)
+                    .map_err(|e| StoreError::unreadable("record", e));
+            }
+            if item::get_n(&found, "expiresAt")
+                .and_then(|at| at.parse::<i64>().ok())
+                .is_some_and(|at| at <= crate::time::unix_seconds())
+            {
+                return Ok(None);
+            }
+            let Some(pk) = get_s(&found, "pk").map(str::to_string) else {
+                break;
+            };
+            match self.get(pk, "EX").await? {
+                Some(again) if get_s(&again, "recordAt") != Some(key) => {
+                    found = Cow::Owned(again);
+                }
+                Some(_) => break,
+                None => return Ok(None),
+            }
+        }
+        Err(StoreError::unavailable(
+            "an execution's record object is missing; it is read again later",
+        ))
     }
 
     /// One page of a workflow's execution ids in the filter's window, from the
@@ -483,13 +521,14 @@ impl ExecutionStore for DynamoStore {
         if execution.paused.is_none() || self.objects.is_some() {
             return Cow::Borrowed(execution);
         }
-        let record = item::execution_record(execution);
+        // Decided on what is written: a run that redacts adds its sealed state.
+        let Ok(kept) = crate::ports::kept(execution) else {
+            return Cow::Borrowed(execution);
+        };
+        let record = item::execution_record(&kept);
         match serde_json::from_str::<Execution>(&record.text) {
-            Ok(mut written) if record.pause_token.is_none() => {
-                // Still this run in memory: a store redacts it as it writes it.
-                written.kept_as = execution.kept_as.clone();
-                Cow::Owned(written)
-            }
+            // Already as kept (redacted, if the run redacts): written as it is.
+            Ok(written) if record.pause_token.is_none() => Cow::Owned(written),
             _ => Cow::Borrowed(execution),
         }
     }
@@ -506,7 +545,12 @@ impl ExecutionStore for DynamoStore {
             Err(e) if e.code == CONDITION_FAILED => {
                 let key = item::key(item::execution_pk(&execution.id), "EX");
                 match item::held(&self.client, &self.table, e, key).await? {
-                    Some(found) => self.execution_of(&found).await.map(Some),
+                    Some(found) => match self.execution_of(&found).await? {
+                        Some(execution) => Ok(Some(execution)),
+                        None => Err(StoreError::unavailable(
+                            "the execution record expired while it was read; retry",
+                        )),
+                    },
                     None => Err(StoreError::unavailable(
                         "the execution record changed while it was read; retry",
                     )),
@@ -518,7 +562,7 @@ impl ExecutionStore for DynamoStore {
 
     async fn execution(&self, id: &str) -> Result<Option<Execution>, StoreError> {
         match self.get(item::execution_pk(id), "EX").await? {
-            Some(found) => self.execution_of(&found).await.map(Some),
+            Some(found) => self.execution_of(&found).await,
             None => Ok(None),
         }
     }

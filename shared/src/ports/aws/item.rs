@@ -161,6 +161,8 @@ pub fn fit(execution: &Execution, text: String) -> Record {
         // A pause must keep its context, output, jobs and state whole to resume
         // exactly; one that cannot fit ends here, recorded as an error.
         trimmed.paused = None;
+        // What was sealed to resume with goes too: nothing resumes this.
+        trimmed.sealed = None;
         trimmed.status = ExecutionStatus::Error;
         for job in trimmed
             .jobs

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::super::accept::Event;
-use super::super::deadline::{Deadline, sync_time_limit};
+use super::super::deadline::sync_time_limit;
 use super::super::idempotency::{self, ACCEPT_WINDOW_SECONDS, ClaimState, Claimed, KeyClaim};
 use super::super::refusal::Refusal;
 use super::{Dispatch, async_answer};
@@ -57,7 +57,7 @@ impl Dispatch {
         let mut kept = idempotency::keep(&response, &id);
         // What is kept of the answer holds no redacted value either.
         if let Some(redaction) = &redaction {
-            redaction.scrub_bytes(&mut kept.body);
+            redaction.scrub_answer(&mut kept);
         }
         if let Err(e) = self.claims.complete(claim, kept).await {
             // The run is recorded; a duplicate after the lease runs it again.
@@ -77,16 +77,21 @@ impl Dispatch {
     /// names the one execution, and no delivery runs twice.
     pub(super) async fn accept_once(
         &self,
-        workflow: &DeployedWorkflow,
+        event: &Event,
         mut message: RunMessage,
         key: String,
-        deadline: Option<Deadline>,
     ) -> Result<Response<Bytes>, Refusal> {
+        let (workflow, deadline) = (event.workflow.as_ref(), event.deadline);
         let now = unix_now();
         message.copy_id = Some(new_copy_id());
+        // Answered from the real context; kept, and queued, redacted.
         let answer = async_answer(workflow, &message);
         let id = message.execution_id.clone();
-        let kept = idempotency::keep(&answer, &id);
+        let mut kept = idempotency::keep(&answer, &id);
+        if let Some(redaction) = &event.redaction {
+            redaction.scrub_answer(&mut kept);
+        }
+        super::seal(event, &mut message)?;
         let claim = KeyClaim::async_run(workflow, key, id, now, kept);
         let answer = match self.claims.accept(&claim, &message, now).await {
             Ok(Claimed::Queued) => return Ok(answer),

@@ -48,9 +48,8 @@ impl Dispatch {
             (Some(key), true) => self.run_sync_once(event, key).await,
             (Some(key), false) => {
                 let id = new_execution_id();
-                let message = async_message(&event, id, Some(key.clone()))?;
-                self.accept_once(&event.workflow, message, key, event.deadline)
-                    .await
+                let message = async_message(&event, id, Some(key.clone()));
+                self.accept_once(&event, message, key).await
             }
             (None, true) => {
                 let Event {
@@ -71,9 +70,12 @@ impl Dispatch {
             }
             (None, false) => {
                 let id = new_execution_id();
-                let message = async_message(&event, id, None)?;
+                let mut message = async_message(&event, id, None);
+                // Answered from the real context; queued with it sealed.
+                let answer = async_answer(&event.workflow, &message);
+                seal(&event, &mut message)?;
                 self.enqueue(&message, None).await?;
-                Ok(async_answer(&event.workflow, &message))
+                Ok(answer)
             }
         }
     }
@@ -97,14 +99,14 @@ pub(super) struct SyncRun {
 }
 
 /// An async run's message; for a hook that redacts, its context redacted and the
-/// real one sealed.
+/// real one sealed ([`seal`]).
 fn async_message(
     event: &Event,
     execution_id: String,
     idempotency_key: Option<String>,
-) -> Result<RunMessage, Refusal> {
+) -> RunMessage {
     let workflow = &event.workflow;
-    let mut message = RunMessage {
+    RunMessage {
         execution_id,
         workflow_key: workflow.key.clone(),
         workflow_version: workflow.version,
@@ -118,14 +120,18 @@ fn async_message(
         copy_id: None,
         context_at: None,
         sealed: None,
-    };
-    if let Some(redaction) = &event.redaction {
-        redaction.seal_message(&mut message).map_err(|e| {
-            tracing::error!(execution_id = %message.execution_id, error = %e, "cannot seal a run");
-            Refusal::NotQueued { retry_after: None }
-        })?;
     }
-    Ok(message)
+}
+
+/// For a hook that redacts: the message's context redacted, the real one sealed.
+fn seal(event: &Event, message: &mut RunMessage) -> Result<(), Refusal> {
+    let Some(redaction) = &event.redaction else {
+        return Ok(());
+    };
+    redaction.seal_message(message).map_err(|e| {
+        tracing::error!(execution_id = %message.execution_id, error = %e, "cannot seal a run");
+        Refusal::NotQueued { retry_after: None }
+    })
 }
 
 /// An async workflow's configured immediate answer.

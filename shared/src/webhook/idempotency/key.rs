@@ -29,7 +29,15 @@ pub fn key_of(
         None => preset_key(trigger.signature.as_ref()?.preset, headers, body, context)?,
     };
     let key = key.trim();
-    (!key.is_empty()).then(|| stored_key(key))
+    if key.is_empty() {
+        return None;
+    }
+    // A hook that redacts may key on a redacted value: the key is kept (in the
+    // claim, the message, the record) as its SHA-256 only.
+    Some(match trigger.redact {
+        Some(_) => format!("{HASHED}{}", hex::encode(Sha256::digest(key))),
+        None => stored_key(key),
+    })
 }
 
 /// The key as claimed: a long one as `sha256:<hex>`, a raw one as itself, or as
