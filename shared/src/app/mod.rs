@@ -1,6 +1,7 @@
 //! The application: runs recorded as executions (the [`runner`]), the queue's
 //! [`worker`], durable [`wakeups`] of paused runs, [`subflows`], [`deploy`]ing
-//! definitions, execution [`ids`], [`replay`], [`retention`], the [`idempotency`]
+//! definitions, execution [`ids`], [`replay`], bodies that do not match `trigger.schema`
+//! ([`invalid`]), [`retention`], the [`idempotency`]
 //! protocol. It speaks to storage through [`crate::ports`]'
 //! traits only; the wiring above builds it on real adapters.
 
@@ -9,6 +10,7 @@ mod error;
 pub mod failures;
 pub mod idempotency;
 pub mod ids;
+pub mod invalid;
 pub mod pauses;
 pub mod replay;
 pub mod retention;

@@ -206,6 +206,8 @@ mod tests {
             idempotency: None,
             allow_ips: Vec::new(),
             rate_limit: None,
+            schema: None,
+            on_invalid: Default::default(),
         }
     }
 

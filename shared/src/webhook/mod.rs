@@ -133,6 +133,7 @@ impl WebhookService {
         let answered = crate::guard::catch(async {
             match self.accept.check(admitted, request).await? {
                 Accepted::Event(event) => self.dispatch.run(event).await,
+                Accepted::Invalid(event, mismatch) => self.dispatch.keep(event, &mismatch).await,
                 Accepted::Answered(answer) => Ok(answer),
             }
         });

@@ -81,7 +81,7 @@ impl Dispatch {
     ) -> Result<Response<Bytes>, Refusal> {
         let now = unix_now();
         message.copy_id = Some(new_copy_id());
-        let answer = async_answer(workflow, &message);
+        let answer = async_answer(workflow, &message.context, &message.execution_id);
         let id = message.execution_id.clone();
         let kept = idempotency::keep(&answer, &id);
         let claim = KeyClaim::async_run(workflow, key, id, now, kept);
