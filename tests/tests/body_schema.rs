@@ -91,6 +91,10 @@ async fn a_body_that_does_not_match_is_refused_422_with_its_pointers_and_never_r
     let refused = ["hook=\"orders-hook\"", "status=\"422\""];
     let counted = count(&server, "hookflow_requests_total", &refused).await;
     assert_eq!(counted, Some(2.0));
+    // And apart from the 422s a workflow's own response node may answer.
+    let refused = ["hook=\"orders-hook\"", "outcome=\"refused\""];
+    let counted = count(&server, "hookflow_schema_mismatches_total", &refused).await;
+    assert_eq!(counted, Some(2.0));
 }
 
 #[tokio::test]
@@ -121,6 +125,9 @@ async fn a_kept_delivery_is_invalid_until_the_schema_is_fixed_then_its_replay_ru
     assert_eq!(listed[0]["status"], "invalid");
     let invalid = ["workflow=\"inbox\"", "status=\"invalid\""];
     let counted = count(&server, "hookflow_executions_total", &invalid).await;
+    assert_eq!(counted, Some(1.0));
+    let outcome = ["hook=\"inbox-hook\"", "outcome=\"kept\""];
+    let counted = count(&server, "hookflow_schema_mismatches_total", &outcome).await;
     assert_eq!(counted, Some(1.0));
 
     // Replayed before the fix, it is invalid again: nothing runs.

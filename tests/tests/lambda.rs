@@ -1162,6 +1162,18 @@ async fn a_body_failing_trigger_schema_is_refused_422_or_kept_invalid_then_repla
             .any(|l| l["workflow"] == "schema-keep" && l["status"] == "invalid"),
         "{lines:?}"
     );
+    let mismatches: Vec<(&Value, &Value)> = lines
+        .iter()
+        .filter(|l| l["hookflow_schema_mismatches_total"] == 1.0)
+        .map(|l| (&l["hook"], &l["outcome"]))
+        .collect();
+    assert_eq!(
+        mismatches,
+        [
+            (&json!("schema-refuse"), &json!("refused")),
+            (&json!("schema-keep"), &json!("kept"))
+        ]
+    );
 
     // The fix accepts string ids; the replay is queued and the worker runs it.
     deploy_to(&stack, &flow("schema-keep", "string", true));

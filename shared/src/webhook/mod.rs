@@ -139,7 +139,12 @@ impl WebhookService {
         });
         let response = match answered.await {
             Ok(Ok(answer)) => answer,
-            Ok(Err(refusal)) => refusal.into_response(),
+            Ok(Err(refusal)) => {
+                if matches!(refusal, Refusal::BodyMismatch(_)) {
+                    self.telemetry.body_mismatch(&hook, false);
+                }
+                refusal.into_response()
+            }
             Err(panic) => internal_error(&panic),
         };
         self.telemetry.request(&hook, response.status().as_u16());

@@ -88,7 +88,10 @@ impl Dispatch {
         let mut record = invalid_record(&event.workflow, &id, event.context, mismatch);
         record.idempotency_key = event.key;
         match self.store.insert_execution(&record).await {
-            Ok(_) => count_recorded(self.telemetry.as_ref(), &record),
+            Ok(_) => {
+                self.telemetry.body_mismatch(&event.workflow.hook_id, true);
+                count_recorded(self.telemetry.as_ref(), &record);
+            }
             Err(e) => {
                 tracing::error!(execution_id = %id, error = %e, "cannot record an invalid delivery");
                 return Err(Refusal::NotRecorded);
