@@ -1140,6 +1140,22 @@ async fn a_body_failing_trigger_schema_is_refused_422_or_kept_invalid_then_repla
     assert_eq!(record["status"], "invalid");
     assert!(job_trail(&record).is_empty());
     assert_eq!(record["output"]["schemaPath"], "/properties/id/type");
+    // Listed by status: the gsi2 partition WFST#schema-keep#invalid.
+    let by_status = |status: &str| {
+        let args = [
+            "executions",
+            "list",
+            "--json",
+            "--workflow",
+            "schema-keep",
+            "--status",
+        ];
+        let (ok, out, err) =
+            hookflow(&[&args[..], &[status, "--table", &stack.env.table]].concat());
+        assert!(ok, "{err}");
+        serde_json::from_str::<Vec<Value>>(&out).unwrap().len()
+    };
+    assert_eq!((by_status("invalid"), by_status("resolved")), (1, 0));
     let queued = stack
         .queue
         .receive(10, Duration::from_secs(1))
