@@ -59,7 +59,7 @@ pub enum ExecutionsCommand {
         /// Only executions of this workflow key.
         #[arg(long)]
         workflow: Option<String>,
-        /// Only executions in this status (resolved, failed, error, aborted, canceled).
+        /// Only executions in this status (resolved, failed, error, aborted, canceled, invalid).
         #[arg(long, value_parser = parse_status)]
         status: Option<ExecutionStatus>,
         #[command(flatten)]
@@ -81,7 +81,7 @@ pub struct FilterArgs {
     /// Only executions of this workflow key.
     #[arg(long)]
     workflow: Option<String>,
-    /// Only executions in this status (started, resolved, failed, error, aborted, canceled).
+    /// Only executions in this status (started, resolved, failed, error, aborted, canceled, invalid).
     #[arg(long, value_parser = parse_status)]
     status: Option<ExecutionStatus>,
     /// Only those created since then: a time back from now (10m, 2h, 7d) or RFC 3339.
@@ -112,7 +112,9 @@ impl FilterArgs {
 
 fn parse_status(text: &str) -> Result<ExecutionStatus, String> {
     serde_json::from_value(Value::String(text.to_ascii_lowercase())).map_err(|_| {
-        format!("{text:?} is not a status: started, resolved, failed, error, aborted or canceled")
+        format!(
+            "{text:?} is not a status: started, resolved, failed, error, aborted, canceled or invalid"
+        )
     })
 }
 
@@ -198,6 +200,12 @@ pub fn run(command: ExecutionsCommand) -> anyhow::Result<ExitCode> {
                                 "replayed {} as {} ({} v{})",
                                 original.id, run.execution_id, run.workflow_key, run.workflow_version
                             );
+                            if let Some(m) = &run.invalid {
+                                println!(
+                                    "  recorded invalid: the body still does not match trigger.schema: {} (instancePath {:?}, schemaPath {:?})",
+                                    m.error, m.instance_path, m.schema_path
+                                );
+                            }
                         }
                         Err(e @ (ReplayError::Store(_) | ReplayError::Queue(_))) => {
                             return Err(e.into());

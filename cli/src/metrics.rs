@@ -9,6 +9,7 @@ use std::time::Duration;
 use hookflow::model::ExecutionStatus;
 use hookflow::ports::Telemetry;
 use hookflow::ports::embedded::EmbeddedQueue;
+use hookflow::ports::telemetry::mismatch_outcome;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -34,6 +35,12 @@ struct ExecutionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MismatchLabels {
+    hook: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WorkflowLabel {
     workflow: String,
 }
@@ -47,6 +54,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     executions: Family<ExecutionLabels, Counter>,
+    mismatches: Family<MismatchLabels, Counter>,
     durations: Family<WorkflowLabel, Histogram, fn() -> Histogram>,
     queue_depth: Gauge,
     paused: Gauge,
@@ -72,6 +80,12 @@ impl Metrics {
             "Runs that ended, by workflow and status",
             executions.clone(),
         );
+        let mismatches = Family::<MismatchLabels, Counter>::default();
+        registry.register(
+            "hookflow_schema_mismatches",
+            "Bodies that did not match their hook's trigger.schema, by hook id and outcome (refused: 422; kept: recorded invalid)",
+            mismatches.clone(),
+        );
         let durations = Family::<WorkflowLabel, Histogram, fn() -> Histogram>::new_with_constructor(
             duration_histogram,
         );
@@ -96,6 +110,7 @@ impl Metrics {
             registry,
             requests,
             executions,
+            mismatches,
             durations,
             queue_depth,
             paused,
@@ -151,6 +166,15 @@ impl Telemetry for Metrics {
                 workflow: workflow.to_string(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    fn body_mismatch(&self, hook: &str, kept: bool) {
+        self.mismatches
+            .get_or_create(&MismatchLabels {
+                hook: hook.to_string(),
+                outcome: mismatch_outcome(kept),
+            })
+            .inc();
     }
 }
 

@@ -317,6 +317,15 @@ pub fn job_trail(execution: &Value) -> Vec<(&str, &str)> {
         .collect()
 }
 
+/// The new execution ids `hookflow executions replay` printed (`replayed OLD as
+/// NEW (...)`).
+pub fn replayed_ids(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("replayed "))
+        .map(|l| l.split_whitespace().nth(2).unwrap().to_string())
+        .collect()
+}
+
 /// A reqwest client that does not follow redirects or keep state.
 pub fn client() -> reqwest::Client {
     // reqwest is built with hookflow's TLS (rustls on ring, no default provider).

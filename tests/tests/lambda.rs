@@ -1074,3 +1074,131 @@ async fn an_async_run_hands_its_event_on_to_aws_from_the_worker() {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].body(), Some(r#"{"order":"A-8"}"#));
 }
+
+/// `trigger.schema` through the webhook handler on DynamoDB and SQS: a refused
+/// body is answered 422 with its pointers and queues nothing; a kept one is
+/// recorded `invalid` at once, counted as such, and runs through the worker when
+/// replayed after the fix.
+#[tokio::test]
+async fn a_body_failing_trigger_schema_is_refused_422_or_kept_invalid_then_replayed() {
+    let stack = stack().await;
+    let flow = |key: &str, id_type: &str, keep: bool| {
+        let schema = json!({"type": "object", "required": ["id"],
+            "properties": {"id": {"type": id_type}}});
+        let mut trigger = json!({"type": "webhook", "hookId": key, "schema": schema});
+        if keep {
+            trigger["onInvalid"] = json!("keep");
+        }
+        json!({"key": key, "trigger": trigger,
+            "nodes": [{"key": "note", "type": "output", "config": {"value": "order {{$context.body.id}}"}}]})
+    };
+    deploy_to(&stack, &flow("schema-refuse", "integer", false));
+    deploy_to(&stack, &flow("schema-keep", "integer", true));
+    let json_body = json!({"content-type": "application/json"});
+    let deliver = |hook: &str| event_to(hook, json_body.clone(), r#"{"id": "A-1"}"#, "203.0.113.9");
+
+    let refused = hookflow_webhook::handle(&stack.app, deliver("schema-refuse"))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let body = body_of(&refused);
+    assert_eq!(body["instancePath"], "/id", "{body}");
+    assert_eq!(body["schemaPath"], "/properties/id/type", "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("integer"),
+        "{body}"
+    );
+    assert!(on_moto::executions_on(&stack.env.table, "schema-refuse").is_empty());
+
+    let kept = hookflow_webhook::handle(&stack.app, deliver("schema-keep"))
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.status(),
+        200,
+        "the default answer of an accepted delivery"
+    );
+    let found = on_moto::executions_on(&stack.env.table, "schema-keep");
+    assert_eq!(found.len(), 1);
+    let (id, record) = (
+        found[0]["id"].as_str().unwrap(),
+        show(&stack, found[0]["id"].as_str().unwrap()).await,
+    );
+    assert_eq!(record["status"], "invalid");
+    assert!(job_trail(&record).is_empty());
+    assert_eq!(record["output"]["schemaPath"], "/properties/id/type");
+    // Listed by status: the gsi2 partition WFST#schema-keep#invalid.
+    let by_status = |status: &str| {
+        let args = [
+            "executions",
+            "list",
+            "--json",
+            "--workflow",
+            "schema-keep",
+            "--status",
+        ];
+        let (ok, out, err) =
+            hookflow(&[&args[..], &[status, "--table", &stack.env.table]].concat());
+        assert!(ok, "{err}");
+        serde_json::from_str::<Vec<Value>>(&out).unwrap().len()
+    };
+    assert_eq!((by_status("invalid"), by_status("resolved")), (1, 0));
+    let queued = stack
+        .queue
+        .receive(10, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(
+        queued.is_empty(),
+        "neither delivery queued a run: {queued:?}"
+    );
+    let lines = emf_lines(&stack);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["hook"] == "schema-refuse" && l["status"] == "422"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["workflow"] == "schema-keep" && l["status"] == "invalid"),
+        "{lines:?}"
+    );
+    let mismatches: Vec<(&Value, &Value)> = lines
+        .iter()
+        .filter(|l| l["hookflow_schema_mismatches_total"] == 1.0)
+        .map(|l| (&l["hook"], &l["outcome"]))
+        .collect();
+    assert_eq!(
+        mismatches,
+        [
+            (&json!("schema-refuse"), &json!("refused")),
+            (&json!("schema-keep"), &json!("kept"))
+        ]
+    );
+
+    // The fix accepts string ids; the replay is queued and the worker runs it.
+    deploy_to(&stack, &flow("schema-keep", "string", true));
+    let (ok, out, err) = hookflow(&[
+        "executions",
+        "replay",
+        id,
+        "--table",
+        &stack.env.table,
+        "--queue-url",
+        &stack.env.queue_url,
+    ]);
+    assert!(
+        ok && out.contains("(schema-keep v2)") && !out.contains("invalid"),
+        "{out}{err}"
+    );
+    assert_eq!(work_off(&stack, 1).await, 1);
+    let replays = on_moto::executions_on(&stack.env.table, "schema-keep");
+    let run = replays
+        .iter()
+        .find(|e| e["replayOf"] == id)
+        .expect("the replay's record");
+    assert_eq!(run["status"], "resolved", "{run}");
+    assert_eq!(job_trail(run), [("note", "resolved")]);
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use hookflow::model::{Cursor, Execution, ExecutionStatus, Paused, Wait};
 use hookflow::ports::ExecutionStore;
 use hookflow::ports::embedded::{Database, EmbeddedStore};
-use hookflow_tests::{Server, client, hookflow};
+use hookflow_tests::{Server, client, hookflow, replayed_ids};
 use serde_json::{Value, json};
 
 fn flows() -> Vec<Value> {
@@ -399,14 +399,6 @@ fn replay(server: &Server, args: &[&str]) -> (bool, String, String) {
     all.extend_from_slice(args);
     all.extend(["--data", data.to_str().unwrap()]);
     hookflow(&all)
-}
-
-/// The new execution ids a replay printed (`replayed OLD as NEW (...)`).
-fn replayed_ids(out: &str) -> Vec<String> {
-    out.lines()
-        .filter_map(|l| l.strip_prefix("replayed "))
-        .map(|l| l.split_whitespace().nth(2).unwrap().to_string())
-        .collect()
 }
 
 async fn wait_for(server: &Server, id: &str, status: &str, within: Duration) -> Value {

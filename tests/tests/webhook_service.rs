@@ -157,6 +157,33 @@ async fn the_hook_cache_stays_within_its_bounds_and_still_finds_hooks() {
     assert!(entries > 10, "{entries}");
 }
 
+/// A refresh that finds the same version keeps the definition it had, and with it
+/// what was compiled from it (`trigger.schema`): compiled once per version, not once
+/// per TTL; a new version is picked up as before.
+#[tokio::test]
+async fn the_hook_cache_keeps_an_unchanged_version_across_refreshes() {
+    use hookflow::webhook::HookCache;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_with_queue(dir.path(), None).await;
+    let cache = HookCache::new(Duration::from_millis(1));
+    let get = || cache.get(app.store.as_ref(), "async-hook");
+    let first = get().await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let refreshed = get().await.unwrap().unwrap();
+    assert!(Arc::ptr_eq(&first, &refreshed), "the same version is kept");
+    let doc = json!({"key": "a", "title": "changed", "trigger": {"type": "webhook", "hookId": "async-hook"}});
+    let def = hookflow::validate::validate(&doc, &app.node_types).unwrap();
+    hookflow::app::deploy::deploy(app.store.as_ref(), &app.node_types, def)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let next = get().await.unwrap().unwrap();
+    assert_eq!(
+        (next.version, next.definition.title.as_deref()),
+        (2, Some("changed"))
+    );
+}
+
 /// On the embedded store a keyed delivery's run is queued in the very write that
 /// takes its idempotency claim (in the file's own queue), so there is no claim
 /// without its run: the accept does not wait on another queue, the run is delivered

@@ -38,22 +38,56 @@ pub fn load_file(file: &Path, registry: &NodeRegistry) -> Result<WorkflowDefinit
         }],
     };
     let text = std::fs::read_to_string(file).map_err(|e| fail(format!("cannot read: {e}")))?;
-    let doc: Value =
+    let mut doc: Value =
         serde_json::from_str(&text).map_err(|e| fail(format!("not valid JSON: {e}")))?;
-    validate::validate(&doc, registry).map_err(|problems| FileProblems {
+    let problems = |problems| FileProblems {
         file: file.to_path_buf(),
         problems,
-    })
+    };
+    read_schema_beside(&mut doc, file).map_err(|p| problems(vec![p]))?;
+    validate::validate(&doc, registry).map_err(problems)
 }
 
-/// The `*.json` files of a directory, or the file itself, sorted by name.
+/// A `trigger.schema` that is a path: the JSON file it names, relative to the
+/// workflow file's directory, read in its place, so what is deployed holds the
+/// schema itself (the webhook reads no file).
+fn read_schema_beside(doc: &mut Value, file: &Path) -> Result<(), Problem> {
+    let Some(slot) = doc.pointer_mut("/trigger/schema") else {
+        return Ok(());
+    };
+    let Some(name) = slot.as_str() else {
+        return Ok(());
+    };
+    let path = file.parent().unwrap_or(Path::new("")).join(name);
+    let problem = |message: String| Problem {
+        path: "trigger.schema".into(),
+        message,
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| problem(format!("cannot read {}: {e}", path.display())))?;
+    *slot = serde_json::from_str(&text)
+        .map_err(|e| problem(format!("{} is not valid JSON: {e}", path.display())))?;
+    Ok(())
+}
+
+/// What a schema file beside workflows is named: a directory's `*.schema.json`
+/// files are schemas, not workflows.
+const SCHEMA_FILE_SUFFIX: &str = ".schema.json";
+
+/// The `*.json` files of a directory (not its `*.schema.json`), or the file
+/// itself, sorted by name.
 pub fn definition_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     if path.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
+    let is_schema = |p: &Path| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(SCHEMA_FILE_SUFFIX))
+    };
     let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "json"))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "json") && !is_schema(p))
         .collect();
     files.sort();
     Ok(files)
@@ -236,4 +270,53 @@ pub fn new_hook_id() -> String {
 /// The path a hook answers on.
 pub fn webhook_path(hook_id: &str) -> String {
     format!("/api/webhook:trigger/{hook_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_schema_path_is_read_beside_the_file_and_its_file_is_no_workflow() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = json!({"type": "object", "required": ["id"]});
+        std::fs::create_dir(dir.path().join("schemas")).unwrap();
+        std::fs::write(dir.path().join("schemas/order.json"), schema.to_string()).unwrap();
+        std::fs::write(dir.path().join("order.schema.json"), schema.to_string()).unwrap();
+        let workflow =
+            |schema: &str| json!({"key": "k", "trigger": {"type": "webhook", "schema": schema}});
+        std::fs::write(
+            dir.path().join("a.json"),
+            workflow("schemas/order.json").to_string(),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("b.json"),
+            workflow("order.schema.json").to_string(),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("c.json"),
+            workflow("missing.json").to_string(),
+        )
+        .unwrap();
+        let files = definition_files(dir.path()).unwrap();
+        let names: Vec<_> = files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, ["a.json", "b.json", "c.json"]);
+        let registry = crate::nodes::builtin();
+        for file in &files[..2] {
+            let loaded = load_file(file, &registry).unwrap();
+            assert_eq!(loaded.trigger.schema.unwrap().document(), &schema);
+        }
+        let missing = load_file(&files[2], &registry).unwrap_err();
+        assert_eq!(missing.problems[0].path, "trigger.schema");
+        assert!(
+            missing.problems[0].message.contains("cannot read"),
+            "{missing}"
+        );
+    }
 }

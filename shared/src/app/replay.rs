@@ -3,14 +3,20 @@
 //! replay), on the workflow's current version or the one that ran. The original
 //! is marked replayed in the store before its replay is queued, so a bulk replay
 //! knows it from then on, not only once the replay has run and been recorded.
+//!
+//! A replay passes that version's `trigger.schema` as a delivery does: a context
+//! whose body does not match is recorded `invalid` again (no node runs), whatever
+//! `onInvalid` says, since no sender waits for a 422. So an `invalid` execution
+//! runs once its workflow or schema is fixed, and not before.
 
 use std::collections::HashSet;
 
-use crate::model::{Execution, ExecutionStatus, RunMessage};
+use crate::model::{Execution, ExecutionStatus, Mismatch, RunMessage, SchemaProblem};
 use crate::ports::{ExecutionFilter, Queue, QueueError, Store, StoreError};
 use crate::time::now_rfc3339;
 
 use super::ids::new_execution_id;
+use super::invalid::{body_mismatch, invalid_record};
 
 /// Why an execution cannot be replayed.
 #[derive(Debug, thiserror::Error)]
@@ -29,18 +35,27 @@ pub enum ReplayError {
     ContextNotKept(String),
     #[error("execution {0} was replayed meanwhile by another replay")]
     ReplayedMeanwhile(String),
+    #[error("workflow {key:?} version {version}'s trigger.schema cannot be used: {problem}")]
+    Schema {
+        key: String,
+        version: u32,
+        problem: SchemaProblem,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Queue(#[from] QueueError),
 }
 
-/// A replay that was queued.
+/// A replay that was queued, or recorded `invalid` at once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Replayed {
     pub execution_id: String,
     pub workflow_key: String,
     pub workflow_version: u32,
+    /// Set when the body still does not match the version's `trigger.schema`:
+    /// the replay was recorded `invalid`, not queued.
+    pub invalid: Option<Mismatch>,
 }
 
 /// Queues a new run of `original`'s workflow with its trigger context: on the
@@ -67,7 +82,7 @@ pub async fn replay(
     if !current.definition.enabled {
         return Err(ReplayError::Disabled(key.clone()));
     }
-    let version = if same_version {
+    let workflow = if same_version {
         store
             .workflow_version(key, original.workflow_version)
             .await?
@@ -75,10 +90,16 @@ pub async fn replay(
                 key: key.clone(),
                 version: original.workflow_version,
             })?
-            .version
     } else {
-        current.version
+        current
     };
+    let version = workflow.version;
+    let invalid =
+        body_mismatch(&workflow, &original.context).map_err(|problem| ReplayError::Schema {
+            key: key.clone(),
+            version,
+            problem,
+        })?;
     let message = RunMessage {
         execution_id: new_execution_id(),
         workflow_key: key.clone(),
@@ -99,18 +120,34 @@ pub async fn replay(
     if !store.mark_replay(id, replay_id, once).await? {
         return Err(ReplayError::ReplayedMeanwhile(id.clone()));
     }
-    if let Err(e) = queue.enqueue(&message).await {
-        // Not queued: the mark goes, so the next bulk replay takes it.
+    let done = match &invalid {
+        Some(mismatch) => {
+            let mut record =
+                invalid_record(&workflow, replay_id, message.context.clone(), mismatch);
+            record.replay_of = message.replay_of.clone();
+            record.on_failure_of = message.on_failure_of.clone();
+            store
+                .insert_execution(&record)
+                .await
+                .map(drop)
+                .map_err(ReplayError::from)
+        }
+        None => queue.enqueue(&message).await.map_err(ReplayError::from),
+    };
+    if let Err(e) = done {
+        // Neither queued nor recorded: the mark goes, so the next bulk replay
+        // takes it.
         if let Err(unmark) = store.unmark_replay(id, replay_id).await {
             tracing::warn!(execution_id = %id, error = %unmark,
                 "a replay could not be queued and stays marked; `--again` replays it");
         }
-        return Err(e.into());
+        return Err(e);
     }
     Ok(Replayed {
         execution_id: message.execution_id,
         workflow_key: message.workflow_key,
         workflow_version: version,
+        invalid,
     })
 }
 

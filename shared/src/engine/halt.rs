@@ -145,7 +145,8 @@ impl Halt {
             ExecutionStatus::Aborted => JobStatus::Aborted,
             ExecutionStatus::Canceled => JobStatus::Canceled,
             ExecutionStatus::Started => JobStatus::Pending,
-            ExecutionStatus::Error => JobStatus::Error,
+            // No node halts a run as invalid: that is decided before any runs.
+            ExecutionStatus::Error | ExecutionStatus::Invalid => JobStatus::Error,
         }
     }
 }

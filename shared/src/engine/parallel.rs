@@ -194,7 +194,9 @@ impl SavedBranches {
                     ExecutionStatus::Failed => SavedBranch::Failed,
                     ExecutionStatus::Aborted => SavedBranch::Aborted,
                     ExecutionStatus::Canceled => SavedBranch::Canceled,
-                    ExecutionStatus::Error | ExecutionStatus::Started => SavedBranch::Error,
+                    ExecutionStatus::Error
+                    | ExecutionStatus::Started
+                    | ExecutionStatus::Invalid => SavedBranch::Error,
                 },
                 (None, None) => SavedBranch::Canceled,
             })

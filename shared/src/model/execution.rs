@@ -16,6 +16,9 @@ pub enum ExecutionStatus {
     Error,
     Aborted,
     Canceled,
+    /// A delivery whose body did not match `trigger.schema`, kept
+    /// (`trigger.onInvalid: "keep"`) for a replay: no node ran.
+    Invalid,
 }
 
 impl ExecutionStatus {
@@ -32,6 +35,7 @@ impl ExecutionStatus {
             Self::Error => "error",
             Self::Aborted => "aborted",
             Self::Canceled => "canceled",
+            Self::Invalid => "invalid",
         }
     }
 }

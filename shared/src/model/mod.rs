@@ -1,5 +1,6 @@
 //! The data hookflow works on: workflow definitions and execution records.
 
+mod body_schema;
 mod claim;
 mod execution;
 mod inbound;
@@ -8,6 +9,7 @@ mod pause;
 mod redaction;
 mod workflow;
 
+pub use body_schema::{BodySchema, Mismatch, OnInvalid, SchemaProblem};
 pub use claim::{Claim, ClaimCheck, ClaimOutcome, KeyedAccept, StoredAnswer, key_hash};
 pub use execution::{Allowance, Execution, ExecutionStatus, Job, JobStatus, RunMessage};
 pub use inbound::{

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ParsedConfig;
+use super::body_schema::{BodySchema, OnInvalid};
 use super::inbound::{HandshakeConfig, IdempotencyConfig, RateLimit, SecretRef, SignatureConfig};
 
 /// Whether `s` can be a hook id: 1..=128 URL-safe characters (letters, digits,
@@ -136,6 +137,12 @@ pub struct TriggerDefinition {
     /// (docs/workflows.md, "Redaction").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redact: Option<super::RedactConfig>,
+    /// A JSON Schema `$context.body` must match before a run starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<BodySchema>,
+    /// What a body that does not match `schema` gets: 422, or kept as `invalid`.
+    #[serde(default, skip_serializing_if = "OnInvalid::is_refuse")]
+    pub on_invalid: OnInvalid,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -17,6 +17,16 @@ pub trait Telemetry: Send + Sync {
 
     /// A run ended (not paused) after `took` since it was created.
     fn execution(&self, workflow: &str, status: ExecutionStatus, took: Duration);
+
+    /// A body did not match its hook's `trigger.schema`: refused with 422, or
+    /// `kept` as an `invalid` execution. Counted apart from the answers, which
+    /// cannot tell it from a workflow whose own response is a 422.
+    fn body_mismatch(&self, hook: &str, kept: bool);
+}
+
+/// The `outcome` label of [`Telemetry::body_mismatch`].
+pub fn mismatch_outcome(kept: bool) -> &'static str {
+    if kept { "kept" } else { "refused" }
 }
 
 /// Counts nothing.
@@ -25,6 +35,7 @@ pub struct NoTelemetry;
 impl Telemetry for NoTelemetry {
     fn request(&self, _hook: &str, _status: u16) {}
     fn execution(&self, _workflow: &str, _status: ExecutionStatus, _took: Duration) {}
+    fn body_mismatch(&self, _hook: &str, _kept: bool) {}
 }
 
 /// Counts an execution just recorded, if it ended: its time from `createdAt` to

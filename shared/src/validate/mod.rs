@@ -9,7 +9,7 @@ pub use crate::engine::{Checker, Problem, is_header_name, is_path};
 use crate::engine::{Mode, NodeRegistry};
 use crate::lang::path;
 use crate::lang::template;
-use crate::model::{WorkflowDefinition, is_hook_id};
+use crate::model::{BodySchema, WorkflowDefinition, is_hook_id};
 
 mod callers;
 mod cycles;
@@ -175,6 +175,14 @@ fn check_trigger(trigger: &Value, sync: bool, node_keys: &HashSet<String>, check
         inbound::check_redact(redact, check);
     }
     callers::check(map, check);
+    // Other types are the structure check's to name.
+    if let Some(schema) = map
+        .get("schema")
+        .filter(|s| s.is_object() || s.is_boolean() || s.is_string())
+        && let Err(problem) = BodySchema::new(schema.clone()).compiled()
+    {
+        check.error("trigger.schema", problem.to_string());
+    }
     if let Some(response) = map.get("response") {
         if sync {
             check.error(
@@ -461,6 +469,41 @@ mod tests {
         assert!(!def.sync);
         assert!(def.enabled);
         assert_eq!(def.trigger.hook_id, None);
+    }
+
+    #[test]
+    fn trigger_schema_is_checked_itself() {
+        let with = |schema: Value, on_invalid: Value| {
+            problems(
+                json!({"key": "k", "trigger": {"type": "webhook", "schema": schema, "onInvalid": on_invalid}}),
+            )
+        };
+        assert_eq!(
+            with(json!({"required": ["id"]}), json!("keep")),
+            Vec::<String>::new()
+        );
+        assert_eq!(with(json!(true), json!("refuse")), Vec::<String>::new());
+        let bad = with(
+            json!({"properties": {"id": {"type": "intger"}}}),
+            json!("keep"),
+        );
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert!(
+            bad[0].starts_with("trigger.schema: ")
+                && bad[0].contains("(at /properties/id/type in the schema)"),
+            "{bad:?}"
+        );
+        let path = with(json!("order.schema.json"), json!("keep"));
+        assert!(path[0].contains("beside the workflow file"), "{path:?}");
+        let found = with(json!(3), json!("drop"));
+        assert!(
+            found.iter().any(|p| p.starts_with("trigger.schema")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|p| p.starts_with("trigger.onInvalid")),
+            "{found:?}"
+        );
     }
 
     #[test]

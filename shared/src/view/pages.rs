@@ -15,13 +15,14 @@ use crate::model::{
 };
 
 /// The statuses an execution list may be filtered by, in the order shown.
-pub const STATUSES: [ExecutionStatus; 6] = [
+pub const STATUSES: [ExecutionStatus; 7] = [
     ExecutionStatus::Started,
     ExecutionStatus::Resolved,
     ExecutionStatus::Failed,
     ExecutionStatus::Error,
     ExecutionStatus::Aborted,
     ExecutionStatus::Canceled,
+    ExecutionStatus::Invalid,
 ];
 
 /// Text shown of one JSON value at most; the rest is cut (a result may be a

@@ -55,6 +55,8 @@ pub fn icon(status: &str) -> &'static str {
         "resolved" => "✓",
         "failed" => "✗",
         "error" => "!",
+        // Refused at the door by trigger.schema: kept, never run.
+        "invalid" => "≠",
         "pending" | "started" => "‖",
         "aborted" | "canceled" => "⊘",
         SKIPPED => "–",

@@ -1,7 +1,9 @@
 //! Accept: the checks an admitted request's body decides, in the spec's order:
 //! its size, `trigger.signature` over the exact bytes received, a sender's
-//! POST check (answered here), and the body read into `$context` by its content
-//! type. What passes is an [`Event`] to dispatch.
+//! POST check (answered here), the body read into `$context` by its content
+//! type, and `$context.body` against `trigger.schema`. What passes is an
+//! [`Event`] to dispatch; a body that does not match, refused (422) or, with
+//! `trigger.onInvalid: "keep"`, an event to record as `invalid`.
 
 use std::sync::Arc;
 
@@ -18,8 +20,11 @@ use super::handshake;
 use super::idempotency;
 use super::refusal::Refusal;
 use super::signature;
+use crate::app::invalid::body_mismatch;
 use crate::app::redaction::{Redaction, Sealer};
-use crate::model::{DeployedWorkflow, Secrets, SignatureConfig, SignaturePreset};
+use crate::model::{
+    DeployedWorkflow, Mismatch, OnInvalid, Secrets, SignatureConfig, SignaturePreset,
+};
 use crate::ports::secrets::SecretError;
 
 /// A delivery that passed every check, with its context built: what runs.
@@ -35,6 +40,8 @@ pub(super) struct Event {
 
 pub(super) enum Accepted {
     Event(Event),
+    /// A body that does not match `trigger.schema`, to keep (`onInvalid: keep`).
+    Invalid(Event, Mismatch),
     /// A sender's POST check, answered.
     Answered(Response<Bytes>),
 }
@@ -87,16 +94,30 @@ impl Accept {
         let context = context::trigger_context(&request, trigger)
             .await
             .map_err(Refusal::BadBody)?;
+        let mismatch = body_mismatch(&workflow, &context).map_err(|problem| {
+            // `validate` refuses such a schema: a definition deployed past it.
+            tracing::error!(hook_id, %problem, "the workflow's trigger.schema cannot be used");
+            Refusal::Internal
+        })?;
         let key = idempotency::key_of(trigger, request.headers(), request.body(), &context);
         let deadline = request.extensions().get::<Deadline>().copied();
         let redaction = self.redaction(&workflow, &context, &hook_id).await?;
-        Ok(Accepted::Event(Event {
+        let on_invalid = trigger.on_invalid;
+        let event = Event {
             workflow,
             context,
             key,
             deadline,
             redaction,
-        }))
+        };
+        match (mismatch, on_invalid) {
+            (None, _) => Ok(Accepted::Event(event)),
+            (Some(mismatch), OnInvalid::Refuse) => {
+                tracing::info!(hook_id, at = %mismatch.instance_path, "body refused by trigger.schema");
+                Err(Refusal::BodyMismatch(mismatch))
+            }
+            (Some(mismatch), OnInvalid::Keep) => Ok(Accepted::Invalid(event, mismatch)),
+        }
     }
 
     /// The values `trigger.redact` finds in this delivery, with the keys it takes:

@@ -59,17 +59,25 @@ impl HookCache {
         store: &dyn Store,
         hook_id: &str,
     ) -> Result<Option<Arc<DeployedWorkflow>>, StoreError> {
-        if let Some(entry) = self
+        let kept = match self
             .entries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .map
             .get(hook_id)
-            && entry.at.elapsed() < self.ttl
         {
-            return Ok(entry.found.clone());
+            Some(entry) if entry.at.elapsed() < self.ttl => return Ok(entry.found.clone()),
+            Some(entry) => entry.found.clone(),
+            None => None,
+        };
+        let mut found = store.workflow_by_hook(hook_id).await?;
+        // A version is never changed once published: the one kept, if it is still
+        // current, stays, with what was compiled from it (`trigger.schema`).
+        if let (Some(old), Some(new)) = (&kept, &found)
+            && (old.key.as_str(), old.version) == (new.key.as_str(), new.version)
+        {
+            found = kept;
         }
-        let found = store.workflow_by_hook(hook_id).await?;
         if !self.ttl.is_zero() {
             self.insert(hook_id, found.clone());
         }

@@ -207,6 +207,8 @@ mod tests {
             allow_ips: Vec::new(),
             rate_limit: None,
             redact: None,
+            schema: None,
+            on_invalid: Default::default(),
         }
     }
 

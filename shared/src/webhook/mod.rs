@@ -135,12 +135,18 @@ impl WebhookService {
         let answered = crate::guard::catch(async {
             match self.accept.check(admitted, request).await? {
                 Accepted::Event(event) => self.dispatch.run(event).await,
+                Accepted::Invalid(event, mismatch) => self.dispatch.keep(event, &mismatch).await,
                 Accepted::Answered(answer) => Ok(answer),
             }
         });
         let response = match answered.await {
             Ok(Ok(answer)) => answer,
-            Ok(Err(refusal)) => refusal.into_response(),
+            Ok(Err(refusal)) => {
+                if matches!(refusal, Refusal::BodyMismatch(_)) {
+                    self.telemetry.body_mismatch(&hook, false);
+                }
+                refusal.into_response()
+            }
             Err(panic) => internal_error(&panic),
         };
         self.telemetry.request(&hook, response.status().as_u16());

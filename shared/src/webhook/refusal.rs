@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::reply;
 use super::signature::Failure;
+use crate::model::Mismatch;
 use crate::ports::StoreError;
 use crate::ports::secrets::SecretError;
 
@@ -84,6 +85,10 @@ pub enum Refusal {
     /// The body does not read as its content type says (the message says how).
     #[error("{0}")]
     BadBody(String),
+    /// The body does not match `trigger.schema`: its first mismatch, with where
+    /// in the body and in the schema.
+    #[error("{}", .0.error)]
+    BodyMismatch(Mismatch),
     #[error("the idempotency store is unavailable; retry later")]
     ClaimsUnavailable(#[source] StoreError),
     #[error("this delivery is being answered now; retry later")]
@@ -131,6 +136,7 @@ impl Refusal {
             | Self::BadBody(_)
             | Self::BodyUnreadable(_) => StatusCode::BAD_REQUEST,
             Self::BodyTimedOut { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::BodyMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InProgress { .. } => StatusCode::CONFLICT,
             Self::StoreUnavailable(_)
             | Self::SecretUnavailable { .. }
@@ -181,13 +187,15 @@ impl Refusal {
         }
     }
 
-    /// `{"error": <message>}` (with `executionId` when it names one), its
-    /// status and its headers.
+    /// `{"error": <message>}` (with `executionId` when it names one, and
+    /// `instancePath` and `schemaPath` on a body mismatch), its status and its
+    /// headers.
     pub fn into_response(self) -> Response<Bytes> {
         let message = self.to_string();
-        let body = match self.execution_id() {
-            Some(id) => json!({ "error": message, "executionId": id }),
-            None => json!({ "error": message }),
+        let body = match (&self, self.execution_id()) {
+            (Self::BodyMismatch(m), _) => json!(m),
+            (_, Some(id)) => json!({ "error": message, "executionId": id }),
+            (_, None) => json!({ "error": message }),
         };
         let mut response = reply::json(self.status(), &body);
         for (name, value) in self.headers() {
@@ -242,6 +250,17 @@ mod tests {
         assert_eq!(
             body["error"], "the workflow did not answer within 250 ms",
             "{body}"
+        );
+        let mismatch = Mismatch {
+            error: "\"x\" is not of type \"integer\"".into(),
+            instance_path: "/id".into(),
+            schema_path: "/properties/id/type".into(),
+        };
+        let (status, body, _) = answer(Refusal::BodyMismatch(mismatch));
+        assert_eq!(status, 422);
+        assert_eq!(
+            body,
+            json!({"error": "\"x\" is not of type \"integer\"", "instancePath": "/id", "schemaPath": "/properties/id/type"})
         );
         let (status, body, headers) = answer(Refusal::TooLarge { limit: 10 });
         assert_eq!(status, 413);

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use crate::model::ExecutionStatus;
-use crate::ports::telemetry::Telemetry;
+use crate::ports::telemetry::{Telemetry, mismatch_outcome};
 
 pub const NAMESPACE: &str = "hookflow";
 
@@ -92,6 +92,13 @@ impl Telemetry for Emf {
                     took.as_secs_f64(),
                 ),
             ],
+        ));
+    }
+
+    fn body_mismatch(&self, hook: &str, kept: bool) {
+        self.print(&Self::line(
+            &[("hook", hook), ("outcome", mismatch_outcome(kept))],
+            &[("hookflow_schema_mismatches_total", "Count", 1.0)],
         ));
     }
 }

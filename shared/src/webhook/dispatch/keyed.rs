@@ -85,7 +85,7 @@ impl Dispatch {
         let now = unix_now();
         message.copy_id = Some(new_copy_id());
         // Answered from the real context; kept, and queued, redacted.
-        let answer = async_answer(workflow, &message);
+        let answer = async_answer(workflow, &message.context, &message.execution_id);
         let id = message.execution_id.clone();
         let mut kept = idempotency::keep(&answer, &id);
         if let Some(redaction) = &event.redaction {

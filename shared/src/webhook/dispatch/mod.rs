@@ -1,7 +1,8 @@
 //! Dispatch: an accepted event runs. A sync workflow runs now and answers with
 //! its result (sync.rs); an async one is queued and answered with its configured
 //! response; a delivery with an idempotency key runs once and its duplicates get
-//! its answer (keyed.rs).
+//! its answer (keyed.rs). A body `trigger.schema` refused, on a hook that keeps
+//! such deliveries, is recorded `invalid` and answered as accepted.
 
 mod keyed;
 mod sync;
@@ -18,9 +19,11 @@ use super::idempotency::IdempotencyService;
 use super::refusal::Refusal;
 use super::reply;
 use crate::app::ids::new_execution_id;
+use crate::app::invalid::invalid_record;
 use crate::app::redaction::Redaction;
 use crate::app::runner::Runner;
-use crate::model::{DeployedWorkflow, RunMessage};
+use crate::model::{DeployedWorkflow, Mismatch, RunMessage};
+use crate::ports::telemetry::count_recorded;
 use crate::ports::{NoTelemetry, Queue, Store, Telemetry};
 use crate::time::now_rfc3339;
 
@@ -72,12 +75,40 @@ impl Dispatch {
                 let id = new_execution_id();
                 let mut message = async_message(&event, id, None);
                 // Answered from the real context; queued with it sealed.
-                let answer = async_answer(&event.workflow, &message);
+                let answer = async_answer(&event.workflow, &message.context, &message.execution_id);
                 seal(&event, &mut message)?;
                 self.enqueue(&message, None).await?;
                 Ok(answer)
             }
         }
+    }
+
+    /// Records a delivery whose body does not match `trigger.schema` as an
+    /// `invalid` execution (no node runs) and answers as an accepted async
+    /// delivery would, so the sender does not retry it: it waits for a replay.
+    pub(super) async fn keep(
+        &self,
+        event: Event,
+        mismatch: &Mismatch,
+    ) -> Result<Response<Bytes>, Refusal> {
+        let id = new_execution_id();
+        let mut record = invalid_record(&event.workflow, &id, event.context, mismatch);
+        record.idempotency_key = event.key;
+        // Kept redacted too: the mismatch's message may quote the value.
+        if let Some(redaction) = event.redaction {
+            record.kept_as = crate::model::KeptAs(Some(redaction));
+        }
+        match self.store.insert_execution(&record).await {
+            Ok(_) => {
+                self.telemetry.body_mismatch(&event.workflow.hook_id, true);
+                count_recorded(self.telemetry.as_ref(), &record);
+            }
+            Err(e) => {
+                tracing::error!(execution_id = %id, error = %e, "cannot record an invalid delivery");
+                return Err(Refusal::NotRecorded);
+            }
+        }
+        Ok(async_answer(&event.workflow, &record.context, &id))
     }
 
     /// `retry_after`: when a refusal should tell the sender to wait (a keyed
@@ -134,13 +165,18 @@ fn seal(event: &Event, message: &mut RunMessage) -> Result<(), Refusal> {
     })
 }
 
-/// An async workflow's configured immediate answer.
-fn async_answer(workflow: &DeployedWorkflow, message: &RunMessage) -> Response<Bytes> {
+/// An async workflow's configured immediate answer (a sync workflow has none
+/// configured: the default).
+fn async_answer(
+    workflow: &DeployedWorkflow,
+    context: &Value,
+    execution_id: &str,
+) -> Response<Bytes> {
     let configured = workflow
         .definition
         .trigger
         .response
         .clone()
         .unwrap_or_default();
-    reply::trigger_response(&configured, &message.context, &message.execution_id)
+    reply::trigger_response(&configured, context, execution_id)
 }
