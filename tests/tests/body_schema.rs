@@ -344,3 +344,54 @@ fn multiple_of_past_2_53(schema: &Value, body: &Value) -> bool {
         && (body.is_i64() || body.is_u64())
         && body.as_f64().is_some_and(past)
 }
+
+/// A kept delivery sent again with its idempotency key is the same execution: its
+/// duplicates get its answer, and no second `invalid` execution is kept (so one
+/// delivery cannot be replayed into two runs). A replay that finds the body still
+/// invalid leaves the original unmarked, so a bulk replay after the fix takes it.
+#[tokio::test]
+async fn a_kept_delivery_with_a_key_is_kept_once_and_replayed_once_fixed() {
+    let keyed = workflow(
+        "keyed-inbox",
+        order_schema(),
+        json!({"onInvalid": "keep", "idempotency": {"key": "{{$context.headers.x-delivery}}"},
+            "request": {"headers": [{"key": "x-delivery"}]},
+            "response": {"statusCode": 202, "body": {"queued": "{{$system.executionId}}"}}}),
+    );
+    let server = Server::start(&[keyed]);
+    let send = || {
+        client()
+            .post(server.hook_url("keyed-inbox-hook"))
+            .header("x-delivery", "d-1")
+            .json(&json!({"id": "not a number"}))
+            .send()
+    };
+    let first: Value = send().await.unwrap().json().await.unwrap();
+    let again = send().await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    let kept = server.executions(Some("keyed-inbox"));
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let id = kept[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(first["queued"], json!(id));
+    // Still invalid: recorded so, and the original is not marked replayed.
+    let out = replay(&server, &id);
+    assert!(out.contains("recorded invalid"), "{out}");
+    let data = server.data_dir();
+    let (ok, out, err) = hookflow(&[
+        "executions",
+        "replay",
+        "--workflow",
+        "keyed-inbox",
+        "--status",
+        "invalid",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        replayed_ids(&out).len(),
+        1,
+        "the original is taken again: {out}"
+    );
+}

@@ -58,17 +58,49 @@ fn read_schema_beside(doc: &mut Value, file: &Path) -> Result<(), Problem> {
     let Some(name) = slot.as_str() else {
         return Ok(());
     };
-    let path = file.parent().unwrap_or(Path::new("")).join(name);
+    let dir = file.parent().unwrap_or(Path::new(""));
+    let path = dir.join(name);
     let problem = |message: String| Problem {
         path: "trigger.schema".into(),
         message,
     };
+    // Only a regular file under the workflow file's directory (symbolic links
+    // resolved), of bounded size: a definition from a less trusted contributor
+    // must not publish any file the deploying machine can read.
+    let inside = |p: &Path| -> std::io::Result<bool> {
+        let dir = std::fs::canonicalize(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        })?;
+        Ok(std::fs::canonicalize(p)?.starts_with(dir))
+    };
+    match inside(&path) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(problem(format!(
+                "{name:?} is outside the workflow file's directory: a schema file must be beside it or below"
+            )));
+        }
+        Err(e) => return Err(problem(format!("cannot read {}: {e}", path.display()))),
+    }
+    let meta = std::fs::metadata(&path)
+        .map_err(|e| problem(format!("cannot read {}: {e}", path.display())))?;
+    if !meta.is_file() || meta.len() > MAX_SCHEMA_FILE_BYTES {
+        return Err(problem(format!(
+            "{} must be a file of at most {MAX_SCHEMA_FILE_BYTES} bytes",
+            path.display()
+        )));
+    }
     let text = std::fs::read_to_string(&path)
         .map_err(|e| problem(format!("cannot read {}: {e}", path.display())))?;
     *slot = serde_json::from_str(&text)
         .map_err(|e| problem(format!("{} is not valid JSON: {e}", path.display())))?;
     Ok(())
 }
+
+/// The largest schema file read beside a workflow.
+const MAX_SCHEMA_FILE_BYTES: u64 = 1 << 20;
 
 /// What a schema file beside workflows is named: a directory's `*.schema.json`
 /// files are schemas, not workflows.
@@ -276,6 +308,32 @@ pub fn webhook_path(hook_id: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_schema_path_may_not_leave_the_workflows_directory_nor_name_a_device() {
+        let root = tempfile::tempdir().unwrap();
+        let flows = root.path().join("flows");
+        std::fs::create_dir(&flows).unwrap();
+        std::fs::write(root.path().join("secret.json"), r#"{"private_key": "x"}"#).unwrap();
+        std::os::unix::fs::symlink(root.path().join("secret.json"), flows.join("link.json"))
+            .unwrap();
+        let registry = crate::nodes::builtin();
+        for (name, said) in [
+            ("../secret.json", "outside the workflow file's directory"),
+            ("link.json", "outside the workflow file's directory"),
+            ("/dev/zero", "outside the workflow file's directory"),
+        ] {
+            let file = flows.join("w.json");
+            let doc = json!({"key": "k", "trigger": {"type": "webhook", "schema": name}});
+            std::fs::write(&file, doc.to_string()).unwrap();
+            let problems = load_file(&file, &registry).unwrap_err().problems;
+            assert!(
+                problems[0].message.contains(said),
+                "{name}: {}",
+                problems[0].message
+            );
+        }
+    }
 
     #[test]
     fn a_schema_path_is_read_beside_the_file_and_its_file_is_no_workflow() {

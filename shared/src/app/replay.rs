@@ -134,15 +134,15 @@ pub async fn replay(
         }
         None => queue.enqueue(&message).await.map_err(ReplayError::from),
     };
-    if let Err(e) = done {
-        // Neither queued nor recorded: the mark goes, so the next bulk replay
-        // takes it.
-        if let Err(unmark) = store.unmark_replay(id, replay_id).await {
-            tracing::warn!(execution_id = %id, error = %unmark,
-                "a replay could not be queued and stays marked; `--again` replays it");
-        }
-        return Err(e);
+    // Neither queued nor recorded, or recorded `invalid` (nothing ran): the mark
+    // goes, so the next bulk replay (after the schema is fixed) takes it.
+    if (done.is_err() || invalid.is_some())
+        && let Err(unmark) = store.unmark_replay(id, replay_id).await
+    {
+        tracing::warn!(execution_id = %id, error = %unmark,
+            "a replay that did not run stays marked; `--again` replays it");
     }
+    done?;
     Ok(Replayed {
         execution_id: message.execution_id,
         workflow_key: message.workflow_key,
@@ -232,6 +232,12 @@ async fn replayed_before(
         ..ExecutionFilter::default()
     };
     let recorded = store.find_executions(&later, SCAN_AT_MOST).await?;
-    replayed.extend(recorded.into_iter().filter_map(|e| e.replay_of));
+    // A replay recorded `invalid` ran nothing: its original is not replayed.
+    replayed.extend(
+        recorded
+            .into_iter()
+            .filter(|e| e.status != ExecutionStatus::Invalid)
+            .filter_map(|e| e.replay_of),
+    );
     Ok(replayed)
 }

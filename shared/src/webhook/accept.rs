@@ -113,7 +113,13 @@ impl Accept {
         match (mismatch, on_invalid) {
             (None, _) => Ok(Accepted::Event(event)),
             (Some(mismatch), OnInvalid::Refuse) => {
-                tracing::info!(hook_id, at = %mismatch.instance_path, "body refused by trigger.schema");
+                // Not the path itself: a body's keys (a sender's text, maybe a
+                // redacted value) are in it.
+                tracing::info!(
+                    hook_id,
+                    depth = mismatch.instance_path.matches('/').count(),
+                    "body refused by trigger.schema"
+                );
                 Err(Refusal::BodyMismatch(mismatch))
             }
             (Some(mismatch), OnInvalid::Keep) => Ok(Accepted::Invalid(event, mismatch)),

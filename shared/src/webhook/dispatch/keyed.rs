@@ -11,7 +11,8 @@ use super::super::idempotency::{self, ACCEPT_WINDOW_SECONDS, ClaimState, Claimed
 use super::super::refusal::Refusal;
 use super::{Dispatch, async_answer};
 use crate::app::ids::{new_copy_id, new_execution_id};
-use crate::model::{DeployedWorkflow, RunMessage};
+use crate::app::redaction::Redaction;
+use crate::model::{DeployedWorkflow, Mismatch, RunMessage};
 use crate::ports::StoreError;
 use bytes::Bytes;
 use http::Response;
@@ -54,16 +55,59 @@ impl Dispatch {
                 return failed;
             }
         };
-        let mut kept = idempotency::keep(&response, &id);
-        // What is kept of the answer holds no redacted value either.
-        if let Some(redaction) = &redaction {
+        self.complete(claim, &response, &id, redaction.as_deref())
+            .await;
+        Ok(response)
+    }
+
+    /// Keeps the answer of a claimed delivery for its duplicates (scrubbed of what
+    /// its hook redacts). The delivery is recorded: a claim that cannot be
+    /// completed ends with its lease, and a duplicate after it runs again.
+    async fn complete(
+        &self,
+        claim: KeyClaim,
+        answer: &Response<Bytes>,
+        id: &str,
+        redaction: Option<&Redaction>,
+    ) {
+        let mut kept = idempotency::keep(answer, id);
+        if let Some(redaction) = redaction {
             redaction.scrub_answer(&mut kept);
         }
         if let Err(e) = self.claims.complete(claim, kept).await {
-            // The run is recorded; a duplicate after the lease runs it again.
-            tracing::error!(execution_id = %id, error = %e, "cannot keep the answer of an idempotent run");
+            tracing::error!(execution_id = %id, error = %e, "cannot keep the answer of an idempotent delivery");
         }
-        Ok(response)
+    }
+
+    /// A keyed delivery kept `invalid` ([`Dispatch::keep`]): kept once, its
+    /// duplicates answered as it was (so one delivery is one execution to replay).
+    pub(super) async fn keep_once(
+        &self,
+        event: Event,
+        mismatch: &Mismatch,
+        key: String,
+    ) -> Result<Response<Bytes>, Refusal> {
+        let workflow = std::sync::Arc::clone(&event.workflow);
+        let now = unix_now();
+        let id = new_execution_id();
+        let claim = KeyClaim::sync_run(&workflow, key.clone(), id.clone(), now);
+        match self.claims.begin(&claim, now).await {
+            Ok(Claimed::Held(held)) => return duplicate(&workflow, held),
+            Ok(_) => {}
+            Err(e) => return Err(claims_unavailable(&workflow, e)),
+        }
+        let redaction = event.redaction.clone();
+        let kept_invalid = self.keep_invalid(event, mismatch, id.clone(), Some(key));
+        let answer = match kept_invalid.await {
+            Ok(answer) => answer,
+            failed => {
+                self.claims.release(&claim).await;
+                return failed;
+            }
+        };
+        self.complete(claim, &answer, &id, redaction.as_deref())
+            .await;
+        Ok(answer)
     }
 
     /// A keyed async delivery: its claim, with its answer known before the run is

@@ -88,13 +88,48 @@ impl Dispatch {
     /// delivery would, so the sender does not retry it: it waits for a replay.
     pub(super) async fn keep(
         &self,
-        event: Event,
+        mut event: Event,
         mismatch: &Mismatch,
     ) -> Result<Response<Bytes>, Refusal> {
-        let id = new_execution_id();
+        match event.key.take() {
+            Some(key) => self.keep_once(event, mismatch, key).await,
+            None => {
+                self.keep_invalid(event, mismatch, new_execution_id(), None)
+                    .await
+            }
+        }
+    }
+
+    /// [`Dispatch::keep`] of one delivery, under execution `id`, with its
+    /// idempotency key.
+    async fn keep_invalid(
+        &self,
+        event: Event,
+        mismatch: &Mismatch,
+        id: String,
+        key: Option<String>,
+    ) -> Result<Response<Bytes>, Refusal> {
+        // A hook that redacts keeps no message that quotes the body: cut short, a
+        // quoted value would no longer be found and scrubbed.
+        let quiet;
+        let mismatch = match &event.redaction {
+            Some(redaction) => {
+                let mut path = Value::String(mismatch.instance_path.clone());
+                redaction.scrub(&mut path);
+                quiet = Mismatch {
+                    error: format!(
+                        "the body does not match trigger.schema at {:?}",
+                        mismatch.schema_path
+                    ),
+                    instance_path: path.as_str().unwrap_or_default().to_string(),
+                    schema_path: mismatch.schema_path.clone(),
+                };
+                &quiet
+            }
+            None => mismatch,
+        };
         let mut record = invalid_record(&event.workflow, &id, event.context, mismatch);
-        record.idempotency_key = event.key;
-        // Kept redacted too: the mismatch's message may quote the value.
+        record.idempotency_key = key;
         if let Some(redaction) = event.redaction {
             record.kept_as = crate::model::KeptAs(Some(redaction));
         }
