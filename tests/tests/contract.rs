@@ -435,6 +435,23 @@ async fn finds_executions_by_workflow_status_and_time(b: Backend) {
             .await
             .is_empty()
     );
+    // Running and paused alike (DynamoDB's status index holds the paused only).
+    assert_eq!(
+        found(
+            store,
+            f(Some("k1"), Some(ExecutionStatus::Started), None, None)
+        )
+        .await,
+        [ids[3].clone(), ids[2].clone()]
+    );
+    assert_eq!(
+        found(
+            store,
+            f(Some("k1"), Some(ExecutionStatus::Resolved), None, None)
+        )
+        .await,
+        [ids[0].clone()]
+    );
     // A limit keeps the newest.
     let newest = store
         .find_executions(&f(Some("k1"), None, None, None), 2)
@@ -477,6 +494,20 @@ async fn prunes_finished_executions_and_never_a_live_one(b: Backend) {
     );
     assert!(store.execution(&ids[4]).await.unwrap().is_none());
     assert!(store.execution(&ids[5]).await.unwrap().is_some());
+    // By a status read by time on DynamoDB: only that status goes.
+    let resolved = ExecutionFilter {
+        workflow: Some("k2".into()),
+        status: Some(ExecutionStatus::Resolved),
+        ..ExecutionFilter::default()
+    };
+    assert_eq!(store.prune_executions(&resolved, 10).await.unwrap(), 1);
+    assert!(store.execution(&ids[5]).await.unwrap().is_none());
+    for id in &ids[2..4] {
+        assert!(
+            store.execution(id).await.unwrap().is_some(),
+            "{id} was pruned"
+        );
+    }
 }
 
 fn paused(id: &str, token: &str) -> Execution {

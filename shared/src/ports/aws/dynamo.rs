@@ -20,7 +20,11 @@ use crate::ports::{
 
 /// Executions by workflow, sorted by id (time): `gsi1pk`, `gsi1sk`.
 const GSI: &str = "gsi1";
-/// Executions by workflow and status, sorted by id: `gsi2pk`, `gsi1sk`.
+/// Executions by workflow and status, sorted by id: `gsi2pk`, `gsi1sk`. Sparse:
+/// it holds the runs looked for by status (failures, `invalid`, paused ones), not
+/// resolved or running ones, which are found by time (`gsi1`) and filtered. Each
+/// run then writes one index entry at its end, and none at its begin: two write
+/// units fewer per async run (see [`indexed_by_status`]).
 const STATUS_GSI: &str = "gsi2";
 
 #[derive(Clone)]
@@ -32,6 +36,17 @@ pub struct DynamoStore {
     /// Where records too large for an item go whole; without it they are trimmed
     /// to fit (see [`item::execution_record`]).
     objects: Option<Objects>,
+}
+
+/// Whether a record in `status` has an entry in the status index: not a resolved
+/// run (most runs, rarely looked for by status), nor a running one (every run is,
+/// briefly); a paused one is (`count_paused` counts them).
+fn indexed_by_status(status: ExecutionStatus, paused: bool) -> bool {
+    match status {
+        ExecutionStatus::Resolved => false,
+        ExecutionStatus::Started => paused,
+        _ => true,
+    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
@@ -108,10 +123,12 @@ impl DynamoStore {
         item.insert("gsi1sk".into(), s(&execution.id));
         // From the record as written: one too large to pause is written as an error.
         item.insert("status".into(), s(record.status.as_str()));
-        item.insert(
-            "gsi2pk".into(),
-            s(item::status_gsi_pk(&execution.workflow_key, record.status)),
-        );
+        if indexed_by_status(record.status, record.pause_token.is_some()) {
+            item.insert(
+                "gsi2pk".into(),
+                s(item::status_gsi_pk(&execution.workflow_key, record.status)),
+            );
+        }
         match &record.pause_token {
             // Top level, so a resume can be made conditional on it. No expiry while
             // paused: a wait may outlast the retention; the final save sets it.
@@ -247,9 +264,13 @@ impl DynamoStore {
         limit: usize,
         start: Option<Item>,
     ) -> Result<(Vec<String>, Option<Item>), StoreError> {
+        // A status the sparse index does not hold whole: by time, then filtered
+        // (query_executions checks each record against the filter).
         let (index, pk) = match filter.status {
-            Some(status) => (STATUS_GSI, ("gsi2pk", item::status_gsi_pk(key, status))),
-            None => (GSI, ("gsi1pk", item::executions_gsi_pk(key))),
+            Some(status) if indexed_by_status(status, false) => {
+                (STATUS_GSI, ("gsi2pk", item::status_gsi_pk(key, status)))
+            }
+            _ => (GSI, ("gsi1pk", item::executions_gsi_pk(key))),
         };
         let mut input = json!({
             "TableName": self.table,
@@ -319,20 +340,27 @@ impl DynamoStore {
 
     /// Deletes one execution unless it is started (running or paused): `false` then.
     /// Its objects in the claim-check bucket go with it.
-    async fn delete_finished(&self, id: &str) -> Result<bool, StoreError> {
-        let result = self
-            .call(
-                "DeleteItem",
-                json!({
-                    "TableName": self.table,
-                    "Key": {"pk": s(item::execution_pk(id)), "sk": s("EX")},
-                    "ConditionExpression": "attribute_exists(pk) AND #status <> :started",
-                    "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": {":started": s(ExecutionStatus::Started.as_str())},
-                    "ReturnValues": "ALL_OLD",
-                }),
-            )
-            .await;
+    /// With `status`, only one in that status (the ids may come from the index by
+    /// time, which holds every status).
+    async fn delete_finished(
+        &self,
+        id: &str,
+        status: Option<ExecutionStatus>,
+    ) -> Result<bool, StoreError> {
+        let mut input = json!({
+            "TableName": self.table,
+            "Key": {"pk": s(item::execution_pk(id)), "sk": s("EX")},
+            "ConditionExpression": "attribute_exists(pk) AND #status <> :started",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":started": s(ExecutionStatus::Started.as_str())},
+            "ReturnValues": "ALL_OLD",
+        });
+        if let Some(status) = status {
+            input["ConditionExpression"] =
+                json!("attribute_exists(pk) AND #status <> :started AND #status = :wanted");
+            input["ExpressionAttributeValues"][":wanted"] = s(status.as_str());
+        }
+        let result = self.call("DeleteItem", input).await;
         if let (Ok(reply), Some(objects)) = (&result, &self.objects) {
             if let Some(key) = reply
                 .get("Attributes")
@@ -624,7 +652,7 @@ impl ExecutionStore for DynamoStore {
                 let outcomes = futures_util::future::join_all(
                     ids.iter()
                         .take(max - deleted)
-                        .map(|id| self.delete_finished(id)),
+                        .map(|id| self.delete_finished(id, filter.status)),
                 )
                 .await;
                 for outcome in outcomes {
