@@ -450,3 +450,65 @@ async fn calls_per_async_delivery_by_size() {
         ]
     );
 }
+
+/// `hookflow serve` pointed at moto (`--table`, `--queue`, `--bucket`): the same
+/// claim-check as the Lambdas, its queue at SQS's default size (256 KiB).
+#[tokio::test]
+async fn serve_on_aws_keeps_large_runs_in_its_bucket() {
+    let endpoint = moto_endpoint();
+    let (table, queue, bucket) = (
+        unique("serve"),
+        unique("serve-runs"),
+        unique("serve-objects"),
+    );
+    let server = hookflow_tests::Server::start_with_env(
+        &[answers_at_once("aws-sync"), waits_then_reads("aws-async")],
+        &["--table", &table, "--queue", &queue, "--bucket", &bucket],
+        &[("AWS_ENDPOINT_URL", &endpoint)],
+    );
+    let post = |hook: &str, size: usize| {
+        hookflow_tests::client()
+            .post(server.hook_url(hook))
+            .header("content-type", "application/json")
+            .body(body_of_size(size))
+            .send()
+    };
+    let read = |size: usize| json!({"last": "Z", "length": size - r#"{"blob":""}"#.len()});
+    let answer = post("aws-sync", 700_000).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.json::<Value>().await.unwrap(), read(700_000));
+    let accepted = post("aws-async", 1_500_000).await.unwrap();
+    assert_eq!(accepted.status(), 202);
+    let id = accepted.json::<Value>().await.unwrap()["executionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let done = loop {
+        let (ok, out, _) = hookflow(&[
+            "executions",
+            "show",
+            &id,
+            "--json",
+            "--table",
+            &table,
+            "--bucket",
+            &bucket,
+        ]);
+        let shown: Value = if ok {
+            serde_json::from_str(&out).unwrap()
+        } else {
+            Value::Null
+        };
+        if shown["status"] == "resolved" {
+            break shown;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never resolved: {}",
+            shown["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(done["output"], read(1_500_000));
+}
