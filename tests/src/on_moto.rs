@@ -156,3 +156,12 @@ pub fn body_of(response: &lambda_http::Response<lambda_http::Body>) -> Value {
     serde_json::from_slice(response.body().as_ref())
         .unwrap_or_else(|_| json!(String::from_utf8_lossy(response.body().as_ref())))
 }
+
+/// Deploys one definition to `table` with `hookflow deploy`, as a user does.
+pub fn deploy_to_table(table: &str, definition: &Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flow.json");
+    std::fs::write(&file, definition.to_string()).unwrap();
+    let (ok, out, err) = hookflow(&["deploy", "--table", table, file.to_str().unwrap()]);
+    assert!(ok, "hookflow deploy failed: {out}{err}");
+}

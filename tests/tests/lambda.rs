@@ -683,16 +683,7 @@ async fn an_async_child_that_waits_pauses_its_parent_on_dynamodb_and_sqs() {
 
 /// Deploys one definition to the stack's table with the CLI.
 fn deploy_to(stack: &Stack, definition: &Value) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("flow.json");
-    std::fs::write(&file, definition.to_string()).unwrap();
-    let (ok, out, err) = hookflow(&[
-        "deploy",
-        "--table",
-        &stack.env.table,
-        file.to_str().unwrap(),
-    ]);
-    assert!(ok, "hookflow deploy failed: {out}{err}");
+    on_moto::deploy_to_table(&stack.env.table, definition);
 }
 
 #[tokio::test]

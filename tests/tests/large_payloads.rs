@@ -73,16 +73,7 @@ impl Stack {
     }
 
     fn deploy(&self, definition: &Value) {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("flow.json");
-        std::fs::write(&file, definition.to_string()).unwrap();
-        let (ok, out, err) = hookflow(&[
-            "deploy",
-            "--table",
-            &self.examples.table,
-            file.to_str().unwrap(),
-        ]);
-        assert!(ok, "{out}{err}");
+        on_moto::deploy_to_table(&self.examples.table, definition);
     }
 
     fn show(&self, id: &str) -> Value {

@@ -183,11 +183,7 @@ async fn on_aws_no_item_object_or_message_holds_them() {
     let mut definition = waits_then_sends(&hookflow_tests::unique_name("redacted"), &url);
     definition["trigger"]["request"]["maxBodyBytes"] = json!(2 << 20);
     let hook = definition["key"].as_str().unwrap().to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("flow.json");
-    std::fs::write(&file, definition.to_string()).unwrap();
-    let (ok, out, err) = hookflow(&["deploy", "--table", &examples.table, file.to_str().unwrap()]);
-    assert!(ok, "{out}{err}");
+    on_moto::deploy_to_table(&examples.table, &definition);
 
     let config = aws::load_config().await;
     let client = aws::client(&config);

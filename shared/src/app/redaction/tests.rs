@@ -17,6 +17,11 @@ fn config(paths: &[&str], mode: RedactMode) -> RedactConfig {
     }
 }
 
+/// A `"mask"` redaction of `paths` in [`context`].
+fn masking(paths: &[&str]) -> Redaction {
+    Redaction::new(&config(paths, RedactMode::Mask), &context(), None, key()).unwrap()
+}
+
 fn context() -> Value {
     json!({"headers": {"x-api-key": "k-123456"}, "query": {},
         "body": {"customer": {"email": "ana@example.com", "age": 7},
@@ -67,7 +72,7 @@ fn masked_values_are_gone_from_every_part_of_the_record_and_the_run_keeps_them()
         "headers.x-api-key",
         "body.items[*].card",
     ];
-    let r = Redaction::new(&config(&paths, RedactMode::Mask), &context(), None, key()).unwrap();
+    let r = masking(&paths);
     let e = execution(r);
     let kept = e.kept().unwrap().into_owned();
     let text = serde_json::to_string(&kept).unwrap();
@@ -100,13 +105,7 @@ fn hashed_values_are_their_hmac_so_equal_values_correlate() {
 
 #[test]
 fn a_paused_run_keeps_its_real_state_sealed_and_goes_on_with_it() {
-    let r = Redaction::new(
-        &config(&["body.customer.email"], RedactMode::Mask),
-        &context(),
-        None,
-        key(),
-    )
-    .unwrap();
+    let r = masking(&["body.customer.email"]);
     let mut e = execution(r);
     e.status = ExecutionStatus::Started;
     e.paused = Some(crate::model::Paused {
@@ -138,13 +137,7 @@ fn a_paused_run_keeps_its_real_state_sealed_and_goes_on_with_it() {
 
 #[test]
 fn short_values_are_replaced_at_their_paths_only() {
-    let r = Redaction::new(
-        &config(&["body.customer.age"], RedactMode::Mask),
-        &context(),
-        None,
-        key(),
-    )
-    .unwrap();
+    let r = masking(&["body.customer.age"]);
     let kept = execution(r).kept().unwrap().into_owned();
     assert_eq!(kept.context["body"]["customer"]["age"], "***");
     assert_eq!(kept.context["body"]["items"][0]["card"], "4242");
@@ -188,13 +181,7 @@ fn numbers_object_keys_raw_bodies_and_kept_answers_are_scrubbed_too() {
 
 #[test]
 fn a_subflow_runs_output_is_sealed_for_its_caller() {
-    let r = Redaction::new(
-        &config(&["body.customer.email"], RedactMode::Mask),
-        &context(),
-        None,
-        key(),
-    )
-    .unwrap();
+    let r = masking(&["body.customer.email"]);
     let mut e = execution(r);
     e.parent_execution_id = Some("parent".into());
     let kept = e.kept().unwrap().into_owned();
