@@ -58,6 +58,10 @@ pub struct Metrics {
     durations: Family<WorkflowLabel, Histogram, fn() -> Histogram>,
     queue_depth: Gauge,
     paused: Gauge,
+    stale_skips: Family<WorkflowLabel, Counter>,
+    lane_backlog: Family<WorkflowLabel, Gauge>,
+    /// Workflows a backlog was read for: set to 0 when their backlog is gone.
+    backlogged: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Read at each scrape; `None` when the queue is SQS (CloudWatch has its depth).
     queue: Option<Arc<EmbeddedQueue>>,
     /// Whether callers other than loopback may read them: the labels name hook
@@ -106,7 +110,22 @@ impl Metrics {
             "Executions paused until a time (delay nodes, retry waits)",
             paused.clone(),
         );
+        let stale_skips = Family::<WorkflowLabel, Counter>::default();
+        registry.register(
+            "hookflow_stale_skips",
+            "Runs skipped as stale by options.staleGuard, by workflow",
+            stale_skips.clone(),
+        );
+        let lane_backlog = Family::<WorkflowLabel, Gauge>::default();
+        registry.register(
+            "hookflow_lane_backlog",
+            "Runs waiting their turn in a lane or under options.concurrency, by workflow",
+            lane_backlog.clone(),
+        );
         Self {
+            stale_skips,
+            lane_backlog,
+            backlogged: Default::default(),
             registry,
             requests,
             executions,
@@ -135,6 +154,9 @@ impl Metrics {
             if let Ok(paused) = queue.delayed().await {
                 self.paused.set(i64::try_from(paused).unwrap_or(i64::MAX));
             }
+            if let Ok(backlog) = queue.lane_backlog().await {
+                self.set_backlog(backlog);
+            }
         }
         let mut text = String::new();
         if let Err(e) = encode(&mut text, &self.registry) {
@@ -144,7 +166,39 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    fn set_backlog(&self, backlog: Vec<(String, usize)>) {
+        let mut seen = self
+            .backlogged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for workflow in seen.iter() {
+            self.lane_backlog
+                .get_or_create(&WorkflowLabel {
+                    workflow: workflow.clone(),
+                })
+                .set(0);
+        }
+        for (workflow, waiting) in backlog {
+            self.lane_backlog
+                .get_or_create(&WorkflowLabel {
+                    workflow: workflow.clone(),
+                })
+                .set(i64::try_from(waiting).unwrap_or(i64::MAX));
+            seen.insert(workflow);
+        }
+    }
+}
+
 impl Telemetry for Metrics {
+    fn stale_skipped(&self, workflow: &str) {
+        self.stale_skips
+            .get_or_create(&WorkflowLabel {
+                workflow: workflow.to_string(),
+            })
+            .inc();
+    }
+
     fn request(&self, hook: &str, status: u16) {
         self.requests
             .get_or_create(&RequestLabels {

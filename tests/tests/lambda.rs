@@ -309,6 +309,7 @@ async fn a_run_returned_while_the_table_is_down_comes_back_within_seconds() {
         on_failure_of: None,
         copy_id: None,
         context_at: None,
+        flow: None,
         sealed: None,
     };
     stack.queue.enqueue(&run).await.unwrap();
@@ -526,6 +527,7 @@ async fn a_wake_up_that_comes_before_its_time_is_chained() {
         on_failure_of: None,
         copy_id: None,
         context_at: None,
+        flow: None,
         sealed: None,
     };
     let batch = hookflow_worker::handle(
@@ -624,6 +626,7 @@ async fn an_async_child_that_waits_pauses_its_parent_on_dynamodb_and_sqs() {
         on_failure_of: None,
         copy_id: None,
         context_at: None,
+        flow: None,
         sealed: None,
     };
     let mut bodies = vec![serde_json::to_string(&run).unwrap()];

@@ -11,12 +11,12 @@ use async_trait::async_trait;
 use hookflow::app::worker::{self, Processed};
 use hookflow::model::{
     Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, ExecutionStatus, KeyedAccept,
-    RunMessage,
+    LaneVersion, RunMessage,
 };
 use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
 use hookflow::ports::{
-    ClaimStore, ExecutionFilter, ExecutionStore, Precondition, Queue, ReplayMarks, Store,
-    StoreError, WorkflowStore,
+    ClaimStore, ExecutionFilter, ExecutionStore, LaneVersions, Precondition, Queue, ReplayMarks,
+    Store, StoreError, WorkflowStore,
 };
 use hookflow::wiring::{App, Settings};
 use serde_json::{Value, json};
@@ -181,6 +181,21 @@ impl ClaimStore for FlakyStore {
 }
 
 #[async_trait]
+impl LaneVersions for FlakyStore {
+    async fn raise_lane_version(
+        &self,
+        lane: &str,
+        version: &LaneVersion,
+        execution_id: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        self.check()?;
+        self.inner
+            .raise_lane_version(lane, version, execution_id)
+            .await
+    }
+}
+
+#[async_trait]
 impl ReplayMarks for FlakyStore {
     async fn mark_replay(
         &self,
@@ -320,6 +335,7 @@ fn run_message(id: &str) -> RunMessage {
         on_failure_of: None,
         copy_id: None,
         context_at: None,
+        flow: None,
         sealed: None,
     }
 }

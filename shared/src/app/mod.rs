@@ -11,6 +11,7 @@ pub mod failures;
 pub mod idempotency;
 pub mod ids;
 pub mod invalid;
+pub mod lanes;
 pub mod pauses;
 pub mod redaction;
 pub mod replay;

@@ -114,6 +114,12 @@ pub async fn replay(
         on_failure_of: original.on_failure_of.clone(),
         copy_id: None,
         context_at: None,
+        // In its lane again, behind what waits there (its stale guard is not
+        // asked: a replay runs what was kept, whatever ran since).
+        flow: workflow
+            .definition
+            .options
+            .flow_ticket(key, &original.context),
         sealed: None,
     };
     let (id, replay_id) = (&original.id, &message.execution_id);

@@ -9,11 +9,11 @@ use tokio::sync::{Semaphore, watch};
 
 use super::error::AppError;
 use crate::app::idempotency::IdempotencyService;
-use crate::app::pauses;
 use crate::app::redaction::{self, Opened, RedactionError, Sealer};
 use crate::app::runner::Runner;
 use crate::app::versions::VersionCache;
 use crate::app::wakeups::{self, CHILD_PREFIX, Wakeups};
+use crate::app::{lanes, pauses};
 use crate::model::{Execution, ExecutionStatus, JobStatus, RunMessage, Wait};
 use crate::ports::telemetry::count_recorded;
 use crate::ports::{Delivery, Queue, Store, StoreError, Telemetry};
@@ -333,6 +333,15 @@ impl Worker {
             if !self.store.save_unless_finished(&execution).await? {
                 return Ok(true);
             }
+        }
+        if let lanes::Verdict::Ended(skipped) =
+            lanes::guard(self.store.as_ref(), &workflow, message, &execution).await?
+        {
+            if skipped.status == ExecutionStatus::Resolved {
+                self.telemetry.stale_skipped(&workflow.key);
+            }
+            self.record(&skipped, None).await?;
+            return Ok(true);
         }
         // A sync workflow run from the queue (a replay, a failure workflow) keeps
         // its time limit: its retries sleep in place rather than pause.

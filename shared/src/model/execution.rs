@@ -226,6 +226,10 @@ pub struct RunMessage {
     /// sealed; `context` then holds the redacted one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed: Option<String>,
+    /// Its lane and concurrency bounds (`options.lane`, `options.concurrency`),
+    /// decided when the delivery was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<super::FlowTicket>,
 }
 
 impl RunMessage {
@@ -246,6 +250,7 @@ impl RunMessage {
             on_failure_of: None,
             copy_id: None,
             context_at: None,
+            flow: None,
             sealed: None,
         }
     }

@@ -3,6 +3,7 @@
 mod body_schema;
 mod claim;
 mod execution;
+mod flow;
 mod inbound;
 mod parsed;
 mod pause;
@@ -12,6 +13,10 @@ mod workflow;
 pub use body_schema::{BodySchema, Mismatch, OnInvalid, SchemaProblem};
 pub use claim::{Claim, ClaimCheck, ClaimOutcome, KeyedAccept, StoredAnswer, key_hash};
 pub use execution::{Allowance, Execution, ExecutionStatus, Job, JobStatus, RunMessage};
+pub use flow::{
+    FlowTicket, LaneConfig, LaneVersion, MAX_CONCURRENCY, MAX_LANE_CONCURRENCY, StaleGuardConfig,
+    lane_id,
+};
 pub use inbound::{
     DEFAULT_IDEMPOTENCY_TTL_SECONDS, DEFAULT_TOLERANCE_SECONDS, HandshakeConfig, HandshakePreset,
     HmacAlgorithm, IdempotencyConfig, RateLimit, SecretRef, Secrets, SignatureConfig,

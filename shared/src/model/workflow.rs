@@ -81,6 +81,16 @@ pub struct WorkflowOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_paused_runs: Option<u64>,
+    /// Runs whose key renders equal start in accept order, a few at a time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<super::LaneConfig>,
+    /// Skips a run older than what its lane already ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_guard: Option<super::StaleGuardConfig>,
+    /// The most runs of this workflow running at once, over all keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10_000))]
+    pub concurrency: Option<u32>,
 }
 
 impl WorkflowOptions {
@@ -96,6 +106,11 @@ impl WorkflowOptions {
         self.max_delay_seconds
             .unwrap_or(Self::DEFAULT_MAX_DELAY_SECONDS)
             .min(Self::MAX_DELAY_SECONDS)
+    }
+
+    /// Where a delivery accepted with `context` waits its turn.
+    pub fn flow_ticket(&self, workflow_key: &str, context: &Value) -> Option<super::FlowTicket> {
+        super::FlowTicket::of(workflow_key, self.lane.as_ref(), self.concurrency, context)
     }
 
     pub fn max_paused_runs(&self) -> u64 {

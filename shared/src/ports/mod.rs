@@ -20,7 +20,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::model::{
-    Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, KeyedAccept, RunMessage,
+    Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, KeyedAccept, LaneVersion,
+    RunMessage,
 };
 
 pub use error::{BoxError, Outage, QueueError, StoreError};
@@ -32,9 +33,9 @@ pub use telemetry::{NoTelemetry, Telemetry};
 /// (DynamoDB, the embedded SQLite file), and each part of the application asks
 /// only for the part it uses (the idempotency protocol for claims, the worker's
 /// version cache for workflows).
-pub trait Store: WorkflowStore + ExecutionStore + ClaimStore + ReplayMarks {}
+pub trait Store: WorkflowStore + ExecutionStore + ClaimStore + ReplayMarks + LaneVersions {}
 
-impl<T: WorkflowStore + ExecutionStore + ClaimStore + ReplayMarks> Store for T {}
+impl<T: WorkflowStore + ExecutionStore + ClaimStore + ReplayMarks + LaneVersions> Store for T {}
 
 /// Workflows with their versions.
 #[async_trait]
@@ -232,6 +233,22 @@ pub trait ReplayMarks: Send + Sync {
 
     /// Which of `originals` have a replay marked.
     async fn replays_marked(&self, originals: &[String]) -> Result<HashSet<String>, StoreError>;
+}
+
+/// The highest `options.staleGuard` version each lane ran (model/flow.rs).
+#[async_trait]
+pub trait LaneVersions: Send + Sync {
+    /// Raises `lane`'s version to `version` for the run `execution_id`, in one
+    /// atomic step, when it is greater than the lane's, or equal and raised by
+    /// this same run before (a redelivery of it): `None`, and the run goes on.
+    /// Else the lane's version as the run that raised it had it: this run is
+    /// stale.
+    async fn raise_lane_version(
+        &self,
+        lane: &str,
+        version: &LaneVersion,
+        execution_id: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError>;
 }
 
 /// One message handed to a worker. `body` is the raw text, so a message that does not

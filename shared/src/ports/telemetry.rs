@@ -22,6 +22,9 @@ pub trait Telemetry: Send + Sync {
     /// `kept` as an `invalid` execution. Counted apart from the answers, which
     /// cannot tell it from a workflow whose own response is a 422.
     fn body_mismatch(&self, hook: &str, kept: bool);
+
+    /// A run of `workflow` was skipped as stale (`options.staleGuard`).
+    fn stale_skipped(&self, workflow: &str);
 }
 
 /// The `outcome` label of [`Telemetry::body_mismatch`].
@@ -36,6 +39,7 @@ impl Telemetry for NoTelemetry {
     fn request(&self, _hook: &str, _status: u16) {}
     fn execution(&self, _workflow: &str, _status: ExecutionStatus, _took: Duration) {}
     fn body_mismatch(&self, _hook: &str, _kept: bool) {}
+    fn stale_skipped(&self, _workflow: &str) {}
 }
 
 /// Counts an execution just recorded, if it ended: its time from `createdAt` to

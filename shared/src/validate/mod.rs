@@ -13,6 +13,7 @@ use crate::model::{BodySchema, WorkflowDefinition, is_hook_id};
 
 mod callers;
 mod cycles;
+mod flow;
 mod inbound;
 mod operate;
 mod schema;
@@ -115,6 +116,9 @@ fn check_root(doc: &Value, registry: &NodeRegistry, check: &mut Checker) {
     if let Some(options) = root.get("options") {
         let key = root.get("key").and_then(Value::as_str).unwrap_or_default();
         operate::check_options(options, key, check);
+        if let Some(options) = options.as_object() {
+            flow::check(options, sync, check);
+        }
     }
     check.set_nodes(collect_nodes(root.get("nodes")));
     let node_keys: HashSet<String> = check.node_keys().cloned().collect();

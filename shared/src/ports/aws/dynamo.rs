@@ -12,10 +12,12 @@ use super::errors::{CONDITION_FAILED, applied, backend};
 use super::item::{self, Item, get_s, n, s, take_item};
 use super::objects::{self, Objects};
 use crate::aws::{CallError, SignedClient};
-use crate::model::{Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, ExecutionStatus};
+use crate::model::{
+    Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, ExecutionStatus, LaneVersion,
+};
 use crate::ports::{
-    ClaimStore, ExecutionFilter, ExecutionStore, Precondition, ReplayMarks, StoreError,
-    WorkflowStore,
+    ClaimStore, ExecutionFilter, ExecutionStore, LaneVersions, Precondition, ReplayMarks,
+    StoreError, WorkflowStore,
 };
 
 /// Executions by workflow, sorted by id (time): `gsi1pk`, `gsi1sk`.
@@ -723,6 +725,18 @@ impl ReplayMarks for DynamoStore {
 
     async fn replays_marked(&self, originals: &[String]) -> Result<HashSet<String>, StoreError> {
         super::replays::marked(&self.client, &self.table, originals).await
+    }
+}
+
+#[async_trait]
+impl LaneVersions for DynamoStore {
+    async fn raise_lane_version(
+        &self,
+        lane: &str,
+        version: &LaneVersion,
+        execution_id: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        super::lanes::raise(&self.client, &self.table, lane, version, execution_id).await
     }
 }
 

@@ -101,4 +101,11 @@ impl Telemetry for Emf {
             &[("hookflow_schema_mismatches_total", "Count", 1.0)],
         ));
     }
+
+    fn stale_skipped(&self, workflow: &str) {
+        self.print(&Self::line(
+            &[("workflow", workflow)],
+            &[("hookflow_stale_skips_total", "Count", 1.0)],
+        ));
+    }
 }

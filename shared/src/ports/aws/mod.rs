@@ -12,6 +12,7 @@ mod dynamo;
 mod emf;
 mod errors;
 mod item;
+mod lanes;
 pub mod objects;
 mod replays;
 mod secrets;

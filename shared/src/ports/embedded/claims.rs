@@ -126,10 +126,9 @@ pub async fn claim_run(
         lease_until: 0,
         ..claim.clone()
     };
-    let body = serde_json::to_string(run).map_err(StoreError::unencodable)?;
-    let id = run.new_queue_id();
+    let row = super::queue::Row::of(run).map_err(StoreError::unencodable)?;
     let queued = move |conn: &Connection| {
-        super::queue::insert_row(conn, &id, &body)?;
+        super::queue::insert_row(conn, &row)?;
         Ok(())
     };
     match take_then(db, &claim, now, queued).await? {

@@ -42,7 +42,16 @@ CREATE TABLE IF NOT EXISTS queue (
     id TEXT PRIMARY KEY,
     visible_at INTEGER NOT NULL DEFAULT 0,
     attempts INTEGER NOT NULL DEFAULT 0,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    -- Flow control (model/flow.rs): the run's lane and how many of it may run at
+    -- once, its workflow and how many of that may; `taken` while a receiver holds
+    -- it (in flight while its lease has not run out). Rows of a lane start in
+    -- rowid order: the order they were queued.
+    lane TEXT,
+    lane_limit INTEGER,
+    gate TEXT,
+    gate_limit INTEGER,
+    taken INTEGER NOT NULL DEFAULT 0
 );
 -- Idempotency claims (inbound.md §5): the record is the claim with its answer;
 -- the columns beside it are for lookups and sweeping ended claims.
@@ -61,6 +70,14 @@ CREATE INDEX IF NOT EXISTS claims_by_expiry ON claims (expires_at);
 CREATE TABLE IF NOT EXISTS replay_marks (
     original_id TEXT PRIMARY KEY,
     replay_id TEXT NOT NULL
+);
+-- The highest staleGuard version each lane ran (lanes.rs), as a decimal text
+-- (nanoseconds: past SQLite's integers), and the run that raised it.
+CREATE TABLE IF NOT EXISTS lane_versions (
+    lane TEXT PRIMARY KEY,
+    scaled TEXT NOT NULL,
+    value TEXT NOT NULL,
+    run_id TEXT NOT NULL
 );
 CREATE TRIGGER IF NOT EXISTS replay_marks_pruned AFTER DELETE ON executions
 BEGIN DELETE FROM replay_marks WHERE original_id = old.id; END;
@@ -273,8 +290,26 @@ fn upgrade_queue(conn: &Connection) -> rusqlite::Result<()> {
             false => Ok(()),
         })
         .and_then(|()| {
+            // A file from before flow control: its rows have no lane.
+            let lanes = conn.query_row(
+                "SELECT COUNT(*) = 0 FROM pragma_table_info('queue') WHERE name = 'lane'",
+                [],
+                |r| r.get::<_, bool>(0),
+            )?;
+            if lanes {
+                conn.execute_batch(
+                    "ALTER TABLE queue ADD COLUMN lane TEXT;
+                     ALTER TABLE queue ADD COLUMN lane_limit INTEGER;
+                     ALTER TABLE queue ADD COLUMN gate TEXT;
+                     ALTER TABLE queue ADD COLUMN gate_limit INTEGER;
+                     ALTER TABLE queue ADD COLUMN taken INTEGER NOT NULL DEFAULT 0;",
+                )?;
+            }
             conn.execute_batch(
-                "CREATE INDEX IF NOT EXISTS queue_by_time ON queue (visible_at, id); COMMIT;",
+                "CREATE INDEX IF NOT EXISTS queue_by_time ON queue (visible_at, id);
+                 CREATE INDEX IF NOT EXISTS queue_by_lane ON queue (lane) WHERE lane IS NOT NULL;
+                 CREATE INDEX IF NOT EXISTS queue_by_gate ON queue (gate) WHERE gate IS NOT NULL;
+                 COMMIT;",
             )
         });
     if upgraded.is_err() {

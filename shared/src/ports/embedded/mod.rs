@@ -9,6 +9,7 @@
 
 mod claims;
 mod db;
+mod lanes;
 mod queue;
 mod replays;
 mod sealing;

@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::db::{Database, WriteOp};
-use crate::model::RunMessage;
+use crate::model::{FlowTicket, RunMessage};
 use crate::ports::{Delivery, Queue, QueueError};
 
 /// How long a received run stays with its queue without a renewal: how late the
@@ -70,16 +70,156 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_micros().div_ceil(1000)).unwrap_or(i64::MAX)
 }
 
-/// Queues a run's row, due at once (once: a run's id is its execution id). Also
-/// written by a keyed accept, in the transaction that takes its idempotency claim.
-pub(super) fn insert_row(conn: &Connection, id: &str, body: &str) -> rusqlite::Result<()> {
-    insert_at(conn, id, body, now_ms())
+/// A run's row as it is queued: its id, its message, and where it waits its turn.
+pub(super) struct Row {
+    id: String,
+    body: String,
+    flow: Option<FlowTicket>,
+    workflow_key: String,
 }
 
-fn insert_at(conn: &Connection, id: &str, body: &str, at: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached("INSERT OR IGNORE INTO queue (id, body, visible_at) VALUES (?1, ?2, ?3)")?
-        .execute(params![id, body, at])?;
+impl Row {
+    pub(super) fn of(run: &RunMessage) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            id: run.new_queue_id(),
+            body: serde_json::to_string(run)?,
+            flow: run.flow.clone(),
+            workflow_key: run.workflow_key.clone(),
+        })
+    }
+}
+
+/// Queues a run's row, due at once (once: a run's id is its execution id). Also
+/// written by a keyed accept, in the transaction that takes its idempotency claim.
+pub(super) fn insert_row(conn: &Connection, row: &Row) -> rusqlite::Result<()> {
+    insert_at(conn, row, now_ms())
+}
+
+fn insert_at(conn: &Connection, row: &Row, at: i64) -> rusqlite::Result<()> {
+    let flow = row.flow.as_ref();
+    let lane = flow.and_then(|f| f.lane.as_deref());
+    let lane_limit = lane.and(flow.map(|f| f.lane_concurrency));
+    let gate_limit = flow.and_then(|f| f.concurrency);
+    let gate = gate_limit.map(|_| row.workflow_key.as_str());
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO queue (id, body, visible_at, lane, lane_limit, gate, gate_limit)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        row.id, row.body, at, lane, lane_limit, gate, gate_limit
+    ])?;
     Ok(())
+}
+
+/// The due rows a receive may take, oldest first: each the first of its lane
+/// still waiting (earlier rows of the lane all in flight), its lane and its
+/// workflow under their limits of rows in flight. Several rows of one lane or
+/// workflow are then taken only while their limits allow ([`Limits`]).
+const DUE: &str = "
+SELECT id, body, attempts, lane, lane_limit, gate, gate_limit FROM queue q
+WHERE visible_at <= ?1
+  AND (lane IS NULL OR (
+        NOT EXISTS (SELECT 1 FROM queue e WHERE e.lane = q.lane AND e.rowid < q.rowid
+                      AND NOT (e.taken = 1 AND e.visible_at > ?1))
+        AND (SELECT COUNT(*) FROM queue r WHERE r.lane = q.lane
+               AND r.taken = 1 AND r.visible_at > ?1) < q.lane_limit))
+  AND (gate IS NULL OR (SELECT COUNT(*) FROM queue r WHERE r.gate = q.gate
+               AND r.taken = 1 AND r.visible_at > ?1) < q.gate_limit)
+ORDER BY visible_at, id LIMIT ?2";
+
+/// How many rows in flight each lane and workflow has: what one receive adds to
+/// the counts [`DUE`] read.
+#[derive(Default)]
+struct Limits {
+    taken: HashMap<String, i64>,
+}
+
+impl Limits {
+    fn in_flight(conn: &Connection, column: &str, key: &str, now: i64) -> rusqlite::Result<i64> {
+        let sql = match column {
+            "lane" => {
+                "SELECT COUNT(*) FROM queue WHERE lane = ?1 AND taken = 1 AND visible_at > ?2"
+            }
+            _ => "SELECT COUNT(*) FROM queue WHERE gate = ?1 AND taken = 1 AND visible_at > ?2",
+        };
+        conn.prepare_cached(sql)?
+            .query_row(params![key, now], |r| r.get(0))
+    }
+
+    /// Whether one more row of `key` (a lane's or a workflow's) fits under
+    /// `limit`; counted when it does.
+    fn admit(
+        &mut self,
+        conn: &Connection,
+        column: &'static str,
+        key: &str,
+        limit: i64,
+        now: i64,
+    ) -> rusqlite::Result<bool> {
+        let slot = format!("{column}\n{key}");
+        let count = match self.taken.get(&slot) {
+            Some(n) => *n,
+            None => Self::in_flight(conn, column, key, now)?,
+        };
+        self.taken.insert(slot, count + 1);
+        Ok(count < limit)
+    }
+}
+
+type DueRow = (
+    String,
+    String,
+    u32,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+);
+
+/// Takes up to `max` due rows for `lease_ms`, each within its lane's order and
+/// its limits.
+fn take_due(
+    conn: &Connection,
+    now: i64,
+    lease_ms: i64,
+    max: usize,
+) -> rusqlite::Result<Vec<(String, String, u32)>> {
+    let limit = i64::try_from(max).unwrap_or(i64::MAX);
+    let rows = conn
+        .prepare_cached(DUE)?
+        .query_map(params![now, limit], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<DueRow>>>()?;
+    let mut limits = Limits::default();
+    let mut seen_lanes = HashSet::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, body, attempts, lane, lane_limit, gate, gate_limit) in rows {
+        if let (Some(lane), Some(limit)) = (&lane, lane_limit) {
+            // One row per lane a receive: the next is the first waiting only
+            // once this one is taken, which the next receive sees.
+            if !seen_lanes.insert(lane.clone()) || !limits.admit(conn, "lane", lane, limit, now)? {
+                continue;
+            }
+        }
+        if let (Some(gate), Some(limit)) = (&gate, gate_limit)
+            && !limits.admit(conn, "gate", gate, limit, now)?
+        {
+            continue;
+        }
+        conn.prepare_cached("UPDATE queue SET visible_at = ?2, taken = 1 WHERE id = ?1")?
+            .execute(params![id, now + lease_ms])?;
+        out.push((id, body, attempts));
+    }
+    Ok(out)
 }
 
 /// Sets the time of the rows held when the write runs, `ahead_ms` from then (read
@@ -118,17 +258,8 @@ impl Shared {
         let claimed = Arc::new(Mutex::new(Vec::new()));
         let out = Arc::clone(&claimed);
         let (now, lease) = (now_ms(), self.lease_ms);
-        let limit = i64::try_from(max).unwrap_or(i64::MAX);
         self.write(Box::new(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "UPDATE queue SET visible_at = ?1 + ?2 WHERE id IN
-                   (SELECT id FROM queue WHERE visible_at <= ?1 ORDER BY visible_at, id LIMIT ?3)
-                 RETURNING id, body, attempts",
-            )?;
-            let rows = stmt.query_map(params![now, lease, limit], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get::<_, u32>(2)?))
-            })?;
-            let rows = rows.collect::<rusqlite::Result<Vec<(String, String, u32)>>>()?;
+            let rows = take_due(conn, now, lease, max)?;
             *out.lock().unwrap_or_else(PoisonError::into_inner) = rows;
             Ok(true)
         }))
@@ -180,11 +311,9 @@ impl Shared {
 
     /// Queues a run's row, due at `at` (at once when not given).
     async fn put(&self, run: &RunMessage, at: Option<i64>) -> Result<(), QueueError> {
-        let body = serde_json::to_string(run)
-            .map_err(|e| QueueError::unavailable_by("encoding a run", e))?;
-        let id = run.new_queue_id();
+        let row = Row::of(run).map_err(|e| QueueError::unavailable_by("encoding a run", e))?;
         self.write(Box::new(move |conn| {
-            insert_at(conn, &id, &body, at.unwrap_or_else(now_ms))?;
+            insert_at(conn, &row, at.unwrap_or_else(now_ms))?;
             Ok(true)
         }))
         .await
@@ -279,6 +408,27 @@ impl EmbeddedQueue {
         self.count(sql, None).await
     }
 
+    /// How many runs wait their turn in a lane or under a workflow's
+    /// concurrency (queued, not in flight), by workflow.
+    pub async fn lane_backlog(&self) -> Result<Vec<(String, usize)>, QueueError> {
+        let now = now_ms();
+        self.shared
+            .db
+            .read(move |conn| {
+                conn.prepare_cached(
+                    "SELECT json_extract(body, '$.workflowKey'), COUNT(*) FROM queue
+                     WHERE (lane IS NOT NULL OR gate IS NOT NULL)
+                       AND NOT (taken = 1 AND visible_at > ?1)
+                     GROUP BY 1",
+                )?
+                .query_map([now], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                .map(|row| row.map(|(w, n)| (w, usize::try_from(n).unwrap_or(0))))
+                .collect()
+            })
+            .await
+            .map_err(|e| QueueError::unavailable_by("reading the queue", e))
+    }
+
     async fn count(&self, sql: &'static str, now: Option<i64>) -> Result<usize, QueueError> {
         self.shared
             .db
@@ -362,7 +512,8 @@ impl Queue for EmbeddedQueue {
 
     async fn retry(&self, delivery: &Delivery, delay: Duration) -> Result<(), QueueError> {
         let at = now_ms().saturating_add(millis(delay));
-        let sql = "UPDATE queue SET attempts = attempts + 1, visible_at = ?2 WHERE id = ?1";
+        let sql =
+            "UPDATE queue SET attempts = attempts + 1, visible_at = ?2, taken = 0 WHERE id = ?1";
         self.shared.settle(&delivery.receipt, sql, Some(at)).await
     }
 
@@ -373,7 +524,7 @@ impl Queue for EmbeddedQueue {
             .waits
             .insert(delivery.receipt.clone(), waits);
         let at = now_ms().saturating_add(millis(delay));
-        let sql = "UPDATE queue SET visible_at = ?2 WHERE id = ?1";
+        let sql = "UPDATE queue SET visible_at = ?2, taken = 0 WHERE id = ?1";
         self.shared.settle(&delivery.receipt, sql, Some(at)).await
     }
 

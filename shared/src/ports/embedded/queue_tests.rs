@@ -200,3 +200,87 @@ async fn an_idle_queue_takes_no_cpu() {
         "{spent:?} of CPU in 1 s idle"
     );
 }
+
+fn laned(n: usize, lane: &str, lane_concurrency: u32, concurrency: Option<u32>) -> RunMessage {
+    RunMessage {
+        workflow_key: "orders".into(),
+        flow: Some(FlowTicket {
+            lane: Some(lane.into()),
+            lane_concurrency,
+            concurrency,
+        }),
+        ..run(n)
+    }
+}
+
+fn numbers(batch: &[Delivery]) -> Vec<u64> {
+    let mut out: Vec<u64> = batch
+        .iter()
+        .map(|d| {
+            let run: RunMessage = serde_json::from_str(&d.body).unwrap();
+            run.context["n"].as_u64().unwrap()
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+#[tokio::test]
+async fn a_lane_hands_out_its_runs_in_order_within_its_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = open(&dir).await;
+    // Queued out of id order: the lane's order is the order they were queued.
+    for (n, lane) in [(5, "a"), (3, "a"), (9, "b"), (1, "a"), (7, "b"), (2, "c")] {
+        let limit = if lane == "b" { 2 } else { 1 };
+        queue.enqueue(&laned(n, lane, limit, None)).await.unwrap();
+    }
+    let wait = Duration::from_millis(50);
+    let first = queue.receive(10, wait).await.unwrap();
+    // One per lane a receive: a's first, b's first, c's.
+    assert_eq!(numbers(&first), [2, 5, 9]);
+    let second = queue.receive(10, wait).await.unwrap();
+    // a is at its limit; b takes its second.
+    assert_eq!(numbers(&second), [7]);
+    assert!(queue.receive(10, wait).await.unwrap().is_empty());
+    // a's first put back (an outage): it still comes before a's second.
+    let a5 = first.iter().find(|d| d.body.contains("\"n\":5")).unwrap();
+    queue.back_off(a5, Duration::from_millis(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let again = queue.receive(10, wait).await.unwrap();
+    assert_eq!(numbers(&again), [5]);
+    queue.ack(&again[0]).await.unwrap();
+    assert_eq!(numbers(&queue.receive(10, wait).await.unwrap()), [3]);
+    assert_eq!(queue.lane_backlog().await.unwrap(), [("orders".into(), 1)]);
+}
+
+#[tokio::test]
+async fn a_workflow_runs_at_most_its_concurrency_over_all_lanes() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = open(&dir).await;
+    for n in 0..6 {
+        let lane = format!("lane-{n}");
+        queue.enqueue(&laned(n, &lane, 1, Some(2))).await.unwrap();
+    }
+    let wait = Duration::from_millis(50);
+    let first = queue.receive(10, wait).await.unwrap();
+    assert_eq!(first.len(), 2);
+    assert!(queue.receive(10, wait).await.unwrap().is_empty());
+    queue.ack(&first[0]).await.unwrap();
+    assert_eq!(queue.receive(10, wait).await.unwrap().len(), 1);
+    // A lease that ran out (its process died) frees its place.
+    let dir = tempfile::tempdir().unwrap();
+    let short = EmbeddedQueue::with_lease(
+        Database::open(dir.path()).unwrap(),
+        Duration::from_millis(30),
+    )
+    .await
+    .unwrap();
+    short.enqueue(&laned(1, "x", 1, None)).await.unwrap();
+    short.enqueue(&laned(2, "x", 1, None)).await.unwrap();
+    let held = short.receive(10, wait).await.unwrap();
+    assert_eq!(numbers(&held), [1]);
+    // Forgotten, as a dead process would: renewed no more.
+    short.shared.holding().held.clear();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(numbers(&short.receive(10, wait).await.unwrap()), [1]);
+}

@@ -10,11 +10,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::db::Database;
 use crate::model::{
-    Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, KeyedAccept, RunMessage,
+    Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, KeyedAccept, LaneVersion,
+    RunMessage,
 };
 use crate::ports::{
-    ClaimStore, ExecutionFilter, ExecutionStore, Precondition, ReplayMarks, StoreError,
-    WorkflowStore,
+    ClaimStore, ExecutionFilter, ExecutionStore, LaneVersions, Precondition, ReplayMarks,
+    StoreError, WorkflowStore,
 };
 
 /// The store on one SQLite file. Its keyed accepts ([`Store::claim_run`]) queue
@@ -408,6 +409,18 @@ impl ReplayMarks for EmbeddedStore {
 
     async fn replays_marked(&self, originals: &[String]) -> Result<HashSet<String>, StoreError> {
         super::replays::marked(&self.db, originals).await
+    }
+}
+
+#[async_trait]
+impl LaneVersions for EmbeddedStore {
+    async fn raise_lane_version(
+        &self,
+        lane: &str,
+        version: &LaneVersion,
+        execution_id: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        super::lanes::raise(&self.db, lane, version, execution_id).await
     }
 }
 

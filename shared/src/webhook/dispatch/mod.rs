@@ -185,6 +185,10 @@ fn async_message(
         on_failure_of: None,
         copy_id: None,
         context_at: None,
+        flow: workflow
+            .definition
+            .options
+            .flow_ticket(&workflow.key, &event.context),
         sealed: None,
     }
 }

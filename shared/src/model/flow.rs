@@ -1,0 +1,254 @@
+//! Flow control of async runs, declared in `options` (docs/workflows.md, "Lanes
+//! and concurrency"): `lane` orders runs by a key and bounds how many of a key
+//! run at once, `staleGuard` skips a run older than what its lane already ran,
+//! and `concurrency` bounds a workflow's runs over all keys.
+//!
+//! What a delivery's lane is gets decided once, when it is accepted
+//! ([`FlowTicket`], carried on its run's message), so every queue orders it the
+//! same way whatever a worker later finds.
+
+use chrono::DateTime;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::lang::path::{self, Segment};
+use crate::lang::template::{self, Variables};
+
+/// The most runs of one key a lane may run at once.
+pub const MAX_LANE_CONCURRENCY: u32 = 100;
+/// The most runs of one workflow `options.concurrency` may allow at once.
+pub const MAX_CONCURRENCY: u32 = 10_000;
+
+/// `options.lane`: runs whose `key` renders equal start in the order their
+/// deliveries were accepted, at most `concurrency` at a time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LaneConfig {
+    /// A template over `$context` (`{{$context.body.customer}}`); empty: no lane.
+    pub key: String,
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 100))]
+    pub concurrency: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// `options.staleGuard`: a run whose `version` is not greater than the highest
+/// one its lane already ran ends `resolved` as skipped, running no node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StaleGuardConfig {
+    /// A template over `$context` that renders a number or an RFC 3339 time.
+    pub version: String,
+}
+
+/// Where a run waits its turn: decided when its delivery is accepted and carried
+/// on its message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowTicket {
+    /// The lane: the workflow's key and the rendered key, hashed (no sender text
+    /// in queue or store keys, one fixed length: an SQS message group id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<String>,
+    /// How many runs of the lane may run at once.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub lane_concurrency: u32,
+    /// `options.concurrency` when the delivery was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
+impl FlowTicket {
+    /// The ticket of a delivery to `workflow_key` with `options`, its lane key
+    /// rendered over `context`; `None` when nothing bounds its run.
+    pub fn of(
+        workflow_key: &str,
+        lane: Option<&LaneConfig>,
+        concurrency: Option<u32>,
+        context: &Value,
+    ) -> Option<Self> {
+        let lane_key = lane.and_then(|lane| {
+            let key = render_text(&lane.key, context)?;
+            Some((lane_id(workflow_key, &key), lane.concurrency.max(1)))
+        });
+        if lane_key.is_none() && concurrency.is_none() {
+            return None;
+        }
+        let (lane, lane_concurrency) = match lane_key {
+            Some((id, n)) => (Some(id), n),
+            None => (None, 1),
+        };
+        Some(Self {
+            lane,
+            lane_concurrency,
+            concurrency,
+        })
+    }
+}
+
+/// The id of `key`'s lane in `workflow_key`: SHA-256 of both, hex.
+pub fn lane_id(workflow_key: &str, key: &str) -> String {
+    let mut hash = Sha256::new();
+    hash.update(workflow_key.as_bytes());
+    hash.update([0]);
+    hash.update(key.as_bytes());
+    hex::encode(hash.finalize())
+}
+
+/// A template rendered over `$context` alone, as text; `None` when it renders
+/// empty (or null).
+pub fn render_text(template: &str, context: &Value) -> Option<String> {
+    let text = match template::render_str(template, &ContextOnly(context)) {
+        Value::Null => return None,
+        Value::String(s) => s,
+        Value::Number(n) => crate::lang::number::text(&n),
+        other => other.to_string(),
+    };
+    (!text.is_empty()).then_some(text)
+}
+
+/// `$context` and nothing else: what a delivery's accept can render.
+struct ContextOnly<'a>(&'a Value);
+
+impl Variables for ContextOnly<'_> {
+    fn lookup(&self, root: &str, path: &[Segment]) -> Option<Value> {
+        (root == "$context")
+            .then(|| path::get(self.0, path).cloned())
+            .flatten()
+    }
+}
+
+/// A `staleGuard` version: a number, or an RFC 3339 time, on one scale
+/// (nanoseconds; a number counts as seconds, so a unix time and an RFC 3339
+/// time of the same instant are equal).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaneVersion {
+    /// As the run's context had it: what a skipped run's output shows.
+    pub value: Value,
+    pub scaled: i128,
+}
+
+impl LaneVersion {
+    const SCALE: i128 = 1_000_000_000;
+
+    /// `value` as a version: a JSON number, or a text holding a number or an
+    /// RFC 3339 time.
+    pub fn of(value: &Value) -> Result<Self, String> {
+        let scaled = match value {
+            Value::Number(n) => scale_number(n.as_i64(), n.as_u64(), n.as_f64()),
+            Value::String(s) => scale_text(s.trim()),
+            _ => None,
+        };
+        match scaled {
+            Some(scaled) => Ok(Self {
+                value: value.clone(),
+                scaled,
+            }),
+            // Not quoted: a sender's text.
+            None => Err(format!(
+                "options.staleGuard.version rendered {}, which is neither a number nor an RFC 3339 time",
+                kind_of(value)
+            )),
+        }
+    }
+
+    /// Rendered from the guard's template over a run's context.
+    pub fn render(config: &StaleGuardConfig, context: &Value) -> Result<Self, String> {
+        let value = template::render_str(&config.version, &ContextOnly(context));
+        Self::of(&value)
+    }
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number out of range",
+        Value::String(_) => "a text",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn scale_number(int: Option<i64>, uint: Option<u64>, float: Option<f64>) -> Option<i128> {
+    match (int, uint, float) {
+        (Some(i), _, _) => Some(i128::from(i) * LaneVersion::SCALE),
+        (_, Some(u), _) => Some(i128::from(u) * LaneVersion::SCALE),
+        (_, _, Some(f)) if f.is_finite() && f.abs() < 1e28 => {
+            // Within i128 once scaled; whole nanoseconds.
+            Some((f * 1e9).round() as i128)
+        }
+        _ => None,
+    }
+}
+
+fn scale_text(text: &str) -> Option<i128> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Some(
+            i128::from(time.timestamp()) * LaneVersion::SCALE
+                + i128::from(time.timestamp_subsec_nanos()),
+        );
+    }
+    if let Ok(i) = text.parse::<i64>() {
+        return scale_number(Some(i), None, None);
+    }
+    text.parse::<f64>()
+        .ok()
+        .and_then(|f| scale_number(None, None, Some(f)))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn numbers_and_times_are_versions_on_one_scale() {
+        let scaled = |v: Value| LaneVersion::of(&v).map(|v| v.scaled);
+        assert!(scaled(json!(1002)).unwrap() > scaled(json!(1001)).unwrap());
+        assert!(scaled(json!("1002")).unwrap() > scaled(json!(1001.5)).unwrap());
+        assert_eq!(
+            scaled(json!("2024-01-01T00:00:00Z")).unwrap(),
+            scaled(json!(1_704_067_200)).unwrap()
+        );
+        assert!(
+            scaled(json!("2024-01-01T00:00:00.000000001+00:00")).unwrap()
+                > scaled(json!("2024-01-01T01:00:00+01:00")).unwrap()
+        );
+        assert!(scaled(json!(u64::MAX)).unwrap() > scaled(json!(i64::MAX)).unwrap());
+        for bad in [json!(null), json!("yesterday"), json!({}), json!(true)] {
+            assert!(scaled(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn a_ticket_names_its_lane_by_workflow_and_key() {
+        let lane = LaneConfig {
+            key: "{{$context.body.customer}}".into(),
+            concurrency: 3,
+        };
+        let context = json!({"body": {"customer": "cus_1"}});
+        let ticket = FlowTicket::of("orders", Some(&lane), None, &context).unwrap();
+        assert_eq!(
+            ticket.lane.as_deref(),
+            Some(lane_id("orders", "cus_1").as_str())
+        );
+        assert_eq!(ticket.lane_concurrency, 3);
+        assert_ne!(lane_id("orders", "cus_1"), lane_id("refunds", "cus_1"));
+        // An empty key means no lane; with no concurrency either, no ticket.
+        let empty = json!({"body": {"customer": ""}});
+        assert_eq!(FlowTicket::of("orders", Some(&lane), None, &empty), None);
+        let bounded = FlowTicket::of("orders", Some(&lane), Some(5), &empty).unwrap();
+        assert_eq!((bounded.lane, bounded.concurrency), (None, Some(5)));
+    }
+}
