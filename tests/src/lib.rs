@@ -505,3 +505,78 @@ impl Drop for Killed {
         let _ = self.0.wait();
     }
 }
+
+/// One request a [`timed_server`] took: its JSON body, and when it came and
+/// was answered.
+#[derive(Debug, Clone)]
+pub struct Visit {
+    pub body: Value,
+    pub start: Instant,
+    pub end: Instant,
+}
+
+/// A loopback service that takes `took` to answer each request, answering many
+/// at once (a thread per connection), and keeps every [`Visit`]: what tells
+/// how runs that call it overlapped, and in which order they came.
+pub fn timed_server(took: Duration) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Visit>>>) {
+    use std::io::{Read, Write};
+    let visits = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = std::sync::Arc::clone(&visits);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let kept = std::sync::Arc::clone(&kept);
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                let mut raw = Vec::new();
+                let mut buf = [0u8; 4096];
+                let body = loop {
+                    let n = stream.read(&mut buf).unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    raw.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&raw).to_string();
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if raw.len() >= end + 4 + length {
+                        break serde_json::from_slice(&raw[end + 4..]).unwrap_or(Value::Null);
+                    }
+                };
+                std::thread::sleep(took);
+                let end = Instant::now();
+                kept.lock().unwrap().push(Visit { body, start, end });
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{{\"ok\":true}}"
+                );
+            });
+        }
+    });
+    (url, visits)
+}
+
+/// The most visits that were in progress at one time.
+pub fn most_at_once(visits: &[Visit]) -> usize {
+    visits
+        .iter()
+        .map(|v| {
+            visits
+                .iter()
+                .filter(|o| o.start <= v.start && v.start < o.end)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
