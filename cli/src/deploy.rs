@@ -70,6 +70,9 @@ pub struct InitLocalArgs {
     table: String,
     #[arg(long, default_value = "hookflow-runs")]
     queue: String,
+    /// The FIFO queue of runs on a lane (options.lane); `.fifo` is added.
+    #[arg(long, default_value = "hookflow-lanes")]
+    lane_queue: String,
     #[arg(long, default_value = "hookflow-objects")]
     bucket: String,
     /// The Secrets Manager secret runs that redact are sealed with (made with a
@@ -92,10 +95,13 @@ pub fn init_local(args: InitLocalArgs) -> anyhow::Result<ExitCode> {
         let client = aws::client(&config);
         aws::create_table(&client, &args.table).await?;
         let url = aws::create_queue(&client, &args.queue).await?;
+        let lanes = format!("{}.fifo", args.lane_queue.trim_end_matches(".fifo"));
+        let lane_url = aws::create_lane_queue(&client, &lanes).await?;
         aws::create_bucket(&client, &args.bucket).await?;
         let sealing = aws::create_secret(&client, &args.sealing_secret).await?;
         println!("HOOKFLOW_TABLE={}", args.table);
         println!("HOOKFLOW_QUEUE_URL={url}");
+        println!("HOOKFLOW_LANE_QUEUE_URL={lane_url}");
         println!("HOOKFLOW_BUCKET={}", args.bucket);
         println!("HOOKFLOW_SEALING_SECRET={sealing}");
         Ok(ExitCode::SUCCESS)

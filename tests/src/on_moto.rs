@@ -10,6 +10,8 @@ use crate::{hookflow, moto_endpoint, unique_name};
 pub struct Examples {
     pub table: String,
     pub queue_url: String,
+    /// The FIFO queue of runs on a lane.
+    pub lane_queue_url: String,
     /// The claim-check bucket.
     pub bucket: String,
     /// The ARN of the secret runs that redact are sealed with.
@@ -27,6 +29,8 @@ pub fn deploy_examples() -> Examples {
         &table,
         "--queue",
         &unique_name("runs"),
+        "--lane-queue",
+        &unique_name("lanes"),
         "--bucket",
         &unique_name("objects"),
         "--sealing-secret",
@@ -37,6 +41,11 @@ pub fn deploy_examples() -> Examples {
         .lines()
         .find_map(|l| l.strip_prefix("HOOKFLOW_QUEUE_URL="))
         .unwrap_or_else(|| panic!("no queue URL in {out:?}"))
+        .to_string();
+    let lane_queue_url = out
+        .lines()
+        .find_map(|l| l.strip_prefix("HOOKFLOW_LANE_QUEUE_URL="))
+        .unwrap_or_else(|| panic!("no lane queue URL in {out:?}"))
         .to_string();
     let bucket = out
         .lines()
@@ -62,6 +71,7 @@ pub fn deploy_examples() -> Examples {
     Examples {
         table,
         queue_url,
+        lane_queue_url,
         bucket,
         sealing_secret,
     }
@@ -69,10 +79,11 @@ pub fn deploy_examples() -> Examples {
 
 impl Examples {
     /// The environment the template gives both functions.
-    pub fn function_env(&self) -> [(&str, &str); 5] {
+    pub fn function_env(&self) -> [(&str, &str); 6] {
         [
             ("HOOKFLOW_TABLE", self.table.as_str()),
             ("HOOKFLOW_QUEUE_URL", self.queue_url.as_str()),
+            ("HOOKFLOW_LANE_QUEUE_URL", self.lane_queue_url.as_str()),
             ("HOOKFLOW_BUCKET", self.bucket.as_str()),
             ("HOOKFLOW_MAX_MESSAGE_BYTES", "1048576"),
             ("HOOKFLOW_SEALING_SECRET", self.sealing_secret.as_str()),
@@ -93,6 +104,8 @@ pub fn executions_on(table: &str, workflow: &str) -> Vec<Value> {
         "--json",
         "--workflow",
         workflow,
+        "--limit",
+        "100000",
         "--table",
         table,
     ]);

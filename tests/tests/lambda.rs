@@ -69,6 +69,7 @@ async fn stack_with_queue_endpoint(sqs_endpoint: Option<&str>) -> Stack {
     let env = AwsEnv {
         table,
         queue_url: queue_url.clone(),
+        lane_queue_url: None,
         retention: Some(Duration::from_secs(7 * 86_400)),
         bucket: Some(bucket),
         max_message_bytes: 1 << 20,

@@ -36,6 +36,7 @@ async fn stack() -> Stack {
     let env = AwsEnv {
         table: examples.table.clone(),
         queue_url: examples.queue_url.clone(),
+        lane_queue_url: None,
         retention: Some(Duration::from_secs(86_400)),
         bucket: Some(examples.bucket.clone()),
         max_message_bytes: MAX_MESSAGE,
@@ -381,6 +382,7 @@ async fn calls_per_async_delivery_by_size() {
     let env = AwsEnv {
         table: stack.examples.table.clone(),
         queue_url: stack.examples.queue_url.clone(),
+        lane_queue_url: None,
         retention: None,
         bucket: Some(stack.examples.bucket.clone()),
         max_message_bytes: MAX_MESSAGE,

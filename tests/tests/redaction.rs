@@ -198,6 +198,7 @@ async fn on_aws_no_item_object_or_message_holds_them() {
     let env = AwsEnv {
         table: examples.table.clone(),
         queue_url: examples.queue_url.clone(),
+        lane_queue_url: None,
         retention: None,
         bucket: Some(examples.bucket.clone()),
         max_message_bytes: 1 << 20,

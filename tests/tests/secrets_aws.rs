@@ -134,6 +134,7 @@ async fn the_webhook_lambda_reads_them_too() {
     let env = AwsEnv {
         table,
         queue_url,
+        lane_queue_url: None,
         retention: None,
         bucket: None,
         max_message_bytes: hookflow::ports::aws::DEFAULT_MAX_MESSAGE_BYTES,

@@ -5,8 +5,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use hookflow::app::worker::{Processed, backoff};
-use hookflow::ports::Delivery;
+use std::time::Duration;
+
+use hookflow::app::worker::{Processed, Worker, backoff};
+use hookflow::ports::{Delivery, Queue};
 use hookflow::wiring::App;
 use lambda_runtime::{Error, LambdaEvent};
 use tokio::task::JoinSet;
@@ -20,12 +22,20 @@ use tokio::task::JoinSet;
 /// visible again after a growing wait (`ChangeMessageVisibility`), not after the
 /// queue's long visibility timeout, and not at once: an outage of the store spends
 /// few receives.
+///
+/// Records from the FIFO lane queue (`options.lane`) run one after another per
+/// message group, in order: SQS hands a group out in order and holds its next
+/// messages until these are settled. After one of a group is returned, the
+/// group's later records are returned with it, unrun, at the same wait: they
+/// must not start before it.
 pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
     let mut runs = JoinSet::new();
-    // Which message each task runs, to name it should its task fail.
+    // Which messages each task runs, to name them should its task fail.
     let mut messages = HashMap::new();
+    let mut lanes: Vec<(String, Vec<(String, Delivery)>)> = Vec::new();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
+        let group = record.attributes.get("MessageGroupId").cloned();
         let attempt = record
             .attributes
             .get("ApproximateReceiveCount")
@@ -36,43 +46,102 @@ pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
             body: record.body.clone().unwrap_or_default(),
             attempt,
             waits: 0,
+            ordered: group.is_some(),
         };
-        let (worker, queue) = (Arc::clone(&app.worker), Arc::clone(&app.queue));
-        let task = runs.spawn({
-            let id = id.clone();
-            async move {
-                let processed = worker.process(&delivery.body, delivery.attempt).await;
-                if let Processed::Retry(_) | Processed::Unavailable(_) = &processed
-                    && let Err(e) = queue.retry(&delivery, backoff(delivery.tries())).await
-                {
-                    // It comes back after the queue's visibility timeout instead.
-                    tracing::warn!(message_id = %id, error = %e, "cannot shorten the wait of a returned run");
-                }
-                (id, processed)
+        match group {
+            Some(group) => match lanes.iter_mut().find(|(g, _)| *g == group) {
+                Some((_, lane)) => lane.push((id, delivery)),
+                None => lanes.push((group, vec![(id, delivery)])),
+            },
+            None => {
+                let (worker, queue) = (Arc::clone(&app.worker), Arc::clone(&app.queue));
+                let task = runs.spawn({
+                    let id = id.clone();
+                    async move {
+                        let processed = run_one(&worker, queue.as_ref(), &id, &delivery).await;
+                        vec![(id, processed)]
+                    }
+                });
+                messages.insert(task.id(), vec![id]);
             }
-        });
-        messages.insert(task.id(), id);
+        }
+    }
+    for (_, lane) in lanes {
+        let ids = lane.iter().map(|(id, _)| id.clone()).collect();
+        let (worker, queue) = (Arc::clone(&app.worker), Arc::clone(&app.queue));
+        let task = runs.spawn(async move { run_lane(&worker, queue.as_ref(), lane).await });
+        messages.insert(task.id(), ids);
     }
     let mut response = SqsBatchResponse::default();
     while let Some(done) = runs.join_next().await {
         match done {
-            Ok((_, Processed::Done)) => {}
-            Ok((id, Processed::Poison(reason))) => {
-                tracing::error!(message_id = %id, reason, "dropping a message that is not a run");
-            }
-            Ok((id, Processed::Retry(reason) | Processed::Unavailable(reason))) => {
-                tracing::warn!(message_id = %id, reason, "run returned to the queue");
-                response.add_failure(id);
+            Ok(settled) => {
+                for (id, processed) in settled {
+                    match processed {
+                        Processed::Done => {}
+                        Processed::Poison(reason) => {
+                            tracing::error!(message_id = %id, reason, "dropping a message that is not a run");
+                        }
+                        Processed::Retry(reason) | Processed::Unavailable(reason) => {
+                            tracing::warn!(message_id = %id, reason, "run returned to the queue");
+                            response.add_failure(id);
+                        }
+                    }
+                }
             }
             // `Worker::process` catches its own panics; a task can fail only if that
             // guard itself failed. Redelivering would only repeat it, so it is logged.
             Err(e) => {
-                let id = messages.remove(&e.id()).unwrap_or_default();
-                tracing::error!(message_id = %id, error = %e, "a run's task failed outside its guard");
+                let ids = messages.remove(&e.id()).unwrap_or_default();
+                tracing::error!(message_ids = ?ids, error = %e, "a run's task failed outside its guard");
             }
         }
     }
     response
+}
+
+/// Runs one delivery; one that comes back is made visible again after a growing
+/// wait.
+async fn run_one(worker: &Worker, queue: &dyn Queue, id: &str, delivery: &Delivery) -> Processed {
+    let processed = worker.process(&delivery.body, delivery.attempt).await;
+    if let Processed::Retry(_) | Processed::Unavailable(_) = &processed {
+        shorten_wait(queue, id, delivery, backoff(delivery.tries())).await;
+    }
+    processed
+}
+
+/// A lane's records in order; once one comes back, the rest come back with it.
+async fn run_lane(
+    worker: &Worker,
+    queue: &dyn Queue,
+    lane: Vec<(String, Delivery)>,
+) -> Vec<(String, Processed)> {
+    let mut settled = Vec::with_capacity(lane.len());
+    let mut returned = None;
+    for (id, delivery) in lane {
+        let processed = match returned {
+            None => {
+                let processed = run_one(worker, queue, &id, &delivery).await;
+                if let Processed::Retry(_) | Processed::Unavailable(_) = &processed {
+                    returned = Some(backoff(delivery.tries()));
+                }
+                processed
+            }
+            Some(wait) => {
+                shorten_wait(queue, &id, &delivery, wait).await;
+                Processed::Unavailable("waits behind an earlier run of its lane".into())
+            }
+        };
+        settled.push((id, processed));
+    }
+    settled
+}
+
+async fn shorten_wait(queue: &dyn Queue, id: &str, delivery: &Delivery, wait: Duration) {
+    if let Err(e) = queue.retry(delivery, wait).await {
+        // It comes back after the queue's visibility timeout instead.
+        tracing::warn!(message_id = %id, error = %e, "cannot shorten the wait of a returned run");
+    }
 }
 
 pub async fn run(app: App) -> Result<(), Error> {

@@ -263,6 +263,9 @@ pub struct Delivery {
     /// does not count as an attempt (a queue that cannot tell them apart, SQS,
     /// counts them in `attempt` and leaves this 0).
     pub waits: u32,
+    /// From the queue of ordered lanes (SQS FIFO, [`crate::model::FlowTicket`]):
+    /// its retries are that queue's.
+    pub ordered: bool,
 }
 
 impl Delivery {

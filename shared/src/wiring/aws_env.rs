@@ -35,6 +35,9 @@ pub struct AwsEnv {
     pub table: String,
     /// `HOOKFLOW_QUEUE_URL`
     pub queue_url: String,
+    /// `HOOKFLOW_LANE_QUEUE_URL`: the FIFO queue of runs on a lane
+    /// (`options.lane`); without it such runs are refused (503).
+    pub lane_queue_url: Option<String>,
     /// `HOOKFLOW_RETENTION_DAYS` (default 30; 0 keeps executions forever).
     pub retention: Option<Duration>,
     /// `HOOKFLOW_BUCKET`: the claim-check bucket, where records too large for a
@@ -99,6 +102,7 @@ impl AwsEnv {
         Ok(Self {
             table,
             queue_url,
+            lane_queue_url: var("HOOKFLOW_LANE_QUEUE_URL"),
             retention: (days > 0).then(|| Duration::from_secs(days * 86_400)),
             bucket: var("HOOKFLOW_BUCKET"),
             max_message_bytes: usize::try_from(max_message_bytes)
@@ -130,7 +134,7 @@ impl AwsEnv {
     ) -> App {
         use crate::ports::aws::{DynamoStore, Objects, SqsQueue};
         let mut store = DynamoStore::new(Arc::clone(&dynamo), &self.table, self.retention);
-        let mut queue = SqsQueue::new(sqs, &self.queue_url);
+        let mut queue = SqsQueue::new(sqs, &self.queue_url).with_lanes(self.lane_queue_url.clone());
         if let Some(bucket) = &self.bucket {
             let objects = Objects::new(dynamo, bucket);
             store = store.with_objects(objects.clone());

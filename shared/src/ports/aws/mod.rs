@@ -22,7 +22,7 @@ pub use dynamo::{DynamoStore, create_table};
 pub use emf::Emf;
 pub use objects::{Objects, create_bucket};
 pub use secrets::{AwsSecrets, create_secret};
-pub use sqs::{DEFAULT_MAX_MESSAGE_BYTES, SqsQueue, create_queue};
+pub use sqs::{DEFAULT_MAX_MESSAGE_BYTES, SqsQueue, create_lane_queue, create_queue};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -27,6 +27,9 @@ pub struct SqsQueue {
     objects: Option<Objects>,
     /// The largest message body sent as it is (the queue's `MaximumMessageSize`).
     max_message_bytes: usize,
+    /// The FIFO queue of runs on a lane: a message group per lane, which SQS
+    /// hands out one message at a time, in the order they were sent.
+    lane_url: Option<String>,
 }
 
 impl SqsQueue {
@@ -36,7 +39,30 @@ impl SqsQueue {
             url: url.into(),
             objects: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            lane_url: None,
         }
+    }
+
+    /// Sends runs on a lane to the FIFO queue at `url`.
+    pub fn with_lanes(mut self, url: Option<String>) -> Self {
+        self.lane_url = url;
+        self
+    }
+
+    /// The queue a run goes to and, on a lane, its group: a lane's runs go to
+    /// the FIFO queue, grouped by lane, deduplicated by their queue id (a copy
+    /// sent twice within five minutes is kept once).
+    fn destination(&self, run: &RunMessage) -> Result<(&str, Option<Value>), QueueError> {
+        let Some(lane) = run.flow.as_ref().and_then(|f| f.lane.as_deref()) else {
+            return Ok((&self.url, None));
+        };
+        let Some(url) = &self.lane_url else {
+            return Err(QueueError::unavailable(
+                "a run on a lane (options.lane) needs the FIFO lane queue: set HOOKFLOW_LANE_QUEUE_URL",
+            ));
+        };
+        let group = json!({"MessageGroupId": lane, "MessageDeduplicationId": run.new_queue_id()});
+        Ok((url, Some(group)))
     }
 
     /// Sends a run whose message would be larger than `max_message_bytes` with its
@@ -86,13 +112,25 @@ impl SqsQueue {
 #[async_trait]
 impl Queue for SqsQueue {
     async fn enqueue(&self, run: &RunMessage) -> Result<(), QueueError> {
+        let (url, group) = self.destination(run)?;
         let body = self.body(run).await?;
-        self.call("SendMessage", json!({"MessageBody": body}))
+        let mut input = json!({"MessageBody": body, "QueueUrl": url});
+        if let Some(Value::Object(group)) = group {
+            input.as_object_mut().expect("an object").extend(group);
+        }
+        self.client
+            .sqs("SendMessage", &input)
             .await
+            .map_err(backend)
             .map(drop)
     }
 
     async fn enqueue_after(&self, run: &RunMessage, delay: Duration) -> Result<(), QueueError> {
+        // A FIFO queue delays no single message: a lane's run is sent now (only
+        // wake-ups wait, and they are on no lane).
+        if self.destination(run)?.1.is_some() {
+            return self.enqueue(run).await;
+        }
         let body = self.body(run).await?;
         // SQS delays a message 15 minutes at most; the worker enqueues an early
         // wake-up again for the rest (a chain of delayed messages).
@@ -118,6 +156,7 @@ impl Queue for SqsQueue {
                     body: text(m, "Body").to_string(),
                     attempt,
                     waits: 0,
+                    ordered: false,
                 })
             })
             .collect())
@@ -129,12 +168,21 @@ impl Queue for SqsQueue {
     }
 
     async fn retry(&self, delivery: &Delivery, delay: Duration) -> Result<(), QueueError> {
+        let url = match (&self.lane_url, delivery.ordered) {
+            (Some(lanes), true) => lanes,
+            _ => &self.url,
+        };
         let input = json!({
+            "QueueUrl": url,
             "ReceiptHandle": delivery.receipt,
             // Whole seconds, rounded up: a wait is never cut short.
             "VisibilityTimeout": delay.as_secs_f64().ceil().min(43_200.0) as u32,
         });
-        self.call("ChangeMessageVisibility", input).await.map(drop)
+        self.client
+            .sqs("ChangeMessageVisibility", &input)
+            .await
+            .map_err(backend)
+            .map(drop)
     }
 
     async fn open(&self, run: &mut RunMessage) -> Result<bool, QueueError> {
@@ -191,6 +239,21 @@ pub(super) fn text<'a>(message: &'a Value, field: &str) -> &'a str {
 /// A numeric system attribute of a message (`SentTimestamp`, ...).
 pub(super) fn attribute(message: &Value, name: &str) -> Option<u64> {
     message.get("Attributes")?.get(name)?.as_str()?.parse().ok()
+}
+
+/// Creates the FIFO queue of ordered lanes (`name` ends in `.fifo`) and returns
+/// its URL (for local endpoints and tests; on AWS the SAM template does it).
+pub async fn create_lane_queue(client: &SignedClient, name: &str) -> Result<String, QueueError> {
+    let input = json!({"QueueName": name, "Attributes": {
+        "FifoQueue": "true",
+        "DeduplicationScope": "messageGroup",
+        "FifoThroughputLimit": "perMessageGroupId",
+    }});
+    let out = client.sqs("CreateQueue", &input).await.map_err(backend)?;
+    out.get("QueueUrl")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| QueueError::unavailable("CreateQueue returned no URL"))
 }
 
 /// Creates a queue and returns its URL (for local endpoints and tests; on AWS the SAM

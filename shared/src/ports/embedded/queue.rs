@@ -277,6 +277,7 @@ impl Shared {
                     body,
                     attempt: attempts + 1,
                     waits,
+                    ordered: false,
                 });
             }
         }

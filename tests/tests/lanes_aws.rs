@@ -1,0 +1,258 @@
+//! Keyed lanes through the Lambda handlers on moto (issue 28): the webhook sends a
+//! lane's runs to the FIFO lane queue, grouped by lane; pollers standing in for
+//! Lambda's SQS event source hand batches to the worker handler and delete what
+//! it did not return, as Lambda does. Runs of one key start in accept order and
+//! never overlap, two keys run side by side; a stale version is skipped before its
+//! side effect.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hookflow::aws::SignedClient;
+use hookflow::ports::aws;
+use hookflow::wiring::{App, AwsEnv, Settings};
+use hookflow_tests::on_moto::{self, Examples, body_of, event_to};
+use hookflow_tests::{Visit, most_at_once, moto_endpoint, timed_server};
+use serde_json::{Value, json};
+
+const RUN: Duration = Duration::from_millis(300);
+
+struct Stack {
+    examples: Examples,
+    app: Arc<App>,
+    sqs: Arc<SignedClient>,
+}
+
+async fn stack() -> Stack {
+    let examples = on_moto::deploy_examples();
+    moto_endpoint();
+    let config = aws::load_config().await;
+    let client = aws::client(&config);
+    let mut settings = Settings::default();
+    settings.nodes.network.allow_loopback = true;
+    let env = AwsEnv {
+        table: examples.table.clone(),
+        queue_url: examples.queue_url.clone(),
+        lane_queue_url: Some(examples.lane_queue_url.clone()),
+        retention: Some(Duration::from_secs(86_400)),
+        bucket: Some(examples.bucket.clone()),
+        max_message_bytes: 1 << 20,
+        settings,
+    };
+    Stack {
+        app: Arc::new(env.app(Arc::clone(&client), Arc::clone(&client))),
+        sqs: client,
+        examples,
+    }
+}
+
+fn calls(key: &str, url: &str, options: Value) -> Value {
+    json!({"key": key, "options": options,
+    "trigger": {"type": "webhook", "hookId": key,
+        "response": {"statusCode": 202, "body": {"executionId": "{{$system.executionId}}"}}},
+    "nodes": [
+        {"key": "call", "type": "request", "config": {"url": url, "method": "POST", "timeout": 10000,
+            "data": {"customer": "{{$context.body.customer}}", "seq": "{{$context.body.seq}}"}}}
+    ]})
+}
+
+impl Stack {
+    async fn send(&self, hook: &str, bodies: &[Value]) -> Vec<String> {
+        let mut ids = Vec::new();
+        for body in bodies {
+            let headers = json!({"content-type": "application/json"});
+            let event = event_to(hook, headers, &body.to_string(), "203.0.113.9");
+            let response = hookflow_webhook::handle(&self.app, event).await.unwrap();
+            let answer = body_of(&response);
+            assert_eq!(response.status(), 202, "{answer}");
+            ids.push(answer["executionId"].as_str().unwrap().to_string());
+        }
+        ids
+    }
+
+    /// Polls the lane queue with `pollers` at once, as Lambda's event source
+    /// does, until every run in `ids` ended; what each batch returned comes
+    /// back after its wait.
+    async fn drain(
+        &self,
+        workflow: &str,
+        pollers: usize,
+        ids: &[String],
+        within: Duration,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + within;
+        let mut tasks = Vec::new();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        for _ in 0..pollers {
+            let (app, sqs, stop) = (
+                Arc::clone(&self.app),
+                Arc::clone(&self.sqs),
+                Arc::clone(&stop),
+            );
+            let url = self.examples.lane_queue_url.clone();
+            tasks.push(tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    poll_once(&app, &sqs, &url).await;
+                }
+            }));
+        }
+        let runs = loop {
+            let listed = on_moto::executions_on(&self.examples.table, workflow);
+            let runs: Vec<Value> = ids
+                .iter()
+                .filter_map(|id| listed.iter().find(|r| r["id"] == id.as_str()).cloned())
+                .collect();
+            if runs.len() == ids.len()
+                && runs
+                    .iter()
+                    .all(|r| !matches!(r["status"].as_str(), Some("started") | None))
+            {
+                break ids.iter().map(|id| self.show(id)).collect::<Vec<_>>();
+            }
+            assert!(Instant::now() < deadline, "runs did not end: {runs:?}");
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+        };
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for task in tasks {
+            task.await.unwrap();
+        }
+        runs
+    }
+
+    fn show(&self, id: &str) -> Value {
+        let (ok, out, _) = hookflow_tests::hookflow(&[
+            "executions",
+            "show",
+            id,
+            "--json",
+            "--table",
+            &self.examples.table,
+        ]);
+        if ok {
+            serde_json::from_str(&out).unwrap()
+        } else {
+            Value::Null
+        }
+    }
+}
+
+/// One receive of the lane queue handed to the worker Lambda's handler, with
+/// what Lambda's event source puts in a record of a FIFO queue.
+async fn poll_once(app: &App, sqs: &SignedClient, url: &str) {
+    let input = json!({"QueueUrl": url, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 1,
+        "MessageSystemAttributeNames": ["All"]});
+    let out = sqs.sqs("ReceiveMessage", &input).await.unwrap();
+    let messages = out["Messages"].as_array().cloned().unwrap_or_default();
+    if messages.is_empty() {
+        return;
+    }
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|m| {
+            json!({"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"],
+            "body": m["Body"], "attributes": m["Attributes"], "messageAttributes": {},
+            "eventSource": "aws:sqs"})
+        })
+        .collect();
+    let event = serde_json::from_value(json!({"Records": records})).unwrap();
+    let response = hookflow_worker::handle(app, event).await;
+    let returned: Vec<String> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    for m in &messages {
+        if !returned.iter().any(|id| m["MessageId"] == id.as_str()) {
+            let delete = json!({"QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"]});
+            sqs.sqs("DeleteMessage", &delete).await.unwrap();
+        }
+    }
+}
+
+fn seq(visit: &Visit) -> u64 {
+    visit.body["seq"]
+        .as_u64()
+        .or_else(|| visit.body["seq"].as_str()?.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn on_aws_a_lane_is_a_fifo_group_in_accept_order_and_keys_run_side_by_side() {
+    let (url, visits) = timed_server(RUN);
+    let stack = stack().await;
+    let options = json!({"lane": {"key": "{{$context.body.customer}}"}});
+    on_moto::deploy_to_table(&stack.examples.table, &calls("ordered", &url, options));
+    let mut bodies = Vec::new();
+    for n in 1..=30 {
+        bodies.push(json!({"customer": "A", "seq": n}));
+        bodies.push(json!({"customer": "B", "seq": n}));
+    }
+    let ids = stack.send("ordered", &bodies).await;
+    let runs = stack
+        .drain("ordered", 4, &ids, Duration::from_secs(90))
+        .await;
+    assert!(runs.iter().all(|r| r["status"] == "resolved"), "{runs:?}");
+    let visits = visits.lock().unwrap().clone();
+    assert_eq!(visits.len(), 60);
+    for customer in ["A", "B"] {
+        let mut of: Vec<&Visit> = visits
+            .iter()
+            .filter(|v| v.body["customer"] == customer)
+            .collect();
+        of.sort_by_key(|v| v.start);
+        let order: Vec<u64> = of.iter().map(|v| seq(v)).collect();
+        assert_eq!(
+            order,
+            (1..=30).collect::<Vec<_>>(),
+            "{customer}'s runs out of order"
+        );
+        for pair in of.windows(2) {
+            assert!(pair[0].end <= pair[1].start, "{customer}'s runs overlapped");
+        }
+    }
+    assert_eq!(most_at_once(&visits), 2);
+    // Side by side: most of A's runs had one of B's running beside them. (Not
+    // timed against one after another: moto's writes, in Python, take the rest.)
+    let beside = |a: &Visit| {
+        visits
+            .iter()
+            .any(|b| b.body["customer"] == "B" && b.start < a.end && a.start < b.end)
+    };
+    let overlapped = visits
+        .iter()
+        .filter(|v| v.body["customer"] == "A" && beside(v))
+        .count();
+    assert!(
+        overlapped >= 25,
+        "{overlapped} of A's 30 runs had B's beside them"
+    );
+}
+
+#[tokio::test]
+async fn on_aws_an_older_version_after_a_newer_one_is_skipped() {
+    let (url, visits) = timed_server(Duration::from_millis(10));
+    let stack = stack().await;
+    let options = json!({"lane": {"key": "{{$context.body.customer}}"},
+        "staleGuard": {"version": "{{$context.body.version}}"}});
+    let mut definition = calls("guarded", &url, options);
+    definition["nodes"][0]["config"]["data"]["version"] = json!("{{$context.body.version}}");
+    on_moto::deploy_to_table(&stack.examples.table, &definition);
+    let bodies = [
+        json!({"customer": "A", "seq": 1, "version": "2026-12-05T10:00:00.5Z"}),
+        json!({"customer": "A", "seq": 2, "version": "2026-12-05T10:00:00Z"}),
+        json!({"customer": "A", "seq": 3, "version": 1_800_000_000}),
+    ];
+    let ids = stack.send("guarded", &bodies).await;
+    let runs = stack
+        .drain("guarded", 2, &ids, Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        runs[1]["output"],
+        json!({"skipped": "stale", "version": "2026-12-05T10:00:00Z", "laneVersion": "2026-12-05T10:00:00.5Z"})
+    );
+    assert_eq!(runs[1]["status"], "resolved");
+    let mut seen: Vec<u64> = visits.lock().unwrap().iter().map(seq).collect();
+    seen.sort_unstable();
+    // 1,800,000,000 s is in 2027: newer than the lane's time.
+    assert_eq!(seen, [1, 3]);
+}
