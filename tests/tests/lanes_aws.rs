@@ -81,21 +81,7 @@ impl Stack {
         within: Duration,
     ) -> Vec<Value> {
         let deadline = Instant::now() + within;
-        let mut tasks = Vec::new();
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        for _ in 0..pollers {
-            let (app, sqs, stop) = (
-                Arc::clone(&self.app),
-                Arc::clone(&self.sqs),
-                Arc::clone(&stop),
-            );
-            let url = self.examples.lane_queue_url.clone();
-            tasks.push(tokio::spawn(async move {
-                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                    poll_once(&app, &sqs, &url).await;
-                }
-            }));
-        }
+        let pollers = self.pollers(&self.examples.lane_queue_url, pollers);
         let runs = loop {
             let listed = on_moto::executions_on(&self.examples.table, workflow);
             let runs: Vec<Value> = ids
@@ -112,10 +98,7 @@ impl Stack {
             assert!(Instant::now() < deadline, "runs did not end: {runs:?}");
             tokio::time::sleep(Duration::from_millis(1000)).await;
         };
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        for task in tasks {
-            task.await.unwrap();
-        }
+        pollers.stop().await;
         runs
     }
 
@@ -133,6 +116,40 @@ impl Stack {
         } else {
             Value::Null
         }
+    }
+}
+
+/// Pollers of one queue, running until stopped.
+struct Pollers {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Pollers {
+    async fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+    }
+}
+
+impl Stack {
+    /// `n` pollers of the queue at `url`, as Lambda's event source runs them.
+    fn pollers(&self, url: &str, n: usize) -> Pollers {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks = (0..n)
+            .map(|_| {
+                let (app, sqs) = (Arc::clone(&self.app), Arc::clone(&self.sqs));
+                let (stop, url) = (Arc::clone(&stop), url.to_string());
+                tokio::spawn(async move {
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        poll_once(&app, &sqs, &url).await;
+                    }
+                })
+            })
+            .collect();
+        Pollers { stop, tasks }
     }
 }
 
@@ -255,4 +272,70 @@ async fn on_aws_an_older_version_after_a_newer_one_is_skipped() {
     seen.sort_unstable();
     // 1,800,000,000 s is in 2027: newer than the lane's time.
     assert_eq!(seen, [1, 3]);
+}
+
+impl Stack {
+    /// Four pollers of the run queue (standard), ten messages a batch, until the
+    /// service saw `calls`: all runs are handed out at once, and places hold
+    /// them to their bound.
+    async fn poll_run_queue(&self, visits: &std::sync::Mutex<Vec<Visit>>, calls: usize) {
+        let pollers = self.pollers(&self.examples.queue_url, 4);
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while visits.lock().unwrap().len() < calls {
+            let seen = visits.lock().unwrap().len();
+            assert!(Instant::now() < deadline, "{seen} of {calls} runs called");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        pollers.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn on_aws_a_workflow_runs_at_most_its_concurrency_over_all_keys() {
+    let (url, visits) = timed_server(RUN);
+    let stack = stack().await;
+    let options = json!({"concurrency": 2});
+    on_moto::deploy_to_table(&stack.examples.table, &calls("bounded", &url, options));
+    let bodies: Vec<Value> = (1..=8)
+        .map(|n| json!({"customer": format!("C{n}"), "seq": n}))
+        .collect();
+    let ids = stack.send("bounded", &bodies).await;
+    stack.poll_run_queue(&visits, 8).await;
+    let visits = visits.lock().unwrap().clone();
+    assert_eq!(visits.len(), 8);
+    assert_eq!(most_at_once(&visits), 2);
+    // Every place was freed: the workflow's item holds none.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let item = stack
+        .sqs
+        .dynamodb(
+            "GetItem",
+            &json!({"TableName": stack.examples.table,
+            "Key": {"pk": {"S": "GATE#bounded"}, "sk": {"S": "PLACES"}}, "ConsistentRead": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(item["Item"]["holders"], json!({"M": {}}), "{item}");
+    for id in &ids {
+        assert_eq!(stack.show(id)["status"], "resolved");
+    }
+}
+
+#[tokio::test]
+async fn on_aws_a_lane_of_three_runs_exactly_three_at_once() {
+    let (url, visits) = timed_server(RUN);
+    let stack = stack().await;
+    let options = json!({"lane": {"key": "{{$context.body.customer}}", "concurrency": 3}});
+    on_moto::deploy_to_table(&stack.examples.table, &calls("three", &url, options));
+    let bodies: Vec<Value> = (1..=12)
+        .map(|n| json!({"customer": "A", "seq": n}))
+        .collect();
+    let ids = stack.send("three", &bodies).await;
+    stack.poll_run_queue(&visits, 12).await;
+    let visits = visits.lock().unwrap().clone();
+    assert_eq!(visits.len(), 12);
+    assert_eq!(most_at_once(&visits), 3);
+    for id in &ids {
+        assert_eq!(stack.show(id)["status"], "resolved");
+    }
 }

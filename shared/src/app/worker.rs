@@ -111,6 +111,18 @@ impl Worker {
                 };
             }
         };
+        // A run under `options.concurrency` waits while every place is held.
+        if message.wake.is_none() {
+            match self.wakeups.queue().take_place(&message).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Processed::Unavailable(
+                        "every place under the workflow's options.concurrency is held".into(),
+                    );
+                }
+                Err(e) => return Processed::Unavailable(e.to_string()),
+            }
+        }
         let done = crate::guard::catch(async {
             match &message.wake {
                 Some(reason) => self.wake(&message, reason, attempt).await,
@@ -118,20 +130,34 @@ impl Worker {
             }
         })
         .await;
+        let processed = self.settled(&message, done).await;
+        if message.wake.is_none() && processed == Processed::Done {
+            // Recorded: its place is free.
+            self.wakeups.queue().free_place(&message).await;
+        }
+        processed
+    }
+
+    /// What a delivery's processing came to.
+    async fn settled(
+        &self,
+        message: &RunMessage,
+        done: Result<Result<(), AppError>, String>,
+    ) -> Processed {
         match done {
             Ok(Ok(())) => Processed::Done,
             Ok(Err(e @ AppError::NotYet(_))) => Processed::Retry(e.to_string()),
             Ok(Err(AppError::Sealing(e @ RedactionError::Unsealable(_)))) => {
-                match self.record_failure(&message, &e.to_string()).await {
+                match self.record_failure(message, &e.to_string()).await {
                     Ok(()) => Processed::Done,
                     Err(e) => Processed::Unavailable(e.to_string()),
                 }
             }
             Ok(Err(AppError::Store(e))) if !e.is_retryable() => {
-                self.after_refusal(&message, &e).await
+                self.after_refusal(message, &e).await
             }
             Ok(Err(e)) => Processed::Unavailable(e.to_string()),
-            Err(panic) => self.after_panic(&message, &panic).await,
+            Err(panic) => self.after_panic(message, &panic).await,
         }
     }
 

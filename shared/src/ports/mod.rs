@@ -323,6 +323,17 @@ pub trait Queue: Send + Sync {
     /// The run's end is recorded: its claim-check object, if it had one, is no
     /// longer needed.
     async fn close(&self, _run: &RunMessage) {}
+
+    /// Takes a place for `run` under its workflow's `options.concurrency`, where
+    /// the queue cannot bound what it hands out (SQS; the embedded queue hands
+    /// out within the bound, and takes nothing here): `false` when every place
+    /// is held, and the run waits.
+    async fn take_place(&self, _run: &RunMessage) -> Result<bool, QueueError> {
+        Ok(true)
+    }
+
+    /// Frees the place [`Queue::take_place`] took for `run`, which was recorded.
+    async fn free_place(&self, _run: &RunMessage) {}
 }
 
 /// What a store writes of `execution`: [`Execution::kept`], the record of a run

@@ -134,7 +134,12 @@ impl AwsEnv {
     ) -> App {
         use crate::ports::aws::{DynamoStore, Objects, SqsQueue};
         let mut store = DynamoStore::new(Arc::clone(&dynamo), &self.table, self.retention);
-        let mut queue = SqsQueue::new(sqs, &self.queue_url).with_lanes(self.lane_queue_url.clone());
+        let mut queue = SqsQueue::new(sqs, &self.queue_url)
+            .with_lanes(self.lane_queue_url.clone())
+            .with_places(crate::ports::aws::Places::new(
+                Arc::clone(&dynamo),
+                &self.table,
+            ));
         if let Some(bucket) = &self.bucket {
             let objects = Objects::new(dynamo, bucket);
             store = store.with_objects(objects.clone());

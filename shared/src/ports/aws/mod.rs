@@ -14,6 +14,7 @@ mod errors;
 mod item;
 mod lanes;
 pub mod objects;
+mod places;
 mod replays;
 mod secrets;
 mod sqs;
@@ -21,6 +22,7 @@ mod sqs;
 pub use dynamo::{DynamoStore, create_table};
 pub use emf::Emf;
 pub use objects::{Objects, create_bucket};
+pub use places::{PLACE_LEASE_SECONDS, Places};
 pub use secrets::{AwsSecrets, create_secret};
 pub use sqs::{DEFAULT_MAX_MESSAGE_BYTES, SqsQueue, create_lane_queue, create_queue};
 

@@ -30,6 +30,8 @@ pub struct SqsQueue {
     /// The FIFO queue of runs on a lane: a message group per lane, which SQS
     /// hands out one message at a time, in the order they were sent.
     lane_url: Option<String>,
+    /// The places of runs in flight under `options.concurrency`.
+    places: Option<super::Places>,
 }
 
 impl SqsQueue {
@@ -40,7 +42,15 @@ impl SqsQueue {
             objects: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             lane_url: None,
+            places: None,
         }
+    }
+
+    /// Bounds the runs in flight of a workflow with `options.concurrency` by
+    /// places on the table.
+    pub fn with_places(mut self, places: super::Places) -> Self {
+        self.places = Some(places);
+        self
     }
 
     /// Sends runs on a lane to the FIFO queue at `url`.
@@ -53,7 +63,14 @@ impl SqsQueue {
     /// the FIFO queue, grouped by lane, deduplicated by their queue id (a copy
     /// sent twice within five minutes is kept once).
     fn destination(&self, run: &RunMessage) -> Result<(&str, Option<Value>), QueueError> {
-        let Some(lane) = run.flow.as_ref().and_then(|f| f.lane.as_deref()) else {
+        // A lane of one at a time is a FIFO group; a lane of more takes places
+        // like `options.concurrency` (FIFO hands a group out one batch at a time).
+        let Some(lane) = run
+            .flow
+            .as_ref()
+            .filter(|f| f.lane_concurrency <= 1)
+            .and_then(|f| f.lane.as_deref())
+        else {
             return Ok((&self.url, None));
         };
         let Some(url) = &self.lane_url else {
@@ -208,6 +225,37 @@ impl Queue for SqsQueue {
         Ok(true)
     }
 
+    async fn take_place(&self, run: &RunMessage) -> Result<bool, QueueError> {
+        let Some(places) = &self.places else {
+            return Ok(true);
+        };
+        for (gate, limit) in gates(run) {
+            let taken = places
+                .take(&gate, &run.execution_id, limit)
+                .await
+                .map_err(|e| {
+                    QueueError::unavailable_by("taking a place of a lane or workflow", e)
+                })?;
+            if !taken {
+                // The lane's place is given back while the workflow's are held.
+                self.free_place(run).await;
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn free_place(&self, run: &RunMessage) {
+        let Some(places) = &self.places else {
+            return;
+        };
+        for (gate, _) in gates(run) {
+            if let Err(e) = places.free(&gate, &run.execution_id).await {
+                tracing::warn!(execution_id = %run.execution_id, error = %e, "a place of a lane or workflow lapses instead of being freed");
+            }
+        }
+    }
+
     async fn close(&self, run: &RunMessage) {
         if let Some(objects) = &self.objects
             && run.context_at.is_some()
@@ -217,6 +265,22 @@ impl Queue for SqsQueue {
                 .await;
         }
     }
+}
+
+/// What bounds a run on SQS with places: a lane of more than one at a time
+/// (`lane#<id>`), and its workflow's `options.concurrency` (the workflow key).
+fn gates(run: &RunMessage) -> Vec<(String, u32)> {
+    let Some(flow) = &run.flow else {
+        return Vec::new();
+    };
+    let mut gates = Vec::new();
+    if let Some(lane) = flow.lane.as_deref().filter(|_| flow.lane_concurrency > 1) {
+        gates.push((format!("lane#{lane}"), flow.lane_concurrency));
+    }
+    if let Some(limit) = flow.concurrency {
+        gates.push((run.workflow_key.clone(), limit));
+    }
+    gates
 }
 
 /// The messages of a `ReceiveMessage` reply.
