@@ -116,10 +116,7 @@ pub async fn replay(
         context_at: None,
         // In its lane again, behind what waits there (its stale guard is not
         // asked: a replay runs what was kept, whatever ran since).
-        flow: workflow
-            .definition
-            .options
-            .flow_ticket(key, &original.context),
+        flow: crate::app::lanes::ticket(&workflow, &original.context),
         sealed: None,
     };
     let (id, replay_id) = (&original.id, &message.execution_id);

@@ -13,9 +13,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::lang::path::{self, Segment};
-use crate::lang::template::{self, Variables};
-
 /// The most runs of one key a lane may run at once.
 pub const MAX_LANE_CONCURRENCY: u32 = 100;
 /// The most runs of one workflow `options.concurrency` may allow at once.
@@ -68,22 +65,22 @@ fn is_one(n: &u32) -> bool {
 }
 
 impl FlowTicket {
-    /// The ticket of a delivery to `workflow_key` with `options`, its lane key
-    /// rendered over `context`; `None` when nothing bounds its run.
+    /// The ticket of a delivery to `workflow_key` with its lane's key rendered
+    /// (`None`: no lane, as an empty key) and `options.concurrency`; `None`
+    /// when nothing bounds its run.
     pub fn of(
         workflow_key: &str,
-        lane: Option<&LaneConfig>,
+        lane: Option<(&LaneConfig, Option<String>)>,
         concurrency: Option<u32>,
-        context: &Value,
     ) -> Option<Self> {
-        let lane_key = lane.and_then(|lane| {
-            let key = render_text(&lane.key, context)?;
-            Some((lane_id(workflow_key, &key), lane.concurrency.max(1)))
+        let lane = lane.and_then(|(config, key)| {
+            let key = key.filter(|k| !k.is_empty())?;
+            Some((lane_id(workflow_key, &key), config.concurrency.max(1)))
         });
-        if lane_key.is_none() && concurrency.is_none() {
+        if lane.is_none() && concurrency.is_none() {
             return None;
         }
-        let (lane, lane_concurrency) = match lane_key {
+        let (lane, lane_concurrency) = match lane {
             Some((id, n)) => (Some(id), n),
             None => (None, 1),
         };
@@ -102,29 +99,6 @@ pub fn lane_id(workflow_key: &str, key: &str) -> String {
     hash.update([0]);
     hash.update(key.as_bytes());
     hex::encode(hash.finalize())
-}
-
-/// A template rendered over `$context` alone, as text; `None` when it renders
-/// empty (or null).
-pub fn render_text(template: &str, context: &Value) -> Option<String> {
-    let text = match template::render_str(template, &ContextOnly(context)) {
-        Value::Null => return None,
-        Value::String(s) => s,
-        Value::Number(n) => crate::lang::number::text(&n),
-        other => other.to_string(),
-    };
-    (!text.is_empty()).then_some(text)
-}
-
-/// `$context` and nothing else: what a delivery's accept can render.
-struct ContextOnly<'a>(&'a Value);
-
-impl Variables for ContextOnly<'_> {
-    fn lookup(&self, root: &str, path: &[Segment]) -> Option<Value> {
-        (root == "$context")
-            .then(|| path::get(self.0, path).cloned())
-            .flatten()
-    }
 }
 
 /// A `staleGuard` version: a number, or an RFC 3339 time, on one scale
@@ -159,12 +133,6 @@ impl LaneVersion {
                 kind_of(value)
             )),
         }
-    }
-
-    /// Rendered from the guard's template over a run's context.
-    pub fn render(config: &StaleGuardConfig, context: &Value) -> Result<Self, String> {
-        let value = template::render_str(&config.version, &ContextOnly(context));
-        Self::of(&value)
     }
 }
 
@@ -237,8 +205,7 @@ mod tests {
             key: "{{$context.body.customer}}".into(),
             concurrency: 3,
         };
-        let context = json!({"body": {"customer": "cus_1"}});
-        let ticket = FlowTicket::of("orders", Some(&lane), None, &context).unwrap();
+        let ticket = FlowTicket::of("orders", Some((&lane, Some("cus_1".into()))), None).unwrap();
         assert_eq!(
             ticket.lane.as_deref(),
             Some(lane_id("orders", "cus_1").as_str())
@@ -246,9 +213,11 @@ mod tests {
         assert_eq!(ticket.lane_concurrency, 3);
         assert_ne!(lane_id("orders", "cus_1"), lane_id("refunds", "cus_1"));
         // An empty key means no lane; with no concurrency either, no ticket.
-        let empty = json!({"body": {"customer": ""}});
-        assert_eq!(FlowTicket::of("orders", Some(&lane), None, &empty), None);
-        let bounded = FlowTicket::of("orders", Some(&lane), Some(5), &empty).unwrap();
+        assert_eq!(
+            FlowTicket::of("orders", Some((&lane, Some(String::new()))), None),
+            None
+        );
+        let bounded = FlowTicket::of("orders", Some((&lane, None)), Some(5)).unwrap();
         assert_eq!((bounded.lane, bounded.concurrency), (None, Some(5)));
     }
 }

@@ -108,11 +108,6 @@ impl WorkflowOptions {
             .min(Self::MAX_DELAY_SECONDS)
     }
 
-    /// Where a delivery accepted with `context` waits its turn.
-    pub fn flow_ticket(&self, workflow_key: &str, context: &Value) -> Option<super::FlowTicket> {
-        super::FlowTicket::of(workflow_key, self.lane.as_ref(), self.concurrency, context)
-    }
-
     pub fn max_paused_runs(&self) -> u64 {
         self.max_paused_runs
             .unwrap_or(Self::DEFAULT_MAX_PAUSED_RUNS)

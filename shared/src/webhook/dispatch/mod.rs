@@ -185,10 +185,7 @@ fn async_message(
         on_failure_of: None,
         copy_id: None,
         context_at: None,
-        flow: workflow
-            .definition
-            .options
-            .flow_ticket(&workflow.key, &event.context),
+        flow: crate::app::lanes::ticket(workflow, &event.context),
         sealed: None,
     }
 }
