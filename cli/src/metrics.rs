@@ -41,6 +41,12 @@ struct MismatchLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GatherLabels {
+    workflow: String,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WorkflowLabel {
     workflow: String,
 }
@@ -59,6 +65,8 @@ pub struct Metrics {
     queue_depth: Gauge,
     paused: Gauge,
     stale_skips: Family<WorkflowLabel, Counter>,
+    gathered_runs: Family<GatherLabels, Counter>,
+    gathered_deliveries: Family<GatherLabels, Counter>,
     lane_backlog: Family<WorkflowLabel, Gauge>,
     /// Workflows a backlog was read for: set to 0 when their backlog is gone.
     backlogged: std::sync::Mutex<std::collections::HashSet<String>>,
@@ -116,6 +124,18 @@ impl Metrics {
             "Runs skipped as stale by options.staleGuard, by workflow",
             stale_skips.clone(),
         );
+        let gathered_runs = Family::<GatherLabels, Counter>::default();
+        registry.register(
+            "hookflow_gathered_runs",
+            "Runs made of gathered deliveries, by workflow and kind (debounced, batched)",
+            gathered_runs.clone(),
+        );
+        let gathered_deliveries = Family::<GatherLabels, Counter>::default();
+        registry.register(
+            "hookflow_gathered_deliveries",
+            "Deliveries gathered into runs, by workflow and kind (debounced, batched)",
+            gathered_deliveries.clone(),
+        );
         let lane_backlog = Family::<WorkflowLabel, Gauge>::default();
         registry.register(
             "hookflow_lane_backlog",
@@ -123,6 +143,8 @@ impl Metrics {
             lane_backlog.clone(),
         );
         Self {
+            gathered_runs,
+            gathered_deliveries,
             stale_skips,
             lane_backlog,
             backlogged: Default::default(),
@@ -191,6 +213,17 @@ impl Metrics {
 }
 
 impl Telemetry for Metrics {
+    fn gathered(&self, workflow: &str, kind: &'static str, deliveries: usize) {
+        let labels = GatherLabels {
+            workflow: workflow.to_string(),
+            kind,
+        };
+        self.gathered_runs.get_or_create(&labels).inc();
+        self.gathered_deliveries
+            .get_or_create(&labels)
+            .inc_by(deliveries as u64);
+    }
+
     fn stale_skipped(&self, workflow: &str) {
         self.stale_skips
             .get_or_create(&WorkflowLabel {

@@ -764,6 +764,7 @@ fn run(id: &str) -> RunMessage {
         on_failure_of: None,
         copy_id: None,
         context_at: None,
+        gather: None,
         flow: None,
         sealed: None,
     }

@@ -310,6 +310,7 @@ async fn a_run_returned_while_the_table_is_down_comes_back_within_seconds() {
         on_failure_of: None,
         copy_id: None,
         context_at: None,
+        gather: None,
         flow: None,
         sealed: None,
     };
@@ -528,6 +529,7 @@ async fn a_wake_up_that_comes_before_its_time_is_chained() {
         on_failure_of: None,
         copy_id: None,
         context_at: None,
+        gather: None,
         flow: None,
         sealed: None,
     };
@@ -627,6 +629,7 @@ async fn an_async_child_that_waits_pauses_its_parent_on_dynamodb_and_sqs() {
         on_failure_of: None,
         copy_id: None,
         context_at: None,
+        gather: None,
         flow: None,
         sealed: None,
     };

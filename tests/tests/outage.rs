@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use hookflow::app::worker::{self, Processed};
 use hookflow::model::{
-    Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, ExecutionStatus, KeyedAccept,
-    LaneVersion, RunMessage,
+    Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, ExecutionStatus, Gathering,
+    Joined, KeyedAccept, LaneVersion, RunMessage,
 };
 use hookflow::ports::embedded::{Database, EmbeddedQueue, EmbeddedStore};
 use hookflow::ports::{
-    ClaimStore, ExecutionFilter, ExecutionStore, LaneVersions, Precondition, Queue, ReplayMarks,
-    Store, StoreError, WorkflowStore,
+    ClaimStore, ExecutionFilter, ExecutionStore, Gathers, LaneVersions, Precondition, Queue,
+    ReplayMarks, Store, StoreError, WorkflowStore,
 };
 use hookflow::wiring::{App, Settings};
 use serde_json::{Value, json};
@@ -181,6 +181,46 @@ impl ClaimStore for FlakyStore {
 }
 
 #[async_trait]
+impl Gathers for FlakyStore {
+    async fn join(
+        &self,
+        group: &str,
+        member: &str,
+        now: u64,
+        max: Option<u32>,
+        generation: &str,
+        flush_at: u64,
+    ) -> Result<Joined, StoreError> {
+        self.check()?;
+        self.inner
+            .join(group, member, now, max, generation, flush_at)
+            .await
+    }
+    async fn gathering(&self, group: &str) -> Result<Option<Gathering>, StoreError> {
+        self.check()?;
+        self.inner.gathering(group).await
+    }
+    async fn reschedule(
+        &self,
+        group: &str,
+        generation: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.reschedule(group, generation, from, to).await
+    }
+    async fn seal(&self, group: &str, generation: &str) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.seal(group, generation).await
+    }
+    async fn close(&self, group: &str, generation: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.close(group, generation).await
+    }
+}
+
+#[async_trait]
 impl LaneVersions for FlakyStore {
     async fn raise_lane_version(
         &self,
@@ -335,6 +375,7 @@ fn run_message(id: &str) -> RunMessage {
         on_failure_of: None,
         copy_id: None,
         context_at: None,
+        gather: None,
         flow: None,
         sealed: None,
     }

@@ -161,6 +161,7 @@ async fn a_retried_start_looks_at_the_children_of_the_pause_it_finds() {
         on_failure_of: None,
         copy_id: None,
         context_at: None,
+        gather: None,
         flow: None,
         sealed: None,
     };

@@ -13,7 +13,8 @@ pub enum AppError {
     /// The key runs that redact are sealed with could not be read now.
     #[error("{0}")]
     Sealing(#[from] crate::app::redaction::RedactionError),
-    /// A wake-up that came before what it follows was recorded.
-    #[error("{0}; the wake-up is retried")]
+    /// A wake-up that came before what it follows was recorded, or a delivery
+    /// whose gathering is full or being run: delivered again later.
+    #[error("{0}; tried again later")]
     NotYet(&'static str),
 }

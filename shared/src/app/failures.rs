@@ -75,6 +75,7 @@ pub async fn after_final_save(
         on_failure_of: Some(execution.id.clone()),
         copy_id: None,
         context_at: None,
+        gather: None,
         flow: None,
         sealed: None,
     };

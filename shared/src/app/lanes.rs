@@ -28,7 +28,7 @@ pub fn ticket(workflow: &DeployedWorkflow, context: &Value) -> Option<FlowTicket
 
 /// A template rendered over `$context` alone, as text; `None` when it renders
 /// null.
-fn render_text(template: &str, context: &Value) -> Option<String> {
+pub(crate) fn render_text(template: &str, context: &Value) -> Option<String> {
     match template::render_str(template, &ContextOnly(context)) {
         Value::Null => None,
         Value::String(s) => Some(s),

@@ -8,6 +8,7 @@
 pub mod deploy;
 mod error;
 pub mod failures;
+pub mod gather;
 pub mod idempotency;
 pub mod ids;
 pub mod invalid;

@@ -114,6 +114,7 @@ pub async fn replay(
         on_failure_of: original.on_failure_of.clone(),
         copy_id: None,
         context_at: None,
+        gather: None,
         // In its lane again, behind what waits there (its stale guard is not
         // asked: a replay runs what was kept, whatever ran since).
         flow: crate::app::lanes::ticket(&workflow, &original.context),

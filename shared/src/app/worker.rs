@@ -111,6 +111,11 @@ impl Worker {
                 };
             }
         };
+        // A delivery that gathers with others, or the check of a gathering.
+        if let Some(ticket) = message.gather.clone() {
+            let done = crate::guard::catch(self.gathered(&message, &ticket, opened)).await;
+            return self.settled(&message, done).await;
+        }
         // A run under `options.concurrency` waits while every place is held.
         if message.wake.is_none() {
             match self.wakeups.queue().take_place(&message).await {
@@ -136,6 +141,44 @@ impl Worker {
             self.wakeups.queue().free_place(&message).await;
         }
         processed
+    }
+
+    /// A gathering's member or check (app/gather.rs).
+    async fn gathered(
+        &self,
+        message: &RunMessage,
+        ticket: &crate::model::GatherTicket,
+        opened: Option<Opened>,
+    ) -> Result<(), AppError> {
+        let workflow = self
+            .versions
+            .get(&message.workflow_key, message.workflow_version)
+            .await?;
+        let Some(workflow) = workflow else {
+            if ticket.flush.is_some() {
+                return Ok(());
+            }
+            let reason = format!(
+                "workflow {:?} version {} is not deployed",
+                message.workflow_key, message.workflow_version
+            );
+            return self.record_error(message, &reason).await;
+        };
+        let gather = crate::app::gather::Gather {
+            store: &self.store,
+            queue: self.wakeups.queue(),
+            telemetry: self.telemetry.as_ref(),
+        };
+        match &ticket.flush {
+            Some(flush) => gather.flush(&workflow, message, ticket, flush).await,
+            None => {
+                let context = match opened {
+                    Some(opened) => opened.context,
+                    None => message.context.clone(),
+                };
+                gather.member(&workflow, message, ticket, context).await
+            }
+        }
     }
 
     /// What a delivery's processing came to.

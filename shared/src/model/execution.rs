@@ -230,6 +230,10 @@ pub struct RunMessage {
     /// decided when the delivery was accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow: Option<super::FlowTicket>,
+    /// A delivery that gathers with others of its key (`options.debounce`,
+    /// `options.batch`), or the check of a gathering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gather: Option<super::GatherTicket>,
 }
 
 impl RunMessage {
@@ -250,6 +254,7 @@ impl RunMessage {
             on_failure_of: None,
             copy_id: None,
             context_at: None,
+            gather: None,
             flow: None,
             sealed: None,
         }
@@ -258,9 +263,17 @@ impl RunMessage {
     /// A queue identity for the message: a run's is its execution id, so enqueueing
     /// the same run twice is one message; each wake-up is a message of its own.
     pub fn new_queue_id(&self) -> String {
+        let flush = self.gather.as_ref().is_some_and(|g| g.flush.is_some());
         match &self.wake {
             Some(_) => format!(
                 "{}/wake/{}",
+                self.execution_id,
+                uuid::Uuid::new_v4().simple()
+            ),
+            // A gathering's checks: each its own (the next is queued while the
+            // one before it is still held).
+            None if flush => format!(
+                "{}/flush/{}",
                 self.execution_id,
                 uuid::Uuid::new_v4().simple()
             ),

@@ -43,6 +43,124 @@ pub struct StaleGuardConfig {
     pub version: String,
 }
 
+/// `options.debounce`: deliveries of one key, each within `periodMs` of the one
+/// before, make one run `periodMs` after the last (at most `maxWaitMs` after the
+/// first), on the last one's context with `$context.debounce`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DebounceConfig {
+    /// A template over `$context`; empty: the delivery runs on its own.
+    pub key: String,
+    #[schemars(range(min = 1, max = 3_600_000))]
+    pub period_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86_400_000))]
+    pub max_wait_ms: Option<u64>,
+}
+
+/// `options.batch`: deliveries of one key make one run when `maxSize` wait or
+/// `timeoutMs` after the first, with `$context.batch` their contexts in accept
+/// order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchConfig {
+    /// A template over `$context`; empty: the delivery runs on its own.
+    pub key: String,
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_size: u32,
+    #[schemars(range(min = 1, max = 3_600_000))]
+    pub timeout_ms: u64,
+}
+
+/// The most deliveries one batch takes.
+pub const MAX_BATCH_SIZE: u32 = 1000;
+/// The longest `periodMs` and `timeoutMs`: an hour.
+pub const MAX_GATHER_WAIT_MS: u64 = 3_600_000;
+/// The longest `maxWaitMs`: a day.
+pub const MAX_DEBOUNCE_WAIT_MS: u64 = 86_400_000;
+
+/// How deliveries gather into one run: debounced (the last one runs) or batched
+/// (all run together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum GatherKind {
+    Debounce,
+    Batch,
+}
+
+/// A delivery that gathers with others of its key, carried on its message (a
+/// member), or the check of a gathering that may be due (a flush).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatherTicket {
+    pub kind: GatherKind,
+    /// The gathering's id: SHA-256 of the workflow, the kind and the key.
+    pub group: String,
+    /// On a flush: the gathering's generation (its run's execution id), and the
+    /// time (unix ms) it was due to be checked, `None` when it filled up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flush: Option<Flush>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Flush {
+    pub generation: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<u64>,
+}
+
+/// An open gathering as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gathering {
+    /// Its run's execution id, fixed when the first delivery joined.
+    pub generation: String,
+    /// The deliveries' execution ids, in the order they joined.
+    pub members: Vec<String>,
+    /// Unix milliseconds of the first and the last delivery's accept.
+    pub first_at: u64,
+    pub last_at: u64,
+    /// When its check is due (unix ms): the one check chain that runs.
+    pub flush_at: u64,
+    /// Closed to deliveries: its run is being made.
+    pub sealed: bool,
+}
+
+/// What a delivery's joining found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Joined {
+    /// Joined now; the gathering as it stands.
+    Added(Gathering),
+    /// Joined before (a redelivery).
+    Already(Gathering),
+    /// Full, or closed while its run is made: the delivery waits.
+    Closed,
+}
+
+impl Gathering {
+    /// When the gathering is due (unix ms), by its kind's rule.
+    pub fn due_at(&self, kind: GatherKind, period_or_timeout: u64, max_wait: Option<u64>) -> u64 {
+        match kind {
+            GatherKind::Debounce => {
+                let after_last = self.last_at.saturating_add(period_or_timeout);
+                max_wait.map_or(after_last, |w| {
+                    after_last.min(self.first_at.saturating_add(w))
+                })
+            }
+            GatherKind::Batch => self.first_at.saturating_add(period_or_timeout),
+        }
+    }
+}
+
+/// The id of a gathering of `kind` with `key` in `workflow_key`.
+pub fn group_id(workflow_key: &str, kind: GatherKind, key: &str) -> String {
+    let kind = match kind {
+        GatherKind::Debounce => "debounce",
+        GatherKind::Batch => "batch",
+    };
+    lane_id(workflow_key, &format!("{kind}\0{key}"))
+}
+
 /// Where a run waits its turn: decided when its delivery is accepted and carried
 /// on its message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

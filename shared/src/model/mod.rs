@@ -14,8 +14,9 @@ pub use body_schema::{BodySchema, Mismatch, OnInvalid, SchemaProblem};
 pub use claim::{Claim, ClaimCheck, ClaimOutcome, KeyedAccept, StoredAnswer, key_hash};
 pub use execution::{Allowance, Execution, ExecutionStatus, Job, JobStatus, RunMessage};
 pub use flow::{
-    FlowTicket, LaneConfig, LaneVersion, MAX_CONCURRENCY, MAX_LANE_CONCURRENCY, StaleGuardConfig,
-    lane_id,
+    BatchConfig, DebounceConfig, FlowTicket, Flush, GatherKind, GatherTicket, Gathering, Joined,
+    LaneConfig, LaneVersion, MAX_BATCH_SIZE, MAX_CONCURRENCY, MAX_DEBOUNCE_WAIT_MS,
+    MAX_GATHER_WAIT_MS, MAX_LANE_CONCURRENCY, StaleGuardConfig, group_id, lane_id,
 };
 pub use inbound::{
     DEFAULT_IDEMPOTENCY_TTL_SECONDS, DEFAULT_TOLERANCE_SECONDS, HandshakeConfig, HandshakePreset,

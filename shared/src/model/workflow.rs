@@ -91,6 +91,12 @@ pub struct WorkflowOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 10_000))]
     pub concurrency: Option<u32>,
+    /// Deliveries of one key in quick succession make one run, on the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debounce: Option<super::DebounceConfig>,
+    /// Deliveries of one key make one run together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<super::BatchConfig>,
 }
 
 impl WorkflowOptions {

@@ -20,8 +20,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::model::{
-    Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, KeyedAccept, LaneVersion,
-    RunMessage,
+    Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, Gathering, Joined, KeyedAccept,
+    LaneVersion, RunMessage,
 };
 
 pub use error::{BoxError, Outage, QueueError, StoreError};
@@ -33,9 +33,15 @@ pub use telemetry::{NoTelemetry, Telemetry};
 /// (DynamoDB, the embedded SQLite file), and each part of the application asks
 /// only for the part it uses (the idempotency protocol for claims, the worker's
 /// version cache for workflows).
-pub trait Store: WorkflowStore + ExecutionStore + ClaimStore + ReplayMarks + LaneVersions {}
+pub trait Store:
+    WorkflowStore + ExecutionStore + ClaimStore + ReplayMarks + LaneVersions + Gathers
+{
+}
 
-impl<T: WorkflowStore + ExecutionStore + ClaimStore + ReplayMarks + LaneVersions> Store for T {}
+impl<T: WorkflowStore + ExecutionStore + ClaimStore + ReplayMarks + LaneVersions + Gathers> Store
+    for T
+{
+}
 
 /// Workflows with their versions.
 #[async_trait]
@@ -249,6 +255,47 @@ pub trait LaneVersions: Send + Sync {
         version: &LaneVersion,
         execution_id: &str,
     ) -> Result<Option<serde_json::Value>, StoreError>;
+}
+
+/// Gatherings of deliveries into one run (`options.debounce`, `options.batch`;
+/// app/gather.rs): one open gathering per key, its members' execution ids in
+/// the order they joined, each step one atomic write.
+#[async_trait]
+pub trait Gathers: Send + Sync {
+    /// Adds `member` to the open gathering `group` at `now` (unix ms), at most
+    /// `max` members; a gathering made now is `generation`'s, its check due at
+    /// `flush_at`. A member there already is [`Joined::Already`]; a gathering
+    /// full or sealed is [`Joined::Closed`].
+    #[allow(clippy::too_many_arguments)]
+    async fn join(
+        &self,
+        group: &str,
+        member: &str,
+        now: u64,
+        max: Option<u32>,
+        generation: &str,
+        flush_at: u64,
+    ) -> Result<Joined, StoreError>;
+
+    /// The open gathering `group`, read consistently.
+    async fn gathering(&self, group: &str) -> Result<Option<Gathering>, StoreError>;
+
+    /// Moves the check of `generation`'s gathering from `from` to `to` (unix
+    /// ms) while it is open: `false` when another check moved it first.
+    async fn reschedule(
+        &self,
+        group: &str,
+        generation: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<bool, StoreError>;
+
+    /// Closes `generation`'s gathering to deliveries (they wait) while its run
+    /// is made: `false` when it is not that generation's any more.
+    async fn seal(&self, group: &str, generation: &str) -> Result<bool, StoreError>;
+
+    /// Removes `generation`'s gathering: its run is queued, its members recorded.
+    async fn close(&self, group: &str, generation: &str) -> Result<(), StoreError>;
 }
 
 /// One message handed to a worker. `body` is the raw text, so a message that does not

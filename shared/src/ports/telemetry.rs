@@ -25,6 +25,10 @@ pub trait Telemetry: Send + Sync {
 
     /// A run of `workflow` was skipped as stale (`options.staleGuard`).
     fn stale_skipped(&self, workflow: &str);
+
+    /// `deliveries` of `workflow` were gathered into one run, `kind`
+    /// `debounced` or `batched`.
+    fn gathered(&self, workflow: &str, kind: &'static str, deliveries: usize);
 }
 
 /// The `outcome` label of [`Telemetry::body_mismatch`].
@@ -40,6 +44,7 @@ impl Telemetry for NoTelemetry {
     fn execution(&self, _workflow: &str, _status: ExecutionStatus, _took: Duration) {}
     fn body_mismatch(&self, _hook: &str, _kept: bool) {}
     fn stale_skipped(&self, _workflow: &str) {}
+    fn gathered(&self, _workflow: &str, _kind: &'static str, _deliveries: usize) {}
 }
 
 /// Counts an execution just recorded, if it ended: its time from `createdAt` to

@@ -6,10 +6,18 @@ use serde_json::Value;
 
 use super::Checker;
 use crate::lang::template;
-use crate::model::{MAX_CONCURRENCY, MAX_LANE_CONCURRENCY};
+use crate::model::{
+    MAX_BATCH_SIZE, MAX_CONCURRENCY, MAX_DEBOUNCE_WAIT_MS, MAX_GATHER_WAIT_MS, MAX_LANE_CONCURRENCY,
+};
 
-pub(super) fn check(options: &serde_json::Map<String, Value>, sync: bool, check: &mut Checker) {
-    for name in ["lane", "staleGuard", "concurrency"] {
+pub(super) fn check(
+    options: &serde_json::Map<String, Value>,
+    sync: bool,
+    redacts: bool,
+    check: &mut Checker,
+) {
+    gathering(options, redacts, check);
+    for name in ["lane", "staleGuard", "concurrency", "debounce", "batch"] {
         if sync && options.contains_key(name) {
             check.error(
                 format!("options.{name}"),
@@ -46,6 +54,76 @@ pub(super) fn check(options: &serde_json::Map<String, Value>, sync: bool, check:
             format!("must be the most runs at once, 1..={MAX_CONCURRENCY}"),
         );
     }
+}
+
+/// `options.debounce` and `options.batch`: one of them, their bounds.
+fn gathering(options: &serde_json::Map<String, Value>, redacts: bool, check: &mut Checker) {
+    if options.contains_key("debounce") && options.contains_key("batch") {
+        check.error(
+            "options.batch",
+            "a workflow debounces or batches its deliveries, not both",
+        );
+    }
+    let wait = 1..=MAX_GATHER_WAIT_MS;
+    if let Some(debounce) = options.get("debounce") {
+        context_template(debounce.get("key"), "options.debounce.key", check);
+        required_whole(
+            debounce,
+            "periodMs",
+            "options.debounce",
+            (wait.clone(), "milliseconds"),
+            check,
+        );
+        check.optional_whole(
+            debounce,
+            "maxWaitMs",
+            "options.debounce",
+            1..=MAX_DEBOUNCE_WAIT_MS,
+            "milliseconds",
+        );
+    }
+    if let Some(batch) = options.get("batch") {
+        context_template(batch.get("key"), "options.batch.key", check);
+        let sizes = 1..=u64::from(MAX_BATCH_SIZE);
+        required_whole(
+            batch,
+            "maxSize",
+            "options.batch",
+            (sizes, "deliveries"),
+            check,
+        );
+        required_whole(
+            batch,
+            "timeoutMs",
+            "options.batch",
+            (wait, "milliseconds"),
+            check,
+        );
+    }
+    for name in ["debounce", "batch"] {
+        if redacts && options.contains_key(name) {
+            check.error(
+                format!("options.{name}"),
+                "cannot be used with trigger.redact yet: a gathered run is built from its deliveries' kept (redacted) records",
+            );
+        }
+    }
+}
+
+fn required_whole(
+    object: &Value,
+    field: &str,
+    at: &str,
+    (range, unit): (std::ops::RangeInclusive<u64>, &str),
+    check: &mut Checker,
+) {
+    if object.get(field).is_none() {
+        check.error(
+            format!("{at}.{field}"),
+            format!("is required, {}..={}", range.start(), range.end()),
+        );
+    }
+    check.optional_whole(object, field, at, range, unit);
 }
 
 /// A template naming `$context` only: what a delivery has when it is accepted.

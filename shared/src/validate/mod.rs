@@ -117,7 +117,10 @@ fn check_root(doc: &Value, registry: &NodeRegistry, check: &mut Checker) {
         let key = root.get("key").and_then(Value::as_str).unwrap_or_default();
         operate::check_options(options, key, check);
         if let Some(options) = options.as_object() {
-            flow::check(options, sync, check);
+            let redacts = root
+                .get("trigger")
+                .is_some_and(|t| t.get("redact").is_some_and(|r| !r.is_null()));
+            flow::check(options, sync, redacts, check);
         }
     }
     check.set_nodes(collect_nodes(root.get("nodes")));

@@ -13,10 +13,11 @@ use super::item::{self, Item, get_s, n, s, take_item};
 use super::objects::{self, Objects};
 use crate::aws::{CallError, SignedClient};
 use crate::model::{
-    Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, ExecutionStatus, LaneVersion,
+    Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, ExecutionStatus, Gathering,
+    Joined, LaneVersion,
 };
 use crate::ports::{
-    ClaimStore, ExecutionFilter, ExecutionStore, LaneVersions, Precondition, ReplayMarks,
+    ClaimStore, ExecutionFilter, ExecutionStore, Gathers, LaneVersions, Precondition, ReplayMarks,
     StoreError, WorkflowStore,
 };
 
@@ -725,6 +726,53 @@ impl ReplayMarks for DynamoStore {
 
     async fn replays_marked(&self, originals: &[String]) -> Result<HashSet<String>, StoreError> {
         super::replays::marked(&self.client, &self.table, originals).await
+    }
+}
+
+#[async_trait]
+impl Gathers for DynamoStore {
+    async fn join(
+        &self,
+        group: &str,
+        member: &str,
+        now: u64,
+        max: Option<u32>,
+        generation: &str,
+        flush_at: u64,
+    ) -> Result<Joined, StoreError> {
+        let ids = (group, member);
+        super::gathers::join(
+            &self.client,
+            &self.table,
+            ids,
+            now,
+            max,
+            (generation, flush_at),
+        )
+        .await
+    }
+
+    async fn gathering(&self, group: &str) -> Result<Option<Gathering>, StoreError> {
+        super::gathers::gathering(&self.client, &self.table, group).await
+    }
+
+    async fn reschedule(
+        &self,
+        group: &str,
+        generation: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<bool, StoreError> {
+        let ids = (group, generation);
+        super::gathers::reschedule(&self.client, &self.table, ids, from, to).await
+    }
+
+    async fn seal(&self, group: &str, generation: &str) -> Result<bool, StoreError> {
+        super::gathers::seal(&self.client, &self.table, (group, generation)).await
+    }
+
+    async fn close(&self, group: &str, generation: &str) -> Result<(), StoreError> {
+        super::gathers::close(&self.client, &self.table, (group, generation)).await
     }
 }
 

@@ -108,4 +108,18 @@ impl Telemetry for Emf {
             &[("hookflow_stale_skips_total", "Count", 1.0)],
         ));
     }
+
+    fn gathered(&self, workflow: &str, kind: &'static str, deliveries: usize) {
+        self.print(&Self::line(
+            &[("workflow", workflow), ("kind", kind)],
+            &[
+                ("hookflow_gathered_runs_total", "Count", 1.0),
+                (
+                    "hookflow_gathered_deliveries_total",
+                    "Count",
+                    deliveries as f64,
+                ),
+            ],
+        ));
+    }
 }

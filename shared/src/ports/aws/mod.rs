@@ -11,6 +11,7 @@ pub mod dlq;
 mod dynamo;
 mod emf;
 mod errors;
+mod gathers;
 mod item;
 mod lanes;
 pub mod objects;

@@ -79,6 +79,17 @@ CREATE TABLE IF NOT EXISTS lane_versions (
     value TEXT NOT NULL,
     run_id TEXT NOT NULL
 );
+-- Open gatherings of deliveries into one run (gathers.rs): members as a JSON
+-- array of execution ids in the order they joined; times in unix ms.
+CREATE TABLE IF NOT EXISTS gatherings (
+    group_id TEXT PRIMARY KEY,
+    generation TEXT NOT NULL,
+    members TEXT NOT NULL,
+    first_at INTEGER NOT NULL,
+    last_at INTEGER NOT NULL,
+    flush_at INTEGER NOT NULL,
+    sealed INTEGER NOT NULL DEFAULT 0
+);
 CREATE TRIGGER IF NOT EXISTS replay_marks_pruned AFTER DELETE ON executions
 BEGIN DELETE FROM replay_marks WHERE original_id = old.id; END;
 ";

@@ -9,6 +9,7 @@
 
 mod claims;
 mod db;
+mod gathers;
 mod lanes;
 mod queue;
 mod replays;

@@ -10,11 +10,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::db::Database;
 use crate::model::{
-    Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, KeyedAccept, LaneVersion,
-    RunMessage,
+    Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, Gathering, Joined, KeyedAccept,
+    LaneVersion, RunMessage,
 };
 use crate::ports::{
-    ClaimStore, ExecutionFilter, ExecutionStore, LaneVersions, Precondition, ReplayMarks,
+    ClaimStore, ExecutionFilter, ExecutionStore, Gathers, LaneVersions, Precondition, ReplayMarks,
     StoreError, WorkflowStore,
 };
 
@@ -409,6 +409,49 @@ impl ReplayMarks for EmbeddedStore {
 
     async fn replays_marked(&self, originals: &[String]) -> Result<HashSet<String>, StoreError> {
         super::replays::marked(&self.db, originals).await
+    }
+}
+
+#[async_trait]
+impl Gathers for EmbeddedStore {
+    async fn join(
+        &self,
+        group: &str,
+        member: &str,
+        now: u64,
+        max: Option<u32>,
+        generation: &str,
+        flush_at: u64,
+    ) -> Result<Joined, StoreError> {
+        super::gathers::join(&self.db, group, member, now, max, (generation, flush_at)).await
+    }
+
+    async fn gathering(&self, group: &str) -> Result<Option<Gathering>, StoreError> {
+        super::gathers::gathering(&self.db, group).await
+    }
+
+    async fn reschedule(
+        &self,
+        group: &str,
+        generation: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<bool, StoreError> {
+        let sql = "UPDATE gatherings SET flush_at = ?4
+                   WHERE group_id = ?1 AND generation = ?2 AND flush_at = ?3 AND sealed = 0";
+        super::gathers::update(&self.db, sql, group, generation, Some((from, to))).await
+    }
+
+    async fn seal(&self, group: &str, generation: &str) -> Result<bool, StoreError> {
+        let sql = "UPDATE gatherings SET sealed = 1 WHERE group_id = ?1 AND generation = ?2";
+        super::gathers::update(&self.db, sql, group, generation, None).await
+    }
+
+    async fn close(&self, group: &str, generation: &str) -> Result<(), StoreError> {
+        let sql = "DELETE FROM gatherings WHERE group_id = ?1 AND generation = ?2";
+        super::gathers::update(&self.db, sql, group, generation, None)
+            .await
+            .map(drop)
     }
 }
 

@@ -172,6 +172,7 @@ fn async_message(
     idempotency_key: Option<String>,
 ) -> RunMessage {
     let workflow = &event.workflow;
+    let gather = crate::app::gather::ticket(workflow, &event.context);
     RunMessage {
         execution_id,
         workflow_key: workflow.key.clone(),
@@ -185,7 +186,11 @@ fn async_message(
         on_failure_of: None,
         copy_id: None,
         context_at: None,
-        flow: crate::app::lanes::ticket(workflow, &event.context),
+        flow: match &gather {
+            Some(ticket) => Some(crate::app::gather::member_lane(ticket)),
+            None => crate::app::lanes::ticket(workflow, &event.context),
+        },
+        gather,
         sealed: None,
     }
 }
