@@ -580,3 +580,15 @@ pub fn most_at_once(visits: &[Visit]) -> usize {
         .max()
         .unwrap_or(0)
 }
+
+/// `GET /metrics` of `server`, as text.
+pub async fn metrics_text(server: &Server) -> String {
+    client()
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .expect("the server answers")
+        .text()
+        .await
+        .unwrap()
+}

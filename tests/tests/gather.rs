@@ -205,14 +205,7 @@ async fn two_hundred_fifty_deliveries_make_batches_of_100_100_and_50_in_order() 
         }
     }
     assert_eq!(visits.lock().unwrap().len(), 3);
-    let metrics = client()
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = hookflow_tests::metrics_text(&server).await;
     assert!(
         metrics.contains(
             "hookflow_gathered_deliveries_total{workflow=\"batched\",kind=\"batched\"} 250"

@@ -184,14 +184,7 @@ async fn an_older_version_after_a_newer_one_is_skipped_before_its_side_effect() 
     seen.sort_unstable();
     // 1001 never reached the service; a time is greater than 1002 (seconds).
     assert_eq!(seen, [1, 3, 4]);
-    let metrics = hookflow_tests::client()
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = hookflow_tests::metrics_text(&server).await;
     assert!(
         metrics.contains("hookflow_stale_skips_total{workflow=\"guarded\"} 1"),
         "{metrics}"

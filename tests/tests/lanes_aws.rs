@@ -156,11 +156,14 @@ impl Stack {
 /// One receive of the lane queue handed to the worker Lambda's handler, with
 /// what Lambda's event source puts in a record of a FIFO queue.
 async fn poll_once(app: &App, sqs: &SignedClient, url: &str) {
-    let input = json!({"QueueUrl": url, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 1,
+    // Short polls: moto's long poll waits its whole time unless it has all ten
+    // (a FIFO group it hands out one at a time), which Lambda's pollers do not.
+    let input = json!({"QueueUrl": url, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 0,
         "MessageSystemAttributeNames": ["All"]});
     let out = sqs.sqs("ReceiveMessage", &input).await.unwrap();
     let messages = out["Messages"].as_array().cloned().unwrap_or_default();
     if messages.is_empty() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
         return;
     }
     let records: Vec<Value> = messages
@@ -338,4 +341,105 @@ async fn on_aws_a_lane_of_three_runs_exactly_three_at_once() {
     for id in &ids {
         assert_eq!(stack.show(id)["status"], "resolved");
     }
+}
+
+/// An async workflow that debounces or batches, its runs calling `url`.
+fn gathers(key: &str, url: &str, options: Value) -> Value {
+    let mut definition = calls(key, url, options);
+    definition["trigger"]["idempotency"] = json!({"key": "{{$context.body.delivery}}"});
+    definition
+}
+
+impl Stack {
+    /// Pollers of both queues (members ride the lane queue; checks and the
+    /// gathered runs, the run queue) until every member in `ids` was taken and
+    /// its run ended: the runs (by `executions list`), in the order made.
+    async fn gathered(&self, workflow: &str, ids: &[String], kind: &str) -> Vec<Value> {
+        let lanes = self.pollers(&self.examples.lane_queue_url, 2);
+        let runs_queue = self.pollers(&self.examples.queue_url, 2);
+        let deadline = Instant::now() + Duration::from_secs(240);
+        let runs = loop {
+            let listed = on_moto::executions_on(&self.examples.table, workflow);
+            let taken: Vec<&Value> = listed
+                .iter()
+                .filter(|e| ids.iter().any(|id| e["id"] == id.as_str()))
+                .filter(|e| e["output"][kind].is_object())
+                .collect();
+            let mut into: Vec<&str> = taken
+                .iter()
+                .map(|m| m["output"][kind]["into"].as_str().unwrap())
+                .collect();
+            into.sort_unstable();
+            into.dedup();
+            let runs: Vec<Value> = into
+                .iter()
+                .filter_map(|id| listed.iter().find(|e| e["id"] == *id).cloned())
+                .filter(|r| r["status"] == "resolved")
+                .collect();
+            if taken.len() == ids.len() && runs.len() == into.len() {
+                break runs;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {} deliveries taken",
+                taken.len(),
+                ids.len()
+            );
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+        };
+        lanes.stop().await;
+        runs_queue.stop().await;
+        runs
+    }
+}
+
+#[tokio::test]
+async fn on_aws_twenty_deliveries_in_three_seconds_make_one_debounced_run() {
+    let (url, visits) = timed_server(Duration::from_millis(1));
+    let stack = stack().await;
+    let options = json!({"debounce": {"key": "{{$context.body.customer}}", "periodMs": 2000}});
+    on_moto::deploy_to_table(&stack.examples.table, &gathers("debounced", &url, options));
+    let mut ids = Vec::new();
+    for n in 1..=20 {
+        let body = json!({"customer": "A", "seq": n, "delivery": format!("d-{n}")});
+        ids.extend(stack.send("debounced", &[body]).await);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // A duplicate adds nothing.
+    let again = json!({"customer": "A", "seq": 7, "delivery": "d-7"});
+    assert_eq!(stack.send("debounced", &[again]).await, [ids[6].clone()]);
+    let runs = stack.gathered("debounced", &ids, "debounced").await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["context"]["debounce"]["count"], 20);
+    assert_eq!(runs[0]["context"]["body"]["seq"], 20);
+    assert_eq!(visits.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn on_aws_two_hundred_fifty_deliveries_make_batches_of_100_100_and_50_in_order() {
+    let (url, visits) = timed_server(Duration::from_millis(1));
+    let stack = stack().await;
+    // Long enough that the first two batches fill before it (moto's writes, in
+    // Python, take a good part of a second a delivery); the last 50 wait for it.
+    // No idempotency key here (the debounce test has duplicates): a call less.
+    let options =
+        json!({"batch": {"key": "{{$context.body.customer}}", "maxSize": 100, "timeoutMs": 45000}});
+    on_moto::deploy_to_table(&stack.examples.table, &calls("batched", &url, options));
+    let bodies: Vec<Value> = (1..=250)
+        .map(|n| json!({"customer": "A", "seq": n, "delivery": format!("b-{n}")}))
+        .collect();
+    let ids = stack.send("batched", &bodies).await;
+    let runs = stack.gathered("batched", &ids, "batched").await;
+    let sizes: Vec<usize> = runs
+        .iter()
+        .map(|r| r["context"]["batch"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, [100, 100, 50]);
+    let seqs: Vec<u64> = runs
+        .iter()
+        .flat_map(|r| r["context"]["batch"].as_array().unwrap().clone())
+        .map(|c| c["body"]["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=250).collect::<Vec<_>>());
+    assert_eq!(visits.lock().unwrap().len(), 3);
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use std::time::Duration;
 
-use hookflow::app::worker::{Processed, Worker, backoff};
+use hookflow::app::worker::{Processed, Worker};
 use hookflow::ports::{Delivery, Queue};
 use hookflow::wiring::App;
 use lambda_runtime::{Error, LambdaEvent};
@@ -82,7 +82,9 @@ pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
                         Processed::Poison(reason) => {
                             tracing::error!(message_id = %id, reason, "dropping a message that is not a run");
                         }
-                        Processed::Retry(reason) | Processed::Unavailable(reason) => {
+                        Processed::Retry(reason)
+                        | Processed::Unavailable(reason)
+                        | Processed::Later(reason, _) => {
                             tracing::warn!(message_id = %id, reason, "run returned to the queue");
                             response.add_failure(id);
                         }
@@ -104,8 +106,8 @@ pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
 /// wait.
 async fn run_one(worker: &Worker, queue: &dyn Queue, id: &str, delivery: &Delivery) -> Processed {
     let processed = worker.process(&delivery.body, delivery.attempt).await;
-    if let Processed::Retry(_) | Processed::Unavailable(_) = &processed {
-        shorten_wait(queue, id, delivery, backoff(delivery.tries())).await;
+    if let Some(wait) = processed.returned_after(delivery) {
+        shorten_wait(queue, id, delivery, wait).await;
     }
     processed
 }
@@ -121,9 +123,10 @@ async fn run_lane(
     for (id, delivery) in lane {
         let processed = match returned {
             None => {
-                let processed = run_one(worker, queue, &id, &delivery).await;
-                if let Processed::Retry(_) | Processed::Unavailable(_) = &processed {
-                    returned = Some(backoff(delivery.tries()));
+                let processed = worker.process(&delivery.body, delivery.attempt).await;
+                if let Some(wait) = processed.returned_after(&delivery) {
+                    shorten_wait(queue, &id, &delivery, wait).await;
+                    returned = Some(wait);
                 }
                 processed
             }

@@ -13,8 +13,11 @@ pub enum AppError {
     /// The key runs that redact are sealed with could not be read now.
     #[error("{0}")]
     Sealing(#[from] crate::app::redaction::RedactionError),
-    /// A wake-up that came before what it follows was recorded, or a delivery
-    /// whose gathering is full or being run: delivered again later.
+    /// A wake-up that came before what it follows was recorded: delivered
+    /// again later.
     #[error("{0}; tried again later")]
     NotYet(&'static str),
+    /// Not ready for a moment (a gathering being run): tried again shortly.
+    #[error("{0}; tried again in a moment")]
+    Busy(&'static str),
 }

@@ -145,7 +145,7 @@ impl Gather<'_> {
             Joined::Added(g) => (g, true),
             Joined::Already(g) => (g, false),
             Joined::Closed => {
-                return Err(AppError::NotYet(
+                return Err(AppError::Busy(
                     "its gathering is full or being run; the delivery joins the next",
                 ));
             }

@@ -56,6 +56,20 @@ pub enum Processed {
     Unavailable(String),
     /// Not a run message at all: report it, do not retry.
     Poison(String),
+    /// Not ready for a moment (its gathering is being run): deliver again after
+    /// this short, fixed wait, not a growing one; counts as an attempt.
+    Later(String, Duration),
+}
+
+impl Processed {
+    /// How long a delivery that comes back waits; `None` when it is settled.
+    pub fn returned_after(&self, delivery: &Delivery) -> Option<Duration> {
+        match self {
+            Self::Done | Self::Poison(_) => None,
+            Self::Retry(_) | Self::Unavailable(_) => Some(backoff(delivery.tries())),
+            Self::Later(_, wait) => Some(*wait),
+        }
+    }
 }
 
 pub struct Worker {
@@ -190,6 +204,9 @@ impl Worker {
         match done {
             Ok(Ok(())) => Processed::Done,
             Ok(Err(e @ AppError::NotYet(_))) => Processed::Retry(e.to_string()),
+            Ok(Err(e @ AppError::Busy(_))) => {
+                Processed::Later(e.to_string(), Duration::from_secs(1))
+            }
             Ok(Err(AppError::Sealing(e @ RedactionError::Unsealable(_)))) => {
                 match self.record_failure(message, &e.to_string()).await {
                     Ok(()) => Processed::Done,
@@ -668,6 +685,10 @@ async fn settle(worker: &Worker, queue: &dyn Queue, delivery: &Delivery) {
         Processed::Retry(reason) => {
             tracing::info!(receipt = %delivery.receipt, reason, attempt = delivery.attempt, "run will be retried");
             queue.retry(delivery, backoff(delivery.tries())).await
+        }
+        Processed::Later(reason, wait) => {
+            tracing::debug!(receipt = %delivery.receipt, reason, "delivery waits a moment");
+            queue.retry(delivery, wait).await
         }
         Processed::Unavailable(reason) => {
             let wait = backoff(delivery.tries());

@@ -118,7 +118,7 @@ mod tests {
         assert_eq!(
             option_problems(json!({"onFailure": ["a"], "retry": 1, "timeoutMs": 0})),
             [
-                "options.retry: unknown field; expected one of timeoutMs, onFailure, maxDelaySeconds, maxPausedRuns, lane, staleGuard, concurrency",
+                "options.retry: unknown field; expected one of timeoutMs, onFailure, maxDelaySeconds, maxPausedRuns, lane, staleGuard, concurrency, debounce, batch",
                 "options.timeoutMs: must be 1..=900000",
                 "options.onFailure: must be the key of the workflow to run when a run fails (a string)",
             ]
