@@ -26,7 +26,9 @@ pub mod nodes;
 pub mod ports;
 pub mod time;
 pub mod tls;
+#[cfg(feature = "authoring")]
 pub mod validate;
+#[cfg(feature = "authoring")]
 pub mod view;
 pub mod webhook;
 pub mod wiring;

@@ -14,8 +14,15 @@ use std::path::Path;
 use std::process::Command;
 
 /// Features a deployed Lambda must not be built with (`aws-profiles`: the CLI's
-/// aws-config provider chain).
-const FORBIDDEN_FEATURES: &[&str] = &["default", "embedded", "testing", "aws-profiles"];
+/// aws-config provider chain; `authoring`: the validator, schemas, deploys and
+/// viewer, about 0.3 MB of each bootstrap).
+const FORBIDDEN_FEATURES: &[&str] = &[
+    "default",
+    "embedded",
+    "testing",
+    "aws-profiles",
+    "authoring",
+];
 /// Crates that are test code, SQLite or the test crate itself, and the AWS SDK
 /// stack: the Lambdas sign their DynamoDB and SQS calls themselves and read their
 /// configuration from the environment (issue 25: each SDK crate, aws-config with
@@ -36,6 +43,7 @@ const FORBIDDEN_CRATES: &[&str] = &[
     "aws-runtime",
     "serde_dynamo",
     "regex-lite",
+    "maud",
 ];
 
 /// Each package `cargo tree` lists, by name, with its enabled features.

@@ -5,6 +5,7 @@
 //! speaks to storage through [`crate::ports`]' traits only; the wiring above builds
 //! it on real adapters.
 
+#[cfg(feature = "authoring")]
 pub mod deploy;
 mod error;
 pub mod failures;

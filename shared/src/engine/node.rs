@@ -7,9 +7,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+#[cfg(feature = "authoring")]
 use schemars::{Schema, SchemaGenerator};
 use serde_json::Value;
 
+#[cfg(feature = "authoring")]
 use super::check::Checker;
 use super::{NodeStop, RunContext};
 use crate::model::NodeDefinition;
@@ -67,9 +69,11 @@ pub trait NodeType: Send + Sync {
 
     /// The JSON Schema of the node's `config`: the typed struct `validate` reads
     /// (`generator.subschema_for::<TheConfig>()`), so editors and the loader agree.
+    #[cfg(feature = "authoring")]
     fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema;
 
     /// Reports every problem of a node's config; `at` is the config's JSON path.
+    #[cfg(feature = "authoring")]
     fn validate(&self, config: &Value, at: &str, check: &mut Checker);
 
     /// Runs the node: `Ok(result)` resolves its job and the walk goes on.

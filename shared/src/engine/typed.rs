@@ -6,7 +6,9 @@
 //! `registry.register(MyNode)`.
 
 use async_trait::async_trait;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
+#[cfg(feature = "authoring")]
+use schemars::{Schema, SchemaGenerator};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -117,10 +119,12 @@ impl<N: Node> NodeType for N {
         Node::calls(self, &*config_of::<N>(node).ok()?)
     }
 
+    #[cfg(feature = "authoring")]
     fn config_schema(&self, generator: &mut SchemaGenerator) -> Schema {
         generator.subschema_for::<N::Config>()
     }
 
+    #[cfg(feature = "authoring")]
     fn validate(&self, config: &Value, at: &str, check: &mut Checker) {
         if let Some(c) = config::read::<N::Config>(config, at, check) {
             self.check(&c, at, check);
