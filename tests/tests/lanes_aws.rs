@@ -126,6 +126,13 @@ struct Pollers {
 }
 
 impl Pollers {
+    /// Stops at once, wherever they are (a handler mid-batch included).
+    fn cut_off(self) {
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+
     async fn stop(self) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         for task in self.tasks {
@@ -351,14 +358,30 @@ fn gathers(key: &str, url: &str, options: Value) -> Value {
 }
 
 impl Stack {
-    /// Pollers of both queues (members ride the lane queue; checks and the
-    /// gathered runs, the run queue) until every member in `ids` was taken and
-    /// its run ended: the runs (by `executions list`), in the order made.
+    /// Pollers of both queues: members ride the lane queue; checks and the
+    /// gathered runs, the run queue.
+    fn worker_pollers(&self) -> [Pollers; 2] {
+        [
+            self.pollers(&self.examples.lane_queue_url, 2),
+            self.pollers(&self.examples.queue_url, 2),
+        ]
+    }
+
+    /// Pollers of both queues until every member in `ids` was taken and its run
+    /// ended: the runs (by `executions list`), in the order made.
     async fn gathered(&self, workflow: &str, ids: &[String], kind: &str) -> Vec<Value> {
-        let lanes = self.pollers(&self.examples.lane_queue_url, 2);
-        let runs_queue = self.pollers(&self.examples.queue_url, 2);
+        let pollers = self.worker_pollers();
+        let runs = self.taken(workflow, ids, kind).await;
+        for p in pollers {
+            p.stop().await;
+        }
+        runs
+    }
+
+    /// Waits until every member in `ids` was taken and its run ended.
+    async fn taken(&self, workflow: &str, ids: &[String], kind: &str) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(240);
-        let runs = loop {
+        loop {
             let listed = on_moto::executions_on(&self.examples.table, workflow);
             let taken: Vec<&Value> = listed
                 .iter()
@@ -377,7 +400,7 @@ impl Stack {
                 .filter(|r| r["status"] == "resolved")
                 .collect();
             if taken.len() == ids.len() && runs.len() == into.len() {
-                break runs;
+                return runs;
             }
             assert!(
                 Instant::now() < deadline,
@@ -386,11 +409,73 @@ impl Stack {
                 ids.len()
             );
             tokio::time::sleep(Duration::from_millis(1000)).await;
-        };
-        lanes.stop().await;
-        runs_queue.stop().await;
-        runs
+        }
     }
+}
+
+#[tokio::test]
+async fn on_aws_a_steady_stream_is_cut_by_max_wait() {
+    let (url, _visits) = timed_server(Duration::from_millis(1));
+    let stack = stack().await;
+    let options = json!({"debounce": {"key": "{{$context.body.customer}}", "periodMs": 5000, "maxWaitMs": 30000}});
+    on_moto::deploy_to_table(&stack.examples.table, &calls("steady", &url, options));
+    // The worker takes deliveries as they come, as Lambda's pollers do.
+    let pollers = stack.worker_pollers();
+    let began = Instant::now();
+    let mut ids = Vec::new();
+    for n in 1..=40u64 {
+        ids.extend(
+            stack
+                .send("steady", &[json!({"customer": "A", "seq": n})])
+                .await,
+        );
+        tokio::time::sleep_until((began + Duration::from_secs(n)).into()).await;
+    }
+    let runs = stack.taken("steady", &ids, "debounced").await;
+    for p in pollers {
+        p.stop().await;
+    }
+    let counts: Vec<u64> = runs
+        .iter()
+        .map(|r| r["context"]["debounce"]["count"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    assert_eq!(counts.iter().sum::<u64>(), 40);
+    assert!((28..=32).contains(&counts[0]), "{counts:?}");
+}
+
+#[tokio::test]
+async fn on_aws_a_worker_cut_off_mid_batch_loses_no_delivery() {
+    let (url, _visits) = timed_server(Duration::from_millis(1));
+    let stack = stack().await;
+    let options =
+        json!({"batch": {"key": "{{$context.body.customer}}", "maxSize": 40, "timeoutMs": 5000}});
+    on_moto::deploy_to_table(&stack.examples.table, &calls("cut", &url, options));
+    let bodies: Vec<Value> = (1..=100)
+        .map(|n| json!({"customer": "A", "seq": n}))
+        .collect();
+    let ids = stack.send("cut", &bodies).await;
+    // Cut off mid-way, as a Lambda timeout or crash would: the messages it
+    // held stay in flight, unsettled, until their visibility runs out.
+    let pollers = stack.worker_pollers();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for p in pollers {
+        p.cut_off();
+    }
+    let listed = on_moto::executions_on(&stack.examples.table, "cut");
+    let batched = listed
+        .iter()
+        .filter(|e| e["output"]["batched"].is_object())
+        .count();
+    assert!(batched < 100, "the cut came after everything ran");
+    let runs = stack.gathered("cut", &ids, "batched").await;
+    let mut seqs: Vec<u64> = runs
+        .iter()
+        .flat_map(|r| r["context"]["batch"].as_array().unwrap().clone())
+        .map(|c| c["body"]["seq"].as_u64().unwrap())
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=100).collect::<Vec<_>>());
 }
 
 #[tokio::test]
