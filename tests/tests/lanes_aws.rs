@@ -20,6 +20,9 @@ const RUN: Duration = Duration::from_millis(300);
 struct Stack {
     examples: Examples,
     app: Arc<App>,
+    /// The handlers' own client, whose calls are counted.
+    app_client: Arc<SignedClient>,
+    /// The test's client: what stands in for Lambda's pollers.
     sqs: Arc<SignedClient>,
 }
 
@@ -41,7 +44,8 @@ async fn stack() -> Stack {
     };
     Stack {
         app: Arc::new(env.app(Arc::clone(&client), Arc::clone(&client))),
-        sqs: client,
+        app_client: client,
+        sqs: aws::client(&config),
         examples,
     }
 }
@@ -527,4 +531,97 @@ async fn on_aws_two_hundred_fifty_deliveries_make_batches_of_100_100_and_50_in_o
         .collect();
     assert_eq!(seqs, (1..=250).collect::<Vec<_>>());
     assert_eq!(visits.lock().unwrap().len(), 3);
+}
+
+/// AWS calls the handlers make per delivery, warm, by what bounds its run: the
+/// figures the docs give (a lane of one costs nothing over an async run).
+#[tokio::test]
+async fn on_aws_calls_per_delivery_by_flow_control() {
+    let (url, _visits) = timed_server(Duration::from_millis(1));
+    let stack = stack().await;
+    let lane = json!({"lane": {"key": "{{$context.body.customer}}"}});
+    let mut guarded = lane.clone();
+    guarded["staleGuard"] = json!({"version": "{{$context.body.seq}}"});
+    let flows = [
+        ("plain", json!({})),
+        ("lane", lane),
+        ("guarded", guarded),
+        ("bounded", json!({"concurrency": 5})),
+    ];
+    for (key, options) in &flows {
+        on_moto::deploy_to_table(&stack.examples.table, &calls(key, &url, options.clone()));
+    }
+    let counted = || stack.app_client.calls();
+    let pollers = stack.worker_pollers();
+    let mut figures = Vec::new();
+    for (key, _) in &flows {
+        // Warm: the hook, the version and a workflow's places item are read or
+        // made once per process.
+        let first = stack.send(key, &[json!({"customer": "A", "seq": 1})]).await;
+        stack.taken_runs(key, &first).await;
+        let before = counted();
+        let id = stack.send(key, &[json!({"customer": "A", "seq": 2})]).await;
+        let webhook = counted() - before;
+        stack.taken_runs(key, &id).await;
+        let worker = counted() - before - webhook;
+        figures.push((*key, webhook, worker));
+    }
+    // Ten deliveries debounced into one run: the worker's calls for all of
+    // them (the members, the gathering's checks, the run).
+    let debounce = json!({"debounce": {"key": "{{$context.body.customer}}", "periodMs": 1000}});
+    on_moto::deploy_to_table(&stack.examples.table, &calls("gathered", &url, debounce));
+    let warm = stack
+        .send("gathered", &[json!({"customer": "W", "seq": 0})])
+        .await;
+    stack.taken("gathered", &warm, "debounced").await;
+    let before = counted();
+    let bodies: Vec<Value> = (1..=10)
+        .map(|n| json!({"customer": "A", "seq": n}))
+        .collect();
+    let ids = stack.send("gathered", &bodies).await;
+    stack.taken("gathered", &ids, "debounced").await;
+    // Webhook and worker together (the worker takes members while they come).
+    let gathered = counted() - before;
+    for p in pollers {
+        p.stop().await;
+    }
+    eprintln!("calls (webhook, worker): {figures:?}; 10 debounced into one run: {gathered}");
+    // Each: its send, its record and its join, its record read and written
+    // again when taken; the gathering's checks; its run's begin and end.
+    assert!(
+        gathered <= 70,
+        "{gathered} calls for 10 debounced deliveries"
+    );
+    assert_eq!(
+        figures,
+        [
+            ("plain", 1, 2),
+            // The FIFO queue's SendMessage instead of the run queue's.
+            ("lane", 1, 2),
+            // One conditional UpdateItem raises the lane's version.
+            ("guarded", 1, 3),
+            // A place taken and freed.
+            ("bounded", 1, 4),
+        ]
+    );
+}
+
+impl Stack {
+    /// Waits until the runs `ids` ended.
+    async fn taken_runs(&self, workflow: &str, ids: &[String]) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let listed = on_moto::executions_on(&self.examples.table, workflow);
+            let ended = ids.iter().all(|id| {
+                listed
+                    .iter()
+                    .any(|e| e["id"] == id.as_str() && e["status"] == "resolved")
+            });
+            if ended {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{ids:?} did not end");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }

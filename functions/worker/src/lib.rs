@@ -112,28 +112,24 @@ async fn run_one(worker: &Worker, queue: &dyn Queue, id: &str, delivery: &Delive
     processed
 }
 
-/// A lane's records in order; once one comes back, the rest come back with it.
+/// A lane's records in order; once one comes back, the rest come back with it,
+/// unrun, visible at once: SQS holds a FIFO group's messages while an earlier
+/// one is in flight, so they follow the one that waits, in their order.
 async fn run_lane(
     worker: &Worker,
     queue: &dyn Queue,
     lane: Vec<(String, Delivery)>,
 ) -> Vec<(String, Processed)> {
     let mut settled = Vec::with_capacity(lane.len());
-    let mut returned = None;
+    let mut returned = false;
     for (id, delivery) in lane {
-        let processed = match returned {
-            None => {
-                let processed = worker.process(&delivery.body, delivery.attempt).await;
-                if let Some(wait) = processed.returned_after(&delivery) {
-                    shorten_wait(queue, &id, &delivery, wait).await;
-                    returned = Some(wait);
-                }
-                processed
-            }
-            Some(wait) => {
-                shorten_wait(queue, &id, &delivery, wait).await;
-                Processed::Unavailable("waits behind an earlier run of its lane".into())
-            }
+        let processed = if returned {
+            shorten_wait(queue, &id, &delivery, Duration::ZERO).await;
+            Processed::Unavailable("waits behind an earlier run of its lane".into())
+        } else {
+            let processed = run_one(worker, queue, &id, &delivery).await;
+            returned = processed.returned_after(&delivery).is_some();
+            processed
         };
         settled.push((id, processed));
     }

@@ -39,10 +39,12 @@ impl Rule {
     fn of(workflow: &DeployedWorkflow, kind: GatherKind) -> Option<Self> {
         let options = &workflow.definition.options;
         match kind {
+            // A debounce gathers at most as many as a batch: the last to fit
+            // runs it (the gathering's list stays a bounded item).
             GatherKind::Debounce => options.debounce.as_ref().map(|d| Self {
                 wait: d.period_ms,
                 max_wait: d.max_wait_ms,
-                max_size: None,
+                max_size: Some(crate::model::MAX_BATCH_SIZE),
             }),
             GatherKind::Batch => options.batch.as_ref().map(|b| Self {
                 wait: b.timeout_ms,
@@ -127,7 +129,17 @@ impl Gather<'_> {
         );
         member.idempotency_key = message.idempotency_key.clone();
         member.output = json!({ "waiting": waiting_for(ticket.kind) });
-        self.store.insert_execution(&member).await?;
+        if !self.store.insert_execution(&member).await?
+            && self
+                .store
+                .execution(&message.execution_id)
+                .await?
+                .is_some_and(|held| held.status.is_final())
+        {
+            // Taken by a run already (its gathering closed since): delivered
+            // again, it joins no other.
+            return Ok(());
+        }
         let now = now_ms();
         let generation = crate::app::ids::new_execution_id();
         let joined = self
@@ -213,18 +225,20 @@ impl Gather<'_> {
             let now = now_ms();
             let due_at = rule.due_at(ticket.kind, &gathering);
             if now < due_at && !rule.full(&gathering) {
-                // Only the chain's own check moves it; others end here.
-                if flush.at == Some(gathering.flush_at)
-                    && self
-                        .store
-                        .reschedule(&ticket.group, &flush.generation, gathering.flush_at, due_at)
-                        .await?
-                {
+                // Only the chain's own check moves it, or any check once the
+                // chain's time has passed (its check was lost); others end here.
+                let ours = flush.at == Some(gathering.flush_at) || gathering.flush_at <= now;
+                if ours {
+                    // The next check is queued before the time moves: killed in
+                    // between, this check comes again and does both again.
                     let next = Flush {
                         generation: flush.generation.clone(),
                         at: Some(due_at),
                     };
                     self.check(message, ticket, next, due_at - now).await?;
+                    self.store
+                        .reschedule(&ticket.group, &flush.generation, gathering.flush_at, due_at)
+                        .await?;
                 }
                 return Ok(());
             }
@@ -249,11 +263,9 @@ impl Gather<'_> {
         ticket: &GatherTicket,
         gathering: &Gathering,
     ) -> Result<(), AppError> {
-        // In accept order: execution ids are UUIDv7, ordered by their accept.
-        let mut ids = gathering.members.clone();
-        ids.sort();
-        let mut members = Vec::with_capacity(ids.len());
-        for id in &ids {
+        // In the order they joined: their lane's, the order they were accepted.
+        let mut members = Vec::with_capacity(gathering.members.len());
+        for id in &gathering.members {
             if let Some(member) = self.store.execution(id).await? {
                 members.push(member);
             }

@@ -67,7 +67,15 @@ impl Processed {
         match self {
             Self::Done | Self::Poison(_) => None,
             Self::Retry(_) | Self::Unavailable(_) => Some(backoff(delivery.tries())),
-            Self::Later(_, wait) => Some(*wait),
+            // Doubling every eight tries, up to 30 s: a delivery behind a
+            // gathering being run for long spends its receives slowly.
+            Self::Later(_, wait) => {
+                let doublings = (delivery.tries() / 8).min(5);
+                Some(
+                    wait.saturating_mul(1 << doublings)
+                        .min(Duration::from_secs(30)),
+                )
+            }
         }
     }
 }
@@ -128,6 +136,9 @@ impl Worker {
         // A delivery that gathers with others, or the check of a gathering.
         if let Some(ticket) = message.gather.clone() {
             let done = crate::guard::catch(self.gathered(&message, &ticket, opened)).await;
+            if ticket.flush.is_some() {
+                return checked(&message, done);
+            }
             return self.settled(&message, done).await;
         }
         // A run under `options.concurrency` waits while every place is held.
@@ -575,6 +586,23 @@ impl Worker {
         }
         count_recorded(self.telemetry.as_ref(), &record);
         self.wakeups.after_worker_save(&record).await
+    }
+}
+
+/// What a gathering's check came to. Its message names the gathering's run, so
+/// a failure is never recorded on it (that would stand for the run): the check
+/// comes again, and goes on from what the store holds.
+fn checked(message: &RunMessage, done: Result<Result<(), AppError>, String>) -> Processed {
+    match done {
+        Ok(Ok(())) => Processed::Done,
+        Ok(Err(e @ AppError::Busy(_))) => Processed::Later(e.to_string(), Duration::from_secs(1)),
+        Ok(Err(e)) => Processed::Unavailable(e.to_string()),
+        Err(panic) => {
+            tracing::error!(execution_id = %message.execution_id, panic, "a gathering's check failed on an internal error; it comes again");
+            Processed::Unavailable(format!(
+                "a gathering's check failed on an internal error: {panic}"
+            ))
+        }
     }
 }
 

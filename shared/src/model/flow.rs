@@ -15,8 +15,9 @@ use sha2::{Digest, Sha256};
 
 /// The most runs of one key a lane may run at once.
 pub const MAX_LANE_CONCURRENCY: u32 = 100;
-/// The most runs of one workflow `options.concurrency` may allow at once.
-pub const MAX_CONCURRENCY: u32 = 10_000;
+/// The most runs of one workflow `options.concurrency` may allow at once (on
+/// AWS their places share one item: a thousand fit it well).
+pub const MAX_CONCURRENCY: u32 = 1_000;
 
 /// `options.lane`: runs whose `key` renders equal start in the order their
 /// deliveries were accepted, at most `concurrency` at a time.

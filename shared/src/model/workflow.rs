@@ -89,7 +89,7 @@ pub struct WorkflowOptions {
     pub stale_guard: Option<super::StaleGuardConfig>,
     /// The most runs of this workflow running at once, over all keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 10_000))]
+    #[schemars(range(min = 1, max = 1_000))]
     pub concurrency: Option<u32>,
     /// Deliveries of one key in quick succession make one run, on the last.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -189,7 +189,7 @@ mod tests {
             "options.lane.key: {{$jobsMapByNodeKey.a}}: only $context is known",
             "options.lane.concurrency: must be a whole number of runs of one key at once, 1..=100",
             "options.staleGuard.version: names no value of the delivery",
-            "options.concurrency: must be the most runs at once, 1..=10000",
+            "options.concurrency: must be the most runs at once, 1..=1000",
         ] {
             assert!(found.contains(expected), "{expected} not in {found}");
         }

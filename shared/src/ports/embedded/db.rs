@@ -319,7 +319,10 @@ fn upgrade_queue(conn: &Connection) -> rusqlite::Result<()> {
             conn.execute_batch(
                 "CREATE INDEX IF NOT EXISTS queue_by_time ON queue (visible_at, id);
                  CREATE INDEX IF NOT EXISTS queue_by_lane ON queue (lane) WHERE lane IS NOT NULL;
-                 CREATE INDEX IF NOT EXISTS queue_by_gate ON queue (gate) WHERE gate IS NOT NULL;
+                 CREATE INDEX IF NOT EXISTS queue_lane_in_flight ON queue (lane, taken, visible_at)
+                     WHERE lane IS NOT NULL;
+                 CREATE INDEX IF NOT EXISTS queue_gate_in_flight ON queue (gate, taken, visible_at)
+                     WHERE gate IS NOT NULL;
                  COMMIT;",
             )
         });

@@ -184,7 +184,9 @@ fn take_due(
     lease_ms: i64,
     max: usize,
 ) -> rusqlite::Result<Vec<(String, String, u32)>> {
-    let limit = i64::try_from(max).unwrap_or(i64::MAX);
+    // More than `max`: rows past a limit reached within this receive are
+    // skipped here, and others take their places.
+    let limit = i64::try_from(max.saturating_mul(4)).unwrap_or(i64::MAX);
     let rows = conn
         .prepare_cached(DUE)?
         .query_map(params![now, limit], |r| {
@@ -218,6 +220,9 @@ fn take_due(
         conn.prepare_cached("UPDATE queue SET visible_at = ?2, taken = 1 WHERE id = ?1")?
             .execute(params![id, now + lease_ms])?;
         out.push((id, body, attempts));
+        if out.len() == max {
+            break;
+        }
     }
     Ok(out)
 }
