@@ -592,3 +592,37 @@ pub async fn metrics_text(server: &Server) -> String {
         .await
         .unwrap()
 }
+
+/// The `seq` a visit's body carried (a number, or a number as text).
+pub fn seq(visit: &Visit) -> u64 {
+    visit.body["seq"]
+        .as_u64()
+        .or_else(|| visit.body["seq"].as_str()?.parse().ok())
+        .unwrap()
+}
+
+/// The visits of `customer`, by the time they came.
+pub fn visits_of(visits: &[Visit], customer: &str) -> Vec<Visit> {
+    let mut of: Vec<Visit> = visits
+        .iter()
+        .filter(|v| v.body["customer"] == customer)
+        .cloned()
+        .collect();
+    of.sort_by_key(|v| v.start);
+    of
+}
+
+/// A lane's promise, as a service saw it: `customer`'s calls came with `seq`
+/// 1..=`n` in that order, each after the one before had ended.
+pub fn assert_in_order_one_at_a_time(visits: &[Visit], customer: &str, n: u64) {
+    let of = visits_of(visits, customer);
+    let order: Vec<u64> = of.iter().map(seq).collect();
+    assert_eq!(
+        order,
+        (1..=n).collect::<Vec<_>>(),
+        "{customer}'s runs out of order"
+    );
+    for pair in of.windows(2) {
+        assert!(pair[0].end <= pair[1].start, "{customer}'s runs overlapped");
+    }
+}

@@ -7,7 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use hookflow_tests::{Server, Visit, most_at_once, post, timed_server};
+use hookflow_tests::{
+    Server, assert_in_order_one_at_a_time, most_at_once, post, seq, timed_server, visits_of,
+};
 use serde_json::{Value, json};
 
 const RUN: Duration = Duration::from_millis(300);
@@ -67,23 +69,6 @@ fn ended(server: &Server, workflow: &str, ids: &[String], within: Duration) -> V
     }
 }
 
-fn seq(visit: &Visit) -> u64 {
-    visit.body["seq"]
-        .as_u64()
-        .or_else(|| visit.body["seq"].as_str()?.parse().ok())
-        .unwrap()
-}
-
-fn visits_of(visits: &[Visit], customer: &str) -> Vec<Visit> {
-    let mut of: Vec<Visit> = visits
-        .iter()
-        .filter(|v| v.body["customer"] == customer)
-        .cloned()
-        .collect();
-    of.sort_by_key(|v| v.start);
-    of
-}
-
 #[tokio::test]
 async fn runs_of_a_key_start_in_accept_order_and_never_overlap_while_keys_run_side_by_side() {
     let (url, visits) = timed_server(RUN);
@@ -101,16 +86,7 @@ async fn runs_of_a_key_start_in_accept_order_and_never_overlap_while_keys_run_si
     let visits = visits.lock().unwrap().clone();
     assert_eq!(visits.len(), 60);
     for customer in ["A", "B"] {
-        let of = visits_of(&visits, customer);
-        let order: Vec<u64> = of.iter().map(seq).collect();
-        assert_eq!(
-            order,
-            (1..=30).collect::<Vec<_>>(),
-            "{customer}'s runs out of order"
-        );
-        for pair in of.windows(2) {
-            assert!(pair[0].end <= pair[1].start, "{customer}'s runs overlapped");
-        }
+        assert_in_order_one_at_a_time(&visits, customer, 30);
     }
     // Side by side: 60 runs of 300 ms one after another would take 18 s.
     assert_eq!(most_at_once(&visits), 2);

@@ -12,7 +12,9 @@ use hookflow::aws::SignedClient;
 use hookflow::ports::aws;
 use hookflow::wiring::{App, AwsEnv, Settings};
 use hookflow_tests::on_moto::{self, Examples, body_of, event_to};
-use hookflow_tests::{Visit, most_at_once, moto_endpoint, timed_server};
+use hookflow_tests::{
+    Visit, assert_in_order_one_at_a_time, most_at_once, moto_endpoint, seq, timed_server,
+};
 use serde_json::{Value, json};
 
 const RUN: Duration = Duration::from_millis(300);
@@ -200,13 +202,6 @@ async fn poll_once(app: &App, sqs: &SignedClient, url: &str) {
     }
 }
 
-fn seq(visit: &Visit) -> u64 {
-    visit.body["seq"]
-        .as_u64()
-        .or_else(|| visit.body["seq"].as_str()?.parse().ok())
-        .unwrap()
-}
-
 #[tokio::test]
 async fn on_aws_a_lane_is_a_fifo_group_in_accept_order_and_keys_run_side_by_side() {
     let (url, visits) = timed_server(RUN);
@@ -226,20 +221,7 @@ async fn on_aws_a_lane_is_a_fifo_group_in_accept_order_and_keys_run_side_by_side
     let visits = visits.lock().unwrap().clone();
     assert_eq!(visits.len(), 60);
     for customer in ["A", "B"] {
-        let mut of: Vec<&Visit> = visits
-            .iter()
-            .filter(|v| v.body["customer"] == customer)
-            .collect();
-        of.sort_by_key(|v| v.start);
-        let order: Vec<u64> = of.iter().map(|v| seq(v)).collect();
-        assert_eq!(
-            order,
-            (1..=30).collect::<Vec<_>>(),
-            "{customer}'s runs out of order"
-        );
-        for pair in of.windows(2) {
-            assert!(pair[0].end <= pair[1].start, "{customer}'s runs overlapped");
-        }
+        assert_in_order_one_at_a_time(&visits, customer, 30);
     }
     assert_eq!(most_at_once(&visits), 2);
     // Side by side: most of A's runs had one of B's running beside them. (Not

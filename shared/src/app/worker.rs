@@ -704,7 +704,10 @@ pub async fn run_queue(
 }
 
 async fn settle(worker: &Worker, queue: &dyn Queue, delivery: &Delivery) {
-    let outcome = match worker.process(&delivery.body, delivery.attempt).await {
+    let processed = worker.process(&delivery.body, delivery.attempt).await;
+    // The same waits as the worker Lambda's: one rule.
+    let wait = processed.returned_after(delivery).unwrap_or_default();
+    let outcome = match processed {
         Processed::Done => queue.ack(delivery).await,
         Processed::Poison(reason) => {
             tracing::error!(receipt = %delivery.receipt, reason, "dropping a message that is not a run");
@@ -712,14 +715,13 @@ async fn settle(worker: &Worker, queue: &dyn Queue, delivery: &Delivery) {
         }
         Processed::Retry(reason) => {
             tracing::info!(receipt = %delivery.receipt, reason, attempt = delivery.attempt, "run will be retried");
-            queue.retry(delivery, backoff(delivery.tries())).await
+            queue.retry(delivery, wait).await
         }
-        Processed::Later(reason, wait) => {
+        Processed::Later(reason, _) => {
             tracing::debug!(receipt = %delivery.receipt, reason, "delivery waits a moment");
             queue.retry(delivery, wait).await
         }
         Processed::Unavailable(reason) => {
-            let wait = backoff(delivery.tries());
             tracing::warn!(receipt = %delivery.receipt, reason, wait_ms = wait.as_millis() as u64, "storage unavailable; the run waits and is tried again");
             queue.back_off(delivery, wait).await
         }
