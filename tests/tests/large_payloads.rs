@@ -127,14 +127,15 @@ impl Stack {
             .collect()
     }
 
-    /// The execution's item, as DynamoDB holds it: (`record` present, `recordAt`).
+    /// The execution's item, as DynamoDB holds it: (`record` or `recordZ` present,
+    /// `recordAt`).
     async fn item(&self, id: &str) -> (bool, Option<String>) {
         let (inline, at, _) = self.item_sized(id).await;
         (inline, at)
     }
 
     /// [`Self::item`], and the item's size as DynamoDB bills it (names and values;
-    /// texts as UTF-8, numbers about their digits).
+    /// texts as UTF-8, binaries their bytes, numbers about their digits).
     async fn item_sized(&self, id: &str) -> (bool, Option<String>, usize) {
         use aws_sdk_dynamodb::types::AttributeValue;
         let item = self
@@ -156,11 +157,13 @@ impl Stack {
                     + match value {
                         AttributeValue::S(text) => text.len(),
                         AttributeValue::N(number) => number.len(),
+                        AttributeValue::B(bytes) => bytes.as_ref().len(),
                         _ => 1,
                     }
             })
             .sum();
-        (item.contains_key("record"), at, size)
+        let inline = item.contains_key("record") || item.contains_key("recordZ");
+        (inline, at, size)
     }
 }
 
@@ -366,10 +369,10 @@ async fn bodies_up_to_six_mib_run_whole_through_serve() {
 
 /// The AWS calls an async delivery costs by size (the closing figures), and
 /// the size of the execution's item that is kept: a record past 380 KB is a pointer.
-/// Webhook: SendMessage, with a PutObject first past 1 MiB. Worker: the begin and
-/// end PutItems; past 380 KB each writes its record's object first and the end
-/// deletes the begin's; past 1 MiB the context is read from the bucket first and
-/// deleted once the run is recorded.
+/// Webhook: SendMessage, with a PutObject first past 1 MiB. Worker (a first
+/// delivery of a run that ends at once): one PutItem, its end; past 380 KB it
+/// writes its record's object first; past 1 MiB the context is read from the
+/// bucket first and deleted once the run is recorded.
 #[tokio::test]
 async fn calls_per_async_delivery_by_size() {
     let stack = stack().await;
@@ -437,9 +440,9 @@ async fn calls_per_async_delivery_by_size() {
     assert_eq!(
         counted[1..],
         [
-            (1_000, 1, 2, false),
-            (700_000, 1, 5, true),
-            (5_000_000, 2, 7, true)
+            (1_000, 1, 1, false),
+            (700_000, 1, 2, true),
+            (5_000_000, 2, 4, true)
         ]
     );
 }
@@ -504,4 +507,59 @@ async fn serve_on_aws_keeps_large_runs_in_its_bucket() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     assert_eq!(done["output"], read(1_500_000));
+}
+
+/// A payment provider's event of about 1 KB, shaped as Stripe sends one.
+fn payment_event() -> String {
+    let event = json!({
+        "id": "evt_3QbT5hL2mN8pQ4rS1aBcDeFg", "object": "event", "api_version": "2024-06-20",
+        "created": 1_733_400_000, "livemode": false, "pending_webhooks": 1,
+        "request": {"id": "req_Xy12Ab34Cd56Ef", "idempotency_key": "9f1c2b4e-7d3a-4c5b-9e8f-1a2b3c4d5e6f"},
+        "type": "payment_intent.succeeded",
+        "data": {"object": {
+            "id": "pi_3QbT5hL2mN8pQ4rS1xYzWvUt", "object": "payment_intent", "amount": 4_990,
+            "amount_capturable": 0, "amount_received": 4_990, "capture_method": "automatic_async",
+            "client_secret": null, "confirmation_method": "automatic", "created": 1_733_399_990,
+            "currency": "eur", "customer": "cus_R4nD0mCu5t0m3r", "description": "Order A-1042",
+            "latest_charge": "ch_3QbT5hL2mN8pQ4rS1qRsTuVw", "livemode": false,
+            "metadata": {"order_id": "A-1042", "cart": "c_88213"},
+            "payment_method": "pm_1QbT5gL2mN8pQ4rSkLmNoPqR",
+            "payment_method_types": ["card"], "receipt_email": "ana@example.com",
+            "shipping": {"name": "Ana Example", "address": {"line1": "1 Main St", "city": "Lisbon",
+                "postal_code": "1100-001", "country": "PT"}},
+            "status": "succeeded", "statement_descriptor": null
+        }}
+    })
+    .to_string();
+    assert!((900..=1_100).contains(&event.len()), "{}", event.len());
+    event
+}
+
+/// What a small delivery's record costs on DynamoDB: its item is written with the
+/// record deflated (`recordZ`), under 1 KB for a 1 KB provider event, so each write
+/// is 1 write unit; the record reads back whole (README, the cost table).
+#[tokio::test]
+async fn a_small_delivery_is_one_write_unit_and_reads_back_whole() {
+    let stack = stack().await;
+    let hook = unique("unit");
+    stack.deploy(&json!({"key": hook, "sync": false,
+        "trigger": {"type": "webhook", "hookId": hook,
+            "response": {"statusCode": 202, "body": {"executionId": "{{$system.executionId}}"}}},
+        "nodes": [{"key": "out", "type": "output", "config": {"value": "{{$context.body.data.object.metadata.order_id}}"}}]}));
+    let body = payment_event();
+    let (status, accepted) = stack.post(&hook, &body).await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["executionId"].as_str().unwrap().to_string();
+    stack.work_next(Duration::from_secs(10)).await;
+    let (inline, at, item_bytes) = stack.item_sized(&id).await;
+    eprintln!("a {} byte event: item {item_bytes} bytes", body.len());
+    assert!(inline && at.is_none());
+    assert!(item_bytes <= 1_024, "{item_bytes} bytes: 2 write units");
+    let shown = stack.show(&id);
+    assert_eq!(shown["status"], "resolved");
+    assert_eq!(shown["output"], "A-1042");
+    assert_eq!(
+        shown["context"]["body"],
+        serde_json::from_str::<Value>(&body).unwrap()
+    );
 }

@@ -420,10 +420,11 @@ async fn only_runs_that_began_count_and_the_second_is_the_last() {
     );
     assert!(a.attempts <= 1, "began once: {}", a.attempts);
 
-    // Begun once before (cut off): it begins a second time and is recorded so.
+    // Begun once before (cut off): its next delivery, the second, begins it a
+    // second time and is recorded so.
     begun(&app, "run-b", 1).await;
     let body = serde_json::to_string(&run_message("run-b")).unwrap();
-    assert_eq!(app.worker.process(&body, 1).await, Processed::Done);
+    assert_eq!(app.worker.process(&body, 2).await, Processed::Done);
     let b = app.store.execution("run-b").await.unwrap().unwrap();
     assert_eq!((b.status, b.attempts), (ExecutionStatus::Resolved, 2));
     let shown = serde_json::to_value(&b).unwrap();
@@ -433,7 +434,7 @@ async fn only_runs_that_began_count_and_the_second_is_the_last() {
     // process down a third time).
     begun(&app, "run-c", 2).await;
     let body = serde_json::to_string(&run_message("run-c")).unwrap();
-    assert_eq!(app.worker.process(&body, 1).await, Processed::Done);
+    assert_eq!(app.worker.process(&body, 3).await, Processed::Done);
     let c = app.store.execution("run-c").await.unwrap().unwrap();
     assert_eq!(c.status, ExecutionStatus::Error);
     assert!(

@@ -115,6 +115,27 @@ fn a_sync_webhook_is_answered_by_the_shipped_webhook_bootstrap() {
     assert_eq!(paid["context"]["headers"], json!({"x-request-id": "req-1"}));
 }
 
+/// A request through the webhook function's URL (template parameter FunctionUrl):
+/// the same payload format as the HTTP API's, answered the same, its caller's
+/// address from `requestContext`.
+#[test]
+fn a_function_url_request_is_answered_by_the_shipped_webhook_bootstrap() {
+    let examples = on_moto::deploy_examples();
+    let mut webhook = start("WebhookFunction", &examples);
+    let result = response(webhook.invoke(&event_file("function-url-post-json.json")));
+    assert_eq!(http_answer(&result), (200, json!({"received": "A-2"})));
+    let executions = on_moto::executions_on(&examples.table, "payment-callback");
+    let run = executions
+        .iter()
+        .find(|e| e["context"]["body"]["order"]["id"] == "A-2")
+        .expect("the run recorded");
+    assert_eq!(run["status"], "resolved", "{run}");
+    assert_eq!(
+        run["context"]["headers"],
+        json!({"x-request-id": "req-url-1"})
+    );
+}
+
 #[tokio::test]
 async fn an_async_webhook_is_queued_by_the_shipped_webhook_and_run_by_the_shipped_worker() {
     let examples = on_moto::deploy_examples();

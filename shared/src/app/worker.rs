@@ -14,7 +14,7 @@ use crate::app::runner::Runner;
 use crate::app::versions::VersionCache;
 use crate::app::wakeups::{self, CHILD_PREFIX, Wakeups};
 use crate::app::{lanes, pauses};
-use crate::model::{Execution, ExecutionStatus, JobStatus, RunMessage, Wait};
+use crate::model::{DeployedWorkflow, Execution, ExecutionStatus, JobStatus, RunMessage, Wait};
 use crate::ports::telemetry::count_recorded;
 use crate::ports::{Delivery, Queue, Store, StoreError, Telemetry};
 use crate::time::now_rfc3339;
@@ -25,7 +25,14 @@ use crate::time::now_rfc3339;
 /// process death gets one more chance (the death may have been another run's), and
 /// a run that takes its process down each time does so once more, not four times.
 /// Deliveries that found the store unavailable never began the run and do not count.
+/// A first delivery records its begin only after [`SHOWN_AFTER`], so a run that
+/// takes its process down sooner than that does so once more before this counts.
 pub const MAX_BEGINS: u32 = 2;
+
+/// How long a first delivery's run goes unrecorded: one that ends sooner is
+/// written once, at its end (the one write a simple run costs); one still
+/// running then is recorded `started` while it goes on.
+pub const SHOWN_AFTER: Duration = Duration::from_secs(1);
 
 /// The deliveries a wake-up waits for what it follows (the save of a pause, a
 /// child's end) before it is dropped.
@@ -156,7 +163,7 @@ impl Worker {
         let done = crate::guard::catch(async {
             match &message.wake {
                 Some(reason) => self.wake(&message, reason, attempt).await,
-                None => self.start(&message, opened).await,
+                None => self.start(&message, opened, attempt).await,
             }
         })
         .await;
@@ -341,8 +348,13 @@ impl Worker {
 
     /// Starts a run; once it is recorded (by this delivery or another), the
     /// claim-check object of its context, if it has one, is deleted.
-    async fn start(&self, message: &RunMessage, opened: Option<Opened>) -> Result<(), AppError> {
-        let stands = self.start_once(message, opened).await?;
+    async fn start(
+        &self,
+        message: &RunMessage,
+        opened: Option<Opened>,
+        attempt: u32,
+    ) -> Result<(), AppError> {
+        let stands = self.start_once(message, opened, attempt).await?;
         if stands {
             // Recorded, ended or paused, with its context: a redelivery stands on
             // the record.
@@ -357,6 +369,7 @@ impl Worker {
         &self,
         message: &RunMessage,
         opened: Option<Opened>,
+        attempt: u32,
     ) -> Result<bool, AppError> {
         // Cached once read: a warm worker reads no version.
         let workflow = self
@@ -402,9 +415,13 @@ impl Worker {
         execution.idempotency_key = message.idempotency_key.clone();
         execution.replay_of = message.replay_of.clone();
         execution.on_failure_of = message.on_failure_of.clone();
-        // One call for a new run: its `started` record is written, or the record
-        // already there comes back in the same call.
-        if let Some(existing) = self.store.begin_execution(&execution).await? {
+        // A first delivery writes nothing before its run ends (or has run for
+        // SHOWN_AFTER): one write for a run that ends at once. A delivery after the
+        // first (its queue counts a receiver that died as a delivery) begins it
+        // first, in one call: its `started` record is written, or the record
+        // already there comes back.
+        let first = attempt <= 1;
+        if !first && let Some(existing) = self.store.begin_execution(&execution).await? {
             // Finished, or paused with its wake-up sent: this is a duplicate
             // delivery, or a retry of one whose look at its children failed after
             // the save.
@@ -446,11 +463,15 @@ impl Worker {
             .definition
             .sync
             .then(|| Duration::from_millis(workflow.definition.sync_timeout_ms()));
-        let mut finished = self
-            .runner
-            .run(execution, &workflow, timeout)
-            .await
-            .execution;
+        let mut finished = match first {
+            true => self.run_shown_late(execution, &workflow, timeout).await,
+            false => {
+                self.runner
+                    .run(execution, &workflow, timeout)
+                    .await
+                    .execution
+            }
+        };
         pauses::bound(
             self.store.as_ref(),
             &workflow.definition,
@@ -460,6 +481,38 @@ impl Worker {
         .await?;
         self.record(&finished, None).await?;
         Ok(true)
+    }
+
+    /// Runs a first delivery's run; one still running after [`SHOWN_AFTER`] is
+    /// recorded `started` meanwhile, so it shows (and counts as begun, should its
+    /// process die). Its end is written by the caller, conditionally: that write
+    /// is the run's only one when it ends sooner.
+    async fn run_shown_late(
+        &self,
+        execution: Execution,
+        workflow: &DeployedWorkflow,
+        timeout: Option<Duration>,
+    ) -> Execution {
+        let started = execution.clone();
+        let run = self.runner.run(execution, workflow, timeout);
+        tokio::pin!(run);
+        tokio::select! {
+            biased;
+            finished = &mut run => return finished.execution,
+            () = tokio::time::sleep(SHOWN_AFTER) => {}
+        }
+        let (begun, finished) = tokio::join!(self.store.begin_execution(&started), run);
+        match begun {
+            Ok(None) => {}
+            // Another delivery's record: the end's conditional write settles which stands.
+            Ok(Some(_)) => {
+                tracing::info!(execution_id = %started.id, "another delivery recorded this run meanwhile");
+            }
+            Err(e) => {
+                tracing::warn!(execution_id = %started.id, error = %e, "a long run's begin was not recorded; it shows at its end");
+            }
+        }
+        finished.execution
     }
 
     /// Goes on with a paused execution, if this wake-up is still the one it waits for.

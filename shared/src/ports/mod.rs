@@ -103,6 +103,15 @@ pub trait ExecutionStore: Send + Sync {
             .map(drop)
     }
 
+    /// Records the final state of a run that is answered now (a sync run), as
+    /// [`ExecutionStore::save_execution`] does, except that a store may put it on
+    /// disk just after this returns rather than before: `hookflow serve`'s
+    /// embedded store commits it first (a process killed after keeps it) and
+    /// flushes it within milliseconds (README, "Durability").
+    async fn save_answered(&self, execution: &Execution) -> Result<(), StoreError> {
+        self.save_execution(execution).await
+    }
+
     /// Writes an execution unless its recorded state is already final or paused;
     /// `false` when the record was left as it is (another delivery of the run got
     /// further first). A paused record changes only through [`Store::save_if_paused`].

@@ -53,11 +53,11 @@ fn indexed_by_status(status: ExecutionStatus, paused: bool) -> bool {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
-    let text = get_s(item, "record").ok_or_else(|| StoreError::Unreadable {
+    let text = item::record_text(item)?.ok_or_else(|| StoreError::Unreadable {
         what: "item without a record".into(),
         source: None,
     })?;
-    serde_json::from_str(text).map_err(|e| StoreError::unreadable("record", e))
+    serde_json::from_str(&text).map_err(|e| StoreError::unreadable("record", e))
 }
 
 /// The items of a `Query` or `Scan` page.
@@ -149,7 +149,10 @@ impl DynamoStore {
         }
         match &object {
             Some(key) => item.insert("recordAt".into(), s(key)),
-            None => item.insert("record".into(), s(record.text)),
+            None => {
+                let (name, value) = item::record_attribute(record.text);
+                item.insert(name.into(), value)
+            }
         };
         Ok((item, object))
     }

@@ -5,7 +5,8 @@
 //! - `WF#<key>` / `CURRENT`: the current version's number, hook id and record.
 //! - `HOOK#<hookId>` / `HOOK`: the hook's workflow key and its current record, so the
 //!   webhook's lookup is one `GetItem`.
-//! - `EX#<id>` / `EX`: an execution (`record`, or `recordAt`: the key of the
+//! - `EX#<id>` / `EX`: an execution (`record`, `recordZ`: the record deflated, or
+//!   `recordAt`: the key of the
 //!   claim-check object holding a record too large for the item), with `gsi1pk = WFEX#<key>` and
 //!   `gsi1sk = <id>` (UUIDv7, time-ordered) for listing a workflow's executions newest
 //!   first, and `expiresAt` (epoch seconds) for TTL retention.
@@ -29,6 +30,50 @@ pub type Item = Map<String, Value>;
 
 /// DynamoDB's item limit is 400 KB; this leaves room for keys and attribute names.
 pub const MAX_RECORD_BYTES: usize = 380_000;
+
+/// Records from this many bytes on are kept deflated (`recordZ`, binary) when that
+/// is smaller. JSON deflates to a third to a half, and DynamoDB bills a write per KB
+/// of item: a small delivery's record of 1.2 KB costs 1 write unit instead of 2.
+const DEFLATE_FROM: usize = 200;
+
+/// The attribute holding a record's JSON text: `record` (a string), or `recordZ`
+/// (binary: the text deflated) when that is smaller.
+pub fn record_attribute(text: String) -> (&'static str, Value) {
+    use base64::Engine as _;
+    if text.len() >= DEFLATE_FROM {
+        let packed = miniz_oxide::deflate::compress_to_vec(text.as_bytes(), 6);
+        if packed.len() < text.len() {
+            let packed = base64::engine::general_purpose::STANDARD.encode(packed);
+            return ("recordZ", json!({ "B": packed }));
+        }
+    }
+    ("record", s(text))
+}
+
+/// The JSON text an item's [`record_attribute`] holds; `None` when it has none.
+pub fn record_text(item: &Item) -> Result<Option<std::borrow::Cow<'_, str>>, StoreError> {
+    use base64::Engine as _;
+    if let Some(text) = get_s(item, "record") {
+        return Ok(Some(std::borrow::Cow::Borrowed(text)));
+    }
+    let Some(packed) = item.get("recordZ").and_then(|v| v.get("B")?.as_str()) else {
+        return Ok(None);
+    };
+    let packed = base64::engine::general_purpose::STANDARD
+        .decode(packed)
+        .map_err(|e| StoreError::unreadable("recordZ", e))?;
+    // No record kept in an item is larger than an item: a bound on what inflates.
+    let text = miniz_oxide::inflate::decompress_to_vec_with_limit(&packed, 400 * 1024)
+        .map_err(|e| StoreError::unreadable("recordZ", InflateError(e.status)))?;
+    String::from_utf8(text)
+        .map(|t| Some(std::borrow::Cow::Owned(t)))
+        .map_err(|e| StoreError::unreadable("recordZ", e))
+}
+
+/// A `recordZ` that does not inflate (to at most an item's size).
+#[derive(Debug, thiserror::Error)]
+#[error("the record does not inflate: {0:?}")]
+struct InflateError(miniz_oxide::inflate::TINFLStatus);
 
 pub fn s(value: impl Into<String>) -> Value {
     json!({ "S": value.into() })

@@ -98,8 +98,21 @@ BEGIN DELETE FROM replay_marks WHERE original_id = old.id; END;
 /// (for example a conditional insert that found the row).
 pub type WriteOp = Box<dyn FnOnce(&Connection) -> rusqlite::Result<bool> + Send>;
 
+/// When a write is on disk (the WAL fsync'd) relative to its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// Before the write returns: what a 2xx acknowledges (an accepted run, an
+    /// idempotency claim) survives a power loss.
+    BeforeAnswer,
+    /// Committed before the write returns, so a killed process keeps it; on disk
+    /// right after, with its batch (one fsync later: about a millisecond). A sync
+    /// run's record: its caller waits for the run, not for the disk.
+    AfterAnswer,
+}
+
 struct WriteJob {
     op: WriteOp,
+    flush: Flush,
     reply: oneshot::Sender<Result<bool, DbError>>,
 }
 
@@ -194,9 +207,10 @@ impl Database {
             .and_then(|()| upgrade_queue(&writer))
             .map_err(|e| format!("cannot prepare {}: {e}", path.display()))?;
         let (writes, rx) = mpsc::channel();
+        let wal = WalFile::of(&path);
         let writer = std::thread::Builder::new()
             .name("hookflow-db-writer".into())
-            .spawn(move || write_loop(writer, rx))
+            .spawn(move || write_loop(writer, wal, rx))
             .map_err(|e| e.to_string())?;
         Ok(Arc::new(Self {
             path,
@@ -209,11 +223,16 @@ impl Database {
 
     /// Runs a write; returns once it is committed to disk.
     pub async fn write(&self, op: WriteOp) -> Result<bool, DbError> {
+        self.write_as(Flush::BeforeAnswer, op).await
+    }
+
+    /// Runs a write; returns once it is committed, and on disk when `flush` says.
+    pub async fn write_as(&self, flush: Flush, op: WriteOp) -> Result<bool, DbError> {
         let (reply, done) = oneshot::channel();
         self.writes
             .as_ref()
             .ok_or_else(|| DbError::from("the database is closed".to_string()))?
-            .send(WriteJob { op, reply })
+            .send(WriteJob { op, flush, reply })
             .map_err(|_| DbError::from("the database writer has stopped".to_string()))?;
         done.await
             .map_err(|_| DbError::from("the database writer has stopped".to_string()))?
@@ -226,7 +245,11 @@ impl Database {
         self.writes
             .as_ref()
             .ok_or_else(|| DbError::from("the database is closed".to_string()))?
-            .send(WriteJob { op, reply })
+            .send(WriteJob {
+                op,
+                flush: Flush::BeforeAnswer,
+                reply,
+            })
             .map_err(|_| DbError::from("the database writer has stopped".to_string()))?;
         loop {
             match done.try_recv() {
@@ -346,16 +369,51 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, String> {
         .map_err(|e| e.to_string())?;
     if !read_only {
         // WAL: readers in other processes (the CLI) never block the writer.
-        // FULL: a commit is on disk (fsync) before it is acknowledged.
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+        // NORMAL: a commit is written to the WAL, not yet fsync'd; the writer
+        // fsyncs the WAL after each batch itself (write_loop), which FULL would do
+        // at the commit, so it can answer first the writes that need not wait.
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
             .map_err(|e| format!("cannot configure {}: {e}", path.display()))?;
     }
     Ok(conn)
 }
 
+/// The database's write-ahead log, fsync'd by the writer after each batch.
+struct WalFile {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl WalFile {
+    fn of(db: &Path) -> Self {
+        let mut path = db.as_os_str().to_owned();
+        path.push("-wal");
+        Self {
+            path: path.into(),
+            file: None,
+        }
+    }
+
+    /// Puts every commit so far on disk (fsync of the log: what SQLite's
+    /// `synchronous=FULL` does after each commit in WAL mode). The file is kept
+    /// open: SQLite keeps the log (and rewrites it from its start after a
+    /// checkpoint) while the writer's connection is open.
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.file.is_none() {
+            self.file = Some(std::fs::File::open(&self.path)?);
+        }
+        let synced = self.file.as_ref().map_or(Ok(()), std::fs::File::sync_data);
+        if synced.is_err() {
+            self.file = None;
+        }
+        synced
+    }
+}
+
 /// Takes every write that is waiting, runs each in its own savepoint (one failing
-/// write does not undo the others), commits once, then answers them all.
-fn write_loop(conn: Connection, rx: mpsc::Receiver<WriteJob>) {
+/// write does not undo the others), commits once, answers the writes that may be
+/// flushed after their answer, fsyncs the log, then answers the others.
+fn write_loop(conn: Connection, mut wal: WalFile, rx: mpsc::Receiver<WriteJob>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -374,20 +432,33 @@ fn write_loop(conn: Connection, rx: mpsc::Receiver<WriteJob>) {
         let mut answers = Vec::with_capacity(batch.len());
         for job in batch {
             let result = run_in_savepoint(&conn, job.op);
-            answers.push((job.reply, result));
+            answers.push((job.flush, job.reply, result));
         }
-        match conn.execute_batch("COMMIT") {
-            Ok(()) => {
-                for (reply, result) in answers {
+        if let Err(e) = conn.execute_batch("COMMIT") {
+            let _ = conn.execute_batch("ROLLBACK");
+            for (_, reply, _) in answers {
+                let _ = reply.send(Err(format!("commit failed: {e}").into()));
+            }
+            continue;
+        }
+        let mut after_flush = Vec::with_capacity(answers.len());
+        for (flush, reply, result) in answers {
+            match flush {
+                Flush::AfterAnswer => {
                     let _ = reply.send(result);
                 }
+                Flush::BeforeAnswer => after_flush.push((reply, result)),
             }
-            Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                for (reply, _) in answers {
-                    let _ = reply.send(Err(format!("commit failed: {e}").into()));
-                }
-            }
+        }
+        let flushed = wal.flush();
+        if let Err(e) = &flushed {
+            tracing::error!(error = %e, "cannot flush the database's log to disk");
+        }
+        for (reply, result) in after_flush {
+            let _ = reply.send(match &flushed {
+                Ok(()) => result,
+                Err(e) => Err(format!("the write could not be flushed to disk: {e}").into()),
+            });
         }
     }
 }

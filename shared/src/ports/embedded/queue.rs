@@ -114,9 +114,12 @@ fn insert_at(conn: &Connection, row: &Row, at: i64) -> rusqlite::Result<()> {
 /// The due rows a receive may take, oldest first: each the first of its lane
 /// still waiting (earlier rows of the lane all in flight), its lane and its
 /// workflow under their limits of rows in flight. Several rows of one lane or
-/// workflow are then taken only while their limits allow ([`Limits`]).
+/// workflow are then taken only while their limits allow ([`Limits`]). A row
+/// still `taken` whose lease ran out went to a receiver that died: that counts
+/// as a delivery (`attempts + taken`), as SQS counts every receive, since a
+/// run's first delivery writes nothing before its end (app/worker.rs).
 const DUE: &str = "
-SELECT id, body, attempts, lane, lane_limit, gate, gate_limit FROM queue q
+SELECT id, body, attempts + taken, lane, lane_limit, gate, gate_limit FROM queue q
 WHERE visible_at <= ?1
   AND (lane IS NULL OR (
         NOT EXISTS (SELECT 1 FROM queue e WHERE e.lane = q.lane AND e.rowid < q.rowid
@@ -217,7 +220,9 @@ fn take_due(
         {
             continue;
         }
-        conn.prepare_cached("UPDATE queue SET visible_at = ?2, taken = 1 WHERE id = ?1")?
+        conn.prepare_cached(
+            "UPDATE queue SET visible_at = ?2, attempts = attempts + taken, taken = 1 WHERE id = ?1",
+        )?
             .execute(params![id, now + lease_ms])?;
         out.push((id, body, attempts));
         if out.len() == max {

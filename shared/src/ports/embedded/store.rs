@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::db::Database;
+use super::db::{Database, Flush};
 use crate::model::{
     Claim, ClaimCheck, ClaimOutcome, DeployedWorkflow, Execution, Gathering, Joined, KeyedAccept,
     LaneVersion, RunMessage,
@@ -30,6 +30,56 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     pub fn new(db: Arc<Database>) -> Self {
         Self { db }
+    }
+
+    /// An execution's write, with `when` checked in the same statement, on disk
+    /// before it returns or just after (`flush`).
+    async fn write_execution_as(
+        &self,
+        execution: &Execution,
+        when: Precondition<'_>,
+        flush: Flush,
+    ) -> Result<bool, StoreError> {
+        let record = encode(&*crate::ports::kept(execution)?)?;
+        let (id, key) = (execution.id.clone(), execution.workflow_key.clone());
+        // The precondition as SQL: the write and its check are one statement.
+        let (sql, token) = match when {
+            Precondition::Absent => (
+                "INSERT OR IGNORE INTO executions (id, workflow_key, record) VALUES (?1, ?2, ?3)",
+                None,
+            ),
+            Precondition::Always => (
+                "INSERT OR REPLACE INTO executions (id, workflow_key, record) VALUES (?1, ?2, ?3)",
+                None,
+            ),
+            Precondition::Running => (
+                "INSERT INTO executions (id, workflow_key, record) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET record = excluded.record
+                 WHERE json_extract(executions.record, '$.status') = 'started'
+                   AND json_extract(executions.record, '$.paused') IS NULL",
+                None,
+            ),
+            Precondition::PausedOn(token) => (
+                "UPDATE executions SET record = ?3
+                 WHERE id = ?1 AND workflow_key = ?2
+                   AND json_extract(record, '$.paused.token') = ?4",
+                Some(token.to_string()),
+            ),
+        };
+        self.db
+            .write_as(
+                flush,
+                Box::new(move |conn| {
+                    let mut statement = conn.prepare_cached(sql)?;
+                    let n = match &token {
+                        Some(token) => statement.execute(params![id, key, record, token])?,
+                        None => statement.execute(params![id, key, record])?,
+                    };
+                    Ok(n == 1)
+                }),
+            )
+            .await
+            .map_err(backend)
     }
 }
 
@@ -185,43 +235,14 @@ impl ExecutionStore for EmbeddedStore {
         execution: &Execution,
         when: Precondition<'_>,
     ) -> Result<bool, StoreError> {
-        let record = encode(&*crate::ports::kept(execution)?)?;
-        let (id, key) = (execution.id.clone(), execution.workflow_key.clone());
-        // The precondition as SQL: the write and its check are one statement.
-        let (sql, token) = match when {
-            Precondition::Absent => (
-                "INSERT OR IGNORE INTO executions (id, workflow_key, record) VALUES (?1, ?2, ?3)",
-                None,
-            ),
-            Precondition::Always => (
-                "INSERT OR REPLACE INTO executions (id, workflow_key, record) VALUES (?1, ?2, ?3)",
-                None,
-            ),
-            Precondition::Running => (
-                "INSERT INTO executions (id, workflow_key, record) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (id) DO UPDATE SET record = excluded.record
-                 WHERE json_extract(executions.record, '$.status') = 'started'
-                   AND json_extract(executions.record, '$.paused') IS NULL",
-                None,
-            ),
-            Precondition::PausedOn(token) => (
-                "UPDATE executions SET record = ?3
-                 WHERE id = ?1 AND workflow_key = ?2
-                   AND json_extract(record, '$.paused.token') = ?4",
-                Some(token.to_string()),
-            ),
-        };
-        self.db
-            .write(Box::new(move |conn| {
-                let mut statement = conn.prepare_cached(sql)?;
-                let n = match &token {
-                    Some(token) => statement.execute(params![id, key, record, token])?,
-                    None => statement.execute(params![id, key, record])?,
-                };
-                Ok(n == 1)
-            }))
+        self.write_execution_as(execution, when, Flush::BeforeAnswer)
             .await
-            .map_err(backend)
+    }
+
+    async fn save_answered(&self, execution: &Execution) -> Result<(), StoreError> {
+        self.write_execution_as(execution, Precondition::Always, Flush::AfterAnswer)
+            .await
+            .map(drop)
     }
 
     async fn begin_execution(

@@ -38,7 +38,7 @@ impl Dispatch {
         }
         let timeout = sync_time_limit(workflow.definition.sync_timeout_ms(), deadline);
         let finished = self.runner.run(execution, workflow, Some(timeout)).await;
-        if let Err(e) = self.store.save_execution(&finished.execution).await {
+        if let Err(e) = self.store.save_answered(&finished.execution).await {
             tracing::error!(execution_id = %id, error = %e, "cannot record a sync execution");
             if !e.is_retryable() {
                 return Err(self.record_refused(&finished.execution, &e).await);
