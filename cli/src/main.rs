@@ -1,5 +1,8 @@
 //! `hookflow`: run webhook workflows locally, validate definitions, read executions.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod deploy;
 mod dlq;
 mod executions;

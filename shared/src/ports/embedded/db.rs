@@ -105,8 +105,9 @@ pub enum Flush {
     /// idempotency claim) survives a power loss.
     BeforeAnswer,
     /// Committed before the write returns, so a killed process keeps it; on disk
-    /// right after, with its batch (one fsync later: about a millisecond). A sync
-    /// run's record: its caller waits for the run, not for the disk.
+    /// right after, with the next write that must be, and within [`FLUSH_WITHIN`]
+    /// (10 ms) at the latest. A sync run's record: its caller waits for the run,
+    /// not for the disk.
     AfterAnswer,
 }
 
@@ -367,6 +368,8 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, String> {
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     conn.busy_timeout(Duration::from_secs(5))
         .map_err(|e| e.to_string())?;
+    // Every statement the store and queue use stays prepared (rusqlite keeps 16).
+    conn.set_prepared_statement_cache_capacity(128);
     if !read_only {
         // WAL: readers in other processes (the CLI) never block the writer.
         // NORMAL: a commit is written to the WAL, not yet fsync'd; the writer
@@ -410,11 +413,50 @@ impl WalFile {
     }
 }
 
+/// The longest a commit of writes answered before their flush waits for it (when
+/// no write that must be flushed first comes meanwhile): what a power cut can
+/// lose of them.
+const FLUSH_WITHIN: Duration = Duration::from_millis(10);
+
+/// Runs one of the writer's own statements (begin, commit, savepoints), prepared
+/// once: they run several times per batch.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
 /// Takes every write that is waiting, runs each in its own savepoint (one failing
 /// write does not undo the others), commits once, answers the writes that may be
-/// flushed after their answer, fsyncs the log, then answers the others.
+/// flushed after their answer, fsyncs the log (or, when no other write waits for it,
+/// within [`FLUSH_WITHIN`]), then answers the others.
 fn write_loop(conn: Connection, mut wal: WalFile, rx: mpsc::Receiver<WriteJob>) {
-    while let Ok(first) = rx.recv() {
+    // When a commit not yet flushed was made.
+    let mut unflushed: Option<std::time::Instant> = None;
+    let flush = |wal: &mut WalFile| {
+        let flushed = wal.flush();
+        if let Err(e) = &flushed {
+            tracing::error!(error = %e, "cannot flush the database's log to disk");
+        }
+        flushed
+    };
+    loop {
+        let next = match unflushed {
+            None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+            Some(since) => rx.recv_timeout(FLUSH_WITHIN.saturating_sub(since.elapsed())),
+        };
+        let first = match next {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = flush(&mut wal);
+                unflushed = None;
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                if unflushed.is_some() {
+                    let _ = flush(&mut wal);
+                }
+                break;
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -422,7 +464,7 @@ fn write_loop(conn: Connection, mut wal: WalFile, rx: mpsc::Receiver<WriteJob>) 
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = exec(&conn, "BEGIN IMMEDIATE") {
             let message = e.to_string();
             for job in batch {
                 let _ = job.reply.send(Err(message.clone().into()));
@@ -434,8 +476,8 @@ fn write_loop(conn: Connection, mut wal: WalFile, rx: mpsc::Receiver<WriteJob>) 
             let result = run_in_savepoint(&conn, job.op);
             answers.push((job.flush, job.reply, result));
         }
-        if let Err(e) = conn.execute_batch("COMMIT") {
-            let _ = conn.execute_batch("ROLLBACK");
+        if let Err(e) = exec(&conn, "COMMIT") {
+            let _ = exec(&conn, "ROLLBACK");
             for (_, reply, _) in answers {
                 let _ = reply.send(Err(format!("commit failed: {e}").into()));
             }
@@ -450,10 +492,12 @@ fn write_loop(conn: Connection, mut wal: WalFile, rx: mpsc::Receiver<WriteJob>) 
                 Flush::BeforeAnswer => after_flush.push((reply, result)),
             }
         }
-        let flushed = wal.flush();
-        if let Err(e) = &flushed {
-            tracing::error!(error = %e, "cannot flush the database's log to disk");
+        if after_flush.is_empty() && unflushed.is_none_or(|at| at.elapsed() < FLUSH_WITHIN) {
+            unflushed.get_or_insert_with(std::time::Instant::now);
+            continue;
         }
+        let flushed = flush(&mut wal);
+        unflushed = None;
         for (reply, result) in after_flush {
             let _ = reply.send(match &flushed {
                 Ok(()) => result,
@@ -464,7 +508,7 @@ fn write_loop(conn: Connection, mut wal: WalFile, rx: mpsc::Receiver<WriteJob>) 
 }
 
 fn run_in_savepoint(conn: &Connection, op: WriteOp) -> Result<bool, DbError> {
-    conn.execute_batch("SAVEPOINT op")?;
+    exec(conn, "SAVEPOINT op")?;
     // A panic in one write (a bug) fails that write only: the writer thread, and
     // every write after it, goes on.
     let outcome = match crate::guard::catch_sync(|| op(conn)) {
@@ -473,11 +517,11 @@ fn run_in_savepoint(conn: &Connection, op: WriteOp) -> Result<bool, DbError> {
     };
     match outcome {
         Ok(applied) => {
-            conn.execute_batch("RELEASE op")?;
+            exec(conn, "RELEASE op")?;
             Ok(applied)
         }
         Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK TO op; RELEASE op");
+            let _ = exec(conn, "ROLLBACK TO op").and_then(|()| exec(conn, "RELEASE op"));
             Err(e)
         }
     }
