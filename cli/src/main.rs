@@ -1,8 +1,5 @@
 //! `hookflow`: run webhook workflows locally, validate definitions, read executions.
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod deploy;
 mod dlq;
 mod executions;

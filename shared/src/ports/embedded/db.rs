@@ -105,9 +105,8 @@ pub enum Flush {
     /// idempotency claim) survives a power loss.
     BeforeAnswer,
     /// Committed before the write returns, so a killed process keeps it; on disk
-    /// right after, with the next write that must be, and within [`FLUSH_WITHIN`]
-    /// (10 ms) at the latest. A sync run's record: its caller waits for the run,
-    /// not for the disk.
+    /// right after, with its batch (one fsync later: about a millisecond here). A
+    /// sync run's record: its caller waits for the run, not for the disk.
     AfterAnswer,
 }
 
@@ -413,11 +412,6 @@ impl WalFile {
     }
 }
 
-/// The longest a commit of writes answered before their flush waits for it (when
-/// no write that must be flushed first comes meanwhile): what a power cut can
-/// lose of them.
-const FLUSH_WITHIN: Duration = Duration::from_millis(10);
-
 /// Runs one of the writer's own statements (begin, commit, savepoints), prepared
 /// once: they run several times per batch.
 fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
@@ -426,37 +420,9 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 
 /// Takes every write that is waiting, runs each in its own savepoint (one failing
 /// write does not undo the others), commits once, answers the writes that may be
-/// flushed after their answer, fsyncs the log (or, when no other write waits for it,
-/// within [`FLUSH_WITHIN`]), then answers the others.
+/// flushed after their answer, fsyncs the log, then answers the others.
 fn write_loop(conn: Connection, mut wal: WalFile, rx: mpsc::Receiver<WriteJob>) {
-    // When a commit not yet flushed was made.
-    let mut unflushed: Option<std::time::Instant> = None;
-    let flush = |wal: &mut WalFile| {
-        let flushed = wal.flush();
-        if let Err(e) = &flushed {
-            tracing::error!(error = %e, "cannot flush the database's log to disk");
-        }
-        flushed
-    };
-    loop {
-        let next = match unflushed {
-            None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
-            Some(since) => rx.recv_timeout(FLUSH_WITHIN.saturating_sub(since.elapsed())),
-        };
-        let first = match next {
-            Ok(job) => job,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = flush(&mut wal);
-                unflushed = None;
-                continue;
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                if unflushed.is_some() {
-                    let _ = flush(&mut wal);
-                }
-                break;
-            }
-        };
+    while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -492,12 +458,10 @@ fn write_loop(conn: Connection, mut wal: WalFile, rx: mpsc::Receiver<WriteJob>) 
                 Flush::BeforeAnswer => after_flush.push((reply, result)),
             }
         }
-        if after_flush.is_empty() && unflushed.is_none_or(|at| at.elapsed() < FLUSH_WITHIN) {
-            unflushed.get_or_insert_with(std::time::Instant::now);
-            continue;
+        let flushed = wal.flush();
+        if let Err(e) = &flushed {
+            tracing::error!(error = %e, "cannot flush the database's log to disk");
         }
-        let flushed = flush(&mut wal);
-        unflushed = None;
         for (reply, result) in after_flush {
             let _ = reply.send(match &flushed {
                 Ok(()) => result,
