@@ -767,6 +767,7 @@ fn run(id: &str) -> RunMessage {
         gather: None,
         flow: None,
         sealed: None,
+        sent_once: true,
     }
 }
 

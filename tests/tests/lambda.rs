@@ -313,6 +313,7 @@ async fn a_run_returned_while_the_table_is_down_comes_back_within_seconds() {
         gather: None,
         flow: None,
         sealed: None,
+        sent_once: true,
     };
     stack.queue.enqueue(&run).await.unwrap();
     let got = stack
@@ -532,6 +533,7 @@ async fn a_wake_up_that_comes_before_its_time_is_chained() {
         gather: None,
         flow: None,
         sealed: None,
+        sent_once: true,
     };
     let batch = hookflow_worker::handle(
         &stack.app,
@@ -632,6 +634,7 @@ async fn an_async_child_that_waits_pauses_its_parent_on_dynamodb_and_sqs() {
         gather: None,
         flow: None,
         sealed: None,
+        sent_once: true,
     };
     let mut bodies = vec![serde_json::to_string(&run).unwrap()];
     let started = std::time::Instant::now();

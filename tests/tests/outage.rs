@@ -378,6 +378,7 @@ fn run_message(id: &str) -> RunMessage {
         gather: None,
         flow: None,
         sealed: None,
+        sent_once: true,
     }
 }
 
@@ -482,4 +483,36 @@ async fn a_record_the_store_refuses_ends_the_run_error_after_one_begin() {
     let e = app.store.execution(id).await.unwrap().unwrap();
     assert_eq!(e.status, ExecutionStatus::Error);
     assert!(e.jobs.iter().all(|j| j.result.is_null()), "{:?}", e.jobs);
+}
+
+/// `hookflow serve`'s queue puts a delivery back after an outage without counting
+/// it as an attempt; it may follow one that ran the nodes and could not record
+/// their end, so it is begun first and counts begins: one begun twice before is
+/// given up, not run a third time.
+#[tokio::test]
+async fn a_delivery_put_back_after_an_outage_is_begun_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _store, _queue) = setup(dir.path()).await;
+    begun(&app, "run-w", 2).await;
+    let delivery = hookflow::ports::Delivery {
+        receipt: "run-w".into(),
+        body: serde_json::to_string(&run_message("run-w")).unwrap(),
+        attempt: 1,
+        waits: 1,
+        ordered: false,
+    };
+    assert_eq!(
+        app.worker.process_delivery(&delivery).await,
+        Processed::Done
+    );
+    let w = app.store.execution("run-w").await.unwrap().unwrap();
+    assert_eq!(w.status, ExecutionStatus::Error);
+    assert!(
+        w.output["error"]
+            .as_str()
+            .unwrap()
+            .contains("begun 2 times"),
+        "{}",
+        w.output
+    );
 }

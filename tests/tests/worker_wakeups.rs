@@ -164,6 +164,7 @@ async fn a_retried_start_looks_at_the_children_of_the_pause_it_finds() {
         gather: None,
         flow: None,
         sealed: None,
+        sent_once: true,
     };
     assert_eq!(process(&app, &start).await, Processed::Done);
     assert_one_child_wake_up(&queue).await;

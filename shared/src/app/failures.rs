@@ -78,6 +78,7 @@ pub async fn after_final_save(
         gather: None,
         flow: None,
         sealed: None,
+        sent_once: false,
     };
     queue.enqueue(&message).await?;
     Ok(())

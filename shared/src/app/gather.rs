@@ -306,6 +306,7 @@ impl Gather<'_> {
             context_at: None,
             sealed: None,
             gather: None,
+            sent_once: false,
         };
         self.queue.enqueue(&run).await?;
         let kind = kind_name(ticket.kind);

@@ -119,6 +119,7 @@ pub async fn replay(
         // asked: a replay runs what was kept, whatever ran since).
         flow: crate::app::lanes::ticket(&workflow, &original.context),
         sealed: None,
+        sent_once: false,
     };
     let (id, replay_id) = (&original.id, &message.execution_id);
     if !store.mark_replay(id, replay_id, once).await? {

@@ -24,9 +24,10 @@ use crate::time::now_rfc3339;
 /// so nothing stays `started` forever. Two: a run whose begin coincided with a
 /// process death gets one more chance (the death may have been another run's), and
 /// a run that takes its process down each time does so once more, not four times.
-/// Deliveries that found the store unavailable never began the run and do not count.
-/// A first delivery records its begin only after [`SHOWN_AFTER`], so a run that
-/// takes its process down sooner than that does so once more before this counts.
+/// Deliveries that found the store unavailable before the run began do not count.
+/// A webhook accept's first delivery records its begin only after [`SHOWN_AFTER`],
+/// so a run that takes its process down sooner than that does so once more before
+/// this counts.
 pub const MAX_BEGINS: u32 = 2;
 
 /// How long a first delivery's run goes unrecorded: one that ends sooner is
@@ -115,8 +116,23 @@ impl Worker {
         }
     }
 
-    /// Runs one delivered message to a recorded execution (or a recorded pause).
+    /// Runs a delivery of a queue that counts every receive as an attempt (SQS).
     pub async fn process(&self, body: &str, attempt: u32) -> Processed {
+        self.process_as(body, attempt, attempt <= 1).await
+    }
+
+    /// Runs a delivery, which may have been put back without counting
+    /// (`hookflow serve`'s queue after an outage): only one never handed out
+    /// before is a first delivery.
+    pub async fn process_delivery(&self, delivery: &Delivery) -> Processed {
+        let first = delivery.attempt <= 1 && delivery.waits == 0;
+        self.process_as(&delivery.body, delivery.attempt, first)
+            .await
+    }
+
+    /// Runs one delivered message to a recorded execution (or a recorded pause);
+    /// `first` when no delivery of it can have been handed out before.
+    async fn process_as(&self, body: &str, attempt: u32, first: bool) -> Processed {
         let mut message: RunMessage = match serde_json::from_str(body) {
             Ok(m) => m,
             Err(e) => return Processed::Poison(format!("not a run message: {e}")),
@@ -163,7 +179,7 @@ impl Worker {
         let done = crate::guard::catch(async {
             match &message.wake {
                 Some(reason) => self.wake(&message, reason, attempt).await,
-                None => self.start(&message, opened, attempt).await,
+                None => self.start(&message, opened, first).await,
             }
         })
         .await;
@@ -352,9 +368,9 @@ impl Worker {
         &self,
         message: &RunMessage,
         opened: Option<Opened>,
-        attempt: u32,
+        first: bool,
     ) -> Result<(), AppError> {
-        let stands = self.start_once(message, opened, attempt).await?;
+        let stands = self.start_once(message, opened, first).await?;
         if stands {
             // Recorded, ended or paused, with its context: a redelivery stands on
             // the record.
@@ -369,7 +385,7 @@ impl Worker {
         &self,
         message: &RunMessage,
         opened: Option<Opened>,
-        attempt: u32,
+        first: bool,
     ) -> Result<bool, AppError> {
         // Cached once read: a warm worker reads no version.
         let workflow = self
@@ -415,12 +431,12 @@ impl Worker {
         execution.idempotency_key = message.idempotency_key.clone();
         execution.replay_of = message.replay_of.clone();
         execution.on_failure_of = message.on_failure_of.clone();
-        // A first delivery writes nothing before its run ends (or has run for
-        // SHOWN_AFTER): one write for a run that ends at once. A delivery after the
-        // first (its queue counts a receiver that died as a delivery) begins it
-        // first, in one call: its `started` record is written, or the record
+        // A webhook accept's first delivery writes nothing before its run ends (or
+        // has run for SHOWN_AFTER): one write for a run that ends at once. Any
+        // other delivery (its queue counts a receiver that died as one) begins the
+        // run first, in one call: its `started` record is written, or the record
         // already there comes back.
-        let first = attempt <= 1;
+        let first = first && message.sent_once;
         if !first && let Some(existing) = self.store.begin_execution(&execution).await? {
             // Finished, or paused with its wake-up sent: this is a duplicate
             // delivery, or a retry of one whose look at its children failed after
@@ -624,6 +640,15 @@ impl Worker {
         }?;
         if !saved {
             tracing::info!(execution_id = %execution.id, "another delivery recorded this run first");
+            // What follows that delivery's save (a failure workflow's start, a
+            // parent's look at its children) may not have happened: its process
+            // died, or a send failed. Made sure of here, on the record it saved.
+            if token.is_none()
+                && let Some(existing) = self.store.execution(&execution.id).await?
+                && left_running(&existing)
+            {
+                return self.wakeups.after_worker_save(&existing).await;
+            }
             return Ok(());
         }
         count_recorded(self.telemetry.as_ref(), execution);
@@ -757,7 +782,7 @@ pub async fn run_queue(
 }
 
 async fn settle(worker: &Worker, queue: &dyn Queue, delivery: &Delivery) {
-    let processed = worker.process(&delivery.body, delivery.attempt).await;
+    let processed = worker.process_delivery(delivery).await;
     // The same waits as the worker Lambda's: one rule.
     let wait = processed.returned_after(delivery).unwrap_or_default();
     let outcome = match processed {

@@ -234,6 +234,13 @@ pub struct RunMessage {
     /// `options.batch`), or the check of a gathering.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gather: Option<super::GatherTicket>,
+    /// A webhook's accept: its execution id was made for this message, which
+    /// hookflow sends once, so only the queue can deliver it twice. Its first
+    /// delivery writes nothing before the run ends (app/worker.rs). Any other
+    /// start (a failure workflow's, a gathering's run, a replay) may be sent again
+    /// by a retried step, and is begun first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sent_once: bool,
 }
 
 impl RunMessage {
@@ -257,6 +264,7 @@ impl RunMessage {
             gather: None,
             flow: None,
             sealed: None,
+            sent_once: false,
         }
     }
 

@@ -207,7 +207,8 @@ impl Database {
             .and_then(|()| upgrade_queue(&writer))
             .map_err(|e| format!("cannot prepare {}: {e}", path.display()))?;
         let (writes, rx) = mpsc::channel();
-        let wal = WalFile::of(&path);
+        // The file SQLite opened (a symlink resolved), whose log is beside it.
+        let wal = WalFile::of(writer.path().map_or(path.as_path(), Path::new));
         let writer = std::thread::Builder::new()
             .name("hookflow-db-writer".into())
             .spawn(move || write_loop(writer, wal, rx))
@@ -404,11 +405,7 @@ impl WalFile {
         if self.file.is_none() {
             self.file = Some(std::fs::File::open(&self.path)?);
         }
-        let synced = self.file.as_ref().map_or(Ok(()), std::fs::File::sync_data);
-        if synced.is_err() {
-            self.file = None;
-        }
-        synced
+        self.file.as_ref().map_or(Ok(()), std::fs::File::sync_data)
     }
 }
 
@@ -460,13 +457,20 @@ fn write_loop(conn: Connection, mut wal: WalFile, rx: mpsc::Receiver<WriteJob>) 
         }
         let flushed = wal.flush();
         if let Err(e) = &flushed {
-            tracing::error!(error = %e, "cannot flush the database's log to disk");
+            tracing::error!(error = %e, "cannot flush the database's log to disk: no more writes are taken; restart once the disk is sound");
         }
         for (reply, result) in after_flush {
             let _ = reply.send(match &flushed {
                 Ok(()) => result,
                 Err(e) => Err(format!("the write could not be flushed to disk: {e}").into()),
             });
+        }
+        // After a failed fsync the kernel may have dropped the pages and clears
+        // the error: a later fsync succeeding would not make them durable. Every
+        // write from here fails ("the database writer has stopped"), as
+        // PostgreSQL stops, rather than acknowledge what may not be on disk.
+        if flushed.is_err() {
+            break;
         }
     }
 }

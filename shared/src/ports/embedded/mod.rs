@@ -1,4 +1,5 @@
-//! The embedded adapters: one SQLite file (WAL, `synchronous=FULL`) holds workflows,
+//! The embedded adapters: one SQLite file (WAL, fsync'd by its writer after each
+//! commit, db.rs) holds workflows,
 //! executions and the queue, so `hookflow serve` needs nothing installed and a
 //! restart loses nothing.
 //!

@@ -192,6 +192,7 @@ fn async_message(
         },
         gather,
         sealed: None,
+        sent_once: true,
     }
 }
 
