@@ -105,7 +105,7 @@ pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
 /// Runs one delivery; one that comes back is made visible again after a growing
 /// wait.
 async fn run_one(worker: &Worker, queue: &dyn Queue, id: &str, delivery: &Delivery) -> Processed {
-    let processed = worker.process(&delivery.body, delivery.attempt).await;
+    let processed = worker.process_delivery(delivery).await;
     if let Some(wait) = processed.returned_after(delivery) {
         shorten_wait(queue, id, delivery, wait).await;
     }

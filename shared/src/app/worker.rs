@@ -116,14 +116,16 @@ impl Worker {
         }
     }
 
-    /// Runs a delivery of a queue that counts every receive as an attempt (SQS).
+    /// Runs a message delivered for the `attempt`th time, counting every
+    /// receive ([`Worker::process_delivery`] with no uncounted waits).
     pub async fn process(&self, body: &str, attempt: u32) -> Processed {
         self.process_as(body, attempt, attempt <= 1).await
     }
 
-    /// Runs a delivery, which may have been put back without counting
-    /// (`hookflow serve`'s queue after an outage): only one never handed out
-    /// before is a first delivery.
+    /// Runs a delivery, as `hookflow serve`'s queue and the worker Lambda hand it
+    /// out. Only one never handed out before is a first delivery: SQS counts
+    /// every receive in `attempt`; serve's queue puts one back after an outage
+    /// without counting it, in `waits`.
     pub async fn process_delivery(&self, delivery: &Delivery) -> Processed {
         let first = delivery.attempt <= 1 && delivery.waits == 0;
         self.process_as(&delivery.body, delivery.attempt, first)

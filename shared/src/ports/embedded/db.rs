@@ -229,29 +229,30 @@ impl Database {
 
     /// Runs a write; returns once it is committed, and on disk when `flush` says.
     pub async fn write_as(&self, flush: Flush, op: WriteOp) -> Result<bool, DbError> {
+        self.submit(flush, op)?
+            .await
+            .map_err(|_| DbError::from("the database writer has stopped".to_string()))?
+    }
+
+    /// Hands a write to the writer thread; its answer comes on the receiver.
+    fn submit(
+        &self,
+        flush: Flush,
+        op: WriteOp,
+    ) -> Result<oneshot::Receiver<Result<bool, DbError>>, DbError> {
         let (reply, done) = oneshot::channel();
         self.writes
             .as_ref()
             .ok_or_else(|| DbError::from("the database is closed".to_string()))?
             .send(WriteJob { op, flush, reply })
             .map_err(|_| DbError::from("the database writer has stopped".to_string()))?;
-        done.await
-            .map_err(|_| DbError::from("the database writer has stopped".to_string()))?
+        Ok(done)
     }
 
     /// Runs a write and waits for its commit on this thread, where nothing can be
     /// awaited (a queue giving its runs back as it is dropped).
     pub fn write_now(&self, op: WriteOp) -> Result<bool, DbError> {
-        let (reply, mut done) = oneshot::channel();
-        self.writes
-            .as_ref()
-            .ok_or_else(|| DbError::from("the database is closed".to_string()))?
-            .send(WriteJob {
-                op,
-                flush: Flush::BeforeAnswer,
-                reply,
-            })
-            .map_err(|_| DbError::from("the database writer has stopped".to_string()))?;
+        let mut done = self.submit(Flush::BeforeAnswer, op)?;
         loop {
             match done.try_recv() {
                 Ok(result) => return result,
