@@ -400,4 +400,43 @@ mod tests {
                 .contains("paused run's state")
         );
     }
+
+    fn packed(bytes: &[u8]) -> Item {
+        use base64::Engine as _;
+        let packed = miniz_oxide::deflate::compress_to_vec(bytes, 6);
+        let packed = base64::engine::general_purpose::STANDARD.encode(packed);
+        Item::from_iter([("recordZ".to_string(), json!({ "B": packed }))])
+    }
+
+    /// A record is kept deflated when that is smaller, and reads back whole.
+    #[test]
+    fn a_record_is_kept_deflated_and_reads_back_whole() {
+        let text = serde_json::to_string(&execution(vec![json!({"n": "x".repeat(500)})])).unwrap();
+        let (name, value) = record_attribute(text.clone());
+        assert_eq!(name, "recordZ");
+        let item = Item::from_iter([(name.to_string(), value)]);
+        assert_eq!(record_text(&item).unwrap().as_deref(), Some(text.as_str()));
+        // Small ones stay text.
+        assert_eq!(record_attribute("{}".into()).0, "record");
+    }
+
+    /// What an item's `recordZ` holds is read with bounds: a deflate bomb (1 MB of
+    /// zeros in about a KB), bytes that are no deflate, base64 that is not, and
+    /// text that is not UTF-8 are each refused as unreadable, never inflated whole.
+    #[test]
+    fn a_hostile_record_z_is_refused_unread() {
+        let refused = |item: &Item| match record_text(item) {
+            Err(StoreError::Unreadable { what, .. }) => what,
+            other => panic!("not refused: {:?}", other.map(|t| t.map(|t| t.len()))),
+        };
+        let bomb = packed(&vec![0u8; 1 << 20]);
+        assert!(bomb["recordZ"]["B"].as_str().unwrap().len() < 4_096);
+        assert_eq!(refused(&bomb), "recordZ");
+        let noise = Item::from_iter([("recordZ".to_string(), json!({"B": "bm90IGRlZmxhdGU="}))]);
+        assert_eq!(refused(&noise), "recordZ");
+        let not_base64 = Item::from_iter([("recordZ".to_string(), json!({"B": "%%%"}))]);
+        assert_eq!(refused(&not_base64), "recordZ");
+        assert_eq!(refused(&packed(&[0xff, 0xfe, 0x00])), "recordZ");
+        assert!(record_text(&Item::new()).unwrap().is_none());
+    }
 }
